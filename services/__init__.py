@@ -1,0 +1,1 @@
+"""Vigil's gRPC services: `common` (shared server runtime), `workflow`, `security`."""

@@ -1,0 +1,173 @@
+"""Configuration: frozen pydantic models loaded in one place from YAML plus environment.
+
+Every process defines one root model (a subclass of `ConfigModel`) and calls
+`load_config` once at start-up. Nothing deeper in the code reads files or the
+environment for settings. Errors name the source (file or env var), the field
+path and the bad value on one line, so an operator can fix them without a stack trace.
+
+Environment overrides: ``<PREFIX><FIELD>`` with ``__`` between nesting levels, e.g.
+``VIGIL_WORKFLOW_SERVER__PORT=6000``. Values are parsed as YAML scalars/flow
+collections (``6000`` is an int, ``true`` a bool, ``[a, b]`` a list).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["ConfigError", "ConfigModel", "ServerConfig", "TLSConfig", "load_config"]
+
+# A config file larger than this is refused before parsing: configs are small and a
+# huge file is a mistake (or an attack on the YAML parser).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class ConfigError(Exception):
+    """A configuration problem, rendered as one line naming source, field and value."""
+
+    def __init__(self, source: str, field: str, problem: str, value: Any = None) -> None:
+        self.source, self.field, self.problem, self.value = source, field, problem, value
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        where = f"{source}: {field}" if field else source
+        tail = f" (got {shown})" if value is not None else ""
+        super().__init__(f"{where}: {problem}{tail}")
+
+
+class ConfigModel(BaseModel):
+    """Base for config sections: immutable, unknown keys rejected, field docstrings kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class TLSConfig(ConfigModel):
+    """Optional TLS for a listening port; mTLS when ``client_ca_file`` is set."""
+
+    cert_file: Path
+    """PEM certificate chain presented by the server."""
+    key_file: Path
+    """PEM private key of ``cert_file``."""
+    client_ca_file: Path | None = None
+    """PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."""
+
+
+class ServerConfig(ConfigModel):
+    """Settings every gRPC server shares (bootstrap in `services.common.serve`)."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; ``0.0.0.0`` or ``[::]`` to listen on all interfaces."""
+    port: int = Field(default=0, ge=0, le=65535)
+    """TCP port; 0 picks a free port (tests)."""
+    grace_period_s: float = Field(default=10.0, ge=0, le=600)
+    """How long shutdown waits for in-flight RPCs before cancelling them."""
+    max_message_bytes: int = Field(default=4 << 20, ge=1024, le=64 << 20)
+    """Largest request/response message accepted."""
+    max_concurrent_rpcs: int | None = Field(default=None, ge=1, le=100_000)
+    """Cap on RPCs in progress; beyond it gRPC answers RESOURCE_EXHAUSTED."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of this process's Prometheus ``/metrics`` endpoint; unset disables it."""
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    """Minimum level of the JSON log lines written to stderr."""
+    tls: TLSConfig | None = None
+    """TLS/mTLS for the gRPC port; plaintext when unset."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(source, "", f"file is {size} bytes, larger than {MAX_CONFIG_BYTES}")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(source, "", "is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(source, "", f"{line}{problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "top level must be a mapping of settings", type(data).__name__)
+    return data
+
+
+def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
+    """Return {field path: (env var name, parsed value)} for variables under ``prefix``."""
+    found: dict[tuple[str, ...], tuple[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(prefix) or name == prefix:
+            continue
+        path = tuple(part.lower() for part in name[len(prefix) :].split("__"))
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw  # not YAML: take the text as it is and let validation judge it
+        found[path] = (name, value)
+    return found
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any, source: str) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(source, ".".join(path), f"'{key}' is not a section", child)
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(
+    model: type[M],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env_prefix: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> M:
+    """Load and validate a config model from an optional YAML file and env overrides.
+
+    Args:
+        model: Root config model (extra keys forbidden, so typos are errors).
+        path: YAML file; ``None`` means defaults plus environment only.
+        env_prefix: e.g. ``VIGIL_WORKFLOW_``; empty disables env overrides.
+        environ: Environment to read (defaults to ``os.environ``); tests pass their own.
+
+    Raises:
+        ConfigError: naming the file or env var, the field path and the bad value.
+    """
+    source = str(path) if path is not None else "<defaults>"
+    data = _read_yaml(Path(path)) if path is not None else {}
+    env_sources: dict[tuple[str, ...], str] = {}
+    if env_prefix:
+        for field_path, (var, value) in _env_overrides(env_prefix, environ or os.environ).items():
+            _set_path(data, field_path, value, var)
+            env_sources[field_path] = var
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(str(p) for p in err["loc"])
+        field = ".".join(loc)
+        # Blame the env var when the bad value came from one, otherwise the file.
+        blamed = next((v for p, v in env_sources.items() if loc[: len(p)] == p), source)
+        problem = {"extra_forbidden": "unknown setting"}.get(err["type"], err["msg"])
+        value = err.get("input") if err["type"] != "missing" else None
+        raise ConfigError(blamed, field, problem, value) from None

@@ -1,0 +1,1 @@
+"""Vigil workflow service."""
