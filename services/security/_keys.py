@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Iterable
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_serializer, field_validator
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
@@ -51,6 +51,10 @@ class KeyEntry(ConfigModel):
     @classmethod
     def _parse_level(cls, value: object) -> Level:
         return Level.parse(value)
+
+    @field_serializer("level")
+    def _level_name(self, level: Level) -> str:
+        return level.name  # keys files name levels; numbers would be ambiguous to a reader
 
     @field_validator("hash")
     @classmethod

@@ -60,6 +60,7 @@ _INJECTION_PATTERNS = (
     r"(?:previous|prior|above|earlier|preceding|original|system|initial|existing|safety)?\s*"
     r"(?:instructions?|prompts?|rules|directions|guidelines|directives|context|constraints)",
     r"\bforget\s+(?:everything|all)\b",
+    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+|the\s+|of\s+)*(?:above|previous|prior|preceding)\b",
     r"\byou\s+are\s+now\s+(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|dan|evil|free)",
     r"\bfrom\s+now\s+on,?\s+you\s+(?:are|will|must)\b",
     r"\bact\s+as\s+(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|dan|root|admin|system)",
@@ -71,8 +72,8 @@ _INJECTION_PATTERNS = (
     r"<\|?\s*(?:im_start|im_end|system|endoftext)\s*\|?>",
     r"\[/?inst\]|</?\s*system\s*>|#{2,}\s*(?:system|instruction)",
     r"\bpretend\s+(?:you\s+are|to\s+be)\b|\broleplay\s+as\b",
-    r"\b(?:disable|turn\s+off|remove)\s+(?:your\s+|the\s+|all\s+)*(?:safety|content|security)\s+"
-    r"(?:filters?|guidelines|restrictions|policies|rules|checks)",
+    r"\b(?:disable|turn\s+off|remove|bypass|circumvent|evade)\s+(?:your\s+|the\s+|all\s+)*(?:safety|content|security)\s+"
+    r"(?:filters?|guidelines|guardrails|restrictions|policies|rules|checks)",
     r"\bwithout\s+(?:any\s+)?(?:restrictions|filters|limitations|censorship)\b",
 )
 
