@@ -30,13 +30,7 @@ ENV_PREFIX = "VIGIL_SECURITY_"
 
 
 def _entry_dict(entry: KeyEntry) -> dict[str, object]:
-    return {
-        "id": entry.id,
-        "hash": entry.hash,
-        "subject": entry.subject,
-        "level": entry.level.name,
-        "roles": list(entry.roles),
-    }
+    return entry.model_dump(mode="json")
 
 
 def _write_private(path: Path, text: str) -> None:

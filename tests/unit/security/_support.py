@@ -123,7 +123,7 @@ def https_server(certs: CertFiles, routes: dict[str, Route]) -> Iterator[int]:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(certs.cert, certs.key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield server.server_address[1]
@@ -137,7 +137,8 @@ def body_route(
 ) -> Route:
     def route(h: http.server.BaseHTTPRequestHandler) -> None:
         h.send_response(status)
-        h.send_header("Content-Length", str(len(body) if length is None else length))
+        if length is None or length >= 0:  # a negative length omits the header: body runs until close
+            h.send_header("Content-Length", str(len(body) if length is None else length))
         for k, v in (headers or {}).items():
             h.send_header(k, v)
         h.end_headers()
