@@ -106,6 +106,13 @@ class VerifyResult:
     first_bad_seq: int | None = None
     problems: list[str] = field(default_factory=list)
 
+    def fail(self, seq: int, problem: str) -> None:
+        if self.first_bad_seq is None:
+            self.first_bad_seq = seq
+        if len(self.problems) < 20:
+            self.problems.append(problem)
+        self.ok = False
+
 
 class AuditLog:
     """Append-only, hash-chained audit records in one SQLite file."""
@@ -236,48 +243,57 @@ class AuditLog:
         return records, (str(records[-1].seq) if more and records else "")
 
     def verify(self) -> VerifyResult:
-        """Walk the whole chain and report the first place it breaks (and up to 20 problems)."""
-        result = VerifyResult(ok=True, checked=0)
+        """Walk the whole chain and report the first place it breaks (and up to 20 problems).
 
-        def bad(seq: int, problem: str) -> None:
-            if result.first_bad_seq is None:
-                result.first_bad_seq = seq
-            if len(result.problems) < 20:
-                result.problems.append(problem)
-            result.ok = False
-
-        prev_seq, prev_hash = 0, GENESIS
+        Reads through its own connection (WAL readers do not block the writer), so it may run
+        in a worker thread while requests keep appending.
+        """
         with self._lock:
+            head_seq, head_hash = self._head  # taken first: rows read later can only be newer
+        result = VerifyResult(ok=True, checked=0)
+        if self.path == ":memory:":
+            with self._lock:
+                prev_seq, prev_hash = _walk(self._conn, result)
+        else:
+            reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             try:
-                cursor = self._conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq")
-                for row in cursor:
-                    result.checked += 1
-                    try:
-                        rec = _record(row)
-                        recomputed = rec.expected_hash()
-                    except (TypeError, ValueError):
-                        bad(prev_seq + 1, f"record after seq {prev_seq} has malformed fields")
-                        prev_seq += 1
-                        continue
-                    if rec.seq != prev_seq + 1:
-                        bad(rec.seq, f"records {prev_seq + 1}..{rec.seq - 1} are missing (removed)")
-                    if rec.prev_hash != prev_hash:
-                        bad(
-                            rec.seq,
-                            f"record {rec.seq} does not link to record {prev_seq} (removed or reordered)",
-                        )
-                    if recomputed != rec.hash:
-                        bad(rec.seq, f"record {rec.seq} was modified (hash mismatch)")
-                    prev_seq, prev_hash = rec.seq, rec.hash
-            except sqlite3.Error as exc:
-                bad(prev_seq + 1, f"audit log unreadable after record {prev_seq}: {type(exc).__name__}")
-                return result
-            head_seq, head_hash = self._head
+                prev_seq, prev_hash = _walk(reader, result)
+            finally:
+                reader.close()
         if head_seq > prev_seq:
-            bad(prev_seq + 1, f"records {prev_seq + 1}..{head_seq} were written but are gone (truncated)")
+            result.fail(
+                prev_seq + 1, f"records {prev_seq + 1}..{head_seq} were written but are gone (truncated)"
+            )
         elif head_seq == prev_seq and head_seq and head_hash != prev_hash and result.ok:
-            bad(head_seq, f"record {head_seq} differs from the one this process wrote")
+            result.fail(head_seq, f"record {head_seq} differs from the one this process wrote")
         return result
+
+
+def _walk(conn: sqlite3.Connection, result: VerifyResult) -> tuple[int, str]:
+    """Check every record's hash and link in seq order; returns the last (seq, hash) seen."""
+    prev_seq, prev_hash = 0, GENESIS
+    try:
+        for row in conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):
+            result.checked += 1
+            try:
+                rec = _record(row)
+                recomputed = rec.expected_hash()
+            except (TypeError, ValueError):
+                result.fail(prev_seq + 1, f"record after seq {prev_seq} has malformed fields")
+                prev_seq += 1
+                continue
+            if rec.seq != prev_seq + 1:
+                result.fail(rec.seq, f"records {prev_seq + 1}..{rec.seq - 1} are missing (removed)")
+            if rec.prev_hash != prev_hash:
+                result.fail(
+                    rec.seq, f"record {rec.seq} does not link to record {prev_seq} (removed or reordered)"
+                )
+            if recomputed != rec.hash:
+                result.fail(rec.seq, f"record {rec.seq} was modified (hash mismatch)")
+            prev_seq, prev_hash = rec.seq, rec.hash
+    except sqlite3.Error as exc:
+        result.fail(prev_seq + 1, f"audit log unreadable after record {prev_seq}: {type(exc).__name__}")
+    return prev_seq, prev_hash
 
 
 def _record(row: tuple[Any, ...]) -> AuditRecord:
