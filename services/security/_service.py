@@ -35,6 +35,7 @@ from services.security._findings import Finding, to_violations
 from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
+from services.security._tolerant import MalformedRequests
 
 __all__ = ["SERVICE_NAME", "SecurityServicer", "build"]
 
@@ -271,7 +272,7 @@ async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
     add_log_redactor(_log_redactor)
-    server = VigilServer(config.server, "security")
+    server = VigilServer(config.server, "security", interceptors=[MalformedRequests()])
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, SecurityServicer(core), SERVICE_NAME)
     policy = core.gate.policy
     loop = asyncio.get_running_loop()

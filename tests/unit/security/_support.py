@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import http.server
+import inspect
 import ipaddress
 import ssl
 import threading
@@ -154,6 +155,8 @@ async def eventually(fn: Callable[[], object], timeout: float = 5.0, interval: f
     while True:
         try:
             last = fn()
+            if inspect.isawaitable(last):
+                last = await last
             if last:
                 return last
         except AssertionError as exc:
