@@ -10,6 +10,7 @@ unaudited.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -138,16 +139,68 @@ class AuditLog:
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.execute("PRAGMA busy_timeout=2000")
         self._conn.executescript(_SCHEMA)
-        # Highest (seq, hash) this process has seen; lets verify() notice a truncated tail.
-        self._head: tuple[int, str] = self._last() or (0, GENESIS)
+        # Chain tip (seq, hash): new records link to it, and verify() uses it to notice a
+        # truncated tail. Re-read from the file only when another writer got there first.
+        self._head: tuple[int, str] = self._stored_head()
+        # Records waiting for the next group commit (append_async); only touched on the event loop.
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[AuditRecord]]] = []
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
-    def _last(self) -> tuple[int, str] | None:
-        row = self._conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+    def _stored_head(self) -> tuple[int, str]:
+        try:
+            row = self._conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit log unreadable ({type(exc).__name__}); request refused") from None
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def _prepare(
+        self, action: str, decision: str, subject: str, resource: str, reason: str, request_id: str,
+        details: dict[str, Any] | None,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        """Sanitize and bound one record's fields; (id, ts, ...) without its chain position."""
+        clean_reason, _ = self._redactor.redact(reason)
+        clean_details, _ = self._redactor.redact_value(details or {})
+        details_json = json.dumps(clean_details, sort_keys=True, default=str, ensure_ascii=False)
+        clean_subject, _ = self._redactor.redact(subject[:200])
+        return (uuid.uuid4().hex, self._now(), request_id[:200], clean_subject, action[:100], resource[:500],
+                decision, clean_reason, details_json)  # fmt: skip
+
+    def _write(self, batch: list[tuple[Any, ...]]) -> list[AuditRecord]:
+        """Chain and insert ``batch`` in one transaction: all records are stored, or none and it raises."""
+        with self._lock:
+            for attempt in range(2):
+                head = self._head
+                records = []
+                for prepared in batch:
+                    fields = (head[0] + 1, *prepared, head[1])
+                    h = _digest(fields)
+                    records.append(AuditRecord(*fields, h))
+                    head = (head[0] + 1, h)
+                try:
+                    with self._conn:  # one transaction: committed on success, rolled back on error
+                        self._conn.execute("BEGIN")
+                        self._conn.executemany(
+                            f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            [dataclasses.astuple(r) for r in records],
+                        )
+                except sqlite3.IntegrityError:
+                    if attempt:
+                        raise Unavailable(
+                            "audit log write failed (chain conflict); request refused"
+                        ) from None
+                    # Another writer extended the chain: continue from the stored tip.
+                    self._head = self._stored_head()
+                    continue
+                except sqlite3.Error as exc:
+                    raise Unavailable(
+                        f"audit log write failed ({type(exc).__name__}); request refused"
+                    ) from None
+                self._head = head
+                return records
+        raise AssertionError("unreachable")
 
     def append(
         self,
@@ -165,34 +218,45 @@ class AuditLog:
         Raises:
             Unavailable: the record could not be written; the caller must refuse the decision.
         """
-        clean_reason, _ = self._redactor.redact(reason)
-        clean_details, _ = self._redactor.redact_value(details or {})
-        details_json = json.dumps(clean_details, sort_keys=True, default=str, ensure_ascii=False)
-        subject, _ = self._redactor.redact(subject[:200])
-        request_id, action, resource = request_id[:200], action[:100], resource[:500]
-        rid = uuid.uuid4().hex
-        ts = self._now()
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    seq, prev = self._last() or (0, GENESIS)
-                    seq += 1
-                    fields = (seq, rid, ts, request_id, subject, action, resource, decision, clean_reason,
-                              details_json, prev)  # fmt: skip
-                    h = _digest(fields)
-                    self._conn.execute(
-                        f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (*fields, h)
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise Unavailable(f"audit log write failed ({type(exc).__name__}); request refused") from None
-            if seq > self._head[0]:
-                self._head = (seq, h)
-        return AuditRecord(*fields, h)
+        return self._write([self._prepare(action, decision, subject, resource, reason, request_id, details)])[
+            0
+        ]
+
+    async def append_async(
+        self,
+        *,
+        action: str,
+        decision: str,
+        subject: str = "anonymous",
+        resource: str = "",
+        reason: str = "",
+        request_id: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Like `append`, with group commit: records appended during one event-loop turn share a
+        transaction, so concurrent requests pay for one commit instead of one each. Returns only
+        once the record is stored; raises `Unavailable` (refuse the decision) if it is not.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AuditRecord] = loop.create_future()
+        self._pending.append(
+            (self._prepare(action, decision, subject, resource, reason, request_id, details), future)
+        )
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)  # runs after the callbacks already queued in this turn
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        live = [(prepared, fut) for prepared, fut in batch if not fut.done()]  # skip cancelled callers
+        try:
+            records = self._write([prepared for prepared, _ in live])
+        except Unavailable as exc:
+            for _, fut in live:
+                fut.set_exception(Unavailable(exc.message))
+            return
+        for (_, fut), record in zip(live, records, strict=True):
+            fut.set_result(record)
 
     def list(
         self,
