@@ -13,8 +13,6 @@ import re
 from typing import Any
 
 import grpc
-from vigil.security.v1 import security_pb2 as _pb
-from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
 from services.common import FailedPrecondition, FieldViolation, InvalidArgument, VigilServer, add_log_redactor
 from services.security._audit import AuditFilter
@@ -36,6 +34,8 @@ from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
 from services.security._tolerant import MalformedRequests
+from vigil.security.v1 import security_pb2 as _pb
+from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
 __all__ = ["SERVICE_NAME", "SecurityServicer", "build"]
 

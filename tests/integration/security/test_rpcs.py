@@ -12,10 +12,10 @@ import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from vigil.security.v1 import security_pb2 as pb
 
+from tests.conftest import eventually
 from tests.integration.security.conftest import Stack
-from tests.unit.security._support import eventually
+from vigil.security.v1 import security_pb2 as pb
 
 
 def violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
