@@ -31,11 +31,12 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from services.common import ConfigModel, PermissionDenied
+from services.common import ConfigModel, PermissionDenied, get_logger
 from services.security._principal import Level, Principal
 
 __all__ = ["Decision", "Policy", "PolicyError", "PolicyStore", "Rule"]
 
+_log = get_logger("vigil.security.policy")
 _MAX_POLICY_BYTES = 1 << 20
 _CACHE_LIMIT = 4096
 
@@ -218,10 +219,14 @@ class PolicyStore:
             new = self._load()
         except PolicyError as exc:
             self.last_error = str(exc)
+            _log.error("policy reload failed; keeping the previous policy: %s", exc)
             return False
         self._policy = new  # the single atomic swap: readers see old or new, never a mixture
         self.last_error = None
         self.reloads += 1
+        _log.info(
+            "policy reloaded from %s (%d rules)", self.path, len(new.rules), extra={"reloads": self.reloads}
+        )
         return True
 
     def reload_if_changed(self) -> bool:

@@ -9,6 +9,7 @@ RetryInfo details) in one place.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from typing import Any
 
@@ -272,10 +273,16 @@ def _log_redactor(text: str) -> str:
     return redact(text)[0]
 
 
+@functools.cache
+def _install_log_redaction() -> None:
+    """Route every log line of this process through `redact` (once, however many servers are built)."""
+    add_log_redactor(_log_redactor)
+
+
 async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
-    add_log_redactor(_log_redactor)
+    _install_log_redaction()
     server = VigilServer(config.server, "security", interceptors=[MalformedRequests()])
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, SecurityServicer(core), SERVICE_NAME)
     policy = core.gate.policy
