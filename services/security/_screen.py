@@ -197,7 +197,11 @@ class Screener:
         if not decision.allowed:
             await record(False, decision.reason)
             raise PermissionDenied(decision.reason)
-        findings = self._findings(req)
+        try:
+            findings = self._findings(req)
+        except InvalidArgument as exc:  # a bad schema or root name is a refusal too: audit it
+            await record(False, f"invalid request: {exc.message}")
+            raise
         blocking = [f for f in findings if f.blocking]
         if blocking:
             codes = sorted({f.code for f in blocking})

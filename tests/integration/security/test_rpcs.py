@@ -13,8 +13,10 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from services.security import sha256_file
 from tests.conftest import eventually
 from tests.integration.security.conftest import Stack
+from tests.unit.security._support import CertFiles, body_route, https_server
 from vigil.security.v1 import security_pb2 as pb
 
 
@@ -295,3 +297,32 @@ async def test_policy_reload_while_serving(stack: Stack) -> None:
         return True
 
     await eventually(allowed)
+
+
+async def test_fetch_artifact_over_https(start_stack: Any, certs: CertFiles) -> None:
+    payload = os.urandom(100_000)
+    digest = hashlib.sha256(payload).hexdigest()
+    with https_server(certs, {"/model.bin": body_route(payload)}) as port:
+        stack = await start_stack(
+            downloads={"allowed_hosts": [f"localhost:{port}"], "ca_file": str(certs.ca)}
+        )
+        md = stack.auth("ops")
+        url = f"https://localhost:{port}/model.bin"
+        ok = await stack.stub.FetchArtifact(
+            pb.FetchArtifactRequest(url=url, expected_sha256=digest, dest_name="model.bin"), metadata=md
+        )
+        assert ok.sha256 == digest and ok.size_bytes == len(payload)
+        assert ok.path == str((stack.tmp / "artifacts" / "model.bin").resolve())
+        assert sha256_file(stack.tmp / "artifacts" / "model.bin")[0] == digest
+        err = await fails(
+            stack.stub.FetchArtifact(
+                pb.FetchArtifactRequest(url=url, expected_sha256="0" * 64, dest_name="other.bin"), metadata=md
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        assert "nothing stored" in (err.details() or "")
+        assert not (stack.tmp / "artifacts" / "other.bin").exists()
+    events = await stack.stub.ListAuditEvents(
+        pb.ListAuditEventsRequest(action="artifact.fetch"), metadata=stack.auth("admin")
+    )
+    assert [e.decision for e in events.events if e.resource] == [pb.DECISION_DENY, pb.DECISION_ALLOW]

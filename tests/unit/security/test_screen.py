@@ -143,10 +143,13 @@ async def test_malformed_requests(env: dict, kwargs: dict) -> None:  # type: ign
         await env["core"].screener.screen(req(env["user"], **kwargs))
 
 
-async def test_bad_schema_is_invalid_argument(env: dict) -> None:  # type: ignore[type-arg]
+async def test_bad_schema_is_invalid_argument_and_audited(env: dict) -> None:  # type: ignore[type-arg]
+    core: SecurityCore = env["core"]
     with pytest.raises(InvalidArgument) as exc:
-        await env["core"].screener.screen(req(env["user"], params_schema={"type": 12}))
+        await core.screener.screen(req(env["user"], params_schema={"type": 12}))
     assert exc.value.violations[0].field == "params_schema"
+    (rec,), _ = core.audit.list(page_size=1)
+    assert rec.decision == "DENY" and "params_schema" in rec.reason
 
 
 async def test_rate_limit(env: dict) -> None:  # type: ignore[type-arg]
