@@ -67,3 +67,22 @@ async def test_dev_token_sighup_reload_and_sigterm(spawn, tmp_path: Path) -> Non
     assert proc.popen.wait(15) == 0
     _, err = proc.popen.communicate(timeout=5)
     assert token not in "".join(proc.lines) + err
+
+
+def test_unusable_policy_exits_2_with_one_line(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "policy.yaml").write_text("rules: [{match: 'x:*', min_level: ROOT}]\n")
+    cfg = tmp_path / "security.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"port": 0},
+                "policy_file": str(tmp_path / "policy.yaml"),
+                "audit": {"db_path": str(tmp_path / "audit.db")},
+            }
+        )
+    )
+    proc = spawn("-m", "services.security", "--config", str(cfg))
+    _, err = proc.popen.communicate(timeout=30)
+    assert proc.popen.returncode == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "policy_file" in lines[0] and "ROOT" in lines[0], err
