@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -326,3 +327,30 @@ async def test_fetch_artifact_over_https(start_stack: Any, certs: CertFiles) -> 
         pb.ListAuditEventsRequest(action="artifact.fetch"), metadata=stack.auth("admin")
     )
     assert [e.decision for e in events.events if e.resource] == [pb.DECISION_DENY, pb.DECISION_ALLOW]
+
+
+async def test_no_request_fails_while_the_policy_flips(stack: Stack) -> None:
+    """Reloads swap the policy atomically: every in-flight Screen gets a clean allow or deny."""
+    path = stack.tmp / "policy.yaml"
+    allow = "rules: [{match: 'workflow.start:*', min_level: AUTHENTICATED}]"
+    deny = "rules: [{match: 'workflow.start:*', min_level: ADMIN}]"
+    codes: list[grpc.StatusCode] = []
+
+    async def client() -> None:
+        for _ in range(40):
+            try:
+                await stack.stub.Screen(screen_req(stack.tokens["user"]))
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as err:
+                codes.append(err.code())
+
+    async def flipper() -> None:
+        for i in range(20):
+            tmp = path.with_suffix(f".{i}")
+            tmp.write_text(deny if i % 2 == 0 else allow)
+            os.replace(tmp, path)
+            await asyncio.sleep(0.01)  # pace the flips; correctness does not depend on it
+
+    await asyncio.gather(flipper(), *(client() for _ in range(4)))
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.PERMISSION_DENIED}
+    assert len(codes) == 160
