@@ -54,7 +54,8 @@ def _request_id(given: str, context: grpc.aio.ServicerContext) -> str:
     rid = given or next((str(v) for k, v in context.invocation_metadata() or () if k == "x-request-id"), "")
     if not _REQUEST_ID.match(rid):
         raise InvalidArgument(
-            "bad request_id", [FieldViolation("request_id", "1-128 printable ASCII", "BAD_ID")]
+            "bad request_id",
+            [FieldViolation("request_id", "at most 128 printable ASCII characters, no spaces", "BAD_ID")],
         )
     return rid
 

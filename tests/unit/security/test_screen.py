@@ -142,9 +142,12 @@ async def test_trajectory_fields(env: dict) -> None:  # type: ignore[type-arg]
         {"path_fields": ["x"] * 100},
     ],
 )
-async def test_malformed_requests(env: dict, kwargs: dict) -> None:  # type: ignore[type-arg]
+async def test_malformed_requests_are_refused_and_audited(env: dict, kwargs: dict) -> None:  # type: ignore[type-arg]
+    core: SecurityCore = env["core"]
     with pytest.raises(InvalidArgument):
-        await env["core"].screener.screen(req(env["user"], **kwargs))
+        await core.screener.screen(req(env["user"], **kwargs))
+    (rec,), _ = core.audit.list(page_size=1)
+    assert (rec.decision, rec.reason, rec.subject) == ("DENY", "malformed screen request", "alice")
 
 
 async def test_bad_schema_is_invalid_argument_and_audited(env: dict) -> None:  # type: ignore[type-arg]
