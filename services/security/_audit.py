@@ -163,6 +163,8 @@ class AuditLog:
         # truncated tail. Re-read from the file only when another writer got there first.
         self._head: tuple[int, str] = self._stored_head()
         self._committer: GroupCommitter[_Prepared, AuditRecord] | None = None  # started on first use
+        self.write_ok = True
+        """False after a failed write until a write or `probe` succeeds (drives the health status)."""
 
     def close(self) -> None:
         """Flush queued group-commit records, then close the database."""
@@ -170,6 +172,25 @@ class AuditLog:
             self._committer.close()
         with self._lock:
             self._conn.close()
+
+    def probe(self) -> bool:
+        """Check that a record could be written now, without writing one (insert, then roll back)."""
+        dummy = (-1, "probe", 0.0, "", "", "", "", "", "", "{}", GENESIS, "")
+        with self._lock:
+            try:
+                self._conn.execute("SAVEPOINT probe")
+                try:
+                    self._conn.execute(
+                        f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", dummy
+                    )
+                finally:
+                    self._conn.execute("ROLLBACK TO probe")
+                    self._conn.execute("RELEASE probe")
+            except sqlite3.Error:
+                self.write_ok = False
+                return False
+        self.write_ok = True
+        return True
 
     def _stored_head(self) -> tuple[int, str]:
         try:
@@ -215,10 +236,12 @@ class AuditLog:
                     self._head = self._stored_head()
                     continue
                 except sqlite3.Error as exc:
+                    self.write_ok = False
                     raise Unavailable(
                         f"audit log write failed ({type(exc).__name__}); request refused"
                     ) from None
                 self._head = head
+                self.write_ok = True
                 return records
         raise AssertionError("unreachable")
 

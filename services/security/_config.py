@@ -28,6 +28,8 @@ class AuditConfig(ConfigModel):
     """SQLite file of the hash-chained audit log (created if missing)."""
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
+    health_probe_s: float = Field(default=1.0, gt=0, le=600)
+    """How often writability is probed; the service is NOT_SERVING while records cannot be written."""
 
 
 class SecurityConfig(ConfigModel):

@@ -32,6 +32,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from services.common import ConfigModel, PermissionDenied, get_logger
+from services.security._periodic import every
 from services.security._principal import Level, Principal
 
 __all__ = ["Decision", "Policy", "PolicyError", "PolicyStore", "Rule"]
@@ -237,12 +238,7 @@ class PolicyStore:
 
     async def watch(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         """Poll the file for changes until ``stop`` is set (portable, unlike inotify)."""
-        while not stop.is_set():
-            self.reload_if_changed()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                continue
+        await every(stop, interval_s, self.reload_if_changed)
 
     def install_sighup(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Reload on SIGHUP. Returns False where signals cannot be installed (non-main thread)."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from grpc_health.v1.health_pb2 import HealthCheckResponse
 
 from services.common import FailedPrecondition, FieldViolation, InvalidArgument, VigilServer, add_log_redactor
 from services.security._audit import AuditFilter
@@ -31,6 +33,7 @@ from services.security._convert import (
 )
 from services.security._core import SecurityCore
 from services.security._findings import Finding, to_violations
+from services.security._periodic import every
 from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
@@ -41,6 +44,7 @@ from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 __all__ = ["SERVICE_NAME", "SecurityServicer", "build"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
+SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
@@ -274,6 +278,20 @@ def _log_redactor(text: str) -> str:
     return redact(text)[0]
 
 
+def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
+    """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
+    refused), and SERVING again once they can. It only acts on a started server."""
+
+    async def job() -> None:
+        status = SERVING if core.audit.probe() else NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            current = server.health.get(name)
+            if current is not None and current != status:
+                await server.health.set(name, status)
+
+    return job
+
+
 @functools.cache
 def _install_log_redaction() -> None:
     """Route every log line of this process through `redact` (once, however many servers are built)."""
@@ -291,10 +309,11 @@ async def build(config: SecurityConfig) -> VigilServer:
     sighup = policy.install_sighup(loop)
     stop = asyncio.Event()
     watcher = asyncio.create_task(policy.watch(stop, config.policy_poll_s))
+    prober = asyncio.create_task(every(stop, config.audit.health_probe_s, _audit_health(server, core)))
 
     async def shutdown() -> None:
         stop.set()
-        await watcher
+        await asyncio.gather(watcher, prober)
         if sighup:
             policy.remove_sighup(loop)
         core.close()

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from services.security import sha256_file
@@ -354,3 +355,24 @@ async def test_no_request_fails_while_the_policy_flips(stack: Stack) -> None:
     await asyncio.gather(flipper(), *(client() for _ in range(4)))
     assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.PERMISSION_DENIED}
     assert len(codes) == 160
+
+
+async def test_health_follows_audit_writability(start_stack: Any, tmp_path: Any) -> None:
+    stack = await start_stack(audit={"db_path": str(tmp_path / "audit.db"), "health_probe_s": 0.05})
+    health = health_pb2_grpc.HealthStub(stack.channel)
+
+    async def status_is(expected: int) -> bool:
+        for name in ("", "vigil.security.v1.SecurityService"):
+            resp = await health.Check(health_pb2.HealthCheckRequest(service=name))
+            if resp.status != expected:
+                return False
+        return True
+
+    await eventually(lambda: status_is(health_pb2.HealthCheckResponse.SERVING))
+    conn = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    conn.execute("CREATE TRIGGER fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk'); END")
+    await eventually(lambda: status_is(health_pb2.HealthCheckResponse.NOT_SERVING))
+    conn.execute("DROP TRIGGER fail")
+    conn.close()
+    await eventually(lambda: status_is(health_pb2.HealthCheckResponse.SERVING))
+    await stack.stub.Screen(screen_req(stack.tokens["user"]))
