@@ -41,7 +41,7 @@ from services.security._tolerant import MalformedRequests
 from vigil.security.v1 import security_pb2 as _pb
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
-__all__ = ["SERVICE_NAME", "SecurityServicer", "build"]
+__all__ = ["SERVICE_NAME", "SecurityServicer", "build", "install_log_redaction"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
 SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
@@ -293,15 +293,18 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
 
 
 @functools.cache
-def _install_log_redaction() -> None:
-    """Route every log line of this process through `redact` (once, however many servers are built)."""
+def install_log_redaction() -> None:
+    """Route every log line of this process through `redact` (idempotent).
+
+    Called by the process entry point, not by `build`: the redactor is process-wide, and a
+    test session that builds servers must not change how other components' logs read.
+    """
     add_log_redactor(_log_redactor)
 
 
 async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
-    _install_log_redaction()
     server = VigilServer(config.server, "security", interceptors=[MalformedRequests()])
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, SecurityServicer(core), SERVICE_NAME)
     policy = core.gate.policy

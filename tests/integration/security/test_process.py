@@ -63,10 +63,16 @@ async def test_dev_token_sighup_reload_and_sigterm(spawn, tmp_path: Path) -> Non
             return resp.required_level == pb.SECURITY_LEVEL_PRIVILEGED
 
         await eventually(reloaded, timeout=10)
+        # A broken policy is refused (the old one stays) and the error is logged, redacted.
+        policy.write_text("rules: [{match: 'workflow.start:*', min_level: 'bob@example.com'}]\n")
+        proc.popen.send_signal(signal.SIGHUP)
+        assert (await stub.Authorize(req, timeout=5)).required_level == pb.SECURITY_LEVEL_PRIVILEGED
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.popen.wait(15) == 0
     _, err = proc.popen.communicate(timeout=5)
-    assert token not in "".join(proc.lines) + err
+    logs = "".join(proc.lines) + err
+    assert token not in logs
+    assert "policy reload failed" in logs and "[REDACTED:email]" in logs and "bob@example.com" not in logs
 
 
 def test_unusable_policy_exits_2_with_one_line(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
