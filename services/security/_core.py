@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from services.common import ConfigError, Unavailable
+from services.common import ConfigError, Unavailable, get_logger
 from services.security._artifacts import ArtifactVerifier, SecureDownloader
 from services.security._audit import AuditLog
 from services.security._auth import Authenticator
 from services.security._config import SecurityConfig
+from services.security._devkey import ensure_dev_key
 from services.security._gate import Gate
 from services.security._paths import PathValidator
 from services.security._policy import PolicyError, PolicyStore
@@ -23,6 +24,8 @@ from services.security._sanitize import Redactor
 from services.security._screen import Inspector, Screener
 
 __all__ = ["SecurityCore"]
+
+_log = get_logger("vigil.security")
 
 
 @dataclass
@@ -58,6 +61,13 @@ class SecurityCore:
             audit = AuditLog(
                 cfg.audit.db_path, redactor=redactor, synchronous=cfg.audit.synchronous, now=wall
             )
+        if cfg.dev_token_file is not None:
+            with _setting("dev_token_file"):
+                path, created = ensure_dev_key(
+                    cfg.auth.keys_file, cfg.dev_token_file, source="security config"
+                )
+            if created:
+                _log.warning("development ADMIN token created: %s (mode 0600; never use in production)", path)
         with _setting("auth"):
             auth = Authenticator(cfg.auth)
         with _setting("policy_file"):
