@@ -75,7 +75,9 @@ class SecurityCore:
         gate = Gate(auth, policy, RateLimiter(cfg.rate_limit, now=clock), audit)
         inspector = Inspector(cfg)
         artifact_roots = list(cfg.roots.values()) + ([cfg.artifact_root] if cfg.artifact_root else [])
-        verifier = ArtifactVerifier(PathValidator(artifact_roots, allow_absolute=cfg.allow_absolute_paths))
+        verifier = ArtifactVerifier(
+            *(PathValidator([root], allow_absolute=cfg.allow_absolute_paths) for root in artifact_roots)
+        )
         downloader = None
         if cfg.artifact_root is not None:
             with _setting("artifact_root"):

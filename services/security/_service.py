@@ -204,13 +204,12 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             reason=result.reason or "digest matches",
             request_id=rid,
         )
-        _, real = self.core.verifier.paths.resolve("path", request.path)
         return _pb.VerifyArtifactResponse(
             match=result.match,
             actual_sha256=result.sha256,
             expected_sha256=result.expected_sha256,
             size_bytes=result.size,
-            canonical_path=str(real or ""),
+            canonical_path=result.canonical_path,
             message=result.reason,
         )
 
@@ -242,8 +241,9 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         if not result.match:
             got, want = result.sha256, result.expected_sha256
             raise FailedPrecondition(f"downloaded artifact has sha256 {got}, expected {want}; nothing stored")
-        _, real = downloader.paths.resolve("dest_name", name)
-        return _pb.FetchArtifactResponse(path=str(real or ""), sha256=result.sha256, size_bytes=result.size)
+        return _pb.FetchArtifactResponse(
+            path=result.canonical_path, sha256=result.sha256, size_bytes=result.size
+        )
 
     async def ListAuditEvents(
         self, request: _pb.ListAuditEventsRequest, context: grpc.aio.ServicerContext
