@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = ["SERVICE_NAME", "SecurityServicer", "build", "install_log_redaction"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
 SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
+_ANCHOR_EVERY_S = 60.0
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
@@ -280,9 +282,15 @@ def _log_redactor(text: str) -> str:
 
 def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
     """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
-    refused), and SERVING again once they can. It only acts on a started server."""
+    refused), and SERVING again once they can (only on a started server); it also logs the
+    audit chain head now and then as an external anchor."""
+
+    last_anchor = [time.monotonic()]
 
     async def job() -> None:
+        if time.monotonic() - last_anchor[0] >= _ANCHOR_EVERY_S:
+            last_anchor[0] = time.monotonic()
+            core.audit.log_anchor()
         status = SERVING if core.audit.probe() else NOT_SERVING
         for name in ("", SERVICE_NAME):
             current = server.health.get(name)
