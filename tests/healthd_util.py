@@ -1,0 +1,60 @@
+"""Helpers shared by healthd's unit, integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from healthd import HealthdConfig
+
+
+async def eventually(
+    fn: Callable[[], Any],
+    timeout: float = 5.0,  # noqa: ASYNC109 - the brief fixes the poller's signature eventually(fn, timeout)
+    interval: float = 0.01,
+) -> Any:
+    """Poll ``fn`` (sync or async) until it returns a truthy value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = fn()
+        if isinstance(last, Awaitable):
+            last = await last
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {last!r})")
+        await asyncio.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def config(**data: Any) -> HealthdConfig:
+    """A validated config from keyword data (as YAML would give it)."""
+    return HealthdConfig.model_validate(data)
+
+
+def proc_check(**kw: Any) -> dict[str, Any]:
+    """A fast process check."""
+    return {"kind": "process", "interval_s": 0.1, "timeout_s": 0.5, "failure_threshold": 1, **kw}
+
+
+def exec_check(code: int = 0, **kw: Any) -> dict[str, Any]:
+    """An exec check exiting with ``code``."""
+    return {"kind": "exec", "argv": [sys.executable, "-c", f"raise SystemExit({code})"], **kw}
+
+
+def assert_no_pid(pids: list[int]) -> None:
+    """Every pid is gone (no orphans)."""
+    alive = [p for p in pids if pid_alive(p)]
+    assert not alive, f"processes still alive: {alive}"
