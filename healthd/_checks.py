@@ -64,8 +64,11 @@ class ProcessView(Protocol):
 async def run_check(check: Check, timeout_s: float) -> CheckResult:
     """Run ``check`` with a hard timeout; a timeout is a NOT_SERVING result."""
     start = time.monotonic()
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+    # arrives as the inner call completes, and a cancelled scheduler task would run on forever.
     try:
-        return await asyncio.wait_for(check.check(timeout_s), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await check.check(timeout_s)
     except TimeoutError:
         return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"timed out after {timeout_s:g}s")
 
@@ -240,7 +243,8 @@ async def run_command(argv: list[str], timeout_s: float) -> tuple[int | None, fl
     except OSError as exc:
         return None, time.monotonic() - start, f"cannot run {argv[0]}: {exc.strerror}"
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            _, err = await proc.communicate()
     except (TimeoutError, asyncio.CancelledError) as exc:
         signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()

@@ -33,6 +33,20 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+async def _group_gone(pgid: int, timeout_s: float = 1.0) -> None:
+    """Wait (bounded) until no process of group ``pgid`` is left; SIGKILL is asynchronous.
+
+    Bounded because zombies adopted by an init that does not reap still count as members.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.01)
+
+
 class Child:
     """One supervised process.
 
@@ -142,12 +156,14 @@ class Child:
             # A SIGSTOPped process cannot act on SIGTERM until continued.
             signal_group(proc.pid, signal.SIGCONT)
             try:
-                await asyncio.wait_for(proc.wait(), grace_s)
+                async with asyncio.timeout(grace_s):  # not wait_for: see _checks.run_check
+                    await proc.wait()
             except TimeoutError:
                 signal_group(proc.pid, signal.SIGKILL)
                 await proc.wait()
         # The leader is gone; make sure nothing else in its group outlives it.
         signal_group(proc.pid, signal.SIGKILL)
+        await _group_gone(proc.pid)
         # Wait for the pumps and the reaper, except the caller itself (on_exit may stop us).
         others = [t for t in self._tasks if t is not asyncio.current_task()]
         await asyncio.gather(*others, return_exceptions=True)

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from healthd import HealthdConfig
+from tests.conftest import eventually
 
-
-async def eventually(
-    fn: Callable[[], Any],
-    timeout: float = 5.0,  # noqa: ASYNC109 - the brief fixes the poller's signature eventually(fn, timeout)
-    interval: float = 0.01,
-) -> Any:
-    """Poll ``fn`` (sync or async) until it returns a truthy value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = fn()
-        if isinstance(last, Awaitable):
-            last = await last
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {last!r})")
-        await asyncio.sleep(interval)
+__all__ = ["assert_no_pid", "config", "eventually", "exec_check", "pid_alive", "proc_check"]
 
 
 def pid_alive(pid: int) -> bool:
