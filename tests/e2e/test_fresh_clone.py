@@ -33,14 +33,15 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert re.search(r"^make run\b", head, re.M) and re.search(r"^make test\b", head, re.M)
 
 
+@pytest.mark.timeout(300)
 async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
     clone = tmp_path / "vigil"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     ports = {name: free_port() for name in ("HEALTHD", "WORKFLOW", "SECURITY")}
     env = python_env(**{f"VIGIL_{n}_SERVER__PORT": str(p) for n, p in ports.items()})
-    env["VIGIL_HEALTHD_HTTP__PORT"] = str(free_port())
     env.pop("VIRTUAL_ENV", None)
-    log = (tmp_path / "make-run.log").open("w")
+    log_path = tmp_path / "make-run.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         ["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -53,7 +54,10 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
                     assert reply.status == hpb.HealthCheckResponse.SERVING
             return True
 
-        await eventually(all_serving, timeout=240, interval=0.5)
+        try:
+            await eventually(all_serving, timeout=240, interval=0.5)
+        except Exception as exc:
+            raise AssertionError(f"stack not serving: {exc}\n{log_path.read_text()[-4000:]}") from exc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -62,4 +66,4 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
         log.close()
-    assert (clone / ".venv").is_dir(), (tmp_path / "make-run.log").read_text()
+    assert proc.returncode is not None and (clone / ".venv").is_dir(), log_path.read_text()
