@@ -146,18 +146,22 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         return _pb.ValidateInputResponse(findings=[finding_pb(f) for f in findings], canonical_path=canonical)
 
     async def Screen(self, request: _pb.ScreenRequest, context: grpc.aio.ServicerContext) -> Any:
-        schema = struct_to_py(request.params_schema) if request.HasField("params_schema") else None
-        outcome = self.core.screener.screen(
+        has_schema = request.HasField("params_schema") and len(request.params_schema.fields) > 0
+        schema = struct_to_py(request.params_schema) if has_schema else None
+        outcome = await self.core.screener.screen(
             ScreenInput(
                 token=request.token,
                 workflow=request.workflow,
                 params=struct_to_py(request.params),
-                params_schema=schema or None,
+                params_schema=schema,
                 required_level=level_from_pb(request.required_level),
                 prompt_fields=list(request.prompt_fields),
                 path_fields=list(request.path_fields),
                 trajectory_fields=list(request.trajectory_fields),
                 request_id=_request_id(request.request_id, context),
+                schema_key=request.params_schema.SerializeToString(deterministic=True)
+                if has_schema
+                else None,
             )
         )
         return _pb.ScreenResponse(
