@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from healthd._config import ProcessConfig
 
 LineSink = Callable[[str], None]
+PYTHON_PLACEHOLDER = "{python}"
+"""An argv item replaced by healthd's own interpreter, so children run in the same venv."""
 ExitCallback = Callable[[str, int], Awaitable[None] | None]
 
 
@@ -100,8 +102,9 @@ class Child:
         if self._proc is not None and self._proc.returncode is None:
             return
         env = {**os.environ, **self._cfg.env}
+        argv = [sys.executable if arg == PYTHON_PLACEHOLDER else arg for arg in self._cfg.argv]
         self._proc = await asyncio.create_subprocess_exec(
-            *self._cfg.argv,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

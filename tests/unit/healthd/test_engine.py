@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,19 @@ async def test_slow_subscriber_never_blocks_publisher_or_others() -> None:
     slow.close()
     fast.close()
     assert len(log.since(seq=40)) == 10
+
+
+async def test_watchdog_liveness_turns_not_serving_when_the_loop_stalls(engines: list[HealthEngine]) -> None:
+    engine = await _start(
+        engines,
+        watchdog={"interval_s": 0.05, "stall_after_s": 0.2},
+        components=[{"name": "a", "checks": [proc_check()], "process": {"argv": SLEEPER}}],
+    )
+    await eventually(lambda: engine.scheduler.jobs[0].runs >= 2)  # checks and watchdog are running
+    assert engine.statuses()["liveness"] is Status.SERVING
+    with engine.subscribe() as sub:
+        time.sleep(0.5)  # noqa: ASYNC251 - a blocking call on the event loop: the scheduler stalls for real
+        event = await asyncio.wait_for(anext(e async for e in sub if e.kind is EventKind.LIVENESS), 2)
+        assert event.new == "NOT_SERVING" and "stalled" in event.message
+        recovered = await asyncio.wait_for(anext(e async for e in sub if e.kind is EventKind.LIVENESS), 2)
+        assert recovered.new == "SERVING"
