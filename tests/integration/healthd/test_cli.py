@@ -12,23 +12,7 @@ import pytest
 from tests.conftest import python_env
 from tests.healthd_util import eventually
 
-from .conftest import REPO, free_port
-
-
-async def _healthd(*args: str, timeout: float = 20) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "healthd",
-        *args,
-        cwd=REPO,
-        env=python_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from .conftest import REPO, free_port, run_healthd
 
 
 @pytest.fixture
@@ -45,28 +29,30 @@ async def daemon(start_daemon: Any, tmp_path: Path) -> Any:
 
 
 async def test_probe_exit_codes(daemon: Any) -> None:
-    code, out, _ = await _healthd("probe", "-addr", daemon.addr, "-service", "db")
+    code, out, _ = await run_healthd("probe", "-addr", daemon.addr, "-service", "db")
     assert (code, out.strip()) == (0, "status: SERVING")
-    code, _, _ = await _healthd("probe", "--addr", daemon.addr)  # overall ""
+    code, _, _ = await run_healthd("probe", "--addr", daemon.addr)  # overall ""
     assert code == 0
-    code, _, err = await _healthd("probe", "-addr", daemon.addr, "-service", "nope")
+    code, _, err = await run_healthd("probe", "-addr", daemon.addr, "-service", "nope")
     assert code == 3 and "NOT_FOUND" in err
     daemon.flag.unlink()
     await eventually(lambda: daemon.engine.statuses()["db"].value == "NOT_SERVING", 5)
-    code, _, err = await _healthd("probe", "-addr", daemon.addr, "-service", "db")
+    code, _, err = await run_healthd("probe", "-addr", daemon.addr, "-service", "db")
     assert code == 4 and "NOT_SERVING" in err
 
 
 async def test_probe_bad_args_and_connect_failure() -> None:
-    assert (await _healthd("probe"))[0] == 1  # -addr is required
-    assert (await _healthd("probe", "-addr", "x:1", "-rpc-timeout", "soon"))[0] == 1
-    assert (await _healthd("probe", "-addr", "x:1", "-tls-ca-cert", "/nope"))[0] == 1  # needs -tls
-    code, _, err = await _healthd("probe", "-addr", f"127.0.0.1:{free_port()}", "-connect-timeout", "200ms")
+    assert (await run_healthd("probe"))[0] == 1  # -addr is required
+    assert (await run_healthd("probe", "-addr", "x:1", "-rpc-timeout", "soon"))[0] == 1
+    assert (await run_healthd("probe", "-addr", "x:1", "-tls-ca-cert", "/nope"))[0] == 1  # needs -tls
+    code, _, err = await run_healthd(
+        "probe", "-addr", f"127.0.0.1:{free_port()}", "-connect-timeout", "200ms"
+    )
     assert code == 2 and "failed to connect" in err
 
 
 async def test_status_prints_the_table(daemon: Any) -> None:
-    code, out, _ = await _healthd("status", "--addr", daemon.addr)
+    code, out, _ = await run_healthd("status", "--addr", daemon.addr)
     assert code == 0
     assert "system: HEALTHY" in out and "score: 100" in out
     row = next(line for line in out.splitlines() if line.startswith("db "))

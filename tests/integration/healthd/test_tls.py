@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,10 +16,9 @@ from healthd import Status
 from healthd._checks import GrpcHealthCheck
 from healthd._config import ClientTLS, GrpcCheckConfig
 from services.common import HealthServicer, TLSConfig, server_credentials
-from tests.conftest import python_env
 from tests.unit.security._support import CertFiles, make_ca_and_cert
 
-from .conftest import REPO
+from .conftest import run_healthd
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +52,7 @@ async def test_grpc_check_over_mtls(mtls_server: str, certs: CertFiles) -> None:
 
 
 async def _probe(*args: str) -> int:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "healthd",
-        "probe",
-        *args,
-        cwd=REPO,
-        env=python_env(),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    return await asyncio.wait_for(proc.wait(), 20)
+    return (await run_healthd("probe", *args))[0]
 
 
 async def test_healthd_serves_mtls_and_probe_speaks_it(
