@@ -14,7 +14,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
@@ -296,8 +296,8 @@ class StoreCheck:
         return None
 
 
-def build_check(cfg: CheckConfig, process: Callable[[], ProcessView] | None = None) -> Check:
-    """The check object for a check config; ``process`` resolves the component's child."""
+def build_check(cfg: CheckConfig, process: ProcessView | None = None) -> Check:
+    """The check object for a check config; ``process`` is the component's supervised child."""
     if isinstance(cfg, GrpcCheckConfig):
         return GrpcHealthCheck(cfg)
     if isinstance(cfg, TcpCheckConfig):
@@ -311,5 +311,5 @@ def build_check(cfg: CheckConfig, process: Callable[[], ProcessView] | None = No
     if isinstance(cfg, ProcessCheckConfig):
         if process is None:
             raise ValueError("a process check needs a supervised process")
-        return ProcessCheck(process())
+        return ProcessCheck(process)
     raise TypeError(f"unknown check config {type(cfg).__name__}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from healthd._actions import Healer, HealFailed, build_healer
 from healthd._aggregate import (
@@ -31,7 +32,7 @@ from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
 from healthd._scheduler import Clock, LoopClock, Scheduler
 from healthd._snapshot import CheckView, ComponentView, Snapshot
-from healthd._supervisor import Child, LineSink, Supervisor, describe_exit
+from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._types import CheckResult, Status
 from services.common import FailedPrecondition, NotFound
 
@@ -69,18 +70,17 @@ class HealthEngine:
         self.scheduler = Scheduler(
             self.clock, self._on_result, paused=self._maint.__contains__, rng=self._rng
         )
-        child_kw = {"sink": sink} if sink is not None else {}
         for name in dependency_order(config):
             comp = config.component(name)
             child = None
             if comp.process is not None and config.mode is Mode.SUPERVISOR:
-                child = Child(name, comp.process, on_exit=self._on_exit, **child_kw)  # type: ignore[arg-type]
+                child = Child(name, comp.process, sink=sink or stderr_sink, on_exit=self._on_exit)
                 self.supervisor.add(child)
             self._checks[name] = [CheckState() for _ in comp.checks]
             self._heal[name] = HealMachine(since=self.clock.now())
             self._healers[name] = build_healer(comp, child)
             for index, check_cfg in enumerate(comp.checks):
-                check = build_check(check_cfg, (lambda c=child: c) if child is not None else None)  # type: ignore[misc]
+                check = build_check(check_cfg, child)
                 self.scheduler.add(name, index, check, check_cfg)
                 if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
                     self.scheduler.add_stream(name, index, check.watch)
@@ -109,8 +109,8 @@ class HealthEngine:
         await self.supervisor.stop_all()
         self.events.close_all()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

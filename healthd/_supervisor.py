@@ -24,7 +24,8 @@ PYTHON_PLACEHOLDER = "{python}"
 ExitCallback = Callable[[str, int], Awaitable[None] | None]
 
 
-def _stderr_sink(line: str) -> None:
+def stderr_sink(line: str) -> None:
+    """Default sink: the line to healthd's stderr, flushed (children's logs interleave by line)."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
@@ -61,7 +62,7 @@ class Child:
         name: str,
         cfg: ProcessConfig,
         *,
-        sink: LineSink = _stderr_sink,
+        sink: LineSink = stderr_sink,
         on_exit: ExitCallback | None = None,
     ) -> None:
         self.name = name
