@@ -1,8 +1,9 @@
 """healthd: periodic checks, auto-healing and aggregated health over grpc.health.v1.
 
-The read API for servers and dashboards is `HealthEngine.snapshot()` (a frozen `Snapshot`),
-`HealthEngine.statuses()` (grpc.health.v1 name -> `Status`) and `HealthEngine.subscribe()`
-(live `Event`s; a slow subscriber never blocks healthd).
+The read API for servers and dashboards (``Daemon.engine``) is `HealthEngine.snapshot()` (a
+frozen `Snapshot`; ``as_dict()`` for JSON), `HealthEngine.statuses()` (grpc.health.v1 name ->
+`Status`) and `HealthEngine.subscribe()` (live `Event`s; a slow subscriber loses its oldest
+events and never blocks healthd). ``HealthdConfig.http`` holds the dashboard's host and port.
 """
 
 from healthd._aggregate import ComponentHealth, LevelDamper, Reason, SystemHealth, SystemStatus
@@ -14,6 +15,7 @@ from healthd._config import (
     Mode,
     ProcessConfig,
 )
+from healthd._daemon import Daemon, serve
 from healthd._engine import LIVENESS, OVERALL, READINESS, HealthEngine
 from healthd._events import Event, EventKind, Subscription
 from healthd._healing import HealState
@@ -31,6 +33,7 @@ __all__ = [
     "ComponentConfig",
     "ComponentHealth",
     "ComponentView",
+    "Daemon",
     "Event",
     "EventKind",
     "FakeClock",
@@ -49,4 +52,5 @@ __all__ = [
     "Subscription",
     "SystemHealth",
     "SystemStatus",
+    "serve",
 ]

@@ -90,11 +90,12 @@ class HealthEngine:
 
     async def start(self) -> None:
         """Start children (dependency order), the scheduler and the watchdog."""
+        # STARTING before the children run, so a child dying at once is a failed start.
+        for name in self._heal:
+            self._drive(name, HealEvent.STARTED)
         await self.supervisor.start_all()
         for child in self.supervisor.children.values():
             self.events.publish(EventKind.PROCESS, child.name, f"started (pid {child.pid})", new="started")
-        for name in self._heal:
-            self._drive(name, HealEvent.STARTED)
         self.scheduler.start()
         self._spawn(self._watchdog())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -269,3 +270,15 @@ async def test_watchdog_liveness_turns_not_serving_when_the_loop_stalls(engines:
         assert event.new == "NOT_SERVING" and "stalled" in event.message
         recovered = await asyncio.wait_for(anext(e async for e in sub if e.kind is EventKind.LIVENESS), 2)
         assert recovered.new == "SERVING"
+
+
+async def test_snapshot_exports_as_json(engines: list[HealthEngine]) -> None:
+    engine = await _start(
+        engines, components=[{"name": "a", "checks": [proc_check()], "process": {"argv": SLEEPER}}]
+    )
+    await eventually(lambda: engine.statuses()["a"] is Status.SERVING)
+    data = json.loads(json.dumps(engine.snapshot().as_dict()))
+    assert data["system"]["status"] == "HEALTHY" and data["liveness"] == "SERVING"
+    (component,) = data["components"]
+    assert component["health"]["name"] == "a" and component["checks"][0]["kind"] == "process"
+    assert component["pid"] == engine.supervisor.children["a"].pid
