@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from healthd import EventKind, HealState, HealthEngine, Level, Reason, Status, SystemStatus
+from healthd import EventKind, FakeClock, HealState, HealthEngine, Level, Reason, Status, SystemStatus
 from healthd._events import EventLog
 from tests.healthd_util import assert_no_pid, config, eventually, pid_alive, proc_check
 
@@ -282,3 +282,49 @@ async def test_snapshot_exports_as_json(engines: list[HealthEngine]) -> None:
     (component,) = data["components"]
     assert component["health"]["name"] == "a" and component["checks"][0]["kind"] == "process"
     assert component["pid"] == engine.supervisor.children["a"].pid
+
+
+async def test_degradation_level_transitions_on_an_injected_clock(tmp_path: Path) -> None:
+    clock = FakeClock(0.0)
+    db, cache = tmp_path / "db", tmp_path / "cache"
+    db.touch()
+    cache.touch()
+    engine = HealthEngine(
+        config(
+            level_recovery_s=3,
+            components=[
+                {"name": "db", "checks": [_flag_check(db)], "degrades_to": "READ_ONLY"},
+                {"name": "api", "checks": [_flag_check(db)], "depends_on": ["db"]},
+                {"name": "cache", "checks": [_flag_check(cache)], "critical": False},
+            ],
+        ),
+        clock=clock,
+    )
+    await engine.start()
+    level = lambda: engine.snapshot().system.level  # noqa: E731 - read often below
+
+    async def tick_until(cond: Any) -> None:
+        # Fake time moves in check-interval steps; each step's checks finish in real time.
+        async def step() -> bool:
+            await clock.advance(0.1)
+            return bool(cond())
+
+        await eventually(step, 10)
+
+    try:
+        await tick_until(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
+        cache.unlink()
+        await tick_until(lambda: level() is Level.DEGRADED)  # non-critical down: worse at once
+        db.unlink()
+        await tick_until(lambda: level() is Level.OFFLINE)  # every critical component down
+        api = engine.snapshot().components[1].health
+        assert (api.reason, api.cause) == (Reason.DEPENDENCY_DOWN, "db")
+        repaired_at = clock.now()
+        db.touch()
+        cache.touch()
+        await tick_until(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
+        assert level() is Level.OFFLINE  # better levels must hold first
+        await tick_until(lambda: level() is Level.NORMAL)
+        assert clock.now() - repaired_at >= 3
+    finally:
+        await engine.stop()
