@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import python_env
-from tests.healthd_util import eventually
+from tests.healthd_util import eventually, flag_check
 
 from .conftest import REPO, free_port, run_healthd
 
@@ -19,9 +19,7 @@ from .conftest import REPO, free_port, run_healthd
 async def daemon(start_daemon: Any, tmp_path: Path) -> Any:
     flag = tmp_path / "up"
     flag.touch()
-    code = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 1)"
-    check = {"kind": "exec", "argv": [sys.executable, "-c", code], "interval_s": 0.1, "failure_threshold": 1}
-    running = await start_daemon(components=[{"name": "db", "checks": [check]}])
+    running = await start_daemon(components=[{"name": "db", "checks": [flag_check(flag)]}])
     running.flag = flag
     running.addr = f"127.0.0.1:{running.daemon.server.port}"
     await eventually(lambda: running.engine.statuses()["db"].value == "SERVING", 10)

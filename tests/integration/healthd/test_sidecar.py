@@ -11,14 +11,13 @@ import grpc
 import pytest
 
 from healthd import EventKind, HealState, HealthEngine
-from tests.healthd_util import config, eventually
+from tests.healthd_util import config, eventually, flag_check
 
 PY = sys.executable
 
 
 def _flag_check(flag: Path) -> dict[str, Any]:
-    code = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 1)"
-    return {"kind": "exec", "argv": [PY, "-c", code], "interval_s": 0.1, "failure_threshold": 2}
+    return flag_check(flag, failure_threshold=2)
 
 
 @pytest.fixture

@@ -16,23 +16,15 @@ import pytest
 
 from healthd import EventKind, FakeClock, HealState, HealthEngine, Level, Reason, Status, SystemStatus
 from healthd._events import EventLog
-from tests.healthd_util import assert_no_pid, config, eventually, pid_alive, proc_check
+from tests.healthd_util import assert_no_pid, config, eventually, flag_check, pid_alive, proc_check
 
 PY = sys.executable
 SLEEPER = [PY, "-c", "import time; time.sleep(120)"]
 CRASHER = [PY, "-c", "raise SystemExit(3)"]
 
 
-def _flag_check(flag: Path, **kw: Any) -> dict[str, Any]:
-    code = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 1)"
-    return {
-        "kind": "exec",
-        "argv": [PY, "-c", code],
-        "interval_s": 0.1,
-        "timeout_s": 2,
-        "failure_threshold": 1,
-        **kw,
-    }
+def _flag_check(flag: Path) -> dict[str, Any]:
+    return flag_check(flag, timeout_s=2)
 
 
 def _healing(**kw: Any) -> dict[str, Any]:
