@@ -20,6 +20,7 @@ from healthd._aggregate import (
     ComponentHealth,
     LevelDamper,
     Reason,
+    SystemStatus,
     apply_result,
     component_health,
     own_status,
@@ -62,7 +63,7 @@ class HealthEngine:
         self._heal: dict[str, HealMachine] = {}
         self._healers: dict[str, Healer | None] = {}
         self._damper = LevelDamper()
-        self._last_check_at: dict[str, float] = {}
+        self._last_check: dict[str, tuple[float, float]] = {}  # name -> (wall time, latency)
         self._watchdog_reason = ""
         self._shutting_down = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -124,7 +125,7 @@ class HealthEngine:
     def statuses(self) -> dict[str, Status]:
         """grpc.health.v1 names -> status: ``""``, ``liveness``, ``readiness``, each component."""
         snap = self._last
-        overall_ok = not snap.shutting_down and snap.system.status.value != "UNHEALTHY"
+        overall_ok = not snap.shutting_down and snap.system.status is not SystemStatus.UNHEALTHY
         out = {
             OVERALL: Status.SERVING if overall_ok else Status.NOT_SERVING,
             LIVENESS: snap.liveness,
@@ -195,7 +196,7 @@ class HealthEngine:
         cfg = self.config.component(name).checks[index]
         states = self._checks[name]
         states[index] = apply_result(states[index], result, cfg.failure_threshold, cfg.success_threshold)
-        self._last_check_at[name] = time.time()
+        self._last_check[name] = (time.time(), result.latency_s)
         self._reevaluate()
 
     def _on_exit(self, name: str, code: int) -> None:
@@ -328,7 +329,7 @@ class HealthEngine:
             checks,
             max(s.failures for s in states),
             min(s.successes for s in states),
-            self._last_check_at.get(health.name, 0.0),
+            *self._last_check.get(health.name, (0.0, 0.0)),
         )
 
     def _reevaluate(self) -> None:
