@@ -275,7 +275,9 @@ class HealthEngine:
                 self._drive(comp.name, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
             elif comp.own is Status.NOT_SERVING:
                 self._drive(comp.name, HealEvent.DOWN, self._why(comp.name))
-            elif comp.own is Status.SERVING:
+            elif comp.own is Status.SERVING and all(c.successes for c in self._checks[comp.name]):
+                # UP needs a success on every check since the last reset: a restarted component
+                # counts as started only once it has passed its checks itself.
                 self._drive(comp.name, HealEvent.UP)
             elif any(s.last is not None and not s.last.ok for s in self._checks[comp.name]):
                 self._drive(comp.name, HealEvent.SAMPLE_FAILED, self._why(comp.name))

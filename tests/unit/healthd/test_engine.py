@@ -320,3 +320,23 @@ async def test_degradation_level_transitions_on_an_injected_clock(tmp_path: Path
         assert clock.now() - repaired_at >= 3
     finally:
         await engine.stop()
+
+
+async def test_a_healed_component_counts_as_started_only_after_passing_its_checks(
+    engines: list[HealthEngine],
+) -> None:
+    engine = await _start(
+        engines,
+        components=[
+            {"name": "svc", "process": {"argv": SLEEPER}, "checks": [proc_check()], "healing": _healing()}
+        ],
+    )
+    await eventually(lambda: engine.snapshot().components[0].heal_state is HealState.HEALTHY)
+    job = engine.scheduler.jobs[0]
+    seen: list[tuple[HealState, int]] = []
+    engine.add_listener(lambda snap: seen.append((snap.components[0].heal_state, job.runs)))
+    engine.heal("svc", "rotate")  # a healthy component: its checks are still SERVING
+    await eventually(lambda: seen and seen[-1][0] is HealState.HEALTHY and len(seen) > 2, 5)
+    starting = next(runs for state, runs in seen if state is HealState.STARTING)
+    healthy = next(runs for state, runs in seen if state is HealState.HEALTHY)
+    assert healthy > starting  # a check ran on the new process before it counted as healthy
