@@ -93,7 +93,7 @@ def serve(config_path: Path | None) -> int:
             return 2
         try:
             await daemon.start()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # grpc reports a port it cannot bind as RuntimeError
             _log.error("healthd cannot start: %s", exc)
             await daemon.stop()
             return 1
