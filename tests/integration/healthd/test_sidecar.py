@@ -123,3 +123,20 @@ async def test_admin_rpc_error_is_a_failed_heal(engines: list[HealthEngine], tmp
     await eventually(lambda: engine.snapshot().components[0].heal_state is HealState.BACKOFF, 15)
     result = next(e for e in engine.events.since() if e.kind is EventKind.HEAL_RESULT)
     assert result.new == "failed" and "UNAVAILABLE" in result.message
+
+
+async def test_unreadable_admin_token_file_is_a_failed_heal(
+    engines: list[HealthEngine], tmp_path: Path
+) -> None:
+    rpc = {
+        "address": "127.0.0.1:1",
+        "method": "/test.v1.Admin/Reset",
+        "token_file": str(tmp_path / "missing"),
+    }
+    healing = {"action": "admin_rpc", "admin_rpc": rpc, "backoff_base_s": 5, "start_timeout_s": 0.3}
+    engine = await _start(
+        engines, {"name": "svc", "checks": [_flag_check(tmp_path / "x")], "healing": healing}
+    )
+    await eventually(lambda: engine.snapshot().components[0].heal_state is HealState.BACKOFF, 15)
+    result = next(e for e in engine.events.since() if e.kind is EventKind.HEAL_RESULT)
+    assert result.new == "failed" and "cannot read token file" in result.message
