@@ -1,1 +1,51 @@
-"""healthd: periodic checks, auto-healing and aggregated health over grpc.health.v1."""
+"""healthd: periodic checks, auto-healing and aggregated health over grpc.health.v1.
+
+The read API for servers and dashboards is `HealthEngine.snapshot()` (a frozen `Snapshot`),
+`HealthEngine.statuses()` (grpc.health.v1 name -> `Status`) and `HealthEngine.subscribe()`
+(live `Event`s; a slow subscriber never blocks healthd).
+"""
+
+from healthd._aggregate import ComponentHealth, LevelDamper, Reason, SystemHealth, SystemStatus
+from healthd._config import (
+    ComponentConfig,
+    HealingConfig,
+    HealthdConfig,
+    Level,
+    Mode,
+    ProcessConfig,
+)
+from healthd._engine import LIVENESS, OVERALL, READINESS, CheckView, ComponentView, HealthEngine, Snapshot
+from healthd._events import Event, EventKind, Subscription
+from healthd._healing import HealState
+from healthd._scheduler import Clock, FakeClock, LoopClock
+from healthd._types import CheckResult, Status
+
+__all__ = [
+    "LIVENESS",
+    "OVERALL",
+    "READINESS",
+    "CheckResult",
+    "CheckView",
+    "Clock",
+    "ComponentConfig",
+    "ComponentHealth",
+    "ComponentView",
+    "Event",
+    "EventKind",
+    "FakeClock",
+    "HealState",
+    "HealingConfig",
+    "HealthEngine",
+    "HealthdConfig",
+    "Level",
+    "LevelDamper",
+    "LoopClock",
+    "Mode",
+    "ProcessConfig",
+    "Reason",
+    "Snapshot",
+    "Status",
+    "Subscription",
+    "SystemHealth",
+    "SystemStatus",
+]
