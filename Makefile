@@ -1,0 +1,64 @@
+# Thin targets; each creates or refreshes the local virtualenv first, so a newcomer needs
+# nothing but python3 (>= 3.11) and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+PROTO_FILES := $(wildcard protos/vigil/*/v1/*.proto)
+PYTEST_ARGS ?=
+
+.PHONY: venv run test test-fast protos protos-check lint typecheck bench chaos soak clean
+
+# The venv is rebuilt when pyproject.toml changes (the stamp is older than it).
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m healthd.local
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not e2e and not chaos" $(PYTEST_ARGS)
+
+# Regenerate Python (+ .pyi stubs) from the .proto files, the single source of the contracts.
+protos: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=protos --pyi_out=protos \
+		--grpc_python_out=protos $(PROTO_FILES)
+
+# Fails when the committed generated code differs from what `make protos` would produce.
+protos-check: $(STAMP)
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp \
+		--grpc_python_out=$$tmp $(PROTO_FILES) && \
+	for f in $$(cd $$tmp && find . -name '*_pb2*.py*'); do \
+		cmp -s $$tmp/$$f protos/$$f || { echo "protos-check: protos/$$f is stale; run 'make protos'"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "protos-check: generated code is up to date"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd protos && ../$(BIN)/buf lint
+	@# Breaking-change check against main (skipped only where main has no protos yet).
+	@if git rev-parse -q --verify main >/dev/null && git cat-file -e main:protos/buf.yaml 2>/dev/null; then \
+		cd protos && ../$(BIN)/buf breaking --against '../.git#branch=main,subdir=protos'; \
+	else echo "buf breaking: no protos on main to compare with"; fi
+
+typecheck: $(STAMP)
+	$(BIN)/mypy services healthd
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+chaos: $(STAMP)
+	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
