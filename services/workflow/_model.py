@@ -23,6 +23,7 @@ __all__ = [
     "RunError",
     "RunPage",
     "RunQuery",
+    "StepRecord",
     "canonical_json",
     "request_hash",
 ]
@@ -53,10 +54,9 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def request_hash(workflow: str, params: Any, not_before: float | None) -> str:
-    """Fingerprint of what a StartRun asked for; idempotency compares these."""
-    body = canonical_json({"workflow": workflow, "params": params, "not_before": not_before})
-    return hashlib.sha256(body.encode()).hexdigest()
+def request_hash(request: dict[str, Any]) -> str:
+    """Fingerprint of what a StartRun asked for (as sent); idempotency compares these."""
+    return hashlib.sha256(canonical_json(request).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,18 @@ class NewRun:
     principal: str
     priority: int
     created_at: float
+    request_hash: str = ""
     idempotency_key: str | None = None
     not_before: float | None = None
     deadline: float | None = None
     degradation: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    schedule: str | None = None
+    audit_id: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
     lease_owner: str | None = None
     """Replica that will execute the run right away (leased from creation, so no other claims it)."""
     lease_expires: float | None = None
-
-    @property
-    def request_hash(self) -> str:
-        return request_hash(self.workflow, self.params, self.not_before)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class Run:
     """What fallback produced the result (``workflow:<name>`` or ``static``), if any."""
     degradation: str | None = None
     """Degradation level in force when the run was accepted, if not NORMAL."""
+    labels: dict[str, str] = field(default_factory=dict)
+    schedule: str | None = None
+    audit_id: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
     lease_owner: str | None = None
     lease_expires: float | None = None
 
@@ -150,9 +157,23 @@ class RunQuery:
     workflow: str | None = None
     states: frozenset[RunState] = frozenset()
     principal: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    created_after: float | None = None
+    created_before: float | None = None
     before_seq: int | None = None
     """Keyset cursor: only runs with ``seq`` below this (the last one of the previous page)."""
     limit: int = 50
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A step of a run: started ``executions`` times, finished when ``completed``."""
+
+    name: str
+    completed: bool
+    result: Any = None
+    finished_at: float | None = None
+    executions: int = 0
 
 
 @dataclass(frozen=True)

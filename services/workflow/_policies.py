@@ -25,6 +25,7 @@ from services.common import (
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
+    VigilError,
 )
 from services.workflow._model import ErrorCategory
 
@@ -35,6 +36,7 @@ __all__ = [
     "CircuitBreaker",
     "RetryPolicy",
     "categorize",
+    "is_retryable",
     "with_deadline",
 ]
 
@@ -71,7 +73,21 @@ def categorize(exc: BaseException) -> ErrorCategory:
 # Failures that say something about the health of the callee. Validation, auth and
 # cancellation are the caller's doing: they never trip a breaker nor get retried.
 _BREAKER_FAILURES = frozenset({ErrorCategory.HANDLER, ErrorCategory.DEPENDENCY, ErrorCategory.TIMEOUT})
-_RETRYABLE = frozenset({ErrorCategory.HANDLER, ErrorCategory.DEPENDENCY})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether another attempt could succeed.
+
+    Transient faults are: an unreachable dependency, an attempt that timed out, and an
+    unexpected exception of the handler. A `VigilError` a handler raises on purpose (e.g.
+    FailedPrecondition) is a decision, and an open breaker says "not now": neither is retried.
+    """
+    if isinstance(exc, BreakerOpen):
+        return False
+    category = categorize(exc)
+    if category in (ErrorCategory.DEPENDENCY, ErrorCategory.TIMEOUT):
+        return True
+    return category is ErrorCategory.HANDLER and not isinstance(exc, VigilError)
 
 
 async def with_deadline(fn: Callable[[], Awaitable[T]], deadline: float | None, clock: Clock) -> T:
@@ -126,14 +142,11 @@ class RetryPolicy:
                 return True
             return deadline is not None and clock() + rs.upcoming_sleep >= deadline
 
-        def retryable(exc: BaseException) -> bool:
-            return categorize(exc) in _RETRYABLE and not isinstance(exc, BreakerOpen)
-
         retrying = tenacity.AsyncRetrying(
             stop=stop,
             wait=wait,
             sleep=sleep,
-            retry=tenacity.retry_if_exception(retryable),
+            retry=tenacity.retry_if_exception(is_retryable),
             reraise=True,
         )
         return await retrying(fn)

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from services.common import AlreadyExists, NotFound
 from services.workflow._model import (
@@ -28,15 +26,13 @@ from services.workflow._model import (
     RunError,
     RunPage,
     RunQuery,
+    StepRecord,
     canonical_json,
 )
+from services.workflow._sqlite_batch import DbThread
 from services.workflow._states import RunState, transition
 
 __all__ = ["SQLiteRunStore"]
-
-T = TypeVar("T")
-_Op = Callable[[sqlite3.Connection], Any]
-_Item = tuple[_Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -59,6 +55,12 @@ CREATE TABLE IF NOT EXISTS runs (
     error_message TEXT,
     fallback TEXT,
     degradation TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    schedule TEXT,
+    audit_id TEXT NOT NULL DEFAULT '',
+    redactions TEXT NOT NULL DEFAULT '{}',
+    started_at REAL,
+    finished_at REAL,
     lease_owner TEXT,
     lease_expires REAL
 );
@@ -69,124 +71,13 @@ CREATE INDEX IF NOT EXISTS runs_workflow ON runs(workflow, seq);
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
     name TEXT NOT NULL,
-    result TEXT NOT NULL,
+    executions INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    finished_at REAL,
     PRIMARY KEY (run_id, name)
 );
 """
-
-# Upper bound on operations per transaction: keeps one commit's latency bounded.
-_MAX_BATCH = 512
-_STOP: Any = object()
-
-
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves (the writer batches).
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
-
-
-def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for fut, value, exc in items:
-        if fut.done():  # the awaiting caller was cancelled; the work is done regardless
-            continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(value)
-
-
-class _DbThread:
-    """A thread that owns one connection and runs queued operations in batches."""
-
-    def __init__(self, path: str, name: str, *, writer: bool, synchronous: str) -> None:
-        self._path, self._writer, self._sync = path, writer, synchronous
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    def start(self, schema: str | None = None) -> None:
-        self._schema = schema
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
-
-    async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        if not self._thread.is_alive():
-            raise RuntimeError("store is closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((op, fut, loop))
-        return await fut
-
-    def _main(self) -> None:
-        try:
-            conn = _connect(self._path, self._sync)
-            if self._schema:
-                conn.executescript(self._schema)
-        except BaseException as exc:  # reported to start(), which re-raises it
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        stopping = False
-        while not stopping:
-            batch: list[_Item] = []
-            item = self._queue.get()
-            while True:
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                if len(batch) >= _MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._run_batch(conn, batch)
-        conn.close()
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            if self._writer:
-                conn.execute("BEGIN IMMEDIATE")
-            for op, fut, _loop in batch:
-                if self._writer:
-                    conn.execute("SAVEPOINT op")
-                try:
-                    done.append((fut, op(conn), None))
-                    if self._writer:
-                        conn.execute("RELEASE op")
-                except Exception as exc:  # a domain error of this one operation: undo only it
-                    if self._writer:
-                        conn.execute("ROLLBACK TO op")
-                        conn.execute("RELEASE op")
-                    done.append((fut, None, exc))
-            if self._writer:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:  # the transaction itself failed: nothing in it was committed
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            done = [(fut, None, exc) for _op, fut, _loop in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for (_op, _fut, loop), outcome in zip(batch, done, strict=True):
-            by_loop.setdefault(loop, []).append(outcome)
-        for loop, outcomes in by_loop.items():
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_deliver, outcomes)
 
 
 def _row_to_run(row: sqlite3.Row) -> Run:
@@ -212,6 +103,12 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         error=error,
         fallback=row["fallback"],
         degradation=row["degradation"],
+        labels=json.loads(row["labels"]),
+        schedule=row["schedule"],
+        audit_id=row["audit_id"],
+        redactions=json.loads(row["redactions"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
         lease_owner=row["lease_owner"],
         lease_expires=row["lease_expires"],
     )
@@ -240,8 +137,8 @@ class SQLiteRunStore:
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self._path = Path(path)
         self._clock = clock
-        self._writer = _DbThread(str(path), "runstore-writer", writer=True, synchronous=synchronous)
-        self._reader = _DbThread(str(path), "runstore-reader", writer=False, synchronous=synchronous)
+        self._writer = DbThread(str(path), "runstore-writer", writer=True, synchronous=synchronous)
+        self._reader = DbThread(str(path), "runstore-reader", writer=False, synchronous=synchronous)
         self._opened = False
 
     async def open(self) -> None:
@@ -275,8 +172,9 @@ class SQLiteRunStore:
                     return _row_to_run(row), False
             conn.execute(
                 "INSERT INTO runs (run_id, workflow, state, params, principal, priority, idempotency_key,"
-                " request_hash, created_at, updated_at, not_before, deadline, degradation, lease_owner,"
-                " lease_expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " request_hash, created_at, updated_at, not_before, deadline, degradation, labels, schedule,"
+                " audit_id, redactions, lease_owner, lease_expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.run_id,
                     new.workflow,
@@ -291,6 +189,10 @@ class SQLiteRunStore:
                     new.not_before,
                     new.deadline,
                     new.degradation,
+                    canonical_json(new.labels),
+                    new.schedule,
+                    new.audit_id,
+                    canonical_json(new.redactions),
                     new.lease_owner,
                     new.lease_expires,
                 ),
@@ -311,6 +213,15 @@ class SQLiteRunStore:
         if query.principal is not None:
             where.append("principal = ?")
             args.append(query.principal)
+        for key, value in sorted(query.labels.items()):
+            where.append("json_extract(labels, ?) = ?")
+            args += ['$."' + key.replace('"', '""') + '"', value]
+        if query.created_after is not None:
+            where.append("created_at >= ?")
+            args.append(query.created_after)
+        if query.created_before is not None:
+            where.append("created_at < ?")
+            args.append(query.created_before)
         if query.states:
             where.append(f"state IN ({', '.join('?' * len(query.states))})")
             args.extend(sorted(s.value for s in query.states))
@@ -336,8 +247,12 @@ class SQLiteRunStore:
         def op(conn: sqlite3.Connection) -> Run:
             current = _select_run(conn, run_id)
             state = transition(current.state, change.state)
+            now = self._clock()
             sets = ["state = ?", "updated_at = ?"]
-            args: list[Any] = [state.value, self._clock()]
+            args: list[Any] = [state.value, now]
+            if state is RunState.RUNNING:
+                sets.append("started_at = COALESCE(started_at, ?)")
+                args.append(now)
             if change.has_result:
                 sets.append("result = ?")
                 args.append(canonical_json(change.result))
@@ -350,7 +265,8 @@ class SQLiteRunStore:
             if change.attempt:
                 sets.append("attempts = attempts + 1")
             if state.terminal:
-                sets.append("lease_owner = NULL, lease_expires = NULL")
+                sets += ["lease_owner = NULL, lease_expires = NULL", "finished_at = ?"]
+                args.append(now)
             elif change.lease_owner is not None:
                 sets += ["lease_owner = ?", "lease_expires = ?"]
                 args += [change.lease_owner, change.lease_expires]
@@ -359,20 +275,45 @@ class SQLiteRunStore:
 
         return await self._writer.run(op)
 
+    async def begin_step(self, run_id: str, name: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "INSERT INTO steps (run_id, name, executions) VALUES (?, ?, 1)"
+                " ON CONFLICT (run_id, name) DO UPDATE SET executions = executions + 1"
+                " RETURNING executions",
+                (run_id, name),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._writer.run(op)
+
     async def record_step(self, run_id: str, name: str, result: Any) -> None:
-        text = canonical_json(result)
+        text, now = canonical_json(result), self._clock()
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT OR IGNORE INTO steps (run_id, name, result) VALUES (?, ?, ?)", (run_id, name, text)
+                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
+                " VALUES (?, ?, 1, 1, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET"
+                " completed = 1, result = excluded.result, finished_at = excluded.finished_at"
+                " WHERE completed = 0",
+                (run_id, name, text, now),
             )
 
         await self._writer.run(op)
 
-    async def get_steps(self, run_id: str) -> dict[str, Any]:
-        def op(conn: sqlite3.Connection) -> dict[str, Any]:
-            rows = conn.execute("SELECT name, result FROM steps WHERE run_id = ?", (run_id,)).fetchall()
-            return {r["name"]: json.loads(r["result"]) for r in rows}
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        def op(conn: sqlite3.Connection) -> list[StepRecord]:
+            rows = conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+            return [
+                StepRecord(
+                    name=r["name"],
+                    completed=bool(r["completed"]),
+                    result=json.loads(r["result"]) if r["result"] is not None else None,
+                    finished_at=r["finished_at"],
+                    executions=r["executions"],
+                )
+                for r in rows
+            ]
 
         return await self._reader.run(op)
 

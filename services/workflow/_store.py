@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery
+from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord
 
 __all__ = ["RunStore"]
 
@@ -50,11 +50,14 @@ class RunStore(Protocol):
     async def update_run(self, run_id: str, change: RunChange) -> Run:
         """Apply a transition atomically; raises NotFound or InvalidTransition."""
 
-    async def record_step(self, run_id: str, name: str, result: Any) -> None:
-        """Persist a finished step's JSON result (first write wins: steps never change)."""
+    async def begin_step(self, run_id: str, name: str) -> int:
+        """Count one more execution of a step about to run; returns the count."""
 
-    async def get_steps(self, run_id: str) -> dict[str, Any]:
-        """Finished steps of a run by name."""
+    async def record_step(self, run_id: str, name: str, result: Any) -> None:
+        """Persist a finished step's JSON result (first write wins: finished steps never change)."""
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        """Steps of a run, started or finished, in the order they were first started."""
 
     async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
         """Lease up to ``limit`` unfinished runs due by ``now`` to ``owner``."""

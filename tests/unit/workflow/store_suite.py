@@ -61,9 +61,9 @@ class RunStoreSuite:
         assert not created and again.run_id == first.run_id
 
     async def test_same_key_different_request_is_already_exists(self, store: RunStore) -> None:
-        await store.create_run(new_run(idempotency_key="k"))
+        await store.create_run(new_run(idempotency_key="k", request_hash="h1"))
         with pytest.raises(AlreadyExists):
-            await store.create_run(new_run(idempotency_key="k", params={"x": 2}))
+            await store.create_run(new_run(idempotency_key="k", request_hash="h2"))
 
     async def test_idempotency_keys_are_per_principal(self, store: RunStore) -> None:
         a, _ = await store.create_run(new_run(idempotency_key="k"))
@@ -120,8 +120,30 @@ class RunStoreSuite:
         await store.record_step(run.run_id, "a", {"v": 1})
         await store.record_step(run.run_id, "a", {"v": 2})
         await store.record_step(run.run_id, "b", [1, 2])
-        assert await store.get_steps(run.run_id) == {"a": {"v": 1}, "b": [1, 2]}
-        assert await store.get_steps("other") == {}
+        steps = await store.get_steps(run.run_id)
+        assert [(s.name, s.completed, s.result) for s in steps] == [
+            ("a", True, {"v": 1}),
+            ("b", True, [1, 2]),
+        ]
+        assert steps[0].finished_at == 1000.0
+        assert await store.get_steps("other") == []
+
+    async def test_step_executions_count_restarts(self, store: RunStore) -> None:
+        run, _ = await store.create_run(new_run())
+        assert await store.begin_step(run.run_id, "s") == 1
+        assert [s.completed for s in await store.get_steps(run.run_id)] == [False]
+        assert await store.begin_step(run.run_id, "s") == 2  # re-executed after a crash
+        await store.record_step(run.run_id, "s", "done")
+        (step,) = await store.get_steps(run.run_id)
+        assert (step.completed, step.result, step.executions) == (True, "done", 2)
+
+    async def test_started_and_finished_times(self, store: RunStore) -> None:
+        run, _ = await store.create_run(new_run())
+        assert run.started_at is None and run.finished_at is None
+        running = await store.update_run(run.run_id, RunChange(RunState.RUNNING))
+        done = await store.update_run(run.run_id, RunChange(RunState.SUCCEEDED, result=None))
+        assert running.started_at == done.started_at == 1000.0 and done.finished_at == 1000.0
+        assert done.result is None
 
     async def test_pagination_is_stable_under_inserts(self, store: RunStore) -> None:
         ids = [(await store.create_run(new_run()))[0].run_id for _ in range(7)]
@@ -133,6 +155,25 @@ class RunStoreSuite:
             page = await store.list_runs(RunQuery(limit=3, before_seq=page.next_seq))
             seen += [r.run_id for r in page.runs]
         assert seen == ids[::-1]
+
+    async def test_list_filters_labels_and_time(self, store: RunStore) -> None:
+        a, _ = await store.create_run(new_run(labels={"team": "x", "env": "prod"}, created_at=10.0))
+        await store.create_run(new_run(labels={"team": "y"}, created_at=20.0))
+        q = RunQuery(labels={"team": "x"})
+        assert [r.run_id for r in (await store.list_runs(q)).runs] == [a.run_id]
+        assert (await store.list_runs(RunQuery(labels={'we"ird': "x"}))).runs == []
+        assert [r.created_at for r in (await store.list_runs(RunQuery(created_after=15.0))).runs] == [20.0]
+        assert [r.created_at for r in (await store.list_runs(RunQuery(created_before=15.0))).runs] == [10.0]
+
+    async def test_round_trips_labels_schedule_audit_redactions(self, store: RunStore) -> None:
+        new = new_run(labels={"k": "v"}, schedule="nightly", audit_id="a-1", redactions={"email": 2})
+        run, _ = await store.create_run(new)
+        assert (run.labels, run.schedule, run.audit_id, run.redactions) == (
+            {"k": "v"},
+            "nightly",
+            "a-1",
+            {"email": 2},
+        )
 
     async def test_list_filters(self, store: RunStore) -> None:
         a, _ = await store.create_run(new_run(workflow="a"))
