@@ -194,32 +194,30 @@ class Executor:
         return run
 
     async def _execute(self, run: Run, reserved: bool) -> None:
+        # The bulkhead reservation this task holds, released exactly once when it ends.
+        held = self._bulkheads.get(run.workflow) if reserved else None
         try:
             if run.not_before is not None and run.not_before > self._clock():
                 await self._sleep(run.not_before - self._clock())
             try:
                 wf = self.registry.get(run.workflow)
             except NotFound as exc:
-                await self._update(
-                    run.run_id,
-                    RunChange(RunState.FAILED, error=RunError(ErrorCategory.VALIDATION, exc.message)),
-                )
+                error = RunError(ErrorCategory.VALIDATION, exc.message)
+                await self._finish(run, wf_name=run.workflow, change=RunChange(RunState.FAILED, error=error))
                 return
-            bulkhead = self.bulkhead(wf)
-            if not reserved:
-                bulkhead.reserve(force=True)  # accepted earlier: never shed now
-                reserved = True
-            try:
-                async with bulkhead.slot():
-                    await self._run(run, wf)
-            finally:
-                bulkhead.release()
+            if held is None:
+                held = self.bulkhead(wf)
+                held.reserve(force=True)  # accepted earlier: never shed now
+            async with held.slot():
+                await self._run(run, wf)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(run.run_id, None)
             if reason is None:
                 raise  # shutdown: leave the run to be resumed
             await self._finish(run, wf_name=run.workflow, change=self._cancelled(reason))
         finally:
+            if held is not None:
+                held.release()
             self._active.pop(run.run_id, None)
             self._cancel_reasons.pop(run.run_id, None)
 

@@ -1,0 +1,186 @@
+"""Client of the security service: Screen once per StartRun (fail closed), VerifyArtifact.
+
+Transport retries are gRPC's own: the channel's service config retries UNAVAILABLE with
+backoff, within the call's deadline. The security service's decision is passed through as
+the matching domain error (with BadRequest field violations and RetryInfo preserved);
+anything that prevents a decision is Unavailable, so no run starts without one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
+from google.rpc import error_details_pb2, status_pb2
+from vigil.security.v1 import security_pb2 as _spb
+from vigil.security.v1 import security_pb2_grpc as _spb_grpc
+
+from services.common import (
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    VigilError,
+)
+from services.workflow._policy_config import WorkflowPolicy
+
+__all__ = ["SECURITY_SERVICE_CONFIG", "Screened", "SecurityClient", "error_from_rpc"]
+
+SECURITY_SERVICE_CONFIG = {
+    "methodConfig": [
+        {
+            "name": [{"service": "vigil.security.v1.SecurityService"}],
+            "retryPolicy": {
+                "maxAttempts": 3,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "0.5s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
+_LEVELS = {"PUBLIC": 1, "AUTHENTICATED": 2, "PRIVILEGED": 3, "ADMIN": 4}
+PRIVILEGED = _LEVELS["PRIVILEGED"]
+
+
+@dataclass(frozen=True)
+class Screened:
+    """An allowed start: who asked, and the params the handler will receive."""
+
+    subject: str
+    level: int
+    params: dict[str, Any]
+    audit_id: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def privileged(self) -> bool:
+        return self.level >= PRIVILEGED
+
+
+def _details(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status()
+            status.ParseFromString(value)
+            return status
+    return None
+
+
+def error_from_rpc(err: grpc.aio.AioRpcError, what: str) -> VigilError:
+    """The domain error for a failed call to the security service (its decision stands)."""
+    code, message = err.code(), err.details() or ""
+    status = _details(err)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(message)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(message)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violations = []
+        for detail in status.details if status else ():
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad):
+                violations += [FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations]
+        return InvalidArgument(message, violations)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        retry_after = 1.0
+        for detail in status.details if status else ():
+            info = error_details_pb2.RetryInfo()
+            if detail.Unpack(info):
+                retry_after = info.retry_delay.ToTimedelta().total_seconds()
+        return ResourceExhausted(message, retry_after_s=retry_after)
+    # No decision (unreachable, timed out, broken): fail closed.
+    return Unavailable(f"security service unavailable for {what}: {code.name} {message}".strip())
+
+
+def _struct(value: dict[str, Any] | None) -> Struct:
+    s = Struct()
+    if value:
+        s.update(value)
+    return s
+
+
+class SecurityClient:
+    """Async client of ``vigil.security.v1.SecurityService`` over one channel."""
+
+    def __init__(self, address: str, *, timeout_s: float = 2.0, service_token: str | None = None) -> None:
+        self._timeout_s, self._service_token = timeout_s, service_token
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[
+                ("grpc.enable_retries", 1),
+                ("grpc.service_config", json.dumps(SECURITY_SERVICE_CONFIG)),
+            ],
+        )
+        self._stub = _spb_grpc.SecurityServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _timeout(self, remaining_s: float | None) -> float:
+        return self._timeout_s if remaining_s is None else max(0.001, min(self._timeout_s, remaining_s))
+
+    async def screen(
+        self,
+        *,
+        token: str,
+        workflow: str,
+        params: dict[str, Any],
+        policy: WorkflowPolicy,
+        request_id: str,
+        remaining_s: float | None = None,
+    ) -> Screened:
+        """Authorize, validate and sanitize a start; raises the security service's decision."""
+        request = _spb.ScreenRequest(
+            token=token,
+            workflow=workflow,
+            params=_struct(params),
+            params_schema=_struct(policy.input_schema),
+            required_level=_LEVELS[policy.required_level],  # type: ignore[arg-type]
+            prompt_fields=policy.prompt_fields,
+            path_fields=policy.path_fields,
+            trajectory_fields=policy.trajectory_fields,
+            request_id=request_id,
+        )
+        metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        try:
+            resp = await self._stub.Screen(request, timeout=self._timeout(remaining_s), metadata=metadata)
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "Screen") from None
+        return Screened(
+            subject=resp.principal.subject,
+            level=int(resp.principal.level),
+            params=json_format.MessageToDict(resp.sanitized_params),
+            audit_id=resp.audit_id,
+            redactions=dict(resp.redactions),
+        )
+
+    async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
+        """VerifyArtifact with the service's own token; a mismatch is a result, not an error."""
+        if not self._service_token:
+            raise Unauthenticated("no service token configured for VerifyArtifact (service_token_file)")
+        metadata = (("authorization", f"Bearer {self._service_token}"),)
+        try:
+            resp = await self._stub.VerifyArtifact(
+                _spb.VerifyArtifactRequest(path=path, expected_sha256=sha256),
+                timeout=self._timeout_s * 5,
+                metadata=metadata,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "VerifyArtifact") from None
+        return {
+            "match": resp.match,
+            "actual_sha256": resp.actual_sha256,
+            "expected_sha256": resp.expected_sha256,
+            "size_bytes": resp.size_bytes,
+            "canonical_path": resp.canonical_path,
+            "message": resp.message,
+        }
