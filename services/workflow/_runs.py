@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.common import FieldViolation, InvalidArgument
+from services.common import FieldViolation, InvalidArgument, Unavailable
 from services.workflow._config import LimitsConfig
-from services.workflow._degradation import DegradationGate
+from services.workflow._degradation import DegradationGate, Level
 from services.workflow._events import EventType, RunEvent
 from services.workflow._executor import Executor
 from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
@@ -129,14 +129,20 @@ class Operations:
         try:
             self.gate.check_writable()
             run_id = uuid.uuid4().hex
-            screened = await self.security.screen(
-                token=token,
-                workflow=wf.name,
-                params=req.params,
-                policy=wf.policy,
-                request_id=run_id,
-                remaining_s=remaining_s,
-            )
+            try:
+                screened = await self.security.screen(
+                    token=token,
+                    workflow=wf.name,
+                    params=req.params,
+                    policy=wf.policy,
+                    request_id=run_id,
+                    remaining_s=remaining_s,
+                )
+            except Unavailable:
+                # Our own dependency view: without security no run can start (fail closed).
+                self.gate.set_dependency("security", Level.DEGRADED)
+                raise
+            self.gate.set_dependency("security", None)
             priority = req.priority or wf.policy.priority
             level = self.gate.admit(priority=priority, privileged=screened.privileged)
             now = self._clock()

@@ -15,20 +15,16 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-from google.rpc import error_details_pb2, status_pb2
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
 from services.common import (
-    FieldViolation,
-    InvalidArgument,
-    PermissionDenied,
-    ResourceExhausted,
     Unauthenticated,
     Unavailable,
     VigilError,
 )
 from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._rpc_errors import from_rpc_error
 
 __all__ = ["SECURITY_SERVICE_CONFIG", "Screened", "SecurityClient", "error_from_rpc"]
 
@@ -66,39 +62,24 @@ class Screened:
         return self.level >= PRIVILEGED
 
 
-def _details(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
-    for key, value in err.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status()
-            status.ParseFromString(value)
-            return status
-    return None
+_DECISIONS = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 
 
 def error_from_rpc(err: grpc.aio.AioRpcError, what: str) -> VigilError:
     """The domain error for a failed call to the security service (its decision stands)."""
-    code, message = err.code(), err.details() or ""
-    status = _details(err)
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return Unauthenticated(message)
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return PermissionDenied(message)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        violations = []
-        for detail in status.details if status else ():
-            bad = error_details_pb2.BadRequest()
-            if detail.Unpack(bad):
-                violations += [FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations]
-        return InvalidArgument(message, violations)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        retry_after = 1.0
-        for detail in status.details if status else ():
-            info = error_details_pb2.RetryInfo()
-            if detail.Unpack(info):
-                retry_after = info.retry_delay.ToTimedelta().total_seconds()
-        return ResourceExhausted(message, retry_after_s=retry_after)
+    if err.code() in _DECISIONS:
+        return from_rpc_error(err)
     # No decision (unreachable, timed out, broken): fail closed.
-    return Unavailable(f"security service unavailable for {what}: {code.name} {message}".strip())
+    return Unavailable(
+        f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip()
+    )
 
 
 def _struct(value: dict[str, Any] | None) -> Struct:
