@@ -172,16 +172,21 @@ class Executor:
         """The run once terminal, or as it is when ``within_s`` seconds pass."""
         q = self.events.subscribe(run_id)
         try:
-            run = await self.store.get_run(run_id)
-            try:
-                async with asyncio.timeout(within_s):
-                    while not run.terminal:
-                        run = (await q.get()).run
-            except TimeoutError:
-                run = await self.store.get_run(run_id)
-            return run
+            return await self.follow(q, await self.store.get_run(run_id), within_s)
         finally:
             self.events.unsubscribe(run_id, q)
+
+    async def follow(self, q: asyncio.Queue[RunEvent], run: Run, within_s: float | None) -> Run:
+        """Consume ``q`` (subscribed before ``run`` was read or dispatched) until terminal or timeout."""
+        try:
+            async with asyncio.timeout(within_s):
+                while not run.terminal:
+                    event = await q.get()
+                    if event.type is EventType.STATE_CHANGED:
+                        run = event.run
+        except TimeoutError:
+            run = await self.store.get_run(run.run_id)
+        return run
 
     # -- execution ---------------------------------------------------------------------------
     def _cancelled(self, reason: str) -> RunChange:

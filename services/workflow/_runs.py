@@ -191,13 +191,23 @@ class Operations:
             if not scheduled:
                 bulkhead.release()
             raise
-        if created:
-            self.executor.dispatch(run, reserved=not scheduled)
-        elif not scheduled:
+        if not created and not scheduled:
             bulkhead.release()
-        if req.wait and not run.terminal:
-            budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
-            run = await self.executor.wait_terminal(run.run_id, within_s=budget)
+        if not req.wait or run.terminal:
+            if created:
+                self.executor.dispatch(run, reserved=not scheduled)
+            return StartResult(run, created)
+        budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
+        # Subscribed before dispatch, so no event can be missed and no re-read is needed.
+        q = self.executor.events.subscribe(run.run_id)
+        try:
+            if created:
+                self.executor.dispatch(run, reserved=not scheduled)
+            else:
+                run = await self.store.get_run(run.run_id)  # an existing run may have moved on
+            run = await self.executor.follow(q, run, budget)
+        finally:
+            self.executor.events.unsubscribe(run.run_id, q)
         return StartResult(run, created)
 
     async def get(self, run_id: str) -> tuple[Run, list[StepRecord]]:
