@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
-
 from services.common import ConfigError, VigilServer
 from services.workflow._builtins import register_builtins
 from services.workflow._config import WorkflowConfig
@@ -20,7 +18,7 @@ from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
-from services.workflow._service import WorkflowServicer
+from services.workflow._service import WorkflowServicer, add_to_server
 from services.workflow._sqlite_store import SQLiteRunStore
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
@@ -114,7 +112,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     gate = DegradationGate()
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
     server = VigilServer(cfg.server, "workflow")
-    server.add_servicer(_pb_grpc.add_WorkflowServiceServicer_to_server, WorkflowServicer(ops), SERVICE_NAME)
+    server.add_servicer(add_to_server, WorkflowServicer(ops), SERVICE_NAME)
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
     if cfg.healthd_address:
