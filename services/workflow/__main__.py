@@ -1,21 +1,20 @@
-"""``python -m services.workflow --config FILE`` (env overrides: ``VIGIL_WORKFLOW_...``)."""
+"""Entry point: ``python -m services.workflow --config FILE`` serves vigil.workflow.v1.WorkflowService.
+
+Settings come from the YAML file and ``VIGIL_WORKFLOW_...`` environment overrides.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from services.common import run_main
 from services.workflow._app import build
 from services.workflow._config import WorkflowConfig
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_main(
-        argv if argv is not None else sys.argv[1:],
-        model=WorkflowConfig,
-        env_prefix="VIGIL_WORKFLOW_",
-        build=build,
-    )
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(argv, model=WorkflowConfig, env_prefix="VIGIL_WORKFLOW_", build=build, prog="workflow")
 
 
 if __name__ == "__main__":
