@@ -37,7 +37,12 @@ async def privileged(ctx: RunContext) -> Any:
     return "ok"
 
 
-@workflow(description="Sleeps until cancelled.", timeout_s=600, run_timeout_s=600, retry=RetrySettings(max_attempts=1))
+@workflow(
+    description="Sleeps until cancelled.",
+    timeout_s=600,
+    run_timeout_s=600,
+    retry=RetrySettings(max_attempts=1),
+)
 async def sleeper(ctx: RunContext) -> Any:
     try:
         await asyncio.sleep(600)
@@ -47,7 +52,9 @@ async def sleeper(ctx: RunContext) -> Any:
     return None
 
 
-@workflow(description="Calls a dependency that a test switches off and on.", retry=RetrySettings(max_attempts=1))
+@workflow(
+    description="Calls a dependency that a test switches off and on.", retry=RetrySettings(max_attempts=1)
+)
 async def dependent(ctx: RunContext) -> Any:
     CALLS.append(ctx.run_id)
     if not DEPENDENCY_UP[0]:
