@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.common import VigilServer
 from services.workflow._app import WorkflowApp, build_app
 from services.workflow._config import WorkflowConfig
 from services.workflow.client import WorkflowClient
@@ -99,3 +101,55 @@ async def no_security_app(start_workflow: StartWorkflow) -> WorkflowApp:
 
 async def client_for(app: WorkflowApp, token: str | None = "tok") -> WorkflowClient:
     return WorkflowClient(app.server.address, token=token, timeout_s=10)
+
+
+@dataclass
+class SecurityEnv:
+    """A real security server and the tokens it accepts."""
+
+    address: str
+    alice: str  # AUTHENTICATED
+    admin: str  # ADMIN
+    root_dir: Path  # the default path root (artifact.verify)
+    server: VigilServer
+
+
+# Tests use a tiny scrypt cost so each key verification takes microseconds.
+FAST_SCRYPT_N = 1 << 4
+
+
+async def start_security(tmp_path: Path, port: int = 0) -> SecurityEnv:
+    from services.security import Level, new_key
+    from services.security._config import SecurityConfig
+    from services.security._service import build as build_security
+
+    alice_token, alice = new_key("alice", Level.AUTHENTICATED, n=FAST_SCRYPT_N)
+    admin_token, admin = new_key("root", Level.ADMIN, n=FAST_SCRYPT_N)
+    root_dir = tmp_path / "artifacts"
+    root_dir.mkdir(exist_ok=True)
+    cfg = SecurityConfig.model_validate(
+        {
+            "server": {"port": port},
+            "auth": {"api_keys": [alice.model_dump(), admin.model_dump()]},
+            "roots": {"default": str(root_dir)},
+            "audit": {"db_path": str(tmp_path / "audit.db")},
+        }
+    )
+    server = await build_security(cfg)
+    await server.start()
+    return SecurityEnv(server.address, alice_token, admin_token, root_dir, server)
+
+
+@pytest.fixture
+async def security(tmp_path: Path) -> AsyncIterator[SecurityEnv]:
+    env = await start_security(tmp_path)
+    yield env
+    await env.server.stop(0)
+
+
+@pytest.fixture
+async def app(start_workflow: StartWorkflow, security: SecurityEnv, tmp_path: Path) -> WorkflowApp:
+    """A workflow server screened by the real security server (service token: admin)."""
+    token_file = tmp_path / "service-token"
+    token_file.write_text(security.admin)
+    return await start_workflow(security.address, service_token_file=str(token_file))

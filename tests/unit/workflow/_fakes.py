@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 class FakeClock:
@@ -25,18 +26,18 @@ class FakeClock:
 
 
 async def eventually(
-    fn: Callable[[], Awaitable[bool] | bool],
+    fn: Callable[[], Any],
     timeout: float = 5.0,  # noqa: ASYNC109 - a poller's budget, not an operation timeout
     interval: float = 0.01,
-) -> None:
-    """Poll ``fn`` until it returns truthy or ``timeout`` passes (then fail)."""
+) -> Any:
+    """Poll ``fn`` until it returns truthy (returned) or ``timeout`` passes (then fail)."""
     end = time.monotonic() + timeout
     while True:
         value = fn()
         if isinstance(value, Awaitable):
             value = await value
         if value:
-            return
+            return value
         if time.monotonic() > end:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
