@@ -14,10 +14,11 @@ from healthd._config import (
     Mode,
     ProcessConfig,
 )
-from healthd._engine import LIVENESS, OVERALL, READINESS, CheckView, ComponentView, HealthEngine, Snapshot
+from healthd._engine import LIVENESS, OVERALL, READINESS, HealthEngine
 from healthd._events import Event, EventKind, Subscription
 from healthd._healing import HealState
 from healthd._scheduler import Clock, FakeClock, LoopClock
+from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._types import CheckResult, Status
 
 __all__ = [

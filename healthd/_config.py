@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from services.common import ConfigModel, ServerConfig
+from services.security import AuthConfig
 
 
 class Mode(StrEnum):
@@ -57,6 +58,8 @@ class ClientTLS(ConfigModel):
 class _CheckBase(ConfigModel):
     """Timing and hysteresis shared by every check kind."""
 
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    """Name shown in status and events; defaults to the kind (``grpc``, ``grpc-2`` if repeated)."""
     interval_s: float = Field(default=5.0, gt=0, le=3600)
     """Period between runs; runs stay on the grid start + k*interval (no drift)."""
     timeout_s: float = Field(default=1.0, gt=0, le=600)
@@ -227,38 +230,20 @@ class ComponentConfig(ConfigModel):
     process: ProcessConfig | None = None
     """Child process to supervise (supervisor mode only)."""
 
+    def check_names(self) -> list[str]:
+        """Display names of the checks, unique within the component."""
+        names: list[str] = []
+        for i, check in enumerate(self.checks):
+            name = check.name or check.kind
+            names.append(name if name not in names else f"{name}-{i + 1}")
+        return names
+
     @property
     def level_when_down(self) -> Level:
         """The degradation level this component imposes while it is down."""
         if self.degrades_to is not None:
             return self.degrades_to
         return Level.RESTRICTED if self.critical else Level.DEGRADED
-
-
-class ApiKeyEntry(ConfigModel):
-    """A stored API key as the security service keeps it (salted hash, never the secret)."""
-
-    id: str = Field(min_length=1)
-    """Key id: the ``<id>`` in ``vgl_<id>_<secret>``."""
-    salt: str = Field(min_length=1)
-    """Hex salt used when hashing the secret."""
-    hash: str = Field(min_length=1)
-    """Hex digest of salt + secret."""
-    level: Literal["PUBLIC", "AUTHENTICATED", "PRIVILEGED", "ADMIN"] = "AUTHENTICATED"
-    """Security level granted to the key's holder."""
-    subject: str = ""
-    """Who holds the key (for events and audit)."""
-
-
-class AuthConfig(ConfigModel):
-    """Key material to verify admin tokens locally (works while the security service is down)."""
-
-    api_keys: list[ApiKeyEntry] = Field(default_factory=list)
-    """API keys accepted on mutating RPCs (ADMIN level required)."""
-    api_keys_file: Path | None = None
-    """YAML/JSON file with more API key entries (the security service's key file)."""
-    dev_token_file: Path | None = None
-    """Plain-text development token file (``.vigil/dev-token``); created by `make run`."""
 
 
 class HttpConfig(ConfigModel):
@@ -291,7 +276,8 @@ class HealthdConfig(ConfigModel):
     components: list[ComponentConfig] = Field(default_factory=list)
     """Everything healthd watches."""
     auth: AuthConfig = Field(default_factory=AuthConfig)
-    """Key material for ADMIN tokens on mutating RPCs."""
+    """The security service's key material (API key hashes, keys file, JWT settings): healthd
+    verifies ADMIN tokens on mutating RPCs itself, so they work while that service is down."""
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     """Self-check of the scheduler."""
     level_recovery_s: float = Field(default=5.0, ge=0, le=3600)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from healthd._actions import Healer, HealFailed, build_healer
 from healthd._aggregate import (
@@ -19,7 +19,6 @@ from healthd._aggregate import (
     ComponentHealth,
     LevelDamper,
     Reason,
-    SystemHealth,
     apply_result,
     component_health,
     own_status,
@@ -31,6 +30,7 @@ from healthd._config import HealthdConfig, Mode, dependency_order
 from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
 from healthd._scheduler import Clock, LoopClock, Scheduler
+from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit
 from healthd._types import CheckResult, Status
 from services.common import FailedPrecondition, NotFound
@@ -38,43 +38,6 @@ from services.common import FailedPrecondition, NotFound
 LIVENESS = "liveness"
 READINESS = "readiness"
 OVERALL = ""
-
-
-@dataclass(frozen=True)
-class CheckView:
-    """One check as shown to readers."""
-
-    kind: str
-    status: Status
-    message: str
-    latency_s: float
-
-
-@dataclass(frozen=True)
-class ComponentView:
-    """One component as shown to readers."""
-
-    health: ComponentHealth
-    heal_state: HealState
-    heal_reason: str
-    heal_attempts: int
-    backoff_s: float
-    maintenance: bool
-    pid: int | None
-    restarts: int
-    checks: tuple[CheckView, ...]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything a reader needs, as one consistent frozen value."""
-
-    system: SystemHealth
-    components: tuple[ComponentView, ...]
-    liveness: Status
-    liveness_reason: str
-    readiness: Status
-    shutting_down: bool
 
 
 class HealthEngine:
@@ -98,6 +61,7 @@ class HealthEngine:
         self._heal: dict[str, HealMachine] = {}
         self._healers: dict[str, Healer | None] = {}
         self._damper = LevelDamper()
+        self._last_check_at: dict[str, float] = {}
         self._watchdog_reason = ""
         self._shutting_down = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -128,7 +92,9 @@ class HealthEngine:
         """Start children (dependency order), the scheduler and the watchdog."""
         await self.supervisor.start_all()
         for child in self.supervisor.children.values():
-            self.events.publish(EventKind.PROCESS, child.name, f"started (pid {child.pid})")
+            self.events.publish(EventKind.PROCESS, child.name, f"started (pid {child.pid})", new="started")
+        for name in self._heal:
+            self._drive(name, HealEvent.STARTED)
         self.scheduler.start()
         self._spawn(self._watchdog())
 
@@ -186,16 +152,23 @@ class HealthEngine:
         self._known(name)
         return await self.scheduler.check_now(name)
 
-    def heal(self, name: str, reason: str = "manual heal") -> HealState:
-        """Start a heal now (clears FATAL); refused in maintenance or without a heal action."""
+    def heal(self, name: str, reason: str = "manual heal") -> tuple[bool, str]:
+        """Start a heal now (clears FATAL); returns (started, why not).
+
+        Raises:
+            NotFound: unknown component.
+            FailedPrecondition: in maintenance, or no healing action configured.
+        """
         self._known(name)
         if name in self._maint:
             raise FailedPrecondition(f"component '{name}' is in maintenance")
         if self._healers[name] is None:
             raise FailedPrecondition(f"component '{name}' has no healing action configured")
+        if self._heal[name].state is HealState.HEALING:
+            return False, "a heal is already running"
         self._drive(name, HealEvent.MANUAL_HEAL, reason)
         self._reevaluate()
-        return self._heal[name].state
+        return True, "heal started"
 
     def set_maintenance(self, name: str, on: bool, reason: str = "") -> None:
         """Pause (on) or resume (off) checks and healing of a component."""
@@ -221,13 +194,14 @@ class HealthEngine:
         cfg = self.config.component(name).checks[index]
         states = self._checks[name]
         states[index] = apply_result(states[index], result, cfg.failure_threshold, cfg.success_threshold)
+        self._last_check_at[name] = time.time()
         self._reevaluate()
 
     def _on_exit(self, name: str, code: int) -> None:
         if self._shutting_down:
             return
         message = describe_exit(code)
-        self.events.publish(EventKind.PROCESS, name, message)
+        self.events.publish(EventKind.PROCESS, name, message, new="exited")
         comp = self.config.component(name)
         for index, cfg in enumerate(comp.checks):
             if cfg.kind == "process":
@@ -257,7 +231,9 @@ class HealthEngine:
         if action is Action.HEAL:
             self._spawn(self._run_heal(name))
         elif action is Action.RESET_CHECKS:
-            self._checks[name] = [CheckState() for _ in self._checks[name]]
+            # Keep each check's status (no UNKNOWN flicker on Watch) but restart its streaks,
+            # so the fresh start must prove itself with success_threshold successes.
+            self._checks[name] = [CheckState(status=c.status) for c in self._checks[name]]
         elif action is Action.ESCALATE:
             self.events.publish(EventKind.ESCALATION, name, f"FATAL: {machine.reason}", new="escalated")
         elif action is Action.CLEAR_ESCALATION:
@@ -275,6 +251,9 @@ class HealthEngine:
             self._drive(name, HealEvent.HEAL_ERROR, str(exc))
         else:
             self.events.publish(EventKind.HEAL_RESULT, name, message, new="ok")
+            child = self.supervisor.children.get(name)
+            if child is not None:
+                self.events.publish(EventKind.PROCESS, name, f"started (pid {child.pid})", new="started")
             self._drive(name, HealEvent.HEAL_DONE, message)
             self._spawn(self.scheduler.check_now(name))
         self._reevaluate()
@@ -333,16 +312,22 @@ class HealthEngine:
             else CheckView(cfg.kind, st.status, "", 0.0)
             for cfg, st in zip(cfgs, self._checks[health.name], strict=True)
         )
+        states = self._checks[health.name]
+        backoff = machine.state is HealState.BACKOFF
         return ComponentView(
             health,
             machine.state,
             machine.reason,
             len(machine.attempts),
-            machine.last_delay if machine.state is HealState.BACKOFF else 0.0,
+            machine.last_delay if backoff else 0.0,
+            max(0.0, machine.until - self.clock.now()) if backoff else 0.0,
             health.name in self._maint,
             child.pid if child is not None else None,
             child.restarts if child is not None else 0,
             checks,
+            max(s.failures for s in states),
+            min(s.successes for s in states),
+            self._last_check_at.get(health.name, 0.0),
         )
 
     def _reevaluate(self) -> None:

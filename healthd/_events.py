@@ -76,6 +76,17 @@ class Subscription:
             self._on_close(self)
             self.offer(None)
 
+    def drain(self) -> list[Event]:
+        """Events already queued, without waiting (the end marker stays queued)."""
+        out: list[Event] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                self._queue.put_nowait(None)
+                break
+            out.append(item)
+        return out
+
     def __aiter__(self) -> Subscription:
         return self
 

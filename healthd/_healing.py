@@ -50,6 +50,8 @@ class HealEvent(StrEnum):
     """The heal action itself failed."""
     TICK = "TICK"
     """Time passed: backoff or start deadline may have expired."""
+    STARTED = "STARTED"
+    """healthd just started the component (or itself): it must pass its checks by the deadline."""
     MANUAL_HEAL = "MANUAL_HEAL"
     """An operator asked for a heal (does not count against the window)."""
     MAINTENANCE_ON = "MAINTENANCE_ON"
@@ -63,7 +65,7 @@ class Action(StrEnum):
     ESCALATE = "ESCALATE"
     CLEAR_ESCALATION = "CLEAR_ESCALATION"
     RESET_CHECKS = "RESET_CHECKS"
-    """Forget check history (hysteresis) so stale failures don't judge a fresh start."""
+    """Restart the checks' success/failure streaks so stale results don't judge a fresh start."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,10 @@ def transition(
         return replace(
             _go(m, HealState.HEALING, now, reason or "manual heal"), escalated=False, attempts=()
         ), acts
+    if event is HealEvent.STARTED and s is HealState.HEALTHY:
+        # HEALTHY -> STARTING: first start; start-up failures are not failures until the deadline.
+        started = _go(m, HealState.STARTING, now, reason or "starting; waiting for checks")
+        return replace(started, deadline=now + policy.start_timeout_s), []
     if event is HealEvent.DIED and s is HealState.STARTING:
         # STARTING -> BACKOFF|FATAL: the healed component died before passing its checks.
         return _schedule_heal(m, now, policy, rng, reason or "died while starting")

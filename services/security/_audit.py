@@ -21,12 +21,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict, Unpack
 
 from services.common import InvalidArgument, Unavailable
 from services.security._sanitize import Redactor
 
-__all__ = ["GENESIS", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
+__all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
 
 GENESIS = "0" * 64
 _MAX_PAGE = 1000
@@ -83,6 +83,26 @@ def _digest(fields: tuple[Any, ...]) -> str:
     seq, rid, ts, *rest = fields
     payload = json.dumps([seq, rid, repr(ts), *rest], separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# A record's fields before it has a chain position: id, ts, request_id, subject, action,
+# resource, decision, reason, details (JSON).
+_Prepared = tuple[str, float, str, str, str, str, str, str, str]
+
+
+class AuditEntry(TypedDict, total=False):
+    """What a caller supplies for one record (`AuditLog.append`)."""
+
+    action: Required[str]
+    """What: ``authenticate``, ``authorize``, ``screen``, ``validate``, ``audit.list``, ..."""
+    decision: Required[str]
+    """``ALLOW`` or ``DENY``."""
+    subject: str
+    """Who (default ``anonymous``)."""
+    resource: str
+    reason: str
+    request_id: str
+    details: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -143,7 +163,7 @@ class AuditLog:
         # truncated tail. Re-read from the file only when another writer got there first.
         self._head: tuple[int, str] = self._stored_head()
         # Records waiting for the next group commit (append_async); only touched on the event loop.
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[AuditRecord]]] = []
+        self._pending: list[tuple[_Prepared, asyncio.Future[AuditRecord]]] = []
 
     def close(self) -> None:
         with self._lock:
@@ -156,19 +176,17 @@ class AuditLog:
             raise Unavailable(f"audit log unreadable ({type(exc).__name__}); request refused") from None
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
-    def _prepare(
-        self, action: str, decision: str, subject: str, resource: str, reason: str, request_id: str,
-        details: dict[str, Any] | None,
-    ) -> tuple[Any, ...]:  # fmt: skip
+    def _prepare(self, entry: AuditEntry) -> _Prepared:
         """Sanitize and bound one record's fields; (id, ts, ...) without its chain position."""
-        clean_reason, _ = self._redactor.redact(reason)
-        clean_details, _ = self._redactor.redact_value(details or {})
+        clean_reason, _ = self._redactor.redact(entry.get("reason", ""))
+        clean_details, _ = self._redactor.redact_value(entry.get("details") or {})
         details_json = json.dumps(clean_details, sort_keys=True, default=str, ensure_ascii=False)
-        clean_subject, _ = self._redactor.redact(subject[:200])
-        return (uuid.uuid4().hex, self._now(), request_id[:200], clean_subject, action[:100], resource[:500],
-                decision, clean_reason, details_json)  # fmt: skip
+        clean_subject, _ = self._redactor.redact(entry.get("subject", "anonymous")[:200])
+        return (uuid.uuid4().hex, self._now(), entry.get("request_id", "")[:200], clean_subject,
+                entry["action"][:100], entry.get("resource", "")[:500], entry["decision"], clean_reason,
+                details_json)  # fmt: skip
 
-    def _write(self, batch: list[tuple[Any, ...]]) -> list[AuditRecord]:
+    def _write(self, batch: list[_Prepared]) -> list[AuditRecord]:
         """Chain and insert ``batch`` in one transaction: all records are stored, or none and it raises."""
         with self._lock:
             for attempt in range(2):
@@ -202,46 +220,22 @@ class AuditLog:
                 return records
         raise AssertionError("unreachable")
 
-    def append(
-        self,
-        *,
-        action: str,
-        decision: str,
-        subject: str = "anonymous",
-        resource: str = "",
-        reason: str = "",
-        request_id: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> AuditRecord:
+    def append(self, **entry: Unpack[AuditEntry]) -> AuditRecord:
         """Durably append one record and return it.
 
         Raises:
             Unavailable: the record could not be written; the caller must refuse the decision.
         """
-        return self._write([self._prepare(action, decision, subject, resource, reason, request_id, details)])[
-            0
-        ]
+        return self._write([self._prepare(entry)])[0]
 
-    async def append_async(
-        self,
-        *,
-        action: str,
-        decision: str,
-        subject: str = "anonymous",
-        resource: str = "",
-        reason: str = "",
-        request_id: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> AuditRecord:
+    async def append_async(self, **entry: Unpack[AuditEntry]) -> AuditRecord:
         """Like `append`, with group commit: records appended during one event-loop turn share a
         transaction, so concurrent requests pay for one commit instead of one each. Returns only
         once the record is stored; raises `Unavailable` (refuse the decision) if it is not.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AuditRecord] = loop.create_future()
-        self._pending.append(
-            (self._prepare(action, decision, subject, resource, reason, request_id, details), future)
-        )
+        self._pending.append((self._prepare(entry), future))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)  # runs after the callbacks already queued in this turn
         return await future
