@@ -3,6 +3,7 @@
 `PostgresServer` runs initdb + pg_ctl in a private temp dir on a free port. As root, the
 server runs as the ``postgres`` user (PostgreSQL refuses to run as root). Missing binaries
 make the tests FAIL with a clear message: CI installs them, so a skip would hide a gap.
+The benchmarks (bench/runstore.py) use the same class with ``durable=True``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ import pytest
 INSTALL_HINT = "apt-get install -y postgresql (Debian's package; .ci/run installs it)"
 
 
+class PostgresMissing(RuntimeError):
+    """The PostgreSQL server binaries are not installed."""
+
+
 def _bin_dir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     if initdb is None:
-        pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl) not found; {INSTALL_HINT}", pytrace=False)
+        raise PostgresMissing(f"PostgreSQL server binaries (initdb, pg_ctl) not found; {INSTALL_HINT}")
     return Path(initdb).parent
 
 
@@ -40,9 +45,15 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """One PostgreSQL cluster; `database()` hands out fresh, empty databases."""
+    """One PostgreSQL cluster; `database()` hands out fresh, empty databases.
 
-    def __init__(self) -> None:
+    Args:
+        durable: fsync and synchronous commit on (benchmarks); off by default, since tests
+            never outlive the machine's page cache.
+    """
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = _bin_dir()
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="vigil-pg-"))
@@ -64,10 +75,9 @@ class PostgresServer:
             str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
             "--no-sync",
         )  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"),
             "-o", options, "-w", "-t", "60", "start",
@@ -93,7 +103,10 @@ class PostgresServer:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the whole session (started on first use)."""
-    server = PostgresServer()
+    try:
+        server = PostgresServer()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
     server.start()
     yield server
     server.stop()

@@ -1,13 +1,16 @@
 """PostgreSQL implementation of `RunStore`, shared safely by several workflow replicas.
 
-Each operation is one short transaction on a pooled connection. What makes sharing safe:
+Each operation is one statement (two for an idempotent repeat) in autocommit mode on a
+pooled connection: one round trip and one commit, no BEGIN/COMMIT. What makes sharing safe:
 
 - ``claim_runs`` selects due runs ``FOR UPDATE SKIP LOCKED`` and leases them in the same
   statement: two replicas claiming at once get disjoint runs, never wait on each other, and
   a run whose lease is live (its owner is executing it) is not handed out at all. When a
   replica dies its leases stop being renewed; once they expire another replica claims them.
-- ``update_run`` locks the run row (``FOR UPDATE``) while it applies `transition`, so two
-  writers can never both move a run.
+- ``update_run`` is a compare-and-set: the UPDATE only matches the run while it is in a
+  state from which `transition` allows the target (the row lock UPDATE takes makes the check
+  and the write atomic), so two writers can never both move a run; a refused change is then
+  explained by `transition` itself (InvalidTransition) or NotFound.
 - ``record_step`` is first-write-wins (``WHERE NOT completed``): a finished step's result
   never changes, whoever writes it again.
 
@@ -40,7 +43,7 @@ from services.workflow._model import (
 )
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import migrate
-from services.workflow._states import RunState, transition
+from services.workflow._states import RunState, allowed_targets, transition
 
 __all__ = ["PostgresRunStore"]
 
@@ -87,9 +90,8 @@ async def _one(conn: psycopg.AsyncConnection[Row], sql: str, args: Any = None) -
     return await cur.fetchone()
 
 
-async def _select_run(conn: psycopg.AsyncConnection[Row], run_id: str, *, lock: bool = False) -> Run:
-    sql = "SELECT * FROM runs WHERE run_id = %s" + (" FOR UPDATE" if lock else "")
-    row = await _one(conn, sql, (run_id,))
+async def _select_run(conn: psycopg.AsyncConnection[Row], run_id: str) -> Run:
+    row = await _one(conn, "SELECT * FROM runs WHERE run_id = %s", (run_id,))
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
     return _row_to_run(row)
@@ -146,16 +148,16 @@ class PostgresRunStore:
         await self._pool.close()
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
-        """A pooled connection inside one transaction; connection trouble is `Unavailable`."""
+    async def _conn(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        """A pooled autocommit connection; connection trouble is `Unavailable`."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"run store unavailable: {exc}") from None
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
             # so of N racing creates exactly one inserts and the others read its run.
             row = await _one(
@@ -205,7 +207,7 @@ class PostgresRunStore:
         return _row_to_run(row), False
 
     async def get_run(self, run_id: str) -> Run:
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             return await _select_run(conn, run_id)
 
     async def list_runs(self, query: RunQuery) -> RunPage:
@@ -238,7 +240,7 @@ class PostgresRunStore:
         # One extra row tells whether another page exists without a COUNT.
         sql += " ORDER BY seq DESC LIMIT %s"
         args.append(query.limit + 1)
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             cur = await conn.execute(sql, args)
             runs = [_row_to_run(r) for r in await cur.fetchall()]
         more = len(runs) > query.limit
@@ -246,40 +248,44 @@ class PostgresRunStore:
         return RunPage(runs=runs, next_seq=runs[-1].seq if more else None)
 
     async def update_run(self, run_id: str, change: RunChange) -> Run:
-        async with self._tx() as conn:
-            current = await _select_run(conn, run_id, lock=True)  # row locked to commit
-            state = transition(current.state, change.state)
-            now = self._clock()
-            sets = ["state = %s", "updated_at = %s"]
-            args: list[Any] = [state.value, now]
-            if state is RunState.RUNNING:
-                sets.append("started_at = COALESCE(started_at, %s)")
-                args.append(now)
-            if change.has_result:
-                sets.append("result = %s")
-                args.append(canonical_json(change.result))
-            if change.error is not None:
-                sets += ["error_category = %s", "error_message = %s"]
-                args += [change.error.category.value, change.error.message]
-            if change.fallback is not None:
-                sets.append("fallback = %s")
-                args.append(change.fallback)
-            if change.attempt:
-                sets.append("attempts = attempts + 1")
-            if state.terminal:
-                sets += ["lease_owner = NULL", "lease_expires = NULL", "finished_at = %s"]
-                args.append(now)
-            elif change.lease_owner is not None:
-                sets += ["lease_owner = %s", "lease_expires = %s"]
-                args += [change.lease_owner, change.lease_expires]
-            row = await _one(
-                conn, f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s RETURNING *", [*args, run_id]
-            )
-        assert row is not None  # the row is locked by this transaction: it still exists
-        return _row_to_run(row)
+        # The states `transition` lets move to the target: the compare half of compare-and-set.
+        sources = [s.value for s in RunState if change.state in allowed_targets(s)]
+        state, now = change.state, self._clock()
+        sets = ["state = %s", "updated_at = %s"]
+        args: list[Any] = [state.value, now]
+        if state is RunState.RUNNING:
+            sets.append("started_at = COALESCE(started_at, %s)")
+            args.append(now)
+        if change.has_result:
+            sets.append("result = %s")
+            args.append(canonical_json(change.result))
+        if change.error is not None:
+            sets += ["error_category = %s", "error_message = %s"]
+            args += [change.error.category.value, change.error.message]
+        if change.fallback is not None:
+            sets.append("fallback = %s")
+            args.append(change.fallback)
+        if change.attempt:
+            sets.append("attempts = attempts + 1")
+        if state.terminal:
+            sets += ["lease_owner = NULL", "lease_expires = NULL", "finished_at = %s"]
+            args.append(now)
+        elif change.lease_owner is not None:
+            sets += ["lease_owner = %s", "lease_expires = %s"]
+            args += [change.lease_owner, change.lease_expires]
+        sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
+        async with self._conn() as conn:
+            while True:
+                row = await _one(conn, sql, [*args, run_id, sources])
+                if row is not None:
+                    return _row_to_run(row)
+                current = await _select_run(conn, run_id)  # NotFound, or:
+                transition(current.state, state)  # InvalidTransition: its state does not allow it
+                # Allowed now: another writer moved the run between our two statements. Runs
+                # only move forward through finitely many states, so this loop ends.
 
     async def begin_step(self, run_id: str, name: str) -> int:
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             row = await _one(
                 conn,
                 "INSERT INTO steps (run_id, name, executions) VALUES (%s, %s, 1)"
@@ -292,7 +298,7 @@ class PostgresRunStore:
 
     async def record_step(self, run_id: str, name: str, result: Any) -> None:
         text, now = canonical_json(result), self._clock()
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             await conn.execute(
                 "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
                 " VALUES (%s, %s, 1, TRUE, %s, %s) ON CONFLICT (run_id, name) DO UPDATE SET"
@@ -302,7 +308,7 @@ class PostgresRunStore:
             )
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             cur = await conn.execute("SELECT * FROM steps WHERE run_id = %s ORDER BY ord", (run_id,))
             rows = await cur.fetchall()
         return [
@@ -317,7 +323,7 @@ class PostgresRunStore:
         ]
 
     async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             # SKIP LOCKED: rows another replica is claiming or updating right now are passed
             # over (it holds them), so concurrent claimers get disjoint sets without waiting.
             cur = await conn.execute(
@@ -335,7 +341,7 @@ class PostgresRunStore:
     async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
         if not run_ids:
             return
-        async with self._tx() as conn:
+        async with self._conn() as conn:
             await conn.execute(
                 "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND " + _OPEN,
                 (until, run_ids, owner),

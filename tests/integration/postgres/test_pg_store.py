@@ -14,7 +14,7 @@ from services.workflow._model import RunChange, RunQuery
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import MIGRATIONS, Migration, applied_versions, migrate
 from services.workflow._pg_store import PostgresRunStore
-from services.workflow._states import RunState
+from services.workflow._states import InvalidTransition, RunState
 from tests.unit.workflow.store_suite import RunStoreSuite, new_run
 
 
@@ -103,6 +103,27 @@ class TestPostgresRunStore(RunStoreSuite):
         assert (taken.run_id, taken.lease_owner, taken.lease_expires) == (run.run_id, "alive", 171.0)
         await store.renew_leases("dead", [run.run_id], until=999.0)  # too late: no longer its run
         assert (await store.get_run(run.run_id)).lease_owner == "alive"
+
+    async def test_racing_final_states_one_wins(self, store: PostgresRunStore, postgres_dsn: str) -> None:
+        replicas = [await _open(postgres_dsn) for _ in range(3)]
+        try:
+            for _ in range(5):
+                run, _ = await store.create_run(new_run())
+                await store.update_run(run.run_id, RunChange(RunState.RUNNING, attempt=True))
+                changes = [RunChange(RunState.SUCCEEDED, result=i) for i in range(6)]
+                changes += [RunChange(RunState.CANCELLED) for _ in range(6)]
+                outcomes = await asyncio.gather(
+                    *(replicas[i % 3].update_run(run.run_id, c) for i, c in enumerate(changes)),
+                    return_exceptions=True,
+                )
+                won = [o for o in outcomes if not isinstance(o, BaseException)]
+                assert len(won) == 1 and all(
+                    isinstance(o, InvalidTransition) for o in outcomes if o not in won
+                )
+                assert await store.get_run(run.run_id) == won[0]
+        finally:
+            for r in replicas:
+                await r.close()
 
     async def test_labels_with_quotes_and_nested_json(self, store: PostgresRunStore) -> None:
         a, _ = await store.create_run(new_run(labels={'we"ird': "x'y"}))
