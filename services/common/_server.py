@@ -1,0 +1,205 @@
+"""Server bootstrap shared by every Vigil process: `VigilServer` and `run_main`.
+
+Lifecycle of a `VigilServer`:
+
+    created --start()--> serving --stop()/SIGTERM--> draining --> stopped
+
+Graceful shutdown order (DESIGN.md): every grpc.health.v1 status turns NOT_SERVING
+(watchers are told, then their streams end), new RPCs are refused, in-flight RPCs get
+``grace_period_s`` to finish and are cancelled after it, then the ``on_shutdown``
+hooks run (close stores, flush telemetry) and `wait()` returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
+from grpc_reflection.v1alpha import reflection
+from pydantic import BaseModel
+
+from services.common._config import ConfigError, ServerConfig, TLSConfig, load_config
+from services.common._health import HEALTH_SERVICE_NAME, HealthServicer
+from services.common._interceptors import ErrorMapping
+from services.common._logging import configure_logging, get_logger
+
+__all__ = ["VigilServer", "run_main", "server_credentials"]
+
+_log = get_logger("vigil.server")
+M = TypeVar("M", bound=BaseModel)
+
+_SERVING = 1  # grpc.health.v1 HealthCheckResponse.SERVING
+
+
+def _read(path: Path, field: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), field, f"cannot read: {exc.strerror}") from None
+
+
+def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
+    """Server TLS credentials from PEM files; client certificates required when a CA is set."""
+    key, cert = _read(tls.key_file, "tls.key_file"), _read(tls.cert_file, "tls.cert_file")
+    ca = _read(tls.client_ca_file, "tls.client_ca_file") if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+class VigilServer:
+    """A grpc.aio server with health (Check/Watch/List), reflection, error mapping and
+    graceful shutdown.
+
+    Args:
+        config: Bind address, limits, TLS and grace period.
+        name: Short process name used in logs ("workflow", "security", "healthd").
+        interceptors: Extra server interceptors (auth, tracing, metrics), outermost first;
+            error mapping is always innermost.
+        health: Use this health servicer instead of a fresh one (healthd shares its own).
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        name: str,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        health: HealthServicer | None = None,
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.health = health or HealthServicer()
+        self.port: int | None = None
+        self.stopping = asyncio.Event()
+        """Set when shutdown begins; long-lived streams should end when they see it."""
+        self._stopped = asyncio.Event()
+        self._service_names: list[str] = []
+        self._hooks: list[Callable[[], Awaitable[Any]]] = []
+        self._server = grpc.aio.server(
+            interceptors=[*interceptors, ErrorMapping()],
+            options=[
+                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_send_message_length", config.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        )
+        _hpb_grpc.add_HealthServicer_to_server(self.health, self._server)
+
+    @property
+    def grpc_server(self) -> grpc.aio.Server:
+        return self._server
+
+    @property
+    def address(self) -> str:
+        """host:port clients should dial (valid after start)."""
+        host = self.config.host
+        if host in ("0.0.0.0", "[::]", "::"):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    def add_servicer(
+        self, add_fn: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str
+    ) -> None:
+        """Register a generated-stub servicer; it gets reflection and a health status."""
+        add_fn(servicer, self._server)
+        self._service_names.append(full_name)
+
+    def on_shutdown(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``hook`` after RPCs have drained during shutdown (in registration order)."""
+        self._hooks.append(hook)
+
+    async def start(self) -> int:
+        """Bind, start serving, mark every registered service SERVING; returns the port."""
+        names = [*self._service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self._server)
+        bind = f"{self.config.host}:{self.config.port}"
+        if self.config.tls is not None:
+            self.port = self._server.add_secure_port(bind, server_credentials(self.config.tls))
+        else:
+            self.port = self._server.add_insecure_port(bind)
+        if not self.port:
+            raise OSError(f"cannot bind {bind}")
+        await self._server.start()
+        for service in ("", *self._service_names):
+            if self.health.get(service) is None:
+                await self.health.set(service, _SERVING)
+        _log.info("%s listening on %s", self.name, self.address, extra={"port": self.port})
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown (idempotent): NOT_SERVING, refuse new RPCs, drain, run hooks."""
+        if self.stopping.is_set():
+            await self._stopped.wait()
+            return
+        self.stopping.set()
+        grace = self.config.grace_period_s if grace is None else grace
+        _log.info("%s shutting down (grace %.1fs)", self.name, grace)
+        await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(0)  # let watchers receive NOT_SERVING before their streams end
+        await self._server.stop(grace)
+        for hook in self._hooks:
+            try:
+                await hook()
+            except Exception:
+                _log.exception("shutdown hook %r failed", hook)
+        self._stopped.set()
+        _log.info("%s stopped", self.name)
+
+    async def wait(self) -> None:
+        """Return once the server has stopped."""
+        await self._stopped.wait()
+
+
+def _parse_args(prog: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--config", type=Path, help="YAML config file (settings also from env)")
+    return parser.parse_args(argv)
+
+
+def run_main(
+    argv: Sequence[str] | None,
+    *,
+    model: type[M],
+    env_prefix: str,
+    build: Callable[[M], Awaitable[VigilServer]],
+    prog: str,
+) -> int:
+    """Entry point of a server process; returns the exit code.
+
+    Exit codes: 0 after a graceful shutdown, 2 for a bad config (one line on stderr
+    naming file, field and value), 1 if the server cannot start.
+    """
+    args = _parse_args(prog, argv)
+    try:
+        config = load_config(model, args.config, env_prefix=env_prefix)
+    except ConfigError as exc:
+        print(f"{prog}: config error: {exc}", file=sys.stderr)
+        return 2
+    server_cfg = getattr(config, "server", None)
+    configure_logging(server_cfg.log_level if isinstance(server_cfg, ServerConfig) else "INFO")
+
+    async def _serve() -> int:
+        try:
+            server = await build(config)
+            await server.start()
+        except ConfigError as exc:
+            print(f"{prog}: config error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            _log.error("%s cannot start: %s", prog, exc)
+            return 1
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
+        await server.wait()
+        return 0
+
+    return asyncio.run(_serve())

@@ -1,0 +1,81 @@
+"""The one place where domain errors become gRPC statuses (rich details included).
+
+`InvalidArgument` carries `google.rpc.BadRequest` field violations and
+`ResourceExhausted` a `google.rpc.RetryInfo`, both packed into the standard
+`grpc-status-details-bin` trailer by grpcio-status, so any gRPC client can decode them.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.common._errors import FieldViolation, InvalidArgument, ResourceExhausted, VigilError
+
+__all__ = ["bad_request_violations", "retry_delay_s", "to_grpc_status"]
+
+# Status messages travel in a trailer; keep them bounded so a huge echoed value cannot
+# blow the metadata limit and turn a clear error into a transport failure.
+MAX_MESSAGE_CHARS = 1000
+MAX_VIOLATIONS = 100
+
+
+def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_grpc_status(err: VigilError) -> grpc.Status:
+    """Build the gRPC status (code, message, rich details) for a domain error."""
+    code: grpc.StatusCode = err.code
+    details: list[any_pb2.Any] = []
+    if isinstance(err, InvalidArgument) and err.violations:
+        bad = error_details_pb2.BadRequest()
+        for v in err.violations[:MAX_VIOLATIONS]:
+            bad.field_violations.add(
+                field=_clip(v.field, 200), description=_clip(v.description, 500), reason=_clip(v.reason, 100)
+            )
+        details.append(_pack(bad))
+    if isinstance(err, ResourceExhausted):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(max(err.retry_after_s, 0.0) * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    status = status_pb2.Status(code=code.value[0], message=_clip(err.message), details=details)
+    return rpc_status.to_status(status)
+
+
+def _details_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[any_pb2.Any]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    return list(status.details) if status is not None else []
+
+
+def bad_request_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[FieldViolation]:
+    """Decode the BadRequest field violations of a failed call (client side)."""
+    found: list[FieldViolation] = []
+    for detail in _details_of(error):
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.extend(FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations)
+    return found
+
+
+def retry_delay_s(error: grpc.aio.AioRpcError | grpc.RpcError) -> float | None:
+    """Decode the RetryInfo delay of a failed call, in seconds (client side)."""
+    for detail in _details_of(error):
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None
+
+
+# google.rpc.Code and grpc.StatusCode share numbering; assert it once at import.
+assert grpc.StatusCode.INVALID_ARGUMENT.value[0] == code_pb2.INVALID_ARGUMENT
