@@ -15,8 +15,6 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-from vigil.security.v1 import security_pb2 as _spb
-from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
 from services.common import (
     Unauthenticated,
@@ -25,6 +23,8 @@ from services.common import (
 )
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._rpc_errors import from_rpc_error
+from vigil.security.v1 import security_pb2 as _spb
+from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
 __all__ = ["SECURITY_SERVICE_CONFIG", "Screened", "SecurityClient", "error_from_rpc"]
 

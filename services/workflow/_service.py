@@ -11,8 +11,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
-from vigil.workflow.v1 import workflow_pb2 as _pb
-from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 from services.common import FieldViolation, InvalidArgument
 from services.workflow._convert import (
@@ -23,6 +21,8 @@ from services.workflow._convert import (
     workflow_to_proto,
 )
 from services.workflow._runs import Operations
+from vigil.workflow.v1 import workflow_pb2 as _pb
+from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["WorkflowServicer", "add_to_server", "bearer_token"]
 

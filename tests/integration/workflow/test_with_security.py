@@ -19,9 +19,9 @@ from services.common import (
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
 from services.workflow.client import WorkflowClient, pb
+from tests.conftest import eventually
 from tests.integration.workflow import plugins
 from tests.integration.workflow.conftest import SecurityEnv
-from tests.unit.workflow._fakes import eventually
 
 
 def client(app: WorkflowApp, token: str | None) -> WorkflowClient:
