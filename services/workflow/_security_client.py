@@ -26,7 +26,7 @@ from services.workflow._rpc_errors import from_rpc_error
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
-__all__ = ["SECURITY_SERVICE_CONFIG", "Screened", "SecurityClient", "error_from_rpc"]
+__all__ = ["SECURITY_SERVICE_CONFIG", "Caller", "Screened", "SecurityClient", "error_from_rpc"]
 
 SECURITY_SERVICE_CONFIG = {
     "methodConfig": [
@@ -45,6 +45,19 @@ SECURITY_SERVICE_CONFIG = {
 
 _LEVELS = {"PUBLIC": 1, "AUTHENTICATED": 2, "PRIVILEGED": 3, "ADMIN": 4}
 PRIVILEGED = _LEVELS["PRIVILEGED"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller of a read or cancel RPC."""
+
+    subject: str
+    level: int
+
+    @property
+    def privileged(self) -> bool:
+        """PRIVILEGED and ADMIN callers may see and cancel every principal's runs."""
+        return self.level >= PRIVILEGED
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,20 @@ class SecurityClient:
             audit_id=resp.audit_id,
             redactions=dict(resp.redactions),
         )
+
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
+        """Who ``token`` belongs to; raises Unauthenticated, or Unavailable (fail closed)."""
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        try:
+            resp = await self._stub.Authenticate(
+                _spb.AuthenticateRequest(token=token),
+                timeout=self._timeout(remaining_s),
+                metadata=(("authorization", f"Bearer {token}"),),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "Authenticate") from None
+        return Caller(resp.principal.subject, int(resp.principal.level))
 
     async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
         """VerifyArtifact with the service's own token; a mismatch is a result, not an error."""

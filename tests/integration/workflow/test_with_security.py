@@ -12,12 +12,14 @@ from services.common import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
 )
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
+from services.workflow._model import RunQuery
 from services.workflow.client import WorkflowClient, pb
 from tests.conftest import eventually
 from tests.integration.workflow import plugins
@@ -52,7 +54,7 @@ async def test_unauthenticated_never_runs(app: WorkflowApp, token: str | None) -
     async with client(app, token) as c:
         with pytest.raises(Unauthenticated):
             await c.start_run("counting", {}, wait=True)
-        assert (await c.list_runs())[0] == []
+    assert (await app.store.list_runs(RunQuery())).runs == []
     assert plugins.CALLS == []
     assert app.executor.stats["counting"].errors_by_category["auth"] >= 1
 
@@ -238,3 +240,64 @@ async def test_concurrent_starts_all_commit(app: WorkflowApp, security: Security
         results = await asyncio.gather(*(c.start_run("echo", {"i": i}, wait=True) for i in range(50)))
     assert all(r.state == pb.RUN_STATE_SUCCEEDED for r, _ in results)
     assert len({r.run_id for r, _ in results}) == 50
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "e30", "eyJ2IjoxLCJzIjo1LCJmIjoiYWJjIn0"])
+async def test_bad_page_tokens_are_invalid_argument(
+    app: WorkflowApp, security: SecurityEnv, token: str
+) -> None:
+    async with client(app, security.alice) as c:
+        with pytest.raises(InvalidArgument) as info:
+            await c.list_runs(page_token=token)
+        with pytest.raises(InvalidArgument, match="page_size"):
+            await c.list_runs(page_size=5000)
+    assert info.value.violations[0].field == "page_token"
+
+
+async def test_unknown_run_is_not_found_everywhere(app: WorkflowApp, security: SecurityEnv) -> None:
+    async with client(app, security.alice) as c:
+        with pytest.raises(NotFound):
+            await c.get_run("missing")
+        with pytest.raises(NotFound):
+            await c.cancel_run("missing")
+        with pytest.raises(NotFound):
+            async for _ in c.watch_run("missing"):
+                pass
+        with pytest.raises(InvalidArgument):
+            await c.get_run("")
+
+
+async def test_reads_need_a_valid_token(app: WorkflowApp, security: SecurityEnv) -> None:
+    async with client(app, None) as c:
+        with pytest.raises(Unauthenticated):
+            await c.list_runs()
+    async with client(app, "garbage") as c:
+        with pytest.raises(Unauthenticated):
+            await c.get_run("x")
+
+
+async def test_runs_are_visible_to_their_principal_and_privileged_callers(
+    app: WorkflowApp, security: SecurityEnv
+) -> None:
+    async with client(app, security.admin) as admin:
+        theirs, _ = await admin.start_run("sleeper", {})
+        async with client(app, security.alice) as alice:
+            mine, _ = await alice.start_run("echo", {"m": 1}, wait=True)
+            with pytest.raises(PermissionDenied):
+                await alice.get_run(theirs.run_id)
+            with pytest.raises(PermissionDenied):
+                await alice.cancel_run(theirs.run_id)
+            assert [r.run_id for r in (await alice.list_runs())[0]] == [mine.run_id]
+        assert {r.run_id for r in (await admin.list_runs())[0]} == {mine.run_id, theirs.run_id}
+        assert (await admin.get_run(mine.run_id)).principal == "alice"
+        assert (await admin.cancel_run(theirs.run_id)).state == pb.RUN_STATE_CANCELLED
+
+
+async def test_reads_work_under_read_only(app: WorkflowApp, security: SecurityEnv) -> None:
+    async with client(app, security.alice) as c:
+        run, _ = await c.start_run("echo", {}, wait=True)
+        app.gate.published = Level.READ_ONLY
+        with pytest.raises(FailedPrecondition):
+            await c.start_run("echo", {})
+        assert (await c.get_run(run.run_id)).state == pb.RUN_STATE_SUCCEEDED
+        assert len((await c.list_runs())[0]) == 1
