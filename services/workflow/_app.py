@@ -14,6 +14,7 @@ from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
+from services.workflow._metrics import serve_metrics
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
@@ -67,6 +68,7 @@ class WorkflowApp:
     gate: DegradationGate
     pool: ProcessPool
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_port: int | None = None
 
     async def close(self) -> None:
         """Stop background work and executions (runs stay resumable), then release resources."""
@@ -123,6 +125,10 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         app.tasks.append(
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
+    if cfg.server.metrics_port is not None:
+        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, executor, gate)
+        app.metrics_port = http.server_port
+        server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
     server.on_shutdown(app.close)
     return app
 

@@ -23,7 +23,7 @@ from services.workflow._model import RunQuery
 from services.workflow.client import WorkflowClient, pb
 from tests.conftest import eventually
 from tests.integration.workflow import plugins
-from tests.integration.workflow.conftest import SecurityEnv
+from tests.integration.workflow.conftest import SecurityEnv, StartWorkflow
 
 
 def client(app: WorkflowApp, token: str | None) -> WorkflowClient:
@@ -301,3 +301,22 @@ async def test_reads_work_under_read_only(app: WorkflowApp, security: SecurityEn
             await c.start_run("echo", {})
         assert (await c.get_run(run.run_id)).state == pb.RUN_STATE_SUCCEEDED
         assert len((await c.list_runs())[0]) == 1
+
+
+async def test_metrics_expose_runs_errors_and_breakers(
+    start_workflow: StartWorkflow, security: SecurityEnv
+) -> None:
+    import urllib.request
+
+    app = await start_workflow(security.address, server={"port": 0, "metrics_port": 0})
+    assert app.metrics_port
+    async with client(app, security.alice) as c, client(app, "bad") as intruder:
+        await c.start_run("echo", {}, wait=True)
+        with pytest.raises(Unauthenticated):
+            await intruder.start_run("echo", {})
+    url = f"http://127.0.0.1:{app.metrics_port}/metrics"
+    text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    assert 'vigil_workflow_runs_total{outcome="succeeded",workflow="echo"} 1.0' in text
+    assert 'vigil_workflow_errors_total{category="auth",workflow="echo"}' in text
+    assert 'vigil_workflow_breaker_state{workflow="dependent"} 0.0' in text
+    assert "vigil_workflow_degradation_level 0.0" in text
