@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from pathlib import Path
 
 import pytest
 
@@ -320,3 +321,74 @@ async def test_metrics_expose_runs_errors_and_breakers(
     assert 'vigil_workflow_errors_total{category="auth",workflow="echo"}' in text
     assert 'vigil_workflow_breaker_state{workflow="dependent"} 0.0' in text
     assert "vigil_workflow_degradation_level 0.0" in text
+
+
+async def test_cron_slot_runs_once_across_restarts(
+    start_workflow: StartWorkflow, security: SecurityEnv, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "svc-token"
+    token_file.write_text(security.admin)
+    settings = {
+        "service_token_file": str(token_file),
+        "store_path": str(tmp_path / "sched.db"),
+        # catch_up: the latest slot (this minute's) is started at start-up
+        "schedules": [{"name": "minutely", "cron": "* * * * *", "workflow": "counting", "params": {"s": 1}}],
+    }
+
+    async def scheduled_runs(app: WorkflowApp) -> list[pb.Run]:
+        async with client(app, security.admin) as c:
+            runs, _ = await c.list_runs(workflow="counting")
+        return [r for r in runs if r.schedule == "minutely"]
+
+    first = await start_workflow(security.address, **settings)
+    runs = await eventually(lambda: scheduled_runs(first), timeout=5)
+    assert runs[0].idempotency_key.startswith("schedule:minutely:")
+    await first.server.stop(0)
+    second = await start_workflow(security.address, **settings)  # same store: same slot, same run
+    await eventually(lambda: _all_done(second, security), timeout=5)
+    again = await scheduled_runs(second)
+    slots = [r.idempotency_key for r in again]
+    assert len(slots) == len(set(slots)), "a slot ran twice"
+    assert again[-1].run_id == runs[-1].run_id
+
+
+async def _all_done(app: WorkflowApp, security: SecurityEnv) -> bool:
+    async with client(app, security.admin) as c:
+        runs, _ = await c.list_runs(workflow="counting")
+    return bool(runs) and all(r.state == pb.RUN_STATE_SUCCEEDED for r in runs)
+
+
+async def _cli(app: WorkflowApp, token: str, *args: str) -> tuple[int, str, str]:
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.workflow.cli",
+        "--address",
+        app.server.address,
+        "--token",
+        token,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_cli_start_wait_shows_progress_then_lists(app: WorkflowApp, security: SecurityEnv) -> None:
+    import json
+
+    code, out, progress = await _cli(
+        app, security.alice, "start", "flaky", "--params", '{"failures": 1}', "--wait"
+    )
+    assert code == 0, progress
+    # Progress lines on stderr while waiting: the snapshot, then changes until the end.
+    assert "created" in progress and "[SNAPSHOT]" in progress and "SUCCEEDED" in progress
+    run = json.loads(out)
+    assert run["state"] == "RUN_STATE_SUCCEEDED" and run["attempts"] == 2
+    code, out, _ = await _cli(app, security.alice, "list", "--workflow", "flaky")
+    assert code == 0 and run["runId"] in out and "SUCCEEDED" in out
+    code, _, err = await _cli(app, security.alice, "cancel", run["runId"])
+    assert code == 2 and "already SUCCEEDED" in err
