@@ -99,7 +99,8 @@ async def no_security_app(start_workflow: StartWorkflow) -> WorkflowApp:
     return await start_workflow(f"127.0.0.1:{free_port()}")
 
 
-async def client_for(app: WorkflowApp, token: str | None = "tok") -> WorkflowClient:
+def client(app: WorkflowApp, token: str | None) -> WorkflowClient:
+    """A typed client of ``app`` presenting ``token``."""
     return WorkflowClient(app.server.address, token=token, timeout_s=10)
 
 

@@ -12,13 +12,13 @@ from services.workflow._degradation import Level
 from services.workflow._model import RunQuery
 from services.workflow.client import pb
 from tests.integration.workflow import plugins
-from tests.integration.workflow.conftest import client_for
+from tests.integration.workflow.conftest import client
 
 
 async def test_security_down_is_unavailable_and_the_handler_never_runs(no_security_app: WorkflowApp) -> None:
-    async with await client_for(no_security_app) as client:
+    async with client(no_security_app, "tok") as c:
         with pytest.raises(Unavailable, match="security service unavailable"):
-            await client.start_run("counting", {"x": 1}, wait=True, timeout_s=5)
+            await c.start_run("counting", {"x": 1}, wait=True, timeout_s=5)
     page = await no_security_app.store.list_runs(RunQuery())
     assert plugins.CALLS == [] and page.runs == []  # nothing accepted, nothing ran
     stats = no_security_app.executor.stats["counting"]
@@ -27,15 +27,15 @@ async def test_security_down_is_unavailable_and_the_handler_never_runs(no_securi
 
 
 async def test_unknown_workflow_is_not_found(no_security_app: WorkflowApp) -> None:
-    async with await client_for(no_security_app) as client:
+    async with client(no_security_app, "tok") as c:
         with pytest.raises(NotFound, match="'nope'"):
-            await client.start_run("nope", {})
+            await c.start_run("nope", {})
 
 
 async def test_oversized_params_are_invalid_argument(no_security_app: WorkflowApp) -> None:
-    async with await client_for(no_security_app) as client:
+    async with client(no_security_app, "tok") as c:
         with pytest.raises(InvalidArgument) as info:
-            await client.start_run("counting", {"blob": "x" * 70_000})
+            await c.start_run("counting", {"blob": "x" * 70_000})
     assert info.value.violations[0].field == "params" and info.value.violations[0].reason == "TOO_LARGE"
 
 
@@ -44,39 +44,39 @@ async def test_deep_nesting_is_invalid_argument(no_security_app: WorkflowApp, de
     value: dict[str, object] = {}
     for _ in range(depth):
         value = {"n": value}
-    async with await client_for(no_security_app) as client:
+    async with client(no_security_app, "tok") as c:
         with pytest.raises(InvalidArgument) as info:
-            await client.start_run("counting", value)
+            await c.start_run("counting", value)
     assert info.value.violations[0].field == "params"
 
 
 async def test_bad_state_filter_is_invalid_argument(no_security_app: WorkflowApp) -> None:
-    async with await client_for(no_security_app) as client:
+    async with client(no_security_app, "tok") as c:
         with pytest.raises(InvalidArgument, match="states"):
-            await client.list_runs(states=[42])
+            await c.list_runs(states=[42])
 
 
 async def test_reads_fail_closed_when_security_is_down(no_security_app: WorkflowApp) -> None:
-    async with await client_for(no_security_app) as client:
+    async with client(no_security_app, "tok") as c:
         with pytest.raises(Unavailable):
-            await client.get_run("any")
+            await c.get_run("any")
         with pytest.raises(Unavailable):
-            await client.list_runs()
+            await c.list_runs()
         with pytest.raises(Unavailable):
-            await client.cancel_run("any")
+            await c.cancel_run("any")
 
 
 async def test_read_only_refuses_new_runs(no_security_app: WorkflowApp) -> None:
     no_security_app.gate.published = Level.READ_ONLY
-    async with await client_for(no_security_app) as client:
+    async with client(no_security_app, "tok") as c:
         with pytest.raises(FailedPrecondition, match="READ_ONLY"):
-            await client.start_run("counting", {})
-        assert len(await client.list_workflows()) >= 4
+            await c.start_run("counting", {})
+        assert len(await c.list_workflows()) >= 4
 
 
 async def test_list_workflows_shows_policies(no_security_app: WorkflowApp) -> None:
-    async with await client_for(no_security_app) as client:
-        infos = {w.name: w for w in await client.list_workflows()}
+    async with client(no_security_app, "tok") as c:
+        infos = {w.name: w for w in await c.list_workflows()}
     assert {"echo", "sleep", "flaky", "artifact.verify", "counting", "with_fallback"} <= set(infos)
     assert infos["artifact.verify"].path_fields == ["path"]
     assert infos["with_fallback"].fallbacks == ["static"]
