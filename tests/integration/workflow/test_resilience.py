@@ -13,10 +13,10 @@ from services.common import (
 )
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
-from services.workflow.client import WorkflowClient, pb
+from services.workflow.client import pb
 from tests.conftest import eventually
 from tests.integration.workflow import plugins
-from tests.integration.workflow.conftest import SecurityEnv, StartWorkflow, client
+from tests.integration.workflow.conftest import SecurityEnv, StartWorkflow, client, has_state, terminal_run
 
 
 async def test_fallback_is_recorded(app: WorkflowApp, security: SecurityEnv) -> None:
@@ -33,7 +33,7 @@ async def test_retries_respect_the_callers_deadline(app: WorkflowApp, security: 
         run, _ = await c.start_run("slow_retry", {}, wait=True, timeout_s=1.0)
         elapsed = time.monotonic() - start
         assert elapsed < 1.5
-        final = await eventually(lambda: _terminal(c, run.run_id), timeout=5)
+        final = await eventually(lambda: terminal_run(c, run.run_id), timeout=5)
     assert final.state in (pb.RUN_STATE_FAILED, pb.RUN_STATE_TIMED_OUT)
     # Full-jitter backoffs of at most 0.2 s fit ~10 attempts in the 1 s deadline, never 100,
     # and the run ended at the caller's deadline rather than after its retry budget.
@@ -42,15 +42,10 @@ async def test_retries_respect_the_callers_deadline(app: WorkflowApp, security: 
     assert took < 1.3e9
 
 
-async def _terminal(c: WorkflowClient, run_id: str) -> pb.Run | None:
-    run = await c.get_run(run_id)
-    return run if run.state in (pb.RUN_STATE_FAILED, pb.RUN_STATE_TIMED_OUT, pb.RUN_STATE_SUCCEEDED) else None
-
-
 async def test_cancellation_reaches_a_sleeping_handler(app: WorkflowApp, security: SecurityEnv) -> None:
     async with client(app, security.alice) as c:
         run, _ = await c.start_run("sleeper", {})
-        await eventually(lambda: _state_is(c, run.run_id, pb.RUN_STATE_RUNNING))
+        await eventually(lambda: has_state(c, run.run_id, pb.RUN_STATE_RUNNING))
         cancelled = await c.cancel_run(run.run_id, "operator said stop")
         assert cancelled.state == pb.RUN_STATE_CANCELLED
         assert cancelled.error.category == pb.ERROR_CATEGORY_CANCELLED
@@ -60,11 +55,7 @@ async def test_cancellation_reaches_a_sleeping_handler(app: WorkflowApp, securit
     assert [run.run_id] == plugins.CANCELLED
 
 
-async def _state_is(c: WorkflowClient, run_id: str, state: int) -> bool:
-    return (await c.get_run(run_id)).state == state
-
-
-async def test_watch_streams_until_terminal(app: WorkflowApp, security: SecurityEnv) -> None:
+async def test_watch_streams_untilterminal_run(app: WorkflowApp, security: SecurityEnv) -> None:
     async with client(app, security.alice) as c:
         run, _ = await c.start_run("flaky", {"failures": 2})
         events = [e async for e in c.watch_run(run.run_id, timeout_s=10)]
@@ -126,7 +117,7 @@ async def test_scheduled_run_waits_for_not_before(app: WorkflowApp, security: Se
         when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
         run, _ = await c.start_run("echo", {"later": True}, not_before=when)
         assert run.state == pb.RUN_STATE_PENDING
-        done = await eventually(lambda: _terminal(c, run.run_id), timeout=5)
+        done = await eventually(lambda: terminal_run(c, run.run_id), timeout=5)
     assert done.state == pb.RUN_STATE_SUCCEEDED
     assert done.started_at.ToDatetime(dt.UTC) >= when.replace(microsecond=when.microsecond // 1000 * 1000)
 
