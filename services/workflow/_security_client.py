@@ -9,6 +9,7 @@ anything that prevents a decision is Unavailable, so no run starts without one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +106,11 @@ def _struct(value: dict[str, Any] | None) -> Struct:
 class SecurityClient:
     """Async client of ``vigil.security.v1.SecurityService`` over one channel."""
 
-    def __init__(self, address: str, *, timeout_s: float = 2.0, service_token: str | None = None) -> None:
-        self._timeout_s, self._service_token = timeout_s, service_token
+    def __init__(
+        self, address: str, *, timeout_s: float = 2.0, service_token: Callable[[], str | None] | None = None
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._service_token = service_token or (lambda: None)
         self._channel = grpc.aio.insecure_channel(
             address,
             options=[
@@ -178,9 +182,10 @@ class SecurityClient:
 
     async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
         """VerifyArtifact with the service's own token; a mismatch is a result, not an error."""
-        if not self._service_token:
-            raise Unauthenticated("no service token configured for VerifyArtifact (service_token_file)")
-        metadata = (("authorization", f"Bearer {self._service_token}"),)
+        token = self._service_token()
+        if not token:
+            raise Unauthenticated("no service token available for VerifyArtifact (service_token_file)")
+        metadata = (("authorization", f"Bearer {token}"),)
         try:
             resp = await self._stub.VerifyArtifact(
                 _spb.VerifyArtifactRequest(path=path, expected_sha256=sha256),
