@@ -20,12 +20,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict, Unpack
 
 from services.common import InvalidArgument, Unavailable
+from services.security._groupcommit import GroupCommitter
 from services.security._sanitize import Redactor
 
-__all__ = ["GENESIS", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
+__all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
 
 GENESIS = "0" * 64
 _MAX_PAGE = 1000
@@ -84,6 +85,26 @@ def _digest(fields: tuple[Any, ...]) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# A record's fields before it has a chain position: id, ts, request_id, subject, action,
+# resource, decision, reason, details (JSON).
+_Prepared = tuple[str, float, str, str, str, str, str, str, str]
+
+
+class AuditEntry(TypedDict, total=False):
+    """What a caller supplies for one record (`AuditLog.append`)."""
+
+    action: Required[str]
+    """What: ``authenticate``, ``authorize``, ``screen``, ``validate``, ``audit.list``, ..."""
+    decision: Required[str]
+    """``ALLOW`` or ``DENY``."""
+    subject: str
+    """Who (default ``anonymous``)."""
+    resource: str
+    reason: str
+    request_id: str
+    details: dict[str, Any] | None
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """Filters for `AuditLog.list`; unset fields match everything."""
@@ -138,61 +159,108 @@ class AuditLog:
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.execute("PRAGMA busy_timeout=2000")
         self._conn.executescript(_SCHEMA)
-        # Highest (seq, hash) this process has seen; lets verify() notice a truncated tail.
-        self._head: tuple[int, str] = self._last() or (0, GENESIS)
+        # Chain tip (seq, hash): new records link to it, and verify() uses it to notice a
+        # truncated tail. Re-read from the file only when another writer got there first.
+        self._head: tuple[int, str] = self._stored_head()
+        self._committer: GroupCommitter[_Prepared, AuditRecord] | None = None  # started on first use
+        self.write_ok = True
+        """False after a failed write until a write or `probe` succeeds (drives the health status)."""
 
     def close(self) -> None:
+        """Flush queued group-commit records, then close the database."""
+        if self._committer is not None:
+            self._committer.close()
         with self._lock:
             self._conn.close()
 
-    def _last(self) -> tuple[int, str] | None:
-        row = self._conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+    def probe(self) -> bool:
+        """Check that a record could be written now, without writing one (insert, then roll back)."""
+        dummy = (-1, "probe", 0.0, "", "", "", "", "", "", "{}", GENESIS, "")
+        with self._lock:
+            try:
+                self._conn.execute("SAVEPOINT probe")
+                try:
+                    self._conn.execute(
+                        f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", dummy
+                    )
+                finally:
+                    self._conn.execute("ROLLBACK TO probe")
+                    self._conn.execute("RELEASE probe")
+            except sqlite3.Error:
+                self.write_ok = False
+                return False
+        self.write_ok = True
+        return True
 
-    def append(
-        self,
-        *,
-        action: str,
-        decision: str,
-        subject: str = "anonymous",
-        resource: str = "",
-        reason: str = "",
-        request_id: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> AuditRecord:
+    def _stored_head(self) -> tuple[int, str]:
+        try:
+            row = self._conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit log unreadable ({type(exc).__name__}); request refused") from None
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def _prepare(self, entry: AuditEntry) -> _Prepared:
+        """Sanitize and bound one record's fields; (id, ts, ...) without its chain position."""
+        clean_reason, _ = self._redactor.redact(entry.get("reason", ""))
+        clean_details, _ = self._redactor.redact_value(entry.get("details") or {})
+        details_json = json.dumps(clean_details, sort_keys=True, default=str, ensure_ascii=False)
+        clean_subject, _ = self._redactor.redact(entry.get("subject", "anonymous")[:200])
+        return (uuid.uuid4().hex, self._now(), entry.get("request_id", "")[:200], clean_subject,
+                entry["action"][:100], entry.get("resource", "")[:500], entry["decision"], clean_reason,
+                details_json)  # fmt: skip
+
+    def _write(self, batch: list[_Prepared]) -> list[AuditRecord]:
+        """Chain and insert ``batch`` in one transaction: all records are stored, or none and it raises."""
+        with self._lock:
+            for attempt in range(2):
+                head = self._head
+                records = []
+                for prepared in batch:
+                    fields = (head[0] + 1, *prepared, head[1])
+                    h = _digest(fields)
+                    records.append(AuditRecord(*fields, h))
+                    head = (head[0] + 1, h)
+                try:
+                    with self._conn:  # one transaction: committed on success, rolled back on error
+                        self._conn.execute("BEGIN")
+                        self._conn.executemany(
+                            f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            [dataclasses.astuple(r) for r in records],
+                        )
+                except sqlite3.IntegrityError:
+                    if attempt:
+                        raise Unavailable(
+                            "audit log write failed (chain conflict); request refused"
+                        ) from None
+                    # Another writer extended the chain: continue from the stored tip.
+                    self._head = self._stored_head()
+                    continue
+                except sqlite3.Error as exc:
+                    self.write_ok = False
+                    raise Unavailable(
+                        f"audit log write failed ({type(exc).__name__}); request refused"
+                    ) from None
+                self._head = head
+                self.write_ok = True
+                return records
+        raise AssertionError("unreachable")
+
+    def append(self, **entry: Unpack[AuditEntry]) -> AuditRecord:
         """Durably append one record and return it.
 
         Raises:
             Unavailable: the record could not be written; the caller must refuse the decision.
         """
-        clean_reason, _ = self._redactor.redact(reason)
-        clean_details, _ = self._redactor.redact_value(details or {})
-        details_json = json.dumps(clean_details, sort_keys=True, default=str, ensure_ascii=False)
-        subject, _ = self._redactor.redact(subject[:200])
-        request_id, action, resource = request_id[:200], action[:100], resource[:500]
-        rid = uuid.uuid4().hex
-        ts = self._now()
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    seq, prev = self._last() or (0, GENESIS)
-                    seq += 1
-                    fields = (seq, rid, ts, request_id, subject, action, resource, decision, clean_reason,
-                              details_json, prev)  # fmt: skip
-                    h = _digest(fields)
-                    self._conn.execute(
-                        f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (*fields, h)
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise Unavailable(f"audit log write failed ({type(exc).__name__}); request refused") from None
-            if seq > self._head[0]:
-                self._head = (seq, h)
-        return AuditRecord(*fields, h)
+        return self._write([self._prepare(entry)])[0]
+
+    async def append_async(self, **entry: Unpack[AuditEntry]) -> AuditRecord:
+        """Like `append`, with group commit: records submitted while a commit is in flight share
+        the next transaction, so concurrent requests pay for one commit instead of one each.
+        Returns only once the record is stored; raises `Unavailable` (refuse the decision) if not.
+        """
+        if self._committer is None:
+            self._committer = GroupCommitter(self._write, name="audit-writer")
+        return await self._committer.submit(self._prepare(entry))
 
     def list(
         self,

@@ -37,7 +37,7 @@ def check_shape(field: str, value: object) -> list[Finding]:
             return [Finding("PARAMS_TOO_LARGE", field, -1, f"more than {_MAX_NODES} values")]
         if depth > _MAX_DEPTH:
             return [Finding("PARAMS_TOO_DEEP", field, -1, f"nested deeper than {_MAX_DEPTH} levels")]
-        if isinstance(node, Mapping):
+        if isinstance(node, dict):  # JSON-like values: concrete types (ABC checks are slow here)
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, (list, tuple)):
             stack.extend((v, depth + 1) for v in node)
@@ -58,9 +58,12 @@ class ParamsValidator:
         self._validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         self.max_findings = max_findings
 
-    def validate(self, field: str, params: object) -> list[Finding]:
-        """Return one finding per schema violation (bounded). Never raises on any input."""
-        shape = check_shape(field, params)
+    def validate(self, field: str, params: object, *, shape_checked: bool = False) -> list[Finding]:
+        """Return one finding per schema violation (bounded). Never raises on any input.
+
+        ``shape_checked`` skips the depth/size bound when the caller already applied `check_shape`.
+        """
+        shape = [] if shape_checked else check_shape(field, params)
         if shape:
             return shape
         out: list[Finding] = []
@@ -93,7 +96,7 @@ def select_fields(params: object, spec: str, prefix: str = "params") -> Iterator
                 nxt.extend((f"{path}[{i}]", v) for i, v in enumerate(node))
             elif index is not None and isinstance(node, (list, tuple)) and int(index) < len(node):
                 nxt.append((f"{path}[{index}]", node[int(index)]))
-            elif key is not None and isinstance(node, Mapping) and key in node:
+            elif key is not None and isinstance(node, dict) and key in node:
                 nxt.append((f"{path}.{key}", node[key]))
         frontier = nxt
     yield from frontier

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -48,10 +48,11 @@ def _card(text: str) -> bool:
 
 def _ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text.split("%", 1)[0])
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return False
-    return True
+    # Loopback and "any" addresses identify no one; keeping them keeps bind addresses readable.
+    return not (addr.is_loopback or addr.is_unspecified)
 
 
 _PHONE = re.compile(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}")
@@ -83,6 +84,10 @@ _BUILTIN: tuple[tuple[str, str, Callable[[str], bool] | None], ...] = (
     ("phone", r"(?<![\w+])" + _PHONE.pattern + r"(?!\w)", None),
 )
 
+# Every built-in kind needs one of these somewhere in the text; text without any is returned
+# unchanged without running the full pattern (most parameter values take this path).
+_MAYBE = re.compile(r"[\d@:]|(?i:bearer)|-----|vgl_|sk-|AKIA|gh[pousr]_|xox[abpr]-|AIza|eyJ")
+
 _MAX_TEXT = 1 << 20  # redact at most this much of one string; the rest is cut (and counted)
 
 
@@ -98,9 +103,12 @@ class Redactor:
             parts.append(f"(?P<g{i}>{regex})")
             self._groups.append((kind, confirm))
         self._regex = re.compile("|".join(parts))
+        self._prefilter = _MAYBE if not extra else None  # configured patterns may need anything
 
     def redact(self, text: str) -> tuple[str, dict[str, int]]:
         """Return (redacted text, {kind: count}). Values are never returned or logged."""
+        if self._prefilter is not None and self._prefilter.search(text) is None:
+            return text, {}
         counts: Counter[str] = Counter()
         if len(text) > _MAX_TEXT:
             text = text[:_MAX_TEXT]
@@ -132,7 +140,7 @@ class Redactor:
                 return out
             if depth > 64:
                 return v
-            if isinstance(v, Mapping):
+            if isinstance(v, dict):
                 return {k: walk(x, depth + 1) for k, x in v.items()}
             if isinstance(v, (list, tuple)):
                 return [walk(x, depth + 1) for x in v]

@@ -2,8 +2,9 @@
 
 Order is fixed and cheap-first: authenticate (cached key verification) -> rate limit ->
 policy lookup (cached per action) -> validation (compiled schema from a bounded cache,
-precompiled regexes) -> sanitization -> one audit record. Every refusal is audited
-before it is raised; an audit failure refuses the request (`Unavailable`).
+precompiled regexes) -> sanitization -> one audit record (group-committed with the other
+requests of the same event-loop turn). Every refusal is audited before it is raised; an
+audit failure refuses the request (`Unavailable`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Inspector:
         self.trajectory_timed = TrajectoryValidator(cfg.trajectory.model_copy(update={"time_required": True}))
         self._schema_cache_size = cfg.schema_cache_size
         # canonical JSON of a schema -> its compiled validator; LRU-bounded.
-        self._schemas: OrderedDict[str, ParamsValidator] = OrderedDict()
+        self._schemas: OrderedDict[bytes, ParamsValidator] = OrderedDict()
 
     def path_validator(self, root: str = "") -> PathValidator:
         """The validator of the named root ("" = default). Raises InvalidArgument for an unknown root."""
@@ -63,23 +64,26 @@ class Inspector:
             )
         return validator
 
-    def params_validator(self, schema: Mapping[str, Any], field: str = "params_schema") -> ParamsValidator:
+    def params_validator(
+        self, schema: Mapping[str, Any], field: str = "params_schema", key: bytes | None = None
+    ) -> ParamsValidator:
         """Compile (or fetch from cache) a JSON Schema; InvalidArgument when it is not a valid schema."""
+        # The cache key: the caller's canonical bytes when given (cheap), else canonical JSON.
+        cache_key = key if key is not None else json.dumps(schema, sort_keys=True, default=str).encode()
+        validator = self._schemas.get(cache_key)
+        if validator is not None:
+            self._schemas.move_to_end(cache_key)
+            return validator
         shape = check_shape(field, schema)
         if shape:
             raise InvalidArgument("schema is too large or deep", to_violations(shape))
-        key = json.dumps(schema, sort_keys=True, default=str)
-        validator = self._schemas.get(key)
-        if validator is not None:
-            self._schemas.move_to_end(key)
-            return validator
         try:
             validator = ParamsValidator(schema)
         except ValueError as exc:
             raise InvalidArgument(
                 f"{field} is not a valid JSON Schema", [FieldViolation(field, str(exc)[:300], "BAD_SCHEMA")]
             ) from None
-        self._schemas[key] = validator
+        self._schemas[cache_key] = validator
         if len(self._schemas) > self._schema_cache_size:
             self._schemas.popitem(last=False)
         return validator
@@ -98,6 +102,8 @@ class ScreenInput:
     path_fields: Sequence[str] = ()
     trajectory_fields: Sequence[str] = ()
     request_id: str = ""
+    schema_key: bytes | None = None
+    """Canonical bytes of ``params_schema`` (e.g. deterministic proto encoding) for the schema cache."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,8 @@ class Screener:
         if out:
             return out
         if req.params_schema:
-            out += ins.params_validator(req.params_schema).validate("params", req.params)
+            validator = ins.params_validator(req.params_schema, key=req.schema_key)
+            out += validator.validate("params", req.params, shape_checked=True)
         for spec in req.prompt_fields:
             for path, value in select_fields(req.params, spec):
                 out += ins.prompt.validate(path, value)
@@ -158,7 +165,7 @@ class Screener:
                 out += ins.trajectory.validate(path, value)
         return out
 
-    def screen(self, req: ScreenInput) -> ScreenOutcome:
+    async def screen(self, req: ScreenInput) -> ScreenOutcome:
         """Screen one workflow start.
 
         Raises:
@@ -166,17 +173,14 @@ class Screener:
             (each audited first); Unavailable: the audit log could not record the decision.
         """
         gate = self.gate
-        shape = self._request_shape(req)
-        if shape:
-            raise InvalidArgument("malformed screen request", shape)
         principal = gate.authenticate(
-            req.token, action="screen", resource=req.workflow, request_id=req.request_id
+            req.token, action="screen", resource=req.workflow[:200], request_id=req.request_id
         )
-        decision = gate.decide(principal, "workflow.start", req.workflow, req.required_level)
+        decision = gate.decide(principal, "workflow.start", req.workflow, req.required_level)  # cached lookup
         who = {"level": principal.level.name, "via": principal.via, "credential": principal.credential_id}
 
-        def record(allowed: bool, reason: str, **details: object) -> str:
-            return gate.audit.append(
+        async def record(allowed: bool, reason: str, **details: object) -> str:
+            audited = await gate.audit.append_async(
                 action="screen",
                 resource=req.workflow,
                 decision="ALLOW" if allowed else "DENY",
@@ -184,16 +188,27 @@ class Screener:
                 reason=reason,
                 request_id=req.request_id,
                 details={**who, **details},
-            ).id
+            )
+            return audited.id
 
+        shape = self._request_shape(req)
+        if shape:
+            await record(
+                False, "malformed screen request", findings=[(v.reason, v.field) for v in shape[:50]]
+            )
+            raise InvalidArgument("malformed screen request", shape)
         if not decision.allowed:
-            record(False, decision.reason)
+            await record(False, decision.reason)
             raise PermissionDenied(decision.reason)
-        findings = self._findings(req)
+        try:
+            findings = self._findings(req)
+        except InvalidArgument as exc:  # a bad schema or root name is a refusal too: audit it
+            await record(False, f"invalid request: {exc.message}")
+            raise
         blocking = [f for f in findings if f.blocking]
         if blocking:
             codes = sorted({f.code for f in blocking})
-            record(
+            await record(
                 False,
                 f"validation failed: {', '.join(codes)}",
                 findings=[(f.code, f.field) for f in blocking[:50]],
@@ -205,7 +220,7 @@ class Screener:
             raise InvalidArgument(f"workflow '{req.workflow}' parameters failed validation", violations)
         sanitized, redactions = self.redactor.redact_value(req.params)
         warnings = [f for f in findings if not f.blocking]
-        audit_id = record(
+        audit_id = await record(
             True, f"rule {decision.rule}", redactions=redactions, warnings=sorted({f.code for f in warnings})
         )
         return ScreenOutcome(principal, sanitized, redactions, warnings, audit_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import sqlite3
@@ -152,3 +153,30 @@ def test_write_failure_refuses(log: AuditLog) -> None:
     tamper(log, "DROP TRIGGER fail")
     log.append(action="screen", decision="ALLOW")  # recovers once storage does
     assert log.verify().ok
+
+
+def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
+    a = AuditLog(tmp_path / "shared.db")
+    b = AuditLog(tmp_path / "shared.db")
+    for i in range(6):
+        (a if i % 2 else b).append(action="x", decision="ALLOW", request_id=str(i))
+    result = a.verify()
+    assert result.ok and result.checked == 6
+
+
+async def test_group_commit_keeps_one_chain_and_fails_all_together(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "g.db")
+    records = await asyncio.gather(
+        *(log.append_async(action="screen", decision="ALLOW", request_id=str(i)) for i in range(20))
+    )
+    assert sorted(r.seq for r in records) == list(range(1, 21))
+    assert log.verify().ok
+    tamper(log, "CREATE TRIGGER fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    results = await asyncio.gather(
+        *(log.append_async(action="screen", decision="ALLOW") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, Unavailable) for r in results)
+    tamper(log, "DROP TRIGGER fail")
+    await log.append_async(action="screen", decision="ALLOW")
+    result = log.verify()
+    assert result.ok and result.checked == 21
