@@ -14,7 +14,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
@@ -86,11 +86,23 @@ def channel_credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
     )
 
 
+# gRPC's default reconnect backoff (1 s, growing to 120 s) would make healthd notice a restarted
+# service late: a health checker should retry a dead address quickly and cheaply.
+_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 def open_channel(address: str, tls: ClientTLS | None) -> grpc.aio.Channel:
-    """An aio channel to ``address``; TLS when ``tls`` is set."""
+    """An aio channel to ``address`` with fast reconnects; TLS when ``tls`` is set."""
     if tls is None:
-        return grpc.aio.insecure_channel(address)
-    options = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
+        return grpc.aio.insecure_channel(address, options=_RECONNECT)
+    options = [
+        *_RECONNECT,
+        *([("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []),
+    ]
     return grpc.aio.secure_channel(address, channel_credentials(tls), options=options)
 
 
@@ -296,8 +308,8 @@ class StoreCheck:
         return None
 
 
-def build_check(cfg: CheckConfig, process: Callable[[], ProcessView] | None = None) -> Check:
-    """The check object for a check config; ``process`` resolves the component's child."""
+def build_check(cfg: CheckConfig, process: ProcessView | None = None) -> Check:
+    """The check object for a check config; ``process`` is the component's supervised child."""
     if isinstance(cfg, GrpcCheckConfig):
         return GrpcHealthCheck(cfg)
     if isinstance(cfg, TcpCheckConfig):
@@ -311,5 +323,5 @@ def build_check(cfg: CheckConfig, process: Callable[[], ProcessView] | None = No
     if isinstance(cfg, ProcessCheckConfig):
         if process is None:
             raise ValueError("a process check needs a supervised process")
-        return ProcessCheck(process())
+        return ProcessCheck(process)
     raise TypeError(f"unknown check config {type(cfg).__name__}")

@@ -132,7 +132,7 @@ def probe(argv: Sequence[str]) -> int:
                 metadata=_metadata(args),
             )
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
+            code, details = _rpc_error(exc)
             if code is grpc.StatusCode.UNIMPLEMENTED:
                 print(
                     f"error: this server does not implement the grpc health protocol ({args.addr})",
@@ -141,7 +141,7 @@ def probe(argv: Sequence[str]) -> int:
             elif code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 print(f"timeout: health rpc did not complete within {args.rpc_timeout:g}s", file=sys.stderr)
             else:
-                print(f"error: health rpc failed: {code.name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+                print(f"error: health rpc failed: {code.name}: {details}", file=sys.stderr)
             return EXIT_RPC
     name = _hpb.HealthCheckResponse.ServingStatus.Name(resp.status)
     if resp.status != _hpb.HealthCheckResponse.SERVING:
@@ -149,6 +149,13 @@ def probe(argv: Sequence[str]) -> int:
         return EXIT_UNHEALTHY
     print(f"status: {name}")
     return EXIT_OK
+
+
+def _rpc_error(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    """Code and details of a failed call (sync grpc raises RpcError that is also a Call)."""
+    if isinstance(exc, grpc.Call):
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.UNKNOWN, str(exc)
 
 
 def _enum(enum: object, value: int, prefix: str) -> str:
@@ -189,7 +196,8 @@ def status(argv: Sequence[str]) -> int:
                 _pb.GetSystemHealthRequest(), timeout=args.rpc_timeout, metadata=_metadata(args)
             )
         except grpc.RpcError as exc:
-            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            code, details = _rpc_error(exc)
+            print(f"error: {code.name}: {details}", file=sys.stderr)
             return EXIT_RPC
     print(format_table(resp.health))
     return EXIT_UNHEALTHY if resp.health.status == _pb.SYSTEM_STATUS_UNHEALTHY else EXIT_OK
@@ -218,7 +226,8 @@ def watch(argv: Sequence[str]) -> int:
                     flush=True,
                 )
         except grpc.RpcError as exc:
-            print(f"error: stream ended: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            code, details = _rpc_error(exc)
+            print(f"error: stream ended: {code.name}: {details}", file=sys.stderr)
             return EXIT_RPC
         except KeyboardInterrupt:
             return EXIT_OK

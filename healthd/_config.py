@@ -155,7 +155,7 @@ class ProcessConfig(ConfigModel):
     """A child process healthd supervises (supervisor mode)."""
 
     argv: list[str] = Field(min_length=1)
-    """Program and arguments (no shell)."""
+    """Program and arguments (no shell); ``{python}`` stands for healthd's own interpreter."""
     env: dict[str, str] = Field(default_factory=dict)
     """Variables added to healthd's own environment for the child."""
     cwd: Path | None = None

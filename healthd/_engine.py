@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from healthd._actions import Healer, HealFailed, build_healer
 from healthd._aggregate import (
@@ -19,6 +20,7 @@ from healthd._aggregate import (
     ComponentHealth,
     LevelDamper,
     Reason,
+    SystemStatus,
     apply_result,
     component_health,
     own_status,
@@ -31,7 +33,7 @@ from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
 from healthd._scheduler import Clock, LoopClock, Scheduler
 from healthd._snapshot import CheckView, ComponentView, Snapshot
-from healthd._supervisor import Child, LineSink, Supervisor, describe_exit
+from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._types import CheckResult, Status
 from services.common import FailedPrecondition, NotFound
 
@@ -61,7 +63,7 @@ class HealthEngine:
         self._heal: dict[str, HealMachine] = {}
         self._healers: dict[str, Healer | None] = {}
         self._damper = LevelDamper()
-        self._last_check_at: dict[str, float] = {}
+        self._last_check: dict[str, tuple[float, float]] = {}  # name -> (wall time, latency)
         self._watchdog_reason = ""
         self._shutting_down = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -69,18 +71,17 @@ class HealthEngine:
         self.scheduler = Scheduler(
             self.clock, self._on_result, paused=self._maint.__contains__, rng=self._rng
         )
-        child_kw = {"sink": sink} if sink is not None else {}
         for name in dependency_order(config):
             comp = config.component(name)
             child = None
             if comp.process is not None and config.mode is Mode.SUPERVISOR:
-                child = Child(name, comp.process, on_exit=self._on_exit, **child_kw)  # type: ignore[arg-type]
+                child = Child(name, comp.process, sink=sink or stderr_sink, on_exit=self._on_exit)
                 self.supervisor.add(child)
             self._checks[name] = [CheckState() for _ in comp.checks]
             self._heal[name] = HealMachine(since=self.clock.now())
             self._healers[name] = build_healer(comp, child)
             for index, check_cfg in enumerate(comp.checks):
-                check = build_check(check_cfg, (lambda c=child: c) if child is not None else None)  # type: ignore[misc]
+                check = build_check(check_cfg, child)
                 self.scheduler.add(name, index, check, check_cfg)
                 if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
                     self.scheduler.add_stream(name, index, check.watch)
@@ -90,11 +91,12 @@ class HealthEngine:
 
     async def start(self) -> None:
         """Start children (dependency order), the scheduler and the watchdog."""
+        # STARTING before the children run, so a child dying at once is a failed start.
+        for name in self._heal:
+            self._drive(name, HealEvent.STARTED)
         await self.supervisor.start_all()
         for child in self.supervisor.children.values():
             self.events.publish(EventKind.PROCESS, child.name, f"started (pid {child.pid})", new="started")
-        for name in self._heal:
-            self._drive(name, HealEvent.STARTED)
         self.scheduler.start()
         self._spawn(self._watchdog())
 
@@ -109,8 +111,8 @@ class HealthEngine:
         await self.supervisor.stop_all()
         self.events.close_all()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -123,7 +125,7 @@ class HealthEngine:
     def statuses(self) -> dict[str, Status]:
         """grpc.health.v1 names -> status: ``""``, ``liveness``, ``readiness``, each component."""
         snap = self._last
-        overall_ok = not snap.shutting_down and snap.system.status.value != "UNHEALTHY"
+        overall_ok = not snap.shutting_down and snap.system.status is not SystemStatus.UNHEALTHY
         out = {
             OVERALL: Status.SERVING if overall_ok else Status.NOT_SERVING,
             LIVENESS: snap.liveness,
@@ -194,7 +196,7 @@ class HealthEngine:
         cfg = self.config.component(name).checks[index]
         states = self._checks[name]
         states[index] = apply_result(states[index], result, cfg.failure_threshold, cfg.success_threshold)
-        self._last_check_at[name] = time.time()
+        self._last_check[name] = (time.time(), result.latency_s)
         self._reevaluate()
 
     def _on_exit(self, name: str, code: int) -> None:
@@ -273,7 +275,9 @@ class HealthEngine:
                 self._drive(comp.name, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
             elif comp.own is Status.NOT_SERVING:
                 self._drive(comp.name, HealEvent.DOWN, self._why(comp.name))
-            elif comp.own is Status.SERVING:
+            elif comp.own is Status.SERVING and all(c.successes for c in self._checks[comp.name]):
+                # UP needs a success on every check since the last reset: a restarted component
+                # counts as started only once it has passed its checks itself.
                 self._drive(comp.name, HealEvent.UP)
             elif any(s.last is not None and not s.last.ok for s in self._checks[comp.name]):
                 self._drive(comp.name, HealEvent.SAMPLE_FAILED, self._why(comp.name))
@@ -327,7 +331,7 @@ class HealthEngine:
             checks,
             max(s.failures for s in states),
             min(s.successes for s in states),
-            self._last_check_at.get(health.name, 0.0),
+            *self._last_check.get(health.name, (0.0, 0.0)),
         )
 
     def _reevaluate(self) -> None:

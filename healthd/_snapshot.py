@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from healthd._aggregate import ComponentHealth, SystemHealth
 from healthd._healing import HealState
@@ -41,6 +42,8 @@ class ComponentView:
     """Consecutive successes of its least proven check."""
     last_check_at: float
     """Wall-clock time of its latest check result (0 before any)."""
+    last_latency_s: float
+    """Latency of that latest check result."""
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,7 @@ class Snapshot:
     liveness_reason: str
     readiness: Status
     shutting_down: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain nested dicts, lists, numbers and strings (enums are str): JSON-ready export."""
+        return asdict(self)

@@ -19,10 +19,15 @@ from collections.abc import Awaitable, Callable
 from healthd._config import ProcessConfig
 
 LineSink = Callable[[str], None]
+LINE_LIMIT = 1 << 20
+"""Longest output line forwarded whole; longer ones are forwarded in pieces."""
+PYTHON_PLACEHOLDER = "{python}"
+"""An argv item replaced by healthd's own interpreter, so children run in the same venv."""
 ExitCallback = Callable[[str, int], Awaitable[None] | None]
 
 
-def _stderr_sink(line: str) -> None:
+def stderr_sink(line: str) -> None:
+    """Default sink: the line to healthd's stderr, flushed (children's logs interleave by line)."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
@@ -59,7 +64,7 @@ class Child:
         name: str,
         cfg: ProcessConfig,
         *,
-        sink: LineSink = _stderr_sink,
+        sink: LineSink = stderr_sink,
         on_exit: ExitCallback | None = None,
     ) -> None:
         self.name = name
@@ -100,14 +105,16 @@ class Child:
         if self._proc is not None and self._proc.returncode is None:
             return
         env = {**os.environ, **self._cfg.env}
+        argv = [sys.executable if arg == PYTHON_PLACEHOLDER else arg for arg in self._cfg.argv]
         self._proc = await asyncio.create_subprocess_exec(
-            *self._cfg.argv,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=self._cfg.cwd,
             env=env,
             start_new_session=True,  # own process group: signals reach grandchildren too
+            limit=LINE_LIMIT,
         )
         self.started_at = time.monotonic()
         self._stopping = False
@@ -123,12 +130,11 @@ class Child:
         task.add_done_callback(self._tasks.discard)
 
     async def _pump(self, stream: asyncio.StreamReader) -> None:
-        # Lines longer than the reader limit are split rather than lost.
         while True:
             try:
                 line = await stream.readline()
-            except ValueError:
-                line = await stream.read(1 << 16)
+            except ValueError:  # a line over LINE_LIMIT: asyncio dropped it; say so, keep going
+                line = b"<output line longer than %d bytes dropped>" % LINE_LIMIT
             if not line:
                 return
             self._sink(f"[{self.name}] {line.decode(errors='replace').rstrip()}")

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
-from vigil.security.v1 import security_pb2 as _pb
 
 from services.security._audit import GENESIS, AuditRecord
 from services.security._findings import Finding
 from services.security._principal import Level, Principal
+from vigil.security.v1 import security_pb2 as _pb
 
 __all__ = [
     "decision_name",

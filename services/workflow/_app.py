@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from services.common import ConfigError, VigilServer
 from services.workflow._builtins import register_builtins
@@ -14,6 +15,7 @@ from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
+from services.workflow._metrics import serve_metrics
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
@@ -68,6 +70,7 @@ class WorkflowApp:
     gate: DegradationGate
     pool: ProcessPool
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_port: int | None = None
 
     async def close(self) -> None:
         """Stop background work and executions (runs stay resumable), then release resources."""
@@ -80,21 +83,30 @@ class WorkflowApp:
         await self.store.close()
 
 
-def _read_token(cfg: WorkflowConfig) -> str | None:
-    if cfg.service_token_file is None:
-        return None
-    try:
-        return cfg.service_token_file.read_text(encoding="utf-8").strip() or None
-    except OSError as exc:
-        raise ConfigError(
-            "config", "service_token_file", f"cannot read: {exc.strerror}", str(cfg.service_token_file)
-        ) from None
+class TokenFile:
+    """The service's own token, read when first needed and then kept.
+
+    Read lazily because in the local stack the security service creates the dev token file
+    while this service starts; a missing file only disables the features that need it.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._token: str | None = None
+
+    def __call__(self) -> str | None:
+        if self._token is None and self._path is not None:
+            try:
+                self._token = self._path.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                _log.warning("service token file %s unreadable: %s", self._path, exc.strerror)
+        return self._token
 
 
 async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.time) -> WorkflowApp:
     """Open the store, resume unfinished runs and register the servicer (not yet listening)."""
     registry = build_registry(cfg)
-    token = _read_token(cfg)
+    token = TokenFile(cfg.service_token_file)
     store = make_store(cfg, clock)
     await store.open()
     security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
@@ -124,16 +136,21 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         app.tasks.append(
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
+    if cfg.server.metrics_port is not None:
+        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, executor, gate)
+        app.metrics_port = http.server_port
+        server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
     server.on_shutdown(app.close)
     return app
 
 
 def _scheduler(
-    schedules: list[ScheduleConfig], ops: Operations, token: str | None, clock: Callable[[], float]
+    schedules: list[ScheduleConfig], ops: Operations, token: TokenFile, clock: Callable[[], float]
 ) -> Scheduler:
     async def start_slot(s: ScheduleConfig, slot: float) -> None:
-        if token is None:
-            _log.warning("schedule %s: no service_token_file configured; slot skipped", s.name)
+        service_token = token()
+        if service_token is None:
+            _log.warning("schedule %s: no service token (service_token_file); slot skipped", s.name)
             return
         request = StartRequest(
             workflow=s.workflow,
@@ -143,7 +160,7 @@ def _scheduler(
             priority=s.priority,
             schedule=s.name,
         )
-        await ops.start(request, token=token, remaining_s=None)
+        await ops.start(request, token=service_token, remaining_s=None)
 
     return Scheduler(schedules, start_slot, clock)
 

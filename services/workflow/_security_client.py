@@ -9,14 +9,13 @@ anything that prevents a decision is Unavailable, so no run starts without one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-from vigil.security.v1 import security_pb2 as _spb
-from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
 from services.common import (
     Unauthenticated,
@@ -25,8 +24,10 @@ from services.common import (
 )
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._rpc_errors import from_rpc_error
+from vigil.security.v1 import security_pb2 as _spb
+from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
-__all__ = ["SECURITY_SERVICE_CONFIG", "Screened", "SecurityClient", "error_from_rpc"]
+__all__ = ["SECURITY_SERVICE_CONFIG", "Caller", "Screened", "SecurityClient", "error_from_rpc"]
 
 SECURITY_SERVICE_CONFIG = {
     "methodConfig": [
@@ -45,6 +46,19 @@ SECURITY_SERVICE_CONFIG = {
 
 _LEVELS = {"PUBLIC": 1, "AUTHENTICATED": 2, "PRIVILEGED": 3, "ADMIN": 4}
 PRIVILEGED = _LEVELS["PRIVILEGED"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller of a read or cancel RPC."""
+
+    subject: str
+    level: int
+
+    @property
+    def privileged(self) -> bool:
+        """PRIVILEGED and ADMIN callers may see and cancel every principal's runs."""
+        return self.level >= PRIVILEGED
 
 
 @dataclass(frozen=True)
@@ -92,13 +106,21 @@ def _struct(value: dict[str, Any] | None) -> Struct:
 class SecurityClient:
     """Async client of ``vigil.security.v1.SecurityService`` over one channel."""
 
-    def __init__(self, address: str, *, timeout_s: float = 2.0, service_token: str | None = None) -> None:
-        self._timeout_s, self._service_token = timeout_s, service_token
+    def __init__(
+        self, address: str, *, timeout_s: float = 2.0, service_token: Callable[[], str | None] | None = None
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._service_token = service_token or (lambda: None)
         self._channel = grpc.aio.insecure_channel(
             address,
             options=[
                 ("grpc.enable_retries", 1),
                 ("grpc.service_config", json.dumps(SECURITY_SERVICE_CONFIG)),
+                # Reconnect quickly after an outage: gRPC's default backoff grows to 120 s,
+                # during which every run would be refused although security is back.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 2000),
             ],
         )
         self._stub = _spb_grpc.SecurityServiceStub(self._channel)
@@ -144,11 +166,26 @@ class SecurityClient:
             redactions=dict(resp.redactions),
         )
 
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
+        """Who ``token`` belongs to; raises Unauthenticated, or Unavailable (fail closed)."""
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        try:
+            resp = await self._stub.Authenticate(
+                _spb.AuthenticateRequest(token=token),
+                timeout=self._timeout(remaining_s),
+                metadata=(("authorization", f"Bearer {token}"),),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "Authenticate") from None
+        return Caller(resp.principal.subject, int(resp.principal.level))
+
     async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
         """VerifyArtifact with the service's own token; a mismatch is a result, not an error."""
-        if not self._service_token:
-            raise Unauthenticated("no service token configured for VerifyArtifact (service_token_file)")
-        metadata = (("authorization", f"Bearer {self._service_token}"),)
+        token = self._service_token()
+        if not token:
+            raise Unauthenticated("no service token available for VerifyArtifact (service_token_file)")
+        metadata = (("authorization", f"Bearer {token}"),)
         try:
             resp = await self._stub.VerifyArtifact(
                 _spb.VerifyArtifactRequest(path=path, expected_sha256=sha256),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -14,11 +15,29 @@ from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
 from healthd._daemon import Daemon
 from services.security import Level, new_key
+from tests.conftest import python_env
 from tests.healthd_util import assert_no_pid, config
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
 CHILD = str(Path(__file__).with_name("child_server.py"))
 REPO = Path(__file__).resolve().parents[3]
+
+
+async def run_healthd(*args: str, timeout: float = 20) -> tuple[int, str, str]:
+    """Run ``python -m healthd ARGS`` to completion without blocking the event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "healthd",
+        *args,
+        cwd=REPO,
+        env=python_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 def free_port() -> int:

@@ -10,12 +10,12 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
 from services.common import VigilServer
 from services.security import Level, SecurityConfig
 from services.security._service import build
 from tests.unit.security._support import CertFiles, fast_key, make_ca_and_cert
+from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
 POLICY = """
 rules:

@@ -13,9 +13,9 @@ import grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from vigil.security.v1 import security_pb2 as pb
 
 from tests.integration.security.conftest import Stack
+from vigil.security.v1 import security_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SecurityService"]
 FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}

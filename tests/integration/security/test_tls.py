@@ -6,10 +6,10 @@ from typing import Any
 
 import grpc
 import pytest
-from vigil.security.v1 import security_pb2 as pb
-from vigil.security.v1 import security_pb2_grpc as pb_grpc
 
 from tests.unit.security._support import CertFiles, make_ca_and_cert
+from vigil.security.v1 import security_pb2 as pb
+from vigil.security.v1 import security_pb2_grpc as pb_grpc
 
 
 async def test_tls(start_stack: Any, certs: CertFiles) -> None:

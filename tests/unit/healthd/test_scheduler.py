@@ -138,3 +138,17 @@ async def test_stalled_reports_a_late_job() -> None:
     # The job waits for its slot at 1.0; judged at 4.0 it is 3 s late (its wake-up never came).
     assert "late" in (sched.stalled(4.0, slack_s=2.0) or "")
     await sched.stop()
+
+
+async def test_stalled_reports_a_crashed_job_task() -> None:
+    clock = FakeClock(0.0)
+
+    def broken_sink(*_: object) -> None:
+        raise RuntimeError("bug in the sink")
+
+    sched = Scheduler(clock, broken_sink)
+    sched.add("a", 0, Probe(clock), _cfg(interval_s=1.0))
+    sched.start()
+    await clock.advance(0)
+    assert "crashed" in (sched.stalled(clock.now(), slack_s=10.0) or "")
+    await sched.stop()

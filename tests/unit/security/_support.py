@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import http.server
-import inspect
 import ipaddress
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,21 +143,3 @@ def body_route(
         h.wfile.write(body)
 
     return route
-
-
-async def eventually(fn: Callable[[], object], timeout: float = 5.0, interval: float = 0.02) -> object:  # noqa: ASYNC109 -- mirrors tests/conftest.eventually
-    """Poll ``fn`` until it returns something truthy (no fixed sleeps for synchronisation)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            last = fn()
-            if inspect.isawaitable(last):
-                last = await last
-            if last:
-                return last
-        except AssertionError as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
-        await asyncio.sleep(interval)

@@ -12,7 +12,7 @@ import pytest
 
 from services.common import PermissionDenied
 from services.security import Level, Policy, PolicyError, PolicyStore, Principal
-from tests.unit.security._support import eventually
+from tests.conftest import eventually
 
 POLICY = """
 rules:

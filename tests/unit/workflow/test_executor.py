@@ -25,7 +25,8 @@ from services.workflow._policy_config import (
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._sqlite_store import SQLiteRunStore
 from services.workflow._states import RunState
-from tests.unit.workflow._fakes import FakeClock, eventually
+from tests.conftest import eventually
+from tests.unit.workflow._fakes import FakeClock
 
 FAST_RETRY = RetrySettings(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.01)
 
