@@ -78,12 +78,14 @@ async def test_sidecar_config_probes_heal_and_escalation(
     # Start-up: the kubelet's startup/readiness probe passes once the service is checked.
     await becomes("readiness", SERVING, 15)
     assert await status("liveness") == SERVING
-    assert await status("vigil.healthd.v1.HealthDaemon") == SERVING
+    assert await status("vigil.healthd.v1.HealthDaemon") == SERVING  # the sidecar's own probes
     # The service dies: not ready at once; the heal command finds no process to signal, so
     # after the configured heals healthd escalates: liveness NOT_SERVING (kubelet restarts).
     await service.stop(0)
     await becomes("readiness", NOT_SERVING, 10)
     await becomes("liveness", NOT_SERVING, 30)
+    # healthd itself stays live (its own probes pass): the kubelet restarts the service, not it.
+    assert await status("vigil.healthd.v1.HealthDaemon") == SERVING
     # The restarted container comes back on its port: ready and live again.
     service = await _service(port)
     try:
