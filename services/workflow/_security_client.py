@@ -8,7 +8,10 @@ anything that prevents a decision is Unavailable, so no run starts without one.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +47,7 @@ SECURITY_SERVICE_CONFIG = {
     ]
 }
 
+_AUTH_CACHE_MAX = 10_000
 _LEVELS = {"PUBLIC": 1, "AUTHENTICATED": 2, "PRIVILEGED": 3, "ADMIN": 4}
 PRIVILEGED = _LEVELS["PRIVILEGED"]
 
@@ -107,10 +111,21 @@ class SecurityClient:
     """Async client of ``vigil.security.v1.SecurityService`` over one channel."""
 
     def __init__(
-        self, address: str, *, timeout_s: float = 2.0, service_token: Callable[[], str | None] | None = None
+        self,
+        address: str,
+        *,
+        timeout_s: float = 2.0,
+        service_token: Callable[[], str | None] | None = None,
+        auth_cache_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._timeout_s = timeout_s
         self._service_token = service_token or (lambda: None)
+        # Successful authentications of read/cancel callers, by token digest (never the token):
+        # reads keep working for recent callers through a short security outage, and a revoked
+        # token stops working within auth_cache_s. StartRun never uses it (Screen every time).
+        self._auth_cache: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self._auth_cache_s, self._mono = auth_cache_s, monotonic
         self._channel = grpc.aio.insecure_channel(
             address,
             options=[
@@ -170,6 +185,10 @@ class SecurityClient:
         """Who ``token`` belongs to; raises Unauthenticated, or Unavailable (fail closed)."""
         if not token:
             raise Unauthenticated("missing bearer token")
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._auth_cache.get(key)
+        if cached is not None and cached[1] > self._mono():
+            return cached[0]
         try:
             resp = await self._stub.Authenticate(
                 _spb.AuthenticateRequest(token=token),
@@ -178,7 +197,12 @@ class SecurityClient:
             )
         except grpc.aio.AioRpcError as err:
             raise error_from_rpc(err, "Authenticate") from None
-        return Caller(resp.principal.subject, int(resp.principal.level))
+        caller = Caller(resp.principal.subject, int(resp.principal.level))
+        self._auth_cache[key] = (caller, self._mono() + self._auth_cache_s)
+        self._auth_cache.move_to_end(key)
+        while len(self._auth_cache) > _AUTH_CACHE_MAX:
+            self._auth_cache.popitem(last=False)
+        return caller
 
     async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
         """VerifyArtifact with the service's own token; a mismatch is a result, not an error."""

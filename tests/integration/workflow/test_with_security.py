@@ -14,6 +14,7 @@ from services.common import (
     NotFound,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
 )
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
@@ -237,3 +238,20 @@ async def test_cli_start_wait_shows_progress_then_lists(app: WorkflowApp, securi
     assert code == 0 and run["runId"] in out and "SUCCEEDED" in out
     code, _, err = await _cli(app, security.alice, "cancel", run["runId"])
     assert code == 2 and "already SUCCEEDED" in err
+
+
+async def test_recent_readers_keep_reading_through_a_security_outage(
+    app: WorkflowApp, security: SecurityEnv
+) -> None:
+    async with client(app, security.alice) as c:
+        run, _ = await c.start_run("echo", {}, wait=True)
+        await c.get_run(run.run_id)  # alice authenticated just now
+        await security.server.stop(0)
+        assert (await c.get_run(run.run_id)).state == pb.RUN_STATE_SUCCEEDED
+        with pytest.raises(Unavailable):  # but no new run without a fresh Screen
+            await c.start_run("echo", {}, timeout_s=3)
+    async with client(app, security.admin) as unknown_reader, client(app, "vgl_x") as stranger:
+        with pytest.raises(Unavailable):  # a caller not seen recently is not let in
+            await unknown_reader.get_run(run.run_id)
+        with pytest.raises(Unavailable):
+            await stranger.get_run(run.run_id)
