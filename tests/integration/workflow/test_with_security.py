@@ -248,8 +248,6 @@ async def test_recent_readers_keep_reading_through_a_security_outage(
         await c.get_run(run.run_id)  # alice authenticated just now
         await security.server.stop(0)
         assert (await c.get_run(run.run_id)).state == pb.RUN_STATE_SUCCEEDED
-        with pytest.raises(Unavailable):  # but no new run without a fresh Screen
-            await c.start_run("echo", {}, timeout_s=3)
     async with client(app, security.admin) as unknown_reader, client(app, "vgl_x") as stranger:
         with pytest.raises(Unavailable):  # a caller not seen recently is not let in
             await unknown_reader.get_run(run.run_id)
