@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.common import FailedPrecondition, NotFound
+from services.workflow._bulkhead import Bulkhead
 from services.workflow._context import RunContext, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._isolation import ProcessPool
 from services.workflow._model import ErrorCategory, Run, RunChange, RunError
 from services.workflow._policies import (
-    Bulkhead,
     CircuitBreaker,
     RetryPolicy,
     categorize,
@@ -213,7 +213,7 @@ class Executor:
             if held is None:
                 held = self.bulkhead(wf)
                 held.reserve(force=True)  # accepted earlier: never shed now
-            async with held.slot():
+            async with held.slot(run.priority):
                 await self._run(run, wf)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(run.run_id, None)
