@@ -120,11 +120,12 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         pool=pool,
         lease_s=cfg.limits.lease_s,
         poll_s=cfg.limits.poll_s,
+        max_result_bytes=cfg.limits.max_result_bytes,
     )
     gate = DegradationGate()
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
     server = VigilServer(cfg.server, "workflow")
-    server.add_servicer(add_to_server, WorkflowServicer(ops), SERVICE_NAME)
+    server.add_servicer(add_to_server, WorkflowServicer(ops, cfg.server.max_message_bytes), SERVICE_NAME)
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
     if cfg.healthd_address:

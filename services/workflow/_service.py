@@ -20,6 +20,7 @@ from services.workflow._convert import (
     start_from_proto,
     workflow_to_proto,
 )
+from services.workflow._model import Run
 from services.workflow._runs import Operations
 from vigil.workflow.v1 import workflow_pb2 as _pb
 from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
@@ -94,8 +95,10 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
 
 
 class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
-    def __init__(self, ops: Operations) -> None:
+    def __init__(self, ops: Operations, max_message_bytes: int = 4 << 20) -> None:
         self._ops = ops
+        # Room left for framing and the page token; a page is cut short before exceeding it.
+        self._page_budget = int(max_message_bytes * 0.9)
 
     async def ListWorkflows(
         self, request: _pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
@@ -139,8 +142,16 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         _checked(request)
         query = query_from_proto(request)
         caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
-        page, token = await self._ops.list(query, request.page_token, caller)
-        return _pb.ListRunsResponse(runs=[run_to_proto(r) for r in page.runs], next_page_token=token)
+        converted: dict[str, _pb.Run] = {}
+
+        def size_of(run: Run) -> int:
+            converted[run.run_id] = run_to_proto(run)
+            return int(converted[run.run_id].ByteSize())
+
+        page, token = await self._ops.list(
+            query, request.page_token, caller, size_of=size_of, budget_bytes=self._page_budget
+        )
+        return _pb.ListRunsResponse(runs=[converted[r.run_id] for r in page.runs], next_page_token=token)
 
     async def WatchRun(
         self, request: _pb.WatchRunRequest, context: grpc.aio.ServicerContext

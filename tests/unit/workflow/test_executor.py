@@ -319,3 +319,20 @@ async def test_step_results_must_be_json(h: Harness) -> None:
     h.registry.register("bad", bad, WorkflowPolicy(retry=RetrySettings(max_attempts=1)))
     run = await h.finish("bad")
     assert run.state is RunState.FAILED and run.error is not None and "serializable" in run.error.message
+
+
+async def test_oversized_or_non_json_results_fail_the_run(h: Harness) -> None:
+    async def huge(ctx: RunContext) -> Any:
+        return "x" * (2 << 20)
+
+    async def odd(ctx: RunContext) -> Any:
+        return {1, 2}
+
+    one_try = WorkflowPolicy(retry=RetrySettings(max_attempts=1))
+    h.registry.register("huge", huge, one_try)
+    h.registry.register("odd", odd, one_try)
+    big = await h.finish("huge")
+    assert big.state is RunState.FAILED and big.error is not None
+    assert big.error.category is ErrorCategory.RESOURCE and "exceeds" in big.error.message
+    weird = await h.finish("odd")
+    assert weird.state is RunState.FAILED and weird.error is not None and "not JSON" in weird.error.message
