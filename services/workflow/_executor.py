@@ -19,7 +19,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, ResourceExhausted
 from services.workflow._bulkhead import Bulkhead
 from services.workflow._context import RunContext, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
@@ -51,6 +51,11 @@ class _Journal:
         await self._ex.store.begin_step(self._run.run_id, name)
 
     async def finish(self, name: str, result: Any) -> None:
+        size = len(canonical_json(result).encode())
+        if size > self._ex.max_result_bytes:  # GetRun returns steps: keep them bounded like results
+            raise ResourceExhausted(
+                f"step {name!r} result of {size} bytes exceeds the limit of {self._ex.max_result_bytes}"
+            )
         await self._ex.store.record_step(self._run.run_id, name, result)
         self._ex.events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
@@ -77,7 +82,7 @@ class Executor:
         self.store, self.registry, self.owner = store, registry, owner
         self._clock, self._mono, self._sleep, self._rng = clock, monotonic, sleep, rng or random.Random()
         self._deps, self._pool = deps, pool
-        self._lease_s, self._poll_s, self._max_result_bytes = lease_s, poll_s, max_result_bytes
+        self._lease_s, self._poll_s, self.max_result_bytes = lease_s, poll_s, max_result_bytes
         self.events = RunEvents()
         self.stats: dict[str, WorkflowStats] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
@@ -236,8 +241,8 @@ class Executor:
                     RunState.FAILED, error=RunError(ErrorCategory.HANDLER, f"result is not JSON: {exc}")
                 )
             else:
-                if size > self._max_result_bytes:
-                    problem = f"result of {size} bytes exceeds the limit of {self._max_result_bytes}"
+                if size > self.max_result_bytes:
+                    problem = f"result of {size} bytes exceeds the limit of {self.max_result_bytes}"
                     change = RunChange(RunState.FAILED, error=RunError(ErrorCategory.RESOURCE, problem))
         stats = self.stats_of(wf_name)
         if change.state is RunState.SUCCEEDED:

@@ -334,5 +334,13 @@ async def test_oversized_or_non_json_results_fail_the_run(h: Harness) -> None:
     big = await h.finish("huge")
     assert big.state is RunState.FAILED and big.error is not None
     assert big.error.category is ErrorCategory.RESOURCE and "exceeds" in big.error.message
+
+    async def fat_step(ctx: RunContext) -> Any:
+        return await ctx.step("s", lambda: "z" * (2 << 20))
+
+    h.registry.register("fat_step", fat_step, one_try)
+    fat = await h.finish("fat_step")
+    assert fat.state is RunState.FAILED and fat.error is not None
+    assert fat.error.category is ErrorCategory.RESOURCE and "step 's'" in fat.error.message
     weird = await h.finish("odd")
     assert weird.state is RunState.FAILED and weird.error is not None and "not JSON" in weird.error.message
