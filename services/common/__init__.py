@@ -19,11 +19,12 @@ from services.common._errors import (
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer, ServingStatus
 from services.common._interceptors import ErrorMapping, wrap_handler
 from services.common._logging import add_log_enricher, add_log_redactor, configure_logging, get_logger
-from services.common._server import VigilServer, run_main, server_credentials
+from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
 
 __all__ = [
     "HEALTH_SERVICE_NAME",
+    "SUPERVISOR_PID_ENV",
     "AlreadyExists",
     "Cancelled",
     "ConfigError",

@@ -276,3 +276,19 @@ def test_slow_verifications_are_throttled_per_key_id() -> None:
     clock[0] += 1
     with pytest.raises(Unauthenticated):
         verifier.verify(wrong)
+
+
+def test_verified_jwts_are_cached_until_exp(keys) -> None:  # type: ignore[no-untyped-def]
+    clock = [time.time()]
+    verifier = JWTVerifier(
+        JWTConfig(algorithms=("HS256",), hmac_secret_file=keys["hmac"], issuer="vigil", audience="vigil-api"),
+        now=lambda: clock[0],
+    )
+    payload = claims()
+    token = jwt.encode(payload, SECRET, algorithm="HS256")
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # served from the cache
+    clock[0] = float(payload["exp"]) + 1  # type: ignore[arg-type]
+    assert verifier.verify(token) is not first  # past exp the cache entry is not used
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token[:-2] + "xx")  # a near-miss is never served from the cache
