@@ -20,8 +20,9 @@ from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
-from services.workflow._service import WorkflowServicer, add_to_server
+from services.workflow._service import WorkflowServicer
 from services.workflow._sqlite_store import SQLiteRunStore
+from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
 
@@ -125,7 +126,11 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     gate = DegradationGate()
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
     server = VigilServer(cfg.server, "workflow")
-    server.add_servicer(add_to_server, WorkflowServicer(ops, cfg.server.max_message_bytes), SERVICE_NAME)
+    server.add_servicer(
+        _pb_grpc.add_WorkflowServiceServicer_to_server,
+        WorkflowServicer(ops, cfg.server.max_message_bytes),
+        SERVICE_NAME,
+    )
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
     if cfg.healthd_address:

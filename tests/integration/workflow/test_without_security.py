@@ -42,7 +42,7 @@ async def test_oversized_params_are_invalid_argument(no_security_app: WorkflowAp
     assert info.value.violations[0].field == "params" and info.value.violations[0].reason == "TOO_LARGE"
 
 
-@pytest.mark.parametrize("depth", [40, 300])
+@pytest.mark.parametrize("depth", [12, 300])
 async def test_deep_nesting_is_invalid_argument(no_security_app: WorkflowApp, depth: int) -> None:
     value: dict[str, object] = {}
     for _ in range(depth):
@@ -50,7 +50,8 @@ async def test_deep_nesting_is_invalid_argument(no_security_app: WorkflowApp, de
     async with client(no_security_app, "tok") as c:
         with pytest.raises(InvalidArgument) as info:
             await c.start_run("counting", value)
-    assert info.value.violations[0].field == "params"
+    # 12 levels: our own depth limit (10 here) names params; 300: protobuf cannot parse the request.
+    assert info.value.violations[0].field == ("params" if depth == 12 else "request")
 
 
 async def test_bad_state_filter_is_invalid_argument(no_security_app: WorkflowApp) -> None:
