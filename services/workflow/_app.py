@@ -15,7 +15,7 @@ from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
-from services.workflow._metrics import serve_metrics
+from services.workflow._metrics import WorkflowCollector, serve_metrics
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
@@ -142,7 +142,8 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
     if cfg.server.metrics_port is not None:
-        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, executor, gate)
+        collector = WorkflowCollector(executor, gate, {"security": security.breaker})
+        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, collector)
         app.metrics_port = http.server_port
         server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
     server.on_shutdown(app.close)

@@ -202,6 +202,7 @@ async def test_metrics_expose_runs_errors_and_breakers(
     assert 'vigil_workflow_errors_total{category="auth",workflow="echo"}' in text
     assert 'vigil_workflow_breaker_state{workflow="dependent"} 0.0' in text
     assert "vigil_workflow_degradation_level 0.0" in text
+    assert 'vigil_workflow_dependency_breaker_state{dependency="security"} 0.0' in text
 
 
 async def _cli(app: WorkflowApp, token: str, *args: str) -> tuple[int, str, str]:

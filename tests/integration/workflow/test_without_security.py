@@ -12,6 +12,7 @@ from services.common import FailedPrecondition, InvalidArgument, NotFound, Unava
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
 from services.workflow._model import RunQuery
+from services.workflow._policies import BreakerState
 from services.workflow.client import pb
 from tests.conftest import eventually
 from tests.integration.workflow import plugins
@@ -130,3 +131,19 @@ async def test_runs_are_accepted_again_soon_after_security_returns(
     finally:
         if security is not None:
             await security.server.stop(0)
+
+
+async def test_security_breaker_opens_and_fails_fast(no_security_app: WorkflowApp) -> None:
+    from vigil.workflow.v1 import workflow_pb2_grpc
+
+    meta = (("authorization", "Bearer tok"),)
+    async with grpc.aio.insecure_channel(no_security_app.server.address) as channel:
+        stub = workflow_pb2_grpc.WorkflowServiceStub(channel)  # no client retries: one try per call
+        codes = []
+        for _ in range(7):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.StartRun(pb.StartRunRequest(workflow="counting"), metadata=meta, timeout=5)
+            codes.append((info.value.code(), info.value.details()))
+    assert all(code == grpc.StatusCode.UNAVAILABLE for code, _ in codes)
+    assert no_security_app.security.breaker.state is BreakerState.OPEN
+    assert "circuit breaker 'security' is open" in codes[-1][1]
