@@ -21,7 +21,8 @@ from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
 from services.workflow._service import WorkflowServicer
-from services.workflow._sqlite_store import SQLiteRunStore
+from services.workflow._store import RunStore
+from services.workflow._store_factory import make_store
 from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
@@ -62,7 +63,7 @@ class WorkflowApp:
 
     config: WorkflowConfig
     server: VigilServer
-    store: SQLiteRunStore
+    store: RunStore
     registry: WorkflowRegistry
     executor: Executor
     ops: Operations
@@ -107,7 +108,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     """Open the store, resume unfinished runs and register the servicer (not yet listening)."""
     registry = build_registry(cfg)
     token = TokenFile(cfg.service_token_file)
-    store = SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
+    store = make_store(cfg, clock)
     await store.open()
     security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
     pool = ProcessPool(cfg.limits.process_workers)
