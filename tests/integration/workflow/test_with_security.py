@@ -14,6 +14,7 @@ from services.common import (
     NotFound,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
 )
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
@@ -201,6 +202,7 @@ async def test_metrics_expose_runs_errors_and_breakers(
     assert 'vigil_workflow_errors_total{category="auth",workflow="echo"}' in text
     assert 'vigil_workflow_breaker_state{workflow="dependent"} 0.0' in text
     assert "vigil_workflow_degradation_level 0.0" in text
+    assert 'vigil_workflow_dependency_breaker_state{dependency="security"} 0.0' in text
 
 
 async def _cli(app: WorkflowApp, token: str, *args: str) -> tuple[int, str, str]:
@@ -237,3 +239,35 @@ async def test_cli_start_wait_shows_progress_then_lists(app: WorkflowApp, securi
     assert code == 0 and run["runId"] in out and "SUCCEEDED" in out
     code, _, err = await _cli(app, security.alice, "cancel", run["runId"])
     assert code == 2 and "already SUCCEEDED" in err
+
+
+async def test_recent_readers_keep_reading_through_a_security_outage(
+    app: WorkflowApp, security: SecurityEnv
+) -> None:
+    async with client(app, security.alice) as c:
+        run, _ = await c.start_run("echo", {}, wait=True)
+        await c.get_run(run.run_id)  # alice authenticated just now
+        await security.server.stop(0)
+        assert (await c.get_run(run.run_id)).state == pb.RUN_STATE_SUCCEEDED
+    async with client(app, security.admin) as unknown_reader, client(app, "vgl_x") as stranger:
+        with pytest.raises(Unavailable):  # a caller not seen recently is not let in
+            await unknown_reader.get_run(run.run_id)
+        with pytest.raises(Unavailable):
+            await stranger.get_run(run.run_id)
+
+
+async def test_list_pages_stay_under_the_message_limit(
+    start_workflow: StartWorkflow, security: SecurityEnv
+) -> None:
+    app = await start_workflow(security.address, server={"port": 0, "max_message_bytes": 64 * 1024})
+    blob = "y" * 20_000  # three of these runs do not fit in one 64 KiB response
+    async with client(app, security.alice) as c:
+        ids = [(await c.start_run("echo", {"blob": blob, "i": i}, wait=True))[0].run_id for i in range(5)]
+        seen, token, pages = [], "", 0
+        while True:
+            runs, token = await c.list_runs(workflow="echo", page_size=100, page_token=token)
+            seen += [r.run_id for r in runs]
+            pages += 1
+            if not token:
+                break
+    assert seen == ids[::-1] and pages >= 3
