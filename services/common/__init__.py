@@ -21,7 +21,17 @@ from services.common._instrument import Instrumentation
 from services.common._interceptors import ErrorMapping, wrap_handler
 from services.common._logging import add_log_enricher, add_log_redactor, configure_logging, get_logger
 from services.common._logs import install_log_hooks, log_fields
-from services.common._metrics import MetricsInterceptor, MetricsServer
+from services.common._metrics import (
+    AUDIT_EVENTS,
+    CHECK_SECONDS,
+    CHECK_STATUS,
+    COMPONENT_UP,
+    HEAL_ATTEMPTS,
+    RUN_TRANSITIONS,
+    VALIDATION_FAILURES,
+    MetricsInterceptor,
+    MetricsServer,
+)
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._server import VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
@@ -35,7 +45,14 @@ from services.common._telemetry import (
 )
 
 __all__ = [
+    "AUDIT_EVENTS",
+    "CHECK_SECONDS",
+    "CHECK_STATUS",
+    "COMPONENT_UP",
     "HEALTH_SERVICE_NAME",
+    "HEAL_ATTEMPTS",
+    "RUN_TRANSITIONS",
+    "VALIDATION_FAILURES",
     "AlreadyExists",
     "Cancelled",
     "ConfigError",

@@ -5,8 +5,10 @@ dashboards work: ``grpc_server_started_total``, ``grpc_server_handled_total`` an
 ``grpc_server_handling_seconds`` labelled by ``grpc_type``, ``grpc_service``,
 ``grpc_method`` (and ``grpc_code`` once a call has ended).
 
-Domain families are defined here, once per process, so every service reports them
+Domain counters are defined here, once per process, so every service reports them
 under one naming scheme; the owning code only calls ``.labels(...).inc()/set()``.
+Gauges of state that lives in an object (breakers, queues) are read from it at scrape
+time by a collector beside that object (e.g. services.workflow._telemetry).
 """
 
 from __future__ import annotations
@@ -22,13 +24,10 @@ from services.common._observe import Observation, ObservingInterceptor, split_me
 
 __all__ = [
     "AUDIT_EVENTS",
-    "BREAKER_STATE",
     "CHECK_SECONDS",
     "CHECK_STATUS",
     "COMPONENT_UP",
     "HEAL_ATTEMPTS",
-    "QUEUE_DEPTH",
-    "RUNS",
     "RUN_TRANSITIONS",
     "VALIDATION_FAILURES",
     "MetricsInterceptor",
@@ -39,14 +38,9 @@ __all__ = [
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # --- domain families (default registry) ---------------------------------------------
-RUNS = Gauge("vigil_workflow_runs", "Workflow runs currently in each state.", ["state"])
 RUN_TRANSITIONS = Counter(
     "vigil_workflow_run_transitions_total", "Runs entering a state, by workflow.", ["workflow", "state"]
 )
-BREAKER_STATE = Gauge(
-    "vigil_workflow_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["breaker"]
-)
-QUEUE_DEPTH = Gauge("vigil_workflow_queue_depth", "Runs accepted and waiting for an executor slot.")
 CHECK_SECONDS = Histogram(
     "vigil_healthd_check_seconds", "Duration of each health check.", ["component", "check"], buckets=_BUCKETS
 )

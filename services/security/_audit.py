@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Required, TypedDict, Unpack
 
-from services.common import InvalidArgument, Unavailable
+from services.common import AUDIT_EVENTS, InvalidArgument, Unavailable
 from services.security._sanitize import Redactor
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
@@ -217,6 +217,8 @@ class AuditLog:
                         f"audit log write failed ({type(exc).__name__}); request refused"
                     ) from None
                 self._head = head
+                for r in records:
+                    AUDIT_EVENTS.labels(r.action, r.decision).inc()
                 return records
         raise AssertionError("unreachable")
 

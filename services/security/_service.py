@@ -14,7 +14,14 @@ from typing import Any
 
 import grpc
 
-from services.common import FailedPrecondition, FieldViolation, InvalidArgument, VigilServer, add_log_redactor
+from services.common import (
+    FailedPrecondition,
+    FieldViolation,
+    Instrumentation,
+    InvalidArgument,
+    VigilServer,
+    add_log_redactor,
+)
 from services.security._audit import AuditFilter
 from services.security._auth import bearer_token
 from services.security._config import SecurityConfig
@@ -276,7 +283,10 @@ async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
     add_log_redactor(_log_redactor)
-    server = VigilServer(config.server, "security", interceptors=[MalformedRequests()])
+    telemetry = Instrumentation("security", config.server)
+    server = VigilServer(
+        config.server, "security", interceptors=[*telemetry.server_interceptors, MalformedRequests()]
+    )
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, SecurityServicer(core), SERVICE_NAME)
     policy = core.gate.policy
     loop = asyncio.get_running_loop()
@@ -292,4 +302,5 @@ async def build(config: SecurityConfig) -> VigilServer:
         core.close()
 
     server.on_shutdown(shutdown)
+    telemetry.attach(server)  # /metrics; spans flushed after the core has closed
     return server

@@ -15,16 +15,17 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-from vigil.security.v1 import security_pb2 as _spb
-from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
 from services.common import (
     Unauthenticated,
     Unavailable,
     VigilError,
+    client_interceptors,
 )
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._rpc_errors import from_rpc_error
+from vigil.security.v1 import security_pb2 as _spb
+from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
 __all__ = ["SECURITY_SERVICE_CONFIG", "Screened", "SecurityClient", "error_from_rpc"]
 
@@ -96,6 +97,7 @@ class SecurityClient:
         self._timeout_s, self._service_token = timeout_s, service_token
         self._channel = grpc.aio.insecure_channel(
             address,
+            interceptors=client_interceptors(),  # trace context to security (none when off)
             options=[
                 ("grpc.enable_retries", 1),
                 ("grpc.service_config", json.dumps(SECURITY_SERVICE_CONFIG)),

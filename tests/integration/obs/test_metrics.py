@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.common import Instrumentation, ServerConfig, VigilServer
+from tests.obs_support import MetricKey, key, scrape
 from vigil.workflow.v1 import workflow_pb2 as wf
 from vigil.workflow.v1 import workflow_pb2_grpc as wf_grpc
 
 WF = "vigil.workflow.v1.WorkflowService"
-Sample = tuple[str, frozenset[tuple[str, str]]]
-
-
-def _scrape(port: int) -> dict[Sample, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for fam in text_string_to_metric_families(text)
-        for s in fam.samples
-    }
-
-
-def _key(name: str, **labels: str) -> Sample:
-    return name, frozenset(labels.items())
 
 
 @pytest.fixture
@@ -49,7 +33,7 @@ async def served(monkeypatch):
 
 async def test_rpc_counts_and_latency_match_traffic(served) -> None:
     srv, port = served
-    before = await asyncio.to_thread(_scrape, port)
+    before = await asyncio.to_thread(scrape, port)
     async with grpc.aio.insecure_channel(srv.address) as ch:
         health = hpb_grpc.HealthStub(ch)
         for _ in range(3):
@@ -59,24 +43,24 @@ async def test_rpc_counts_and_latency_match_traffic(served) -> None:
                 await health.Check(hpb.HealthCheckRequest(service="nope"))
         with pytest.raises(grpc.aio.AioRpcError):
             await wf_grpc.WorkflowServiceStub(ch).GetRun(wf.GetRunRequest(run_id="x"))
-    after = await asyncio.to_thread(_scrape, port)
+    after = await asyncio.to_thread(scrape, port)
 
-    def delta(key: Sample) -> float:
-        return after.get(key, 0.0) - before.get(key, 0.0)
+    def delta(k: MetricKey) -> float:
+        return after.get(k, 0.0) - before.get(k, 0.0)
 
     check = {"grpc_type": "unary_unary", "grpc_service": "grpc.health.v1.Health", "grpc_method": "Check"}
     get_run = {"grpc_type": "unary_unary", "grpc_service": WF, "grpc_method": "GetRun"}
-    assert delta(_key("grpc_server_started_total", **check)) == 5
-    assert delta(_key("grpc_server_handled_total", **check, grpc_code="OK")) == 3
-    assert delta(_key("grpc_server_handled_total", **check, grpc_code="NOT_FOUND")) == 2
-    assert delta(_key("grpc_server_handled_total", **get_run, grpc_code="UNIMPLEMENTED")) == 1
-    assert delta(_key("grpc_server_handling_seconds_count", **check, grpc_code="OK")) == 3
-    assert delta(_key("grpc_server_handling_seconds_bucket", **check, grpc_code="OK", le="+Inf")) == 3
-    assert 0 < delta(_key("grpc_server_handling_seconds_sum", **check, grpc_code="OK")) < 5
+    assert delta(key("grpc_server_started_total", **check)) == 5
+    assert delta(key("grpc_server_handled_total", **check, grpc_code="OK")) == 3
+    assert delta(key("grpc_server_handled_total", **check, grpc_code="NOT_FOUND")) == 2
+    assert delta(key("grpc_server_handled_total", **get_run, grpc_code="UNIMPLEMENTED")) == 1
+    assert delta(key("grpc_server_handling_seconds_count", **check, grpc_code="OK")) == 3
+    assert delta(key("grpc_server_handling_seconds_bucket", **check, grpc_code="OK", le="+Inf")) == 3
+    assert 0 < delta(key("grpc_server_handling_seconds_sum", **check, grpc_code="OK")) < 5
 
 
 async def test_metrics_endpoint_closes_on_shutdown(served) -> None:
     srv, port = served
     await srv.stop()
     with pytest.raises(OSError):
-        await asyncio.to_thread(_scrape, port)
+        await asyncio.to_thread(scrape, port)

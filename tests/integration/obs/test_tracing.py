@@ -24,7 +24,7 @@ from services.common import (
     tracing_enabled,
 )
 from tests.conftest import eventually
-from tests.otlp import OtlpReceiver
+from tests.obs_support import OtlpReceiver
 from vigil.workflow.v1 import workflow_pb2 as wf
 from vigil.workflow.v1 import workflow_pb2_grpc as wf_grpc
 

@@ -1,13 +1,16 @@
-"""A real OTLP/gRPC trace receiver for tests: the collector's TraceService on port 0."""
+"""Observability test helpers: a real OTLP/gRPC trace receiver (the collector's
+TraceService on port 0) and a /metrics scraper using prometheus-client's parser."""
 
 from __future__ import annotations
 
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as _ts
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as _ts_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass
@@ -72,3 +75,21 @@ class OtlpReceiver(_ts_grpc.TraceServiceServicer):
 
     def named(self, name: str) -> list[Span]:
         return [s for s in self.spans if s.name == name]
+
+
+MetricKey = tuple[str, frozenset[tuple[str, str]]]
+
+
+def scrape(port: int) -> dict[MetricKey, float]:
+    """GET /metrics and parse it with prometheus-client's parser: {(name, labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def key(name: str, **labels: str) -> MetricKey:
+    return name, frozenset(labels.items())
