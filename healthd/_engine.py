@@ -33,6 +33,7 @@ from healthd._healing import Action, HealEvent, HealMachine, HealState, transiti
 from healthd._scheduler import Clock, LoopClock, Scheduler
 from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
+from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
 from services.common import FailedPrecondition, NotFound
 
@@ -246,7 +247,8 @@ class HealthEngine:
         attempt = len(self._heal[name].attempts)
         self.events.publish(EventKind.HEAL_ATTEMPT, name, f"attempt {attempt}: {self._heal[name].reason}")
         try:
-            message = await healer.heal()
+            with heal_span(name, healer_kind(healer), attempt):
+                message = await healer.heal()
         except HealFailed as exc:
             self.events.publish(EventKind.HEAL_RESULT, name, str(exc), new="failed")
             self._drive(name, HealEvent.HEAL_ERROR, str(exc))
