@@ -71,7 +71,7 @@ class Alerting:
         self.engine = RuleEngine(list(config.rules))
         self.sender = WebhookSender(list(config.webhooks), external_url=external_url)
         self._snapshot = snapshot
-        self._on_change = on_change
+        self.on_change = on_change
         self._clock = clock
         self._previous: dict[str, MetricsScrape] = {}
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +117,7 @@ class Alerting:
             )
             self.sender.submit(notice)
         if notices:
-            self._on_change()
+            self.on_change()
         return notices
 
     async def facts(self) -> Facts:
