@@ -39,12 +39,14 @@ function sparkline(points) {
   if (!points.length) return root;
   const values = points.map((p) => p[1]);
   const top = Math.max(...values, 0.001);
-  const step = points.length > 1 ? w / (points.length - 1) : 0;
-  const xy = values.map((v, i) => [i * step, h - pad - (v / top) * (h - 2 * pad)]);
+  // A single sample is drawn as a flat line across, so a new component does not look empty.
+  const series = points.length === 1 ? [points[0], points[0]] : points;
+  const step = w / (series.length - 1);
+  const xy = series.map((p, i) => [i * step, h - pad - (p[1] / top) * (h - 2 * pad)]);
   const line = xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
   root.append(svg("polygon", { class: "area", points: `0,${h} ${line} ${xy[xy.length - 1][0].toFixed(1)},${h}` }));
   root.append(svg("polyline", { class: "line", points: line }));
-  points.forEach((p, i) => {
+  series.forEach((p, i) => {
     if (p[2] !== "SERVING") root.append(svg("circle", { class: "bad", cx: xy[i][0], cy: xy[i][1], r: 2.6 }));
   });
   return root;
@@ -75,7 +77,12 @@ function renderComponent(c) {
   card.dataset.component = c.name;
   card.dataset.status = c.status;
   const head = el("div", "comp-head");
-  const name = el("div", "comp-name", c.name);
+  const name = el("div", "comp-name");
+  // Break long gRPC names at their dots, not mid-word.
+  c.name.split(".").forEach((part, i, all) => {
+    name.append(document.createTextNode(part + (i < all.length - 1 ? "." : "")));
+    if (i < all.length - 1) name.append(document.createElement("wbr"));
+  });
   if (c.critical) name.append(el("span", "tag", "critical"));
   head.append(name, pill(c.status));
   card.append(head);
