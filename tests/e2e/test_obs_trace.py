@@ -38,7 +38,8 @@ def _stop(proc: Proc) -> None:
 async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_path: Path) -> None:
     rx = OtlpReceiver()
     endpoint = await rx.start()
-    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    # A 10-minute batch delay: every span must arrive through the flush on graceful shutdown.
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
     try:
         token, entry = new_key("e2e", Level.AUTHENTICATED, n=1 << 4)
         sec_cfg = _write(
@@ -80,6 +81,7 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
         allowed = {"action": "screen", "decision": "ALLOW"}
         assert sec_metrics[key("vigil_security_audit_events_total", **allowed)] == 1
 
+        assert rx.spans == []  # nothing exported before shutdown
         # In threads: the receiver runs on this event loop and must answer the final flushes.
         await asyncio.to_thread(_stop, wf)
         await asyncio.to_thread(_stop, sec)
