@@ -132,16 +132,24 @@ async def shutdown_tracing() -> None:
         await asyncio.to_thread(provider.shutdown)
 
 
-def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+def client_interceptors(*, streams: bool = True) -> list[grpc.aio.ClientInterceptor]:
     """Interceptors for `grpc.aio` channels: CLIENT spans and trace context in metadata.
 
     Empty while tracing is off, so channels built with them cost nothing extra.
+
+    Args:
+        streams: Also trace streaming calls. contrib's streaming interceptors hand back an
+            async iterator instead of the call, so a caller that uses ``call.read()`` on a
+            long-lived stream (healthd's Watch) passes False and traces unary calls only.
     """
     if _state.provider is None:
         return []
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(aio_client_interceptors(tracer_provider=_state.provider))
+    found = aio_client_interceptors(tracer_provider=_state.provider)
+    if not streams:
+        found = [i for i in found if isinstance(i, grpc.aio.UnaryUnaryClientInterceptor)]
+    return list(found)
 
 
 class _Getter:
