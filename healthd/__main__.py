@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from healthd._cli import probe, status, watch
-from healthd._daemon import serve
 
 _COMMANDS = {"probe": probe, "status": status, "watch": watch}
 
@@ -28,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--config", type=Path, help="YAML config file (settings also from VIGIL_HEALTHD_* env)"
     )
     parsed = parser.parse_args(args)
+    from healthd._daemon import serve  # the daemon's imports are not paid by client commands
+
     return serve(parsed.config)
 
 

@@ -87,13 +87,25 @@ def channel_credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
     )
 
 
+# gRPC's default reconnect backoff (1 s, growing to 120 s) would make healthd notice a restarted
+# service late: a health checker should retry a dead address quickly and cheaply.
+_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 def open_channel(address: str, tls: ClientTLS | None) -> grpc.aio.Channel:
-    """An aio channel to ``address``; TLS when ``tls`` is set."""
+    """An aio channel to ``address`` with fast reconnects; TLS when ``tls`` is set."""
     # Unary calls traced (a probe is a child of its healthd.check span); Watch streams not.
     traced = client_interceptors(streams=False)
     if tls is None:
-        return grpc.aio.insecure_channel(address, interceptors=traced)
-    options = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
+        return grpc.aio.insecure_channel(address, options=_RECONNECT, interceptors=traced)
+    options = [
+        *_RECONNECT,
+        *([("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []),
+    ]
     return grpc.aio.secure_channel(address, channel_credentials(tls), options=options, interceptors=traced)
 
 

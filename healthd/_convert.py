@@ -87,7 +87,6 @@ def component_pb(view: ComponentView, config: HealthdConfig, at: float) -> _pb.C
         )
         for name, c in zip(cfg.check_names(), view.checks, strict=True)
     ]
-    latest = max(view.checks, key=lambda c: c.latency_s) if view.checks else None
     message = view.heal_reason or next((c.message for c in view.checks if c.status is not Status.SERVING), "")
     msg = _pb.ComponentHealth(
         name=view.health.name,
@@ -105,10 +104,9 @@ def component_pb(view: ComponentView, config: HealthdConfig, at: float) -> _pb.C
         pid=view.pid or 0,
         restarts=view.restarts,
     )
-    if latest is not None:
-        msg.last_latency.CopyFrom(_dur(latest.latency_s))
     if view.last_check_at:
         msg.last_check_time.CopyFrom(_ts(view.last_check_at))
+        msg.last_latency.CopyFrom(_dur(view.last_latency_s))
     if view.heal_state is HealState.BACKOFF:
         msg.next_heal_time.CopyFrom(_ts(at + view.backoff_left_s))
     return msg

@@ -20,6 +20,7 @@ from healthd._aggregate import (
     ComponentHealth,
     LevelDamper,
     Reason,
+    SystemStatus,
     apply_result,
     component_health,
     own_status,
@@ -35,7 +36,9 @@ from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, get_logger
+
+_log = get_logger("vigil.healthd")
 
 LIVENESS = "liveness"
 READINESS = "readiness"
@@ -63,7 +66,7 @@ class HealthEngine:
         self._heal: dict[str, HealMachine] = {}
         self._healers: dict[str, Healer | None] = {}
         self._damper = LevelDamper()
-        self._last_check_at: dict[str, float] = {}
+        self._last_check: dict[str, tuple[float, float]] = {}  # name -> (wall time, latency)
         self._watchdog_reason = ""
         self._shutting_down = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,7 +128,7 @@ class HealthEngine:
     def statuses(self) -> dict[str, Status]:
         """grpc.health.v1 names -> status: ``""``, ``liveness``, ``readiness``, each component."""
         snap = self._last
-        overall_ok = not snap.shutting_down and snap.system.status.value != "UNHEALTHY"
+        overall_ok = not snap.shutting_down and snap.system.status is not SystemStatus.UNHEALTHY
         out = {
             OVERALL: Status.SERVING if overall_ok else Status.NOT_SERVING,
             LIVENESS: snap.liveness,
@@ -196,7 +199,7 @@ class HealthEngine:
         cfg = self.config.component(name).checks[index]
         states = self._checks[name]
         states[index] = apply_result(states[index], result, cfg.failure_threshold, cfg.success_threshold)
-        self._last_check_at[name] = time.time()
+        self._last_check[name] = (time.time(), result.latency_s)
         self._reevaluate()
 
     def _on_exit(self, name: str, code: int) -> None:
@@ -244,14 +247,19 @@ class HealthEngine:
     async def _run_heal(self, name: str) -> None:
         healer = self._healers[name]
         assert healer is not None  # HEAL is only emitted for components with an action
-        attempt = len(self._heal[name].attempts)
-        self.events.publish(EventKind.HEAL_ATTEMPT, name, f"attempt {attempt}: {self._heal[name].reason}")
+        machine = self._heal[name]
+        # Manual heals clear the window, so an empty one means an operator asked.
+        attempt = f"attempt {len(machine.attempts)}" if machine.attempts else "manual"
+        self.events.publish(EventKind.HEAL_ATTEMPT, name, f"{attempt}: {machine.reason}")
         try:
-            with heal_span(name, healer_kind(healer), attempt):
+            with heal_span(name, healer_kind(healer), len(machine.attempts)):
                 message = await healer.heal()
-        except HealFailed as exc:
-            self.events.publish(EventKind.HEAL_RESULT, name, str(exc), new="failed")
-            self._drive(name, HealEvent.HEAL_ERROR, str(exc))
+        except Exception as exc:  # logged and counted as a failed heal: a healer bug must not wedge HEALING
+            why = str(exc) if isinstance(exc, HealFailed) else f"heal action crashed: {exc!r}"
+            if not isinstance(exc, HealFailed):
+                _log.exception("heal action of %s crashed", name)
+            self.events.publish(EventKind.HEAL_RESULT, name, why, new="failed")
+            self._drive(name, HealEvent.HEAL_ERROR, why)
         else:
             self.events.publish(EventKind.HEAL_RESULT, name, message, new="ok")
             child = self.supervisor.children.get(name)
@@ -276,7 +284,9 @@ class HealthEngine:
                 self._drive(comp.name, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
             elif comp.own is Status.NOT_SERVING:
                 self._drive(comp.name, HealEvent.DOWN, self._why(comp.name))
-            elif comp.own is Status.SERVING:
+            elif comp.own is Status.SERVING and all(c.successes for c in self._checks[comp.name]):
+                # UP needs a success on every check since the last reset: a restarted component
+                # counts as started only once it has passed its checks itself.
                 self._drive(comp.name, HealEvent.UP)
             elif any(s.last is not None and not s.last.ok for s in self._checks[comp.name]):
                 self._drive(comp.name, HealEvent.SAMPLE_FAILED, self._why(comp.name))
@@ -330,7 +340,7 @@ class HealthEngine:
             checks,
             max(s.failures for s in states),
             min(s.successes for s in states),
-            self._last_check_at.get(health.name, 0.0),
+            *self._last_check.get(health.name, (0.0, 0.0)),
         )
 
     def _reevaluate(self) -> None:

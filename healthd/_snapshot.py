@@ -42,6 +42,8 @@ class ComponentView:
     """Consecutive successes of its least proven check."""
     last_check_at: float
     """Wall-clock time of its latest check result (0 before any)."""
+    last_latency_s: float
+    """Latency of that latest check result."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from healthd._config import ProcessConfig
 
 LineSink = Callable[[str], None]
+LINE_LIMIT = 1 << 20
+"""Longest output line forwarded whole; longer ones are forwarded in pieces."""
 PYTHON_PLACEHOLDER = "{python}"
 """An argv item replaced by healthd's own interpreter, so children run in the same venv."""
 ExitCallback = Callable[[str, int], Awaitable[None] | None]
@@ -112,6 +114,7 @@ class Child:
             cwd=self._cfg.cwd,
             env=env,
             start_new_session=True,  # own process group: signals reach grandchildren too
+            limit=LINE_LIMIT,
         )
         self.started_at = time.monotonic()
         self._stopping = False
@@ -127,12 +130,11 @@ class Child:
         task.add_done_callback(self._tasks.discard)
 
     async def _pump(self, stream: asyncio.StreamReader) -> None:
-        # Lines longer than the reader limit are split rather than lost.
         while True:
             try:
                 line = await stream.readline()
-            except ValueError:
-                line = await stream.read(1 << 16)
+            except ValueError:  # a line over LINE_LIMIT: asyncio dropped it; say so, keep going
+                line = b"<output line longer than %d bytes dropped>" % LINE_LIMIT
             if not line:
                 return
             self._sink(f"[{self.name}] {line.decode(errors='replace').rstrip()}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from healthd import HealthdConfig
 from tests.conftest import eventually
 
-__all__ = ["assert_no_pid", "config", "eventually", "exec_check", "pid_alive", "proc_check"]
+__all__ = ["assert_no_pid", "config", "eventually", "exec_check", "flag_check", "pid_alive", "proc_check"]
 
 
 def pid_alive(pid: int) -> bool:
@@ -33,6 +34,17 @@ def proc_check(**kw: Any) -> dict[str, Any]:
 def exec_check(code: int = 0, **kw: Any) -> dict[str, Any]:
     """An exec check exiting with ``code``."""
     return {"kind": "exec", "argv": [sys.executable, "-c", f"raise SystemExit({code})"], **kw}
+
+
+def flag_check(flag: Path, **kw: Any) -> dict[str, Any]:
+    """A fast exec check that passes while ``flag`` exists (tests toggle the file)."""
+    return {
+        "kind": "exec",
+        "argv": ["test", "-e", str(flag)],
+        "interval_s": 0.1,
+        "failure_threshold": 1,
+        **kw,
+    }
 
 
 def assert_no_pid(pids: list[int]) -> None:

@@ -10,7 +10,6 @@ unaudited.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Required, TypedDict, Unpack
 
 from services.common import AUDIT_EVENTS, InvalidArgument, Unavailable
+from services.security._groupcommit import GroupCommitter
 from services.security._sanitize import Redactor
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
@@ -162,12 +162,35 @@ class AuditLog:
         # Chain tip (seq, hash): new records link to it, and verify() uses it to notice a
         # truncated tail. Re-read from the file only when another writer got there first.
         self._head: tuple[int, str] = self._stored_head()
-        # Records waiting for the next group commit (append_async); only touched on the event loop.
-        self._pending: list[tuple[_Prepared, asyncio.Future[AuditRecord]]] = []
+        self._committer: GroupCommitter[_Prepared, AuditRecord] | None = None  # started on first use
+        self.write_ok = True
+        """False after a failed write until a write or `probe` succeeds (drives the health status)."""
 
     def close(self) -> None:
+        """Flush queued group-commit records, then close the database."""
+        if self._committer is not None:
+            self._committer.close()
         with self._lock:
             self._conn.close()
+
+    def probe(self) -> bool:
+        """Check that a record could be written now, without writing one (insert, then roll back)."""
+        dummy = (-1, "probe", 0.0, "", "", "", "", "", "", "{}", GENESIS, "")
+        with self._lock:
+            try:
+                self._conn.execute("SAVEPOINT probe")
+                try:
+                    self._conn.execute(
+                        f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", dummy
+                    )
+                finally:
+                    self._conn.execute("ROLLBACK TO probe")
+                    self._conn.execute("RELEASE probe")
+            except sqlite3.Error:
+                self.write_ok = False
+                return False
+        self.write_ok = True
+        return True
 
     def _stored_head(self) -> tuple[int, str]:
         try:
@@ -213,10 +236,12 @@ class AuditLog:
                     self._head = self._stored_head()
                     continue
                 except sqlite3.Error as exc:
+                    self.write_ok = False
                     raise Unavailable(
                         f"audit log write failed ({type(exc).__name__}); request refused"
                     ) from None
                 self._head = head
+                self.write_ok = True
                 for r in records:
                     AUDIT_EVENTS.labels(r.action, r.decision).inc()
                 return records
@@ -231,28 +256,13 @@ class AuditLog:
         return self._write([self._prepare(entry)])[0]
 
     async def append_async(self, **entry: Unpack[AuditEntry]) -> AuditRecord:
-        """Like `append`, with group commit: records appended during one event-loop turn share a
-        transaction, so concurrent requests pay for one commit instead of one each. Returns only
-        once the record is stored; raises `Unavailable` (refuse the decision) if it is not.
+        """Like `append`, with group commit: records submitted while a commit is in flight share
+        the next transaction, so concurrent requests pay for one commit instead of one each.
+        Returns only once the record is stored; raises `Unavailable` (refuse the decision) if not.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[AuditRecord] = loop.create_future()
-        self._pending.append((self._prepare(entry), future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)  # runs after the callbacks already queued in this turn
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        live = [(prepared, fut) for prepared, fut in batch if not fut.done()]  # skip cancelled callers
-        try:
-            records = self._write([prepared for prepared, _ in live])
-        except Unavailable as exc:
-            for _, fut in live:
-                fut.set_exception(Unavailable(exc.message))
-            return
-        for (_, fut), record in zip(live, records, strict=True):
-            fut.set_result(record)
+        if self._committer is None:
+            self._committer = GroupCommitter(self._write, name="audit-writer")
+        return await self._committer.submit(self._prepare(entry))
 
     def list(
         self,

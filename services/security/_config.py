@@ -28,6 +28,8 @@ class AuditConfig(ConfigModel):
     """SQLite file of the hash-chained audit log (created if missing)."""
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
+    health_probe_s: float = Field(default=1.0, gt=0, le=600)
+    """How often writability is probed; the service is NOT_SERVING while records cannot be written."""
 
 
 class SecurityConfig(ConfigModel):
@@ -61,6 +63,9 @@ class SecurityConfig(ConfigModel):
     """Site-specific patterns redacted in addition to the built-in kinds."""
     downloads: DownloadConfig = DownloadConfig()
     """Allowed hosts, size cap and timeout of FetchArtifact."""
+    dev_token_file: Path | None = None
+    """Local development only: at start-up, if this file is missing, create a random ADMIN key,
+    add its hash to ``auth.keys_file`` and write the token here (mode 0600). Never set in production."""
     schema_cache_size: int = Field(default=256, ge=1, le=100_000)
     """Compiled JSON Schemas kept (Screen receives the workflow's schema with every call)."""
 

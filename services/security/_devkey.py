@@ -23,7 +23,7 @@ from services.security._config import SecurityConfig
 from services.security._keys import KeyEntry, new_key
 from services.security._principal import Level
 
-__all__ = ["DEV_SUBJECT", "cli", "ensure_dev_token"]
+__all__ = ["DEV_SUBJECT", "cli", "ensure_dev_key", "ensure_dev_token"]
 
 DEV_SUBJECT = "local-dev"
 ENV_PREFIX = "VIGIL_SECURITY_"
@@ -60,9 +60,17 @@ def ensure_dev_token(config_path: Path | None, token_file: Path) -> tuple[Path, 
         ConfigError: the config is invalid or has no ``auth.keys_file``.
     """
     cfg = load_config(SecurityConfig, config_path, env_prefix=ENV_PREFIX)
-    keys_file = cfg.auth.keys_file
+    return ensure_dev_key(cfg.auth.keys_file, token_file, source=str(config_path))
+
+
+def ensure_dev_key(keys_file: Path | None, token_file: Path, *, source: str) -> tuple[Path, bool]:
+    """`ensure_dev_token` for an already loaded config: ``keys_file`` gets the hash, ``token_file`` the token.
+
+    Raises:
+        ConfigError: ``keys_file`` is unset or unreadable (``source`` names the config).
+    """
     if keys_file is None:
-        raise ConfigError(str(config_path), "auth.keys_file", "must be set to store the dev key's hash")
+        raise ConfigError(source, "auth.keys_file", "must be set to store the dev key's hash")
     if token_file.exists():
         return token_file, False
     token, entry = new_key(DEV_SUBJECT, Level.ADMIN)

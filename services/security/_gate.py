@@ -6,7 +6,7 @@ audit write fails, `AuditLog.append` raises `Unavailable` and the decision is re
 
 from __future__ import annotations
 
-from services.common import PermissionDenied, Unauthenticated
+from services.common import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.security._audit import AuditLog, AuditRecord
 from services.security._auth import Authenticator
 from services.security._policy import Decision, PolicyStore
@@ -34,12 +34,13 @@ class Gate:
 
         Raises:
             Unauthenticated: after auditing the failure.
-            ResourceExhausted: the subject's bucket is empty.
+            ResourceExhausted: the subject's bucket is empty, or too many slow key verifications
+                for one key id (the latter audited like a failure).
             Unavailable: the failure could not be audited.
         """
         try:
             principal = self.auth.authenticate(token)
-        except Unauthenticated as exc:
+        except (Unauthenticated, ResourceExhausted) as exc:
             self.audit.append(
                 action=action,
                 resource=resource,

@@ -8,6 +8,9 @@ so a leaked signing key for a low-trust issuer cannot mint ADMIN principals.
 
 from __future__ import annotations
 
+import hashlib
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +25,7 @@ __all__ = ["JWTConfig", "JWTVerifier"]
 Algorithm = Literal["HS256", "RS256", "ES256"]
 _MIN_HMAC_SECRET = 32
 _MAX_TOKEN_CHARS = 8192
+_CACHE_LIMIT = 10_000
 
 
 class JWTConfig(ConfigModel):
@@ -57,8 +61,11 @@ class JWTConfig(ConfigModel):
 class JWTVerifier:
     """Verifies JWTs per a `JWTConfig`; keys are read once at construction."""
 
-    def __init__(self, config: JWTConfig) -> None:
+    def __init__(self, config: JWTConfig, *, now: Callable[[], float] = time.time) -> None:
         self._cfg = config
+        self._now = now
+        # SHA-256 of a verified token -> (principal, its exp). Dict access is atomic under the GIL.
+        self._verified: dict[bytes, tuple[Principal, float]] = {}
         self._keys: dict[str, Any] = {}
         if "HS256" in config.algorithms:
             if config.hmac_secret_file is None:
@@ -82,10 +89,25 @@ class JWTVerifier:
                 raise ValueError(f"jwt: public_key_file is not a key for {'/'.join(asym)}")
 
     def verify(self, token: str) -> Principal:
-        """Return the token's principal or raise `Unauthenticated` with the reason."""
-        cfg = self._cfg
+        """Return the token's principal or raise `Unauthenticated` with the reason.
+
+        A token that verified is remembered (by SHA-256) until its ``exp``, so repeated calls
+        skip the signature check; anything else about it cannot change while it is valid.
+        """
         if len(token) > _MAX_TOKEN_CHARS:
             raise Unauthenticated("invalid token: too long")
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._verified.get(digest)
+        if hit is not None and self._now() < hit[1]:
+            return hit[0]
+        principal, expires = self._verify_signed(token)
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()  # bounded; refilled by the tokens actually in use
+        self._verified[digest] = (principal, expires)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, float]:
+        cfg = self._cfg
         try:
             alg = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
@@ -116,7 +138,7 @@ class JWTVerifier:
             raise Unauthenticated(f"invalid token: missing claim {exc.claim}") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token: bad signature or claims") from None
-        return self._principal(claims)
+        return self._principal(claims), float(claims["exp"])
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         cfg = self._cfg

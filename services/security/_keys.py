@@ -15,12 +15,14 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from pydantic import Field, field_serializer, field_validator
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
+from services.security._ratelimit import RateLimitConfig, RateLimiter
 
 __all__ = ["KEY_PREFIX", "ApiKeyVerifier", "KeyEntry", "hash_token", "new_key"]
 
@@ -99,9 +101,17 @@ def new_key(subject: str, level: Level, roles: Iterable[str] = (), *, n: int = _
 
 
 class ApiKeyVerifier:
-    """Verifies ``vgl_`` tokens against configured entries. Safe to share across requests."""
+    """Verifies ``vgl_`` tokens against configured entries. Safe to share across requests.
 
-    def __init__(self, entries: Iterable[KeyEntry]) -> None:
+    Slow (scrypt) verifications are throttled per key id: key ids are not secret, so without
+    a bound anyone could make the server spend tens of milliseconds per request guessing.
+    Tokens that verified once take the cached fast path and are never throttled.
+    """
+
+    def __init__(
+        self, entries: Iterable[KeyEntry], *, attempts_per_s: float = 2.0, burst: int = 10,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self._entries: dict[str, KeyEntry] = {}
         for entry in entries:
             if entry.id in self._entries:
@@ -110,6 +120,10 @@ class ApiKeyVerifier:
         # key id -> SHA-256 of a token that passed scrypt verification. Only ever holds
         # tokens of configured ids, so it is bounded by the number of entries.
         self._verified: dict[str, bytes] = {}
+        self._attempts = RateLimiter(
+            RateLimitConfig(rate_per_s=attempts_per_s, burst=burst, max_subjects=max(1, len(self._entries))),
+            now=now,
+        )
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -123,6 +137,7 @@ class ApiKeyVerifier:
         quick = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(entry.id)
         if cached is None or not hmac.compare_digest(cached, quick):
+            self._attempts.check(entry.id)  # ResourceExhausted (with retry delay) when guessing
             if not _verify_hash(token, entry.hash):
                 raise Unauthenticated("invalid API key")
             self._verified[entry.id] = quick

@@ -11,6 +11,7 @@ from jsonschema import exceptions as js_exc
 from jsonschema.validators import validator_for
 
 from services.security._findings import Finding
+from services.security._regexsafety import risky_pattern, schema_patterns
 
 __all__ = ["ParamsValidator", "check_shape", "select_fields"]
 
@@ -55,6 +56,10 @@ class ParamsValidator:
             raise ValueError(
                 f"invalid JSON Schema at {'/'.join(map(str, exc.path)) or '<root>'}: {exc.message}"
             ) from None
+        for where, regex in schema_patterns(schema):
+            why = risky_pattern(regex)
+            if why is not None:
+                raise ValueError(f"refused JSON Schema pattern at {where or '<root>'}: {why}")
         self._validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         self.max_findings = max_findings
 

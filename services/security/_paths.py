@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,7 @@ class PathValidator:
     def __init__(self, roots: Sequence[Path], *, allow_absolute: bool = False, max_chars: int = 4096) -> None:
         # Roots are canonicalized once: containment is checked against real paths only.
         self.roots = tuple(Path(os.path.realpath(r)) for r in roots)
+        self._root_strs = tuple(str(r) for r in self.roots)
         self.allow_absolute = allow_absolute
         self.max_chars = max_chars
 
@@ -136,23 +138,44 @@ class PathValidator:
         return list(out.values())
 
     def _contain(self, field: str, value: str) -> tuple[list[Finding], Path | None]:
-        candidates = [Path(value)] if value.startswith("/") else [root / value for root in self.roots[:1]]
-        for cand in candidates:
-            try:
-                real = os.path.realpath(cand)
-            except (OSError, ValueError):
-                return [Finding("PATH_UNRESOLVABLE", field, -1, "path cannot be resolved")], None
-            for root in self.roots:
-                prefix = str(root).rstrip(os.sep) + os.sep
-                if real == str(root) or real.startswith(prefix):
-                    return [], Path(real)
-            lexical = os.path.normpath(cand)
-            if any(
-                lexical == str(r) or lexical.startswith(str(r).rstrip(os.sep) + os.sep) for r in self.roots
-            ):
-                return [
-                    Finding(
-                        "PATH_SYMLINK_ESCAPE", field, -1, "path resolves through a symlink outside the roots"
-                    )
-                ], None
+        cand = value if value.startswith("/") else os.path.join(self._root_strs[0], value)
+        try:
+            real = _realpath(cand, self._root_strs)
+        except (OSError, ValueError):
+            return [Finding("PATH_UNRESOLVABLE", field, -1, "path cannot be resolved")], None
+        if _inside(real, self._root_strs):
+            return [], Path(real)
+        if _inside(os.path.normpath(cand), self._root_strs):
+            msg = "path resolves through a symlink outside the roots"
+            return [Finding("PATH_SYMLINK_ESCAPE", field, -1, msg)], None
         return [Finding("PATH_OUTSIDE_ROOT", field, -1, "path is outside the allowed roots")], None
+
+
+def _inside(path: str, roots: tuple[str, ...]) -> bool:
+    """``path`` is a root or under ``root + sep`` (so ``/data`` never admits ``/data-evil``)."""
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def _realpath(path: str, roots: tuple[str, ...]) -> str:
+    """``os.path.realpath``, skipping the lstat calls for the (already canonical) root prefix.
+
+    Lexically rejected paths never reach here, so ``path`` has no ``..``. Below a canonical
+    root, a path none of whose components is a symlink is its own canonical form; the first
+    symlink (or anything unusual) hands the whole path to ``os.path.realpath``.
+    """
+    path = os.path.normpath(path)
+    root = next((r for r in roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)), None)
+    if root is None:
+        return os.path.realpath(path)
+    current = root
+    for part in path[len(root) :].split(os.sep):
+        if not part:
+            continue
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return path  # nothing exists from here down, so nothing below can be a symlink
+        if stat.S_ISLNK(mode):
+            return os.path.realpath(path)
+    return path

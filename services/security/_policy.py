@@ -31,11 +31,13 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from services.common import ConfigModel, PermissionDenied
+from services.common import ConfigModel, PermissionDenied, get_logger
+from services.security._periodic import every
 from services.security._principal import Level, Principal
 
 __all__ = ["Decision", "Policy", "PolicyError", "PolicyStore", "Rule"]
 
+_log = get_logger("vigil.security.policy")
 _MAX_POLICY_BYTES = 1 << 20
 _CACHE_LIMIT = 4096
 
@@ -218,10 +220,14 @@ class PolicyStore:
             new = self._load()
         except PolicyError as exc:
             self.last_error = str(exc)
+            _log.error("policy reload failed; keeping the previous policy: %s", exc)
             return False
         self._policy = new  # the single atomic swap: readers see old or new, never a mixture
         self.last_error = None
         self.reloads += 1
+        _log.info(
+            "policy reloaded from %s (%d rules)", self.path, len(new.rules), extra={"reloads": self.reloads}
+        )
         return True
 
     def reload_if_changed(self) -> bool:
@@ -232,12 +238,7 @@ class PolicyStore:
 
     async def watch(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         """Poll the file for changes until ``stop`` is set (portable, unlike inotify)."""
-        while not stop.is_set():
-            self.reload_if_changed()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                continue
+        await every(stop, interval_s, self.reload_if_changed)
 
     def install_sighup(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Reload on SIGHUP. Returns False where signals cannot be installed (non-main thread)."""

@@ -48,10 +48,11 @@ def _card(text: str) -> bool:
 
 def _ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text.split("%", 1)[0])
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return False
-    return True
+    # Loopback and "any" addresses identify no one; keeping them keeps bind addresses readable.
+    return not (addr.is_loopback or addr.is_unspecified)
 
 
 _PHONE = re.compile(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}")

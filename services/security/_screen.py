@@ -173,13 +173,10 @@ class Screener:
             (each audited first); Unavailable: the audit log could not record the decision.
         """
         gate = self.gate
-        shape = self._request_shape(req)
-        if shape:
-            raise InvalidArgument("malformed screen request", shape)
         principal = gate.authenticate(
-            req.token, action="screen", resource=req.workflow, request_id=req.request_id
+            req.token, action="screen", resource=req.workflow[:200], request_id=req.request_id
         )
-        decision = gate.decide(principal, "workflow.start", req.workflow, req.required_level)
+        decision = gate.decide(principal, "workflow.start", req.workflow, req.required_level)  # cached lookup
         who = {"level": principal.level.name, "via": principal.via, "credential": principal.credential_id}
 
         async def record(allowed: bool, reason: str, **details: object) -> str:
@@ -194,10 +191,20 @@ class Screener:
             )
             return audited.id
 
+        shape = self._request_shape(req)
+        if shape:
+            await record(
+                False, "malformed screen request", findings=[(v.reason, v.field) for v in shape[:50]]
+            )
+            raise InvalidArgument("malformed screen request", shape)
         if not decision.allowed:
             await record(False, decision.reason)
             raise PermissionDenied(decision.reason)
-        findings = self._findings(req)
+        try:
+            findings = self._findings(req)
+        except InvalidArgument as exc:  # a bad schema or root name is a refusal too: audit it
+            await record(False, f"invalid request: {exc.message}")
+            raise
         blocking = [f for f in findings if f.blocking]
         if blocking:
             codes = sorted({f.code for f in blocking})

@@ -9,10 +9,13 @@ RetryInfo details) in one place.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from grpc_health.v1.health_pb2 import HealthCheckResponse
 
 from services.common import (
     FailedPrecondition,
@@ -37,6 +40,7 @@ from services.security._convert import (
 )
 from services.security._core import SecurityCore
 from services.security._findings import Finding, to_violations
+from services.security._periodic import every
 from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
@@ -44,9 +48,10 @@ from services.security._tolerant import MalformedRequests
 from vigil.security.v1 import security_pb2 as _pb
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
-__all__ = ["SERVICE_NAME", "SecurityServicer", "build"]
+__all__ = ["SERVICE_NAME", "SecurityServicer", "build", "install_log_redaction"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
+SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
@@ -60,7 +65,8 @@ def _request_id(given: str, context: grpc.aio.ServicerContext) -> str:
     rid = given or next((str(v) for k, v in context.invocation_metadata() or () if k == "x-request-id"), "")
     if not _REQUEST_ID.match(rid):
         raise InvalidArgument(
-            "bad request_id", [FieldViolation("request_id", "1-128 printable ASCII", "BAD_ID")]
+            "bad request_id",
+            [FieldViolation("request_id", "at most 128 printable ASCII characters, no spaces", "BAD_ID")],
         )
     return rid
 
@@ -279,10 +285,33 @@ def _log_redactor(text: str) -> str:
     return redact(text)[0]
 
 
+def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
+    """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
+    refused), and SERVING again once they can. It only acts on a started server."""
+
+    async def job() -> None:
+        status = SERVING if core.audit.probe() else NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            current = server.health.get(name)
+            if current is not None and current != status:
+                await server.health.set(name, status)
+
+    return job
+
+
+@functools.cache
+def install_log_redaction() -> None:
+    """Route every log line of this process through `redact` (idempotent).
+
+    Called by the process entry point, not by `build`: the redactor is process-wide, and a
+    test session that builds servers must not change how other components' logs read.
+    """
+    add_log_redactor(_log_redactor)
+
+
 async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
-    add_log_redactor(_log_redactor)
     telemetry = Instrumentation("security", config.server)
     server = VigilServer(
         config.server, "security", interceptors=[*telemetry.server_interceptors, MalformedRequests()]
@@ -293,10 +322,11 @@ async def build(config: SecurityConfig) -> VigilServer:
     sighup = policy.install_sighup(loop)
     stop = asyncio.Event()
     watcher = asyncio.create_task(policy.watch(stop, config.policy_poll_s))
+    prober = asyncio.create_task(every(stop, config.audit.health_probe_s, _audit_health(server, core)))
 
     async def shutdown() -> None:
         stop.set()
-        await watcher
+        await asyncio.gather(watcher, prober)
         if sighup:
             policy.remove_sighup(loop)
         core.close()

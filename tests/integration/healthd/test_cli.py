@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import python_env
-from tests.healthd_util import eventually
+from tests.healthd_util import eventually, flag_check
 
 from .conftest import REPO, free_port, run_healthd
 
@@ -19,9 +20,7 @@ from .conftest import REPO, free_port, run_healthd
 async def daemon(start_daemon: Any, tmp_path: Path) -> Any:
     flag = tmp_path / "up"
     flag.touch()
-    code = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 1)"
-    check = {"kind": "exec", "argv": [sys.executable, "-c", code], "interval_s": 0.1, "failure_threshold": 1}
-    running = await start_daemon(components=[{"name": "db", "checks": [check]}])
+    running = await start_daemon(components=[{"name": "db", "checks": [flag_check(flag)]}])
     running.flag = flag
     running.addr = f"127.0.0.1:{running.daemon.server.port}"
     await eventually(lambda: running.engine.statuses()["db"].value == "SERVING", 10)
@@ -57,6 +56,9 @@ async def test_status_prints_the_table(daemon: Any) -> None:
     assert "system: HEALTHY" in out and "score: 100" in out
     row = next(line for line in out.splitlines() if line.startswith("db "))
     assert "SERVING" in row and "HEALTHY" in row
+    code, out, _ = await run_healthd("status", "--addr", daemon.addr, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["status"] == "SYSTEM_STATUS_HEALTHY" and data["components"][0]["name"] == "db"
 
 
 async def test_watch_streams_changes(daemon: Any) -> None:

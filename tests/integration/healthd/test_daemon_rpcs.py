@@ -11,17 +11,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2 as _hpb
 
-from tests.healthd_util import eventually
+from tests.healthd_util import eventually, flag_check
 from vigil.healthd.v1 import healthd_pb2 as _pb
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
 
 def _components(flag: Path) -> list[dict[str, Any]]:
-    code = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 1)"
-    check = {"kind": "exec", "argv": [sys.executable, "-c", code], "interval_s": 0.1, "failure_threshold": 1}
     return [
-        {"name": "db", "checks": [check], "degrades_to": "READ_ONLY"},
+        {"name": "db", "checks": [flag_check(flag)], "degrades_to": "READ_ONLY"},
         {
             "name": "api",
             "depends_on": ["db"],

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2 as _hpb
 
 from healthd import HealState
-from tests.healthd_util import eventually, pid_alive
+from tests.healthd_util import eventually, flag_check, pid_alive
 from vigil.healthd.v1 import healthd_pb2 as _pb
 
 from .conftest import free_port, grpc_service
@@ -25,9 +25,7 @@ SVC = "vigil.test.v1.EchoService"
 
 
 def _flag_component(name: str, flag: Path, critical: bool = True) -> dict[str, Any]:
-    code = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 1)"
-    check = {"kind": "exec", "argv": [sys.executable, "-c", code], "interval_s": 0.1, "failure_threshold": 1}
-    return {"name": name, "critical": critical, "checks": [check]}
+    return {"name": name, "critical": critical, "checks": [flag_check(flag)]}
 
 
 async def _check(running: Any, name: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -11,10 +12,13 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from services.security import sha256_file
 from tests.conftest import eventually
 from tests.integration.security.conftest import Stack
+from tests.unit.security._support import CertFiles, body_route, https_server
 from vigil.security.v1 import security_pb2 as pb
 
 
@@ -295,3 +299,80 @@ async def test_policy_reload_while_serving(stack: Stack) -> None:
         return True
 
     await eventually(allowed)
+
+
+async def test_fetch_artifact_over_https(start_stack: Any, certs: CertFiles) -> None:
+    payload = os.urandom(100_000)
+    digest = hashlib.sha256(payload).hexdigest()
+    with https_server(certs, {"/model.bin": body_route(payload)}) as port:
+        stack = await start_stack(
+            downloads={"allowed_hosts": [f"localhost:{port}"], "ca_file": str(certs.ca)}
+        )
+        md = stack.auth("ops")
+        url = f"https://localhost:{port}/model.bin"
+        ok = await stack.stub.FetchArtifact(
+            pb.FetchArtifactRequest(url=url, expected_sha256=digest, dest_name="model.bin"), metadata=md
+        )
+        assert ok.sha256 == digest and ok.size_bytes == len(payload)
+        assert ok.path == str((stack.tmp / "artifacts" / "model.bin").resolve())
+        assert sha256_file(stack.tmp / "artifacts" / "model.bin")[0] == digest
+        err = await fails(
+            stack.stub.FetchArtifact(
+                pb.FetchArtifactRequest(url=url, expected_sha256="0" * 64, dest_name="other.bin"), metadata=md
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        assert "nothing stored" in (err.details() or "")
+        assert not (stack.tmp / "artifacts" / "other.bin").exists()
+    events = await stack.stub.ListAuditEvents(
+        pb.ListAuditEventsRequest(action="artifact.fetch"), metadata=stack.auth("admin")
+    )
+    assert [e.decision for e in events.events if e.resource] == [pb.DECISION_DENY, pb.DECISION_ALLOW]
+
+
+async def test_no_request_fails_while_the_policy_flips(stack: Stack) -> None:
+    """Reloads swap the policy atomically: every in-flight Screen gets a clean allow or deny."""
+    path = stack.tmp / "policy.yaml"
+    allow = "rules: [{match: 'workflow.start:*', min_level: AUTHENTICATED}]"
+    deny = "rules: [{match: 'workflow.start:*', min_level: ADMIN}]"
+    codes: list[grpc.StatusCode] = []
+
+    async def client() -> None:
+        for _ in range(40):
+            try:
+                await stack.stub.Screen(screen_req(stack.tokens["user"]))
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as err:
+                codes.append(err.code())
+
+    async def flipper() -> None:
+        for i in range(20):
+            tmp = path.with_suffix(f".{i}")
+            tmp.write_text(deny if i % 2 == 0 else allow)
+            os.replace(tmp, path)
+            await asyncio.sleep(0.01)  # pace the flips; correctness does not depend on it
+
+    await asyncio.gather(flipper(), *(client() for _ in range(4)))
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.PERMISSION_DENIED}
+    assert len(codes) == 160
+
+
+async def test_health_follows_audit_writability(start_stack: Any, tmp_path: Any) -> None:
+    stack = await start_stack(audit={"db_path": str(tmp_path / "audit.db"), "health_probe_s": 0.05})
+    health = health_pb2_grpc.HealthStub(stack.channel)
+
+    async def status_is(expected: int) -> bool:
+        for name in ("", "vigil.security.v1.SecurityService"):
+            resp = await health.Check(health_pb2.HealthCheckRequest(service=name))
+            if resp.status != expected:
+                return False
+        return True
+
+    await eventually(lambda: status_is(health_pb2.HealthCheckResponse.SERVING))
+    conn = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    conn.execute("CREATE TRIGGER fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk'); END")
+    await eventually(lambda: status_is(health_pb2.HealthCheckResponse.NOT_SERVING))
+    conn.execute("DROP TRIGGER fail")
+    conn.close()
+    await eventually(lambda: status_is(health_pb2.HealthCheckResponse.SERVING))
+    await stack.stub.Screen(screen_req(stack.tokens["user"]))

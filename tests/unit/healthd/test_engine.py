@@ -14,25 +14,17 @@ from typing import Any
 
 import pytest
 
-from healthd import EventKind, HealState, HealthEngine, Level, Reason, Status, SystemStatus
+from healthd import EventKind, FakeClock, HealState, HealthEngine, Level, Reason, Status, SystemStatus
 from healthd._events import EventLog
-from tests.healthd_util import assert_no_pid, config, eventually, pid_alive, proc_check
+from tests.healthd_util import assert_no_pid, config, eventually, flag_check, pid_alive, proc_check
 
 PY = sys.executable
 SLEEPER = [PY, "-c", "import time; time.sleep(120)"]
 CRASHER = [PY, "-c", "raise SystemExit(3)"]
 
 
-def _flag_check(flag: Path, **kw: Any) -> dict[str, Any]:
-    code = f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 1)"
-    return {
-        "kind": "exec",
-        "argv": [PY, "-c", code],
-        "interval_s": 0.1,
-        "timeout_s": 2,
-        "failure_threshold": 1,
-        **kw,
-    }
+def _flag_check(flag: Path) -> dict[str, Any]:
+    return flag_check(flag, timeout_s=2)
 
 
 def _healing(**kw: Any) -> dict[str, Any]:
@@ -282,3 +274,69 @@ async def test_snapshot_exports_as_json(engines: list[HealthEngine]) -> None:
     (component,) = data["components"]
     assert component["health"]["name"] == "a" and component["checks"][0]["kind"] == "process"
     assert component["pid"] == engine.supervisor.children["a"].pid
+
+
+async def test_degradation_level_transitions_on_an_injected_clock(tmp_path: Path) -> None:
+    clock = FakeClock(0.0)
+    db, cache = tmp_path / "db", tmp_path / "cache"
+    db.touch()
+    cache.touch()
+    engine = HealthEngine(
+        config(
+            level_recovery_s=3,
+            components=[
+                {"name": "db", "checks": [_flag_check(db)], "degrades_to": "READ_ONLY"},
+                {"name": "api", "checks": [_flag_check(db)], "depends_on": ["db"]},
+                {"name": "cache", "checks": [_flag_check(cache)], "critical": False},
+            ],
+        ),
+        clock=clock,
+    )
+    await engine.start()
+    level = lambda: engine.snapshot().system.level  # noqa: E731 - read often below
+
+    async def tick_until(cond: Any) -> None:
+        # Fake time moves in check-interval steps; each step's checks finish in real time.
+        async def step() -> bool:
+            await clock.advance(0.1)
+            return bool(cond())
+
+        await eventually(step, 10)
+
+    try:
+        await tick_until(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
+        cache.unlink()
+        await tick_until(lambda: level() is Level.DEGRADED)  # non-critical down: worse at once
+        db.unlink()
+        await tick_until(lambda: level() is Level.OFFLINE)  # every critical component down
+        api = engine.snapshot().components[1].health
+        assert (api.reason, api.cause) == (Reason.DEPENDENCY_DOWN, "db")
+        repaired_at = clock.now()
+        db.touch()
+        cache.touch()
+        await tick_until(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
+        assert level() is Level.OFFLINE  # better levels must hold first
+        await tick_until(lambda: level() is Level.NORMAL)
+        assert clock.now() - repaired_at >= 3
+    finally:
+        await engine.stop()
+
+
+async def test_a_healed_component_counts_as_started_only_after_passing_its_checks(
+    engines: list[HealthEngine],
+) -> None:
+    engine = await _start(
+        engines,
+        components=[
+            {"name": "svc", "process": {"argv": SLEEPER}, "checks": [proc_check()], "healing": _healing()}
+        ],
+    )
+    await eventually(lambda: engine.snapshot().components[0].heal_state is HealState.HEALTHY)
+    job = engine.scheduler.jobs[0]
+    seen: list[tuple[HealState, int]] = []
+    engine.add_listener(lambda snap: seen.append((snap.components[0].heal_state, job.runs)))
+    engine.heal("svc", "rotate")  # a healthy component: its checks are still SERVING
+    await eventually(lambda: seen and seen[-1][0] is HealState.HEALTHY and len(seen) > 2, 5)
+    starting = next(runs for state, runs in seen if state is HealState.STARTING)
+    healthy = next(runs for state, runs in seen if state is HealState.HEALTHY)
+    assert healthy > starting  # a check ran on the new process before it counted as healthy

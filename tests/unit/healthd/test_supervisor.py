@@ -121,3 +121,13 @@ async def test_no_orphans_grandchildren_die_with_the_group() -> None:
 def test_describe_exit() -> None:
     assert describe_exit(3) == "exited with code 3"
     assert describe_exit(-9) == "killed by SIGKILL"
+
+
+async def test_overlong_output_line_is_reported_and_forwarding_continues() -> None:
+    lines: list[str] = []
+    child = _child("svc", "print('x' * (3 << 20)); print('after')", lines)
+    await child.start()
+    await eventually(lambda: "[svc] after" in lines)
+    await child.stop()
+    assert any("longer than" in line for line in lines)
+    assert all(len(line) < (1 << 20) + 100 for line in lines)

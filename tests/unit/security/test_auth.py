@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-from services.common import Unauthenticated
+from services.common import ResourceExhausted, Unauthenticated
 from services.security import (
     ApiKeyVerifier,
     AuthConfig,
@@ -256,3 +256,39 @@ def test_authenticator_accepts_both_kinds(keys) -> None:  # type: ignore[no-unty
     )
     assert auth.authenticate(token).via == "api_key"
     assert auth.authenticate(jwt.encode(claims(), SECRET, algorithm="HS256")).via == "jwt"
+
+
+def test_slow_verifications_are_throttled_per_key_id() -> None:
+    clock = [0.0]
+    token, entry = fast_key("a", Level.ADMIN)
+    other_token, other = fast_key("b", Level.ADMIN)
+    verifier = ApiKeyVerifier([entry, other], attempts_per_s=1, burst=3, now=lambda: clock[0])
+    verifier.verify(token)  # 1 slow verification, then cached
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            verifier.verify(wrong)
+    with pytest.raises(ResourceExhausted) as exc:
+        verifier.verify(wrong)
+    assert exc.value.retry_after_s == pytest.approx(1.0)
+    assert verifier.verify(token).subject == "a"  # the cached legitimate token is unaffected
+    assert verifier.verify(other_token).subject == "b"  # other key ids are unaffected
+    clock[0] += 1
+    with pytest.raises(Unauthenticated):
+        verifier.verify(wrong)
+
+
+def test_verified_jwts_are_cached_until_exp(keys) -> None:  # type: ignore[no-untyped-def]
+    clock = [time.time()]
+    verifier = JWTVerifier(
+        JWTConfig(algorithms=("HS256",), hmac_secret_file=keys["hmac"], issuer="vigil", audience="vigil-api"),
+        now=lambda: clock[0],
+    )
+    payload = claims()
+    token = jwt.encode(payload, SECRET, algorithm="HS256")
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # served from the cache
+    clock[0] = float(payload["exp"]) + 1  # type: ignore[arg-type]
+    assert verifier.verify(token) is not first  # past exp the cache entry is not used
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token[:-2] + "xx")  # a near-miss is never served from the cache

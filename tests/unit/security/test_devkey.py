@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from services.common import ConfigError
-from services.security import AuthConfig, Authenticator, Level, ensure_dev_token, load_keys_file
+from services.security import (
+    AuthConfig,
+    Authenticator,
+    Level,
+    SecurityConfig,
+    ensure_dev_token,
+    load_keys_file,
+)
+from services.security._core import SecurityCore
 from services.security._devkey import DEV_SUBJECT, cli
 
 
@@ -83,3 +91,22 @@ def test_dev_token_cli_prints_location_not_token(
     assert cli(["dev-token", "--config", str(config), "--token-file", str(token_file)]) == 0
     printed = capsys.readouterr().out
     assert str(token_file) in printed and token_file.read_text().strip() not in printed
+
+
+def test_server_start_creates_the_dev_token_when_configured(tmp_path: Path) -> None:
+    token_file = tmp_path / ".vigil" / "dev-token"
+    cfg = SecurityConfig.model_validate(
+        {
+            "auth": {"keys_file": str(tmp_path / ".vigil" / "keys.yaml")},
+            "dev_token_file": str(token_file),
+            "audit": {"db_path": str(tmp_path / "audit.db")},
+        }
+    )
+    core = SecurityCore.from_config(cfg)
+    token = token_file.read_text().strip()
+    assert core.gate.auth.authenticate(token).level is Level.ADMIN
+    core.close()
+    again = SecurityCore.from_config(cfg)  # a restart keeps the existing token
+    assert token_file.read_text().strip() == token
+    assert again.gate.auth.authenticate(token).subject == DEV_SUBJECT
+    again.close()

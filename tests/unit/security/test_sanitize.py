@@ -25,7 +25,7 @@ CASES = [
     ("8.8.8.8", "ipv4"),
     ("v6 2001:db8::1 here", "ipv6"),
     ("fe80::1%eth0", "ipv6"),
-    ("::1", "ipv6"),
+    ("2001:db8::1", "ipv6"),
     ("2001:0db8:85a3:0000:0000:8a2e:0370:7334", "ipv6"),
     ("Authorization: Bearer abcdef123456.xyz", "bearer_token"),
     ("token vgl_0123456789ab_" + "A" * 43, "api_key"),
@@ -56,6 +56,7 @@ def test_each_kind_is_redacted(text: str, kind: str) -> None:
         "999.999.999.999",
         "plain text with no secrets",
         "ratio 3:2",
+        "listening on 127.0.0.1:50052 and [::1]:50052 and 0.0.0.0",
     ],
 )
 def test_lookalikes_are_kept(text: str) -> None:

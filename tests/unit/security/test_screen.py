@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.common import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable
 from services.security import AuditFilter, Level, ScreenInput, SecurityConfig
@@ -138,15 +142,21 @@ async def test_trajectory_fields(env: dict) -> None:  # type: ignore[type-arg]
         {"path_fields": ["x"] * 100},
     ],
 )
-async def test_malformed_requests(env: dict, kwargs: dict) -> None:  # type: ignore[type-arg]
+async def test_malformed_requests_are_refused_and_audited(env: dict, kwargs: dict) -> None:  # type: ignore[type-arg]
+    core: SecurityCore = env["core"]
     with pytest.raises(InvalidArgument):
-        await env["core"].screener.screen(req(env["user"], **kwargs))
+        await core.screener.screen(req(env["user"], **kwargs))
+    (rec,), _ = core.audit.list(page_size=1)
+    assert (rec.decision, rec.reason, rec.subject) == ("DENY", "malformed screen request", "alice")
 
 
-async def test_bad_schema_is_invalid_argument(env: dict) -> None:  # type: ignore[type-arg]
+async def test_bad_schema_is_invalid_argument_and_audited(env: dict) -> None:  # type: ignore[type-arg]
+    core: SecurityCore = env["core"]
     with pytest.raises(InvalidArgument) as exc:
-        await env["core"].screener.screen(req(env["user"], params_schema={"type": 12}))
+        await core.screener.screen(req(env["user"], params_schema={"type": 12}))
     assert exc.value.violations[0].field == "params_schema"
+    (rec,), _ = core.audit.list(page_size=1)
+    assert rec.decision == "DENY" and "params_schema" in rec.reason
 
 
 async def test_rate_limit(env: dict) -> None:  # type: ignore[type-arg]
@@ -170,3 +180,54 @@ async def test_audit_failure_refuses_the_decision(env: dict) -> None:  # type: i
         await core.screener.screen(req(env["user"]))
     with pytest.raises(Unavailable):  # a failed authentication is also refused loudly, not silently
         await core.screener.screen(req("vgl_000000000000_" + "x" * 43))
+
+
+@pytest.fixture(scope="module")
+def prop_core(tmp_path_factory: pytest.TempPathFactory) -> tuple[SecurityCore, str]:
+    tmp = tmp_path_factory.mktemp("prop")
+    token, entry = fast_key("prop", Level.ADMIN)
+    (tmp / "data").mkdir()
+    cfg = SecurityConfig.model_validate(
+        {
+            "auth": {"api_keys": [entry.model_dump(mode="json")]},
+            "roots": {"default": str(tmp / "data")},
+            "audit": {"db_path": str(tmp / "audit.db")},
+            "rate_limit": {"enabled": False},
+        }
+    )
+    return SecurityCore.from_config(cfg), token
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=4),
+    max_leaves=25,
+)
+FIELDS = st.lists(st.sampled_from(["a", "b", "a[*]", "a.b", "b[0]", "*", "[*]", "x y", ""]), max_size=3)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.dictionaries(st.sampled_from(["a", "b", "c"]), JSON, max_size=3),
+    schema=st.none()
+    | st.sampled_from([{"type": "object"}, {"properties": {"a": {"type": "string"}}}, {"type": 3}]),
+    prompt_fields=FIELDS,
+    path_fields=FIELDS,
+    trajectory_fields=FIELDS,
+    workflow=st.sampled_from(["summarize", "a.b-c", "w1"]) | st.text(max_size=20),
+)
+def test_screen_only_ever_allows_or_refuses_with_a_domain_error(
+    prop_core: tuple[SecurityCore, str], params: Any, schema: Any, prompt_fields: list[str],
+    path_fields: list[str], trajectory_fields: list[str], workflow: str,
+) -> None:  # fmt: skip
+    core, token = prop_core
+    request = ScreenInput(
+        token=token, workflow=workflow, params=params, params_schema=schema, prompt_fields=prompt_fields,
+        path_fields=path_fields, trajectory_fields=trajectory_fields,
+    )  # fmt: skip
+    try:
+        outcome = asyncio.run(core.screener.screen(request))
+    except (InvalidArgument, PermissionDenied) as exc:
+        assert exc.message
+        return
+    assert outcome.audit_id and isinstance(outcome.sanitized_params, dict)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.security import Finding, ParamsValidator, TrajectorySpec, TrajectoryValidator, select_fields
+from services.security._regexsafety import risky_pattern
 
 TIMED = TrajectoryValidator(TrajectorySpec(time_required=True, min_value=-100, max_value=100, max_points=5))
 PLAIN = TrajectoryValidator(TrajectorySpec(min_value=-100, max_value=100, max_points=5))
@@ -133,3 +134,31 @@ def test_select_fields() -> None:
     assert list(select_fields(params, "missing.x")) == []
     assert list(select_fields(params, "a[9]")) == []
     assert list(select_fields("not a dict", "a")) == []
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "(a+)+$"},
+        {"properties": {"x": {"pattern": "^(a|aa)*$"}}},
+        {"patternProperties": {"^(\\w+\\s?)*$": {}}},
+        {"items": [{"pattern": "((ab)*)+c"}]},
+        {"pattern": "["},
+    ],
+)
+def test_catastrophic_patterns_are_refused(schema: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"refused JSON Schema pattern|invalid JSON Schema"):
+        ParamsValidator(schema)
+
+
+def test_ordinary_patterns_work() -> None:
+    v = ParamsValidator({"type": "string", "pattern": "^[A-Z]{2}-\\d{4}$"})
+    assert v.validate("p", "AB-1234") == []
+    assert codes(v.validate("p", "ab-1234")) == ["SCHEMA_PATTERN"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="()[]{}|*+?\\.^$a1,", max_size=30))
+def test_pattern_check_never_raises(pattern: str) -> None:
+    result = risky_pattern(pattern)
+    assert result is None or isinstance(result, str)
