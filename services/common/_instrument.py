@@ -8,9 +8,11 @@ channel = grpc.aio.insecure_channel(addr, interceptors=client_interceptors())
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import grpc
+from prometheus_client.registry import Collector
 
 from services.common._config import ServerConfig
 from services.common._logging import get_logger
@@ -46,10 +48,11 @@ class Instrumentation:
         self.server_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = tuple(interceptors)
         self.metrics_server: MetricsServer | None = None
 
-    def attach(self, server: VigilServer) -> None:
-        """Start ``/metrics`` (if configured) and flush telemetry when ``server`` shuts down."""
+    def attach(self, server: VigilServer, collectors: Iterable[Collector] = ()) -> None:
+        """Start ``/metrics`` (if configured; ``collectors`` added to it) and flush telemetry
+        when ``server`` shuts down."""
         if self.config.metrics_port is not None and self.metrics_server is None:
-            self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port)
+            self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, collectors)
             _log.info(
                 "%s metrics on http://%s:%d/metrics",
                 self.name,

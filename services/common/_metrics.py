@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from services.common._observe import Observation, ObservingInterceptor, split_method
 
@@ -119,14 +122,27 @@ class MetricsInterceptor(ObservingInterceptor):
         return _Timed(self._fam, (kind, service, method))
 
 
+class _Process(Collector):
+    """Everything in the process-wide default registry (RPC and domain families)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
+
+
 class MetricsServer:
-    """The process's ``/metrics`` endpoint (prometheus-client's threaded HTTP server).
+    """The process's ``/metrics`` endpoint (prometheus-client's threaded HTTP server):
+    the default registry plus ``collectors`` (scrape-time readers of one app's state, kept
+    out of the default registry so several apps can live in one test process).
 
     A thread, not the event loop: a slow scrape never delays RPCs, and the loop never
     delays a scrape of a process that is struggling, which is when metrics matter most.
     """
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(self, host: str, port: int, collectors: Iterable[Collector] = ()) -> None:
+        registry = CollectorRegistry()
+        registry.register(_Process())
+        for collector in collectors:
+            registry.register(collector)
         self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         self.port: int = self._server.server_port
 

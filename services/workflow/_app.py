@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from services.common import ConfigError, Instrumentation, VigilServer
 from services.workflow._builtins import register_builtins
@@ -14,13 +15,13 @@ from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
+from services.workflow._metrics import WorkflowCollector
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
 from services.workflow._service import WorkflowServicer, add_to_server
 from services.workflow._sqlite_store import SQLiteRunStore
-from services.workflow._telemetry import watch_executor
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
 
@@ -68,6 +69,7 @@ class WorkflowApp:
     gate: DegradationGate
     pool: ProcessPool
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_port: int | None = None
 
     async def close(self) -> None:
         """Stop background work and executions (runs stay resumable), then release resources."""
@@ -80,21 +82,30 @@ class WorkflowApp:
         await self.store.close()
 
 
-def _read_token(cfg: WorkflowConfig) -> str | None:
-    if cfg.service_token_file is None:
-        return None
-    try:
-        return cfg.service_token_file.read_text(encoding="utf-8").strip() or None
-    except OSError as exc:
-        raise ConfigError(
-            "config", "service_token_file", f"cannot read: {exc.strerror}", str(cfg.service_token_file)
-        ) from None
+class TokenFile:
+    """The service's own token, read when first needed and then kept.
+
+    Read lazily because in the local stack the security service creates the dev token file
+    while this service starts; a missing file only disables the features that need it.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._token: str | None = None
+
+    def __call__(self) -> str | None:
+        if self._token is None and self._path is not None:
+            try:
+                self._token = self._path.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                _log.warning("service token file %s unreadable: %s", self._path, exc.strerror)
+        return self._token
 
 
 async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.time) -> WorkflowApp:
     """Open the store, resume unfinished runs and register the servicer (not yet listening)."""
     registry = build_registry(cfg)
-    token = _read_token(cfg)
+    token = TokenFile(cfg.service_token_file)
     # Before any channel is made: client interceptors exist only once tracing is set up.
     telemetry = Instrumentation("workflow", cfg.server)
     store = SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
@@ -116,7 +127,6 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
     server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
     server.add_servicer(add_to_server, WorkflowServicer(ops), SERVICE_NAME)
-    watch_executor(executor)
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
     if cfg.healthd_address:
@@ -128,16 +138,21 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
     server.on_shutdown(app.close)
-    telemetry.attach(server)  # after app.close: spans of the runs it stops are flushed too
+    # One /metrics per process: RPC metrics and the executor's own (after app.close, so the
+    # spans of the runs it stops are flushed too).
+    telemetry.attach(server, collectors=[WorkflowCollector(executor, gate)])
+    if telemetry.metrics_server is not None:
+        app.metrics_port = telemetry.metrics_server.port
     return app
 
 
 def _scheduler(
-    schedules: list[ScheduleConfig], ops: Operations, token: str | None, clock: Callable[[], float]
+    schedules: list[ScheduleConfig], ops: Operations, token: TokenFile, clock: Callable[[], float]
 ) -> Scheduler:
     async def start_slot(s: ScheduleConfig, slot: float) -> None:
-        if token is None:
-            _log.warning("schedule %s: no service_token_file configured; slot skipped", s.name)
+        service_token = token()
+        if service_token is None:
+            _log.warning("schedule %s: no service token (service_token_file); slot skipped", s.name)
             return
         request = StartRequest(
             workflow=s.workflow,
@@ -147,7 +162,7 @@ def _scheduler(
             priority=s.priority,
             schedule=s.name,
         )
-        await ops.start(request, token=token, remaining_s=None)
+        await ops.start(request, token=service_token, remaining_s=None)
 
     return Scheduler(schedules, start_slot, clock)
 

@@ -8,7 +8,6 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
-from vigil.workflow.v1 import workflow_pb2 as _pb
 
 from services.common import FieldViolation, InvalidArgument
 from services.workflow._degradation import Level
@@ -18,6 +17,7 @@ from services.workflow._policies import BreakerState
 from services.workflow._registry import Workflow
 from services.workflow._runs import StartRequest
 from services.workflow._states import RunState
+from vigil.workflow.v1 import workflow_pb2 as _pb
 
 __all__ = [
     "event_to_proto",

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from vigil.healthd.v1 import healthd_pb2 as _hpb
-from vigil.healthd.v1 import healthd_pb2_grpc as _hpb_grpc
 
 from services.common import FailedPrecondition, ResourceExhausted
+from vigil.healthd.v1 import healthd_pb2 as _hpb
+from vigil.healthd.v1 import healthd_pb2_grpc as _hpb_grpc
 
 __all__ = ["DegradationGate", "HealthdWatcher", "Level"]
 

@@ -116,7 +116,11 @@ class ProcessPool:
                 pool.shutdown(wait=False, cancel_futures=True)
             raise ResourceLimitExceeded("worker process died while running the handler") from None
 
-    async def close(self) -> None:
+    def shutdown(self) -> None:
+        """Stop the workers (blocking); the pool starts afresh if used again."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.shutdown)

@@ -134,17 +134,26 @@ class RetryPolicy:
         """
         pick = rng or random.Random()
 
-        def wait(rs: tenacity.RetryCallState) -> float:
-            return pick.uniform(0.0, self.backoff_cap(rs.attempt_number))
+        def wait_after(attempt: int) -> float:
+            return pick.uniform(0.0, self.backoff_cap(attempt))
 
-        def stop(rs: tenacity.RetryCallState) -> bool:
-            if rs.attempt_number >= self.max_attempts:
+        def give_up(attempt: int, upcoming_sleep: float) -> bool:
+            if attempt >= self.max_attempts:
                 return True
-            return deadline is not None and clock() + rs.upcoming_sleep >= deadline
+            return deadline is not None and clock() + upcoming_sleep >= deadline
 
+        # Fast path: the first attempt runs without the retry machinery, which only starts
+        # (for attempts 2..n, tenacity's attempt k being ours k + 1) after a retryable failure.
+        try:
+            return await fn()
+        except Exception as exc:
+            first_wait = wait_after(1)
+            if not is_retryable(exc) or give_up(1, first_wait):
+                raise
+        await sleep(first_wait)
         retrying = tenacity.AsyncRetrying(
-            stop=stop,
-            wait=wait,
+            stop=lambda rs: give_up(rs.attempt_number + 1, rs.upcoming_sleep),
+            wait=lambda rs: wait_after(rs.attempt_number + 1),
             sleep=sleep,
             retry=tenacity.retry_if_exception(is_retryable),
             reraise=True,
@@ -198,7 +207,10 @@ class CircuitBreaker:
     half_open_probes: int = 1
     state: BreakerState = BreakerState.CLOSED
     on_change: Callable[[str, BreakerState], None] | None = None
+    # Outcomes in the window, oldest first, and how many of them are failures (kept in step
+    # with the deque so judging the rate is O(1), not O(calls in the window)).
     _outcomes: collections.deque[tuple[float, bool]] = field(default_factory=collections.deque)
+    _failures: int = 0
     _opened_at: float = 0.0
     _probes_in_flight: int = 0
     _probe_successes: int = 0
@@ -208,6 +220,7 @@ class CircuitBreaker:
         if target is BreakerState.OPEN:
             self._opened_at = self.clock()
             self._outcomes.clear()
+            self._failures = 0
         if target is BreakerState.HALF_OPEN:
             self._probes_in_flight = self._probe_successes = 0
         if self.on_change is not None:
@@ -243,11 +256,11 @@ class CircuitBreaker:
         if self.state is not BreakerState.CLOSED:
             return
         self._outcomes.append((now, failed))
+        self._failures += failed
         while self._outcomes and self._outcomes[0][0] <= now - self.window_s:
-            self._outcomes.popleft()
+            self._failures -= self._outcomes.popleft()[1]
         total = len(self._outcomes)
-        failures = sum(1 for _, f in self._outcomes if f)
-        if total >= self.min_calls and failures / total >= self.failure_rate:
+        if total >= self.min_calls and self._failures / total >= self.failure_rate:
             self._move(BreakerState.OPEN)
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:

@@ -8,12 +8,13 @@ StartRun order, cheapest refusal first: request limits -> workflow known -> not 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.common import FieldViolation, InvalidArgument, Unavailable
+from services.common import FieldViolation, InvalidArgument, PermissionDenied, Unavailable
 from services.workflow._config import LimitsConfig
 from services.workflow._degradation import DegradationGate, Level
 from services.workflow._events import EventType, RunEvent
@@ -21,12 +22,14 @@ from services.workflow._executor import Executor
 from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
 from services.workflow._paging import decode_page_token, encode_page_token
 from services.workflow._policy_config import WorkflowPolicy
-from services.workflow._security_client import Screened
+from services.workflow._security_client import Caller, Screened
 
 __all__ = ["Operations", "Screener", "StartRequest", "StartResult"]
 
 
 class Screener(Protocol):
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller: ...
+
     async def screen(
         self,
         *,
@@ -210,22 +213,35 @@ class Operations:
             self.executor.events.unsubscribe(run.run_id, q)
         return StartResult(run, created)
 
-    async def get(self, run_id: str) -> tuple[Run, list[StepRecord]]:
+    async def authenticate(self, token: str, remaining_s: float | None) -> Caller:
+        """The caller of a read or cancel RPC (security decides; unreachable: UNAVAILABLE)."""
+        return await self.security.authenticate(token, remaining_s)
+
+    @staticmethod
+    def _check_access(run: Run, caller: Caller) -> None:
+        # Runs carry their params and results: only their principal and privileged callers see them.
+        if not caller.privileged and run.principal != caller.subject:
+            raise PermissionDenied(f"run {run.run_id} belongs to another principal")
+
+    async def get(self, run_id: str, caller: Caller) -> tuple[Run, list[StepRecord]]:
         if not run_id or len(run_id) > 128:
             raise _violation("run_id", "must be 1-128 characters", "INVALID")
         run = await self.store.get_run(run_id)
+        self._check_access(run, caller)
         return run, await self.store.get_steps(run_id)
 
-    async def list(self, query: RunQuery, page_token: str) -> tuple[RunPage, str]:
+    async def list(self, query: RunQuery, page_token: str, caller: Caller) -> tuple[RunPage, str]:
         if not 1 <= query.limit <= 1000:
             raise _violation("page_size", "must be between 1 and 1000", "OUT_OF_RANGE")
+        if not caller.privileged:  # part of the filters, so page tokens are bound to the caller
+            query = dataclasses.replace(query, principal=caller.subject)
         if page_token:
-            query = RunQuery(**{**query.__dict__, "before_seq": decode_page_token(page_token, query)})
+            query = dataclasses.replace(query, before_seq=decode_page_token(page_token, query))
         page = await self.store.list_runs(query)
         token = encode_page_token(page.next_seq, query) if page.next_seq is not None else ""
         return page, token
 
-    async def watch(self, run_id: str, poll_s: float = 1.0) -> AsyncIterator[RunEvent]:
+    async def watch(self, run_id: str, caller: Caller, poll_s: float = 1.0) -> AsyncIterator[RunEvent]:
         """Snapshot, then every change, ending after a terminal state.
 
         Events come from this replica's executor; the store is re-read every ``poll_s`` of
@@ -233,7 +249,7 @@ class Operations:
         """
         q = self.executor.events.subscribe(run_id)
         try:
-            run, _ = await self.get(run_id)
+            run, _ = await self.get(run_id, caller)
             yield RunEvent(EventType.SNAPSHOT, run)
             last = run
             while not last.terminal:
@@ -250,7 +266,8 @@ class Operations:
         finally:
             self.executor.events.unsubscribe(run_id, q)
 
-    async def cancel(self, run_id: str, reason: str) -> Run:
+    async def cancel(self, run_id: str, reason: str, caller: Caller) -> Run:
         if not run_id or len(run_id) > 128:
             raise _violation("run_id", "must be 1-128 characters", "INVALID")
+        self._check_access(await self.store.get_run(run_id), caller)
         return await self.executor.cancel(run_id, reason[:512])

@@ -8,7 +8,11 @@ anything that prevents a decision is Unavailable, so no run starts without one.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +31,7 @@ from services.workflow._rpc_errors import from_rpc_error
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
-__all__ = ["SECURITY_SERVICE_CONFIG", "Screened", "SecurityClient", "error_from_rpc"]
+__all__ = ["SECURITY_SERVICE_CONFIG", "Caller", "Screened", "SecurityClient", "error_from_rpc"]
 
 SECURITY_SERVICE_CONFIG = {
     "methodConfig": [
@@ -44,8 +48,22 @@ SECURITY_SERVICE_CONFIG = {
     ]
 }
 
+_AUTH_CACHE_MAX = 10_000
 _LEVELS = {"PUBLIC": 1, "AUTHENTICATED": 2, "PRIVILEGED": 3, "ADMIN": 4}
 PRIVILEGED = _LEVELS["PRIVILEGED"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller of a read or cancel RPC."""
+
+    subject: str
+    level: int
+
+    @property
+    def privileged(self) -> bool:
+        """PRIVILEGED and ADMIN callers may see and cancel every principal's runs."""
+        return self.level >= PRIVILEGED
 
 
 @dataclass(frozen=True)
@@ -93,14 +111,33 @@ def _struct(value: dict[str, Any] | None) -> Struct:
 class SecurityClient:
     """Async client of ``vigil.security.v1.SecurityService`` over one channel."""
 
-    def __init__(self, address: str, *, timeout_s: float = 2.0, service_token: str | None = None) -> None:
-        self._timeout_s, self._service_token = timeout_s, service_token
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_s: float = 2.0,
+        service_token: Callable[[], str | None] | None = None,
+        auth_cache_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._service_token = service_token or (lambda: None)
+        # Successful authentications of read/cancel callers, by token digest (never the token):
+        # reads keep working for recent callers through a short security outage, and a revoked
+        # token stops working within auth_cache_s. StartRun never uses it (Screen every time).
+        self._auth_cache: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self._auth_cache_s, self._mono = auth_cache_s, monotonic
         self._channel = grpc.aio.insecure_channel(
             address,
             interceptors=client_interceptors(),  # trace context to security (none when off)
             options=[
                 ("grpc.enable_retries", 1),
                 ("grpc.service_config", json.dumps(SECURITY_SERVICE_CONFIG)),
+                # Reconnect quickly after an outage: gRPC's default backoff grows to 120 s,
+                # during which every run would be refused although security is back.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 2000),
             ],
         )
         self._stub = _spb_grpc.SecurityServiceStub(self._channel)
@@ -146,11 +183,35 @@ class SecurityClient:
             redactions=dict(resp.redactions),
         )
 
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
+        """Who ``token`` belongs to; raises Unauthenticated, or Unavailable (fail closed)."""
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._auth_cache.get(key)
+        if cached is not None and cached[1] > self._mono():
+            return cached[0]
+        try:
+            resp = await self._stub.Authenticate(
+                _spb.AuthenticateRequest(token=token),
+                timeout=self._timeout(remaining_s),
+                metadata=(("authorization", f"Bearer {token}"),),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "Authenticate") from None
+        caller = Caller(resp.principal.subject, int(resp.principal.level))
+        self._auth_cache[key] = (caller, self._mono() + self._auth_cache_s)
+        self._auth_cache.move_to_end(key)
+        while len(self._auth_cache) > _AUTH_CACHE_MAX:
+            self._auth_cache.popitem(last=False)
+        return caller
+
     async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
         """VerifyArtifact with the service's own token; a mismatch is a result, not an error."""
-        if not self._service_token:
-            raise Unauthenticated("no service token configured for VerifyArtifact (service_token_file)")
-        metadata = (("authorization", f"Bearer {self._service_token}"),)
+        token = self._service_token()
+        if not token:
+            raise Unauthenticated("no service token available for VerifyArtifact (service_token_file)")
+        metadata = (("authorization", f"Bearer {token}"),)
         try:
             resp = await self._stub.VerifyArtifact(
                 _spb.VerifyArtifactRequest(path=path, expected_sha256=sha256),

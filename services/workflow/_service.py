@@ -11,8 +11,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
-from vigil.workflow.v1 import workflow_pb2 as _pb
-from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 from services.common import FieldViolation, InvalidArgument
 from services.workflow._convert import (
@@ -23,6 +21,8 @@ from services.workflow._convert import (
     workflow_to_proto,
 )
 from services.workflow._runs import Operations
+from vigil.workflow.v1 import workflow_pb2 as _pb
+from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["WorkflowServicer", "add_to_server", "bearer_token"]
 
@@ -129,26 +129,31 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         self, request: _pb.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.GetRunResponse:
         _checked(request)
-        run, steps = await self._ops.get(request.run_id)
+        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        run, steps = await self._ops.get(request.run_id, caller)
         return _pb.GetRunResponse(run=run_to_proto(run, steps))
 
     async def ListRuns(
         self, request: _pb.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> _pb.ListRunsResponse:
         _checked(request)
-        page, token = await self._ops.list(query_from_proto(request), request.page_token)
+        query = query_from_proto(request)
+        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        page, token = await self._ops.list(query, request.page_token, caller)
         return _pb.ListRunsResponse(runs=[run_to_proto(r) for r in page.runs], next_page_token=token)
 
     async def WatchRun(
         self, request: _pb.WatchRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[_pb.WatchRunResponse]:
         _checked(request)
-        async for event in self._ops.watch(request.run_id):
+        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        async for event in self._ops.watch(request.run_id, caller):
             yield event_to_proto(event)
 
     async def CancelRun(
         self, request: _pb.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CancelRunResponse:
         _checked(request)
-        run = await self._ops.cancel(request.run_id, request.reason)
+        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        run = await self._ops.cancel(request.run_id, request.reason, caller)
         return _pb.CancelRunResponse(run=run_to_proto(run))

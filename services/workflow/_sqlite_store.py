@@ -30,7 +30,7 @@ from services.workflow._model import (
     canonical_json,
 )
 from services.workflow._sqlite_batch import DbThread
-from services.workflow._states import RunState, transition
+from services.workflow._states import RunState, allowed_targets, transition
 
 __all__ = ["SQLiteRunStore"]
 
@@ -170,11 +170,11 @@ class SQLiteRunStore:
                             f"(run {row['run_id']})"
                         )
                     return _row_to_run(row), False
-            conn.execute(
+            row = conn.execute(
                 "INSERT INTO runs (run_id, workflow, state, params, principal, priority, idempotency_key,"
                 " request_hash, created_at, updated_at, not_before, deadline, degradation, labels, schedule,"
                 " audit_id, redactions, lease_owner, lease_expires)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     new.run_id,
                     new.workflow,
@@ -196,8 +196,8 @@ class SQLiteRunStore:
                     new.lease_owner,
                     new.lease_expires,
                 ),
-            )
-            return _select_run(conn, new.run_id), True
+            ).fetchone()
+            return _row_to_run(row), True
 
         return await self._writer.run(op)
 
@@ -244,9 +244,12 @@ class SQLiteRunStore:
         return await self._reader.run(op)
 
     async def update_run(self, run_id: str, change: RunChange) -> Run:
+        state = change.state
+        # The lifecycle table decides which current states may move to ``state``; checking it
+        # in the UPDATE's WHERE makes the common case one statement.
+        sources = sorted(s.value for s in RunState if state in allowed_targets(s))
+
         def op(conn: sqlite3.Connection) -> Run:
-            current = _select_run(conn, run_id)
-            state = transition(current.state, change.state)
             now = self._clock()
             sets = ["state = ?", "updated_at = ?"]
             args: list[Any] = [state.value, now]
@@ -270,8 +273,15 @@ class SQLiteRunStore:
             elif change.lease_owner is not None:
                 sets += ["lease_owner = ?", "lease_expires = ?"]
                 args += [change.lease_owner, change.lease_expires]
-            conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*args, run_id])
-            return _select_run(conn, run_id)
+            marks = ", ".join("?" * len(sources))
+            row = conn.execute(
+                f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}) RETURNING *",
+                [*args, run_id, *sources],
+            ).fetchone()
+            if row is None:  # unknown run (NotFound) or an edge the table refuses (InvalidTransition)
+                transition(_select_run(conn, run_id).state, state)
+                raise AssertionError("unreachable: transition() accepted a refused edge")
+            return _row_to_run(row)
 
         return await self._writer.run(op)
 

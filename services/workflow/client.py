@@ -18,10 +18,10 @@ from typing import Any
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
-from vigil.workflow.v1 import workflow_pb2 as pb
-from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
 from services.workflow._rpc_errors import from_rpc_error
+from vigil.workflow.v1 import workflow_pb2 as pb
+from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
 __all__ = ["SERVICE_CONFIG", "WorkflowClient", "pb"]
 

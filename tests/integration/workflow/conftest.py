@@ -13,7 +13,7 @@ import pytest
 from services.common import VigilServer
 from services.workflow._app import WorkflowApp, build_app
 from services.workflow._config import WorkflowConfig
-from services.workflow.client import WorkflowClient
+from services.workflow.client import WorkflowClient, pb
 from tests.integration.workflow import plugins
 
 PLUGINS = "tests.integration.workflow.plugins"
@@ -99,7 +99,8 @@ async def no_security_app(start_workflow: StartWorkflow) -> WorkflowApp:
     return await start_workflow(f"127.0.0.1:{free_port()}")
 
 
-async def client_for(app: WorkflowApp, token: str | None = "tok") -> WorkflowClient:
+def client(app: WorkflowApp, token: str | None) -> WorkflowClient:
+    """A typed client of ``app`` presenting ``token``."""
     return WorkflowClient(app.server.address, token=token, timeout_s=10)
 
 
@@ -153,3 +154,14 @@ async def app(start_workflow: StartWorkflow, security: SecurityEnv, tmp_path: Pa
     token_file = tmp_path / "service-token"
     token_file.write_text(security.admin)
     return await start_workflow(security.address, service_token_file=str(token_file))
+
+
+async def has_state(c: WorkflowClient, run_id: str, state: int) -> bool:
+    """Poll target: the run is in ``state``."""
+    return (await c.get_run(run_id)).state == state
+
+
+async def terminal_run(c: WorkflowClient, run_id: str) -> pb.Run | None:
+    """Poll target: the run once it left PENDING/RUNNING, else None."""
+    run = await c.get_run(run_id)
+    return run if run.state not in (pb.RUN_STATE_PENDING, pb.RUN_STATE_RUNNING) else None

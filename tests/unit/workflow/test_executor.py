@@ -25,7 +25,8 @@ from services.workflow._policy_config import (
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._sqlite_store import SQLiteRunStore
 from services.workflow._states import RunState
-from tests.unit.workflow._fakes import FakeClock, eventually
+from tests.conftest import eventually
+from tests.unit.workflow._fakes import FakeClock
 
 FAST_RETRY = RetrySettings(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.01)
 
@@ -295,16 +296,19 @@ async def test_unregistered_workflow_on_resume_fails_with_validation(h: Harness)
     assert run.error is not None and run.error.category is ErrorCategory.VALIDATION
 
 
-async def test_process_isolated_handler_limit_is_a_resource_error(h: Harness) -> None:
-    policy = WorkflowPolicy(isolation="process", cpu_time_s=1, retry=RetrySettings(max_attempts=1))
-    h.registry.register_ref("burn", "tests.unit.workflow.process_handlers:burn", policy)
+async def test_process_isolated_handler_runs_through_the_executor(h: Harness) -> None:
+    # Limits are covered in test_isolation.py and end to end in test_examples.py.
+    policy = WorkflowPolicy(isolation="process", cpu_time_s=5, retry=RetrySettings(max_attempts=1))
     h.registry.register_ref("add", "tests.unit.workflow.process_handlers:add", policy)
+    h.registry.register_ref("boom", "tests.unit.workflow.process_handlers:boom", policy)
     ok = await h.finish("add", {"a": 1, "b": 2})
     assert ok.state is RunState.SUCCEEDED and ok.result["sum"] == 3
-    run = await h.finish("burn")
-    assert run.state is RunState.FAILED
+    failed = await h.finish("boom")
+    assert failed.state is RunState.FAILED
     assert (
-        run.error is not None and run.error.category is ErrorCategory.RESOURCE and "CPU" in run.error.message
+        failed.error is not None
+        and failed.error.category is ErrorCategory.HANDLER
+        and "KeyError" in failed.error.message
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,11 +14,12 @@ from services.workflow._policies import categorize
 REF = "tests.unit.workflow.process_handlers:"
 
 
-@pytest.fixture
-async def pool() -> AsyncIterator[ProcessPool]:
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ProcessPool]:
+    # One pool for the module: starting worker processes is the slow part of these tests.
     p = ProcessPool(workers=2)
     yield p
-    await p.close()
+    p.shutdown()
 
 
 async def test_runs_in_another_process(pool: ProcessPool) -> None:

@@ -16,8 +16,11 @@ from services.workflow._model import RunQuery
 from services.workflow._paging import decode_page_token, encode_page_token
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
+from services.workflow._security_client import Caller
 from services.workflow._sqlite_store import SQLiteRunStore
 from services.workflow._states import RunState
+
+ADMIN = Caller("root", 4)
 
 
 class MustNotScreen:
@@ -102,6 +105,6 @@ async def test_unknown_workflow_is_not_found_before_screening(ops: Operations) -
 
 async def test_list_validates_page_size_and_token(ops: Operations) -> None:
     with pytest.raises(InvalidArgument, match="page_size"):
-        await ops.list(RunQuery(limit=1001), "")
+        await ops.list(RunQuery(limit=1001), "", ADMIN)
     with pytest.raises(InvalidArgument, match="page_token"):
-        await ops.list(RunQuery(), "bogus")
+        await ops.list(RunQuery(), "bogus", ADMIN)
