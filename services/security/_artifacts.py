@@ -31,7 +31,7 @@ from services.common import (
     NotFound,
     Unavailable,
 )
-from services.security._findings import to_violations
+from services.security._findings import Finding, to_violations
 from services.security._paths import PathValidator
 
 __all__ = ["ArtifactResult", "ArtifactVerifier", "DownloadConfig", "SecureDownloader", "sha256_file"]
@@ -64,6 +64,8 @@ class ArtifactResult:
     match: bool
     size: int
     reason: str = ""
+    canonical_path: str = ""
+    """Absolute path that was hashed (or stored)."""
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -97,8 +99,24 @@ def _checked_path(paths: PathValidator, field: str, value: str) -> Path:
 class ArtifactVerifier:
     """Verifies files under the allowed roots against a digest or a ``sha256sum``-style manifest."""
 
-    def __init__(self, paths: PathValidator) -> None:
-        self.paths = paths
+    def __init__(self, *roots: PathValidator) -> None:
+        """One validator per root; a relative path names a file in the first root that has it."""
+        self.roots = roots
+
+    def _locate(self, field: str, value: str) -> Path:
+        accepted: list[Path] = []
+        refused: list[Finding] = []
+        for paths in self.roots:
+            findings, real = paths.resolve(field, value)
+            if real is None:
+                refused = refused or findings
+            elif real.exists():
+                return real
+            else:
+                accepted.append(real)
+        if accepted:
+            return accepted[0]  # valid but missing: hashing it reports NotFound
+        raise InvalidArgument(f"{field} is not an allowed path", to_violations(refused))
 
     def verify(self, path: str, expected_sha256: str = "", manifest_path: str = "") -> ArtifactResult:
         """Hash ``path`` and compare. Exactly one of ``expected_sha256`` / ``manifest_path`` is required.
@@ -111,19 +129,18 @@ class ArtifactVerifier:
                 "give exactly one of expected_sha256 or manifest_path",
                 [FieldViolation("expected_sha256", "exactly one of expected_sha256/manifest_path", "ONE_OF")],
             )
-        real = _checked_path(self.paths, "path", path)
+        real = self._locate("path", path)
         if manifest_path:
-            expected, reason = self._from_manifest(
-                _checked_path(self.paths, "manifest_path", manifest_path), real
-            )
+            expected, reason = self._from_manifest(self._locate("manifest_path", manifest_path), real)
             if not expected:
                 actual, size = self._hash("path", real)
-                return ArtifactResult(path, actual, "", False, size, reason)
+                return ArtifactResult(path, actual, "", False, size, reason, str(real))
         else:
             expected = _expected("expected_sha256", expected_sha256)
         actual, size = self._hash("path", real)
         match = actual == expected
-        return ArtifactResult(path, actual, expected, match, size, "" if match else "digest mismatch")
+        reason = "" if match else "digest mismatch"
+        return ArtifactResult(path, actual, expected, match, size, reason, str(real))
 
     def _hash(self, field: str, real: Path) -> tuple[str, int]:
         try:
@@ -225,7 +242,7 @@ class SecureDownloader:
             if digest != expected:
                 return ArtifactResult(dest, digest, expected, False, size, "digest mismatch; nothing stored")
             os.replace(tmp, target)  # atomic: readers see no file or the whole verified file
-            return ArtifactResult(dest, digest, expected, True, size)
+            return ArtifactResult(dest, digest, expected, True, size, canonical_path=str(target))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

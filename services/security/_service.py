@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = ["SERVICE_NAME", "SecurityServicer", "build", "install_log_redaction"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
 SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
+_ANCHOR_EVERY_S = 60.0
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
@@ -211,13 +213,12 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             reason=result.reason or "digest matches",
             request_id=rid,
         )
-        _, real = self.core.verifier.paths.resolve("path", request.path)
         return _pb.VerifyArtifactResponse(
             match=result.match,
             actual_sha256=result.sha256,
             expected_sha256=result.expected_sha256,
             size_bytes=result.size,
-            canonical_path=str(real or ""),
+            canonical_path=result.canonical_path,
             message=result.reason,
         )
 
@@ -249,8 +250,9 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         if not result.match:
             got, want = result.sha256, result.expected_sha256
             raise FailedPrecondition(f"downloaded artifact has sha256 {got}, expected {want}; nothing stored")
-        _, real = downloader.paths.resolve("dest_name", name)
-        return _pb.FetchArtifactResponse(path=str(real or ""), sha256=result.sha256, size_bytes=result.size)
+        return _pb.FetchArtifactResponse(
+            path=result.canonical_path, sha256=result.sha256, size_bytes=result.size
+        )
 
     async def ListAuditEvents(
         self, request: _pb.ListAuditEventsRequest, context: grpc.aio.ServicerContext
@@ -287,9 +289,15 @@ def _log_redactor(text: str) -> str:
 
 def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
     """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
-    refused), and SERVING again once they can. It only acts on a started server."""
+    refused), and SERVING again once they can (only on a started server); it also logs the
+    audit chain head now and then as an external anchor."""
+
+    last_anchor = [time.monotonic()]
 
     async def job() -> None:
+        if time.monotonic() - last_anchor[0] >= _ANCHOR_EVERY_S:
+            last_anchor[0] = time.monotonic()
+            core.audit.log_anchor()
         status = SERVING if core.audit.probe() else NOT_SERVING
         for name in ("", SERVICE_NAME):
             current = server.health.get(name)

@@ -316,6 +316,10 @@ async def test_fetch_artifact_over_https(start_stack: Any, certs: CertFiles) -> 
         assert ok.sha256 == digest and ok.size_bytes == len(payload)
         assert ok.path == str((stack.tmp / "artifacts" / "model.bin").resolve())
         assert sha256_file(stack.tmp / "artifacts" / "model.bin")[0] == digest
+        again = await stack.stub.VerifyArtifact(
+            pb.VerifyArtifactRequest(path="model.bin", expected_sha256=digest), metadata=md
+        )
+        assert again.match and again.canonical_path == ok.path
         err = await fails(
             stack.stub.FetchArtifact(
                 pb.FetchArtifactRequest(url=url, expected_sha256="0" * 64, dest_name="other.bin"), metadata=md

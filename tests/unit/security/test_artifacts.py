@@ -189,3 +189,21 @@ def test_timeout(root: Path, certs: CertFiles) -> None:
             f"https://localhost:{port}/slow", DIGEST, "s.bin"
         )
     assert sorted(p.name for p in root.iterdir()) == ["model.bin"]
+
+
+def test_relative_paths_search_the_roots_in_order(tmp_path: Path) -> None:
+    data, artifacts = tmp_path / "data", tmp_path / "artifacts"
+    data.mkdir()
+    artifacts.mkdir()
+    (artifacts / "fetched.bin").write_bytes(PAYLOAD)
+    (data / "both.bin").write_bytes(b"data copy")
+    (artifacts / "both.bin").write_bytes(b"artifact copy")
+    verifier = ArtifactVerifier(PathValidator([data]), PathValidator([artifacts]))
+    found = verifier.verify("fetched.bin", expected_sha256=DIGEST)
+    assert found.match and found.canonical_path == str((artifacts / "fetched.bin").resolve())
+    first = verifier.verify("both.bin", expected_sha256=hashlib.sha256(b"data copy").hexdigest())
+    assert first.match and first.canonical_path == str((data / "both.bin").resolve())
+    with pytest.raises(NotFound):
+        verifier.verify("nowhere.bin", expected_sha256=DIGEST)
+    with pytest.raises(InvalidArgument):
+        verifier.verify("../artifacts/fetched.bin", expected_sha256=DIGEST)
