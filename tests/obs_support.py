@@ -33,33 +33,50 @@ def _value(v: Any) -> Any:
     return getattr(v, kind) if kind else None
 
 
+def _flatten(request: _ts.ExportTraceServiceRequest) -> list[Span]:
+    out = []
+    for rs in request.resource_spans:
+        res = {a.key: _value(a.value) for a in rs.resource.attributes}
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                out.append(
+                    Span(
+                        service=str(res.get("service.name", "")),
+                        name=s.name,
+                        kind=s.kind,
+                        trace_id=s.trace_id.hex(),
+                        span_id=s.span_id.hex(),
+                        parent_id=s.parent_span_id.hex(),
+                        attributes={a.key: _value(a.value) for a in s.attributes},
+                        status_code=s.status.code,
+                        events=[e.name for e in s.events],
+                    )
+                )
+    return out
+
+
 class OtlpReceiver(_ts_grpc.TraceServiceServicer):
     """Collects every exported span; `endpoint` is what OTEL_EXPORTER_OTLP_ENDPOINT should be."""
 
     def __init__(self) -> None:
-        self.spans: list[Span] = []
+        # Requests are kept as received and flattened on access, so a benchmark's receiver
+        # costs the measured process (which also drives the load) as little as possible.
+        self._requests: list[_ts.ExportTraceServiceRequest] = []
+        self._spans: list[Span] = []
         self._server: grpc.aio.Server | None = None
         self.endpoint = ""
 
     async def Export(self, request: _ts.ExportTraceServiceRequest, context: Any) -> Any:
-        for rs in request.resource_spans:
-            res = {a.key: _value(a.value) for a in rs.resource.attributes}
-            for ss in rs.scope_spans:
-                for s in ss.spans:
-                    self.spans.append(
-                        Span(
-                            service=str(res.get("service.name", "")),
-                            name=s.name,
-                            kind=s.kind,
-                            trace_id=s.trace_id.hex(),
-                            span_id=s.span_id.hex(),
-                            parent_id=s.parent_span_id.hex(),
-                            attributes={a.key: _value(a.value) for a in s.attributes},
-                            status_code=s.status.code,
-                            events=[e.name for e in s.events],
-                        )
-                    )
+        self._requests.append(request)
         return _ts.ExportTraceServiceResponse()
+
+    @property
+    def spans(self) -> list[Span]:
+        """Every span received so far, oldest first."""
+        pending, self._requests = self._requests, []
+        for request in pending:
+            self._spans.extend(_flatten(request))
+        return self._spans
 
     async def start(self) -> str:
         self._server = grpc.aio.server()
