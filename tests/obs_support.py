@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as _ms
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as _ms_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as _ts
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as _ts_grpc
 from prometheus_client.parser import text_string_to_metric_families
@@ -110,3 +112,38 @@ def scrape(port: int) -> dict[MetricKey, float]:
 
 def key(name: str, **labels: str) -> MetricKey:
     return name, frozenset(labels.items())
+
+
+class OtlpMetricsReceiver(_ms_grpc.MetricsServiceServicer):
+    """A real OTLP MetricsService on port 0 keeping every export request."""
+
+    def __init__(self) -> None:
+        self.requests: list[_ms.ExportMetricsServiceRequest] = []
+        self._server: grpc.aio.Server | None = None
+        self.endpoint = ""
+
+    async def Export(self, request: _ms.ExportMetricsServiceRequest, context: Any) -> Any:
+        self.requests.append(request)
+        return _ms.ExportMetricsServiceResponse()
+
+    async def start(self) -> str:
+        self._server = grpc.aio.server()
+        _ms_grpc.add_MetricsServiceServicer_to_server(self, self._server)
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        return self.endpoint
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0)
+
+    def latest(self, name: str) -> Any:
+        """The metric ``name`` from the newest request that has it."""
+        for request in reversed(self.requests):
+            for rm in request.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name == name:
+                            return m
+        return None
