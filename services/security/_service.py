@@ -45,7 +45,6 @@ from services.security._periodic import every
 from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
-from services.security._tolerant import MalformedRequests
 from vigil.security.v1 import security_pb2 as _pb
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
@@ -321,9 +320,7 @@ async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
     telemetry = Instrumentation("security", config.server)
-    server = VigilServer(
-        config.server, "security", interceptors=[*telemetry.server_interceptors, MalformedRequests()]
-    )
+    server = VigilServer(config.server, "security", interceptors=telemetry.server_interceptors)
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, SecurityServicer(core), SERVICE_NAME)
     policy = core.gate.policy
     loop = asyncio.get_running_loop()

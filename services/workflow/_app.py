@@ -20,8 +20,10 @@ from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
-from services.workflow._service import WorkflowServicer, add_to_server
-from services.workflow._sqlite_store import SQLiteRunStore
+from services.workflow._service import WorkflowServicer
+from services.workflow._store import RunStore
+from services.workflow._store_factory import make_store
+from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
 
@@ -61,7 +63,7 @@ class WorkflowApp:
 
     config: WorkflowConfig
     server: VigilServer
-    store: SQLiteRunStore
+    store: RunStore
     registry: WorkflowRegistry
     executor: Executor
     ops: Operations
@@ -108,7 +110,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     token = TokenFile(cfg.service_token_file)
     # Before any channel is made: client interceptors exist only once tracing is set up.
     telemetry = Instrumentation("workflow", cfg.server)
-    store = SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
+    store = make_store(cfg, clock)
     await store.open()
     security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
     pool = ProcessPool(cfg.limits.process_workers)
@@ -122,11 +124,16 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         pool=pool,
         lease_s=cfg.limits.lease_s,
         poll_s=cfg.limits.poll_s,
+        max_result_bytes=cfg.limits.max_result_bytes,
     )
     gate = DegradationGate()
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
     server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
-    server.add_servicer(add_to_server, WorkflowServicer(ops), SERVICE_NAME)
+    server.add_servicer(
+        _pb_grpc.add_WorkflowServiceServicer_to_server,
+        WorkflowServicer(ops, cfg.server.max_message_bytes),
+        SERVICE_NAME,
+    )
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
     if cfg.healthd_address:
@@ -140,7 +147,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     server.on_shutdown(app.close)
     # One /metrics per process: RPC metrics and the executor's own (after app.close, so the
     # spans of the runs it stops are flushed too).
-    telemetry.attach(server, collectors=[WorkflowCollector(executor, gate)])
+    telemetry.attach(server, collectors=[WorkflowCollector(executor, gate, {"security": security.breaker})])
     if telemetry.metrics_server is not None:
         app.metrics_port = telemetry.metrics_server.port
     return app

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from services.common import ConfigModel, ServerConfig
+from services.workflow._pg_config import PostgresConfig
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._schedule import ScheduleConfig
 
@@ -28,8 +29,10 @@ class LimitsConfig(ConfigModel):
 
     max_params_bytes: int = Field(default=256 * 1024, ge=1024, le=16 << 20)
     """Largest params object (as compact JSON) accepted by StartRun."""
-    max_params_depth: int = Field(default=32, ge=1, le=45)
-    """Deepest nesting of params (objects and lists); protobuf itself stops near 50."""
+    max_params_depth: int = Field(default=20, ge=1, le=32)
+    """Deepest nesting of params (objects and lists); protobuf's parser refuses ~33 and more."""
+    max_result_bytes: int = Field(default=1 << 20, ge=1024, le=3 << 20)
+    """Largest run result (as JSON); a bigger one fails the run (category resource)."""
     max_labels: int = Field(default=32, ge=0, le=256)
     """Labels per run."""
     max_wait_s: float = Field(default=300.0, gt=0, le=3600)
@@ -49,6 +52,10 @@ class WorkflowConfig(ConfigModel):
 
     server: ServerConfig = ServerConfig(port=50051)
     """gRPC server: bind address and port (50051), limits, TLS, metrics port."""
+    store_backend: Literal["sqlite", "postgres"] = "sqlite"
+    """Run store: embedded SQLite at ``store_path`` (one replica), or ``postgres`` shared by replicas."""
+    postgres: PostgresConfig = PostgresConfig()
+    """PostgreSQL run store settings (used when ``store_backend`` is ``postgres``)."""
     store_path: Path = Path(".vigil/workflow/runs.db")
     """SQLite run store (WAL); created with its directory."""
     store_synchronous: Literal["FULL", "NORMAL"] = "FULL"

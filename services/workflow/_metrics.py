@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 from services.workflow._degradation import DegradationGate
 from services.workflow._executor import Executor
-from services.workflow._policies import BreakerState
+from services.workflow._policies import BreakerState, CircuitBreaker
 
 __all__ = ["WorkflowCollector"]
 
@@ -21,8 +21,10 @@ _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 
 
 class WorkflowCollector(Collector):
-    def __init__(self, executor: Executor, gate: DegradationGate) -> None:
-        self._ex, self._gate = executor, gate
+    def __init__(
+        self, executor: Executor, gate: DegradationGate, dependencies: dict[str, CircuitBreaker] | None = None
+    ) -> None:
+        self._ex, self._gate, self._deps = executor, gate, dependencies or {}
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         ex = self._ex
@@ -58,4 +60,11 @@ class WorkflowCollector(Collector):
             "vigil_workflow_degradation_level", "Effective degradation level (0 NORMAL .. 4 OFFLINE)"
         )
         level.add_metric([], int(self._gate.level))
-        yield from (runs, errors, breaker, in_flight, queued, level)
+        deps = GaugeMetricFamily(
+            "vigil_workflow_dependency_breaker_state",
+            "Breaker of a dependency (0 closed, 1 half-open, 2 open)",
+            labels=["dependency"],
+        )
+        for name, dep in sorted(self._deps.items()):
+            deps.add_metric([name], _BREAKER_VALUE[dep.state])
+        yield from (runs, errors, breaker, in_flight, queued, level, deps)
