@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common import ConfigError, VigilServer
+from services.common import ConfigError, Instrumentation, VigilServer
 from services.workflow._builtins import register_builtins
 from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
-from services.workflow._metrics import WorkflowCollector, serve_metrics
+from services.workflow._metrics import WorkflowCollector
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
@@ -108,6 +108,8 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     """Open the store, resume unfinished runs and register the servicer (not yet listening)."""
     registry = build_registry(cfg)
     token = TokenFile(cfg.service_token_file)
+    # Before any channel is made: client interceptors exist only once tracing is set up.
+    telemetry = Instrumentation("workflow", cfg.server)
     store = make_store(cfg, clock)
     await store.open()
     security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
@@ -126,7 +128,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     )
     gate = DegradationGate()
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
-    server = VigilServer(cfg.server, "workflow")
+    server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
     server.add_servicer(
         _pb_grpc.add_WorkflowServiceServicer_to_server,
         WorkflowServicer(ops, cfg.server.max_message_bytes),
@@ -142,12 +144,12 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         app.tasks.append(
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
-    if cfg.server.metrics_port is not None:
-        collector = WorkflowCollector(executor, gate, {"security": security.breaker})
-        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, collector)
-        app.metrics_port = http.server_port
-        server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
     server.on_shutdown(app.close)
+    # One /metrics per process: RPC metrics and the executor's own (after app.close, so the
+    # spans of the runs it stops are flushed too).
+    telemetry.attach(server, collectors=[WorkflowCollector(executor, gate, {"security": security.breaker})])
+    if telemetry.metrics_server is not None:
+        app.metrics_port = telemetry.metrics_server.port
     return app
 
 

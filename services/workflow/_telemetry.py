@@ -1,0 +1,90 @@
+"""Traces of run execution: spans per run, attempt, step, breaker rejection and fallback
+(the executor's metrics are read at scrape time by `services.workflow._metrics`).
+
+Span tree of one run (children of the StartRun server span when StartRun dispatched it,
+because the run's task copies the caller's context; roots when a restart resumes it):
+
+    workflow.run                 vigil.run_id, vigil.workflow
+      workflow.attempt           vigil.attempt; error status when the attempt failed
+        workflow.step <name>     one per executed step (skipped finished steps: an event)
+        workflow.breaker_rejected  the breaker refused the attempt without running it
+      workflow.fallback          one per fallback tried (vigil.fallback)
+
+While tracing is off `tracer()` is the no-op tracer: no span objects are recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from services.common import RUN_TRANSITIONS, log_fields, tracer
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "attempt_span",
+    "breaker_rejected",
+    "fallback_span",
+    "record_transition",
+    "run_span",
+    "step_span",
+]
+
+
+@contextlib.contextmanager
+def _span(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+    # record_exception/set_status_on_exception: a failed attempt or step shows as an error.
+    with tracer().start_as_current_span(name, attributes=attributes) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def run_span(run_id: str, workflow: str) -> Iterator[None]:
+    """The span of one run's execution; log lines inside carry run_id and workflow."""
+    with (
+        _span("workflow.run", {"vigil.run_id": run_id, "vigil.workflow": workflow}),
+        log_fields(run_id=run_id, workflow=workflow),
+    ):
+        yield
+
+
+def attempt_span(run_id: str, workflow: str, attempt: int) -> contextlib.AbstractContextManager[Span]:
+    return _span(
+        "workflow.attempt", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.attempt": attempt}
+    )
+
+
+def step_span(run_id: str, workflow: str, step: str) -> contextlib.AbstractContextManager[Span]:
+    return _span(
+        f"workflow.step {step}", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.step": step}
+    )
+
+
+def fallback_span(run_id: str, workflow: str, fallback: str) -> contextlib.AbstractContextManager[Span]:
+    return _span(
+        "workflow.fallback", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.fallback": fallback}
+    )
+
+
+def breaker_rejected(run_id: str, workflow: str, breaker: str, retry_after_s: float) -> None:
+    """A zero-length span marking that the breaker refused an attempt."""
+    span = tracer().start_span(
+        "workflow.breaker_rejected",
+        attributes={
+            "vigil.run_id": run_id,
+            "vigil.workflow": workflow,
+            "vigil.breaker": breaker,
+            "vigil.retry_after_s": retry_after_s,
+        },
+    )
+    span.set_status(Status(StatusCode.ERROR, "circuit breaker open"))
+    span.end()
+
+
+def record_transition(workflow: str, state: str) -> None:
+    RUN_TRANSITIONS.labels(workflow, state).inc()
