@@ -36,7 +36,7 @@ from services.common._metrics import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
-from services.common._structs import list_to_py, struct_to_dict, value_to_py
+from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
     TracingInterceptor,
     client_interceptors,
@@ -97,6 +97,7 @@ __all__ = [
     "retry_delay_s",
     "run_main",
     "server_credentials",
+    "set_value",
     "setup_tracing",
     "shutdown_tracing",
     "struct_to_dict",
