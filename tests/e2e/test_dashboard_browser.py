@@ -12,9 +12,9 @@ import pytest
 
 from healthd._daemon import Daemon
 from tests.browser import Browser, chromium_path
-from tests.conftest import REPO, eventually
+from tests.conftest import eventually
 from tests.healthd_util import config
-from tests.integration.healthd.conftest import CHILD, free_port
+from tests.integration.healthd.conftest import free_port, grpc_service
 
 pytestmark = [
     pytest.mark.e2e,
@@ -26,23 +26,10 @@ SHOTS = Path(os.environ.get("VIGIL_SCREENSHOTS", "")) if os.environ.get("VIGIL_S
 
 
 def _child(name: str, port: int, *, critical: bool, action: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "critical": critical,
-        "process": {"argv": [sys.executable, CHILD, str(port), name], "grace_s": 2, "cwd": str(REPO)},
-        "checks": [
-            {
-                "kind": "grpc",
-                "address": f"127.0.0.1:{port}",
-                "service": name,
-                "interval_s": 0.2,
-                "timeout_s": 0.5,
-                "failure_threshold": 2,
-            },
-            {"kind": "process", "interval_s": 0.5, "failure_threshold": 1},
-        ],
-        "healing": {"action": action},
-    }
+    comp = grpc_service(name, port)
+    comp["critical"] = critical
+    comp["healing"] = {"action": action}
+    return comp
 
 
 def _status(name: str) -> str:
