@@ -16,10 +16,15 @@ from tests.conftest import eventually
 from tests.healthd_util import config
 from tests.integration.healthd.conftest import free_port, grpc_service
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-]
+# No skip when chromium is missing: CI installs it (.ci/run), so its absence is a failure to see.
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def _require_chromium() -> None:
+    if chromium_path() is None:
+        pytest.fail("Debian's chromium is not installed: apt-get install chromium (as .ci/run does)")
+
 
 SEC, WF = "vigil.security.v1.SecurityService", "vigil.workflow.v1.WorkflowService"
 SHOTS = Path(os.environ.get("VIGIL_SCREENSHOTS", "")) if os.environ.get("VIGIL_SCREENSHOTS") else None
