@@ -35,6 +35,7 @@ from services.common._metrics import (
     MetricsServer,
 )
 from services.common._observe import Observation, ObservingInterceptor
+from services.common._periodic import every, publish_serving
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
@@ -89,6 +90,7 @@ __all__ = [
     "bad_request_violations",
     "client_interceptors",
     "configure_logging",
+    "every",
     "get_logger",
     "install_log_hooks",
     "list_to_py",
@@ -96,6 +98,7 @@ __all__ = [
     "log_fields",
     "next_batch",
     "optional_timestamp",
+    "publish_serving",
     "retry_delay_s",
     "run_main",
     "server_credentials",

@@ -31,8 +31,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from services.common import ConfigModel, PermissionDenied, get_logger
-from services.security._periodic import every
+from services.common import ConfigModel, PermissionDenied, every, get_logger
 from services.security._principal import Level, Principal
 
 __all__ = ["Decision", "Policy", "PolicyError", "PolicyStore", "Rule"]

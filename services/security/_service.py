@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from grpc_health.v1.health_pb2 import HealthCheckResponse
 
 from services.common import (
     FailedPrecondition,
@@ -25,6 +24,8 @@ from services.common import (
     InvalidArgument,
     VigilServer,
     add_log_redactor,
+    every,
+    publish_serving,
 )
 from services.security._audit import AuditFilter
 from services.security._auth import bearer_token
@@ -41,7 +42,6 @@ from services.security._convert import (
 )
 from services.security._core import SecurityCore
 from services.security._findings import Finding, to_violations
-from services.security._periodic import every
 from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
@@ -51,7 +51,6 @@ from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 __all__ = ["SERVICE_NAME", "SecurityServicer", "build", "install_log_redaction"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
-SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
 _ANCHOR_EVERY_S = 60.0
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
@@ -298,11 +297,7 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
         if time.monotonic() - last_anchor[0] >= _ANCHOR_EVERY_S:
             last_anchor[0] = time.monotonic()
             core.audit.log_anchor()
-        status = SERVING if core.audit.probe() else NOT_SERVING
-        for name in ("", SERVICE_NAME):
-            current = server.health.get(name)
-            if current is not None and current != status:
-                await server.health.set(name, status)
+        await publish_serving(server.health, ("", SERVICE_NAME), core.audit.probe())
 
     return job
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common import ConfigError, Instrumentation, VigilServer
+from services.common import ConfigError, Instrumentation, Unavailable, VigilServer, every, publish_serving
 from services.workflow._builtins import register_builtins
 from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
@@ -144,6 +144,11 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         app.tasks.append(
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
+    # Stopped by cancellation in app.close, like the other background tasks.
+    probe = _store_health(server, store, cfg.health_probe_timeout_s)
+    app.tasks.append(
+        asyncio.create_task(every(asyncio.Event(), cfg.health_probe_s, probe), name="store-probe")
+    )
     server.on_shutdown(app.close)
     # One /metrics per process: RPC metrics and the executor's own (after app.close, so the
     # spans of the runs it stops are flushed too).
@@ -151,6 +156,28 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     if telemetry.metrics_server is not None:
         app.metrics_port = telemetry.metrics_server.port
     return app
+
+
+def _store_health(server: VigilServer, store: RunStore, timeout_s: float) -> Callable[[], Awaitable[None]]:
+    """A job publishing NOT_SERVING ("" and the service) while the run store cannot take a
+    write (StartRun would answer UNAVAILABLE), and SERVING again once it can."""
+    healthy = [True]
+
+    async def job() -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await store.probe()
+            ok = True
+        except (Unavailable, TimeoutError) as exc:
+            ok = False
+            if healthy[0]:
+                _log.warning("run store probe failed: %s; NOT_SERVING", exc or "timed out")
+        if ok and not healthy[0]:
+            _log.info("run store probe succeeded again; SERVING")
+        healthy[0] = ok
+        await publish_serving(server.health, ("", SERVICE_NAME), ok)
+
+    return job
 
 
 def _scheduler(

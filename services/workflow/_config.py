@@ -78,6 +78,10 @@ class WorkflowConfig(ConfigModel):
     """Cron schedules starting runs."""
     limits: LimitsConfig = LimitsConfig()
     """Request and executor bounds."""
+    health_probe_s: float = Field(default=5.0, gt=0, le=300)
+    """How often the run store is probed; grpc.health.v1 is NOT_SERVING while the probe fails."""
+    health_probe_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """A probe taking longer than this counts as failed (a hung store serves nobody)."""
 
     @field_validator("schedules")
     @classmethod

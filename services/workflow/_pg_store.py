@@ -124,6 +124,13 @@ class PostgresRunStore:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"run store unavailable: {exc}") from None
 
+    async def probe(self) -> None:
+        async with self._conn() as conn, conn.transaction(force_rollback=True):
+            await conn.execute("SELECT 1")
+            # A write that changes nothing and is rolled back: fails on a read-only database
+            # (a standby after failover, default_transaction_read_only) as a real write would.
+            await conn.execute("UPDATE runs SET lease_owner = lease_owner WHERE false")
+
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
         async with self._conn() as conn:
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,

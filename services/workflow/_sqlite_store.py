@@ -71,6 +71,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON runs(principal, idempotenc
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_open ON runs(state) WHERE state IN ('PENDING', 'RUNNING');
 CREATE INDEX IF NOT EXISTS runs_workflow ON runs(workflow, seq);
+-- One row the health probe rewrites: a committed write is the only proof the disk takes one
+-- (a rolled-back write never reaches the WAL, so it cannot see a full disk).
+CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -122,6 +125,19 @@ class SQLiteRunStore:
     async def close(self) -> None:
         await asyncio.to_thread(self._writer.stop)
         await asyncio.to_thread(self._reader.stop)
+
+    async def probe(self) -> None:
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO store_probe (id, at) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                (now,),
+            )
+
+        await self._writer.run(write)  # committed with its batch: Unavailable if the commit fails
+        await self._reader.run(lambda conn: conn.execute("SELECT at FROM store_probe").fetchone())
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
         digest = new.request_hash

@@ -34,6 +34,13 @@ class RunStore(Protocol):
     async def close(self) -> None:
         """Flush pending writes and release connections; idempotent."""
 
+    async def probe(self) -> None:
+        """Check that the store can read and write now (the health probe); writes no run.
+
+        Raises:
+            Unavailable: a write would fail (disk full, read-only, database down).
+        """
+
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
         """Persist ``new``; return (run, True), or (existing run, False) on an idempotent repeat.
 
