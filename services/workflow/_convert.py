@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common import FieldViolation, InvalidArgument, set_value
+from services.common import FieldViolation, InvalidArgument, optional_timestamp, set_value, struct_to_dict
 from services.workflow._degradation import Level
 from services.workflow._events import RunEvent, WorkflowStats
 from services.workflow._model import ErrorCategory, Run, RunError, RunQuery, StepRecord
@@ -171,14 +171,18 @@ def workflow_to_proto(
     )
 
 
+def _seconds(when: dt.datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
+
+
 def start_from_proto(req: _pb.StartRunRequest) -> StartRequest:
     return StartRequest(
         workflow=req.workflow,
-        params=json_format.MessageToDict(req.params),
+        params=struct_to_dict(req.params),  # NaN/Infinity survive here; _check_request refuses them
         idempotency_key=req.idempotency_key,
         wait=req.wait,
         labels=dict(req.labels),
-        not_before=req.not_before.ToNanoseconds() / 1e9 if req.HasField("not_before") else None,
+        not_before=_seconds(optional_timestamp(req, "not_before")),
         priority=req.priority,
     )
 
@@ -195,7 +199,7 @@ def query_from_proto(req: _pb.ListRunsRequest) -> RunQuery:
         workflow=req.workflow or None,
         states=states,
         labels=dict(req.labels),
-        created_after=req.created_after.ToNanoseconds() / 1e9 if req.HasField("created_after") else None,
-        created_before=req.created_before.ToNanoseconds() / 1e9 if req.HasField("created_before") else None,
+        created_after=_seconds(optional_timestamp(req, "created_after")),
+        created_before=_seconds(optional_timestamp(req, "created_before")),
         limit=req.page_size or 50,
     )

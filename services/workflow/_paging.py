@@ -18,6 +18,9 @@ from services.workflow._model import RunQuery, canonical_json
 __all__ = ["decode_page_token", "encode_page_token"]
 
 _VERSION = 1
+# Run seqs are 64-bit signed integers in both stores; a bigger cursor cannot be a real one
+# (and would overflow SQLite's parameter binding).
+_MAX_SEQ = 2**63 - 1
 
 
 def _fingerprint(query: RunQuery) -> str:
@@ -56,7 +59,7 @@ def decode_page_token(token: str, query: RunQuery) -> int:
     if not isinstance(data, dict) or data.get("v") != _VERSION:
         raise _bad("not a token issued by ListRuns")
     seq = data.get("s")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= _MAX_SEQ:
         raise _bad("not a token issued by ListRuns")
     if data.get("f") != _fingerprint(query):
         raise _bad("issued for different filters or page size")

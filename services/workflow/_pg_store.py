@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from services.common import AlreadyExists, NotFound, Unavailable
+from services.common import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import migrate
@@ -123,6 +123,8 @@ class PostgresRunStore:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"run store unavailable: {exc}") from None
+        except psycopg.DataError as exc:  # a value PostgreSQL cannot store; the edge should catch it first
+            raise InvalidArgument(f"value not accepted by the run store: {exc}") from None
 
     async def probe(self) -> None:
         async with self._conn() as conn, conn.transaction(force_rollback=True):

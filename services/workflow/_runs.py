@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import random
 from collections.abc import AsyncIterator, Callable
@@ -75,6 +76,37 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _first_non_finite(value: Any) -> str | None:
+    """Path of the first NaN or infinite number in a JSON value, or None.
+
+    JSON has no such numbers: protobuf's Struct carries them, but neither the security
+    service's screening nor the stores can represent them.
+    """
+    stack: list[tuple[Any, str]] = [(value, "params")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return path
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}") for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return None
+
+
+def check_text(fieldname: str, value: str) -> None:
+    """Refuse a NUL character: PostgreSQL text cannot hold one (SQLite would, so refuse it for
+    both backends alike, at the edge)."""
+    if "\x00" in value:
+        raise _violation(fieldname, "contains a NUL character", "INVALID_CHARACTER")
+
+
+def check_run_id(run_id: str) -> None:
+    if not run_id or len(run_id) > 128:
+        raise _violation("run_id", "must be 1-128 characters", "INVALID")
+    check_text("run_id", run_id)
+
+
 # Run ids must be unique, not secret (reads are checked against the run's principal), so a
 # PRNG seeded from the OS replaces a urandom syscall per run (~40 us on busy VMs).
 _ids = random.Random(os.urandom(32))
@@ -117,6 +149,7 @@ class Operations:
             raise _violation("workflow", "longer than 128 characters", "TOO_LONG")
         if len(req.idempotency_key) > 128:
             raise _violation("idempotency_key", "longer than 128 characters", "TOO_LONG")
+        check_text("idempotency_key", req.idempotency_key)
         if len(req.labels) > lim.max_labels:
             raise _violation("labels", f"more than {lim.max_labels} labels", "TOO_MANY")
         for k, v in req.labels.items():
@@ -124,6 +157,7 @@ class Operations:
                 raise _violation(
                     f"labels[{k[:32]}]", "keys must be 1-128 and values 0-128 characters", "TOO_LONG"
                 )
+            check_text(f"labels[{k[:32]!r}]", k + v)
         if not -100 <= req.priority <= 100:
             raise _violation("priority", "must be between -100 and 100", "OUT_OF_RANGE")
         if req.not_before is not None and req.not_before > self._clock() + lim.max_schedule_ahead_s:
@@ -131,6 +165,9 @@ class Operations:
         depth = _depth(req.params, lim.max_params_depth)
         if depth > lim.max_params_depth:
             raise _violation("params", f"nested deeper than {lim.max_params_depth} levels", "TOO_DEEP")
+        bad_number = _first_non_finite(req.params)
+        if bad_number is not None:
+            raise _violation(bad_number, "NaN and Infinity are not JSON numbers", "NOT_FINITE")
         size = len(canonical_json(req.params).encode())
         if size > lim.max_params_bytes:
             raise _violation("params", f"{size} bytes, more than {lim.max_params_bytes}", "TOO_LARGE")
@@ -234,8 +271,7 @@ class Operations:
             raise PermissionDenied(f"run {run.run_id} belongs to another principal")
 
     async def get(self, run_id: str, caller: Caller) -> tuple[Run, list[StepRecord]]:
-        if not run_id or len(run_id) > 128:
-            raise _violation("run_id", "must be 1-128 characters", "INVALID")
+        check_run_id(run_id)
         run = await self.store.get_run(run_id)
         self._check_access(run, caller)
         return run, await self.store.get_steps(run_id)
@@ -253,6 +289,9 @@ class Operations:
         (the next page token then continues after the last run returned)."""
         if not 1 <= query.limit <= 1000:
             raise _violation("page_size", "must be between 1 and 1000", "OUT_OF_RANGE")
+        check_text("workflow", query.workflow or "")
+        for k, v in query.labels.items():
+            check_text(f"labels[{k[:32]!r}]", k + v)
         if not caller.privileged:  # part of the filters, so page tokens are bound to the caller
             query = dataclasses.replace(query, principal=caller.subject)
         if page_token:
@@ -294,7 +333,6 @@ class Operations:
             self.executor.events.unsubscribe(run_id, q)
 
     async def cancel(self, run_id: str, reason: str, caller: Caller) -> Run:
-        if not run_id or len(run_id) > 128:
-            raise _violation("run_id", "must be 1-128 characters", "INVALID")
+        check_run_id(run_id)
         self._check_access(await self.store.get_run(run_id), caller)
         return await self.executor.cancel(run_id, reason[:512])

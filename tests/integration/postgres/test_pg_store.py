@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from services.common import Unavailable
+from services.common import InvalidArgument, Unavailable
 from services.workflow._model import RunChange, RunQuery
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import MIGRATIONS, Migration, applied_versions, migrate
@@ -32,6 +32,16 @@ async def store(postgres_dsn: str) -> AsyncIterator[PostgresRunStore]:
 
 
 class TestPostgresRunStore(RunStoreSuite):
+    async def test_values_postgres_cannot_store_are_invalid_argument(self, store: PostgresRunStore) -> None:
+        # The service refuses NUL characters at the edge; the store maps psycopg's DataError
+        # itself too, so a value that slips past is a client error, never INTERNAL.
+        with pytest.raises(InvalidArgument, match="run store"):
+            await store.create_run(new_run(labels={"k": "v\x00"}))
+        with pytest.raises(InvalidArgument, match="run store"):
+            await store.get_run("r\x00")
+        run, _ = await store.create_run(new_run())  # the pool is fine afterwards
+        assert (await store.get_run(run.run_id)).run_id == run.run_id
+
     async def test_committed_before_create_returns(self, store: PostgresRunStore, postgres_dsn: str) -> None:
         new = new_run()
         await store.create_run(new)
