@@ -43,6 +43,8 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     async def ListWorkflows(
         self, request: _pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> _pb.ListWorkflowsResponse:
+        # The catalogue (schemas, breaker states, error counts) is for authenticated callers.
+        await self._ops.authenticate(bearer_token(context), context.time_remaining())
         ex = self._ops.executor
         infos = []
         for wf in self._ops.registry.all():

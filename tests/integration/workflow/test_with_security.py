@@ -271,3 +271,19 @@ async def test_list_pages_stay_under_the_message_limit(
             if not token:
                 break
     assert seen == ids[::-1] and pages >= 3
+
+
+async def test_list_workflows_authenticates_callers(
+    app: WorkflowApp, security: SecurityEnv
+) -> None:
+    for token in (None, "not-a-token"):
+        async with client(app, token) as c:
+            with pytest.raises(Unauthenticated):
+                await c.list_workflows()
+    async with client(app, security.alice) as c:
+        infos = {w.name: w for w in await c.list_workflows()}
+    assert {"echo", "sleep", "flaky", "artifact.verify", "counting", "with_fallback"} <= set(infos)
+    assert infos["artifact.verify"].path_fields == ["path"]
+    assert infos["with_fallback"].fallbacks == ["static"]
+    assert infos["privileged"].required_level == 3  # SECURITY_LEVEL_PRIVILEGED
+    assert infos["echo"].breaker_state == pb.BREAKER_STATE_CLOSED

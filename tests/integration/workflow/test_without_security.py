@@ -72,17 +72,12 @@ async def test_read_only_refuses_new_runs(no_security_app: WorkflowApp) -> None:
     async with client(no_security_app, "tok") as c:
         with pytest.raises(FailedPrecondition, match="READ_ONLY"):
             await c.start_run("counting", {})
-        assert len(await c.list_workflows()) >= 4
 
 
-async def test_list_workflows_shows_policies(no_security_app: WorkflowApp) -> None:
+async def test_list_workflows_fails_closed_while_security_is_down(no_security_app: WorkflowApp) -> None:
     async with client(no_security_app, "tok") as c:
-        infos = {w.name: w for w in await c.list_workflows()}
-    assert {"echo", "sleep", "flaky", "artifact.verify", "counting", "with_fallback"} <= set(infos)
-    assert infos["artifact.verify"].path_fields == ["path"]
-    assert infos["with_fallback"].fallbacks == ["static"]
-    assert infos["privileged"].required_level == 3  # SECURITY_LEVEL_PRIVILEGED
-    assert infos["echo"].breaker_state == pb.BREAKER_STATE_CLOSED
+        with pytest.raises(Unavailable, match="security service unavailable"):
+            await c.list_workflows()
 
 
 async def test_service_health_and_raw_status_codes(no_security_app: WorkflowApp) -> None:
