@@ -35,7 +35,13 @@ class Level(enum.IntEnum):
 
     @classmethod
     def from_proto(cls, value: int) -> Level:
-        return cls(value - 1) if value > 0 else cls.NORMAL
+        """The level of a proto value; unspecified and values unknown to this release (a newer
+        healthd's) are NORMAL: healthd is advisory, and an unknown word must not stop work."""
+        if 1 <= value <= len(cls):
+            return cls(value - 1)
+        if value != 0:
+            _log.warning("unknown degradation level %d from healthd; treated as NORMAL", value)
+        return cls.NORMAL
 
     def to_proto(self) -> int:
         return int(self) + 1
@@ -117,7 +123,7 @@ class HealthdWatcher:
                     async for msg in stub.WatchSystemHealth(_hpb.WatchSystemHealthRequest()):
                         self.connected.set()
                         backoff = 0.5
-                        self._publish(Level.from_proto(msg.health.degradation_level))
+                        self._publish(Level.from_proto(msg.health.degradation_level))  # never raises
             except grpc.aio.AioRpcError as exc:
                 _log.debug("healthd watch ended: %s", exc.code().name)
             self.connected.clear()

@@ -3,10 +3,14 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import grpc
 import pytest
 
 from services.common import FailedPrecondition, ResourceExhausted
 from services.workflow._degradation import DegradationGate, HealthdWatcher, Level
+from tests.conftest import eventually
+from vigil.healthd.v1 import healthd_pb2 as hpb
+from vigil.healthd.v1 import healthd_pb2_grpc as hpb_grpc
 
 
 def test_normal_admits_everything_and_records_nothing() -> None:
@@ -51,6 +55,48 @@ def test_proto_mapping() -> None:
     assert Level.from_proto(0) is Level.NORMAL  # unspecified
     assert [Level.from_proto(v) for v in range(1, 6)] == list(Level)
     assert Level.RESTRICTED.to_proto() == 3
+    assert Level.from_proto(6) is Level.NORMAL and Level.from_proto(-1) is Level.NORMAL  # unknown
+
+
+class NewerHealthd(hpb_grpc.HealthDaemonServicer):
+    """healthd's WatchSystemHealth as a newer release may send it: a level this release does
+    not know between known ones (proto3 enums are open, so it arrives as a plain int)."""
+
+    def __init__(self, levels: list[int]) -> None:
+        self.levels = levels
+        self.sent = 0
+        self.release = asyncio.Event()
+
+    async def WatchSystemHealth(self, request, context):  # type: ignore[no-untyped-def]
+        for level in self.levels:
+            msg = hpb.WatchSystemHealthResponse()
+            msg.health.degradation_level = level  # type: ignore[assignment]
+            yield msg
+            self.sent += 1
+            await self.release.wait()
+            self.release.clear()
+
+
+async def test_unknown_level_from_a_newer_healthd_is_normal_and_watching_goes_on() -> None:
+    healthd = NewerHealthd([Level.READ_ONLY.to_proto(), 42, Level.RESTRICTED.to_proto()])
+    server = grpc.aio.server()
+    hpb_grpc.add_HealthDaemonServicer_to_server(healthd, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    gate = DegradationGate()
+    seen: list[Level] = []
+    watcher = HealthdWatcher(f"127.0.0.1:{port}", gate, on_change=seen.append)
+    task = asyncio.create_task(watcher.run())
+    try:
+        for expected in (Level.READ_ONLY, Level.NORMAL, Level.RESTRICTED):
+            await eventually(lambda expected=expected: gate.published is expected)
+            assert not task.done()  # the watcher is still following the stream
+            healthd.release.set()
+        assert seen == [Level.READ_ONLY, Level.NORMAL, Level.RESTRICTED]
+        assert watcher.connected.is_set()  # one stream throughout: no reconnect was needed
+    finally:
+        task.cancel()
+        await server.stop(0)
 
 
 async def test_unreachable_healthd_means_normal() -> None:
