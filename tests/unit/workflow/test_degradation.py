@@ -89,7 +89,11 @@ async def test_unknown_level_from_a_newer_healthd_is_normal_and_watching_goes_on
     task = asyncio.create_task(watcher.run())
     try:
         for expected in (Level.READ_ONLY, Level.NORMAL, Level.RESTRICTED):
-            await eventually(lambda expected=expected: gate.published is expected)
+
+            def reached(level: Level = expected) -> bool:
+                return gate.published is level
+
+            await eventually(reached)
             assert not task.done()  # the watcher is still following the stream
             healthd.release.set()
         assert seen == [Level.READ_ONLY, Level.NORMAL, Level.RESTRICTED]
