@@ -16,7 +16,7 @@ from typing import Any
 from croniter import croniter
 from pydantic import Field, field_validator
 
-from services.common import ConfigModel
+from services.common import ConfigModel, ResourceExhausted, Unavailable
 
 __all__ = ["ScheduleConfig", "Scheduler", "slot_key"]
 
@@ -75,6 +75,14 @@ def latest_slot(cron: str, at_or_before: float) -> float:
 
 StartSlot = Callable[[ScheduleConfig, float], Awaitable[None]]
 
+# Failures that go away by themselves (security or the store down, load shed): the slot is
+# retried with backoff. The slot's idempotency key makes a retry that did start earlier safe.
+_RETRYABLE = (Unavailable, ResourceExhausted)
+_FIRST_BACKOFF_S = 1.0
+_MAX_BACKOFF_S = 60.0
+# Slots of one schedule waiting for a retry; past this the oldest are given up (logged).
+_MAX_PENDING = 100
+
 
 class Scheduler:
     """Fires the slots of cron schedules through ``start(schedule, slot_time)``.
@@ -82,8 +90,9 @@ class Scheduler:
     Args:
         schedules: From config.
         start: Starts one run for a slot (with `slot_key` as idempotency key and the slot
-            time as not-before); its failures are logged and the slot is not retried by the
-            scheduler (the idempotency key keeps a later manual retry safe).
+            time as not-before). A slot failing with Unavailable or ResourceExhausted is
+            retried with exponential backoff (per schedule) until it starts; other failures
+            (the request itself is wrong) are logged and the slot is given up.
         clock: Wall-clock seconds.
         sleep: Injectable for tests.
     """
@@ -101,24 +110,59 @@ class Scheduler:
         self._done: dict[str, float] = {
             s.name: (latest_slot(s.cron, now) - 1e-3 if s.catch_up else now) for s in schedules
         }
+        # Invariant: a due slot is either started, given up (logged), or in _pending.
+        self._pending: dict[str, list[float]] = {s.name: [] for s in schedules}
+        self._retry_at: dict[str, float] = {}
+        self._backoff: dict[str, float] = {}
 
     async def tick(self) -> list[tuple[str, float]]:
-        """Fire every slot that came due since the last tick; returns (schedule, slot) fired."""
+        """Start every slot that came due since the last tick and every slot whose retry is
+        due; returns the (schedule, slot) pairs that started (or were given up)."""
         now = self._clock()
         fired = []
         for s in self._schedules:
-            for slot in slots_between(s.cron, self._done[s.name], now):
+            pending = self._pending[s.name]
+            pending.extend(slots_between(s.cron, self._done[s.name], now))
+            self._done[s.name] = now
+            if len(pending) > _MAX_PENDING:
+                _log.error(
+                    "schedule %s: %d slots could not start; the oldest are given up", s.name, len(pending)
+                )
+                del pending[: len(pending) - _MAX_PENDING]
+            if not pending or self._retry_at.get(s.name, 0.0) > now:
+                continue
+            while pending:
+                slot = pending[0]
                 try:
                     await self._start(s, slot)
-                except Exception:  # one failed slot must not stop the others
-                    _log.exception("schedule %s: starting slot %s failed", s.name, slot_key(s.name, slot))
+                except _RETRYABLE as exc:  # kept: retried after a backoff, in slot order
+                    self._back_off(s.name, now, exc)
+                    break
+                except Exception:  # a slot that can never start must not hold back the others
+                    _log.exception("schedule %s: slot %s failed; given up", s.name, slot_key(s.name, slot))
+                pending.pop(0)
                 fired.append((s.name, slot))
-            self._done[s.name] = now
+                self._retry_at.pop(s.name, None)
+                self._backoff.pop(s.name, None)
         return fired
 
+    def _back_off(self, name: str, now: float, exc: Exception) -> None:
+        delay = self._backoff.get(name, _FIRST_BACKOFF_S / 2) * 2
+        delay = min(_MAX_BACKOFF_S, max(delay, getattr(exc, "retry_after_s", None) or 0.0))
+        self._backoff[name] = delay
+        self._retry_at[name] = now + delay
+        _log.warning("schedule %s: slot could not start (%s); retrying in %.1fs", name, exc, delay)
+
+    def pending(self, name: str) -> list[float]:
+        """Slots of schedule ``name`` waiting for a retry."""
+        return list(self._pending[name])
+
     def next_due(self) -> float | None:
-        """Earliest upcoming slot across schedules."""
+        """Earliest upcoming slot or retry across schedules."""
         nexts = [next_slot(s.cron, self._done[s.name]) for s in self._schedules]
+        nexts += [
+            self._retry_at[name] for name, slots in self._pending.items() if slots and name in self._retry_at
+        ]
         return min(nexts) if nexts else None
 
     async def run(self) -> None:

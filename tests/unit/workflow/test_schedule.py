@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
+from services.common import InvalidArgument, ResourceExhausted, Unavailable
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key, slots_between
 from tests.unit.workflow._fakes import FakeClock
 
@@ -81,3 +82,66 @@ async def test_next_due_and_run_sleep_until_the_slot() -> None:
 
 async def _noop() -> None:
     return None
+
+
+async def test_a_slot_that_cannot_start_is_retried_with_backoff_until_it_starts() -> None:
+    clock, started, attempts = FakeClock(T0), [], []
+    failures = [Unavailable("security service unavailable"), ResourceExhausted("shed", retry_after_s=5.0)]
+
+    async def start(s: ScheduleConfig, slot: float) -> None:
+        attempts.append(clock())
+        if failures:
+            raise failures.pop(0)
+        started.append(slot_key(s.name, slot))
+
+    sched = Scheduler([every_minute()], start, clock, clock.sleep)
+    clock.advance(30)  # 12:01:00 is due; security is down
+    assert await sched.tick() == []
+    assert sched.pending("m") == [T0 + 30] and started == []
+    assert sched.next_due() == clock() + 1.0  # first backoff, before the next slot
+    clock.advance(0.5)
+    await sched.tick()  # backing off: not tried again yet
+    assert len(attempts) == 1
+    clock.advance(0.5)
+    await sched.tick()  # retried: shed, and RetryInfo asks for 5 s (more than the 2 s backoff)
+    assert len(attempts) == 2 and sched.next_due() == clock() + 5.0
+    clock.advance(5)
+    assert await sched.tick() == [("m", T0 + 30)]
+    assert started == ["schedule:m:2026-01-01T12:01:00Z"] and sched.pending("m") == []
+    clock.advance(60)  # 12:02: back to normal, no backoff left over
+    await sched.tick()
+    assert started[-1] == "schedule:m:2026-01-01T12:02:00Z" and len(attempts) == 4
+
+
+async def test_slots_missed_during_an_outage_start_in_order_once_it_ends() -> None:
+    clock, started = FakeClock(T0), []
+    down = [True]
+
+    async def start(s: ScheduleConfig, slot: float) -> None:
+        if down[0]:
+            raise Unavailable("run store unavailable")
+        started.append(slot)
+
+    sched = Scheduler([every_minute()], start, clock, clock.sleep)
+    for _ in range(3):  # 12:01, 12:02, 12:03 all fail
+        clock.advance(60)
+        await sched.tick()
+    assert started == [] and len(sched.pending("m")) == 3
+    down[0] = False
+    clock.advance(60)  # 12:04 too
+    await sched.tick()
+    assert started == [T0 + 30, T0 + 90, T0 + 150, T0 + 210]
+
+
+async def test_a_slot_refused_for_good_is_given_up_and_others_go_on() -> None:
+    clock, started = FakeClock(T0), []
+
+    async def start(s: ScheduleConfig, slot: float) -> None:
+        if s.name == "bad":
+            raise InvalidArgument("params: invalid")
+        started.append(s.name)
+
+    sched = Scheduler([every_minute("bad"), every_minute("good")], start, clock, clock.sleep)
+    clock.advance(30)
+    assert await sched.tick() == [("bad", T0 + 30), ("good", T0 + 30)]
+    assert started == ["good"] and sched.pending("bad") == []
