@@ -337,7 +337,7 @@ class Executor:
                     raise FailedPrecondition(f"workflow {wf.name!r} needs a process pool")
                 p = wf.policy
                 return await self._pool.run(
-                    wf.ref, ctx.params, cpu_time_s=p.cpu_time_s, memory_mb=p.memory_mb
+                    wf.ref, ctx.params, cpu_time_s=p.cpu_time_s, memory_mb=p.memory_mb, wall_time_s=budget
                 )
             assert wf.handler is not None  # guaranteed by the registry for inline workflows
             return await wf.handler(ctx)

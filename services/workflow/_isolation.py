@@ -8,8 +8,13 @@ allocation beyond it raises MemoryError). Both are reset afterwards so the worke
 reused. A worker that dies anyway (killed, segfault) breaks only the attempts it was
 running; the pool is rebuilt and the service stays up. The event loop only awaits futures.
 
-Known limit: cancelling an attempt stops waiting for it at once, but a worker already
-running it keeps going until it finishes or hits its CPU limit.
+A handler blocked on the wall clock (sleep, I/O) uses no CPU, so RLIMIT_CPU alone would
+let it outlive its attempt. Each attempt therefore also gets a wall-clock budget (the
+attempt's timeout, bounded by the run deadline): an ITIMER_REAL timer in the worker raises
+inside the handler when it expires, like SIGXCPU, and frees the worker.
+
+Known limit: cancelling an attempt stops waiting for it at once; the worker already running
+it is freed when the attempt's wall-clock budget ends, not at the moment of the cancel.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
 from typing import Any
 
-from services.common import ResourceExhausted, VigilError
+from services.common import DeadlineExceeded, ResourceExhausted, VigilError
 
 __all__ = ["HandlerFailed", "ProcessPool", "ResourceLimitExceeded"]
 
@@ -44,12 +49,26 @@ class _CpuTimeExceeded(BaseException):
     """Raised by the SIGXCPU handler; a BaseException so a handler's ``except Exception`` can't eat it."""
 
 
+class _WallTimeExceeded(BaseException):
+    """Raised by the SIGALRM handler when the attempt's wall-clock budget is spent."""
+
+
 def _on_sigxcpu(_signum: int, _frame: FrameType | None) -> None:
     raise _CpuTimeExceeded
 
 
+def _on_sigalrm(_signum: int, _frame: FrameType | None) -> None:
+    raise _WallTimeExceeded
+
+
+# The worker's timer fires this much after the parent's own attempt timeout, so the parent's
+# timeout decides the attempt's outcome and the timer only frees the worker.
+_WALL_GRACE_S = 0.5
+
+
 def _worker_init() -> None:
     signal.signal(signal.SIGXCPU, _on_sigxcpu)
+    signal.signal(signal.SIGALRM, _on_sigalrm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
@@ -61,7 +80,7 @@ def _address_space_bytes() -> int:
     raise OSError("VmSize missing from /proc/self/status")
 
 
-def _run_in_worker(ref: str, params: Any, cpu_time_s: int, memory_mb: int) -> Any:
+def _run_in_worker(ref: str, params: Any, cpu_time_s: int, memory_mb: int, wall_time_s: float | None) -> Any:
     from services.workflow._model import canonical_json
     from services.workflow._registry import resolve_ref
 
@@ -73,9 +92,14 @@ def _run_in_worker(ref: str, params: Any, cpu_time_s: int, memory_mb: int) -> An
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_used + cpu_time_s, cpu_hard))
     resource.setrlimit(resource.RLIMIT_AS, (_address_space_bytes() + (memory_mb << 20), as_hard))
     try:
+        if wall_time_s is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(0.0, wall_time_s) + _WALL_GRACE_S)
         result = fn(params)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         canonical_json(result)
         return result
+    except _WallTimeExceeded:
+        raise DeadlineExceeded(f"attempt exceeded its wall-clock budget of {wall_time_s}s") from None
     except _CpuTimeExceeded:
         raise ResourceLimitExceeded(f"CPU time limit of {cpu_time_s}s exceeded") from None
     except MemoryError:
@@ -85,6 +109,7 @@ def _run_in_worker(ref: str, params: Any, cpu_time_s: int, memory_mb: int) -> An
     except Exception as exc:  # any handler fault: reported as text, the worker lives on
         raise HandlerFailed(f"{type(exc).__name__}: {exc}") from None
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # a timer left running would hit the next attempt
         resource.setrlimit(resource.RLIMIT_AS, (as_hard, as_hard))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard, cpu_hard))
 
@@ -105,11 +130,16 @@ class ProcessPool:
             )
         return self._pool
 
-    async def run(self, ref: str, params: Any, *, cpu_time_s: int, memory_mb: int) -> Any:
-        """Run ``ref(params)`` in a worker; raises ResourceLimitExceeded or the handler's error."""
+    async def run(
+        self, ref: str, params: Any, *, cpu_time_s: int, memory_mb: int, wall_time_s: float | None = None
+    ) -> Any:
+        """Run ``ref(params)`` in a worker; raises ResourceLimitExceeded, DeadlineExceeded (the
+        wall-clock budget ``wall_time_s`` ran out) or the handler's error."""
         pool = self._get()
         try:
-            return await asyncio.wrap_future(pool.submit(_run_in_worker, ref, params, cpu_time_s, memory_mb))
+            return await asyncio.wrap_future(
+                pool.submit(_run_in_worker, ref, params, cpu_time_s, memory_mb, wall_time_s)
+            )
         except BrokenProcessPool:
             if self._pool is pool:
                 self._pool = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 
@@ -31,3 +32,12 @@ def boom(params: dict[str, Any]) -> Any:
 
 def die(params: dict[str, Any]) -> Any:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nap(params: dict[str, Any]) -> Any:
+    """Blocks on the wall clock without using CPU (RLIMIT_CPU never fires)."""
+    if "started_file" in params:
+        with open(params["started_file"], "w") as marker:
+            marker.write("started")
+    time.sleep(float(params["seconds"]))
+    return "woke"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common import DeadlineExceeded
 from services.workflow._isolation import HandlerFailed, ProcessPool, ResourceLimitExceeded
 from services.workflow._model import ErrorCategory
 from services.workflow._policies import categorize
@@ -76,3 +77,51 @@ async def test_shutdown_does_not_wait_for_a_busy_worker(tmp_path: Path) -> None:
     start = time.monotonic()
     await pool.close()
     assert time.monotonic() - start < 5
+
+
+@pytest.fixture
+def one_worker() -> Iterator[ProcessPool]:
+    p = ProcessPool(workers=1)
+    yield p
+    p.shutdown()
+
+
+async def test_a_sleeping_handler_is_stopped_at_its_wall_clock_budget(one_worker: ProcessPool) -> None:
+    with pytest.raises(DeadlineExceeded, match=r"wall-clock budget of 0\.2s") as info:
+        await one_worker.run(REF + "nap", {"seconds": 600}, cpu_time_s=5, memory_mb=64, wall_time_s=0.2)
+    assert categorize(info.value) is ErrorCategory.TIMEOUT
+    # The only worker is free again. A quick attempt disarms its timer (0.1 s + grace), so the
+    # next, longer attempt on the same worker is not cut short by it.
+    assert (await one_worker.run(REF + "add", {"a": 1, "b": 1}, cpu_time_s=5, memory_mb=64, wall_time_s=0.1))[
+        "sum"
+    ] == 2
+    assert (
+        await one_worker.run(REF + "nap", {"seconds": 1}, cpu_time_s=5, memory_mb=64, wall_time_s=30)
+        == "woke"
+    )
+
+
+async def test_a_timed_out_or_cancelled_attempt_does_not_keep_its_worker(
+    one_worker: ProcessPool, tmp_path: Path
+) -> None:
+    # What the executor does: the attempt timeout cancels the await, with the same budget.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await one_worker.run(REF + "nap", {"seconds": 600}, cpu_time_s=5, memory_mb=64, wall_time_s=0.2)
+    marker = tmp_path / "started"
+    attempt = asyncio.ensure_future(
+        one_worker.run(
+            REF + "nap",
+            {"seconds": 600, "started_file": str(marker)},
+            cpu_time_s=5,
+            memory_mb=64,
+            wall_time_s=0.5,
+        )
+    )
+    await eventually(marker.exists, timeout=30)
+    attempt.cancel()
+    # Before the wall-clock budget, the single worker slept on for 10 minutes and this waited.
+    out = await asyncio.wait_for(
+        one_worker.run(REF + "add", {"a": 1, "b": 1}, cpu_time_s=5, memory_mb=64), 30
+    )
+    assert out["sum"] == 2
