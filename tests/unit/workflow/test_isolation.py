@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,12 +40,13 @@ async def test_cpu_limit_fails_with_resource_category_and_loop_stays_free(pool: 
             await asyncio.sleep(0.01)
 
     t = asyncio.create_task(ticker())
-    start = time.monotonic()
     with pytest.raises(ResourceLimitExceeded, match="CPU time limit of 1s") as info:
         await pool.run(REF + "burn", {}, cpu_time_s=1, memory_mb=64)
     t.cancel()
     assert categorize(info.value) is ErrorCategory.RESOURCE
-    assert ticks > 10 * (time.monotonic() - start) * 0.5  # the loop kept ticking meanwhile
+    # The loop kept ticking during the >= 1 s of CPU burnt elsewhere (10 ms ticks: ~100 on an
+    # idle machine; a handful proves it was never blocked for the whole attempt).
+    assert ticks >= 3
     # The worker survived and its limits were reset: it runs the next task normally.
     assert (await pool.run(REF + "add", {"a": 1, "b": 1}, cpu_time_s=5, memory_mb=64))["sum"] == 2
 
@@ -73,10 +74,11 @@ async def test_shutdown_does_not_wait_for_a_busy_worker(tmp_path: Path) -> None:
     params = {"started_file": str(marker)}
     busy = asyncio.ensure_future(pool.run(REF + "burn", params, cpu_time_s=60, memory_mb=64))
     await eventually(marker.exists, timeout=10)
+    workers = list(pool._get()._processes.values())  # type: ignore[union-attr]
     busy.cancel()
-    start = time.monotonic()
-    await pool.close()
-    assert time.monotonic() - start < 5
+    await asyncio.wait_for(pool.close(), 50)  # a guard only: waiting would take the full 60 s
+    # Killed, not awaited: the busy worker ended by SIGKILL, not at its CPU limit.
+    assert workers and all(p.exitcode == -signal.SIGKILL for p in workers)
 
 
 @pytest.fixture
