@@ -61,6 +61,8 @@ class WorkflowStats:
     started: int = 0
     succeeded: int = 0
     failed: int = 0
+    lease_lost: int = 0
+    """Executions stopped here because another replica took the run over."""
     errors_by_category: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def record_error(self, category: ErrorCategory) -> None:
