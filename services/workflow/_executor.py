@@ -204,23 +204,22 @@ class Executor:
 
     async def wait_terminal(self, run_id: str, within_s: float | None) -> Run:
         """The run once terminal, or as it is when ``within_s`` seconds pass."""
-        q = self.events.subscribe(run_id)
+        ended = self.events.ended(run_id)
         try:
-            return await self.follow(q, await self.store.get_run(run_id), within_s)
+            return await self.until_ended(ended, await self.store.get_run(run_id), within_s)
         finally:
-            self.events.unsubscribe(run_id, q)
+            self.events.forget(run_id, ended)
 
-    async def follow(self, q: asyncio.Queue[RunEvent], run: Run, within_s: float | None) -> Run:
-        """Consume ``q`` (subscribed before ``run`` was read or dispatched) until terminal or timeout."""
+    async def until_ended(self, ended: asyncio.Future[Run], run: Run, within_s: float | None) -> Run:
+        """``run`` once terminal (``ended`` from `RunEvents.ended`, taken before ``run`` was read
+        or dispatched), or as the store has it when ``within_s`` passes."""
+        if run.terminal:
+            return run
         try:
             async with asyncio.timeout(within_s):
-                while not run.terminal:
-                    event = await q.get()
-                    if event.type is EventType.STATE_CHANGED:
-                        run = event.run
+                return await ended
         except TimeoutError:
-            run = await self.store.get_run(run.run_id)
-        return run
+            return await self.store.get_run(run.run_id)
 
     # -- execution ---------------------------------------------------------------------------
     def _cancelled(self, reason: str) -> RunChange:
