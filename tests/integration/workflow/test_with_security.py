@@ -273,9 +273,7 @@ async def test_list_pages_stay_under_the_message_limit(
     assert seen == ids[::-1] and pages >= 3
 
 
-async def test_list_workflows_authenticates_callers(
-    app: WorkflowApp, security: SecurityEnv
-) -> None:
+async def test_list_workflows_authenticates_callers(app: WorkflowApp, security: SecurityEnv) -> None:
     for token in (None, "not-a-token"):
         async with client(app, token) as c:
             with pytest.raises(Unauthenticated):
