@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common import ConfigError, Instrumentation, Unavailable, VigilServer, every, publish_serving
+from services.common import ConfigError, Instrumentation, VigilServer, every, publish_serving
 from services.workflow._builtins import register_builtins
 from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
@@ -168,10 +168,10 @@ def _store_health(server: VigilServer, store: RunStore, timeout_s: float) -> Cal
             async with asyncio.timeout(timeout_s):
                 await store.probe()
             ok = True
-        except (Unavailable, TimeoutError) as exc:
+        except Exception as exc:  # whatever the store raises, it cannot serve: never end the job
             ok = False
             if healthy[0]:
-                _log.warning("run store probe failed: %s; NOT_SERVING", exc or "timed out")
+                _log.warning("run store probe failed: %s; NOT_SERVING", exc or type(exc).__name__)
         if ok and not healthy[0]:
             _log.info("run store probe succeeded again; SERVING")
         healthy[0] = ok

@@ -123,6 +123,8 @@ class PostgresRunStore:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"run store unavailable: {exc}") from None
+        except psycopg.errors.ReadOnlySqlTransaction as exc:  # a standby after failover: try later
+            raise Unavailable(f"run store is read-only: {exc}") from None
         except psycopg.DataError as exc:  # a value PostgreSQL cannot store; the edge should catch it first
             raise InvalidArgument(f"value not accepted by the run store: {exc}") from None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.common import InvalidArgument
+from services.common import InvalidArgument, Unavailable
 from services.workflow.client import pb
 from tests.conftest import eventually
 from tests.integration.workflow.conftest import SecurityEnv, StartWorkflow, client
@@ -35,6 +35,9 @@ async def test_postgres_refusing_writes_or_connections_turns_health_not_serving(
         # Read-only (a standby after failover): SELECT 1 still works, the write probe does not.
         admin(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = on', kick)
         await eventually(lambda: w.latest_is(NOT_SERVING))
+        async with client(app, security.alice) as c:  # what StartRun answers meanwhile
+            with pytest.raises(Unavailable, match="run store"):
+                await c.start_run("echo", {})
         admin(f'ALTER DATABASE "{dbname}" RESET default_transaction_read_only', kick)
         await eventually(lambda: w.latest_is(SERVING))
         # Down: every connection dropped and new ones refused.
