@@ -1,7 +1,8 @@
-"""Entry point: `python -m services.security` serves vigil.security.v1.SecurityService.
+"""Entry point.
 
-The foundation serves health, reflection and the contract; RPCs not yet built
-answer UNIMPLEMENTED (the generated base servicer), never a fake result.
+``python -m services.security --config PATH``      serve vigil.security.v1.SecurityService
+``python -m services.security keys create ...``    create an API key (token printed once)
+``python -m services.security dev-token ...``      create the local ADMIN dev token if missing
 """
 
 from __future__ import annotations
@@ -9,29 +10,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from services.common import ConfigModel, ServerConfig, VigilServer, run_main
-from vigil.security.v1 import security_pb2_grpc as _pb_grpc
+from services.security._devkey import ENV_PREFIX, cli
 
-
-class SecurityConfig(ConfigModel):
-    """Settings of the security process."""
-
-    server: ServerConfig = ServerConfig(port=50052)
-    """gRPC server settings (default port 50052)."""
-
-
-async def build(config: SecurityConfig) -> VigilServer:
-    server = VigilServer(config.server, "security")
-    server.add_servicer(
-        _pb_grpc.add_SecurityServiceServicer_to_server,
-        _pb_grpc.SecurityServiceServicer(),
-        "vigil.security.v1.SecurityService",
-    )
-    return server
+_COMMANDS = ("keys", "dev-token")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main(argv, model=SecurityConfig, env_prefix="VIGIL_SECURITY_", build=build, prog="security")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in _COMMANDS:
+        return cli(args)
+    # Imported here so the key commands work without starting (or importing) the gRPC runtime.
+    from services.common import run_main
+    from services.security._config import SecurityConfig
+    from services.security._service import build, install_log_redaction
+
+    install_log_redaction()
+    return run_main(args, model=SecurityConfig, env_prefix=ENV_PREFIX, build=build, prog="security")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,106 @@
+"""Authentication: bearer token (API key or JWT) -> `Principal`, with no gRPC dependency.
+
+healthd imports `Authenticator` to check ADMIN tokens itself from the same key
+material, so this module must stay importable without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from services.common import ConfigModel, Unauthenticated
+from services.security._jwt import JWTConfig, JWTVerifier
+from services.security._keys import KEY_PREFIX, ApiKeyVerifier, KeyEntry
+from services.security._principal import Principal
+
+__all__ = ["AuthConfig", "Authenticator", "bearer_token", "load_keys_file"]
+
+_MAX_TOKEN_CHARS = 8192
+
+
+class AuthConfig(ConfigModel):
+    """Where API key hashes and JWT verification keys come from."""
+
+    api_keys: tuple[KeyEntry, ...] = ()
+    """API key entries (hashes only) written inline in the config."""
+    keys_file: Path | None = None
+    """Extra YAML list of key entries (e.g. the git-ignored local dev key); missing file = none."""
+    jwt: JWTConfig | None = None
+    """JWT verification; unset means JWTs are refused."""
+
+
+def load_keys_file(path: Path) -> list[KeyEntry]:
+    """Read a YAML list of `KeyEntry` mappings; a missing file holds no keys.
+
+    Raises:
+        ValueError: naming the file and the entry that is malformed.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read keys file: {exc}") from None
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: keys file must be a YAML list of key entries")
+    entries = []
+    for i, item in enumerate(data):
+        try:
+            entries.append(KeyEntry.model_validate(item))
+        except ValidationError as exc:
+            raise ValueError(f"{path}: entry {i}: {exc.errors()[0]['msg']}") from None
+    return entries
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | Mapping[str, str] | None) -> str:
+    """Extract the token from ``authorization: Bearer <token>`` metadata.
+
+    Raises:
+        Unauthenticated: no authorization header, or not a Bearer one.
+    """
+    items = metadata.items() if isinstance(metadata, Mapping) else (metadata or ())
+    for key, value in items:
+        if key.lower() != "authorization":
+            continue
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        scheme, _, token = text.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+        return token.strip()
+    raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+
+
+class Authenticator:
+    """Turns a bearer token into a `Principal` or raises `Unauthenticated`."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        entries = list(config.api_keys)
+        if config.keys_file is not None:
+            entries += load_keys_file(config.keys_file)
+        self._keys = ApiKeyVerifier(entries)
+        self._jwt = JWTVerifier(config.jwt) if config.jwt is not None else None
+
+    def authenticate(self, token: str) -> Principal:
+        """Verify ``token`` (an API key ``vgl_...`` or a JWT).
+
+        Raises:
+            Unauthenticated: missing, malformed, unknown, expired or badly signed token.
+        """
+        if not isinstance(token, str) or not token.strip():
+            raise Unauthenticated("missing token")
+        token = token.strip()
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise Unauthenticated("invalid token: too long")
+        if token.startswith(KEY_PREFIX):
+            return self._keys.verify(token)
+        if token.count(".") == 2:
+            if self._jwt is None:
+                raise Unauthenticated("invalid token: JWTs are not accepted by this server")
+            return self._jwt.verify(token)
+        raise Unauthenticated("invalid token: neither an API key nor a JWT")

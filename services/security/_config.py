@@ -1,0 +1,76 @@
+"""Root configuration of the security service (YAML file + ``VIGIL_SECURITY_`` environment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from services.common import ConfigModel, ServerConfig
+from services.security._artifacts import DownloadConfig
+from services.security._auth import AuthConfig
+from services.security._prompt import PromptLimits
+from services.security._ratelimit import RateLimitConfig
+from services.security._sanitize import RedactionPattern
+from services.security._trajectory import TrajectorySpec
+
+__all__ = ["DEFAULT_POLICY_FILE", "DEFAULT_PORT", "AuditConfig", "SecurityConfig"]
+
+DEFAULT_PORT = 50052
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
+
+
+class AuditConfig(ConfigModel):
+    """Where and how durably the audit log is written."""
+
+    db_path: Path = Path(".vigil/security-audit.db")
+    """SQLite file of the hash-chained audit log (created if missing)."""
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
+    health_probe_s: float = Field(default=1.0, gt=0, le=600)
+    """How often writability is probed; the service is NOT_SERVING while records cannot be written."""
+
+
+class SecurityConfig(ConfigModel):
+    """Everything the security service reads at start-up."""
+
+    server: ServerConfig = ServerConfig(port=DEFAULT_PORT)
+    """gRPC listener (port, TLS/mTLS, limits)."""
+    auth: AuthConfig = AuthConfig()
+    """API key hashes and JWT verification keys."""
+    policy_file: Path = DEFAULT_POLICY_FILE
+    """Authorization policy (YAML); reloaded on SIGHUP or when the file changes."""
+    policy_poll_s: float = Field(default=2.0, gt=0, le=3600)
+    """How often the policy file is checked for changes."""
+    roots: dict[str, Path] = {}
+    """Named directories user-supplied paths must stay inside."""
+    default_root: str = "default"
+    """Root used when a request names none."""
+    allow_absolute_paths: bool = False
+    """Accept absolute paths that resolve inside a root (relative paths only when false)."""
+    artifact_root: Path | None = None
+    """Directory FetchArtifact stores verified downloads in; unset disables FetchArtifact."""
+    prompt: PromptLimits = PromptLimits()
+    """Prompt length/token limits and extra injection patterns."""
+    trajectory: TrajectorySpec = TrajectorySpec(time_required=True)
+    """Bounds for trajectory fields (points are ``{t, values}``)."""
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    """Per-subject token buckets."""
+    audit: AuditConfig = AuditConfig()
+    """Audit log storage."""
+    redaction_patterns: tuple[RedactionPattern, ...] = ()
+    """Site-specific patterns redacted in addition to the built-in kinds."""
+    downloads: DownloadConfig = DownloadConfig()
+    """Allowed hosts, size cap and timeout of FetchArtifact."""
+    dev_token_file: Path | None = None
+    """Local development only: at start-up, if this file is missing, create a random ADMIN key,
+    add its hash to ``auth.keys_file`` and write the token here (mode 0600). Never set in production."""
+    schema_cache_size: int = Field(default=256, ge=1, le=100_000)
+    """Compiled JSON Schemas kept (Screen receives the workflow's schema with every call)."""
+
+    @model_validator(mode="after")
+    def _default_root_exists(self) -> SecurityConfig:
+        if self.roots and self.default_root not in self.roots:
+            raise ValueError(f"default_root '{self.default_root}' is not one of roots {sorted(self.roots)}")
+        return self

@@ -1,0 +1,115 @@
+"""API key administration: the ``keys create`` and ``dev-token`` commands.
+
+``dev-token`` gives the local stack a random ADMIN key on first start: the token goes
+to a 0600 file (git-ignored under ``.vigil/``), only its hash goes to the keys file the
+config names (``auth.keys_file``), and nothing secret is ever printed except by
+``keys create``, which prints the new token exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from services.common import ConfigError, load_config
+from services.security._auth import load_keys_file
+from services.security._config import SecurityConfig
+from services.security._keys import KeyEntry, new_key
+from services.security._principal import Level
+
+__all__ = ["DEV_SUBJECT", "cli", "ensure_dev_key", "ensure_dev_token"]
+
+DEV_SUBJECT = "local-dev"
+ENV_PREFIX = "VIGIL_SECURITY_"
+
+
+def _entry_dict(entry: KeyEntry) -> dict[str, object]:
+    return entry.model_dump(mode="json")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``, readable by the owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_dev_token(config_path: Path | None, token_file: Path) -> tuple[Path, bool]:
+    """Make sure a local ADMIN dev token exists. Returns (token file, created now).
+
+    When ``token_file`` exists nothing changes. Otherwise a new ADMIN key is created,
+    earlier dev keys are dropped from the keys file, its hash is added, and the token is
+    written to ``token_file`` with mode 0600.
+
+    Raises:
+        ConfigError: the config is invalid or has no ``auth.keys_file``.
+    """
+    cfg = load_config(SecurityConfig, config_path, env_prefix=ENV_PREFIX)
+    return ensure_dev_key(cfg.auth.keys_file, token_file, source=str(config_path))
+
+
+def ensure_dev_key(keys_file: Path | None, token_file: Path, *, source: str) -> tuple[Path, bool]:
+    """`ensure_dev_token` for an already loaded config: ``keys_file`` gets the hash, ``token_file`` the token.
+
+    Raises:
+        ConfigError: ``keys_file`` is unset or unreadable (``source`` names the config).
+    """
+    if keys_file is None:
+        raise ConfigError(source, "auth.keys_file", "must be set to store the dev key's hash")
+    if token_file.exists():
+        return token_file, False
+    token, entry = new_key(DEV_SUBJECT, Level.ADMIN)
+    try:
+        kept = [e for e in load_keys_file(keys_file) if e.subject != DEV_SUBJECT]
+    except ValueError as exc:
+        raise ConfigError(str(keys_file), "", str(exc)) from None
+    entries = [_entry_dict(e) for e in [*kept, entry]]
+    _write_private(
+        keys_file, "# API key hashes (generated; tokens are never stored here)\n" + yaml.safe_dump(entries)
+    )
+    _write_private(token_file, token + "\n")
+    return token_file, True
+
+
+def cli(argv: Sequence[str]) -> int:
+    """``keys create`` / ``dev-token`` sub-commands. Returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m services.security")
+    sub = parser.add_subparsers(dest="command", required=True)
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create an API key: prints the token once and the entry to store")
+    create.add_argument("--subject", required=True)
+    create.add_argument("--level", default="AUTHENTICATED", choices=[lv.name for lv in Level])
+    create.add_argument("--role", action="append", default=[], help="role to grant (repeatable)")
+    dev = sub.add_parser("dev-token", help="create the local ADMIN dev token if missing")
+    dev.add_argument("--config", type=Path, default=None)
+    dev.add_argument("--token-file", type=Path, default=Path(".vigil/dev-token"))
+    args = parser.parse_args(argv)
+    if args.command == "keys":
+        token, entry = new_key(args.subject, Level.parse(args.level), args.role)
+        print(f"token (shown once, store it now): {token}")
+        print("add this entry to auth.api_keys (or the keys file):")
+        print(yaml.safe_dump([_entry_dict(entry)], sort_keys=False), end="")
+        return 0
+    try:
+        path, created = ensure_dev_token(args.config, args.token_file)
+    except ConfigError as exc:
+        print(f"dev-token: {exc}", file=sys.stderr)
+        return 2
+    state = "created" if created else "exists"
+    print(f"development ADMIN token {state}: {path} (mode 0600; use: authorization: Bearer $(cat {path}))")
+    return 0

@@ -1,0 +1,131 @@
+"""The gate every request passes: authenticate, rate-limit, authorize, and audit the outcome.
+
+Invariant: no decision leaves the gate unless its audit record was written. If the
+audit write fails, `AuditLog.append` raises `Unavailable` and the decision is refused.
+"""
+
+from __future__ import annotations
+
+from services.common import PermissionDenied, ResourceExhausted, Unauthenticated
+from services.security._audit import AuditLog, AuditRecord
+from services.security._auth import Authenticator
+from services.security._policy import Decision, PolicyStore
+from services.security._principal import Level, Principal
+from services.security._ratelimit import RateLimiter
+
+__all__ = ["ANONYMOUS", "Gate"]
+
+ANONYMOUS = "anonymous"
+
+
+class Gate:
+    """Authentication, rate limiting and authorization with auditing. No gRPC dependency."""
+
+    def __init__(
+        self, auth: Authenticator, policy: PolicyStore, limiter: RateLimiter, audit: AuditLog
+    ) -> None:
+        self.auth = auth
+        self.policy = policy
+        self.limiter = limiter
+        self.audit = audit
+
+    def authenticate(self, token: str, *, action: str, resource: str = "", request_id: str = "") -> Principal:
+        """Return the token's principal, rate-limited per subject.
+
+        Raises:
+            Unauthenticated: after auditing the failure.
+            ResourceExhausted: the subject's bucket is empty, or too many slow key verifications
+                for one key id (the latter audited like a failure).
+            Unavailable: the failure could not be audited.
+        """
+        try:
+            principal = self.auth.authenticate(token)
+        except (Unauthenticated, ResourceExhausted) as exc:
+            self.audit.append(
+                action=action,
+                resource=resource,
+                decision="DENY",
+                subject=ANONYMOUS,
+                reason=exc.message,
+                request_id=request_id,
+            )
+            raise
+        self.limiter.check(principal.subject)
+        return principal
+
+    def decide(
+        self, principal: Principal, action: str, resource: str, min_level: Level | None = None
+    ) -> Decision:
+        """Policy decision for ``action:resource``, made stricter by ``min_level`` when given."""
+        decision = self.policy.policy.decide(principal, f"{action}:{resource}")
+        if decision.allowed and min_level is not None and principal.level < min_level:
+            reason = (
+                f"'{action}:{resource}' requires level {min_level.name}; caller has {principal.level.name}"
+            )
+            return Decision(False, decision.action, reason, min_level, decision.required_roles, decision.rule)
+        if (
+            decision.allowed
+            and min_level is not None
+            and (decision.required_level or Level.PUBLIC) < min_level
+        ):
+            return Decision(
+                True, decision.action, decision.reason, min_level, decision.required_roles, decision.rule
+            )
+        return decision
+
+    def authorize(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        *,
+        request_id: str = "",
+        min_level: Level | None = None,
+        audit_action: str = "authorize",
+    ) -> tuple[Decision, AuditRecord]:
+        """Decide, audit the decision, and raise `PermissionDenied` (naming the requirement) on denial."""
+        decision = self.decide(principal, action, resource, min_level)
+        record = self.audit.append(
+            action=audit_action,
+            resource=f"{action}:{resource}",
+            decision="ALLOW" if decision.allowed else "DENY",
+            subject=principal.subject,
+            reason=decision.reason if not decision.allowed else f"rule {decision.rule}",
+            request_id=request_id,
+            details={
+                "level": principal.level.name,
+                "via": principal.via,
+                "credential": principal.credential_id,
+            },
+        )
+        if not decision.allowed:
+            raise PermissionDenied(decision.reason)
+        return decision, record
+
+    def require_level(
+        self, token: str, level: Level, *, action: str, request_id: str = "", audit_allowed: bool = False
+    ) -> Principal:
+        """Guard for the service's own RPCs: the caller needs at least ``level`` (fixed by the contract).
+
+        Denials are always audited; allowed calls only when ``audit_allowed`` (admin actions).
+        """
+        principal = self.authenticate(token, action=action, request_id=request_id)
+        if principal.level < level:
+            reason = f"'{action}' requires level {level.name}; caller has {principal.level.name}"
+            self.audit.append(
+                action=action,
+                decision="DENY",
+                subject=principal.subject,
+                reason=reason,
+                request_id=request_id,
+            )
+            raise PermissionDenied(reason)
+        if audit_allowed:
+            self.audit.append(
+                action=action,
+                decision="ALLOW",
+                subject=principal.subject,
+                reason=f"level {principal.level.name}",
+                request_id=request_id,
+            )
+        return principal

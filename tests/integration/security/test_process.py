@@ -1,0 +1,94 @@
+"""The security entry point as a real process: dev token, SIGHUP policy reload, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from tests.conftest import REPO, eventually, python_env
+from vigil.security.v1 import security_pb2 as pb
+from vigil.security.v1 import security_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_dev_token_sighup_reload_and_sigterm(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules: [{match: 'workflow.start:*', min_level: ADMIN}]\n")
+    cfg = tmp_path / "security.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"port": 0, "grace_period_s": 1},
+                "auth": {"keys_file": str(tmp_path / "keys.yaml")},
+                "policy_file": str(policy),
+                "policy_poll_s": 3600,  # only SIGHUP may reload in this test
+                "audit": {"db_path": str(tmp_path / "audit.db")},
+            }
+        )
+    )
+    token_file = tmp_path / ".vigil" / "dev-token"
+    args = ["dev-token", "--config", str(cfg), "--token-file", str(token_file)]
+    made = subprocess.run(
+        [sys.executable, "-m", "services.security", *args],
+        cwd=REPO,
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    token = token_file.read_text().strip()
+    assert str(token_file) in made.stdout and token not in made.stdout
+
+    proc = spawn("-m", "services.security", "--config", str(cfg))
+    port = proc.wait_for_port()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.SecurityServiceStub(channel)
+        who = await stub.Authenticate(pb.AuthenticateRequest(token=token), timeout=5)
+        assert who.principal.level == pb.SECURITY_LEVEL_ADMIN
+        req = pb.AuthorizeRequest(token=token, action="workflow.start", resource="x")
+        assert (await stub.Authorize(req, timeout=5)).required_level == pb.SECURITY_LEVEL_ADMIN
+        policy.write_text("rules: [{match: 'workflow.start:*', min_level: PRIVILEGED}]\n")
+        proc.popen.send_signal(signal.SIGHUP)
+
+        async def reloaded() -> bool:
+            resp = await stub.Authorize(req, timeout=5)
+            return resp.required_level == pb.SECURITY_LEVEL_PRIVILEGED
+
+        await eventually(reloaded, timeout=10)
+        # A broken policy is refused (the old one stays) and the error is logged, redacted.
+        policy.write_text("rules: [{match: 'workflow.start:*', min_level: 'bob@example.com'}]\n")
+        proc.popen.send_signal(signal.SIGHUP)
+        assert (await stub.Authorize(req, timeout=5)).required_level == pb.SECURITY_LEVEL_PRIVILEGED
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.popen.wait(15) == 0
+    _, err = proc.popen.communicate(timeout=5)
+    logs = "".join(proc.lines) + err
+    assert token not in logs
+    assert "policy reload failed" in logs and "[REDACTED:email]" in logs and "bob@example.com" not in logs
+
+
+def test_unusable_policy_exits_2_with_one_line(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "policy.yaml").write_text("rules: [{match: 'x:*', min_level: ROOT}]\n")
+    cfg = tmp_path / "security.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"port": 0},
+                "policy_file": str(tmp_path / "policy.yaml"),
+                "audit": {"db_path": str(tmp_path / "audit.db")},
+            }
+        )
+    )
+    proc = spawn("-m", "services.security", "--config", str(cfg))
+    _, err = proc.popen.communicate(timeout=30)
+    assert proc.popen.returncode == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "policy_file" in lines[0] and "ROOT" in lines[0], err

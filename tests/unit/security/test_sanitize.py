@@ -1,0 +1,111 @@
+"""Redaction: PII and secret shapes, Luhn, counts never values, configured patterns, never raises."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.security import RedactionPattern, Redactor, luhn_ok, redact
+
+CASES = [
+    ("contact alice@example.com today", "email"),
+    ("a.b+tag@sub.example.co.uk", "email"),
+    ("call +1 415-555-0132", "phone"),
+    ("call (415) 555-0132", "phone"),
+    ("tel 020 7946 0958", "phone"),
+    ("+44 20 7946 0958", "phone"),
+    ("card 4111 1111 1111 1111", "card"),
+    ("card 4111-1111-1111-1111", "card"),
+    ("amex 378282246310005", "card"),
+    ("mc 5555555555554444", "card"),
+    ("from 192.168.1.20 port", "ipv4"),
+    ("8.8.8.8", "ipv4"),
+    ("v6 2001:db8::1 here", "ipv6"),
+    ("fe80::1%eth0", "ipv6"),
+    ("2001:db8::1", "ipv6"),
+    ("2001:0db8:85a3:0000:0000:8a2e:0370:7334", "ipv6"),
+    ("Authorization: Bearer abcdef123456.xyz", "bearer_token"),
+    ("token vgl_0123456789ab_" + "A" * 43, "api_key"),
+    ("sk-" + "a" * 40, "api_key"),
+    ("AKIAIOSFODNN7EXAMPLE", "api_key"),
+    ("ghp_" + "b" * 36, "api_key"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "jwt"),
+    ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nabc\n-----END PRIVATE KEY-----", "private_key"),
+    ("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----", "private_key"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\ntruncated key without end", "private_key"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), CASES)
+def test_each_kind_is_redacted(text: str, kind: str) -> None:
+    out, counts = redact(text)
+    assert counts.get(kind, 0) >= 1, (out, counts)
+    assert f"[REDACTED:{kind}]" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112",  # fails Luhn
+        "version 1.2.3 and 10.0",
+        "at 12:30:45 on 2024-05-01",
+        "order 12345",
+        "999.999.999.999",
+        "plain text with no secrets",
+        "ratio 3:2",
+        "listening on 127.0.0.1:50052 and [::1]:50052 and 0.0.0.0",
+    ],
+)
+def test_lookalikes_are_kept(text: str) -> None:
+    assert redact(text) == (text, {})
+
+
+def test_counts_never_carry_values() -> None:
+    text = "a@x.io b@y.io 4111111111111111 10.0.0.1"
+    out, counts = redact(text)
+    assert counts == {"email": 2, "card": 1, "ipv4": 1}
+    for secret in ("a@x.io", "b@y.io", "4111111111111111", "10.0.0.1"):
+        assert secret not in out and secret not in repr(counts)
+
+
+def test_luhn() -> None:
+    assert luhn_ok("4111111111111111") and luhn_ok("79927398713")
+    assert not luhn_ok("4111111111111112")
+
+
+def test_configured_patterns_and_nested_values() -> None:
+    r = Redactor([RedactionPattern(kind="employee_id", regex=r"\bEMP-\d{6}\b")])
+    value = {"who": "EMP-123456", "list": ["x@y.com", 5, None, {"deep": "EMP-000001"}], "n": 3}
+    out, counts = r.redact_value(value)
+    assert out == {
+        "who": "[REDACTED:employee_id]",
+        "list": ["[REDACTED:email]", 5, None, {"deep": "[REDACTED:employee_id]"}],
+        "n": 3,
+    }
+    assert counts == {"employee_id": 2, "email": 1}
+    assert value["who"] == "EMP-123456"  # input untouched
+
+
+def test_bad_configured_pattern_fails_fast() -> None:
+    with pytest.raises(re.error):
+        Redactor([RedactionPattern(kind="bad", regex="(unclosed")])
+
+
+EMAILS = st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.(com|org|io)", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_never_raises(text: str) -> None:
+    out, counts = redact(text)
+    assert isinstance(out, str) and all(isinstance(v, int) and v > 0 for v in counts.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=" ,;\n", max_size=5), EMAILS, st.text(alphabet=" ,;\n", max_size=5))
+def test_embedded_emails_never_survive(pre: str, email: str, post: str) -> None:
+    out, counts = redact(f"x{pre} {email} {post}y")
+    assert email not in out and counts["email"] == 1
