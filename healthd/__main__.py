@@ -1,37 +1,35 @@
-"""Entry point: `python -m healthd` serves vigil.healthd.v1.HealthDaemon.
+"""``healthd``: run the daemon, or a client command.
 
-The foundation serves health, reflection and the contract; RPCs not yet built
-answer UNIMPLEMENTED (the generated base servicer), never a fake result.
+healthd [--config PATH]            run the daemon (env overrides: VIGIL_HEALTHD_*)
+healthd status [--addr HOST:PORT]  print the system health table
+healthd watch  [--addr HOST:PORT]  stream health changes
+healthd probe -addr HOST:PORT [-service NAME] [-tls ...]   grpc_health_probe exit codes
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from services.common import ConfigModel, ServerConfig, VigilServer, run_main
-from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
+from healthd._cli import probe, status, watch
 
-
-class HealthdConfig(ConfigModel):
-    """Settings of the healthd process."""
-
-    server: ServerConfig = ServerConfig(port=50050)
-    """gRPC server settings (default port 50050)."""
-
-
-async def build(config: HealthdConfig) -> VigilServer:
-    server = VigilServer(config.server, "healthd")
-    server.add_servicer(
-        _pb_grpc.add_HealthDaemonServicer_to_server,
-        _pb_grpc.HealthDaemonServicer(),
-        "vigil.healthd.v1.HealthDaemon",
-    )
-    return server
+_COMMANDS = {"probe": probe, "status": status, "watch": watch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main(argv, model=HealthdConfig, env_prefix="VIGIL_HEALTHD_", build=build, prog="healthd")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in _COMMANDS:
+        return _COMMANDS[args[0]](args[1:])
+    parser = argparse.ArgumentParser(prog="healthd", description="Vigil health daemon")
+    parser.add_argument(
+        "--config", type=Path, help="YAML config file (settings also from VIGIL_HEALTHD_* env)"
+    )
+    parsed = parser.parse_args(args)
+    from healthd._daemon import serve  # the daemon's imports are not paid by client commands
+
+    return serve(parsed.config)
 
 
 if __name__ == "__main__":

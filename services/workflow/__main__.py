@@ -1,7 +1,6 @@
-"""Entry point: `python -m services.workflow` serves vigil.workflow.v1.WorkflowService.
+"""Entry point: ``python -m services.workflow --config FILE`` serves vigil.workflow.v1.WorkflowService.
 
-The foundation serves health, reflection and the contract; RPCs not yet built
-answer UNIMPLEMENTED (the generated base servicer), never a fake result.
+Settings come from the YAML file and ``VIGIL_WORKFLOW_...`` environment overrides.
 """
 
 from __future__ import annotations
@@ -9,25 +8,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from services.common import ConfigModel, ServerConfig, VigilServer, run_main
-from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
-
-
-class WorkflowConfig(ConfigModel):
-    """Settings of the workflow process."""
-
-    server: ServerConfig = ServerConfig(port=50051)
-    """gRPC server settings (default port 50051)."""
-
-
-async def build(config: WorkflowConfig) -> VigilServer:
-    server = VigilServer(config.server, "workflow")
-    server.add_servicer(
-        _pb_grpc.add_WorkflowServiceServicer_to_server,
-        _pb_grpc.WorkflowServiceServicer(),
-        "vigil.workflow.v1.WorkflowService",
-    )
-    return server
+from services.common import run_main
+from services.workflow._app import build
+from services.workflow._config import WorkflowConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:

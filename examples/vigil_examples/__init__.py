@@ -1,0 +1,1 @@
+"""Example workflow plugins for the Vigil workflow service."""

@@ -1,0 +1,221 @@
+"""Aggregation: per-check hysteresis, component status, system status, score and level.
+
+Pure functions over frozen values; time enters only as an explicit ``now``.
+
+Rules (DESIGN.md "Health model"):
+- A check is NOT_SERVING after ``failure_threshold`` consecutive failures (or one decisive
+  event: a child exit, a broken Watch stream) and SERVING again after ``success_threshold``
+  consecutive successes. Before any result it is UNKNOWN.
+- A component's own status: NOT_SERVING if any check is, else UNKNOWN if any check is, else SERVING.
+- Dependency-aware: a component whose hard dependency (``depends_on``, transitively) is not
+  SERVING is reported DEPENDENCY_DOWN with the root cause named, not as its own failure.
+- Components in maintenance are excluded from system status, score and level.
+- System: UNHEALTHY if a critical component is down (own failure or dependency), DEGRADED if
+  any other component is down or any component is still UNKNOWN, else HEALTHY.
+- Score 0-100: weighted mean (critical weight 3, other 1) of credit SERVING 1, UNKNOWN 0.5, down 0.
+- Level: the worst ``level_when_down`` among down components (critical default RESTRICTED,
+  non-critical DEGRADED); OFFLINE when every critical component is down. Levels worsen at
+  once and improve only after the better level held for ``level_recovery_s`` (no flapping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from healthd._config import ComponentConfig, HealthdConfig, Level
+from healthd._types import CheckResult, Status
+
+CRITICAL_WEIGHT = 3
+NORMAL_WEIGHT = 1
+
+
+class SystemStatus(StrEnum):
+    """Overall verdict over all components."""
+
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"
+    UNHEALTHY = "UNHEALTHY"
+
+
+class Reason(StrEnum):
+    """Why a component has its reported status."""
+
+    OK = "OK"
+    PENDING = "PENDING"
+    """No verdict yet (no result, or hysteresis not yet reached)."""
+    FAILING = "FAILING"
+    """Its own checks fail."""
+    DEPENDENCY_DOWN = "DEPENDENCY_DOWN"
+    """A hard dependency is down; this component's own checks are not to blame."""
+    MAINTENANCE = "MAINTENANCE"
+    """Checks and healing paused by an operator."""
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """Hysteresis state of one check."""
+
+    status: Status = Status.UNKNOWN
+    successes: int = 0
+    failures: int = 0
+    last: CheckResult | None = None
+
+
+def apply_result(
+    state: CheckState, result: CheckResult, failure_threshold: int, success_threshold: int
+) -> CheckState:
+    """Fold one result into a check's hysteresis state.
+
+    UNKNOWN results count as failures: a check that cannot tell is not evidence of health.
+    """
+    if result.ok:
+        successes, failures = state.successes + 1, 0
+        # From UNKNOWN one success is enough: hysteresis guards against flapping, not start-up.
+        needed = 1 if state.status is Status.UNKNOWN else success_threshold
+        status = Status.SERVING if successes >= needed else state.status
+    else:
+        successes, failures = 0, state.failures + 1
+        down = result.decisive or failures >= failure_threshold
+        status = Status.NOT_SERVING if down else state.status
+    return CheckState(status, successes, failures, result)
+
+
+def own_status(checks: list[CheckState]) -> Status:
+    """A component's status from its checks alone."""
+    if any(c.status is Status.NOT_SERVING for c in checks):
+        return Status.NOT_SERVING
+    if any(c.status is Status.UNKNOWN for c in checks):
+        return Status.UNKNOWN
+    return Status.SERVING
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    """What healthd reports for one component."""
+
+    name: str
+    critical: bool
+    status: Status
+    """Effective status: NOT_SERVING also when a dependency is down."""
+    own: Status
+    """Status from its own checks alone."""
+    reason: Reason
+    cause: str = ""
+    """For DEPENDENCY_DOWN: the dependency at the root of the failure."""
+
+
+@dataclass(frozen=True)
+class SystemHealth:
+    """The aggregated view served as ``""``, ``readiness`` and by GetSystemHealth."""
+
+    status: SystemStatus
+    score: int
+    level: Level
+    components: tuple[ComponentHealth, ...]
+
+    @property
+    def ready(self) -> bool:
+        """Every critical component (not in maintenance) is SERVING."""
+        return all(
+            c.status is Status.SERVING
+            for c in self.components
+            if c.critical and c.reason is not Reason.MAINTENANCE
+        )
+
+
+_REASON = {Status.SERVING: Reason.OK, Status.UNKNOWN: Reason.PENDING, Status.NOT_SERVING: Reason.FAILING}
+
+
+def _down_root(name: str, config: HealthdConfig, own: dict[str, Status], maint: set[str]) -> str | None:
+    """The first hard dependency (depth-first) that is itself down for its own reasons."""
+    for dep in config.component(name).depends_on:
+        if dep in maint:
+            continue  # an operator is working on it: don't blame dependents
+        root = _down_root(dep, config, own, maint)
+        if root is not None:
+            return root
+        if own[dep] is Status.NOT_SERVING:
+            return dep
+    return None
+
+
+def component_health(
+    config: HealthdConfig, own: dict[str, Status], maintenance: set[str]
+) -> tuple[ComponentHealth, ...]:
+    """Effective health of every component, in config order."""
+    out = []
+    for comp in config.components:
+        status = own[comp.name]
+        if comp.name in maintenance:
+            out.append(ComponentHealth(comp.name, comp.critical, status, status, Reason.MAINTENANCE))
+            continue
+        root = _down_root(comp.name, config, own, maintenance)
+        if root is not None:
+            out.append(
+                ComponentHealth(
+                    comp.name, comp.critical, Status.NOT_SERVING, status, Reason.DEPENDENCY_DOWN, root
+                )
+            )
+            continue
+        out.append(ComponentHealth(comp.name, comp.critical, status, status, _REASON[status]))
+    return tuple(out)
+
+
+def _score(active: list[ComponentHealth]) -> int:
+    credit = {Status.SERVING: 1.0, Status.UNKNOWN: 0.5, Status.NOT_SERVING: 0.0}
+    total = sum(CRITICAL_WEIGHT if c.critical else NORMAL_WEIGHT for c in active)
+    if total == 0:
+        return 100
+    got = sum((CRITICAL_WEIGHT if c.critical else NORMAL_WEIGHT) * credit[c.status] for c in active)
+    return round(100 * got / total)
+
+
+def target_level(config: HealthdConfig, comps: tuple[ComponentHealth, ...]) -> Level:
+    """The degradation level the current component health calls for (before damping)."""
+    active = [c for c in comps if c.reason is not Reason.MAINTENANCE]
+    down = [c for c in active if c.status is Status.NOT_SERVING]
+    critical = [c for c in active if c.critical]
+    if critical and all(c.status is Status.NOT_SERVING for c in critical):
+        return Level.OFFLINE
+    by_name: dict[str, ComponentConfig] = {c.name: c for c in config.components}
+    return max((by_name[c.name].level_when_down for c in down), key=lambda lv: lv.rank, default=Level.NORMAL)
+
+
+def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level) -> SystemHealth:
+    """System status and score for component health; ``level`` comes from `LevelDamper`."""
+    active = [c for c in comps if c.reason is not Reason.MAINTENANCE]
+    if any(c.critical and c.status is Status.NOT_SERVING for c in active):
+        status = SystemStatus.UNHEALTHY
+    elif any(c.status is not Status.SERVING for c in active):
+        status = SystemStatus.DEGRADED
+    else:
+        status = SystemStatus.HEALTHY
+    return SystemHealth(status, _score(active), level, comps)
+
+
+@dataclass(frozen=True)
+class LevelDamper:
+    """Degradation level with asymmetric damping: worse at once, better after a hold time.
+
+    Invariant: ``pending`` is set only while a better level than ``level`` is being held,
+    and ``pending_since`` is when that better level was first seen.
+    """
+
+    level: Level = Level.NORMAL
+    pending: Level | None = None
+    pending_since: float = 0.0
+
+    def step(self, target: Level, now: float, hold_s: float) -> LevelDamper:
+        """Advance toward ``target`` at time ``now``."""
+        if target.rank >= self.level.rank:
+            # Same or worse: take it immediately and forget any pending improvement.
+            return LevelDamper(target)
+        # Better: hold it; the level reached is the worst target seen while holding.
+        if self.pending is None:
+            pending, since = target, now
+        else:
+            pending, since = max(self.pending, target, key=lambda lv: lv.rank), self.pending_since
+        if now - since >= hold_s:
+            return LevelDamper(pending)
+        return LevelDamper(self.level, pending, since)

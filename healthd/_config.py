@@ -1,0 +1,352 @@
+"""healthd configuration: components, their checks, healing and supervised processes.
+
+Loaded once at start-up with `services.common.load_config(HealthdConfig, path,
+env_prefix="VIGIL_HEALTHD_")`. Cross-field rules (unique names, known dependencies, no
+dependency cycles, restart needs a supervised process, sidecar mode supervises nothing)
+are validated here so a bad file fails at start-up with the field named.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from services.common import ConfigModel, ServerConfig
+from services.security import AuthConfig
+
+
+class Mode(StrEnum):
+    """How healthd relates to the services it watches."""
+
+    SUPERVISOR = "supervisor"
+    """healthd starts the services as child processes and restarts them (local, VM)."""
+    SIDECAR = "sidecar"
+    """healthd only checks; it heals by command or admin RPC and escalates via `liveness` (Kubernetes)."""
+
+
+class Level(StrEnum):
+    """Degradation levels of DESIGN.md, ordered from best to worst."""
+
+    NORMAL = "NORMAL"
+    DEGRADED = "DEGRADED"
+    RESTRICTED = "RESTRICTED"
+    READ_ONLY = "READ_ONLY"
+    OFFLINE = "OFFLINE"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order NORMAL < DEGRADED < RESTRICTED < READ_ONLY < OFFLINE."""
+        return list(Level).index(self)
+
+
+class ClientTLS(ConfigModel):
+    """TLS used by healthd as a client (checks, admin RPCs); mTLS when a client cert is set."""
+
+    ca_file: Path | None = None
+    """PEM CA bundle that signed the server's certificate; system roots when unset."""
+    cert_file: Path | None = None
+    """PEM client certificate presented for mTLS."""
+    key_file: Path | None = None
+    """PEM private key of ``cert_file``."""
+    server_name: str | None = None
+    """Overrides the name checked against the server certificate (SNI/authority)."""
+
+
+class _CheckBase(ConfigModel):
+    """Timing and hysteresis shared by every check kind."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    """Name shown in status and events; defaults to the kind (``grpc``, ``grpc-2`` if repeated)."""
+    interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """Period between runs; runs stay on the grid start + k*interval (no drift)."""
+    timeout_s: float = Field(default=1.0, gt=0, le=600)
+    """A run that takes longer is cancelled and counts as a failure."""
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    """Consecutive failures before the check is considered NOT_SERVING."""
+    success_threshold: int = Field(default=1, ge=1, le=100)
+    """Consecutive successes before a failed check is considered SERVING again."""
+    initial_delay_s: float = Field(default=0.0, ge=0, le=3600)
+    """Wait before the first run (lets a service start)."""
+    jitter_s: float = Field(default=0.0, ge=0, le=60)
+    """Each run is delayed by a random amount in [0, jitter_s] (never accumulated)."""
+
+    @model_validator(mode="after")
+    def _jitter_fits(self) -> Self:
+        if self.jitter_s >= self.interval_s:
+            raise ValueError(f"jitter_s ({self.jitter_s}) must be below interval_s ({self.interval_s})")
+        return self
+
+
+class GrpcCheckConfig(_CheckBase):
+    """`grpc.health.v1` Check of a named service; also holds a Watch stream open (death is an event)."""
+
+    kind: Literal["grpc"]
+    address: str = Field(min_length=1)
+    """``host:port`` of the server."""
+    service: str = ""
+    """Service name asked for; ``""`` is the server's overall health."""
+    tls: ClientTLS | None = None
+    """TLS to the server; plaintext when unset."""
+    watch: bool = True
+    """Hold a Watch stream open so a dying server is seen the moment the stream breaks."""
+
+
+class TcpCheckConfig(_CheckBase):
+    """TCP connect to ``host:port``."""
+
+    kind: Literal["tcp"]
+    address: str = Field(min_length=1)
+    """``host:port`` to connect to."""
+
+
+class HttpCheckConfig(_CheckBase):
+    """HTTP GET with status (and optional body) match."""
+
+    kind: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    """Full URL, ``http://`` or ``https://``."""
+    expect_status: int = Field(default=200, ge=100, le=599)
+    """Status code that counts as success."""
+    expect_body: str | None = None
+    """Substring the body must contain; unchecked when unset."""
+    tls: ClientTLS | None = None
+    """CA / client certificate for ``https://`` URLs."""
+
+
+class ExecCheckConfig(_CheckBase):
+    """Runs a command; success is the expected exit code."""
+
+    kind: Literal["exec"]
+    argv: list[str] = Field(min_length=1)
+    """Program and arguments (no shell)."""
+    expect_exit: int = 0
+    """Exit code that counts as success."""
+
+
+class ProcessCheckConfig(_CheckBase):
+    """Liveness of the component's supervised child process (supervisor mode)."""
+
+    kind: Literal["process"]
+
+
+class StoreCheckConfig(_CheckBase):
+    """Opens the workflow SQLite store read-only and runs a trivial query."""
+
+    kind: Literal["store"]
+    path: Path
+    """SQLite database file of the workflow run store."""
+
+
+CheckConfig = Annotated[
+    GrpcCheckConfig
+    | TcpCheckConfig
+    | HttpCheckConfig
+    | ExecCheckConfig
+    | ProcessCheckConfig
+    | StoreCheckConfig,
+    Field(discriminator="kind"),
+]
+
+
+class ProcessConfig(ConfigModel):
+    """A child process healthd supervises (supervisor mode)."""
+
+    argv: list[str] = Field(min_length=1)
+    """Program and arguments (no shell); ``{python}`` stands for healthd's own interpreter."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Variables added to healthd's own environment for the child."""
+    cwd: Path | None = None
+    """Working directory; healthd's when unset."""
+    grace_s: float = Field(default=5.0, ge=0, le=600)
+    """Time between SIGTERM and SIGKILL when stopping the child."""
+
+
+class AdminRpcConfig(ConfigModel):
+    """A unary RPC healthd calls to heal a component (empty request message)."""
+
+    address: str = Field(min_length=1)
+    """``host:port`` of the server."""
+    method: str = Field(pattern=r"^/[\w.]+/\w+$")
+    """Full method path, e.g. ``/vigil.workflow.v1.WorkflowService/ResetBreakers``."""
+    tls: ClientTLS | None = None
+    """TLS to the server; plaintext when unset."""
+    token_file: Path | None = None
+    """File holding a bearer token sent as ``authorization`` metadata."""
+
+
+class HealingConfig(ConfigModel):
+    """How a failed component is healed, and how hard healthd tries."""
+
+    action: Literal["none", "restart", "command", "admin_rpc"] = "none"
+    """``restart`` the supervised child, run ``command``, call ``admin_rpc``, or ``none`` (observe only)."""
+    command: list[str] | None = None
+    """Program and arguments for ``action: command``; success is exit code 0."""
+    command_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    """A healing command running longer is killed and counts as a failed heal."""
+    admin_rpc: AdminRpcConfig | None = None
+    """The RPC for ``action: admin_rpc``."""
+    backoff_base_s: float = Field(default=0.5, ge=0, le=3600)
+    """Delay before the second heal in a window; doubles for each further heal."""
+    backoff_cap_s: float = Field(default=30.0, ge=0, le=3600)
+    """Largest delay between heals."""
+    backoff_jitter: float = Field(default=0.2, ge=0, le=1)
+    """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]."""
+    max_attempts: int = Field(default=5, ge=1, le=1000)
+    """Heals allowed within ``window_s``; one more failure then means FATAL."""
+    window_s: float = Field(default=300.0, gt=0, le=86400)
+    """Sliding window over which heal attempts are counted (flap damping)."""
+    start_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    """A healed component must pass its checks within this time or the heal failed."""
+
+    @model_validator(mode="after")
+    def _action_has_target(self) -> Self:
+        if self.action == "command" and not self.command:
+            raise ValueError("action 'command' needs 'command' (program and arguments)")
+        if self.action == "admin_rpc" and self.admin_rpc is None:
+            raise ValueError("action 'admin_rpc' needs an 'admin_rpc' section")
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError("backoff_cap_s must be at least backoff_base_s")
+        return self
+
+
+class ComponentConfig(ConfigModel):
+    """One thing healthd watches: a service, a dependency, a store."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[\w.\-/]+$")
+    """Name served on grpc.health.v1 (the local config uses full gRPC service names)."""
+    critical: bool = True
+    """A failing critical component makes the system UNHEALTHY; others only DEGRADED."""
+    depends_on: list[str] = Field(default_factory=list)
+    """Hard dependencies: when one is down, this component is reported DEPENDENCY_DOWN and not healed."""
+    degrades_to: Level | None = None
+    """Degradation level while this component is down; default RESTRICTED if critical else DEGRADED."""
+    checks: list[CheckConfig] = Field(min_length=1)
+    """At least one check; the component is SERVING when all of them are."""
+    healing: HealingConfig = Field(default_factory=HealingConfig)
+    """What to do when the component fails."""
+    process: ProcessConfig | None = None
+    """Child process to supervise (supervisor mode only)."""
+
+    def check_names(self) -> list[str]:
+        """Display names of the checks, unique within the component."""
+        names: list[str] = []
+        for i, check in enumerate(self.checks):
+            name = check.name or check.kind
+            names.append(name if name not in names else f"{name}-{i + 1}")
+        return names
+
+    @property
+    def level_when_down(self) -> Level:
+        """The degradation level this component imposes while it is down."""
+        if self.degrades_to is not None:
+            return self.degrades_to
+        return Level.RESTRICTED if self.critical else Level.DEGRADED
+
+
+class HttpConfig(ConfigModel):
+    """The HTTP port for the dashboard, ``/metrics`` and JSON export."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = Field(default=8050, ge=0, le=65535)
+    """TCP port; 0 picks a free port."""
+
+
+class WatchdogConfig(ConfigModel):
+    """healthd's own honesty: `liveness` turns NOT_SERVING when its scheduler stalls."""
+
+    interval_s: float = Field(default=0.5, gt=0, le=60)
+    """Heartbeat period of the watchdog."""
+    stall_after_s: float = Field(default=5.0, gt=0, le=3600)
+    """Event-loop lag (or check lateness) beyond which the scheduler counts as stalled."""
+
+
+class HealthdConfig(ConfigModel):
+    """Root configuration of the health daemon."""
+
+    server: ServerConfig = Field(default_factory=lambda: ServerConfig(port=50050))
+    """gRPC server (grpc.health.v1 and vigil.healthd.v1.HealthDaemon); default port 50050."""
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    """HTTP dashboard / metrics port (default 8050)."""
+    mode: Mode = Mode.SUPERVISOR
+    """``supervisor`` starts and restarts children; ``sidecar`` only checks and escalates."""
+    components: list[ComponentConfig] = Field(default_factory=list)
+    """Everything healthd watches."""
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    """The security service's key material (API key hashes, keys file, JWT settings): healthd
+    verifies ADMIN tokens on mutating RPCs itself, so they work while that service is down."""
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
+    """Self-check of the scheduler."""
+    level_recovery_s: float = Field(default=5.0, ge=0, le=3600)
+    """The degradation level improves only after the better level held this long (no flapping)."""
+    event_history: int = Field(default=1000, ge=10, le=1_000_000)
+    """Events kept in memory for ListEvents."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [c.name for c in self.components]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"component names must be unique; repeated: {sorted(dup)}")
+        reserved = {"", "liveness", "readiness"} & set(names)
+        if reserved:
+            raise ValueError(f"component names {sorted(reserved)} are reserved by healthd")
+        for comp in self.components:
+            for dep in comp.depends_on:
+                if dep not in names:
+                    raise ValueError(f"component '{comp.name}' depends on unknown component '{dep}'")
+            has_process_check = any(c.kind == "process" for c in comp.checks)
+            if self.mode is Mode.SIDECAR and comp.process is not None:
+                raise ValueError(f"component '{comp.name}': sidecar mode supervises no process")
+            if comp.healing.action == "restart" and comp.process is None:
+                raise ValueError(f"component '{comp.name}': healing 'restart' needs a 'process'")
+            if has_process_check and comp.process is None:
+                raise ValueError(f"component '{comp.name}': a 'process' check needs a 'process'")
+        _reject_cycles({c.name: c.depends_on for c in self.components})
+        return self
+
+    def component(self, name: str) -> ComponentConfig:
+        """The component called ``name`` (KeyError when unknown)."""
+        for comp in self.components:
+            if comp.name == name:
+                return comp
+        raise KeyError(name)
+
+
+def _reject_cycles(graph: dict[str, list[str]]) -> None:
+    """Raise ValueError naming a dependency cycle if ``graph`` has one."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycle = " -> ".join([*path[path.index(node) :], node])
+            raise ValueError(f"dependency cycle: {cycle}")
+        if node in done:
+            return
+        for dep in graph[node]:
+            visit(dep, [*path, node])
+        done.add(node)
+
+    for name in graph:
+        visit(name, [])
+
+
+def dependency_order(config: HealthdConfig) -> list[str]:
+    """Component names ordered so every component comes after its dependencies."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in config.component(name).depends_on:
+            visit(dep)
+        order.append(name)
+
+    for comp in config.components:
+        visit(comp.name)
+    return order

@@ -1,0 +1,109 @@
+"""Wiring: engine + gRPC server (grpc.health.v1 and HealthDaemon), start-up and shutdown order.
+
+Start: publish the initial statuses, bind the server, then start checks and children (so a
+server that cannot bind never leaves children behind). Stop (SIGTERM/Ctrl-C): overall
+NOT_SERVING, stop checks and children (dependents first), then drain and stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from healthd._config import HealthdConfig, Mode
+from healthd._engine import HealthEngine
+from healthd._scheduler import Clock
+from healthd._service import AdminGate, HealthBridge, HealthDaemonService
+from healthd._snapshot import Snapshot
+from healthd._supervisor import LineSink
+from services.common import ConfigError, VigilServer, configure_logging, get_logger, load_config
+from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
+
+ENV_PREFIX = "VIGIL_HEALTHD_"
+SERVICE_NAME = "vigil.healthd.v1.HealthDaemon"
+
+_log = get_logger("vigil.healthd")
+
+
+def summary_line(snap: Snapshot) -> str:
+    """One-line live status: system verdict, then each component."""
+    system = snap.system
+    parts = [f"{system.status.value} score={system.score} level={system.level.value}"]
+    if snap.liveness.value != "SERVING":
+        parts.append(f"liveness NOT_SERVING ({snap.liveness_reason})")
+    for view in snap.components:
+        h = view.health
+        detail = f" ({h.reason.value.lower()}: {h.cause})" if h.cause else ""
+        parts.append(f"{h.name}={h.status.value}/{view.heal_state.value}{detail}")
+    return " | ".join(parts)
+
+
+class Daemon:
+    """A running healthd: engine, health bridge and gRPC server."""
+
+    def __init__(
+        self, config: HealthdConfig, *, clock: Clock | None = None, sink: LineSink | None = None
+    ) -> None:
+        self.config = config
+        self.engine = HealthEngine(config, clock=clock, sink=sink)
+        self.server = VigilServer(config.server, "healthd")
+        self.bridge = HealthBridge(self.engine, self.server.health)
+        service = HealthDaemonService(self.engine, config, AdminGate(config.auth))
+        self.server.add_servicer(_pb_grpc.add_HealthDaemonServicer_to_server, service, SERVICE_NAME)
+        self._last_summary = ""
+        if config.mode is Mode.SUPERVISOR:
+            self.engine.add_listener(self._print_summary)
+
+    def _print_summary(self, snap: Snapshot) -> None:
+        line = summary_line(snap)
+        if line != self._last_summary:
+            self._last_summary = line
+            _log.info("status: %s", line)
+
+    async def start(self) -> int:
+        """Bind and serve, then start checks and children; returns the gRPC port."""
+        await self.bridge.start()
+        port = await self.server.start()
+        await self.engine.start()
+        return port
+
+    async def stop(self) -> None:
+        """Children first (dependents first), then healthd's own server."""
+        await self.engine.stop()
+        await self.bridge.stop()
+        await self.server.stop()
+
+
+def serve(config_path: Path | None) -> int:
+    """Run the daemon until SIGTERM/SIGINT. Exit codes: 0 clean, 1 cannot start, 2 bad config."""
+    try:
+        config = load_config(HealthdConfig, config_path, env_prefix=ENV_PREFIX)
+    except ConfigError as exc:
+        print(f"healthd: config error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.server.log_level)
+
+    async def run() -> int:
+        try:
+            daemon = Daemon(config)
+        except ValueError as exc:  # e.g. an unreadable check address
+            print(f"healthd: config error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            await daemon.start()
+        except OSError as exc:
+            _log.error("healthd cannot start: %s", exc)
+            await daemon.stop()
+            return 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        _log.info("healthd stopping: children first")
+        await daemon.stop()
+        return 0
+
+    return asyncio.run(run())

@@ -1,0 +1,184 @@
+"""Scheduler: every check on its own interval, concurrently, without drift.
+
+Run k of a check is due at ``start + initial_delay + k * interval + U(0, jitter)``: the grid is
+fixed at start, so slow checks or a late wake-up never shift later runs (no drift), and jitter
+never accumulates. If a run overshoots its slot, missed slots are skipped, not bunched up.
+Each check runs in its own task under its own timeout, so a hung target costs that check its
+timeout and never delays any other. Event streams (a gRPC Watch) feed results the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from healthd._checks import Check, run_check
+from healthd._config import CheckConfig
+from healthd._types import CheckResult
+
+ResultSink = Callable[[str, int, CheckResult], None]
+StreamFactory = Callable[[], AsyncIterator[CheckResult]]
+
+
+class Clock(Protocol):
+    """Monotonic time and sleeping, injectable so tests drive time."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic clock."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once ``now() >= deadline``."""
+        ...
+
+
+class LoopClock:
+    """``time.monotonic`` (the clock asyncio's loop uses), usable outside a running loop."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep_until(self, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, deadline - self.now()))
+
+
+class FakeClock:
+    """A clock tests advance by hand; sleepers wake when their deadline is reached."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self._now:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((deadline, fut))
+        await fut
+
+    async def advance(self, seconds: float, settle: int = 20) -> None:
+        """Move time forward, wake due sleepers and let the loop run ``settle`` rounds."""
+        self._now += seconds
+        due = [(d, f) for d, f in self._sleepers if d <= self._now]
+        self._sleepers = [(d, f) for d, f in self._sleepers if d > self._now]
+        for _, fut in sorted(due, key=lambda item: item[0]):
+            if not fut.done():
+                fut.set_result(None)
+        for _ in range(settle):
+            await asyncio.sleep(0)
+
+
+@dataclass
+class Job:
+    """One scheduled check. ``due`` is the slot being waited for; ``busy_since`` is set while running."""
+
+    component: str
+    index: int
+    check: Check
+    cfg: CheckConfig
+    due: float | None = None
+    busy_since: float | None = None
+    runs: int = 0
+
+
+class Scheduler:
+    """Runs checks on their grids and reports results to ``sink(component, index, result)``."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        sink: ResultSink,
+        *,
+        paused: Callable[[str], bool] = lambda _name: False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock = clock
+        self._sink = sink
+        self._paused = paused
+        self._rng = rng or random.Random()
+        self.jobs: list[Job] = []
+        self._streams: list[tuple[str, int, StreamFactory]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, component: str, index: int, check: Check, cfg: CheckConfig) -> None:
+        """Schedule ``check`` (index ``index`` of ``component``'s checks)."""
+        self.jobs.append(Job(component, index, check, cfg))
+
+    def add_stream(self, component: str, index: int, stream: StreamFactory) -> None:
+        """Feed every result ``stream()`` yields (events such as a broken Watch) to the sink."""
+        self._streams.append((component, index, stream))
+
+    def start(self) -> None:
+        """Start one task per job and per stream."""
+        start = self._clock.now()
+        self._tasks += [asyncio.create_task(self._run(job, start)) for job in self.jobs]
+        self._tasks += [asyncio.create_task(self._pump(c, i, s)) for c, i, s in self._streams]
+
+    async def stop(self) -> None:
+        """Cancel every task and close the checks' resources."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await asyncio.gather(*(job.check.close() for job in self.jobs), return_exceptions=True)
+
+    async def _run(self, job: Job, start: float) -> None:
+        cfg = job.cfg
+        base = start + cfg.initial_delay_s
+        k = 0
+        while True:
+            job.due = base + k * cfg.interval_s + self._rng.uniform(0.0, cfg.jitter_s)
+            await self._clock.sleep_until(job.due)
+            job.due = None
+            if not self._paused(job.component):
+                await self.run_once(job)
+            # Next slot on the fixed grid strictly after now: skipped slots are not made up.
+            elapsed_slots = math.floor((self._clock.now() - base) / cfg.interval_s) + 1
+            k = max(k + 1, elapsed_slots)
+
+    async def run_once(self, job: Job) -> CheckResult:
+        """Run ``job`` once under its timeout and report the result."""
+        job.busy_since = self._clock.now()
+        try:
+            result = await run_check(job.check, job.cfg.timeout_s)
+        finally:
+            job.busy_since = None
+        job.runs += 1
+        self._sink(job.component, job.index, result)
+        return result
+
+    async def check_now(self, component: str) -> list[CheckResult]:
+        """Run every check of ``component`` at once (outside the grid); results are reported too."""
+        jobs = [j for j in self.jobs if j.component == component]
+        return list(await asyncio.gather(*(self.run_once(j) for j in jobs)))
+
+    async def _pump(self, component: str, index: int, stream: StreamFactory) -> None:
+        async for result in stream():
+            if not self._paused(component):
+                self._sink(component, index, result)
+
+    def stalled(self, now: float, slack_s: float) -> str | None:
+        """Why the scheduler looks stalled at ``now``, or None when it keeps time.
+
+        A job is late when it has waited ``slack_s`` past its slot without waking, or has run
+        ``slack_s`` beyond its own timeout (which `run_check` enforces, so this means the loop
+        itself is stuck).
+        """
+        for job in self.jobs:
+            if job.due is not None and now - job.due > slack_s:
+                return f"{job.component} check {job.index} is {now - job.due:.1f}s late"
+            if job.busy_since is not None and now - job.busy_since > job.cfg.timeout_s + slack_s:
+                return f"{job.component} check {job.index} overran its timeout by {slack_s:g}s"
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return f"a scheduler task crashed: {task.exception()!r}"
+        return None

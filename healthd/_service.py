@@ -1,0 +1,212 @@
+"""Thin servicers: grpc.health.v1 fed from the engine, and vigil.healthd.v1.HealthDaemon.
+
+Reads (GetSystemHealth, WatchSystemHealth, ListEvents, grpc.health.v1) are open; CheckNow,
+Heal and SetMaintenance need an ADMIN bearer token that healthd verifies itself with the
+security service's `Authenticator` over the same key material, so operators can act while
+the security service is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health_pb2 as _hpb
+
+from healthd._config import HealthdConfig
+from healthd._convert import component_pb, event_pb, event_type, system_pb
+from healthd._engine import HealthEngine
+from healthd._snapshot import Snapshot
+from healthd._types import Status
+from services.common import FieldViolation, HealthServicer, InvalidArgument, PermissionDenied, Unavailable
+from services.security import AuthConfig, Authenticator, Level, Principal, bearer_token
+from vigil.healthd.v1 import healthd_pb2 as _pb
+from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
+
+_HEALTH = {
+    Status.SERVING: _hpb.HealthCheckResponse.SERVING,
+    Status.NOT_SERVING: _hpb.HealthCheckResponse.NOT_SERVING,
+    Status.UNKNOWN: _hpb.HealthCheckResponse.UNKNOWN,
+}
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+class TokenAuthenticator(Protocol):
+    """Bearer token -> principal, raising `Unauthenticated` (services.security.Authenticator)."""
+
+    def authenticate(self, token: str) -> Principal: ...
+
+
+class AdminGate:
+    """Verifies ADMIN tokens from the security service's key material.
+
+    The authenticator is rebuilt when the keys file changes (the local dev key is written by
+    the security service at its first start, possibly after healthd started).
+    """
+
+    def __init__(self, config: AuthConfig) -> None:
+        self._config = config
+        self._auth: TokenAuthenticator | None = None
+        self._stamp: float | None = None
+
+    def _authenticator(self) -> TokenAuthenticator:
+        path = self._config.keys_file
+        try:
+            stamp = path.stat().st_mtime if path is not None else 0.0
+        except OSError:
+            stamp = -1.0  # missing file: no keys from it
+        if self._auth is None or stamp != self._stamp:
+            try:
+                self._auth = Authenticator(self._config)
+            except ValueError as exc:
+                raise Unavailable(f"cannot load key material: {exc}") from None
+            self._stamp = stamp
+        return self._auth
+
+    def require_admin(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal:
+        """The ADMIN principal behind the call's bearer token.
+
+        Raises:
+            Unauthenticated: no or invalid token.
+            PermissionDenied: a valid token below ADMIN.
+        """
+        principal = self._authenticator().authenticate(bearer_token(metadata))
+        if principal.level < Level.ADMIN:
+            raise PermissionDenied(f"ADMIN required; '{principal.subject}' is {principal.level.name}")
+        return principal
+
+
+class HealthBridge:
+    """Mirrors the engine's statuses into the grpc.health.v1 servicer, in order."""
+
+    def __init__(self, engine: HealthEngine, health: HealthServicer) -> None:
+        self._engine = engine
+        self._health = health
+        self._pushed: dict[str, Status] = {}
+        self._queue: asyncio.Queue[dict[str, Status]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        engine.add_listener(self._changed)
+
+    async def start(self) -> None:
+        """Publish the current statuses (before the server starts), then follow changes."""
+        await self._apply(self._engine.statuses())
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _changed(self, _snap: Snapshot) -> None:
+        # Called synchronously by the engine; the queue keeps order, one consumer applies.
+        self._queue.put_nowait(self._engine.statuses())
+
+    async def _follow(self) -> None:
+        while True:
+            await self._apply(await self._queue.get())
+
+    async def _apply(self, statuses: dict[str, Status]) -> None:
+        for name, status in statuses.items():
+            if self._pushed.get(name) is not status:
+                self._pushed[name] = status
+                await self._health.set(name, _HEALTH[status])
+
+
+def _page_size(requested: int) -> int:
+    if requested == 0:
+        return DEFAULT_PAGE
+    if not 1 <= requested <= MAX_PAGE:
+        violation = FieldViolation("page_size", f"must be between 1 and {MAX_PAGE} (0 means {DEFAULT_PAGE})")
+        raise InvalidArgument(f"page_size {requested} out of range", [violation])
+    return requested
+
+
+def _page_token(token: str) -> int | None:
+    if not token:
+        return None
+    if not token.isdigit():
+        raise InvalidArgument(
+            "page_token is not one this server issued", [FieldViolation("page_token", "invalid")]
+        )
+    return int(token)
+
+
+class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
+    """vigil.healthd.v1.HealthDaemon over a `HealthEngine`."""
+
+    def __init__(self, engine: HealthEngine, config: HealthdConfig, gate: AdminGate) -> None:
+        self._engine = engine
+        self._config = config
+        self._gate = gate
+
+    def _component(self, name: str) -> _pb.ComponentHealth:
+        snap = self._engine.snapshot()
+        view = next(v for v in snap.components if v.health.name == name)
+        return component_pb(view, self._config, time.time())
+
+    def _known(self, field: str, name: str) -> None:
+        if not name:
+            raise InvalidArgument(f"{field} is required", [FieldViolation(field, "must name a component")])
+
+    async def GetSystemHealth(
+        self, request: _pb.GetSystemHealthRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.GetSystemHealthResponse:
+        return _pb.GetSystemHealthResponse(health=system_pb(self._engine.snapshot(), self._config))
+
+    async def WatchSystemHealth(
+        self, request: _pb.WatchSystemHealthRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[_pb.WatchSystemHealthResponse]:
+        # Subscribe before the first snapshot so no change between them is lost.
+        with self._engine.subscribe(maxsize=1000) as sub:
+            yield _pb.WatchSystemHealthResponse(health=system_pb(self._engine.snapshot(), self._config))
+            async for event in sub:
+                batch = [event, *sub.drain()]
+                yield _pb.WatchSystemHealthResponse(
+                    health=system_pb(self._engine.snapshot(), self._config),
+                    events=[event_pb(e) for e in batch],
+                )
+
+    async def ListEvents(
+        self, request: _pb.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.ListEventsResponse:
+        size = _page_size(request.page_size)
+        before = _page_token(request.page_token)
+        types = set(request.types)
+        events = [
+            e
+            for e in reversed(self._engine.events.since(0, request.component, limit=0))
+            if (before is None or e.seq < before) and (not types or event_type(e) in types)
+        ]
+        page = events[:size]
+        token = str(page[-1].seq) if len(events) > size else ""
+        return _pb.ListEventsResponse(events=[event_pb(e) for e in page], next_page_token=token)
+
+    async def CheckNow(
+        self, request: _pb.CheckNowRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.CheckNowResponse:
+        self._gate.require_admin(context.invocation_metadata())
+        self._known("component", request.component)
+        await self._engine.check_now(request.component)
+        return _pb.CheckNowResponse(component=self._component(request.component))
+
+    async def Heal(self, request: _pb.HealRequest, context: grpc.aio.ServicerContext) -> _pb.HealResponse:
+        principal = self._gate.require_admin(context.invocation_metadata())
+        self._known("component", request.component)
+        reason = f"manual heal by {principal.subject}" + (f": {request.reason}" if request.reason else "")
+        started, message = self._engine.heal(request.component, reason)
+        return _pb.HealResponse(
+            component=self._component(request.component), started=started, message=message
+        )
+
+    async def SetMaintenance(
+        self, request: _pb.SetMaintenanceRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.SetMaintenanceResponse:
+        principal = self._gate.require_admin(context.invocation_metadata())
+        self._known("component", request.component)
+        reason = f"{principal.subject}: {request.reason}" if request.reason else principal.subject
+        self._engine.set_maintenance(request.component, request.enabled, reason)
+        return _pb.SetMaintenanceResponse(component=self._component(request.component))

@@ -1,0 +1,169 @@
+"""Assembly of the workflow service from its config: store, registry, executor, servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.common import ConfigError, VigilServer
+from services.workflow._builtins import register_builtins
+from services.workflow._config import WorkflowConfig
+from services.workflow._degradation import DegradationGate, HealthdWatcher
+from services.workflow._executor import Executor
+from services.workflow._isolation import ProcessPool
+from services.workflow._metrics import serve_metrics
+from services.workflow._registry import WorkflowRegistry
+from services.workflow._runs import Operations, StartRequest
+from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
+from services.workflow._security_client import SecurityClient
+from services.workflow._service import WorkflowServicer, add_to_server
+from services.workflow._sqlite_store import SQLiteRunStore
+
+__all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
+
+SERVICE_NAME = "vigil.workflow.v1.WorkflowService"
+_log = logging.getLogger(__name__)
+
+
+def build_registry(cfg: WorkflowConfig) -> WorkflowRegistry:
+    """Built-ins, then entry points, then config; fallbacks must name registered workflows."""
+    registry = WorkflowRegistry()
+    register_builtins(registry)
+    try:
+        if cfg.load_entry_points:
+            registry.load_entry_points()
+    except ValueError as exc:
+        raise ConfigError("entry points (vigil.workflows)", "", str(exc)) from None
+    for name, entry in cfg.workflows.items():
+        try:
+            registry.register_ref(name, entry.handler, entry.policy)
+        except ValueError as exc:
+            raise ConfigError("config", f"workflows.{name}.handler", str(exc), entry.handler) from None
+    for wf in registry.all():
+        for fb in wf.policy.fallback:
+            if fb.workflow is not None and fb.workflow not in registry:
+                raise ConfigError(
+                    "config", f"workflows.{wf.name}.policy.fallback", "unknown workflow", fb.workflow
+                )
+    for s in cfg.schedules:
+        if s.workflow not in registry:
+            raise ConfigError("config", f"schedules.{s.name}.workflow", "unknown workflow", s.workflow)
+    return registry
+
+
+@dataclass
+class WorkflowApp:
+    """Everything one workflow service process runs (tests reach into it)."""
+
+    config: WorkflowConfig
+    server: VigilServer
+    store: SQLiteRunStore
+    registry: WorkflowRegistry
+    executor: Executor
+    ops: Operations
+    security: SecurityClient
+    gate: DegradationGate
+    pool: ProcessPool
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_port: int | None = None
+
+    async def close(self) -> None:
+        """Stop background work and executions (runs stay resumable), then release resources."""
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.executor.stop()
+        await self.pool.close()
+        await self.security.close()
+        await self.store.close()
+
+
+class TokenFile:
+    """The service's own token, read when first needed and then kept.
+
+    Read lazily because in the local stack the security service creates the dev token file
+    while this service starts; a missing file only disables the features that need it.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._token: str | None = None
+
+    def __call__(self) -> str | None:
+        if self._token is None and self._path is not None:
+            try:
+                self._token = self._path.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                _log.warning("service token file %s unreadable: %s", self._path, exc.strerror)
+        return self._token
+
+
+async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.time) -> WorkflowApp:
+    """Open the store, resume unfinished runs and register the servicer (not yet listening)."""
+    registry = build_registry(cfg)
+    token = TokenFile(cfg.service_token_file)
+    store = SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
+    await store.open()
+    security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
+    pool = ProcessPool(cfg.limits.process_workers)
+    executor = Executor(
+        store=store,
+        registry=registry,
+        owner=cfg.instance_id,
+        clock=clock,
+        monotonic=time.monotonic,
+        deps=security,
+        pool=pool,
+        lease_s=cfg.limits.lease_s,
+        poll_s=cfg.limits.poll_s,
+    )
+    gate = DegradationGate()
+    ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
+    server = VigilServer(cfg.server, "workflow")
+    server.add_servicer(add_to_server, WorkflowServicer(ops), SERVICE_NAME)
+    app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
+    await executor.start()
+    if cfg.healthd_address:
+        app.tasks.append(
+            asyncio.create_task(HealthdWatcher(cfg.healthd_address, gate).run(), name="healthd-watch")
+        )
+    if cfg.schedules:
+        app.tasks.append(
+            asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
+        )
+    if cfg.server.metrics_port is not None:
+        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, executor, gate)
+        app.metrics_port = http.server_port
+        server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
+    server.on_shutdown(app.close)
+    return app
+
+
+def _scheduler(
+    schedules: list[ScheduleConfig], ops: Operations, token: TokenFile, clock: Callable[[], float]
+) -> Scheduler:
+    async def start_slot(s: ScheduleConfig, slot: float) -> None:
+        service_token = token()
+        if service_token is None:
+            _log.warning("schedule %s: no service token (service_token_file); slot skipped", s.name)
+            return
+        request = StartRequest(
+            workflow=s.workflow,
+            params=s.params,
+            idempotency_key=slot_key(s.name, slot),
+            not_before=slot,
+            priority=s.priority,
+            schedule=s.name,
+        )
+        await ops.start(request, token=service_token, remaining_s=None)
+
+    return Scheduler(schedules, start_slot, clock)
+
+
+async def build(cfg: WorkflowConfig) -> VigilServer:
+    """`run_main` entry: the configured, not yet started server."""
+    return (await build_app(cfg)).server

@@ -1,0 +1,82 @@
+"""Root configuration of the workflow service (loaded once by `load_config`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from services.common import ConfigModel, ServerConfig
+from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._schedule import ScheduleConfig
+
+__all__ = ["LimitsConfig", "WorkflowConfig", "WorkflowEntry"]
+
+
+class WorkflowEntry(ConfigModel):
+    """A workflow registered from config with an optional policy overriding the declared one."""
+
+    handler: str = Field(pattern=r"^[\w.]+:[\w.]+$")
+    """``module:callable`` of the handler."""
+    policy: WorkflowPolicy | None = None
+    """Replaces the handler's declared policy when set."""
+
+
+class LimitsConfig(ConfigModel):
+    """Bounds on requests and on the executor."""
+
+    max_params_bytes: int = Field(default=256 * 1024, ge=1024, le=16 << 20)
+    """Largest params object (as compact JSON) accepted by StartRun."""
+    max_params_depth: int = Field(default=32, ge=1, le=45)
+    """Deepest nesting of params (objects and lists); protobuf itself stops near 50."""
+    max_labels: int = Field(default=32, ge=0, le=256)
+    """Labels per run."""
+    max_wait_s: float = Field(default=300.0, gt=0, le=3600)
+    """Longest StartRun(wait) without a client deadline."""
+    max_schedule_ahead_s: float = Field(default=366 * 86_400, gt=0)
+    """How far in the future not_before may be."""
+    process_workers: int = Field(default=2, ge=1, le=256)
+    """Worker processes for process-isolated handlers."""
+    lease_s: float = Field(default=30.0, ge=1, le=3600)
+    """Lease of a run by its replica; another replica takes over after it expires."""
+    poll_s: float = Field(default=1.0, gt=0, le=60)
+    """How often due runs (scheduled, orphaned) are claimed."""
+
+
+class WorkflowConfig(ConfigModel):
+    """Workflow service settings (env prefix ``VIGIL_WORKFLOW_``)."""
+
+    server: ServerConfig = ServerConfig(port=50051)
+    """gRPC server: bind address and port (50051), limits, TLS, metrics port."""
+    store_path: Path = Path(".vigil/workflow/runs.db")
+    """SQLite run store (WAL); created with its directory."""
+    store_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """FULL: every commit survives power loss; NORMAL: survives a process crash only."""
+    instance_id: str = Field(default="local", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Replica id owning run leases; keep it stable across restarts so runs resume at once."""
+    security_address: str = "127.0.0.1:50052"
+    """host:port of the security service (Screen, VerifyArtifact)."""
+    security_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
+    service_token_file: Path | None = None
+    """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
+    healthd_address: str | None = "127.0.0.1:50050"
+    """host:port of healthd for degradation levels; unset: always NORMAL."""
+    workflows: dict[str, WorkflowEntry] = {}
+    """Extra workflows by name (override built-ins and entry points of the same name)."""
+    load_entry_points: bool = True
+    """Register workflows of the ``vigil.workflows`` entry-point group."""
+    schedules: list[ScheduleConfig] = []
+    """Cron schedules starting runs."""
+    limits: LimitsConfig = LimitsConfig()
+    """Request and executor bounds."""
+
+    @field_validator("schedules")
+    @classmethod
+    def _unique_schedule_names(cls, value: list[ScheduleConfig]) -> list[ScheduleConfig]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate schedule names: {', '.join(dupes)}")
+        return value

@@ -1,0 +1,81 @@
+"""What a handler sees: its params, attempt number, deadline and durable steps."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from services.workflow._model import canonical_json
+
+__all__ = ["RunContext", "StepJournal", "WorkflowDeps"]
+
+
+class WorkflowDeps(Protocol):
+    """Services a handler may call (the security service client implements it)."""
+
+    async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
+        """Ask the security service to hash ``path`` and compare it with ``sha256``."""
+
+
+class StepJournal(Protocol):
+    """Where steps are persisted (the executor binds it to the run store)."""
+
+    async def begin(self, name: str) -> None: ...
+
+    async def finish(self, name: str, result: Any) -> None: ...
+
+
+class RunContext:
+    """Per-attempt context passed to an inline handler.
+
+    Attributes:
+        run_id, workflow, principal: Identity of the run.
+        params: The sanitized params (as the security service returned them).
+        attempt: 1-based attempt number, counted durably across restarts.
+        deadline: Wall-clock deadline of the run, or None.
+        deps: Clients of other services (security's VerifyArtifact).
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        principal: str,
+        params: dict[str, Any],
+        attempt: int,
+        deadline: float | None,
+        finished_steps: dict[str, Any],
+        journal: StepJournal,
+        deps: WorkflowDeps | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.run_id, self.workflow, self.principal = run_id, workflow, principal
+        self.params, self.attempt, self.deadline, self.deps = params, attempt, deadline, deps
+        self._finished = dict(finished_steps)
+        self._journal = journal
+        self._clock = clock
+
+    def remaining(self) -> float | None:
+        """Seconds until the run's deadline (None when it has none)."""
+        return None if self.deadline is None else self.deadline - self._clock()
+
+    async def step(self, name: str, fn: Callable[[], Awaitable[Any] | Any]) -> Any:
+        """Run ``fn`` once per run: a finished step returns its persisted result on resume.
+
+        The result must be JSON-serializable; it is persisted before this returns, so a crash
+        after it never re-executes the step (before it: the step runs again, at least once).
+        """
+        if name in self._finished:
+            return self._finished[name]
+        await self._journal.begin(name)
+        value = fn()
+        if inspect.isawaitable(value):
+            value = await value
+        canonical_json(value)  # fail here, in the step, when the result is not JSON
+        # Shielded: a cancellation arriving now must not lose a result already computed.
+        await asyncio.shield(self._journal.finish(name, value))
+        self._finished[name] = value
+        return value

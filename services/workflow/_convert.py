@@ -1,0 +1,203 @@
+"""Protobuf <-> domain translation for the workflow servicer (nothing else lives here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct, Value
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common import FieldViolation, InvalidArgument
+from services.workflow._degradation import Level
+from services.workflow._events import RunEvent, WorkflowStats
+from services.workflow._model import ErrorCategory, Run, RunError, RunQuery, StepRecord
+from services.workflow._policies import BreakerState
+from services.workflow._registry import Workflow
+from services.workflow._runs import StartRequest
+from services.workflow._states import RunState
+from vigil.workflow.v1 import workflow_pb2 as _pb
+
+__all__ = [
+    "event_to_proto",
+    "query_from_proto",
+    "run_to_proto",
+    "start_from_proto",
+    "workflow_to_proto",
+]
+
+_STATE_TO_PB = {s: _pb.RunState.Value(f"RUN_STATE_{s.value}") for s in RunState}
+_STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+_CATEGORY_TO_PB = {c: _pb.ErrorCategory.Value(f"ERROR_CATEGORY_{c.name}") for c in ErrorCategory}
+_CODE_OF_CATEGORY = {
+    ErrorCategory.VALIDATION: "INVALID_ARGUMENT",
+    ErrorCategory.AUTH: "PERMISSION_DENIED",
+    ErrorCategory.TIMEOUT: "DEADLINE_EXCEEDED",
+    ErrorCategory.DEPENDENCY: "UNAVAILABLE",
+    ErrorCategory.HANDLER: "UNKNOWN",
+    ErrorCategory.CANCELLED: "CANCELLED",
+    ErrorCategory.RESOURCE: "RESOURCE_EXHAUSTED",
+}
+_RETRYABLE_CATEGORIES = {
+    ErrorCategory.TIMEOUT,
+    ErrorCategory.DEPENDENCY,
+    ErrorCategory.HANDLER,
+    ErrorCategory.RESOURCE,
+}
+
+
+def _ts(seconds: float | None) -> Timestamp | None:
+    if seconds is None:
+        return None
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def _dur(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
+
+
+def _value(v: Any) -> Value:
+    return json_format.ParseDict(v, Value())
+
+
+def _struct(d: dict[str, Any] | None) -> Struct:
+    s = Struct()
+    if d:
+        s.update(d)
+    return s
+
+
+def error_to_proto(err: RunError) -> _pb.RunError:
+    return _pb.RunError(
+        category=_CATEGORY_TO_PB[err.category],
+        code=_CODE_OF_CATEGORY[err.category],
+        message=err.message,
+        retryable=err.category in _RETRYABLE_CATEGORIES,
+    )
+
+
+def _step_to_proto(step: StepRecord) -> _pb.StepRecord:
+    msg = _pb.StepRecord(name=step.name, completed=step.completed, executions=step.executions)
+    if step.completed:
+        msg.result.CopyFrom(_value(step.result))
+    if step.finished_at is not None:
+        msg.finished_at.CopyFrom(_ts(step.finished_at))
+    return msg
+
+
+def run_to_proto(run: Run, steps: list[StepRecord] | None = None) -> _pb.Run:
+    msg = _pb.Run(
+        run_id=run.run_id,
+        workflow=run.workflow,
+        state=_STATE_TO_PB[run.state],
+        attempts=run.attempts,
+        principal=run.principal,
+        labels=run.labels,
+        idempotency_key=run.idempotency_key or "",
+        fallback_applied=run.fallback is not None,
+        fallback=run.fallback or "",
+        degradation_applied=run.degradation is not None,
+        degradation_level=Level[run.degradation].to_proto() if run.degradation else Level.NORMAL.to_proto(),  # type: ignore[arg-type]
+        schedule=run.schedule or "",
+        audit_id=run.audit_id,
+        redactions=run.redactions,
+        priority=run.priority,
+        steps=[_step_to_proto(s) for s in steps or ()],
+    )
+    msg.params.CopyFrom(_struct(run.params if isinstance(run.params, dict) else {}))
+    if run.state is RunState.SUCCEEDED:
+        msg.result.CopyFrom(_value(run.result))
+    if run.error is not None:
+        msg.error.CopyFrom(error_to_proto(run.error))
+    for name, when in (
+        ("created_at", run.created_at),
+        ("updated_at", run.updated_at),
+        ("started_at", run.started_at),
+        ("finished_at", run.finished_at),
+        ("not_before", run.not_before),
+    ):
+        ts = _ts(when)
+        if ts is not None:
+            getattr(msg, name).CopyFrom(ts)
+    return msg
+
+
+def event_to_proto(event: RunEvent) -> _pb.WatchRunResponse:
+    msg = _pb.WatchRunResponse(
+        type=_pb.RunEventType.Value(f"RUN_EVENT_TYPE_{event.type.value}"),
+        run=run_to_proto(event.run),
+        step=event.step,
+    )
+    if event.error is not None:
+        msg.error.CopyFrom(error_to_proto(event.error))
+    return msg
+
+
+def workflow_to_proto(
+    wf: Workflow, breaker: BreakerState, stats: WorkflowStats, in_flight: int, queued: int
+) -> _pb.WorkflowInfo:
+    p = wf.policy
+    return _pb.WorkflowInfo(
+        name=wf.name,
+        description=p.description,
+        input_schema=_struct(p.input_schema),
+        required_level=f"SECURITY_LEVEL_{p.required_level}",  # type: ignore[arg-type]
+        timeout=_dur(p.timeout_s),
+        retry=_pb.RetryPolicy(
+            max_attempts=p.retry.max_attempts,
+            initial_backoff=_dur(p.retry.initial_backoff_s),
+            max_backoff=_dur(p.retry.max_backoff_s),
+            multiplier=p.retry.multiplier,
+        ),
+        max_concurrency=p.max_concurrency,
+        priority=p.priority,
+        isolation=_pb.ISOLATION_PROCESS if p.isolation == "process" else _pb.ISOLATION_INLINE,
+        fallbacks=[f.label for f in p.fallback],
+        breaker_state=_pb.BreakerState.Value(f"BREAKER_STATE_{breaker.value}"),
+        stats=_pb.WorkflowStats(
+            started=stats.started,
+            succeeded=stats.succeeded,
+            failed=stats.failed,
+            errors_by_category=dict(stats.errors_by_category),
+            in_flight=in_flight,
+            queued=queued,
+        ),
+        prompt_fields=p.prompt_fields,
+        path_fields=p.path_fields,
+        trajectory_fields=p.trajectory_fields,
+    )
+
+
+def start_from_proto(req: _pb.StartRunRequest) -> StartRequest:
+    return StartRequest(
+        workflow=req.workflow,
+        params=json_format.MessageToDict(req.params),
+        idempotency_key=req.idempotency_key,
+        wait=req.wait,
+        labels=dict(req.labels),
+        not_before=req.not_before.ToNanoseconds() / 1e9 if req.HasField("not_before") else None,
+        priority=req.priority,
+    )
+
+
+def query_from_proto(req: _pb.ListRunsRequest) -> RunQuery:
+    unknown = [s for s in req.states if s != _pb.RUN_STATE_UNSPECIFIED and s not in _STATE_FROM_PB]
+    if unknown:
+        raise InvalidArgument(
+            f"states: unknown run state {unknown[0]}",
+            [FieldViolation("states", f"unknown run state {unknown[0]}", "UNKNOWN_ENUM")],
+        )
+    states = frozenset(_STATE_FROM_PB[s] for s in req.states if s in _STATE_FROM_PB)
+    return RunQuery(
+        workflow=req.workflow or None,
+        states=states,
+        labels=dict(req.labels),
+        created_after=req.created_after.ToNanoseconds() / 1e9 if req.HasField("created_after") else None,
+        created_before=req.created_before.ToNanoseconds() / 1e9 if req.HasField("created_before") else None,
+        limit=req.page_size or 50,
+    )

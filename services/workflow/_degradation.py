@@ -1,0 +1,126 @@
+"""Graceful degradation: the level healthd publishes, combined with our own dependency state.
+
+Levels (DESIGN.md): NORMAL and DEGRADED accept all work (DEGRADED is recorded on runs);
+RESTRICTED sheds new work of non-privileged callers and low-priority work (priority < 0)
+but keeps privileged work; READ_ONLY refuses new runs (reads work); OFFLINE refuses them
+too. healthd unreachable means NORMAL: healthd is advisory, security is what fails closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+
+import grpc
+
+from services.common import FailedPrecondition, ResourceExhausted
+from vigil.healthd.v1 import healthd_pb2 as _hpb
+from vigil.healthd.v1 import healthd_pb2_grpc as _hpb_grpc
+
+__all__ = ["DegradationGate", "HealthdWatcher", "Level"]
+
+_log = logging.getLogger(__name__)
+
+
+class Level(enum.IntEnum):
+    """Degradation levels, ordered by severity (the proto enum value is ``value + 1``)."""
+
+    NORMAL = 0
+    DEGRADED = 1
+    RESTRICTED = 2
+    READ_ONLY = 3
+    OFFLINE = 4
+
+    @classmethod
+    def from_proto(cls, value: int) -> Level:
+        return cls(value - 1) if value > 0 else cls.NORMAL
+
+    def to_proto(self) -> int:
+        return int(self) + 1
+
+
+class DegradationGate:
+    """Decides whether a new run may be accepted at the current level.
+
+    ``published`` comes from healthd; ``set_dependency`` records our own view of a
+    dependency (e.g. the store failing puts us READ_ONLY). The effective level is the
+    most severe of both.
+    """
+
+    def __init__(self, retry_after_s: float = 5.0) -> None:
+        self.published = Level.NORMAL
+        self._own: dict[str, Level] = {}
+        self.retry_after_s = retry_after_s
+
+    @property
+    def level(self) -> Level:
+        return max([self.published, *self._own.values()])
+
+    def set_dependency(self, name: str, level: Level | None) -> None:
+        """Our own degradation because of dependency ``name``; None when it is healthy."""
+        if level is None:
+            self._own.pop(name, None)
+        else:
+            self._own[name] = level
+
+    def check_writable(self) -> None:
+        """Before anything else in StartRun: READ_ONLY/OFFLINE refuse new runs."""
+        level = self.level
+        if level >= Level.READ_ONLY:
+            raise FailedPrecondition(f"the system is {level.name}: new runs are not accepted")
+
+    def admit(self, *, priority: int, privileged: bool) -> Level | None:
+        """Admit a screened start; returns the level to record on the run (None when NORMAL)."""
+        self.check_writable()
+        level = self.level
+        if level is Level.RESTRICTED and (priority < 0 or not privileged):
+            raise ResourceExhausted(
+                "the system is RESTRICTED: only privileged, non-low-priority runs are accepted",
+                retry_after_s=self.retry_after_s,
+            )
+        return None if level is Level.NORMAL else level
+
+
+class HealthdWatcher:
+    """Follows healthd's WatchSystemHealth stream into a `DegradationGate`.
+
+    Reconnects with capped backoff; while healthd is unreachable the published level is NORMAL.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        gate: DegradationGate,
+        *,
+        max_backoff_s: float = 10.0,
+        on_change: Callable[[Level], None] | None = None,
+    ) -> None:
+        self._address, self._gate, self._max_backoff = address, gate, max_backoff_s
+        self._on_change = on_change
+        self.connected = asyncio.Event()
+
+    def _publish(self, level: Level) -> None:
+        if level is not self._gate.published:
+            _log.info("degradation level from healthd: %s", level.name)
+            self._gate.published = level
+            if self._on_change is not None:
+                self._on_change(level)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async with grpc.aio.insecure_channel(self._address) as channel:
+                    stub = _hpb_grpc.HealthDaemonStub(channel)
+                    async for msg in stub.WatchSystemHealth(_hpb.WatchSystemHealthRequest()):
+                        self.connected.set()
+                        backoff = 0.5
+                        self._publish(Level.from_proto(msg.health.degradation_level))
+            except grpc.aio.AioRpcError as exc:
+                _log.debug("healthd watch ended: %s", exc.code().name)
+            self.connected.clear()
+            self._publish(Level.NORMAL)  # unreachable healthd: assume NORMAL
+            await asyncio.sleep(backoff)
+            backoff = min(self._max_backoff, backoff * 2)

@@ -1,0 +1,346 @@
+"""Runs accepted runs: bulkhead -> deadline -> retry -> breaker -> attempt timeout -> handler.
+
+On failure the workflow's fallback chain is tried, else the run ends FAILED with a
+categorized error. Every state change is written to the store before it is published.
+
+Crash safety: a run is leased to this executor's ``owner`` from creation on. At start-up
+and then every ``poll_s`` the executor claims unfinished due runs (its own after a restart,
+or any whose lease expired) and resumes them; ``ctx.step`` skips the steps they finished.
+Shutdown cancels in-flight handlers without changing their runs, so they resume later;
+only `cancel` (CancelRun) turns a cancellation into the CANCELLED state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.common import FailedPrecondition, NotFound
+from services.workflow._context import RunContext, WorkflowDeps
+from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
+from services.workflow._isolation import ProcessPool
+from services.workflow._model import ErrorCategory, Run, RunChange, RunError
+from services.workflow._policies import (
+    Bulkhead,
+    CircuitBreaker,
+    RetryPolicy,
+    categorize,
+    with_deadline,
+)
+from services.workflow._registry import Workflow, WorkflowRegistry
+from services.workflow._states import RunState
+from services.workflow._store import RunStore
+
+__all__ = ["Executor"]
+
+Clock = Callable[[], float]
+_log = logging.getLogger(__name__)
+
+
+class _Journal:
+    """Binds ctx.step to the store and to watchers."""
+
+    def __init__(self, executor: Executor, run: Run) -> None:
+        self._ex, self._run = executor, run
+
+    async def begin(self, name: str) -> None:
+        await self._ex.store.begin_step(self._run.run_id, name)
+
+    async def finish(self, name: str, result: Any) -> None:
+        await self._ex.store.record_step(self._run.run_id, name, result)
+        self._ex.events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
+
+
+class Executor:
+    """Executes runs of one replica (``owner``) under their workflows' policies."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        registry: WorkflowRegistry,
+        owner: str,
+        clock: Clock,
+        monotonic: Clock,
+        deps: WorkflowDeps | None = None,
+        pool: ProcessPool | None = None,
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store, self.registry, self.owner = store, registry, owner
+        self._clock, self._mono, self._sleep, self._rng = clock, monotonic, sleep, rng or random.Random()
+        self._deps, self._pool = deps, pool
+        self._lease_s, self._poll_s = lease_s, poll_s
+        self.events = RunEvents()
+        self.stats: dict[str, WorkflowStats] = {}
+        self._bulkheads: dict[str, Bulkhead] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        # Run ids with a live task here. Invariant: an id is added before the task's first
+        # await and removed when it ends, so the claim loop never starts a run twice.
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- policies per workflow -------------------------------------------------------------
+    def bulkhead(self, wf: Workflow) -> Bulkhead:
+        if wf.name not in self._bulkheads:
+            self._bulkheads[wf.name] = Bulkhead(wf.name, wf.policy.max_concurrency, wf.policy.max_queue)
+        return self._bulkheads[wf.name]
+
+    def breaker(self, wf: Workflow) -> CircuitBreaker:
+        if wf.name not in self._breakers:
+            b = wf.policy.breaker
+            self._breakers[wf.name] = CircuitBreaker(
+                wf.name, self._mono, b.window_s, b.min_calls, b.failure_rate, b.open_s, b.half_open_probes
+            )
+        return self._breakers[wf.name]
+
+    def stats_of(self, name: str) -> WorkflowStats:
+        return self.stats.setdefault(name, WorkflowStats())
+
+    def record_rejection(self, workflow: str, exc: BaseException) -> None:
+        """Count a StartRun refused before a run existed (auth, validation, shedding)."""
+        self.stats_of(workflow).record_error(categorize(exc))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases."""
+        await self._claim_due()
+        self._background = [
+            asyncio.create_task(self._every(self._poll_s, self._claim_due), name="executor-claims"),
+            asyncio.create_task(self._every(self._lease_s / 3, self._renew), name="executor-leases"),
+        ]
+
+    async def stop(self) -> None:
+        """Cancel background loops and in-flight runs; their runs stay resumable."""
+        tasks = [*self._background, *self._active.values()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._background = []
+
+    async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await fn()
+            except Exception:  # a store hiccup must not kill the loop; the next tick retries
+                _log.exception("executor background task failed")
+
+    async def _claim_due(self) -> None:
+        for run in await self.store.claim_runs(self.owner, self._clock(), self._lease_s, limit=256):
+            if run.run_id not in self._active:
+                self.dispatch(run, reserved=False)
+
+    async def _renew(self) -> None:
+        await self.store.renew_leases(self.owner, list(self._active), self._clock() + self._lease_s)
+
+    # -- entry points ------------------------------------------------------------------------
+    def lease(self) -> tuple[str, float]:
+        """Lease fields for a run this replica creates and will execute right away."""
+        return self.owner, self._clock() + self._lease_s
+
+    def dispatch(self, run: Run, *, reserved: bool) -> None:
+        """Start executing ``run`` (``reserved``: StartRun already holds its bulkhead slot)."""
+        if run.run_id in self._active or run.terminal:
+            return
+        task = asyncio.create_task(self._execute(run, reserved), name=f"run-{run.run_id}")
+        self._active[run.run_id] = task
+
+    async def cancel(self, run_id: str, reason: str) -> Run:
+        """Cancel a run: a running handler receives CancelledError; returns the run after it."""
+        run = await self.store.get_run(run_id)
+        if run.terminal:
+            raise FailedPrecondition(f"run {run_id} is already {run.state.value}")
+        task = self._active.get(run_id)
+        if task is None:  # not executing here: just record the decision
+            changed = await self.store.update_run(run_id, self._cancelled(reason))
+            self.events.publish(RunEvent(EventType.STATE_CHANGED, changed))
+            return changed
+        self._cancel_reasons[run_id] = reason
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return await self.store.get_run(run_id)
+
+    async def wait_terminal(self, run_id: str, within_s: float | None) -> Run:
+        """The run once terminal, or as it is when ``within_s`` seconds pass."""
+        q = self.events.subscribe(run_id)
+        try:
+            return await self.follow(q, await self.store.get_run(run_id), within_s)
+        finally:
+            self.events.unsubscribe(run_id, q)
+
+    async def follow(self, q: asyncio.Queue[RunEvent], run: Run, within_s: float | None) -> Run:
+        """Consume ``q`` (subscribed before ``run`` was read or dispatched) until terminal or timeout."""
+        try:
+            async with asyncio.timeout(within_s):
+                while not run.terminal:
+                    event = await q.get()
+                    if event.type is EventType.STATE_CHANGED:
+                        run = event.run
+        except TimeoutError:
+            run = await self.store.get_run(run.run_id)
+        return run
+
+    # -- execution ---------------------------------------------------------------------------
+    def _cancelled(self, reason: str) -> RunChange:
+        return RunChange(RunState.CANCELLED, error=RunError(ErrorCategory.CANCELLED, reason or "cancelled"))
+
+    async def _update(self, run_id: str, change: RunChange) -> Run:
+        # Shielded: a final state computed must reach the store even if we are cancelled now.
+        run = await asyncio.shield(self.store.update_run(run_id, change))
+        self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
+        return run
+
+    async def _execute(self, run: Run, reserved: bool) -> None:
+        # The bulkhead reservation this task holds, released exactly once when it ends.
+        held = self._bulkheads.get(run.workflow) if reserved else None
+        try:
+            if run.not_before is not None and run.not_before > self._clock():
+                await self._sleep(run.not_before - self._clock())
+            try:
+                wf = self.registry.get(run.workflow)
+            except NotFound as exc:
+                error = RunError(ErrorCategory.VALIDATION, exc.message)
+                await self._finish(run, wf_name=run.workflow, change=RunChange(RunState.FAILED, error=error))
+                return
+            if held is None:
+                held = self.bulkhead(wf)
+                held.reserve(force=True)  # accepted earlier: never shed now
+            async with held.slot():
+                await self._run(run, wf)
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(run.run_id, None)
+            if reason is None:
+                raise  # shutdown: leave the run to be resumed
+            await self._finish(run, wf_name=run.workflow, change=self._cancelled(reason))
+        finally:
+            if held is not None:
+                held.release()
+            self._active.pop(run.run_id, None)
+            self._cancel_reasons.pop(run.run_id, None)
+
+    async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
+        stats = self.stats_of(wf_name)
+        if change.state is RunState.SUCCEEDED:
+            stats.succeeded += 1
+        else:
+            stats.failed += 1
+            if change.error is not None:
+                stats.record_error(change.error.category)
+        # Already terminal (cancelled elsewhere): that decision stands.
+        with contextlib.suppress(FailedPrecondition):
+            await self._update(run.run_id, change)
+
+    async def _run(self, run: Run, wf: Workflow) -> None:
+        self.stats_of(wf.name).started += 1
+        finished = {}
+        if run.attempts > 0:  # resumed or retried before: load the steps it finished
+            finished = {s.name: s.result for s in await self.store.get_steps(run.run_id) if s.completed}
+        retry = RetryPolicy(**wf.policy.retry.model_dump())
+
+        async def attempt() -> Any:
+            current = await self._update(run.run_id, RunChange(RunState.RUNNING, attempt=True))
+            ctx = RunContext(
+                run_id=run.run_id,
+                workflow=wf.name,
+                principal=run.principal,
+                params=run.params,
+                attempt=current.attempts,
+                deadline=run.deadline,
+                finished_steps=finished,
+                journal=_Journal(self, current),
+                deps=self._deps,
+                clock=self._clock,
+            )
+            try:
+                return await self.breaker(wf).call(lambda: self._invoke(wf, ctx))
+            except Exception as exc:
+                err = RunError(categorize(exc), _describe(exc))
+                self.events.publish(RunEvent(EventType.ATTEMPT_FAILED, current, error=err))
+                raise
+
+        try:
+            result = await with_deadline(
+                lambda: retry.call(
+                    attempt, deadline=run.deadline, clock=self._clock, sleep=self._sleep, rng=self._rng
+                ),
+                run.deadline,
+                self._clock,
+            )
+        except TimeoutError as exc:
+            if run.deadline is not None and self._clock() >= run.deadline:
+                timed_out = RunError(ErrorCategory.TIMEOUT, "run deadline exceeded")
+            else:
+                timed_out = RunError(ErrorCategory.TIMEOUT, f"attempt timed out ({_describe(exc)})")
+            await self._finish(run, wf_name=wf.name, change=RunChange(RunState.TIMED_OUT, error=timed_out))
+            return
+        except Exception as exc:
+            change = await self._fallback(run, wf, exc)
+            await self._finish(run, wf_name=wf.name, change=change)
+            return
+        await self._finish(run, wf_name=wf.name, change=RunChange(RunState.SUCCEEDED, result=result))
+
+    async def _invoke(self, wf: Workflow, ctx: RunContext) -> Any:
+        """One attempt of one handler, bounded by the per-attempt timeout and the run deadline."""
+        budget = wf.policy.timeout_s
+        remaining = ctx.remaining()
+        if remaining is not None:
+            budget = min(budget, remaining)
+        async with asyncio.timeout(budget):
+            if wf.policy.isolation == "process":
+                if self._pool is None or wf.ref is None:
+                    raise FailedPrecondition(f"workflow {wf.name!r} needs a process pool")
+                p = wf.policy
+                return await self._pool.run(
+                    wf.ref, ctx.params, cpu_time_s=p.cpu_time_s, memory_mb=p.memory_mb
+                )
+            assert wf.handler is not None  # guaranteed by the registry for inline workflows
+            return await wf.handler(ctx)
+
+    async def _fallback(self, run: Run, wf: Workflow, exc: Exception) -> RunChange:
+        """Try the fallback chain after ``exc``; a change to SUCCEEDED (recorded) or FAILED."""
+        error = RunError(categorize(exc), _describe(exc))
+        for fb in wf.policy.fallback:
+            if fb.workflow is None:
+                return RunChange(RunState.SUCCEEDED, result=fb.result, fallback="static", error=error)
+            try:
+                result = await self._invoke_fallback(run, self.registry.get(fb.workflow))
+            except Exception as fb_exc:  # this fallback failed too: try the next one
+                error = RunError(
+                    categorize(fb_exc), f"{error.message}; fallback {fb.workflow}: {_describe(fb_exc)}"
+                )
+                continue
+            return RunChange(RunState.SUCCEEDED, result=result, fallback=fb.workflow, error=error)
+        return RunChange(RunState.FAILED, error=error)
+
+    async def _invoke_fallback(self, run: Run, other: Workflow) -> Any:
+        """One attempt of a fallback workflow through its own breaker (no retries, no fallbacks)."""
+        ctx = RunContext(
+            run_id=run.run_id,
+            workflow=other.name,
+            principal=run.principal,
+            params=run.params,
+            attempt=1,
+            deadline=run.deadline,
+            finished_steps={},
+            journal=_Journal(self, run),
+            deps=self._deps,
+            clock=self._clock,
+        )
+        return await self.breaker(other).call(lambda: self._invoke(other, ctx))
+
+
+def _describe(exc: BaseException) -> str:
+    """Message for a run's error: a VigilError's own message, else ``Type: text``."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        return message
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,73 @@
+"""Prometheus metrics of the workflow service, read from the executor's own counters.
+
+A collector (not separately incremented metrics) so the numbers in ``/metrics`` and in
+ListWorkflows can never disagree: both read `Executor.stats`, breakers and bulkheads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.workflow._degradation import DegradationGate
+from services.workflow._executor import Executor
+from services.workflow._policies import BreakerState
+
+__all__ = ["WorkflowCollector", "serve_metrics"]
+
+_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class WorkflowCollector(Collector):
+    def __init__(self, executor: Executor, gate: DegradationGate) -> None:
+        self._ex, self._gate = executor, gate
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        ex = self._ex
+        runs = CounterMetricFamily(
+            "vigil_workflow_runs", "Run executions by workflow and outcome", labels=["workflow", "outcome"]
+        )
+        errors = CounterMetricFamily(
+            "vigil_workflow_errors",
+            "Failures by workflow and category (refusals included)",
+            labels=["workflow", "category"],
+        )
+        for name, stats in sorted(ex.stats.items()):
+            runs.add_metric([name, "started"], stats.started)
+            runs.add_metric([name, "succeeded"], stats.succeeded)
+            runs.add_metric([name, "failed"], stats.failed)
+            for category, count in sorted(stats.errors_by_category.items()):
+                errors.add_metric([name, category], count)
+        breaker = GaugeMetricFamily(
+            "vigil_workflow_breaker_state",
+            "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+            labels=["workflow"],
+        )
+        in_flight = GaugeMetricFamily("vigil_workflow_in_flight", "Runs executing now", labels=["workflow"])
+        queued = GaugeMetricFamily(
+            "vigil_workflow_queued", "Accepted runs waiting for a bulkhead slot", labels=["workflow"]
+        )
+        for wf in ex.registry.all():
+            breaker.add_metric([wf.name], _BREAKER_VALUE[ex.breaker(wf).state])
+            bh = ex.bulkhead(wf)
+            in_flight.add_metric([wf.name], bh.running)
+            queued.add_metric([wf.name], max(0, bh.reserved - bh.running))
+        level = GaugeMetricFamily(
+            "vigil_workflow_degradation_level", "Effective degradation level (0 NORMAL .. 4 OFFLINE)"
+        )
+        level.add_metric([], int(self._gate.level))
+        yield from (runs, errors, breaker, in_flight, queued, level)
+
+
+def serve_metrics(
+    port: int, host: str, executor: Executor, gate: DegradationGate
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``/metrics`` on ``host:port`` from a background thread; shut down with ``server.shutdown()``."""
+    registry = CollectorRegistry()
+    registry.register(WorkflowCollector(executor, gate))
+    return start_http_server(port, addr=host, registry=registry)

@@ -1,0 +1,183 @@
+"""Plain domain records of the workflow service: runs, their errors, queries and pages.
+
+These are what the store persists and the servicer translates to protobuf; nothing
+here knows about gRPC or SQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.workflow._states import RunState
+
+__all__ = [
+    "ErrorCategory",
+    "NewRun",
+    "Run",
+    "RunChange",
+    "RunError",
+    "RunPage",
+    "RunQuery",
+    "StepRecord",
+    "canonical_json",
+    "request_hash",
+]
+
+
+class ErrorCategory(enum.Enum):
+    """Why a run (or an attempt) failed; counted per workflow for error analytics."""
+
+    VALIDATION = "validation"
+    AUTH = "auth"
+    TIMEOUT = "timeout"
+    DEPENDENCY = "dependency"
+    HANDLER = "handler"
+    CANCELLED = "cancelled"
+    RESOURCE = "resource"
+
+
+@dataclass(frozen=True)
+class RunError:
+    """The categorized failure recorded on a run."""
+
+    category: ErrorCategory
+    message: str
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: equal values give equal text (hashes, storage)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    """Fingerprint of what a StartRun asked for (as sent); idempotency compares these."""
+    return hashlib.sha256(canonical_json(request).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to persist; `RunStore.create_run` commits it before StartRun answers."""
+
+    run_id: str
+    workflow: str
+    params: Any
+    principal: str
+    priority: int
+    created_at: float
+    request_hash: str = ""
+    idempotency_key: str | None = None
+    not_before: float | None = None
+    deadline: float | None = None
+    degradation: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    schedule: str | None = None
+    audit_id: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+    lease_owner: str | None = None
+    """Replica that will execute the run right away (leased from creation, so no other claims it)."""
+    lease_expires: float | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A persisted run as read back from the store."""
+
+    run_id: str
+    workflow: str
+    state: RunState
+    params: Any
+    principal: str
+    priority: int
+    created_at: float
+    updated_at: float
+    seq: int = 0
+    """Store-assigned insertion order; the key of stable pagination."""
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    not_before: float | None = None
+    deadline: float | None = None
+    attempts: int = 0
+    result: Any = None
+    error: RunError | None = None
+    fallback: str | None = None
+    """What fallback produced the result (``workflow:<name>`` or ``static``), if any."""
+    degradation: str | None = None
+    """Degradation level in force when the run was accepted, if not NORMAL."""
+    labels: dict[str, str] = field(default_factory=dict)
+    schedule: str | None = None
+    audit_id: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """A state change plus the fields that change with it, applied atomically by the store.
+
+    ``attempt=True`` increments the durable attempt counter in the same write (a new attempt
+    starts). ``lease_owner``/``lease_expires`` are left alone unless given; terminal states
+    always release the lease.
+    """
+
+    state: RunState
+    result: Any = _UNSET
+    error: RunError | None = None
+    fallback: str | None = None
+    attempt: bool = False
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+
+    @property
+    def has_result(self) -> bool:
+        return self.result is not _UNSET
+
+    def replace(self, **kw: Any) -> RunChange:
+        return dataclasses.replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Filters and a page position for `RunStore.list_runs` (newest first)."""
+
+    workflow: str | None = None
+    states: frozenset[RunState] = frozenset()
+    principal: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    created_after: float | None = None
+    created_before: float | None = None
+    before_seq: int | None = None
+    """Keyset cursor: only runs with ``seq`` below this (the last one of the previous page)."""
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A step of a run: started ``executions`` times, finished when ``completed``."""
+
+    name: str
+    completed: bool
+    result: Any = None
+    finished_at: float | None = None
+    executions: int = 0
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run] = field(default_factory=list)
+    next_seq: int | None = None
+    """Cursor for the next page, None on the last page."""

@@ -1,0 +1,318 @@
+"""Resilience policies as small composable objects with injectable clock, sleep and randomness.
+
+The executor composes them as bulkhead -> timeout -> retry -> breaker -> handler. None of
+them holds a lock across an await: asyncio runs them on one thread, so their bookkeeping
+between awaits is already atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import tenacity
+
+from services.common import (
+    Cancelled,
+    DeadlineExceeded,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    VigilError,
+)
+from services.workflow._model import ErrorCategory
+
+__all__ = [
+    "BreakerOpen",
+    "BreakerState",
+    "Bulkhead",
+    "CircuitBreaker",
+    "RetryPolicy",
+    "categorize",
+    "is_retryable",
+    "with_deadline",
+]
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+class BreakerOpen(Unavailable):
+    """The circuit breaker rejected the call without running it."""
+
+    def __init__(self, name: str, retry_after_s: float) -> None:
+        super().__init__(f"circuit breaker {name!r} is open; retry in {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
+
+
+def categorize(exc: BaseException) -> ErrorCategory:
+    """The error category of a failure; drives retries, breaker counting and analytics."""
+    if isinstance(exc, asyncio.CancelledError | Cancelled):
+        return ErrorCategory.CANCELLED
+    if isinstance(exc, TimeoutError | DeadlineExceeded):
+        return ErrorCategory.TIMEOUT
+    if isinstance(exc, InvalidArgument):
+        return ErrorCategory.VALIDATION
+    if isinstance(exc, Unauthenticated | PermissionDenied):
+        return ErrorCategory.AUTH
+    if isinstance(exc, Unavailable):
+        return ErrorCategory.DEPENDENCY
+    if isinstance(exc, ResourceExhausted | MemoryError):
+        return ErrorCategory.RESOURCE
+    return ErrorCategory.HANDLER
+
+
+# Failures that say something about the health of the callee. Validation, auth and
+# cancellation are the caller's doing: they never trip a breaker nor get retried.
+_BREAKER_FAILURES = frozenset({ErrorCategory.HANDLER, ErrorCategory.DEPENDENCY, ErrorCategory.TIMEOUT})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether another attempt could succeed.
+
+    Transient faults are: an unreachable dependency, an attempt that timed out, and an
+    unexpected exception of the handler. A `VigilError` a handler raises on purpose (e.g.
+    FailedPrecondition) is a decision, and an open breaker says "not now": neither is retried.
+    """
+    if isinstance(exc, BreakerOpen):
+        return False
+    category = categorize(exc)
+    if category in (ErrorCategory.DEPENDENCY, ErrorCategory.TIMEOUT):
+        return True
+    return category is ErrorCategory.HANDLER and not isinstance(exc, VigilError)
+
+
+async def with_deadline(fn: Callable[[], Awaitable[T]], deadline: float | None, clock: Clock) -> T:
+    """Run ``fn`` and cancel it when the wall-clock ``deadline`` passes (TimeoutError)."""
+    if deadline is None:
+        return await fn()
+    remaining = deadline - clock()
+    if remaining <= 0:
+        raise TimeoutError("deadline already passed")
+    async with asyncio.timeout(remaining):
+        return await fn()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded by attempts and by the deadline.
+
+    The wait before attempt n+1 is uniform in [0, min(max_backoff_s, initial_backoff_s *
+    multiplier**(n-1))]. No retry starts if its wait would end past the deadline, so a
+    caller's remaining deadline bounds the retries.
+    """
+
+    max_attempts: int = 3
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+    multiplier: float = 2.0
+
+    def backoff_cap(self, attempt: int) -> float:
+        """Largest wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        deadline: float | None = None,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> T:
+        """Call ``fn`` until it succeeds, fails with a non-retryable category, or the budget ends.
+
+        The last failure is re-raised unchanged.
+        """
+        pick = rng or random.Random()
+
+        def wait_after(attempt: int) -> float:
+            return pick.uniform(0.0, self.backoff_cap(attempt))
+
+        def give_up(attempt: int, upcoming_sleep: float) -> bool:
+            if attempt >= self.max_attempts:
+                return True
+            return deadline is not None and clock() + upcoming_sleep >= deadline
+
+        # Fast path: the first attempt runs without the retry machinery, which only starts
+        # (for attempts 2..n, tenacity's attempt k being ours k + 1) after a retryable failure.
+        try:
+            return await fn()
+        except Exception as exc:
+            first_wait = wait_after(1)
+            if not is_retryable(exc) or give_up(1, first_wait):
+                raise
+        await sleep(first_wait)
+        retrying = tenacity.AsyncRetrying(
+            stop=lambda rs: give_up(rs.attempt_number + 1, rs.upcoming_sleep),
+            wait=lambda rs: wait_after(rs.attempt_number + 1),
+            sleep=sleep,
+            retry=tenacity.retry_if_exception(is_retryable),
+            reraise=True,
+        )
+        return await retrying(fn)
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "CLOSED"
+    OPEN = "OPEN"
+    HALF_OPEN = "HALF_OPEN"
+
+
+_B = BreakerState
+_BREAKER_EDGES = frozenset(
+    {
+        (_B.CLOSED, _B.OPEN),  # failure rate over the window crossed the threshold with enough calls
+        (_B.OPEN, _B.HALF_OPEN),  # open_s elapsed: let a few probe calls through
+        (_B.HALF_OPEN, _B.CLOSED),  # enough probes succeeded: the callee recovered
+        (_B.HALF_OPEN, _B.OPEN),  # a probe failed: back off for another open_s
+    }
+)
+
+
+def _breaker_transition(current: BreakerState, target: BreakerState) -> BreakerState:
+    if (current, target) not in _BREAKER_EDGES:
+        raise ValueError(f"breaker cannot go from {current.value} to {target.value}")
+    return target
+
+
+@dataclass
+class CircuitBreaker:
+    """Failure-rate circuit breaker over a sliding time window (asyncio-native, lock-free).
+
+    Args:
+        name: Shown in errors and metrics (the workflow or dependency).
+        window_s: Length of the sliding window of recorded outcomes.
+        min_calls: Calls needed in the window before the rate is judged.
+        failure_rate: Fraction of failures (0..1] in the window that opens the breaker.
+        open_s: How long it stays open before probing.
+        half_open_probes: Probes allowed at once in HALF_OPEN; that many successes close it.
+        clock: Monotonic seconds.
+    """
+
+    name: str
+    clock: Clock
+    window_s: float = 30.0
+    min_calls: int = 10
+    failure_rate: float = 0.5
+    open_s: float = 10.0
+    half_open_probes: int = 1
+    state: BreakerState = BreakerState.CLOSED
+    on_change: Callable[[str, BreakerState], None] | None = None
+    # Outcomes in the window, oldest first, and how many of them are failures (kept in step
+    # with the deque so judging the rate is O(1), not O(calls in the window)).
+    _outcomes: collections.deque[tuple[float, bool]] = field(default_factory=collections.deque)
+    _failures: int = 0
+    _opened_at: float = 0.0
+    _probes_in_flight: int = 0
+    _probe_successes: int = 0
+
+    def _move(self, target: BreakerState) -> None:
+        self.state = _breaker_transition(self.state, target)
+        if target is BreakerState.OPEN:
+            self._opened_at = self.clock()
+            self._outcomes.clear()
+            self._failures = 0
+        if target is BreakerState.HALF_OPEN:
+            self._probes_in_flight = self._probe_successes = 0
+        if self.on_change is not None:
+            self.on_change(self.name, target)
+
+    def _admit(self) -> bool:
+        """Let a call through or raise BreakerOpen; returns True when the call is a probe."""
+        if self.state is BreakerState.OPEN:
+            waited = self.clock() - self._opened_at
+            if waited < self.open_s:
+                raise BreakerOpen(self.name, self.open_s - waited)
+            self._move(BreakerState.HALF_OPEN)
+        if self.state is BreakerState.HALF_OPEN:
+            if self._probes_in_flight >= self.half_open_probes:
+                raise BreakerOpen(self.name, self.open_s)
+            self._probes_in_flight += 1
+            return True
+        return False
+
+    def _record(self, failed: bool, probe: bool) -> None:
+        now = self.clock()
+        if probe:
+            self._probes_in_flight -= 1
+            if self.state is not BreakerState.HALF_OPEN:
+                return  # another probe already decided
+            if failed:
+                self._move(BreakerState.OPEN)
+            else:
+                self._probe_successes += 1
+                if self._probe_successes >= self.half_open_probes:
+                    self._move(BreakerState.CLOSED)
+            return
+        if self.state is not BreakerState.CLOSED:
+            return
+        self._outcomes.append((now, failed))
+        self._failures += failed
+        while self._outcomes and self._outcomes[0][0] <= now - self.window_s:
+            self._failures -= self._outcomes.popleft()[1]
+        total = len(self._outcomes)
+        if total >= self.min_calls and self._failures / total >= self.failure_rate:
+            self._move(BreakerState.OPEN)
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` through the breaker; raises BreakerOpen while open."""
+        probe = self._admit()
+        try:
+            result = await fn()
+        except BaseException as exc:
+            category = categorize(exc)
+            if category in _BREAKER_FAILURES:
+                self._record(True, probe)
+            elif probe:  # not the callee's fault: give the probe slot back, decide nothing
+                self._probes_in_flight -= 1
+            raise
+        self._record(False, probe)
+        return result
+
+
+class Bulkhead:
+    """Per-workflow concurrency limit with a bounded queue; beyond it load is shed.
+
+    `reserve` is synchronous and called before a run is accepted, so a full bulkhead answers
+    RESOURCE_EXHAUSTED instead of persisting work it cannot take. A reservation is then held
+    until the run finishes; `slot` waits for one of ``max_concurrent`` execution slots.
+    """
+
+    def __init__(self, name: str, max_concurrent: int, max_queue: int, retry_after_s: float = 1.0) -> None:
+        self.name = name
+        self.max_concurrent, self.max_queue, self.retry_after_s = max_concurrent, max_queue, retry_after_s
+        self._sem = asyncio.Semaphore(max_concurrent)
+        self.reserved = 0  # accepted runs of this workflow not yet finished (running + queued)
+
+    @property
+    def running(self) -> int:
+        return self.max_concurrent - self._sem._value
+
+    def reserve(self, *, force: bool = False) -> None:
+        """Count one more accepted run, or raise ResourceExhausted when full (unless ``force``).
+
+        ``force`` is for runs accepted earlier (resumed after a restart): never shed those.
+        """
+        if not force and self.reserved >= self.max_concurrent + self.max_queue:
+            raise ResourceExhausted(
+                f"workflow {self.name!r} is at capacity ({self.max_concurrent} running, "
+                f"{self.max_queue} queued)",
+                retry_after_s=self.retry_after_s,
+            )
+        self.reserved += 1
+
+    def release(self) -> None:
+        self.reserved -= 1
+
+    def slot(self) -> asyncio.Semaphore:
+        """Async context manager holding one execution slot."""
+        return self._sem

@@ -1,0 +1,273 @@
+"""The workflow service's operations in domain terms (the servicer only translates protobuf).
+
+StartRun order, cheapest refusal first: request limits -> workflow known -> not READ_ONLY
+-> Screen (authn, authz, validation, sanitization; fail closed) -> degradation admission
+-> bulkhead admission (shed) -> persist (committed) -> dispatch -> optionally wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from services.common import FieldViolation, InvalidArgument, PermissionDenied, Unavailable
+from services.workflow._config import LimitsConfig
+from services.workflow._degradation import DegradationGate, Level
+from services.workflow._events import EventType, RunEvent
+from services.workflow._executor import Executor
+from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
+from services.workflow._paging import decode_page_token, encode_page_token
+from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._security_client import Caller, Screened
+
+__all__ = ["Operations", "Screener", "StartRequest", "StartResult"]
+
+
+class Screener(Protocol):
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller: ...
+
+    async def screen(
+        self,
+        *,
+        token: str,
+        workflow: str,
+        params: dict[str, Any],
+        policy: WorkflowPolicy,
+        request_id: str,
+        remaining_s: float | None = None,
+    ) -> Screened: ...
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    workflow: str
+    params: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str = ""
+    wait: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    not_before: float | None = None
+    priority: int = 0
+    schedule: str | None = None
+
+
+@dataclass(frozen=True)
+class StartResult:
+    run: Run
+    created: bool
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, giving up (returning limit + 1) once past ``limit``."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def _violation(fieldname: str, problem: str, reason: str) -> InvalidArgument:
+    return InvalidArgument(f"{fieldname}: {problem}", [FieldViolation(fieldname, problem, reason)])
+
+
+class Operations:
+    """Start, read, watch and cancel runs; the workflow catalogue."""
+
+    def __init__(
+        self,
+        *,
+        executor: Executor,
+        security: Screener,
+        gate: DegradationGate,
+        limits: LimitsConfig,
+        clock: Callable[[], float],
+    ) -> None:
+        self.executor, self.security, self.gate, self.limits, self._clock = (
+            executor,
+            security,
+            gate,
+            limits,
+            clock,
+        )
+        self.store, self.registry = executor.store, executor.registry
+
+    def _check_request(self, req: StartRequest) -> None:
+        lim = self.limits
+        if not req.workflow:
+            raise _violation("workflow", "is required", "REQUIRED")
+        if len(req.workflow) > 128:
+            raise _violation("workflow", "longer than 128 characters", "TOO_LONG")
+        if len(req.idempotency_key) > 128:
+            raise _violation("idempotency_key", "longer than 128 characters", "TOO_LONG")
+        if len(req.labels) > lim.max_labels:
+            raise _violation("labels", f"more than {lim.max_labels} labels", "TOO_MANY")
+        for k, v in req.labels.items():
+            if not k or len(k) > 128 or len(v) > 128:
+                raise _violation(
+                    f"labels[{k[:32]}]", "keys must be 1-128 and values 0-128 characters", "TOO_LONG"
+                )
+        if not -100 <= req.priority <= 100:
+            raise _violation("priority", "must be between -100 and 100", "OUT_OF_RANGE")
+        if req.not_before is not None and req.not_before > self._clock() + lim.max_schedule_ahead_s:
+            raise _violation("not_before", "too far in the future", "OUT_OF_RANGE")
+        depth = _depth(req.params, lim.max_params_depth)
+        if depth > lim.max_params_depth:
+            raise _violation("params", f"nested deeper than {lim.max_params_depth} levels", "TOO_DEEP")
+        size = len(canonical_json(req.params).encode())
+        if size > lim.max_params_bytes:
+            raise _violation("params", f"{size} bytes, more than {lim.max_params_bytes}", "TOO_LARGE")
+
+    async def start(self, req: StartRequest, *, token: str, remaining_s: float | None) -> StartResult:
+        """Screen, persist and dispatch a run (see the module docstring for the order)."""
+        self._check_request(req)
+        wf = self.registry.get(req.workflow)
+        try:
+            self.gate.check_writable()
+            run_id = uuid.uuid4().hex
+            try:
+                screened = await self.security.screen(
+                    token=token,
+                    workflow=wf.name,
+                    params=req.params,
+                    policy=wf.policy,
+                    request_id=run_id,
+                    remaining_s=remaining_s,
+                )
+            except Unavailable:
+                # Our own dependency view: without security no run can start (fail closed).
+                self.gate.set_dependency("security", Level.DEGRADED)
+                raise
+            self.gate.set_dependency("security", None)
+            priority = req.priority or wf.policy.priority
+            level = self.gate.admit(priority=priority, privileged=screened.privileged)
+            now = self._clock()
+            scheduled = req.not_before is not None and req.not_before > now
+            bulkhead = self.executor.bulkhead(wf)
+            if not scheduled:
+                bulkhead.reserve()  # sheds with ResourceExhausted when full
+        except Exception as exc:
+            self.executor.record_rejection(wf.name, exc)
+            raise
+        deadline = (req.not_before if scheduled else now) + wf.policy.run_timeout_s  # type: ignore[operator]
+        if req.wait and remaining_s is not None:
+            deadline = min(deadline, now + remaining_s)
+        owner, lease_expires = self.executor.lease()
+        digest = request_hash(
+            {
+                "workflow": wf.name,
+                "params": req.params,
+                "labels": req.labels,
+                "not_before": req.not_before,
+                "priority": req.priority,
+            }
+        )
+        new = NewRun(
+            run_id=run_id,
+            workflow=wf.name,
+            params=screened.params,
+            principal=screened.subject,
+            priority=priority,
+            created_at=now,
+            request_hash=digest,
+            idempotency_key=req.idempotency_key or None,
+            not_before=req.not_before,
+            deadline=deadline,
+            degradation=level.name if level is not None else None,
+            labels=req.labels,
+            schedule=req.schedule,
+            audit_id=screened.audit_id,
+            redactions=screened.redactions,
+            lease_owner=owner,
+            lease_expires=lease_expires,
+        )
+        try:
+            run, created = await self.store.create_run(new)
+        except BaseException:
+            if not scheduled:
+                bulkhead.release()
+            raise
+        if not created and not scheduled:
+            bulkhead.release()
+        if not req.wait or run.terminal:
+            if created:
+                self.executor.dispatch(run, reserved=not scheduled)
+            return StartResult(run, created)
+        budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
+        # Subscribed before dispatch, so no event can be missed and no re-read is needed.
+        q = self.executor.events.subscribe(run.run_id)
+        try:
+            if created:
+                self.executor.dispatch(run, reserved=not scheduled)
+            else:
+                run = await self.store.get_run(run.run_id)  # an existing run may have moved on
+            run = await self.executor.follow(q, run, budget)
+        finally:
+            self.executor.events.unsubscribe(run.run_id, q)
+        return StartResult(run, created)
+
+    async def authenticate(self, token: str, remaining_s: float | None) -> Caller:
+        """The caller of a read or cancel RPC (security decides; unreachable: UNAVAILABLE)."""
+        return await self.security.authenticate(token, remaining_s)
+
+    @staticmethod
+    def _check_access(run: Run, caller: Caller) -> None:
+        # Runs carry their params and results: only their principal and privileged callers see them.
+        if not caller.privileged and run.principal != caller.subject:
+            raise PermissionDenied(f"run {run.run_id} belongs to another principal")
+
+    async def get(self, run_id: str, caller: Caller) -> tuple[Run, list[StepRecord]]:
+        if not run_id or len(run_id) > 128:
+            raise _violation("run_id", "must be 1-128 characters", "INVALID")
+        run = await self.store.get_run(run_id)
+        self._check_access(run, caller)
+        return run, await self.store.get_steps(run_id)
+
+    async def list(self, query: RunQuery, page_token: str, caller: Caller) -> tuple[RunPage, str]:
+        if not 1 <= query.limit <= 1000:
+            raise _violation("page_size", "must be between 1 and 1000", "OUT_OF_RANGE")
+        if not caller.privileged:  # part of the filters, so page tokens are bound to the caller
+            query = dataclasses.replace(query, principal=caller.subject)
+        if page_token:
+            query = dataclasses.replace(query, before_seq=decode_page_token(page_token, query))
+        page = await self.store.list_runs(query)
+        token = encode_page_token(page.next_seq, query) if page.next_seq is not None else ""
+        return page, token
+
+    async def watch(self, run_id: str, caller: Caller, poll_s: float = 1.0) -> AsyncIterator[RunEvent]:
+        """Snapshot, then every change, ending after a terminal state.
+
+        Events come from this replica's executor; the store is re-read every ``poll_s`` of
+        silence so a run executed by another replica is followed too.
+        """
+        q = self.executor.events.subscribe(run_id)
+        try:
+            run, _ = await self.get(run_id, caller)
+            yield RunEvent(EventType.SNAPSHOT, run)
+            last = run
+            while not last.terminal:
+                try:
+                    async with asyncio.timeout(poll_s):
+                        event = await q.get()
+                except TimeoutError:
+                    fresh = await self.store.get_run(run_id)
+                    if fresh.updated_at == last.updated_at and fresh.state is last.state:
+                        continue
+                    event = RunEvent(EventType.STATE_CHANGED, fresh)
+                last = event.run if event.type is not EventType.STEP_FINISHED else last
+                yield event
+        finally:
+            self.executor.events.unsubscribe(run_id, q)
+
+    async def cancel(self, run_id: str, reason: str, caller: Caller) -> Run:
+        if not run_id or len(run_id) > 128:
+            raise _violation("run_id", "must be 1-128 characters", "INVALID")
+        self._check_access(await self.store.get_run(run_id), caller)
+        return await self.executor.cancel(run_id, reason[:512])

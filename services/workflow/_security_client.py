@@ -1,0 +1,228 @@
+"""Client of the security service: Screen once per StartRun (fail closed), VerifyArtifact.
+
+Transport retries are gRPC's own: the channel's service config retries UNAVAILABLE with
+backoff, within the call's deadline. The security service's decision is passed through as
+the matching domain error (with BadRequest field violations and RetryInfo preserved);
+anything that prevents a decision is Unavailable, so no run starts without one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
+
+from services.common import (
+    Unauthenticated,
+    Unavailable,
+    VigilError,
+)
+from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._rpc_errors import from_rpc_error
+from vigil.security.v1 import security_pb2 as _spb
+from vigil.security.v1 import security_pb2_grpc as _spb_grpc
+
+__all__ = ["SECURITY_SERVICE_CONFIG", "Caller", "Screened", "SecurityClient", "error_from_rpc"]
+
+SECURITY_SERVICE_CONFIG = {
+    "methodConfig": [
+        {
+            "name": [{"service": "vigil.security.v1.SecurityService"}],
+            "retryPolicy": {
+                "maxAttempts": 3,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "0.5s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
+_AUTH_CACHE_MAX = 10_000
+_LEVELS = {"PUBLIC": 1, "AUTHENTICATED": 2, "PRIVILEGED": 3, "ADMIN": 4}
+PRIVILEGED = _LEVELS["PRIVILEGED"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller of a read or cancel RPC."""
+
+    subject: str
+    level: int
+
+    @property
+    def privileged(self) -> bool:
+        """PRIVILEGED and ADMIN callers may see and cancel every principal's runs."""
+        return self.level >= PRIVILEGED
+
+
+@dataclass(frozen=True)
+class Screened:
+    """An allowed start: who asked, and the params the handler will receive."""
+
+    subject: str
+    level: int
+    params: dict[str, Any]
+    audit_id: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def privileged(self) -> bool:
+        return self.level >= PRIVILEGED
+
+
+_DECISIONS = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+def error_from_rpc(err: grpc.aio.AioRpcError, what: str) -> VigilError:
+    """The domain error for a failed call to the security service (its decision stands)."""
+    if err.code() in _DECISIONS:
+        return from_rpc_error(err)
+    # No decision (unreachable, timed out, broken): fail closed.
+    return Unavailable(
+        f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip()
+    )
+
+
+def _struct(value: dict[str, Any] | None) -> Struct:
+    s = Struct()
+    if value:
+        s.update(value)
+    return s
+
+
+class SecurityClient:
+    """Async client of ``vigil.security.v1.SecurityService`` over one channel."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_s: float = 2.0,
+        service_token: Callable[[], str | None] | None = None,
+        auth_cache_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._service_token = service_token or (lambda: None)
+        # Successful authentications of read/cancel callers, by token digest (never the token):
+        # reads keep working for recent callers through a short security outage, and a revoked
+        # token stops working within auth_cache_s. StartRun never uses it (Screen every time).
+        self._auth_cache: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self._auth_cache_s, self._mono = auth_cache_s, monotonic
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[
+                ("grpc.enable_retries", 1),
+                ("grpc.service_config", json.dumps(SECURITY_SERVICE_CONFIG)),
+                # Reconnect quickly after an outage: gRPC's default backoff grows to 120 s,
+                # during which every run would be refused although security is back.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ],
+        )
+        self._stub = _spb_grpc.SecurityServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _timeout(self, remaining_s: float | None) -> float:
+        return self._timeout_s if remaining_s is None else max(0.001, min(self._timeout_s, remaining_s))
+
+    async def screen(
+        self,
+        *,
+        token: str,
+        workflow: str,
+        params: dict[str, Any],
+        policy: WorkflowPolicy,
+        request_id: str,
+        remaining_s: float | None = None,
+    ) -> Screened:
+        """Authorize, validate and sanitize a start; raises the security service's decision."""
+        request = _spb.ScreenRequest(
+            token=token,
+            workflow=workflow,
+            params=_struct(params),
+            params_schema=_struct(policy.input_schema),
+            required_level=_LEVELS[policy.required_level],  # type: ignore[arg-type]
+            prompt_fields=policy.prompt_fields,
+            path_fields=policy.path_fields,
+            trajectory_fields=policy.trajectory_fields,
+            request_id=request_id,
+        )
+        metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        try:
+            resp = await self._stub.Screen(request, timeout=self._timeout(remaining_s), metadata=metadata)
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "Screen") from None
+        return Screened(
+            subject=resp.principal.subject,
+            level=int(resp.principal.level),
+            params=json_format.MessageToDict(resp.sanitized_params),
+            audit_id=resp.audit_id,
+            redactions=dict(resp.redactions),
+        )
+
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
+        """Who ``token`` belongs to; raises Unauthenticated, or Unavailable (fail closed)."""
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._auth_cache.get(key)
+        if cached is not None and cached[1] > self._mono():
+            return cached[0]
+        try:
+            resp = await self._stub.Authenticate(
+                _spb.AuthenticateRequest(token=token),
+                timeout=self._timeout(remaining_s),
+                metadata=(("authorization", f"Bearer {token}"),),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "Authenticate") from None
+        caller = Caller(resp.principal.subject, int(resp.principal.level))
+        self._auth_cache[key] = (caller, self._mono() + self._auth_cache_s)
+        self._auth_cache.move_to_end(key)
+        while len(self._auth_cache) > _AUTH_CACHE_MAX:
+            self._auth_cache.popitem(last=False)
+        return caller
+
+    async def verify_artifact(self, path: str, sha256: str) -> dict[str, Any]:
+        """VerifyArtifact with the service's own token; a mismatch is a result, not an error."""
+        token = self._service_token()
+        if not token:
+            raise Unauthenticated("no service token available for VerifyArtifact (service_token_file)")
+        metadata = (("authorization", f"Bearer {token}"),)
+        try:
+            resp = await self._stub.VerifyArtifact(
+                _spb.VerifyArtifactRequest(path=path, expected_sha256=sha256),
+                timeout=self._timeout_s * 5,
+                metadata=metadata,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc(err, "VerifyArtifact") from None
+        return {
+            "match": resp.match,
+            "actual_sha256": resp.actual_sha256,
+            "expected_sha256": resp.expected_sha256,
+            "size_bytes": resp.size_bytes,
+            "canonical_path": resp.canonical_path,
+            "message": resp.message,
+        }

@@ -1,0 +1,355 @@
+"""SQLite (WAL) implementation of `RunStore` built for throughput with group commit.
+
+All writes go to one writer thread that owns one connection. It takes every operation
+queued while the previous transaction was committing and runs them in a single
+transaction (each inside its own SAVEPOINT so one failing operation does not undo the
+others), then commits once: N concurrent StartRuns cost one fsync, not N. Reads run on
+a second thread with its own connection; WAL lets them proceed while the writer commits.
+The event loop never waits on SQLite: it only queues work and awaits a future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from services.common import AlreadyExists, NotFound
+from services.workflow._model import (
+    ErrorCategory,
+    NewRun,
+    Run,
+    RunChange,
+    RunError,
+    RunPage,
+    RunQuery,
+    StepRecord,
+    canonical_json,
+)
+from services.workflow._sqlite_batch import DbThread
+from services.workflow._states import RunState, allowed_targets, transition
+
+__all__ = ["SQLiteRunStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    workflow TEXT NOT NULL,
+    state TEXT NOT NULL,
+    params TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    idempotency_key TEXT,
+    request_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    not_before REAL,
+    deadline REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    error_category TEXT,
+    error_message TEXT,
+    fallback TEXT,
+    degradation TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    schedule TEXT,
+    audit_id TEXT NOT NULL DEFAULT '',
+    redactions TEXT NOT NULL DEFAULT '{}',
+    started_at REAL,
+    finished_at REAL,
+    lease_owner TEXT,
+    lease_expires REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON runs(principal, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_open ON runs(state) WHERE state IN ('PENDING', 'RUNNING');
+CREATE INDEX IF NOT EXISTS runs_workflow ON runs(workflow, seq);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    executions INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    finished_at REAL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+
+def _row_to_run(row: sqlite3.Row) -> Run:
+    error = None
+    if row["error_category"] is not None:
+        error = RunError(ErrorCategory(row["error_category"]), row["error_message"] or "")
+    return Run(
+        run_id=row["run_id"],
+        workflow=row["workflow"],
+        state=RunState(row["state"]),
+        params=json.loads(row["params"]),
+        principal=row["principal"],
+        priority=row["priority"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        seq=row["seq"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        not_before=row["not_before"],
+        deadline=row["deadline"],
+        attempts=row["attempts"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=error,
+        fallback=row["fallback"],
+        degradation=row["degradation"],
+        labels=json.loads(row["labels"]),
+        schedule=row["schedule"],
+        audit_id=row["audit_id"],
+        redactions=json.loads(row["redactions"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires=row["lease_expires"],
+    )
+
+
+def _select_run(conn: sqlite3.Connection, run_id: str) -> Run:
+    row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found")
+    return _row_to_run(row)
+
+
+class SQLiteRunStore:
+    """`RunStore` on one SQLite file in WAL mode (see the module docstring for the design).
+
+    Args:
+        path: Database file (created with its directory); ``:memory:`` is not supported
+            because the reader and writer need to share the database.
+        clock: Wall-clock seconds used for ``updated_at``.
+        synchronous: ``FULL`` (fsync per commit: survives power loss) or ``NORMAL``
+            (survives a process crash only).
+    """
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float], synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self._path = Path(path)
+        self._clock = clock
+        self._writer = DbThread(str(path), "runstore-writer", writer=True, synchronous=synchronous)
+        self._reader = DbThread(str(path), "runstore-reader", writer=False, synchronous=synchronous)
+        self._opened = False
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        # Thread start blocks briefly (connect + schema); keep it off the event loop.
+        await asyncio.to_thread(self._writer.start, _SCHEMA)
+        await asyncio.to_thread(self._reader.start)
+        self._opened = True
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._writer.stop)
+        await asyncio.to_thread(self._reader.stop)
+
+    async def create_run(self, new: NewRun) -> tuple[Run, bool]:
+        digest = new.request_hash
+
+        def op(conn: sqlite3.Connection) -> tuple[Run, bool]:
+            if new.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT * FROM runs WHERE principal = ? AND idempotency_key = ?",
+                    (new.principal, new.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    if row["request_hash"] != digest:
+                        raise AlreadyExists(
+                            f"idempotency key {new.idempotency_key!r} was used for a different request "
+                            f"(run {row['run_id']})"
+                        )
+                    return _row_to_run(row), False
+            row = conn.execute(
+                "INSERT INTO runs (run_id, workflow, state, params, principal, priority, idempotency_key,"
+                " request_hash, created_at, updated_at, not_before, deadline, degradation, labels, schedule,"
+                " audit_id, redactions, lease_owner, lease_expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    new.run_id,
+                    new.workflow,
+                    RunState.PENDING.value,
+                    canonical_json(new.params),
+                    new.principal,
+                    new.priority,
+                    new.idempotency_key,
+                    digest,
+                    new.created_at,
+                    new.created_at,
+                    new.not_before,
+                    new.deadline,
+                    new.degradation,
+                    canonical_json(new.labels),
+                    new.schedule,
+                    new.audit_id,
+                    canonical_json(new.redactions),
+                    new.lease_owner,
+                    new.lease_expires,
+                ),
+            ).fetchone()
+            return _row_to_run(row), True
+
+        return await self._writer.run(op)
+
+    async def get_run(self, run_id: str) -> Run:
+        return await self._reader.run(lambda conn: _select_run(conn, run_id))
+
+    async def list_runs(self, query: RunQuery) -> RunPage:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.workflow is not None:
+            where.append("workflow = ?")
+            args.append(query.workflow)
+        if query.principal is not None:
+            where.append("principal = ?")
+            args.append(query.principal)
+        for key, value in sorted(query.labels.items()):
+            where.append("json_extract(labels, ?) = ?")
+            args += ['$."' + key.replace('"', '""') + '"', value]
+        if query.created_after is not None:
+            where.append("created_at >= ?")
+            args.append(query.created_after)
+        if query.created_before is not None:
+            where.append("created_at < ?")
+            args.append(query.created_before)
+        if query.states:
+            where.append(f"state IN ({', '.join('?' * len(query.states))})")
+            args.extend(sorted(s.value for s in query.states))
+        if query.before_seq is not None:
+            where.append("seq < ?")
+            args.append(query.before_seq)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        # One extra row tells whether another page exists without a COUNT.
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(query.limit + 1)
+
+        def op(conn: sqlite3.Connection) -> RunPage:
+            runs = [_row_to_run(r) for r in conn.execute(sql, args).fetchall()]
+            more = len(runs) > query.limit
+            runs = runs[: query.limit]
+            return RunPage(runs=runs, next_seq=runs[-1].seq if more else None)
+
+        return await self._reader.run(op)
+
+    async def update_run(self, run_id: str, change: RunChange) -> Run:
+        state = change.state
+        # The lifecycle table decides which current states may move to ``state``; checking it
+        # in the UPDATE's WHERE makes the common case one statement.
+        sources = sorted(s.value for s in RunState if state in allowed_targets(s))
+
+        def op(conn: sqlite3.Connection) -> Run:
+            now = self._clock()
+            sets = ["state = ?", "updated_at = ?"]
+            args: list[Any] = [state.value, now]
+            if state is RunState.RUNNING:
+                sets.append("started_at = COALESCE(started_at, ?)")
+                args.append(now)
+            if change.has_result:
+                sets.append("result = ?")
+                args.append(canonical_json(change.result))
+            if change.error is not None:
+                sets += ["error_category = ?", "error_message = ?"]
+                args += [change.error.category.value, change.error.message]
+            if change.fallback is not None:
+                sets.append("fallback = ?")
+                args.append(change.fallback)
+            if change.attempt:
+                sets.append("attempts = attempts + 1")
+            if state.terminal:
+                sets += ["lease_owner = NULL, lease_expires = NULL", "finished_at = ?"]
+                args.append(now)
+            elif change.lease_owner is not None:
+                sets += ["lease_owner = ?", "lease_expires = ?"]
+                args += [change.lease_owner, change.lease_expires]
+            marks = ", ".join("?" * len(sources))
+            row = conn.execute(
+                f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}) RETURNING *",
+                [*args, run_id, *sources],
+            ).fetchone()
+            if row is None:  # unknown run (NotFound) or an edge the table refuses (InvalidTransition)
+                transition(_select_run(conn, run_id).state, state)
+                raise AssertionError("unreachable: transition() accepted a refused edge")
+            return _row_to_run(row)
+
+        return await self._writer.run(op)
+
+    async def begin_step(self, run_id: str, name: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "INSERT INTO steps (run_id, name, executions) VALUES (?, ?, 1)"
+                " ON CONFLICT (run_id, name) DO UPDATE SET executions = executions + 1"
+                " RETURNING executions",
+                (run_id, name),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._writer.run(op)
+
+    async def record_step(self, run_id: str, name: str, result: Any) -> None:
+        text, now = canonical_json(result), self._clock()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
+                " VALUES (?, ?, 1, 1, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET"
+                " completed = 1, result = excluded.result, finished_at = excluded.finished_at"
+                " WHERE completed = 0",
+                (run_id, name, text, now),
+            )
+
+        await self._writer.run(op)
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        def op(conn: sqlite3.Connection) -> list[StepRecord]:
+            rows = conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+            return [
+                StepRecord(
+                    name=r["name"],
+                    completed=bool(r["completed"]),
+                    result=json.loads(r["result"]) if r["result"] is not None else None,
+                    finished_at=r["finished_at"],
+                    executions=r["executions"],
+                )
+                for r in rows
+            ]
+
+        return await self._reader.run(op)
+
+    async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
+        def op(conn: sqlite3.Connection) -> list[Run]:
+            rows = conn.execute(
+                "UPDATE runs SET lease_owner = ?, lease_expires = ? WHERE run_id IN ("
+                " SELECT run_id FROM runs WHERE state IN ('PENDING', 'RUNNING')"
+                " AND (not_before IS NULL OR not_before <= ?)"
+                " AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires < ?)"
+                " ORDER BY priority DESC, seq LIMIT ?) RETURNING *",
+                (owner, now + lease_s, now, owner, now, limit),
+            ).fetchall()
+            return sorted((_row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
+
+        return await self._writer.run(op)
+
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+        if not run_ids:
+            return
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE runs SET lease_expires = ? WHERE run_id = ? AND lease_owner = ?"
+                " AND state IN ('PENDING', 'RUNNING')",
+                [(until, rid, owner) for rid in run_ids],
+            )
+
+        await self._writer.run(op)

@@ -1,0 +1,66 @@
+"""The run store interface. SQLite is the embedded default; PostgreSQL implements the same.
+
+Every backend must pass `tests/unit/workflow/store_suite.py` (parametrize its ``store``
+fixture with the new backend).
+
+Invariants every implementation keeps:
+- `create_run` has committed the run when it returns (StartRun answers only afterwards).
+- Idempotency: a run is unique per (principal, idempotency_key); the same key with the same
+  request hash returns the existing run, a different request hash raises AlreadyExists.
+- `update_run` reads the current state and applies `transition()` in one transaction.
+- `list_runs` is keyset-paginated on ``seq`` (newest first): a run inserted while a caller
+  pages never shifts or duplicates rows of later pages.
+- Leases make multi-replica execution possible: a run is executed by the owner of its
+  unexpired lease; `claim_runs` hands out unfinished runs whose lease is free, expired,
+  or already the caller's (a restarted replica with the same owner id resumes at once).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord
+
+__all__ = ["RunStore"]
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Durable storage of runs and their finished steps."""
+
+    async def open(self) -> None:
+        """Create the schema if needed and start the backend's workers."""
+
+    async def close(self) -> None:
+        """Flush pending writes and release connections; idempotent."""
+
+    async def create_run(self, new: NewRun) -> tuple[Run, bool]:
+        """Persist ``new``; return (run, True), or (existing run, False) on an idempotent repeat.
+
+        Raises:
+            AlreadyExists: the idempotency key was used for a different request.
+        """
+
+    async def get_run(self, run_id: str) -> Run:
+        """Raises NotFound for an unknown id."""
+
+    async def list_runs(self, query: RunQuery) -> RunPage:
+        """Runs matching ``query``, newest first, at most ``query.limit``."""
+
+    async def update_run(self, run_id: str, change: RunChange) -> Run:
+        """Apply a transition atomically; raises NotFound or InvalidTransition."""
+
+    async def begin_step(self, run_id: str, name: str) -> int:
+        """Count one more execution of a step about to run; returns the count."""
+
+    async def record_step(self, run_id: str, name: str, result: Any) -> None:
+        """Persist a finished step's JSON result (first write wins: finished steps never change)."""
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        """Steps of a run, started or finished, in the order they were first started."""
+
+    async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
+        """Lease up to ``limit`` unfinished runs due by ``now`` to ``owner``."""
+
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+        """Extend ``owner``'s leases on ``run_ids`` (runs it no longer owns are skipped)."""

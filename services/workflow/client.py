@@ -1,0 +1,152 @@
+"""Typed async client of ``vigil.workflow.v1.WorkflowService``.
+
+Every call has a deadline; the token goes in ``authorization: Bearer`` metadata; the channel
+retries UNAVAILABLE with gRPC's own retry policy. StartRun always carries an idempotency key
+(generated when the caller gives none), so a transport retry can never start a second run.
+Failures are raised as the domain errors of `services.common` (InvalidArgument keeps its
+field violations, ResourceExhausted its retry delay).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf.struct_pb2 import Struct
+
+from services.workflow._rpc_errors import from_rpc_error
+from vigil.workflow.v1 import workflow_pb2 as pb
+from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
+
+__all__ = ["SERVICE_CONFIG", "WorkflowClient", "pb"]
+
+SERVICE_CONFIG = {
+    "methodConfig": [
+        {
+            "name": [{"service": "vigil.workflow.v1.WorkflowService"}],
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.1s",
+                "maxBackoff": "2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
+
+class WorkflowClient:
+    """Client of one workflow service address.
+
+    Args:
+        address: ``host:port``.
+        token: Bearer token (API key or JWT); None sends no credentials.
+        timeout_s: Default deadline of unary calls; StartRun(wait) uses ``wait_timeout_s``.
+    """
+
+    def __init__(self, address: str, *, token: str | None = None, timeout_s: float = 10.0) -> None:
+        self._timeout_s = timeout_s
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))],
+        )
+        self._stub = pb_grpc.WorkflowServiceStub(self._channel)
+
+    async def __aenter__(self) -> WorkflowClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: Any, request: Any, timeout_s: float | None) -> Any:
+        try:
+            return await method(request, timeout=timeout_s or self._timeout_s, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def start_run(
+        self,
+        workflow: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = False,
+        idempotency_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        not_before: dt.datetime | None = None,
+        priority: int = 0,
+        timeout_s: float | None = None,
+    ) -> tuple[pb.Run, bool]:
+        """Start a run; returns (run, created). With ``wait`` the run is terminal if it finished in time."""
+        request = pb.StartRunRequest(
+            workflow=workflow,
+            idempotency_key=idempotency_key or f"client-{uuid.uuid4().hex}",
+            wait=wait,
+            labels=dict(labels or {}),
+            priority=priority,
+        )
+        if params:
+            s = Struct()
+            s.update(dict(params))
+            request.params.CopyFrom(s)
+        if not_before is not None:
+            request.not_before.FromDatetime(not_before.astimezone(dt.UTC))
+        resp = await self._call(self._stub.StartRun, request, timeout_s)
+        return resp.run, resp.created
+
+    async def get_run(self, run_id: str, *, timeout_s: float | None = None) -> pb.Run:
+        return (await self._call(self._stub.GetRun, pb.GetRunRequest(run_id=run_id), timeout_s)).run
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str = "",
+        states: list[int] | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout_s: float | None = None,
+    ) -> tuple[list[pb.Run], str]:
+        """One page, newest first; returns (runs, next_page_token or "")."""
+        request = pb.ListRunsRequest(
+            workflow=workflow,
+            states=states or [],
+            labels=dict(labels or {}),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        resp = await self._call(self._stub.ListRuns, request, timeout_s)
+        return list(resp.runs), resp.next_page_token
+
+    async def watch_run(
+        self, run_id: str, *, timeout_s: float | None = None
+    ) -> AsyncIterator[pb.WatchRunResponse]:
+        """Snapshot, then each change, until the run is terminal (``timeout_s``: whole stream)."""
+        call = self._stub.WatchRun(
+            pb.WatchRunRequest(run_id=run_id), timeout=timeout_s, metadata=self._metadata
+        )
+        try:
+            async for msg in call:
+                yield msg
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def cancel_run(self, run_id: str, reason: str = "", *, timeout_s: float | None = None) -> pb.Run:
+        request = pb.CancelRunRequest(run_id=run_id, reason=reason)
+        return (await self._call(self._stub.CancelRun, request, timeout_s)).run
+
+    async def list_workflows(self, *, timeout_s: float | None = None) -> list[pb.WorkflowInfo]:
+        return list(
+            (await self._call(self._stub.ListWorkflows, pb.ListWorkflowsRequest(), timeout_s)).workflows
+        )

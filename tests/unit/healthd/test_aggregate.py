@@ -1,0 +1,153 @@
+"""Hysteresis, dependency-aware aggregation, score and degradation levels (pure, injected time)."""
+
+from __future__ import annotations
+
+from healthd import Level, LevelDamper, Reason, Status, SystemStatus
+from healthd._aggregate import (
+    CheckState,
+    apply_result,
+    component_health,
+    own_status,
+    system_health,
+    target_level,
+)
+from healthd._types import CheckResult
+from tests.healthd_util import config, exec_check
+
+OK = CheckResult(Status.SERVING)
+BAD = CheckResult(Status.NOT_SERVING, message="refused")
+DEAD = CheckResult(Status.NOT_SERVING, message="exited", decisive=True)
+S, N, U = Status.SERVING, Status.NOT_SERVING, Status.UNKNOWN
+
+
+def _fold(results: list[CheckResult], fail: int = 3, ok: int = 2) -> CheckState:
+    state = CheckState()
+    for r in results:
+        state = apply_result(state, r, fail, ok)
+    return state
+
+
+def test_failure_threshold_gives_hysteresis() -> None:
+    assert _fold([OK]).status is S
+    assert _fold([OK, BAD, BAD]).status is S
+    assert _fold([OK, BAD, BAD, BAD]).status is N
+    assert _fold([OK, BAD, BAD, OK, BAD, BAD]).status is S  # the streak was broken
+
+
+def test_success_threshold_after_failure() -> None:
+    assert _fold([BAD, BAD, BAD, OK]).status is N
+    assert _fold([BAD, BAD, BAD, OK, OK]).status is S
+
+
+def test_decisive_event_bypasses_threshold() -> None:
+    assert _fold([OK, DEAD]).status is N
+
+
+def test_unknown_result_counts_as_failure_and_first_success_suffices() -> None:
+    unknown = CheckResult(Status.UNKNOWN)
+    assert _fold([OK, unknown, unknown, unknown]).status is N
+    assert _fold([OK]).status is S  # from UNKNOWN, one success is enough
+
+
+def test_own_status() -> None:
+    assert own_status([CheckState(S), CheckState(S)]) is S
+    assert own_status([CheckState(S), CheckState(U)]) is U
+    assert own_status([CheckState(U), CheckState(N)]) is N
+
+
+CFG = config(
+    components=[
+        {"name": "store", "checks": [exec_check()], "degrades_to": "READ_ONLY"},
+        {"name": "api", "checks": [exec_check()], "depends_on": ["store"], "degrades_to": "OFFLINE"},
+        {"name": "cache", "checks": [exec_check()], "critical": False},
+        {"name": "web", "checks": [exec_check()], "depends_on": ["api"], "critical": False},
+    ]
+)
+
+
+def _system(own: dict[str, Status], maint: frozenset[str] = frozenset()):  # type: ignore[no-untyped-def]
+    comps = component_health(CFG, own, set(maint))
+    return system_health(CFG, comps, target_level(CFG, comps)), {c.name: c for c in comps}
+
+
+def test_all_serving_is_healthy_normal_100() -> None:
+    system, _ = _system({"store": S, "api": S, "cache": S, "web": S})
+    assert (system.status, system.score, system.level, system.ready) == (
+        SystemStatus.HEALTHY,
+        100,
+        Level.NORMAL,
+        True,
+    )
+
+
+def test_non_critical_failure_is_degraded() -> None:
+    system, comps = _system({"store": S, "api": S, "cache": N, "web": S})
+    assert system.status is SystemStatus.DEGRADED
+    assert system.level is Level.DEGRADED
+    assert system.ready
+    assert comps["cache"].reason is Reason.FAILING
+    assert system.score == round(100 * 7 / 8)  # weights 3+3+1+1, cache (1) lost
+
+
+def test_dependency_down_is_reported_as_such_transitively() -> None:
+    system, comps = _system({"store": N, "api": N, "cache": S, "web": N})
+    assert comps["store"].reason is Reason.FAILING
+    assert (comps["api"].reason, comps["api"].cause, comps["api"].own) == (Reason.DEPENDENCY_DOWN, "store", N)
+    assert (comps["web"].reason, comps["web"].cause) == (Reason.DEPENDENCY_DOWN, "store")
+    assert system.status is SystemStatus.UNHEALTHY
+    assert system.level is Level.OFFLINE  # every critical component is down
+    assert not system.ready
+
+
+def test_dependent_that_itself_serves_is_still_down_when_dependency_is() -> None:
+    _, comps = _system({"store": N, "api": S, "cache": S, "web": S})
+    assert comps["api"].status is N and comps["api"].own is S
+
+
+def test_level_is_worst_of_down_components() -> None:
+    system, _ = _system({"store": S, "api": N, "cache": N, "web": S})
+    assert system.level is Level.OFFLINE  # api declares OFFLINE
+    system, _ = _system({"store": S, "api": S, "cache": N, "web": N})
+    assert system.level is Level.DEGRADED
+
+
+def test_unknown_is_degraded_and_half_credit() -> None:
+    system, comps = _system({"store": U, "api": S, "cache": S, "web": S})
+    assert system.status is SystemStatus.DEGRADED
+    assert comps["store"].reason is Reason.PENDING
+    assert system.score == round(100 * (1.5 + 3 + 1 + 1) / 8)
+    assert not system.ready
+
+
+def test_maintenance_is_excluded_and_does_not_blame_dependents() -> None:
+    system, comps = _system({"store": N, "api": S, "cache": S, "web": S}, frozenset({"store"}))
+    assert comps["store"].reason is Reason.MAINTENANCE
+    assert comps["api"].reason is Reason.OK
+    assert system.status is SystemStatus.HEALTHY and system.score == 100
+
+
+def test_level_damper_worsens_at_once_and_improves_after_hold() -> None:
+    d = LevelDamper()
+    d = d.step(Level.OFFLINE, now=0.0, hold_s=5)
+    assert d.level is Level.OFFLINE
+    d = d.step(Level.READ_ONLY, now=1.0, hold_s=5)
+    assert d.level is Level.OFFLINE  # held, not yet
+    d = d.step(Level.NORMAL, now=3.0, hold_s=5)
+    assert d.level is Level.OFFLINE
+    d = d.step(Level.NORMAL, now=6.0, hold_s=5)
+    assert d.level is Level.READ_ONLY  # worst level seen while holding
+    d = d.step(Level.NORMAL, now=7.0, hold_s=5)
+    assert d.level is Level.READ_ONLY
+    d = d.step(Level.NORMAL, now=12.0, hold_s=5)
+    assert d.level is Level.NORMAL
+
+
+def test_level_damper_flap_resets_hold() -> None:
+    d = LevelDamper().step(Level.RESTRICTED, now=0.0, hold_s=5)
+    d = d.step(Level.NORMAL, now=1.0, hold_s=5)
+    d = d.step(Level.RESTRICTED, now=4.0, hold_s=5)  # flapped back: hold restarts
+    d = d.step(Level.NORMAL, now=5.0, hold_s=5)
+    d = d.step(Level.NORMAL, now=9.0, hold_s=5)
+    assert d.level is Level.RESTRICTED
+    d = d.step(Level.NORMAL, now=10.0, hold_s=5)
+    assert d.level is Level.NORMAL
