@@ -67,7 +67,10 @@ class AdminRpcHealer:
     async def heal(self) -> str:
         metadata: list[tuple[str, str]] = []
         if self._cfg.token_file is not None:
-            token = self._cfg.token_file.read_text().strip()
+            try:
+                token = self._cfg.token_file.read_text().strip()
+            except OSError as exc:
+                raise HealFailed(f"cannot read token file {self._cfg.token_file}: {exc.strerror}") from exc
             metadata.append(("authorization", f"Bearer {token}"))
         async with open_channel(self._cfg.address, self._cfg.tls) as channel:
             call = channel.unary_unary(self._cfg.method, request_serializer=None, response_deserializer=None)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
@@ -115,6 +116,8 @@ def _open(
     _client_flags(parser, addr_default)
     if command == "probe":
         parser.add_argument("-service", "--service", default="", help="service name to check ('' = overall)")
+    if command == "status":
+        parser.add_argument("-json", "--json", action="store_true", help="print GetSystemHealth as JSON")
     args = parser.parse_args(argv)
     return args, _connect(args)
 
@@ -199,7 +202,7 @@ def status(argv: Sequence[str]) -> int:
             code, details = _rpc_error(exc)
             print(f"error: {code.name}: {details}", file=sys.stderr)
             return EXIT_RPC
-    print(format_table(resp.health))
+    print(json_format.MessageToJson(resp.health) if args.json else format_table(resp.health))
     return EXIT_UNHEALTHY if resp.health.status == _pb.SYSTEM_STATUS_UNHEALTHY else EXIT_OK
 
 

@@ -91,16 +91,17 @@ def serve(config_path: Path | None) -> int:
         except ValueError as exc:  # e.g. an unreadable check address
             print(f"healthd: config error: {exc}", file=sys.stderr)
             return 2
-        try:
-            await daemon.start()
-        except OSError as exc:
-            _log.error("healthd cannot start: %s", exc)
-            await daemon.stop()
-            return 1
+        # Handlers first: a signal during start-up must still stop the children it started.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        try:
+            await daemon.start()
+        except (OSError, RuntimeError) as exc:  # grpc reports a port it cannot bind as RuntimeError
+            _log.error("healthd cannot start: %s", exc)
+            await daemon.stop()
+            return 1
         await stop.wait()
         _log.info("healthd stopping: children first")
         await daemon.stop()

@@ -35,7 +35,9 @@ from healthd._scheduler import Clock, LoopClock, Scheduler
 from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._types import CheckResult, Status
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, get_logger
+
+_log = get_logger("vigil.healthd")
 
 LIVENESS = "liveness"
 READINESS = "readiness"
@@ -244,13 +246,18 @@ class HealthEngine:
     async def _run_heal(self, name: str) -> None:
         healer = self._healers[name]
         assert healer is not None  # HEAL is only emitted for components with an action
-        attempt = len(self._heal[name].attempts)
-        self.events.publish(EventKind.HEAL_ATTEMPT, name, f"attempt {attempt}: {self._heal[name].reason}")
+        machine = self._heal[name]
+        # Manual heals clear the window, so an empty one means an operator asked.
+        attempt = f"attempt {len(machine.attempts)}" if machine.attempts else "manual"
+        self.events.publish(EventKind.HEAL_ATTEMPT, name, f"{attempt}: {machine.reason}")
         try:
             message = await healer.heal()
-        except HealFailed as exc:
-            self.events.publish(EventKind.HEAL_RESULT, name, str(exc), new="failed")
-            self._drive(name, HealEvent.HEAL_ERROR, str(exc))
+        except Exception as exc:  # logged and counted as a failed heal: a healer bug must not wedge HEALING
+            why = str(exc) if isinstance(exc, HealFailed) else f"heal action crashed: {exc!r}"
+            if not isinstance(exc, HealFailed):
+                _log.exception("heal action of %s crashed", name)
+            self.events.publish(EventKind.HEAL_RESULT, name, why, new="failed")
+            self._drive(name, HealEvent.HEAL_ERROR, why)
         else:
             self.events.publish(EventKind.HEAL_RESULT, name, message, new="ok")
             child = self.supervisor.children.get(name)

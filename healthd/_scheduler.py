@@ -145,13 +145,19 @@ class Scheduler:
             elapsed_slots = math.floor((self._clock.now() - base) / cfg.interval_s) + 1
             k = max(k + 1, elapsed_slots)
 
-    async def run_once(self, job: Job) -> CheckResult:
-        """Run ``job`` once under its timeout and report the result."""
-        job.busy_since = self._clock.now()
+    async def run_once(self, job: Job, *, on_grid: bool = True) -> CheckResult:
+        """Run ``job`` once under its timeout and report the result.
+
+        Only runs on the grid set ``busy_since`` (the watchdog's view of that job's task); an
+        out-of-band run (`check_now`) may overlap one and must not clear its mark.
+        """
+        if on_grid:
+            job.busy_since = self._clock.now()
         try:
             result = await run_check(job.check, job.cfg.timeout_s)
         finally:
-            job.busy_since = None
+            if on_grid:
+                job.busy_since = None
         job.runs += 1
         self._sink(job.component, job.index, result)
         return result
@@ -159,7 +165,7 @@ class Scheduler:
     async def check_now(self, component: str) -> list[CheckResult]:
         """Run every check of ``component`` at once (outside the grid); results are reported too."""
         jobs = [j for j in self.jobs if j.component == component]
-        return list(await asyncio.gather(*(self.run_once(j) for j in jobs)))
+        return list(await asyncio.gather(*(self.run_once(j, on_grid=False) for j in jobs)))
 
     async def _pump(self, component: str, index: int, stream: StreamFactory) -> None:
         async for result in stream():

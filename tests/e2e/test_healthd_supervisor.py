@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -131,3 +132,29 @@ async def test_supervisor_mode_end_to_end(tmp_path: Path) -> None:
             await proc.wait()
         await pumping
     assert any("children first" in x for x in lines)
+
+
+def test_port_in_use_exits_1_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = python_env(VIGIL_HEALTHD_SERVER__PORT=str(busy.getsockname()[1]))
+        result = subprocess.run(
+            [sys.executable, "-m", "healthd"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "healthd.yaml"
+    bad.write_text("components:\n  - name: a\n    checks: [{kind: tcp, address: 'x:1', interval_s: 0}]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "healthd", "--config", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "interval_s" in lines[0] and str(bad) in lines[0]

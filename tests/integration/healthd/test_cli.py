@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ async def test_status_prints_the_table(daemon: Any) -> None:
     assert "system: HEALTHY" in out and "score: 100" in out
     row = next(line for line in out.splitlines() if line.startswith("db "))
     assert "SERVING" in row and "HEALTHY" in row
+    code, out, _ = await run_healthd("status", "--addr", daemon.addr, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["status"] == "SYSTEM_STATUS_HEALTHY" and data["components"][0]["name"] == "db"
 
 
 async def test_watch_streams_changes(daemon: Any) -> None:

@@ -114,12 +114,20 @@ async def test_heal_by_admin_rpc_with_token(engines: list[HealthEngine], tmp_pat
         await server.stop(0)
 
 
-async def test_admin_rpc_error_is_a_failed_heal(engines: list[HealthEngine], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("token_file", "expected"),
+    [(None, "UNAVAILABLE"), ("missing", "cannot read token file")],
+)
+async def test_admin_rpc_failures_are_failed_heals(
+    engines: list[HealthEngine], tmp_path: Path, token_file: str | None, expected: str
+) -> None:
     rpc = {"address": "127.0.0.1:1", "method": "/test.v1.Admin/Reset"}
+    if token_file is not None:
+        rpc["token_file"] = str(tmp_path / token_file)
     healing = {"action": "admin_rpc", "admin_rpc": rpc, "backoff_base_s": 5, "start_timeout_s": 0.3}
     engine = await _start(
         engines, {"name": "svc", "checks": [_flag_check(tmp_path / "x")], "healing": healing}
     )
     await eventually(lambda: engine.snapshot().components[0].heal_state is HealState.BACKOFF, 15)
     result = next(e for e in engine.events.since() if e.kind is EventKind.HEAL_RESULT)
-    assert result.new == "failed" and "UNAVAILABLE" in result.message
+    assert result.new == "failed" and expected in result.message

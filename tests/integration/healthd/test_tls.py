@@ -13,10 +13,10 @@ from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
 from healthd import Status
-from healthd._checks import GrpcHealthCheck
-from healthd._config import ClientTLS, GrpcCheckConfig
+from healthd._checks import GrpcHealthCheck, HttpCheck
+from healthd._config import ClientTLS, GrpcCheckConfig, HttpCheckConfig
 from services.common import HealthServicer, TLSConfig, server_credentials
-from tests.unit.security._support import CertFiles, make_ca_and_cert
+from tests.unit.security._support import CertFiles, body_route, https_server, make_ca_and_cert
 
 from .conftest import run_healthd
 
@@ -69,3 +69,14 @@ async def test_healthd_serves_mtls_and_probe_speaks_it(
     assert await _probe("-addr", addr, *mtls, "-service", "liveness") == 0
     assert await _probe("-addr", addr, *client, "-connect-timeout", "500ms") == 2  # no client certificate
     assert await _probe("-addr", addr, "-connect-timeout", "500ms") == 2  # plaintext to a TLS port
+
+
+async def test_http_check_over_https_with_ca(certs: CertFiles) -> None:
+    with https_server(certs, {"/healthz": body_route(b"ok")}) as port:
+        url = f"https://localhost:{port}/healthz"
+        trusted = HttpCheck(
+            HttpCheckConfig(kind="http", url=url, expect_body="ok", tls=ClientTLS(ca_file=certs.ca))
+        )
+        assert (await trusted.check(5)).status is Status.SERVING
+        untrusted = await HttpCheck(HttpCheckConfig(kind="http", url=url)).check(5)
+        assert untrusted.status is Status.NOT_SERVING and "CERTIFICATE" in untrusted.message.upper()
