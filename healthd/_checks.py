@@ -34,6 +34,7 @@ from healthd._config import (
 )
 from healthd._supervisor import signal_group
 from healthd._types import CheckResult, Status
+from services.common import client_interceptors
 
 _FROM_PROTO = {
     _hpb.HealthCheckResponse.SERVING: Status.SERVING,
@@ -97,13 +98,15 @@ _RECONNECT = [
 
 def open_channel(address: str, tls: ClientTLS | None) -> grpc.aio.Channel:
     """An aio channel to ``address`` with fast reconnects; TLS when ``tls`` is set."""
+    # Unary calls traced (a probe is a child of its healthd.check span); Watch streams not.
+    traced = client_interceptors(streams=False)
     if tls is None:
-        return grpc.aio.insecure_channel(address, options=_RECONNECT)
+        return grpc.aio.insecure_channel(address, options=_RECONNECT, interceptors=traced)
     options = [
         *_RECONNECT,
         *([("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []),
     ]
-    return grpc.aio.secure_channel(address, channel_credentials(tls), options=options)
+    return grpc.aio.secure_channel(address, channel_credentials(tls), options=options, interceptors=traced)
 
 
 class GrpcHealthCheck:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
+from healthd.alerts._config import AlertsConfig
 from services.common import ConfigModel, ServerConfig
 from services.security import AuthConfig
 
@@ -271,6 +272,8 @@ class HealthdConfig(ConfigModel):
     """gRPC server (grpc.health.v1 and vigil.healthd.v1.HealthDaemon); default port 50050."""
     http: HttpConfig = Field(default_factory=HttpConfig)
     """HTTP dashboard / metrics port (default 8050)."""
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    """Alert rules and webhook receivers (shown on the dashboard either way)."""
     mode: Mode = Mode.SUPERVISOR
     """``supervisor`` starts and restarts children; ``sidecar`` only checks and escalates."""
     components: list[ComponentConfig] = Field(default_factory=list)

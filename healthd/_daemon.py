@@ -18,7 +18,17 @@ from healthd._scheduler import Clock
 from healthd._service import AdminGate, HealthBridge, HealthDaemonService
 from healthd._snapshot import Snapshot
 from healthd._supervisor import LineSink
-from services.common import ConfigError, VigilServer, configure_logging, get_logger, load_config
+from healthd._telemetry import observe_snapshot
+from healthd.alerts import Alerting
+from healthd.dashboard import DashboardModel, DashboardServer
+from services.common import (
+    ConfigError,
+    Instrumentation,
+    VigilServer,
+    configure_logging,
+    get_logger,
+    load_config,
+)
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
 ENV_PREFIX = "VIGIL_HEALTHD_"
@@ -48,7 +58,15 @@ class Daemon:
     ) -> None:
         self.config = config
         self.engine = HealthEngine(config, clock=clock, sink=sink)
-        self.server = VigilServer(config.server, "healthd")
+        self.telemetry = Instrumentation("healthd", config.server)
+        self.server = VigilServer(config.server, "healthd", interceptors=self.telemetry.server_interceptors)
+        self.telemetry.attach(self.server)
+        self.engine.add_listener(observe_snapshot)
+        self.alerting = Alerting(config.alerts, self.engine.snapshot)
+        self.dashboard = DashboardServer(
+            DashboardModel(self.engine, self.alerting), config.http.host, config.http.port
+        )
+        self.alerting.on_change = self.dashboard.model.notify
         self.bridge = HealthBridge(self.engine, self.server.health)
         service = HealthDaemonService(self.engine, config, AdminGate(config.auth))
         self.server.add_servicer(_pb_grpc.add_HealthDaemonServicer_to_server, service, SERVICE_NAME)
@@ -66,12 +84,23 @@ class Daemon:
         """Bind and serve, then start checks and children; returns the gRPC port."""
         await self.bridge.start()
         port = await self.server.start()
+        try:
+            await self.dashboard.start()
+            self.alerting.sender.external_url = self.dashboard.url
+        except OSError as exc:
+            # Health over gRPC is what probes and the services rely on; the dashboard is not.
+            _log.error(
+                "dashboard disabled: cannot bind %s:%s (%s)", self.config.http.host, self.dashboard.port, exc
+            )
+        self.alerting.start()
         await self.engine.start()
         return port
 
     async def stop(self) -> None:
         """Children first (dependents first), then healthd's own server."""
         await self.engine.stop()
+        await self.alerting.stop()
+        await self.dashboard.stop()
         await self.bridge.stop()
         await self.server.stop()
 

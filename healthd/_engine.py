@@ -34,6 +34,7 @@ from healthd._healing import Action, HealEvent, HealMachine, HealState, transiti
 from healthd._scheduler import Clock, LoopClock, Scheduler
 from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
+from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
 from services.common import FailedPrecondition, NotFound, get_logger
 
@@ -251,7 +252,8 @@ class HealthEngine:
         attempt = f"attempt {len(machine.attempts)}" if machine.attempts else "manual"
         self.events.publish(EventKind.HEAL_ATTEMPT, name, f"{attempt}: {machine.reason}")
         try:
-            message = await healer.heal()
+            with heal_span(name, healer_kind(healer), len(machine.attempts)):
+                message = await healer.heal()
         except Exception as exc:  # logged and counted as a failed heal: a healer bug must not wedge HEALING
             why = str(exc) if isinstance(exc, HealFailed) else f"heal action crashed: {exc!r}"
             if not isinstance(exc, HealFailed):

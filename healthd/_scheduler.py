@@ -19,6 +19,7 @@ from typing import Protocol
 
 from healthd._checks import Check, run_check
 from healthd._config import CheckConfig
+from healthd._telemetry import check_span
 from healthd._types import CheckResult
 
 ResultSink = Callable[[str, int, CheckResult], None]
@@ -153,8 +154,11 @@ class Scheduler:
         """
         if on_grid:
             job.busy_since = self._clock.now()
+        cfg = job.cfg
         try:
-            result = await run_check(job.check, job.cfg.timeout_s)
+            with check_span(job.component, cfg.name or cfg.kind, cfg.kind) as observed:
+                result = await run_check(job.check, cfg.timeout_s)
+                observed.result(result)
         finally:
             if on_grid:
                 job.busy_since = None

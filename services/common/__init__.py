@@ -17,13 +17,42 @@ from services.common._errors import (
     VigilError,
 )
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer, ServingStatus
+from services.common._instrument import Instrumentation
 from services.common._interceptors import ErrorMapping, wrap_handler
 from services.common._logging import add_log_enricher, add_log_redactor, configure_logging, get_logger
+from services.common._logs import install_log_hooks, log_fields
+from services.common._metrics import (
+    AUDIT_EVENTS,
+    CHECK_SECONDS,
+    CHECK_STATUS,
+    COMPONENT_UP,
+    HEAL_ATTEMPTS,
+    RUN_TRANSITIONS,
+    VALIDATION_FAILURES,
+    MetricsInterceptor,
+    MetricsServer,
+)
+from services.common._observe import Observation, ObservingInterceptor
 from services.common._server import VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
+from services.common._telemetry import (
+    TracingInterceptor,
+    client_interceptors,
+    setup_tracing,
+    shutdown_tracing,
+    tracer,
+    tracing_enabled,
+)
 
 __all__ = [
+    "AUDIT_EVENTS",
+    "CHECK_SECONDS",
+    "CHECK_STATUS",
+    "COMPONENT_UP",
     "HEALTH_SERVICE_NAME",
+    "HEAL_ATTEMPTS",
+    "RUN_TRANSITIONS",
+    "VALIDATION_FAILURES",
     "AlreadyExists",
     "Cancelled",
     "ConfigError",
@@ -33,13 +62,19 @@ __all__ = [
     "FailedPrecondition",
     "FieldViolation",
     "HealthServicer",
+    "Instrumentation",
     "InvalidArgument",
+    "MetricsInterceptor",
+    "MetricsServer",
     "NotFound",
+    "Observation",
+    "ObservingInterceptor",
     "PermissionDenied",
     "ResourceExhausted",
     "ServerConfig",
     "ServingStatus",
     "TLSConfig",
+    "TracingInterceptor",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
@@ -48,12 +83,19 @@ __all__ = [
     "add_log_enricher",
     "add_log_redactor",
     "bad_request_violations",
+    "client_interceptors",
     "configure_logging",
     "get_logger",
+    "install_log_hooks",
     "load_config",
+    "log_fields",
     "retry_delay_s",
     "run_main",
     "server_credentials",
+    "setup_tracing",
+    "shutdown_tracing",
     "to_grpc_status",
+    "tracer",
+    "tracing_enabled",
     "wrap_handler",
 ]

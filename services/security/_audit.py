@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Required, TypedDict, Unpack
 
-from services.common import InvalidArgument, Unavailable
+from services.common import AUDIT_EVENTS, InvalidArgument, Unavailable
 from services.security._groupcommit import GroupCommitter
 from services.security._sanitize import Redactor
 
@@ -242,6 +242,8 @@ class AuditLog:
                     ) from None
                 self._head = head
                 self.write_ok = True
+                for r in records:
+                    AUDIT_EVENTS.labels(r.action, r.decision).inc()
                 return records
         raise AssertionError("unreachable")
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common import FieldViolation, InvalidArgument, PermissionDenied
+from services.common import VALIDATION_FAILURES, FieldViolation, InvalidArgument, PermissionDenied
 from services.security._config import SecurityConfig
 from services.security._findings import Finding, to_violations
 from services.security._gate import Gate
@@ -208,6 +208,8 @@ class Screener:
         blocking = [f for f in findings if f.blocking]
         if blocking:
             codes = sorted({f.code for f in blocking})
+            for code in codes:
+                VALIDATION_FAILURES.labels(code).inc()
             await record(
                 False,
                 f"validation failed: {', '.join(codes)}",

@@ -17,7 +17,14 @@ from typing import Any
 import grpc
 from grpc_health.v1.health_pb2 import HealthCheckResponse
 
-from services.common import FailedPrecondition, FieldViolation, InvalidArgument, VigilServer, add_log_redactor
+from services.common import (
+    FailedPrecondition,
+    FieldViolation,
+    Instrumentation,
+    InvalidArgument,
+    VigilServer,
+    add_log_redactor,
+)
 from services.security._audit import AuditFilter
 from services.security._auth import bearer_token
 from services.security._config import SecurityConfig
@@ -305,7 +312,10 @@ def install_log_redaction() -> None:
 async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
-    server = VigilServer(config.server, "security", interceptors=[MalformedRequests()])
+    telemetry = Instrumentation("security", config.server)
+    server = VigilServer(
+        config.server, "security", interceptors=[*telemetry.server_interceptors, MalformedRequests()]
+    )
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, SecurityServicer(core), SERVICE_NAME)
     policy = core.gate.policy
     loop = asyncio.get_running_loop()
@@ -322,4 +332,5 @@ async def build(config: SecurityConfig) -> VigilServer:
         core.close()
 
     server.on_shutdown(shutdown)
+    telemetry.attach(server)  # /metrics; spans flushed after the core has closed
     return server

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common import ConfigError, VigilServer
+from services.common import ConfigError, Instrumentation, VigilServer
 from services.workflow._builtins import register_builtins
 from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
@@ -22,6 +22,7 @@ from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
 from services.workflow._service import WorkflowServicer, add_to_server
 from services.workflow._sqlite_store import SQLiteRunStore
+from services.workflow._telemetry import watch_executor
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
 
@@ -106,6 +107,8 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     """Open the store, resume unfinished runs and register the servicer (not yet listening)."""
     registry = build_registry(cfg)
     token = TokenFile(cfg.service_token_file)
+    # Before any channel is made: client interceptors exist only once tracing is set up.
+    telemetry = Instrumentation("workflow", cfg.server)
     store = SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
     await store.open()
     security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
@@ -123,8 +126,9 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     )
     gate = DegradationGate()
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
-    server = VigilServer(cfg.server, "workflow")
+    server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
     server.add_servicer(add_to_server, WorkflowServicer(ops), SERVICE_NAME)
+    watch_executor(executor)
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
     if cfg.healthd_address:
@@ -140,6 +144,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         app.metrics_port = http.server_port
         server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
     server.on_shutdown(app.close)
+    telemetry.attach(server)  # after app.close: spans of the runs it stops are flushed too
     return app
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from services.workflow._model import canonical_json
+from services.workflow._telemetry import step_span
 
 __all__ = ["RunContext", "StepJournal", "WorkflowDeps"]
 
@@ -71,9 +72,10 @@ class RunContext:
         if name in self._finished:
             return self._finished[name]
         await self._journal.begin(name)
-        value = fn()
-        if inspect.isawaitable(value):
-            value = await value
+        with step_span(self.run_id, self.workflow, name):
+            value = fn()
+            if inspect.isawaitable(value):
+                value = await value
         canonical_json(value)  # fail here, in the step, when the result is not JSON
         # Shielded: a cancellation arriving now must not lose a result already computed.
         await asyncio.shield(self._journal.finish(name, value))

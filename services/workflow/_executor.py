@@ -25,6 +25,7 @@ from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowSt
 from services.workflow._isolation import ProcessPool
 from services.workflow._model import ErrorCategory, Run, RunChange, RunError
 from services.workflow._policies import (
+    BreakerOpen,
     Bulkhead,
     CircuitBreaker,
     RetryPolicy,
@@ -34,6 +35,13 @@ from services.workflow._policies import (
 from services.workflow._registry import Workflow, WorkflowRegistry
 from services.workflow._states import RunState
 from services.workflow._store import RunStore
+from services.workflow._telemetry import (
+    attempt_span,
+    breaker_rejected,
+    fallback_span,
+    record_transition,
+    run_span,
+)
 
 __all__ = ["Executor"]
 
@@ -195,6 +203,7 @@ class Executor:
     async def _update(self, run_id: str, change: RunChange) -> Run:
         # Shielded: a final state computed must reach the store even if we are cancelled now.
         run = await asyncio.shield(self.store.update_run(run_id, change))
+        record_transition(run.workflow, run.state.value)
         self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
         return run
 
@@ -214,7 +223,8 @@ class Executor:
                 held = self.bulkhead(wf)
                 held.reserve(force=True)  # accepted earlier: never shed now
             async with held.slot():
-                await self._run(run, wf)
+                with run_span(run.run_id, wf.name):
+                    await self._run(run, wf)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(run.run_id, None)
             if reason is None:
@@ -259,12 +269,15 @@ class Executor:
                 deps=self._deps,
                 clock=self._clock,
             )
-            try:
-                return await self.breaker(wf).call(lambda: self._invoke(wf, ctx))
-            except Exception as exc:
-                err = RunError(categorize(exc), _describe(exc))
-                self.events.publish(RunEvent(EventType.ATTEMPT_FAILED, current, error=err))
-                raise
+            with attempt_span(run.run_id, wf.name, current.attempts):
+                try:
+                    return await self.breaker(wf).call(lambda: self._invoke(wf, ctx))
+                except Exception as exc:
+                    if isinstance(exc, BreakerOpen):
+                        breaker_rejected(run.run_id, wf.name, wf.name, exc.retry_after_s)
+                    err = RunError(categorize(exc), _describe(exc))
+                    self.events.publish(RunEvent(EventType.ATTEMPT_FAILED, current, error=err))
+                    raise
 
         try:
             result = await with_deadline(
@@ -311,7 +324,8 @@ class Executor:
             if fb.workflow is None:
                 return RunChange(RunState.SUCCEEDED, result=fb.result, fallback="static", error=error)
             try:
-                result = await self._invoke_fallback(run, self.registry.get(fb.workflow))
+                with fallback_span(run.run_id, wf.name, fb.workflow):
+                    result = await self._invoke_fallback(run, self.registry.get(fb.workflow))
             except Exception as fb_exc:  # this fallback failed too: try the next one
                 error = RunError(
                     categorize(fb_exc), f"{error.message}; fallback {fb.workflow}: {_describe(fb_exc)}"

@@ -24,6 +24,7 @@ from services.common import (
     Unauthenticated,
     Unavailable,
     VigilError,
+    client_interceptors,
 )
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._rpc_errors import from_rpc_error
@@ -128,6 +129,7 @@ class SecurityClient:
         self._auth_cache_s, self._mono = auth_cache_s, monotonic
         self._channel = grpc.aio.insecure_channel(
             address,
+            interceptors=client_interceptors(),  # trace context to security (none when off)
             options=[
                 ("grpc.enable_retries", 1),
                 ("grpc.service_config", json.dumps(SECURITY_SERVICE_CONFIG)),

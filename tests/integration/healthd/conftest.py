@@ -97,6 +97,7 @@ async def start_daemon(tokens: dict[str, Any]) -> AsyncIterator[Callable[..., An
 
     async def start(**data: Any) -> Running:
         data.setdefault("server", {"port": 0})
+        data.setdefault("http", {"port": 0})  # dashboard on a free port
         data.setdefault("auth", {"api_keys": [e.model_dump(mode="json") for e in tokens["entries"]]})
         daemon = Daemon(config(**data), sink=lambda _line: None)
         port = await daemon.start()

@@ -1,0 +1,8 @@
+"""healthd's HTTP dashboard: live system health over Server-Sent Events, JSON and HTML
+exports, and ``/metrics`` (static assets in ``static/``, no build step)."""
+
+from healthd.dashboard._model import DashboardModel
+from healthd.dashboard._report import render_report
+from healthd.dashboard._server import DashboardServer
+
+__all__ = ["DashboardModel", "DashboardServer", "render_report"]

@@ -1,0 +1,136 @@
+"""Prometheus metrics: per-RPC counters and latency, domain metric families, ``/metrics``.
+
+RPC metrics follow go-grpc-prometheus / py-grpc-prometheus names so existing
+dashboards work: ``grpc_server_started_total``, ``grpc_server_handled_total`` and
+``grpc_server_handling_seconds`` labelled by ``grpc_type``, ``grpc_service``,
+``grpc_method`` (and ``grpc_code`` once a call has ended).
+
+Domain counters are defined here, once per process, so every service reports them
+under one naming scheme; the owning code only calls ``.labels(...).inc()/set()``.
+Gauges of state that lives in an object (breakers, queues) are read from it at scrape
+time by a collector beside that object (e.g. services.workflow._telemetry).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import grpc
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from services.common._observe import Observation, ObservingInterceptor, split_method
+
+__all__ = [
+    "AUDIT_EVENTS",
+    "CHECK_SECONDS",
+    "CHECK_STATUS",
+    "COMPONENT_UP",
+    "HEAL_ATTEMPTS",
+    "RUN_TRANSITIONS",
+    "VALIDATION_FAILURES",
+    "MetricsInterceptor",
+    "MetricsServer",
+]
+
+# Latency buckets (seconds): sub-millisecond health checks up to multi-second workflow runs.
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+# --- domain families (default registry) ---------------------------------------------
+RUN_TRANSITIONS = Counter(
+    "vigil_workflow_run_transitions_total", "Runs entering a state, by workflow.", ["workflow", "state"]
+)
+CHECK_SECONDS = Histogram(
+    "vigil_healthd_check_seconds", "Duration of each health check.", ["component", "check"], buckets=_BUCKETS
+)
+CHECK_STATUS = Gauge(
+    "vigil_healthd_check_status",
+    "Last result of a check: 1 serving, 0 not serving, -1 unknown.",
+    ["component", "check"],
+)
+COMPONENT_UP = Gauge("vigil_healthd_component_up", "1 while a component is SERVING, else 0.", ["component"])
+HEAL_ATTEMPTS = Counter(
+    "vigil_healthd_heal_attempts_total", "Heal actions tried, by outcome.", ["component", "action", "result"]
+)
+AUDIT_EVENTS = Counter(
+    "vigil_security_audit_events_total", "Audit log entries written, by decision.", ["action", "decision"]
+)
+VALIDATION_FAILURES = Counter(
+    "vigil_security_validation_failures_total", "Inputs refused by validation, by kind.", ["kind"]
+)
+
+
+class _RpcFamilies:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self.started = Counter(
+            "grpc_server_started_total", "RPCs started on the server.", labels, registry=registry
+        )
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by status code.",
+            [*labels, "grpc_code"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time to complete an RPC, by status code.",
+            [*labels, "grpc_code"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+
+
+# A registry can hold each family once; several servers in one process share them.
+_families: dict[int, _RpcFamilies] = {}
+_families_lock = threading.Lock()
+
+
+def _rpc_families(registry: CollectorRegistry) -> _RpcFamilies:
+    with _families_lock:
+        fam = _families.get(id(registry))
+        if fam is None:
+            fam = _families[id(registry)] = _RpcFamilies(registry)
+        return fam
+
+
+class _Timed(Observation):
+    __slots__ = ("_fam", "_labels", "_t0")
+
+    def __init__(self, fam: _RpcFamilies, labels: tuple[str, str, str]) -> None:
+        self._fam, self._labels, self._t0 = fam, labels, time.perf_counter()
+        fam.started.labels(*labels).inc()
+
+    def finish(self, code: grpc.StatusCode, error: BaseException | None) -> None:
+        elapsed = time.perf_counter() - self._t0
+        self._fam.handled.labels(*self._labels, code.name).inc()
+        self._fam.seconds.labels(*self._labels, code.name).observe(elapsed)
+
+
+class MetricsInterceptor(ObservingInterceptor):
+    """Counts every RPC and times it, labelled with its final status code."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self._fam = _rpc_families(registry)
+
+    def begin(self, details: grpc.HandlerCallDetails, kind: str, context: Any) -> Observation:
+        service, method = split_method(details.method)
+        return _Timed(self._fam, (kind, service, method))
+
+
+class MetricsServer:
+    """The process's ``/metrics`` endpoint (prometheus-client's threaded HTTP server).
+
+    A thread, not the event loop: a slow scrape never delays RPCs, and the loop never
+    delays a scrape of a process that is struggling, which is when metrics matter most.
+    """
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry = REGISTRY) -> None:
+        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        self.port: int = self._server.server_port
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

@@ -1,0 +1,136 @@
+"""A base for server interceptors that watch every RPC from start to final status.
+
+Tracing and metrics both need the same thing: a hook when a call starts, the code
+it really ended with (servicer return, `abort`/`abort_with_status`, `set_code`,
+client cancellation, an escaped exception), and, for tracing, a context to make
+current while the servicer's code runs. They subclass `ObservingInterceptor`.
+
+Why not read the status from a wrapped context (what opentelemetry-instrumentation-grpc
+does): `abort_with_status` on the real aio context calls its own `abort`, bypassing
+a proxy, so the proxy never learns the code. Reading `context.code()` after the
+behavior has finished sees every path, because grpc.aio records the code on abort.
+
+Streaming handlers that are async generators are driven step by step: the
+observation's context is made current only while the generator runs one step, never
+across a ``yield``, so nothing is attached in one task and detached in another (a
+generator closed by the loop's finalizer runs in a different context, which is what
+breaks long-lived streams like grpc.health.v1 Watch under contrib's interceptor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from services.common._interceptors import wrap_handler
+
+__all__ = ["Observation", "ObservingInterceptor", "final_code", "split_method"]
+
+_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def split_method(full: str) -> tuple[str, str]:
+    """'/pkg.Service/Method' -> ('pkg.Service', 'Method')."""
+    service, _, method = full.lstrip("/").rpartition("/")
+    return service or "unknown", method
+
+
+def final_code(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
+    """The status the call ended with, as the client will see it."""
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    code: Any = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        return _BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
+    # No code recorded: a clean return is OK; an exception that escaped every handler is UNKNOWN.
+    if error is None:
+        return grpc.StatusCode.OK
+    return grpc.StatusCode.UNKNOWN
+
+
+class Observation(ABC):
+    """One call being observed."""
+
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        """Context manager entered around each step of the servicer's code."""
+        return contextlib.nullcontext()
+
+    @abstractmethod
+    def finish(self, code: grpc.StatusCode, error: BaseException | None) -> None:
+        """Called exactly once with the final code (must not raise)."""
+
+
+class ObservingInterceptor(grpc.aio.ServerInterceptor, ABC):
+    """Wraps every handler so `begin` sees the start and `finish` the final status."""
+
+    @abstractmethod
+    def begin(
+        self, details: grpc.HandlerCallDetails, kind: str, context: grpc.aio.ServicerContext
+    ) -> Observation:
+        """Start observing one call (runs inside the call's task)."""
+
+    def wants(self, method: str) -> bool:
+        """Whether to observe calls to ``method``; all by default."""
+        return True
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or not self.wants(details.method):
+            return handler
+        return wrap_handler(handler, lambda kind, behavior: self._wrap(kind, behavior, details))
+
+    def _wrap(self, kind: str, behavior: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
+        if inspect.isasyncgenfunction(behavior):
+            return self._wrap_generator(kind, behavior, details)
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            obs = self.begin(details, kind, context)
+            error: BaseException | None = None
+            try:
+                with obs.activate():
+                    return await behavior(request, context)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                obs.finish(final_code(context, error), error)
+
+        return call
+
+    def _wrap_generator(
+        self, kind: str, behavior: Callable[..., AsyncGenerator[Any, None]], details: grpc.HandlerCallDetails
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def gen(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            obs = self.begin(details, kind, context)
+            error: BaseException | None = None
+            inner = behavior(request, context)
+            try:
+                while True:
+                    # The context is current only while the inner generator runs one step.
+                    with obs.activate():
+                        try:
+                            item = await inner.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    yield item
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                with obs.activate():
+                    await inner.aclose()
+                obs.finish(final_code(context, error), error)
+
+        return gen

@@ -1,0 +1,234 @@
+"""OpenTelemetry tracing, configured only by the standard ``OTEL_*`` variables.
+
+Tracing is on when ``OTEL_TRACES_EXPORTER`` names ``otlp``, or when an OTLP endpoint
+(``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set and the
+exporter is not ``none``; ``OTEL_SDK_DISABLED=true`` turns it off whatever else is set.
+When off, no interceptor is installed and `tracer()` is the API's no-op tracer, so
+the cost is one attribute lookup per instrumented block.
+
+Everything else is the SDK's own reading of the environment: ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES`` (resource), ``OTEL_TRACES_SAMPLER``/``_ARG`` (sampler),
+``OTEL_EXPORTER_OTLP_*`` (endpoint, headers, TLS), ``OTEL_BSP_*`` (batching). Spans are
+exported by a BatchSpanProcessor: a request only appends to an in-memory queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from services.common._logging import get_logger
+from services.common._observe import Observation, ObservingInterceptor, split_method
+
+__all__ = [
+    "TracingInterceptor",
+    "client_interceptors",
+    "server_interceptors",
+    "setup_tracing",
+    "shutdown_tracing",
+    "tracer",
+    "tracing_enabled",
+    "tracing_wanted",
+]
+
+_log = get_logger("vigil.telemetry")
+_TRACER_NAME = "vigil"
+
+# Server-side codes that mean the server failed (OpenTelemetry RPC semantic conventions);
+# client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) leave the span status unset.
+_SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+class _State:
+    """The process's tracer provider; None while tracing is off."""
+
+    provider: Any = None
+    tracer: trace.Tracer = trace.NoOpTracer()
+
+
+_state = _State()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the OTEL_* variables in ``environ`` ask for trace export."""
+    if _truthy(environ.get("OTEL_SDK_DISABLED")):
+        return False
+    exporters = {e.strip().lower() for e in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
+    if exporters:
+        return "otlp" in exporters
+    return bool(
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def setup_tracing(service_name: str) -> bool:
+    """Configure trace export for this process if the ``OTEL_*`` environment asks for it.
+
+    Args:
+        service_name: ``service.name`` unless ``OTEL_SERVICE_NAME`` overrides it.
+
+    Returns:
+        True when tracing is now on. Calling it again replaces the previous provider
+        (tests run several processes' worth of servers in one interpreter).
+    """
+    env = os.environ
+    if not tracing_wanted(env):
+        return False
+    # Imported only when wanted: the SDK and exporter are not loaded by processes without tracing.
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if _state.provider is not None:
+        _state.provider.shutdown()
+    _state.provider = provider
+    _state.tracer = provider.get_tracer(_TRACER_NAME)
+    _log.info("tracing on: OTLP export to %s", endpoint or "the default endpoint")
+    return True
+
+
+def tracing_enabled() -> bool:
+    """Whether `setup_tracing` turned tracing on in this process."""
+    return _state.provider is not None
+
+
+def tracer() -> trace.Tracer:
+    """The process tracer (a no-op tracer while tracing is off)."""
+    return _state.tracer
+
+
+async def shutdown_tracing() -> None:
+    """Export what is queued and stop (for `VigilServer.on_shutdown`); idempotent."""
+    provider, _state.provider, _state.tracer = _state.provider, None, trace.NoOpTracer()
+    if provider is not None:
+        # The SDK's flush blocks on the exporter thread; keep the event loop free meanwhile.
+        await asyncio.to_thread(provider.force_flush)
+        await asyncio.to_thread(provider.shutdown)
+
+
+def client_interceptors(*, streams: bool = True) -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors for `grpc.aio` channels: CLIENT spans and trace context in metadata.
+
+    Empty while tracing is off, so channels built with them cost nothing extra.
+
+    Args:
+        streams: Also trace streaming calls. contrib's streaming interceptors hand back an
+            async iterator instead of the call, so a caller that uses ``call.read()`` on a
+            long-lived stream (healthd's Watch) passes False and traces unary calls only.
+    """
+    if _state.provider is None:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    found = aio_client_interceptors(tracer_provider=_state.provider)
+    if not streams:
+        found = [i for i in found if isinstance(i, grpc.aio.UnaryUnaryClientInterceptor)]
+    return list(found)
+
+
+class _Getter:
+    """Reads W3C trace context from gRPC invocation metadata."""
+
+    def __init__(self, metadata: Any) -> None:
+        self._md: dict[str, str] = {}
+        for key, value in metadata or ():
+            if isinstance(value, str):
+                self._md[key.lower()] = value
+
+    def get(self, carrier: Any, key: str) -> list[str] | None:
+        value = self._md.get(key.lower())
+        return [value] if value is not None else None
+
+    def keys(self, carrier: Any) -> list[str]:
+        return list(self._md)
+
+
+class _SpanObservation(Observation):
+    __slots__ = ("_ctx", "_span")
+
+    def __init__(self, span: trace.Span, ctx: otel_context.Context) -> None:
+        self._span = span
+        self._ctx = ctx
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[None]:
+        token = otel_context.attach(self._ctx)
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    def finish(self, code: grpc.StatusCode, error: BaseException | None) -> None:
+        span = self._span
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_ERRORS:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        if error is not None and not isinstance(error, grpc.aio.AbortError | asyncio.CancelledError):
+            span.record_exception(error)
+        span.end()
+
+
+class TracingInterceptor(ObservingInterceptor):
+    """SERVER span per RPC: parent from the caller's metadata, ``rpc.*`` attributes, and
+    the final status code, aborts included.
+
+    Args:
+        exclude: Full method prefixes not to trace (e.g. reflection).
+    """
+
+    def __init__(self, exclude: tuple[str, ...] = ("/grpc.reflection.",)) -> None:
+        self._exclude = exclude
+
+    def wants(self, method: str) -> bool:
+        return not method.startswith(self._exclude)
+
+    def begin(
+        self, details: grpc.HandlerCallDetails, kind: str, context: grpc.aio.ServicerContext
+    ) -> Observation:
+        getter = _Getter(details.invocation_metadata)
+        parent = propagate.extract(None, getter=getter)  # type: ignore[arg-type]
+        service, method = split_method(details.method)
+        span = _state.tracer.start_span(
+            details.method.lstrip("/"),
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": service,
+                "rpc.method": method,
+                "rpc.grpc.kind": kind,
+                "network.peer.address": context.peer() or "",
+            },
+        )
+        return _SpanObservation(span, trace.set_span_in_context(span, parent))
+
+
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The tracing server interceptor, or nothing while tracing is off."""
+    return [TracingInterceptor()] if _state.provider is not None else []

@@ -1,0 +1,66 @@
+"""/metrics over real HTTP after real RPCs, parsed with prometheus-client's parser."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2 as hpb
+from grpc_health.v1 import health_pb2_grpc as hpb_grpc
+
+from services.common import Instrumentation, ServerConfig, VigilServer
+from tests.obs_support import MetricKey, key, scrape
+from vigil.workflow.v1 import workflow_pb2 as wf
+from vigil.workflow.v1 import workflow_pb2_grpc as wf_grpc
+
+WF = "vigil.workflow.v1.WorkflowService"
+
+
+@pytest.fixture
+async def served(monkeypatch):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    cfg = ServerConfig(port=0, metrics_port=0, grace_period_s=0.5)
+    obs = Instrumentation("metered", cfg)
+    srv = VigilServer(cfg, "metered", interceptors=obs.server_interceptors)
+    srv.add_servicer(wf_grpc.add_WorkflowServiceServicer_to_server, wf_grpc.WorkflowServiceServicer(), WF)
+    obs.attach(srv)
+    await srv.start()
+    assert obs.metrics_server is not None
+    yield srv, obs.metrics_server.port
+    await srv.stop()
+
+
+async def test_rpc_counts_and_latency_match_traffic(served) -> None:
+    srv, port = served
+    before = await asyncio.to_thread(scrape, port)
+    async with grpc.aio.insecure_channel(srv.address) as ch:
+        health = hpb_grpc.HealthStub(ch)
+        for _ in range(3):
+            await health.Check(hpb.HealthCheckRequest(service=WF))
+        for _ in range(2):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await health.Check(hpb.HealthCheckRequest(service="nope"))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await wf_grpc.WorkflowServiceStub(ch).GetRun(wf.GetRunRequest(run_id="x"))
+    after = await asyncio.to_thread(scrape, port)
+
+    def delta(k: MetricKey) -> float:
+        return after.get(k, 0.0) - before.get(k, 0.0)
+
+    check = {"grpc_type": "unary_unary", "grpc_service": "grpc.health.v1.Health", "grpc_method": "Check"}
+    get_run = {"grpc_type": "unary_unary", "grpc_service": WF, "grpc_method": "GetRun"}
+    assert delta(key("grpc_server_started_total", **check)) == 5
+    assert delta(key("grpc_server_handled_total", **check, grpc_code="OK")) == 3
+    assert delta(key("grpc_server_handled_total", **check, grpc_code="NOT_FOUND")) == 2
+    assert delta(key("grpc_server_handled_total", **get_run, grpc_code="UNIMPLEMENTED")) == 1
+    assert delta(key("grpc_server_handling_seconds_count", **check, grpc_code="OK")) == 3
+    assert delta(key("grpc_server_handling_seconds_bucket", **check, grpc_code="OK", le="+Inf")) == 3
+    assert 0 < delta(key("grpc_server_handling_seconds_sum", **check, grpc_code="OK")) < 5
+
+
+async def test_metrics_endpoint_closes_on_shutdown(served) -> None:
+    srv, port = served
+    await srv.stop()
+    with pytest.raises(OSError):
+        await asyncio.to_thread(scrape, port)

@@ -1,0 +1,95 @@
+"""Observability test helpers: a real OTLP/gRPC trace receiver (the collector's
+TraceService on port 0) and a /metrics scraper using prometheus-client's parser."""
+
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as _ts
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as _ts_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@dataclass
+class Span:
+    """One received span, flattened for assertions."""
+
+    service: str
+    name: str
+    kind: int
+    trace_id: str
+    span_id: str
+    parent_id: str
+    attributes: dict[str, Any]
+    status_code: int  # 0 unset, 1 ok, 2 error
+    events: list[str] = field(default_factory=list)
+
+
+def _value(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    return getattr(v, kind) if kind else None
+
+
+class OtlpReceiver(_ts_grpc.TraceServiceServicer):
+    """Collects every exported span; `endpoint` is what OTEL_EXPORTER_OTLP_ENDPOINT should be."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+        self._server: grpc.aio.Server | None = None
+        self.endpoint = ""
+
+    async def Export(self, request: _ts.ExportTraceServiceRequest, context: Any) -> Any:
+        for rs in request.resource_spans:
+            res = {a.key: _value(a.value) for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    self.spans.append(
+                        Span(
+                            service=str(res.get("service.name", "")),
+                            name=s.name,
+                            kind=s.kind,
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_id=s.parent_span_id.hex(),
+                            attributes={a.key: _value(a.value) for a in s.attributes},
+                            status_code=s.status.code,
+                            events=[e.name for e in s.events],
+                        )
+                    )
+        return _ts.ExportTraceServiceResponse()
+
+    async def start(self) -> str:
+        self._server = grpc.aio.server()
+        _ts_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        return self.endpoint
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0)
+
+    def named(self, name: str) -> list[Span]:
+        return [s for s in self.spans if s.name == name]
+
+
+MetricKey = tuple[str, frozenset[tuple[str, str]]]
+
+
+def scrape(port: int) -> dict[MetricKey, float]:
+    """GET /metrics and parse it with prometheus-client's parser: {(name, labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def key(name: str, **labels: str) -> MetricKey:
+    return name, frozenset(labels.items())
