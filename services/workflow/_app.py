@@ -21,7 +21,8 @@ from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
 from services.workflow._service import WorkflowServicer, add_to_server
-from services.workflow._sqlite_store import SQLiteRunStore
+from services.workflow._store import RunStore
+from services.workflow._store_factory import make_store
 from services.workflow._telemetry import watch_executor
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
@@ -62,7 +63,7 @@ class WorkflowApp:
 
     config: WorkflowConfig
     server: VigilServer
-    store: SQLiteRunStore
+    store: RunStore
     registry: WorkflowRegistry
     executor: Executor
     ops: Operations
@@ -109,7 +110,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
     token = TokenFile(cfg.service_token_file)
     # Before any channel is made: client interceptors exist only once tracing is set up.
     telemetry = Instrumentation("workflow", cfg.server)
-    store = SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
+    store = make_store(cfg, clock)
     await store.open()
     security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
     pool = ProcessPool(cfg.limits.process_workers)

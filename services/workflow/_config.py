@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from services.common import ConfigModel, ServerConfig
+from services.workflow._pg_config import PostgresConfig
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._schedule import ScheduleConfig
 
@@ -49,6 +50,10 @@ class WorkflowConfig(ConfigModel):
 
     server: ServerConfig = ServerConfig(port=50051)
     """gRPC server: bind address and port (50051), limits, TLS, metrics port."""
+    store_backend: Literal["sqlite", "postgres"] = "sqlite"
+    """Run store: embedded SQLite at ``store_path`` (one replica), or ``postgres`` shared by replicas."""
+    postgres: PostgresConfig = PostgresConfig()
+    """PostgreSQL run store settings (used when ``store_backend`` is ``postgres``)."""
     store_path: Path = Path(".vigil/workflow/runs.db")
     """SQLite run store (WAL); created with its directory."""
     store_synchronous: Literal["FULL", "NORMAL"] = "FULL"

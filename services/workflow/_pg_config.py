@@ -1,0 +1,24 @@
+"""Settings of the PostgreSQL run store (``store_backend: postgres`` in the workflow config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common import ConfigModel
+
+__all__ = ["PostgresConfig"]
+
+
+class PostgresConfig(ConfigModel):
+    """Connection to the PostgreSQL database several workflow replicas share."""
+
+    dsn: str = Field(default="host=127.0.0.1 port=5432 dbname=vigil user=vigil", min_length=1)
+    """libpq connection string (``key=value`` pairs or a ``postgresql://`` URL) without the password."""
+    password_file: Path | None = None
+    """File holding the password (a mounted Secret); unset: none, or libpq's own sources."""
+    pool_size: int = Field(default=8, ge=1, le=200)
+    """Most connections this replica holds open."""
+    connect_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """How long start-up waits for the database before failing (the orchestrator restarts it)."""

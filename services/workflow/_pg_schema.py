@@ -1,0 +1,134 @@
+"""Versioned schema of the PostgreSQL run store.
+
+`MIGRATIONS` is append-only: a released migration is never edited, a change is a new
+entry with the next version. `migrate` applies the missing ones in order, each with its row
+in ``vigil_schema_migrations``, in one transaction (PostgreSQL DDL is transactional: a
+failure leaves the schema as it was) under an advisory lock, so replicas starting at the
+same moment apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+__all__ = ["MIGRATIONS", "Migration", "applied_versions", "migrate"]
+
+# Key of the advisory lock serializing migrations across replicas (any constant; "vigl").
+_LOCK_KEY = 0x7669676C
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs and steps",
+        """
+        CREATE TABLE runs (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            run_id TEXT NOT NULL UNIQUE,
+            workflow TEXT NOT NULL,
+            state TEXT NOT NULL,
+            params TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            idempotency_key TEXT,
+            request_hash TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            not_before DOUBLE PRECISION,
+            deadline DOUBLE PRECISION,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            result TEXT,
+            error_category TEXT,
+            error_message TEXT,
+            fallback TEXT,
+            degradation TEXT,
+            labels JSONB NOT NULL DEFAULT '{}',
+            schedule TEXT,
+            audit_id TEXT NOT NULL DEFAULT '',
+            redactions TEXT NOT NULL DEFAULT '{}',
+            started_at DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION,
+            lease_owner TEXT,
+            lease_expires DOUBLE PRECISION
+        );
+        CREATE UNIQUE INDEX runs_idempotency ON runs (principal, idempotency_key)
+            WHERE idempotency_key IS NOT NULL;
+        -- What claim_runs scans: unfinished runs in claim order.
+        CREATE INDEX runs_open ON runs (priority DESC, seq) WHERE state IN ('PENDING', 'RUNNING');
+        CREATE INDEX runs_workflow ON runs (workflow, seq);
+        CREATE INDEX runs_labels ON runs USING GIN (labels jsonb_path_ops);
+        CREATE TABLE steps (
+            run_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            ord BIGINT GENERATED ALWAYS AS IDENTITY,
+            executions INTEGER NOT NULL DEFAULT 0,
+            completed BOOLEAN NOT NULL DEFAULT FALSE,
+            result TEXT,
+            finished_at DOUBLE PRECISION,
+            PRIMARY KEY (run_id, name)
+        );
+        """,
+    ),
+)
+
+
+async def applied_versions(conn: psycopg.AsyncConnection[Any]) -> list[int]:
+    """Versions recorded in ``vigil_schema_migrations`` (empty on a fresh database)."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute("SELECT to_regclass('vigil_schema_migrations') IS NOT NULL")
+    row = await cur.fetchone()
+    if row is None or not row[0]:
+        return []
+    await cur.execute("SELECT version FROM vigil_schema_migrations ORDER BY version")
+    return [int(r[0]) for r in await cur.fetchall()]
+
+
+async def migrate(
+    conn: psycopg.AsyncConnection[Any], migrations: tuple[Migration, ...] = MIGRATIONS
+) -> list[int]:
+    """Apply the migrations the database lacks; returns the versions applied now.
+
+    ``conn`` must be in autocommit mode (this opens its own transaction).
+
+    Raises:
+        RuntimeError: the database has a version this code does not know (a newer release
+            migrated it; running older code against it could corrupt runs).
+    """
+    applied_now: list[int] = []
+    async with conn.transaction():
+        # Held to the end of this transaction; other replicas wait here, then see our rows.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS vigil_schema_migrations ("
+            " version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        done = set(await applied_versions(conn))
+        known = {m.version for m in migrations}
+        unknown = sorted(done - known)
+        if unknown:
+            raise RuntimeError(
+                f"run store schema has versions {unknown} unknown to this release "
+                f"(knows up to {max(known)}); upgrade the workflow service"
+            )
+        for m in sorted(migrations, key=lambda m: m.version):
+            if m.version in done:
+                continue
+            await conn.execute(m.sql.encode())  # several statements, no parameters
+            await conn.execute(
+                "INSERT INTO vigil_schema_migrations (version, description) VALUES (%s, %s)",
+                (m.version, m.description),
+            )
+            applied_now.append(m.version)
+    return applied_now

@@ -1,0 +1,348 @@
+"""PostgreSQL implementation of `RunStore`, shared safely by several workflow replicas.
+
+Each operation is one statement (two for an idempotent repeat) in autocommit mode on a
+pooled connection: one round trip and one commit, no BEGIN/COMMIT. What makes sharing safe:
+
+- ``claim_runs`` selects due runs ``FOR UPDATE SKIP LOCKED`` and leases them in the same
+  statement: two replicas claiming at once get disjoint runs, never wait on each other, and
+  a run whose lease is live (its owner is executing it) is not handed out at all. When a
+  replica dies its leases stop being renewed; once they expire another replica claims them.
+- ``update_run`` is a compare-and-set: the UPDATE only matches the run while it is in a
+  state from which `transition` allows the target (the row lock UPDATE takes makes the check
+  and the write atomic), so two writers can never both move a run; a refused change is then
+  explained by `transition` itself (InvalidTransition) or NotFound.
+- ``record_step`` is first-write-wins (``WHERE NOT completed``): a finished step's result
+  never changes, whoever writes it again.
+
+Connection failures surface as `Unavailable` (retryable), never as an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from services.common import AlreadyExists, NotFound, Unavailable
+from services.workflow._model import (
+    ErrorCategory,
+    NewRun,
+    Run,
+    RunChange,
+    RunError,
+    RunPage,
+    RunQuery,
+    StepRecord,
+    canonical_json,
+)
+from services.workflow._pg_config import PostgresConfig
+from services.workflow._pg_schema import migrate
+from services.workflow._states import RunState, allowed_targets, transition
+
+__all__ = ["PostgresRunStore"]
+
+Row = dict[str, Any]
+_OPEN = "state IN ('PENDING', 'RUNNING')"
+
+
+def _row_to_run(row: Row) -> Run:
+    error = None
+    if row["error_category"] is not None:
+        error = RunError(ErrorCategory(row["error_category"]), row["error_message"] or "")
+    return Run(
+        run_id=row["run_id"],
+        workflow=row["workflow"],
+        state=RunState(row["state"]),
+        params=json.loads(row["params"]),
+        principal=row["principal"],
+        priority=row["priority"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        seq=row["seq"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        not_before=row["not_before"],
+        deadline=row["deadline"],
+        attempts=row["attempts"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=error,
+        fallback=row["fallback"],
+        degradation=row["degradation"],
+        labels=row["labels"],
+        schedule=row["schedule"],
+        audit_id=row["audit_id"],
+        redactions=json.loads(row["redactions"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires=row["lease_expires"],
+    )
+
+
+async def _one(conn: psycopg.AsyncConnection[Row], sql: str, args: Any = None) -> Row | None:
+    cur = await conn.execute(sql, args)
+    return await cur.fetchone()
+
+
+async def _select_run(conn: psycopg.AsyncConnection[Row], run_id: str) -> Run:
+    row = await _one(conn, "SELECT * FROM runs WHERE run_id = %s", (run_id,))
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found")
+    return _row_to_run(row)
+
+
+def read_password(config: PostgresConfig) -> str | None:
+    """The password from ``password_file`` (a trailing newline is not part of it)."""
+    if config.password_file is None:
+        return None
+    return config.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+
+
+class PostgresRunStore:
+    """`RunStore` on PostgreSQL (see the module docstring for the concurrency design).
+
+    Args:
+        config: DSN, password file, pool size and connect timeout.
+        clock: Wall-clock seconds used for ``updated_at`` and ``finished_at``.
+    """
+
+    def __init__(self, config: PostgresConfig, *, clock: Callable[[], float]) -> None:
+        self._config = config
+        self._clock = clock
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        password = read_password(config)
+        if password is not None:
+            kwargs["password"] = password
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
+            config.dsn,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=config.pool_size,
+            timeout=config.connect_timeout_s,
+            open=False,
+            name="runstore",
+        )
+        self._opened = False
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        try:
+            await self._pool.open(wait=True, timeout=self._config.connect_timeout_s)
+        except PoolTimeout as exc:  # an OSError, so start-up fails with one line (exit 1)
+            raise ConnectionError(f"run store: cannot connect to PostgreSQL: {exc}") from None
+        try:
+            async with self._pool.connection() as conn:
+                await migrate(conn)
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"run store: cannot migrate the schema: {exc}") from None
+        self._opened = True
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        """A pooled autocommit connection; connection trouble is `Unavailable`."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"run store unavailable: {exc}") from None
+
+    async def create_run(self, new: NewRun) -> tuple[Run, bool]:
+        async with self._conn() as conn:
+            # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
+            # so of N racing creates exactly one inserts and the others read its run.
+            row = await _one(
+                conn,
+                "INSERT INTO runs (run_id, workflow, state, params, principal, priority, idempotency_key,"
+                " request_hash, created_at, updated_at, not_before, deadline, degradation, labels, schedule,"
+                " audit_id, redactions, lease_owner, lease_expires) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+                " RETURNING *",
+                (
+                    new.run_id,
+                    new.workflow,
+                    RunState.PENDING.value,
+                    canonical_json(new.params),
+                    new.principal,
+                    new.priority,
+                    new.idempotency_key,
+                    new.request_hash,
+                    new.created_at,
+                    new.created_at,
+                    new.not_before,
+                    new.deadline,
+                    new.degradation,
+                    Jsonb(new.labels),
+                    new.schedule,
+                    new.audit_id,
+                    canonical_json(new.redactions),
+                    new.lease_owner,
+                    new.lease_expires,
+                ),
+            )
+            if row is not None:
+                return _row_to_run(row), True
+            row = await _one(
+                conn,
+                "SELECT * FROM runs WHERE principal = %s AND idempotency_key = %s",
+                (new.principal, new.idempotency_key),
+            )
+        if row is None:  # cannot happen: the conflicting row is committed and never deleted
+            raise Unavailable("run store: idempotent run vanished; retry")
+        if row["request_hash"] != new.request_hash:
+            raise AlreadyExists(
+                f"idempotency key {new.idempotency_key!r} was used for a different request "
+                f"(run {row['run_id']})"
+            )
+        return _row_to_run(row), False
+
+    async def get_run(self, run_id: str) -> Run:
+        async with self._conn() as conn:
+            return await _select_run(conn, run_id)
+
+    async def list_runs(self, query: RunQuery) -> RunPage:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.workflow is not None:
+            where.append("workflow = %s")
+            args.append(query.workflow)
+        if query.principal is not None:
+            where.append("principal = %s")
+            args.append(query.principal)
+        if query.labels:
+            where.append("labels @> %s")
+            args.append(Jsonb(dict(query.labels)))
+        if query.created_after is not None:
+            where.append("created_at >= %s")
+            args.append(query.created_after)
+        if query.created_before is not None:
+            where.append("created_at < %s")
+            args.append(query.created_before)
+        if query.states:
+            where.append("state = ANY(%s)")
+            args.append(sorted(s.value for s in query.states))
+        if query.before_seq is not None:
+            where.append("seq < %s")
+            args.append(query.before_seq)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        # One extra row tells whether another page exists without a COUNT.
+        sql += " ORDER BY seq DESC LIMIT %s"
+        args.append(query.limit + 1)
+        async with self._conn() as conn:
+            cur = await conn.execute(sql, args)
+            runs = [_row_to_run(r) for r in await cur.fetchall()]
+        more = len(runs) > query.limit
+        runs = runs[: query.limit]
+        return RunPage(runs=runs, next_seq=runs[-1].seq if more else None)
+
+    async def update_run(self, run_id: str, change: RunChange) -> Run:
+        # The states `transition` lets move to the target: the compare half of compare-and-set.
+        sources = [s.value for s in RunState if change.state in allowed_targets(s)]
+        state, now = change.state, self._clock()
+        sets = ["state = %s", "updated_at = %s"]
+        args: list[Any] = [state.value, now]
+        if state is RunState.RUNNING:
+            sets.append("started_at = COALESCE(started_at, %s)")
+            args.append(now)
+        if change.has_result:
+            sets.append("result = %s")
+            args.append(canonical_json(change.result))
+        if change.error is not None:
+            sets += ["error_category = %s", "error_message = %s"]
+            args += [change.error.category.value, change.error.message]
+        if change.fallback is not None:
+            sets.append("fallback = %s")
+            args.append(change.fallback)
+        if change.attempt:
+            sets.append("attempts = attempts + 1")
+        if state.terminal:
+            sets += ["lease_owner = NULL", "lease_expires = NULL", "finished_at = %s"]
+            args.append(now)
+        elif change.lease_owner is not None:
+            sets += ["lease_owner = %s", "lease_expires = %s"]
+            args += [change.lease_owner, change.lease_expires]
+        sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
+        async with self._conn() as conn:
+            while True:
+                row = await _one(conn, sql, [*args, run_id, sources])
+                if row is not None:
+                    return _row_to_run(row)
+                current = await _select_run(conn, run_id)  # NotFound, or:
+                transition(current.state, state)  # InvalidTransition: its state does not allow it
+                # Allowed now: another writer moved the run between our two statements. Runs
+                # only move forward through finitely many states, so this loop ends.
+
+    async def begin_step(self, run_id: str, name: str) -> int:
+        async with self._conn() as conn:
+            row = await _one(
+                conn,
+                "INSERT INTO steps (run_id, name, executions) VALUES (%s, %s, 1)"
+                " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1"
+                " RETURNING executions",
+                (run_id, name),
+            )
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return int(row["executions"])
+
+    async def record_step(self, run_id: str, name: str, result: Any) -> None:
+        text, now = canonical_json(result), self._clock()
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
+                " VALUES (%s, %s, 1, TRUE, %s, %s) ON CONFLICT (run_id, name) DO UPDATE SET"
+                " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at"
+                " WHERE NOT steps.completed",
+                (run_id, name, text, now),
+            )
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT * FROM steps WHERE run_id = %s ORDER BY ord", (run_id,))
+            rows = await cur.fetchall()
+        return [
+            StepRecord(
+                name=r["name"],
+                completed=r["completed"],
+                result=json.loads(r["result"]) if r["result"] is not None else None,
+                finished_at=r["finished_at"],
+                executions=r["executions"],
+            )
+            for r in rows
+        ]
+
+    async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
+        async with self._conn() as conn:
+            # SKIP LOCKED: rows another replica is claiming or updating right now are passed
+            # over (it holds them), so concurrent claimers get disjoint sets without waiting.
+            cur = await conn.execute(
+                "WITH due AS (SELECT run_id FROM runs WHERE " + _OPEN + " AND (not_before IS NULL OR"
+                " not_before <= %(now)s) AND (lease_owner IS NULL OR lease_owner = %(owner)s OR"
+                " lease_expires < %(now)s) ORDER BY priority DESC, seq LIMIT %(limit)s"
+                " FOR UPDATE SKIP LOCKED)"
+                " UPDATE runs SET lease_owner = %(owner)s, lease_expires = %(until)s"
+                " FROM due WHERE runs.run_id = due.run_id RETURNING runs.*",
+                {"owner": owner, "now": now, "until": now + lease_s, "limit": limit},
+            )
+            rows = await cur.fetchall()
+        return sorted((_row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
+
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+        if not run_ids:
+            return
+        async with self._conn() as conn:
+            await conn.execute(
+                "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND " + _OPEN,
+                (until, run_ids, owner),
+            )

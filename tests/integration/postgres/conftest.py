@@ -1,0 +1,3 @@
+from tests.postgres import postgres_dsn, postgres_server
+
+__all__ = ["postgres_dsn", "postgres_server"]
