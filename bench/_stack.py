@@ -79,6 +79,7 @@ class LocalStack:
         workflow: Extra workflow config keys (merged over the defaults).
         security: Extra security config keys.
         workflow_env: Extra environment of the workflow process (e.g. a drill's ledger file).
+        env: Extra environment of both services (e.g. ``OTEL_*`` to turn tracing on).
         security_address: Where the workflow service dials security (a fault proxy), when not direct.
         healing: Overrides of both components' healing settings.
     """
@@ -92,6 +93,7 @@ class LocalStack:
         workflow: Mapping[str, Any] | None = None,
         security: Mapping[str, Any] | None = None,
         workflow_env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
         security_address: str | None = None,
         healing: Mapping[str, Any] | None = None,
     ) -> None:
@@ -104,7 +106,8 @@ class LocalStack:
         self._interval = check_interval_s
         self._workflow_extra = dict(workflow or {})
         self._security_extra = dict(security or {})
-        self._workflow_env = {"PYTHONUNBUFFERED": "1", **(workflow_env or {})}
+        self._security_env = {"PYTHONUNBUFFERED": "1", **(env or {})}
+        self._workflow_env = {**self._security_env, **(workflow_env or {})}
         self._security_via = security_address or self.address("security")
         self._healing = {
             "action": "restart",
@@ -181,7 +184,7 @@ class LocalStack:
     def healthd_config(self, extra_components: list[dict] | None = None) -> Path:
         components = [
             self._component(
-                "security", SECURITY, "services.security", self.security_config(), {"PYTHONUNBUFFERED": "1"}
+                "security", SECURITY, "services.security", self.security_config(), self._security_env
             ),
             self._component(
                 "workflow", WORKFLOW, "services.workflow", self.workflow_config(), self._workflow_env
@@ -211,7 +214,9 @@ class LocalStack:
         else:
             sec_cfg, wf_cfg = self.security_config(), self.workflow_config()
             self.procs["security"] = ServerProcess(
-                ["-m", "services.security", "--config", str(sec_cfg)], name="security"
+                ["-m", "services.security", "--config", str(sec_cfg)],
+                env=python_env(**self._security_env),
+                name="security",
             )
             self.procs["workflow"] = ServerProcess(
                 ["-m", "services.workflow", "--config", str(wf_cfg)],

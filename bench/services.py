@@ -154,3 +154,54 @@ async def start_run(ctx: Context) -> list[Figure]:
         )
     )
     return figures
+
+
+@benchmark("obs.tracing", "StartRun(echo, wait) c16 with tracing exported (always_on, OTLP) vs tracing off")
+async def tracing(ctx: Context) -> list[Figure]:
+    conc = 16
+    receiver = ServerProcess(["-m", "bench.servers.otlp_receiver"], name="otlp-receiver")
+    with scratch() as root, running(receiver):
+        otel = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.address}",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        stacks = {
+            "on": LocalStack(root / "on", supervised=False, env=otel),
+            "off": LocalStack(root / "off", supervised=False),
+        }
+        try:
+            for stack in stacks.values():
+                await stack.start()
+            calls = {}
+            channels = []
+            for name, stack in stacks.items():
+                channel = grpc.aio.insecure_channel(stack.address("workflow"))
+                channels.append(channel)
+                stub = _wpb_grpc.WorkflowServiceStub(channel)
+                request = _wpb.StartRunRequest(
+                    workflow="echo", params=_struct({"message": "bench"}), wait=True
+                )
+                metadata = (("authorization", f"Bearer {stack.token}"),)
+                calls[name] = partial(stub.StartRun, request, metadata=metadata, timeout=30)
+            try:
+                samples = await rotated_load(
+                    calls, concurrency=conc, repeats=ctx.repeats, duration_s=ctx.seconds(2.0), warmup_s=0.5
+                )
+            finally:
+                for channel in channels:
+                    await channel.close()
+            spans = int(await receiver.command("count"))
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+    if spans == 0:
+        raise RuntimeError("tracing on, yet the receiver got no span: the comparison would be meaningless")
+    figures = load_figures(
+        f"StartRun traced c{conc}",
+        samples["on"],
+        samples["off"],
+        "the same stack with tracing off (no OTEL_* variables), same client",
+        Target.ratio_at_least(0.85),
+    )
+    figures[0].note = f"{spans} spans received by the OTLP receiver process during the run"
+    return figures
