@@ -108,7 +108,8 @@ class LocalStack:
         self._security_extra = dict(security or {})
         self._security_env = {"PYTHONUNBUFFERED": "1", **(env or {})}
         self._workflow_env = {**self._security_env, **(workflow_env or {})}
-        self._security_via = security_address or self.address("security")
+        self.security_via = security_address or self.address("security")
+        """Where the workflow service dials security (a drill's fault proxy, or direct)."""
         self._healing = {
             "action": "restart",
             "backoff_base_s": 0.2,
@@ -119,6 +120,8 @@ class LocalStack:
             **(healing or {}),
         }
         self.procs: dict[str, ServerProcess] = {}
+        self.seen_pids: set[int] = set()
+        """Every child pid reported by healthd (drills kill leftovers if healthd itself died)."""
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -148,7 +151,7 @@ class LocalStack:
                 "server": {"port": self.ports["workflow"], "grace_period_s": 2},
                 "store_path": str(self.root / "runs.db"),
                 "instance_id": "drill",
-                "security_address": self._security_via,
+                "security_address": self.security_via,
                 "service_token_file": str(token_file),
                 "healthd_address": self.address("healthd") if self.supervised else None,
                 "load_entry_points": False,
@@ -264,6 +267,7 @@ class LocalStack:
         service = {"security": SECURITY, "workflow": WORKFLOW}[name]
         for component in (await self.system_health()).components:
             if component.name == service and component.pid > 0:
+                self.seen_pids.add(int(component.pid))
                 return int(component.pid)
         raise LookupError(f"healthd reports no pid for {service}")
 
