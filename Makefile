@@ -66,7 +66,7 @@ bench: $(STAMP)
 
 # Every drill (make test runs only the bounded subset: drills marked `full` skip there).
 chaos: $(STAMP)
-	VIGIL_CHAOS=full $(PY) -m pytest -m chaos tests/chaos -p no:randomly -rA $(PYTEST_ARGS)
+	VIGIL_CHAOS=full $(PY) -m pytest -m chaos tests/chaos -rA $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
