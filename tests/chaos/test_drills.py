@@ -27,11 +27,15 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(180)]
 BUGS = {"UNKNOWN", "INTERNAL"}
 
 
-def assert_sound(drill: Drill) -> None:
+def assert_sound(drill: Drill, finding: str = "") -> None:
+    """lost == 0 and runs were accepted; UNKNOWN/INTERNAL answers fail the drill, unless
+    ``finding`` names a reported bug (then the drill is marked xfail, its table row kept)."""
     r = drill.report
     assert r.lost == 0, r
-    assert not BUGS & set(r.failed), r
     assert r.accepted > 0, r
+    if BUGS & set(r.failed) and finding:
+        pytest.xfail(f"finding: {finding}")
+    assert not BUGS & set(r.failed), r
 
 
 async def under_load(drill: Drill, before_s: float = 1.5) -> None:
@@ -148,7 +152,7 @@ async def test_disk_full(drill_stack) -> None:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, before)
     await asyncio.sleep(1.0)
     await drill.finish()
-    assert_sound(drill)
+    assert_sound(drill, "(workflow) store write failures are answered INTERNAL, not UNAVAILABLE")
 
 
 async def _alive(pid: int) -> bool:
@@ -210,10 +214,10 @@ async def test_crash_looping_service(drill_stack) -> None:
     config = stack.healthd_config(extra_components=[crashy])
     healthd = ServerProcess(["-m", "healthd", "--config", str(config)], name="healthd")
     stack.procs["healthd"] = healthd
+    drill.mark_fault()  # the component crashes from its first start
     await asyncio.to_thread(healthd.start, 60)
-    await stack.wait_accepting(60)
     drill.watch("liveness")
-    drill.mark_fault()
+    await stack.wait_accepting(60)
     drill.start_load()
 
     async def fatal() -> bool:
@@ -226,7 +230,9 @@ async def test_crash_looping_service(drill_stack) -> None:
     await drill.finish()
     assert_sound(drill)
     assert not (await stack.system_health()).live
-    drill.report.note = f"crashy: {attempts} heal attempts before FATAL; detect = liveness NOT_SERVING"
+    drill.report.note = (
+        f"crashy: {attempts} heal attempts before FATAL; detect = healthd start -> liveness NOT_SERVING"
+    )
 
 
 @full
