@@ -254,6 +254,10 @@ async def test_healthd_killed_and_restarted(drill_stack) -> None:
     await drill.finish()
     assert_sound(drill)
     assert accepted_while_down > 0
+    drill.report.note = (
+        f"{accepted_while_down} runs accepted while healthd was down; detect/heal = kill -> the "
+        "restarted healthd's Watch (first status, then SERVING)"
+    )
 
 
 async def _serving_both(drill: Drill) -> bool:
