@@ -19,15 +19,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Until healthd's supervisor mode lands, the three processes are started side by side;
-# Ctrl-C stops them all (SIGTERM to the process group: each drains and exits 0).
+# healthd (supervisor mode) starts both services as children, restarts them when they fail
+# and stops them first on Ctrl-C. The security service creates .vigil/dev-token (an ADMIN
+# key, 0600, git-ignored) on its first start and logs where it is.
 run: $(STAMP)
-	@echo "Vigil local stack: healthd 127.0.0.1:50050, workflow 127.0.0.1:50051, security 127.0.0.1:50052"
-	@trap 'trap - INT TERM; kill -TERM 0; wait' INT TERM; \
-	$(PY) -m services.security --config deploy/local/security.yaml & \
-	$(PY) -m services.workflow --config deploy/local/workflow.yaml & \
-	$(PY) -m healthd --config deploy/local/healthd.yaml & \
-	wait
+	$(PY) -m healthd --config deploy/local/healthd.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

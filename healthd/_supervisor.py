@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from healthd._config import ProcessConfig
+from services.common import SUPERVISOR_PID_ENV
 
 LineSink = Callable[[str], None]
 LINE_LIMIT = 1 << 20
@@ -104,7 +105,8 @@ class Child:
     async def _start_locked(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
             return
-        env = {**os.environ, **self._cfg.env}
+        # Children built on run_main shut down by themselves if healthd dies (see SUPERVISOR_PID_ENV).
+        env = {**os.environ, **self._cfg.env, SUPERVISOR_PID_ENV: str(os.getpid())}
         argv = [sys.executable if arg == PYTHON_PLACEHOLDER else arg for arg in self._cfg.argv]
         self._proc = await asyncio.create_subprocess_exec(
             *argv,

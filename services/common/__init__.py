@@ -33,7 +33,7 @@ from services.common._metrics import (
     MetricsServer,
 )
 from services.common._observe import Observation, ObservingInterceptor
-from services.common._server import VigilServer, run_main, server_credentials
+from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
 from services.common._telemetry import (
     TracingInterceptor,
@@ -52,6 +52,7 @@ __all__ = [
     "HEALTH_SERVICE_NAME",
     "HEAL_ATTEMPTS",
     "RUN_TRANSITIONS",
+    "SUPERVISOR_PID_ENV",
     "VALIDATION_FAILURES",
     "AlreadyExists",
     "Cancelled",

@@ -8,11 +8,18 @@ path and the bad value on one line, so an operator can fix them without a stack 
 Environment overrides: ``<PREFIX><FIELD>`` with ``__`` between nesting levels, e.g.
 ``VIGIL_WORKFLOW_SERVER__PORT=6000``. Values are parsed as YAML scalars/flow
 collections (``6000`` is an int, ``true`` a bool, ``[a, b]`` a list).
+
+Interpolation: a string value in the file may contain ``${NAME}`` or ``${NAME:-default}``,
+replaced from the environment after parsing (so a value can never inject YAML structure).
+One config can then follow another's override, e.g. healthd's check address
+``127.0.0.1:${VIGIL_WORKFLOW_SERVER__PORT:-50051}``. A value that is exactly one
+reference is re-read as a YAML scalar, so ``${PORT:-50051}`` can fill an int field.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import reprlib
 import stat
 from collections.abc import Mapping
@@ -165,6 +172,36 @@ def _expanded_nodes(data: Any) -> int:
     return sizes.get(id(data), 1)
 
 
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(node: Any, environ: Mapping[str, str], source: str, path: tuple[str, ...] = ()) -> Any:
+    """Replace ${NAME} / ${NAME:-default} in every string of a parsed YAML tree."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, environ, source, (*path, str(k))) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, environ, source, (*path, str(i))) for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def value_of(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(source, ".".join(path), f"environment variable {name} is not set", node)
+
+    text = _REF.sub(value_of, node)
+    if _REF.fullmatch(node):
+        try:
+            scalar = yaml.safe_load(text) if text else text
+        except (yaml.YAMLError, ValueError, RecursionError):  # e.g. a 5,000-digit number
+            return text
+        return scalar if isinstance(scalar, (str, int, float, bool)) else text
+    return text
+
+
 def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
     """Return {field path: (env var name, parsed value)} for variables under ``prefix``."""
     found: dict[tuple[str, ...], tuple[str, Any]] = {}
@@ -209,10 +246,11 @@ def load_config(
         ConfigError: naming the file or env var, the field path and the bad value.
     """
     source = str(path) if path is not None else "<defaults>"
-    data = _read_yaml(Path(path)) if path is not None else {}
+    env = os.environ if environ is None else environ
+    data = _interpolate(_read_yaml(Path(path)), env, source) if path is not None else {}
     env_sources: dict[tuple[str, ...], str] = {}
     if env_prefix:
-        for field_path, (var, value) in _env_overrides(env_prefix, environ or os.environ).items():
+        for field_path, (var, value) in _env_overrides(env_prefix, env).items():
             _set_path(data, field_path, value, var)
             env_sources[field_path] = var
     try:

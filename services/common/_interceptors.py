@@ -3,6 +3,11 @@
 Later concerns (auth, tracing, metrics) plug in as further `grpc.aio.ServerInterceptor`s
 passed to `VigilServer(interceptors=...)`; they run outside `ErrorMapping`, so they see
 the final status of every call.
+
+Unparseable request bytes: grpc answers UNKNOWN ("Unexpected DecodeError") when a
+deserializer raises, before any servicer code runs. `ErrorMapping` wraps each unary
+request's deserializer so a parse failure becomes a `_Malformed` marker, which the
+wrapped behavior answers with INVALID_ARGUMENT like any other bad input.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from services.common._errors import Unimplemented, VigilError
+from services.common._errors import FieldViolation, InvalidArgument, Unimplemented, VigilError
 from services.common._status import to_grpc_status
 
 __all__ = ["ErrorMapping", "wrap_handler"]
@@ -40,9 +46,41 @@ async def _abort_for(exc: BaseException, method: str, context: grpc.aio.Servicer
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
 
 
+class _Malformed:
+    """Stands in for a request that did not parse as the method's message type."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def error(self) -> InvalidArgument:
+        # protobuf's message for messages nested past its recursion limit mentions "depth".
+        what = "nested too deeply" if "depth" in self.problem.lower() else "not a valid message"
+        return InvalidArgument(
+            f"request is {what}: {self.problem}",
+            [FieldViolation("request", f"does not parse as the method's message type ({what})", "MALFORMED")],
+        )
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return _Malformed(str(exc)[:200])
+
+    return parse
+
+
 def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
     async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            if isinstance(request_or_iterator, _Malformed):
+                raise request_or_iterator.error()
             return await behavior(request_or_iterator, context)
         except grpc.aio.AbortError:
             raise  # the servicer aborted deliberately; its status stands
@@ -57,6 +95,8 @@ def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
 
         async def gen(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
+                if isinstance(request_or_iterator, _Malformed):
+                    raise request_or_iterator.error()
                 async for item in behavior(request_or_iterator, context):
                     yield item
             except grpc.aio.AbortError:
@@ -83,18 +123,22 @@ _FACTORIES = {
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler, wrap: Callable[[str, Behavior], Behavior]
+    handler: grpc.RpcMethodHandler,
+    wrap: Callable[[str, Behavior], Behavior],
+    deserializer: Callable[[Callable[[bytes], Any] | None], Callable[[bytes], Any] | None] | None = None,
 ) -> grpc.RpcMethodHandler:
     """Return ``handler`` with its behavior replaced by ``wrap(kind, behavior)``.
 
-    ``kind`` is one of unary_unary, unary_stream, stream_unary, stream_stream.
+    ``kind`` is one of unary_unary, unary_stream, stream_unary, stream_stream. When
+    given, ``deserializer`` wraps the request deserializer too.
     """
     for kind, factory in _FACTORIES.items():
         behavior = getattr(handler, kind)
         if behavior is not None:
+            parse = handler.request_deserializer
             return factory(  # type: ignore[operator]
                 wrap(kind, behavior),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer(parse) if deserializer else parse,
                 response_serializer=handler.response_serializer,
             )
     return handler
@@ -102,15 +146,30 @@ def wrap_handler(
 
 class ErrorMapping(grpc.aio.ServerInterceptor):
     """Turns `VigilError`s raised by servicers into statuses (rich details included),
-    NotImplementedError into UNIMPLEMENTED, and anything else into a logged INTERNAL."""
+    unparseable unary requests into INVALID_ARGUMENT, NotImplementedError into
+    UNIMPLEMENTED, and anything else into a logged INTERNAL.
+
+    Wrapped handlers are cached per method: the registered handler of a method never
+    changes after the server starts, and `VigilServer` installs this interceptor
+    innermost, so no per-call interceptor sits between it and the handler.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        cached = self._cache.get(method)
+        if cached is not None:
+            return cached
         handler = await continuation(handler_call_details)
         if handler is None:
-            return handler
-        method = handler_call_details.method
-        return wrap_handler(handler, lambda kind, behavior: _WRAPPERS[kind](behavior, method))
+            return handler  # unknown method: grpc answers UNIMPLEMENTED; not cached (unbounded names)
+        tolerant = None if handler.request_streaming else _tolerant
+        wrapped = wrap_handler(handler, lambda kind, behavior: _WRAPPERS[kind](behavior, method), tolerant)
+        self._cache[method] = wrapped
+        return wrapped

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,7 +31,7 @@ from services.common._health import HEALTH_SERVICE_NAME, HealthServicer
 from services.common._interceptors import ErrorMapping
 from services.common._logging import configure_logging, get_logger
 
-__all__ = ["VigilServer", "run_main", "server_credentials"]
+__all__ = ["SUPERVISOR_PID_ENV", "VigilServer", "run_main", "server_credentials"]
 
 _log = get_logger("vigil.server")
 M = TypeVar("M", bound=BaseModel)
@@ -158,6 +159,29 @@ class VigilServer:
         await self._stopped.wait()
 
 
+SUPERVISOR_PID_ENV = "VIGIL_SUPERVISOR_PID"
+
+
+async def _stop_when_orphaned(server: VigilServer, interval_s: float = 0.5) -> None:
+    """Shut down gracefully when the supervisor that started us dies.
+
+    healthd sets VIGIL_SUPERVISOR_PID for its children. If healthd is killed -9, the
+    children (in their own sessions, so no signal reaches them) would keep their ports
+    and the restarted healthd's new children could not bind. Polling getppid is the
+    thread-safe alternative to prctl(PR_SET_PDEATHSIG) in a preexec_fn, which is unsafe
+    with grpc's threads.
+    """
+    raw = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if not raw.isdigit():
+        return
+    supervisor = int(raw)
+    # No event exists for "parent died" without prctl; a cheap syscall twice a second is it.
+    while os.getppid() == supervisor:  # noqa: ASYNC110
+        await asyncio.sleep(interval_s)
+    _log.warning("supervisor (pid %d) is gone; shutting down", supervisor)
+    await server.stop()
+
+
 def _parse_args(prog: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--config", type=Path, help="YAML config file (settings also from env)")
@@ -193,13 +217,15 @@ def run_main(
         except ConfigError as exc:
             print(f"{prog}: config error: {exc}", file=sys.stderr)
             return 2
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
             _log.error("%s cannot start: %s", prog, exc)
             return 1
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
+        watch = asyncio.ensure_future(_stop_when_orphaned(server))
         await server.wait()
+        watch.cancel()
         return 0
 
     return asyncio.run(_serve())

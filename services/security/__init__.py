@@ -2,32 +2,108 @@
 
 The domain objects here have no gRPC dependency (healthd imports `Authenticator` to
 verify ADMIN tokens itself); the servicer in `_service` is a thin translation layer.
+
+Names are imported lazily (PEP 562): healthd imports `Authenticator` from here and must not
+pay for the validators, jsonschema and the artifact downloader (about 16 MB of its RSS).
 """
 
-from services.security._artifacts import (
-    ArtifactResult,
-    ArtifactVerifier,
-    DownloadConfig,
-    SecureDownloader,
-    sha256_file,
-)
-from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
-from services.security._auth import AuthConfig, Authenticator, bearer_token, load_keys_file
-from services.security._config import AuditConfig, SecurityConfig
-from services.security._devkey import ensure_dev_token
-from services.security._findings import Finding, to_violations
-from services.security._gate import Gate
-from services.security._jwt import JWTConfig, JWTVerifier
-from services.security._keys import ApiKeyVerifier, KeyEntry, hash_token, new_key
-from services.security._params import ParamsValidator, select_fields
-from services.security._paths import PathValidator
-from services.security._policy import Decision, Policy, PolicyError, PolicyStore, Rule
-from services.security._principal import Level, Principal
-from services.security._prompt import PromptLimits, PromptValidator
-from services.security._ratelimit import RateLimitConfig, RateLimiter
-from services.security._sanitize import RedactionPattern, Redactor, luhn_ok, redact
-from services.security._screen import Inspector, Screener, ScreenInput, ScreenOutcome
-from services.security._trajectory import TrajectorySpec, TrajectoryValidator
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.security._artifacts import (
+        ArtifactResult,
+        ArtifactVerifier,
+        DownloadConfig,
+        SecureDownloader,
+        sha256_file,
+    )
+    from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
+    from services.security._auth import AuthConfig, Authenticator, bearer_token, load_keys_file
+    from services.security._config import AuditConfig, SecurityConfig
+    from services.security._devkey import ensure_dev_token
+    from services.security._findings import Finding, to_violations
+    from services.security._gate import Gate
+    from services.security._jwt import JWTConfig, JWTVerifier
+    from services.security._keys import ApiKeyVerifier, KeyEntry, hash_token, new_key
+    from services.security._params import ParamsValidator, select_fields
+    from services.security._paths import PathValidator
+    from services.security._policy import Decision, Policy, PolicyError, PolicyStore, Rule
+    from services.security._principal import Level, Principal
+    from services.security._prompt import PromptLimits, PromptValidator
+    from services.security._ratelimit import RateLimitConfig, RateLimiter
+    from services.security._sanitize import RedactionPattern, Redactor, luhn_ok, redact
+    from services.security._screen import Inspector, Screener, ScreenInput, ScreenOutcome
+    from services.security._trajectory import TrajectorySpec, TrajectoryValidator
+
+# Public name -> module defining it.
+_EXPORTS = {
+    "ApiKeyVerifier": "services.security._keys",
+    "ArtifactResult": "services.security._artifacts",
+    "ArtifactVerifier": "services.security._artifacts",
+    "AuditConfig": "services.security._config",
+    "AuditFilter": "services.security._audit",
+    "AuditLog": "services.security._audit",
+    "AuditRecord": "services.security._audit",
+    "AuthConfig": "services.security._auth",
+    "Authenticator": "services.security._auth",
+    "Decision": "services.security._policy",
+    "DownloadConfig": "services.security._artifacts",
+    "Finding": "services.security._findings",
+    "Gate": "services.security._gate",
+    "Inspector": "services.security._screen",
+    "JWTConfig": "services.security._jwt",
+    "JWTVerifier": "services.security._jwt",
+    "KeyEntry": "services.security._keys",
+    "Level": "services.security._principal",
+    "ParamsValidator": "services.security._params",
+    "PathValidator": "services.security._paths",
+    "Policy": "services.security._policy",
+    "PolicyError": "services.security._policy",
+    "PolicyStore": "services.security._policy",
+    "Principal": "services.security._principal",
+    "PromptLimits": "services.security._prompt",
+    "PromptValidator": "services.security._prompt",
+    "RateLimitConfig": "services.security._ratelimit",
+    "RateLimiter": "services.security._ratelimit",
+    "RedactionPattern": "services.security._sanitize",
+    "Redactor": "services.security._sanitize",
+    "Rule": "services.security._policy",
+    "ScreenInput": "services.security._screen",
+    "ScreenOutcome": "services.security._screen",
+    "Screener": "services.security._screen",
+    "SecureDownloader": "services.security._artifacts",
+    "SecurityConfig": "services.security._config",
+    "TrajectorySpec": "services.security._trajectory",
+    "TrajectoryValidator": "services.security._trajectory",
+    "VerifyResult": "services.security._audit",
+    "bearer_token": "services.security._auth",
+    "ensure_dev_token": "services.security._devkey",
+    "hash_token": "services.security._keys",
+    "load_keys_file": "services.security._auth",
+    "luhn_ok": "services.security._sanitize",
+    "new_key": "services.security._keys",
+    "redact": "services.security._sanitize",
+    "select_fields": "services.security._params",
+    "sha256_file": "services.security._artifacts",
+    "to_violations": "services.security._findings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'services.security' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ApiKeyVerifier",

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Required, TypedDict, Unpack
 
-from services.common import AUDIT_EVENTS, InvalidArgument, Unavailable
+from services.common import AUDIT_EVENTS, InvalidArgument, Unavailable, get_logger
 from services.security._groupcommit import GroupCommitter
 from services.security._sanitize import Redactor
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
 
 GENESIS = "0" * 64
+_log = get_logger("vigil.security.audit")
 _MAX_PAGE = 1000
 _COLUMNS = "seq, id, ts, request_id, subject, action, resource, decision, reason, details, prev_hash, hash"
 _SCHEMA = """
@@ -165,11 +166,30 @@ class AuditLog:
         self._committer: GroupCommitter[_Prepared, AuditRecord] | None = None  # started on first use
         self.write_ok = True
         """False after a failed write until a write or `probe` succeeds (drives the health status)."""
+        self._anchored = (-1, "")
+        self.log_anchor()
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest record this process knows of."""
+        return self._head
+
+    def log_anchor(self) -> None:
+        """Log the chain head when it moved since the last anchor.
+
+        Logs leave the machine; a head seen there cannot be taken back by editing the database,
+        so these lines let an operator notice a truncated or replaced log even across restarts.
+        """
+        head = self._head
+        if head != self._anchored:
+            self._anchored = head
+            _log.info("audit chain head seq=%d hash=%s", head[0], head[1], extra={"audit_seq": head[0]})
 
     def close(self) -> None:
         """Flush queued group-commit records, then close the database."""
         if self._committer is not None:
             self._committer.close()
+        self.log_anchor()
         with self._lock:
             self._conn.close()
 

@@ -55,12 +55,12 @@ class SecurityCore:
             ConfigError: naming the setting whose file or value is unusable (bad policy, key
                 material, redaction pattern, CA bundle, or an audit database that cannot open).
         """
+        # Pure checks of files and values first; the audit database (which logs and holds a
+        # connection) is opened last, so a bad setting leaves nothing behind.
         with _setting("redaction_patterns"):
             redactor = Redactor(cfg.redaction_patterns)
-        with _setting("audit.db_path"):
-            audit = AuditLog(
-                cfg.audit.db_path, redactor=redactor, synchronous=cfg.audit.synchronous, now=wall
-            )
+        with _setting("policy_file"):
+            policy = PolicyStore(cfg.policy_file)
         if cfg.dev_token_file is not None:
             with _setting("dev_token_file"):
                 path, created = ensure_dev_key(
@@ -70,9 +70,6 @@ class SecurityCore:
                 _log.warning("development ADMIN token created: %s (mode 0600; never use in production)", path)
         with _setting("auth"):
             auth = Authenticator(cfg.auth)
-        with _setting("policy_file"):
-            policy = PolicyStore(cfg.policy_file)
-        gate = Gate(auth, policy, RateLimiter(cfg.rate_limit, now=clock), audit)
         inspector = Inspector(cfg)
         artifact_roots = list(cfg.roots.values()) + ([cfg.artifact_root] if cfg.artifact_root else [])
         verifier = ArtifactVerifier(
@@ -84,6 +81,11 @@ class SecurityCore:
                 cfg.artifact_root.mkdir(parents=True, exist_ok=True)
             with _setting("downloads.ca_file"):
                 downloader = SecureDownloader(cfg.downloads, PathValidator([cfg.artifact_root]))
+        with _setting("audit.db_path"):
+            audit = AuditLog(
+                cfg.audit.db_path, redactor=redactor, synchronous=cfg.audit.synchronous, now=wall
+            )
+        gate = Gate(auth, policy, RateLimiter(cfg.rate_limit, now=clock), audit)
         screener = Screener(gate, inspector, redactor)
         return cls(cfg, redactor, audit, gate, inspector, screener, verifier, downloader)
 

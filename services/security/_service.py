@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,7 +45,6 @@ from services.security._periodic import every
 from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
-from services.security._tolerant import MalformedRequests
 from vigil.security.v1 import security_pb2 as _pb
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
@@ -52,6 +52,7 @@ __all__ = ["SERVICE_NAME", "SecurityServicer", "build", "install_log_redaction"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
 SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
+_ANCHOR_EVERY_S = 60.0
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
@@ -287,9 +288,15 @@ def _log_redactor(text: str) -> str:
 
 def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
     """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
-    refused), and SERVING again once they can. It only acts on a started server."""
+    refused), and SERVING again once they can (only on a started server); it also logs the
+    audit chain head now and then as an external anchor."""
+
+    last_anchor = [time.monotonic()]
 
     async def job() -> None:
+        if time.monotonic() - last_anchor[0] >= _ANCHOR_EVERY_S:
+            last_anchor[0] = time.monotonic()
+            core.audit.log_anchor()
         status = SERVING if core.audit.probe() else NOT_SERVING
         for name in ("", SERVICE_NAME):
             current = server.health.get(name)
@@ -313,9 +320,7 @@ async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
     telemetry = Instrumentation("security", config.server)
-    server = VigilServer(
-        config.server, "security", interceptors=[*telemetry.server_interceptors, MalformedRequests()]
-    )
+    server = VigilServer(config.server, "security", interceptors=telemetry.server_interceptors)
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, SecurityServicer(core), SERVICE_NAME)
     policy = core.gate.policy
     loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 Plugin authors need `workflow` (declare a policy) and `RunContext` (what a handler gets).
 """
 
+from services.workflow._bulkhead import Bulkhead
 from services.workflow._config import LimitsConfig, WorkflowConfig, WorkflowEntry
 from services.workflow._context import RunContext
 from services.workflow._degradation import DegradationGate, Level
@@ -17,7 +18,7 @@ from services.workflow._model import (
     RunQuery,
     StepRecord,
 )
-from services.workflow._policies import BreakerOpen, BreakerState, Bulkhead, CircuitBreaker, RetryPolicy
+from services.workflow._policies import BreakerOpen, BreakerState, CircuitBreaker, RetryPolicy
 from services.workflow._policy_config import BreakerSettings, FallbackSettings, RetrySettings, WorkflowPolicy
 from services.workflow._registry import Workflow, WorkflowRegistry, workflow
 from services.workflow._schedule import ScheduleConfig, Scheduler

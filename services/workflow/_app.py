@@ -15,15 +15,16 @@ from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
-from services.workflow._metrics import serve_metrics
+from services.workflow._metrics import WorkflowCollector, serve_metrics
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
 from services.workflow._security_client import SecurityClient
-from services.workflow._service import WorkflowServicer, add_to_server
+from services.workflow._service import WorkflowServicer
 from services.workflow._store import RunStore
 from services.workflow._store_factory import make_store
 from services.workflow._telemetry import watch_executor
+from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
 
@@ -124,11 +125,16 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         pool=pool,
         lease_s=cfg.limits.lease_s,
         poll_s=cfg.limits.poll_s,
+        max_result_bytes=cfg.limits.max_result_bytes,
     )
     gate = DegradationGate()
     ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
     server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
-    server.add_servicer(add_to_server, WorkflowServicer(ops), SERVICE_NAME)
+    server.add_servicer(
+        _pb_grpc.add_WorkflowServiceServicer_to_server,
+        WorkflowServicer(ops, cfg.server.max_message_bytes),
+        SERVICE_NAME,
+    )
     watch_executor(executor)
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
@@ -141,7 +147,8 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
     if cfg.server.metrics_port is not None:
-        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, executor, gate)
+        collector = WorkflowCollector(executor, gate, {"security": security.breaker})
+        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, collector)
         app.metrics_port = http.server_port
         server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
     server.on_shutdown(app.close)

@@ -29,8 +29,10 @@ class LimitsConfig(ConfigModel):
 
     max_params_bytes: int = Field(default=256 * 1024, ge=1024, le=16 << 20)
     """Largest params object (as compact JSON) accepted by StartRun."""
-    max_params_depth: int = Field(default=32, ge=1, le=45)
-    """Deepest nesting of params (objects and lists); protobuf itself stops near 50."""
+    max_params_depth: int = Field(default=20, ge=1, le=32)
+    """Deepest nesting of params (objects and lists); protobuf's parser refuses ~33 and more."""
+    max_result_bytes: int = Field(default=1 << 20, ge=1024, le=3 << 20)
+    """Largest run result (as JSON); a bigger one fails the run (category resource)."""
     max_labels: int = Field(default=32, ge=0, le=256)
     """Labels per run."""
     max_wait_s: float = Field(default=300.0, gt=0, le=3600)

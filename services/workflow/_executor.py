@@ -19,14 +19,14 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, ResourceExhausted
+from services.workflow._bulkhead import Bulkhead
 from services.workflow._context import RunContext, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._isolation import ProcessPool
-from services.workflow._model import ErrorCategory, Run, RunChange, RunError
+from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
 from services.workflow._policies import (
     BreakerOpen,
-    Bulkhead,
     CircuitBreaker,
     RetryPolicy,
     categorize,
@@ -59,6 +59,11 @@ class _Journal:
         await self._ex.store.begin_step(self._run.run_id, name)
 
     async def finish(self, name: str, result: Any) -> None:
+        size = len(canonical_json(result).encode())
+        if size > self._ex.max_result_bytes:  # GetRun returns steps: keep them bounded like results
+            raise ResourceExhausted(
+                f"step {name!r} result of {size} bytes exceeds the limit of {self._ex.max_result_bytes}"
+            )
         await self._ex.store.record_step(self._run.run_id, name, result)
         self._ex.events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
@@ -78,13 +83,14 @@ class Executor:
         pool: ProcessPool | None = None,
         lease_s: float = 30.0,
         poll_s: float = 1.0,
+        max_result_bytes: int = 1 << 20,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.store, self.registry, self.owner = store, registry, owner
         self._clock, self._mono, self._sleep, self._rng = clock, monotonic, sleep, rng or random.Random()
         self._deps, self._pool = deps, pool
-        self._lease_s, self._poll_s = lease_s, poll_s
+        self._lease_s, self._poll_s, self.max_result_bytes = lease_s, poll_s, max_result_bytes
         self.events = RunEvents()
         self.stats: dict[str, WorkflowStats] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
@@ -222,7 +228,7 @@ class Executor:
             if held is None:
                 held = self.bulkhead(wf)
                 held.reserve(force=True)  # accepted earlier: never shed now
-            async with held.slot():
+            async with held.slot(run.priority):
                 with run_span(run.run_id, wf.name):
                     await self._run(run, wf)
         except asyncio.CancelledError:
@@ -237,6 +243,17 @@ class Executor:
             self._cancel_reasons.pop(run.run_id, None)
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
+        if change.state is RunState.SUCCEEDED:
+            try:
+                size = len(canonical_json(change.result).encode())
+            except (TypeError, ValueError) as exc:  # not JSON: the handler's fault
+                change = RunChange(
+                    RunState.FAILED, error=RunError(ErrorCategory.HANDLER, f"result is not JSON: {exc}")
+                )
+            else:
+                if size > self.max_result_bytes:
+                    problem = f"result of {size} bytes exceeds the limit of {self.max_result_bytes}"
+                    change = RunChange(RunState.FAILED, error=RunError(ErrorCategory.RESOURCE, problem))
         stats = self.stats_of(wf_name)
         if change.state is RunState.SUCCEEDED:
             stats.succeeded += 1

@@ -117,9 +117,17 @@ class ProcessPool:
             raise ResourceLimitExceeded("worker process died while running the handler") from None
 
     def shutdown(self) -> None:
-        """Stop the workers (blocking); the pool starts afresh if used again."""
+        """Stop the workers at once (blocking briefly); the pool starts afresh if used again.
+
+        Workers are killed rather than awaited: a handler may run until its CPU limit, and
+        shutdown must not wait for it. Callers stop awaiting attempts first (the executor is
+        stopped before the pool), so no run is failed by this.
+        """
         pool, self._pool = self._pool, None
         if pool is not None:
+            # ProcessPoolExecutor has no public terminate before Python 3.14.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()
             pool.shutdown(wait=True, cancel_futures=True)
 
     async def close(self) -> None:

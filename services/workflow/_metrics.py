@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from services.workflow._degradation import DegradationGate
 from services.workflow._executor import Executor
-from services.workflow._policies import BreakerState
+from services.workflow._policies import BreakerState, CircuitBreaker
 
 __all__ = ["WorkflowCollector", "serve_metrics"]
 
@@ -24,8 +24,10 @@ _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 
 
 class WorkflowCollector(Collector):
-    def __init__(self, executor: Executor, gate: DegradationGate) -> None:
-        self._ex, self._gate = executor, gate
+    def __init__(
+        self, executor: Executor, gate: DegradationGate, dependencies: dict[str, CircuitBreaker] | None = None
+    ) -> None:
+        self._ex, self._gate, self._deps = executor, gate, dependencies or {}
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         ex = self._ex
@@ -61,13 +63,18 @@ class WorkflowCollector(Collector):
             "vigil_workflow_degradation_level", "Effective degradation level (0 NORMAL .. 4 OFFLINE)"
         )
         level.add_metric([], int(self._gate.level))
-        yield from (runs, errors, breaker, in_flight, queued, level)
+        deps = GaugeMetricFamily(
+            "vigil_workflow_dependency_breaker_state",
+            "Breaker of a dependency (0 closed, 1 half-open, 2 open)",
+            labels=["dependency"],
+        )
+        for name, dep in sorted(self._deps.items()):
+            deps.add_metric([name], _BREAKER_VALUE[dep.state])
+        yield from (runs, errors, breaker, in_flight, queued, level, deps)
 
 
-def serve_metrics(
-    port: int, host: str, executor: Executor, gate: DegradationGate
-) -> tuple[WSGIServer, threading.Thread]:
+def serve_metrics(port: int, host: str, collector: WorkflowCollector) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` on ``host:port`` from a background thread; shut down with ``server.shutdown()``."""
     registry = CollectorRegistry()
-    registry.register(WorkflowCollector(executor, gate))
+    registry.register(collector)
     return start_http_server(port, addr=host, registry=registry)

@@ -32,7 +32,6 @@ from services.workflow._model import ErrorCategory
 __all__ = [
     "BreakerOpen",
     "BreakerState",
-    "Bulkhead",
     "CircuitBreaker",
     "RetryPolicy",
     "categorize",
@@ -277,42 +276,3 @@ class CircuitBreaker:
             raise
         self._record(False, probe)
         return result
-
-
-class Bulkhead:
-    """Per-workflow concurrency limit with a bounded queue; beyond it load is shed.
-
-    `reserve` is synchronous and called before a run is accepted, so a full bulkhead answers
-    RESOURCE_EXHAUSTED instead of persisting work it cannot take. A reservation is then held
-    until the run finishes; `slot` waits for one of ``max_concurrent`` execution slots.
-    """
-
-    def __init__(self, name: str, max_concurrent: int, max_queue: int, retry_after_s: float = 1.0) -> None:
-        self.name = name
-        self.max_concurrent, self.max_queue, self.retry_after_s = max_concurrent, max_queue, retry_after_s
-        self._sem = asyncio.Semaphore(max_concurrent)
-        self.reserved = 0  # accepted runs of this workflow not yet finished (running + queued)
-
-    @property
-    def running(self) -> int:
-        return self.max_concurrent - self._sem._value
-
-    def reserve(self, *, force: bool = False) -> None:
-        """Count one more accepted run, or raise ResourceExhausted when full (unless ``force``).
-
-        ``force`` is for runs accepted earlier (resumed after a restart): never shed those.
-        """
-        if not force and self.reserved >= self.max_concurrent + self.max_queue:
-            raise ResourceExhausted(
-                f"workflow {self.name!r} is at capacity ({self.max_concurrent} running, "
-                f"{self.max_queue} queued)",
-                retry_after_s=self.retry_after_s,
-            )
-        self.reserved += 1
-
-    def release(self) -> None:
-        self.reserved -= 1
-
-    def slot(self) -> asyncio.Semaphore:
-        """Async context manager holding one execution slot."""
-        return self._sem

@@ -26,6 +26,7 @@ from services.common import (
     VigilError,
     client_interceptors,
 )
+from services.workflow._policies import CircuitBreaker
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._rpc_errors import from_rpc_error
 from vigil.security.v1 import security_pb2 as _spb
@@ -119,6 +120,7 @@ class SecurityClient:
         service_token: Callable[[], str | None] | None = None,
         auth_cache_s: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._service_token = service_token or (lambda: None)
@@ -127,6 +129,12 @@ class SecurityClient:
         # token stops working within auth_cache_s. StartRun never uses it (Screen every time).
         self._auth_cache: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
         self._auth_cache_s, self._mono = auth_cache_s, monotonic
+        # The dependency's breaker: while security keeps failing, calls fail fast (UNAVAILABLE)
+        # instead of each waiting out connection attempts; its refusals (auth, validation)
+        # never count as failures.
+        self.breaker = breaker or CircuitBreaker(
+            "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
+        )
         self._channel = grpc.aio.insecure_channel(
             address,
             interceptors=client_interceptors(),  # trace context to security (none when off)
@@ -144,6 +152,20 @@ class SecurityClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+    async def _call(
+        self, method: Any, request: Any, deadline_s: float, metadata: tuple[tuple[str, str], ...], what: str
+    ) -> Any:
+        """One RPC (gRPC deadline ``deadline_s``) through the dependency's breaker; failures
+        become domain errors."""
+
+        async def attempt() -> Any:
+            try:
+                return await method(request, timeout=deadline_s, metadata=metadata)
+            except grpc.aio.AioRpcError as err:
+                raise error_from_rpc(err, what) from None
+
+        return await self.breaker.call(attempt)
 
     def _timeout(self, remaining_s: float | None) -> float:
         return self._timeout_s if remaining_s is None else max(0.001, min(self._timeout_s, remaining_s))
@@ -171,10 +193,7 @@ class SecurityClient:
             request_id=request_id,
         )
         metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        try:
-            resp = await self._stub.Screen(request, timeout=self._timeout(remaining_s), metadata=metadata)
-        except grpc.aio.AioRpcError as err:
-            raise error_from_rpc(err, "Screen") from None
+        resp = await self._call(self._stub.Screen, request, self._timeout(remaining_s), metadata, "Screen")
         return Screened(
             subject=resp.principal.subject,
             level=int(resp.principal.level),
@@ -191,14 +210,13 @@ class SecurityClient:
         cached = self._auth_cache.get(key)
         if cached is not None and cached[1] > self._mono():
             return cached[0]
-        try:
-            resp = await self._stub.Authenticate(
-                _spb.AuthenticateRequest(token=token),
-                timeout=self._timeout(remaining_s),
-                metadata=(("authorization", f"Bearer {token}"),),
-            )
-        except grpc.aio.AioRpcError as err:
-            raise error_from_rpc(err, "Authenticate") from None
+        resp = await self._call(
+            self._stub.Authenticate,
+            _spb.AuthenticateRequest(token=token),
+            self._timeout(remaining_s),
+            (("authorization", f"Bearer {token}"),),
+            "Authenticate",
+        )
         caller = Caller(resp.principal.subject, int(resp.principal.level))
         self._auth_cache[key] = (caller, self._mono() + self._auth_cache_s)
         self._auth_cache.move_to_end(key)
@@ -212,14 +230,10 @@ class SecurityClient:
         if not token:
             raise Unauthenticated("no service token available for VerifyArtifact (service_token_file)")
         metadata = (("authorization", f"Bearer {token}"),)
-        try:
-            resp = await self._stub.VerifyArtifact(
-                _spb.VerifyArtifactRequest(path=path, expected_sha256=sha256),
-                timeout=self._timeout_s * 5,
-                metadata=metadata,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise error_from_rpc(err, "VerifyArtifact") from None
+        request = _spb.VerifyArtifactRequest(path=path, expected_sha256=sha256)
+        resp = await self._call(
+            self._stub.VerifyArtifact, request, self._timeout_s * 5, metadata, "VerifyArtifact"
+        )
         return {
             "match": resp.match,
             "actual_sha256": resp.actual_sha256,

@@ -8,11 +8,14 @@ while its neighbours commit. N concurrent writers thus share one COMMIT (and one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from services.common import Unavailable
 
 __all__ = ["DbThread"]
 
@@ -33,6 +36,13 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+def _store_error(exc: Exception) -> Exception:
+    """SQLite failures reach callers as Unavailable (the store cannot serve), never INTERNAL."""
+    if isinstance(exc, sqlite3.Error):
+        return Unavailable(f"run store unavailable: {exc}")
+    return exc
 
 
 def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -69,7 +79,7 @@ class DbThread:
 
     async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
         if not self._thread.is_alive():
-            raise RuntimeError("store is closed")
+            raise Unavailable("run store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put((op, fut, loop))
@@ -116,20 +126,22 @@ class DbThread:
                     done.append((fut, op(conn), None))
                     if self._writer:
                         conn.execute("RELEASE op")
-                except Exception as exc:  # a domain error of this one operation: undo only it
+                except Exception as exc:  # an error of this one operation: undo only it
                     if self._writer:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
-                    done.append((fut, None, exc))
+                    done.append((fut, None, _store_error(exc)))
             if self._writer:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:  # the transaction itself failed: nothing in it was committed
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            done = [(fut, None, exc) for _op, fut, _loop in batch]
+                with contextlib.suppress(sqlite3.Error):  # the thread must live on whatever happens
+                    conn.execute("ROLLBACK")
+            done = [(fut, None, _store_error(exc)) for _op, fut, _loop in batch]
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for (_op, _fut, loop), outcome in zip(batch, done, strict=True):
             by_loop.setdefault(loop, []).append(outcome)
         for loop, outcomes in by_loop.items():
-            if not loop.is_closed():
+            # A loop closed meanwhile has nobody waiting; the writer must not die of it.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_deliver, outcomes)

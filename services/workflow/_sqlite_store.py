@@ -30,7 +30,7 @@ from services.workflow._model import (
     canonical_json,
 )
 from services.workflow._sqlite_batch import DbThread
-from services.workflow._states import RunState, allowed_targets, transition
+from services.workflow._states import RunState, allowed_sources, transition
 
 __all__ = ["SQLiteRunStore"]
 
@@ -247,7 +247,7 @@ class SQLiteRunStore:
         state = change.state
         # The lifecycle table decides which current states may move to ``state``; checking it
         # in the UPDATE's WHERE makes the common case one statement.
-        sources = sorted(s.value for s in RunState if state in allowed_targets(s))
+        sources = sorted(s.value for s in allowed_sources(state))
 
         def op(conn: sqlite3.Connection) -> Run:
             now = self._clock()

@@ -10,7 +10,14 @@ import enum
 
 from services.common import FailedPrecondition
 
-__all__ = ["TERMINAL_STATES", "InvalidTransition", "RunState", "allowed_targets", "transition"]
+__all__ = [
+    "TERMINAL_STATES",
+    "InvalidTransition",
+    "RunState",
+    "allowed_sources",
+    "allowed_targets",
+    "transition",
+]
 
 
 class RunState(enum.Enum):
@@ -60,6 +67,14 @@ class InvalidTransition(FailedPrecondition):
 def allowed_targets(current: RunState) -> frozenset[RunState]:
     """States reachable from ``current`` in one step."""
     return frozenset(t for (s, t) in _EDGES if s is current)
+
+
+_SOURCES = {target: frozenset(s for (s, t) in _EDGES if t is target) for target in RunState}
+
+
+def allowed_sources(target: RunState) -> frozenset[RunState]:
+    """States from which ``target`` can be reached in one step (stores check it in SQL)."""
+    return _SOURCES[target]
 
 
 def transition(current: RunState, target: RunState) -> RunState:

@@ -28,6 +28,7 @@ from tests.deploy._load import (
 )
 
 HEALTHD_PORT = 50050
+HEALTHD_SERVICE = "vigil.healthd.v1.HealthDaemon"
 # Oldest supported (native sidecars are on by default from 1.29) and the newest schema known.
 VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 SERVICES = {"workflow": "vigil.workflow.v1.WorkflowService", "security": "vigil.security.v1.SecurityService"}
@@ -94,7 +95,8 @@ def test_healthd_is_a_native_sidecar_and_probes_ask_it(name: str) -> None:
     assert sidecar["name"] == "healthd" and sidecar["restartPolicy"] == "Always"
     assert process_of(sidecar["command"]) == "healthd"
     assert HEALTHD_PORT in [p["containerPort"] for p in sidecar["ports"]]
-    assert "startupProbe" in sidecar and "livenessProbe" in sidecar
+    own = {"port": HEALTHD_PORT, "service": HEALTHD_SERVICE}  # tests/deploy/test_sidecar.py: SERVING
+    assert sidecar["startupProbe"]["grpc"] == own == sidecar["livenessProbe"]["grpc"]
     (main,) = pod["containers"]
     assert main["livenessProbe"]["grpc"] == {"port": HEALTHD_PORT, "service": "liveness"}
     assert main["readinessProbe"]["grpc"] == {"port": HEALTHD_PORT, "service": "readiness"}

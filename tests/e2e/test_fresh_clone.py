@@ -39,6 +39,7 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     ports = {name: free_port() for name in ("HEALTHD", "WORKFLOW", "SECURITY")}
     env = python_env(**{f"VIGIL_{n}_SERVER__PORT": str(p) for n, p in ports.items()})
+    env["VIGIL_HEALTHD_HTTP__PORT"] = str(free_port())
     env.pop("VIRTUAL_ENV", None)
     log_path = tmp_path / "make-run.log"
     log = log_path.open("w")

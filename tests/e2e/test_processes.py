@@ -94,3 +94,41 @@ async def test_sigterm_mid_request_drains_then_exits_0(spawn) -> None:
         # ... and the in-flight call completes normally.
         assert (await in_flight).run.run_id == "1.5"
     assert await asyncio.to_thread(proc.popen.wait, 15) == 0
+
+
+def _gone(pid: int) -> bool:
+    """True when ``pid`` has exited (a zombie awaiting a reaper counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state
+
+
+async def test_child_shuts_down_when_its_supervisor_is_killed(spawn, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = Path(__file__).with_name("slow_server.py")
+    parent_code = (
+        "import os, subprocess, sys\n"
+        f"env = dict(os.environ, VIGIL_SUPERVISOR_PID=str(os.getpid()), VIGIL_SLOW_SERVER__PORT='{port}')\n"
+        f"child = subprocess.Popen([sys.executable, {str(server)!r}], env=env, start_new_session=True,\n"
+        "                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "child.wait()\n"
+    )
+    parent = spawn("-c", parent_code)
+    assert parent.popen.stdout is not None
+    child_pid = int(parent.popen.stdout.readline())
+
+    async def serving() -> bool:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            reply = await hpb_grpc.HealthStub(ch).Check(hpb.HealthCheckRequest(service=""), timeout=1)
+            return reply.status == hpb.HealthCheckResponse.SERVING
+
+    await eventually(serving, timeout=20)
+    parent.popen.send_signal(signal.SIGKILL)
+    await eventually(lambda: _gone(child_pid), timeout=10)

@@ -48,7 +48,7 @@ class FaultyWorkflows(workflow_pb2_grpc.WorkflowServiceServicer):
 
 
 @pytest.fixture
-async def stub():
+async def address():
     srv = VigilServer(ServerConfig(port=0), "test")
     srv.add_servicer(
         workflow_pb2_grpc.add_WorkflowServiceServicer_to_server,
@@ -56,9 +56,19 @@ async def stub():
         "vigil.workflow.v1.WorkflowService",
     )
     await srv.start()
-    async with grpc.aio.insecure_channel(srv.address) as channel:
-        yield workflow_pb2_grpc.WorkflowServiceStub(channel)
+    yield srv.address
     await srv.stop(0)
+
+
+@pytest.fixture
+async def channel(address):
+    async with grpc.aio.insecure_channel(address) as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel):
+    return workflow_pb2_grpc.WorkflowServiceStub(channel)
 
 
 async def call_error(coro) -> grpc.aio.AioRpcError:
@@ -120,3 +130,18 @@ async def test_oversized_request_is_refused_cleanly(stub) -> None:
     params.update({"blob": "x" * (5 << 20)})
     err = await call_error(stub.StartRun(wpb.StartRunRequest(workflow="echo", params=params)))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f", bytes(range(256))])
+async def test_garbage_request_bytes_are_invalid_argument_not_unknown(channel, payload: bytes) -> None:
+    raw = channel.unary_unary("/vigil.workflow.v1.WorkflowService/GetRun")
+    err = await call_error(raw(payload, timeout=5))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+    assert bad_request_violations(err)[0].reason == "MALFORMED"
+
+
+async def test_garbage_bytes_on_a_server_stream_are_invalid_argument(channel) -> None:
+    raw = channel.unary_stream("/vigil.workflow.v1.WorkflowService/WatchRun")
+    call = raw(b"\xff\xff\xff", timeout=5)
+    err = await call_error(call.read())
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

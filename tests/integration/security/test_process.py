@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -73,6 +74,9 @@ async def test_dev_token_sighup_reload_and_sigterm(spawn, tmp_path: Path) -> Non
     logs = "".join(proc.lines) + err
     assert token not in logs
     assert "policy reload failed" in logs and "[REDACTED:email]" in logs and "bob@example.com" not in logs
+    # The audit chain head is logged at start (empty) and at shutdown (after the calls above).
+    heads = [int(m) for m in re.findall(r"audit chain head seq=(\d+)", logs)]
+    assert heads[0] == 0 and heads[-1] >= 3
 
 
 def test_unusable_policy_exits_2_with_one_line(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -80,7 +80,7 @@ async def start_workflow(tmp_path: Path) -> AsyncIterator[StartWorkflow]:
             "healthd_address": None,
             "load_entry_points": False,
             "workflows": TEST_WORKFLOWS,
-            "limits": {"max_params_bytes": 64 * 1024, "poll_s": 0.2},
+            "limits": {"max_params_bytes": 64 * 1024, "max_params_depth": 10, "poll_s": 0.2},
         }
         data.update(overrides)
         app = await build_app(WorkflowConfig.model_validate(data))

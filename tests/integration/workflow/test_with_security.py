@@ -202,6 +202,7 @@ async def test_metrics_expose_runs_errors_and_breakers(
     assert 'vigil_workflow_errors_total{category="auth",workflow="echo"}' in text
     assert 'vigil_workflow_breaker_state{workflow="dependent"} 0.0' in text
     assert "vigil_workflow_degradation_level 0.0" in text
+    assert 'vigil_workflow_dependency_breaker_state{dependency="security"} 0.0' in text
 
 
 async def _cli(app: WorkflowApp, token: str, *args: str) -> tuple[int, str, str]:
@@ -253,3 +254,20 @@ async def test_recent_readers_keep_reading_through_a_security_outage(
             await unknown_reader.get_run(run.run_id)
         with pytest.raises(Unavailable):
             await stranger.get_run(run.run_id)
+
+
+async def test_list_pages_stay_under_the_message_limit(
+    start_workflow: StartWorkflow, security: SecurityEnv
+) -> None:
+    app = await start_workflow(security.address, server={"port": 0, "max_message_bytes": 64 * 1024})
+    blob = "y" * 20_000  # three of these runs do not fit in one 64 KiB response
+    async with client(app, security.alice) as c:
+        ids = [(await c.start_run("echo", {"blob": blob, "i": i}, wait=True))[0].run_id for i in range(5)]
+        seen, token, pages = [], "", 0
+        while True:
+            runs, token = await c.list_runs(workflow="echo", page_size=100, page_token=token)
+            seen += [r.run_id for r in runs]
+            pages += 1
+            if not token:
+                break
+    assert seen == ids[::-1] and pages >= 3

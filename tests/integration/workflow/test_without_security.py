@@ -12,6 +12,7 @@ from services.common import FailedPrecondition, InvalidArgument, NotFound, Unava
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
 from services.workflow._model import RunQuery
+from services.workflow._policies import BreakerState
 from services.workflow.client import pb
 from tests.conftest import eventually
 from tests.integration.workflow import plugins
@@ -42,7 +43,7 @@ async def test_oversized_params_are_invalid_argument(no_security_app: WorkflowAp
     assert info.value.violations[0].field == "params" and info.value.violations[0].reason == "TOO_LARGE"
 
 
-@pytest.mark.parametrize("depth", [40, 300])
+@pytest.mark.parametrize("depth", [12, 300])
 async def test_deep_nesting_is_invalid_argument(no_security_app: WorkflowApp, depth: int) -> None:
     value: dict[str, object] = {}
     for _ in range(depth):
@@ -50,7 +51,8 @@ async def test_deep_nesting_is_invalid_argument(no_security_app: WorkflowApp, de
     async with client(no_security_app, "tok") as c:
         with pytest.raises(InvalidArgument) as info:
             await c.start_run("counting", value)
-    assert info.value.violations[0].field == "params"
+    # 12 levels: our own depth limit (10 here) names params; 300: protobuf cannot parse the request.
+    assert info.value.violations[0].field == ("params" if depth == 12 else "request")
 
 
 async def test_bad_state_filter_is_invalid_argument(no_security_app: WorkflowApp) -> None:
@@ -129,3 +131,19 @@ async def test_runs_are_accepted_again_soon_after_security_returns(
     finally:
         if security is not None:
             await security.server.stop(0)
+
+
+async def test_security_breaker_opens_and_fails_fast(no_security_app: WorkflowApp) -> None:
+    from vigil.workflow.v1 import workflow_pb2_grpc
+
+    meta = (("authorization", "Bearer tok"),)
+    async with grpc.aio.insecure_channel(no_security_app.server.address) as channel:
+        stub = workflow_pb2_grpc.WorkflowServiceStub(channel)  # no client retries: one try per call
+        codes = []
+        for _ in range(7):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.StartRun(pb.StartRunRequest(workflow="counting"), metadata=meta, timeout=5)
+            codes.append((info.value.code(), info.value.details()))
+    assert all(code == grpc.StatusCode.UNAVAILABLE for code, _ in codes)
+    assert no_security_app.security.breaker.state is BreakerState.OPEN
+    assert "circuit breaker 'security' is open" in codes[-1][1]

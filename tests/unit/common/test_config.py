@@ -107,3 +107,23 @@ def test_missing_file_directory_and_huge_file(tmp_path: Path) -> None:
 
 def test_empty_file_is_defaults(tmp_path: Path) -> None:
     assert load_config(Sample, write(tmp_path, "")).workers == 4
+
+
+def test_interpolation_from_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "server: {port: '${PORT:-6100}'}\nstore: {path: '${DIR}/runs.db'}\nnames: ['a-${X:-x}']\n"
+    )
+    cfg = load_config(Sample, path, environ={"DIR": "/data"})
+    assert (cfg.server.port, cfg.store.path, cfg.names) == (6100, "/data/runs.db", ["a-x"])
+    assert load_config(Sample, path, environ={"DIR": "/d", "PORT": "7100"}).server.port == 7100
+
+
+def test_interpolation_of_unset_variable_names_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"store\.path: environment variable DIR is not set"):
+        load_config(Sample, write(tmp_path, "store: {path: '${DIR}/x'}\n"), environ={})
+
+
+def test_interpolation_cannot_inject_structure(tmp_path: Path) -> None:
+    path = write(tmp_path, "store: {path: '${P}'}\n")
+    cfg = load_config(Sample, path, environ={"P": "x\nworkers: 64"})
+    assert cfg.workers == 4 and cfg.store.path == "x\nworkers: 64"

@@ -180,3 +180,16 @@ async def test_group_commit_keeps_one_chain_and_fails_all_together(tmp_path: Pat
     await log.append_async(action="screen", decision="ALLOW")
     result = log.verify()
     assert result.ok and result.checked == 21
+
+
+def test_chain_head_is_logged_as_an_anchor_when_it_moves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="vigil.security.audit")
+    log = AuditLog(tmp_path / "a.db")
+    rec = log.append(action="x", decision="ALLOW")
+    log.log_anchor()
+    log.log_anchor()  # unchanged head: not logged again
+    log.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "vigil.security.audit"]
+    assert lines == [f"audit chain head seq=0 hash={GENESIS}", f"audit chain head seq=1 hash={rec.hash}"]

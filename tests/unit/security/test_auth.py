@@ -169,24 +169,42 @@ def test_hs256_jwt_default_level(keys) -> None:  # type: ignore[no-untyped-def]
     assert p.level is Level.AUTHENTICATED
 
 
+def _without(key: str) -> dict:  # type: ignore[type-arg]
+    return {k: v for k, v in claims().items() if k != key}
+
+
+# Payloads are built inside the test, not at collection: a time-relative claim computed when
+# pytest collects goes stale once the suite runs longer than its margin.
 @pytest.mark.parametrize(
-    ("payload", "message"),
+    ("make_payload", "message"),
     [
-        (claims(exp=int(time.time()) - 120), "expired"),
-        (claims(nbf=int(time.time()) + 120), "not yet valid"),
-        (claims(iss="evil"), "issuer"),
-        (claims(aud="other"), "audience"),
-        ({k: v for k, v in claims().items() if k != "exp"}, "exp"),
-        ({k: v for k, v in claims().items() if k != "sub"}, "sub"),
-        ({k: v for k, v in claims().items() if k != "iss"}, "iss"),
-        (claims(vigil_level="ROOT"), "vigil_level"),
-        (claims(roles="admin"), "roles"),
-        (claims(sub=""), "sub"),
+        (lambda: claims(exp=int(time.time()) - 120), "expired"),
+        (lambda: claims(nbf=int(time.time()) + 120), "not yet valid"),
+        (lambda: claims(iss="evil"), "issuer"),
+        (lambda: claims(aud="other"), "audience"),
+        (lambda: _without("exp"), "exp"),
+        (lambda: _without("sub"), "sub"),
+        (lambda: _without("iss"), "iss"),
+        (lambda: claims(vigil_level="ROOT"), "vigil_level"),
+        (lambda: claims(roles="admin"), "roles"),
+        (lambda: claims(sub=""), "sub"),
+    ],
+    ids=[
+        "expired",
+        "not-yet-valid",
+        "issuer",
+        "audience",
+        "no-exp",
+        "no-sub",
+        "no-iss",
+        "bad-level",
+        "roles",
+        "empty-sub",
     ],
 )
-def test_hs256_jwt_rejections(keys, payload, message) -> None:  # type: ignore[no-untyped-def]
+def test_hs256_jwt_rejections(keys, make_payload, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(Unauthenticated, match=message):
-        hs_verifier(keys).verify(jwt.encode(payload, SECRET, algorithm="HS256"))
+        hs_verifier(keys).verify(jwt.encode(make_payload(), SECRET, algorithm="HS256"))
 
 
 def test_leeway_is_honoured_and_bounded(keys) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,9 @@ def add(params: dict[str, Any]) -> Any:
 
 
 def burn(params: dict[str, Any]) -> Any:
+    if "started_file" in params:  # lets a test see that the worker is busy
+        with open(params["started_file"], "w") as marker:
+            marker.write("started")
     n = 0
     while True:  # pure CPU until the CPU-time limit stops it
         n += 1

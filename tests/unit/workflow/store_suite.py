@@ -1,8 +1,8 @@
 """Backend-independent RunStore contract tests.
 
 A backend's test module subclasses `RunStoreSuite` and provides an async ``store``
-fixture yielding an opened store (see test_sqlite_store.py); the PostgreSQL backend
-reuses this class unchanged.
+fixture yielding an opened, empty store whose clock always returns 1000.0 (see
+test_sqlite_store.py); the PostgreSQL backend reuses this class unchanged.
 """
 
 from __future__ import annotations

@@ -41,14 +41,15 @@ class Harness:
         self.pool = ProcessPool(1)
         self.executor = self.new_executor()
 
-    def new_executor(self) -> Executor:
+    def new_executor(self, owner: str = "test", lease_s: float = 30.0) -> Executor:
         return Executor(
             store=self.store,
             registry=self.registry,
-            owner="test",
+            owner=owner,
             clock=time.time,
             monotonic=self.mono,
             pool=self.pool,
+            lease_s=lease_s,
             poll_s=0.05,
         )
 
@@ -319,3 +320,87 @@ async def test_step_results_must_be_json(h: Harness) -> None:
     h.registry.register("bad", bad, WorkflowPolicy(retry=RetrySettings(max_attempts=1)))
     run = await h.finish("bad")
     assert run.state is RunState.FAILED and run.error is not None and "serializable" in run.error.message
+
+
+async def test_oversized_or_non_json_results_fail_the_run(h: Harness) -> None:
+    async def huge(ctx: RunContext) -> Any:
+        return "x" * (2 << 20)
+
+    async def odd(ctx: RunContext) -> Any:
+        return {1, 2}
+
+    one_try = WorkflowPolicy(retry=RetrySettings(max_attempts=1))
+    h.registry.register("huge", huge, one_try)
+    h.registry.register("odd", odd, one_try)
+    big = await h.finish("huge")
+    assert big.state is RunState.FAILED and big.error is not None
+    assert big.error.category is ErrorCategory.RESOURCE and "exceeds" in big.error.message
+
+    async def fat_step(ctx: RunContext) -> Any:
+        return await ctx.step("s", lambda: "z" * (2 << 20))
+
+    h.registry.register("fat_step", fat_step, one_try)
+    fat = await h.finish("fat_step")
+    assert fat.state is RunState.FAILED and fat.error is not None
+    assert fat.error.category is ErrorCategory.RESOURCE and "step 's'" in fat.error.message
+    weird = await h.finish("odd")
+    assert weird.state is RunState.FAILED and weird.error is not None and "not JSON" in weird.error.message
+
+
+async def test_another_replica_takes_over_after_the_lease_expires(h: Harness) -> None:
+    executed: list[str] = []
+    gate = asyncio.Event()
+
+    async def two_steps(ctx: RunContext) -> Any:
+        await ctx.step("one", lambda: executed.append(f"one@{ctx.attempt}") or 1)
+        await gate.wait()
+        return await ctx.step("two", lambda: executed.append(f"two@{ctx.attempt}") or 2)
+
+    h.registry.register("two_steps", two_steps)
+    a = Executor(
+        store=h.store,
+        registry=h.registry,
+        owner="replica-a",
+        clock=time.time,
+        monotonic=h.mono,
+        lease_s=1.0,
+        poll_s=0.05,
+    )
+    owner, expires = a.lease()
+    run, _ = await h.store.create_run(
+        NewRun(
+            uuid.uuid4().hex,
+            "two_steps",
+            {},
+            "alice",
+            0,
+            time.time(),
+            lease_owner=owner,
+            lease_expires=expires,
+        )
+    )
+    a.dispatch(run, reserved=False)
+    await eventually(lambda: executed == ["one@1"])
+    await a.stop()  # replica A is gone; its lease on the run runs out within 1 s
+    gate.set()
+    b = Executor(
+        store=h.store,
+        registry=h.registry,
+        owner="replica-b",
+        clock=time.time,
+        monotonic=h.mono,
+        lease_s=1.0,
+        poll_s=0.05,
+    )
+    await b.start()
+    try:
+        done = await eventually(lambda: _terminal(h, run.run_id), timeout=10)
+    finally:
+        await b.stop()
+    assert done.state is RunState.SUCCEEDED and executed == ["one@1", "two@2"]
+    assert done.attempts == 2  # B resumed A's run: step "one" was not executed again
+
+
+async def _terminal(h: Harness, run_id: str) -> Run | None:
+    run = await h.store.get_run(run_id)
+    return run if run.terminal else None

@@ -4,12 +4,14 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from services.workflow._isolation import HandlerFailed, ProcessPool, ResourceLimitExceeded
 from services.workflow._model import ErrorCategory
 from services.workflow._policies import categorize
+from tests.conftest import eventually
 
 REF = "tests.unit.workflow.process_handlers:"
 
@@ -62,3 +64,15 @@ async def test_dead_worker_fails_the_attempt_and_pool_recovers(pool: ProcessPool
     with pytest.raises(ResourceLimitExceeded, match="died"):
         await pool.run(REF + "die", {}, cpu_time_s=5, memory_mb=64)
     assert (await pool.run(REF + "add", {"a": 1, "b": 2}, cpu_time_s=5, memory_mb=64))["sum"] == 3
+
+
+async def test_shutdown_does_not_wait_for_a_busy_worker(tmp_path: Path) -> None:
+    pool = ProcessPool(workers=1)
+    marker = tmp_path / "started"
+    params = {"started_file": str(marker)}
+    busy = asyncio.ensure_future(pool.run(REF + "burn", params, cpu_time_s=60, memory_mb=64))
+    await eventually(marker.exists, timeout=10)
+    busy.cancel()
+    start = time.monotonic()
+    await pool.close()
+    assert time.monotonic() - start < 5

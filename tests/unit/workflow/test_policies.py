@@ -7,11 +7,11 @@ import random
 import pytest
 
 from services.common import InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
+from services.workflow._bulkhead import Bulkhead
 from services.workflow._model import ErrorCategory
 from services.workflow._policies import (
     BreakerOpen,
     BreakerState,
-    Bulkhead,
     CircuitBreaker,
     RetryPolicy,
     categorize,
@@ -221,3 +221,51 @@ async def test_with_deadline_cancels_late_work() -> None:
     with pytest.raises(TimeoutError):
         await with_deadline(lambda: asyncio.sleep(0), clock() - 1, clock)
     assert await with_deadline(lambda: asyncio.sleep(0, "v"), None, clock) == "v"
+
+
+async def test_bulkhead_hands_freed_slots_to_the_highest_priority_first() -> None:
+    bh = Bulkhead("wf", max_concurrent=1, max_queue=10)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def run(name: str, priority: int) -> None:
+        async with bh.slot(priority):
+            order.append(name)
+            if name == "first":
+                await gate.wait()
+
+    first = asyncio.create_task(run("first", 0))
+    await asyncio.sleep(0)
+    waiting = [
+        asyncio.create_task(run(n, p))
+        for n, p in [("low", -5), ("normal-a", 0), ("high", 9), ("normal-b", 0)]
+    ]
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["first", "high", "normal-a", "normal-b", "low"]
+    assert bh.running == 0
+
+
+async def test_cancelled_waiter_leaves_the_queue_and_slots_are_not_lost() -> None:
+    bh = Bulkhead("wf", max_concurrent=1, max_queue=10)
+    gate = asyncio.Event()
+
+    async def hold() -> None:
+        async with bh.slot():
+            await gate.wait()
+
+    async def wait_slot() -> None:
+        async with bh.slot():
+            pass
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(wait_slot())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    gate.set()
+    await holder
+    assert bh.running == 0
+    await asyncio.wait_for(wait_slot(), 1)  # the slot is free again

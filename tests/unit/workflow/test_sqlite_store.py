@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common import Unavailable
 from services.workflow._model import RunQuery
 from services.workflow._sqlite_store import SQLiteRunStore
 from tests.unit.workflow.store_suite import RunStoreSuite, new_run
@@ -54,5 +55,21 @@ class TestSQLiteRunStore(RunStoreSuite):
         s = SQLiteRunStore(tmp_path / "c.db", clock=lambda: 1.0)
         await s.open()
         await s.close()
-        with pytest.raises(RuntimeError):
+        with pytest.raises(Unavailable, match="closed"):
             await s.create_run(new_run())
+
+    async def test_sqlite_failures_are_unavailable_and_the_writer_survives(self, tmp_path: Path) -> None:
+        s = SQLiteRunStore(tmp_path / "f.db", clock=lambda: 1.0)
+        await s.open()
+        # Fault injector: a trigger makes every insert fail like a full disk would.
+        with sqlite3.connect(tmp_path / "f.db") as conn:
+            conn.execute(
+                "CREATE TRIGGER fail BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        with pytest.raises(Unavailable, match="disk full"):
+            await s.create_run(new_run())
+        with sqlite3.connect(tmp_path / "f.db") as conn:
+            conn.execute("DROP TRIGGER fail")
+        run, created = await s.create_run(new_run())  # the writer thread is still serving
+        assert created and (await s.get_run(run.run_id)).run_id == run.run_id
+        await s.close()

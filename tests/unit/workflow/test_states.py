@@ -6,6 +6,7 @@ from services.workflow._states import (
     TERMINAL_STATES,
     InvalidTransition,
     RunState,
+    allowed_sources,
     allowed_targets,
     transition,
 )
@@ -41,3 +42,8 @@ def test_invalid_transition_is_failed_precondition_naming_both_states() -> None:
     with pytest.raises(InvalidTransition, match=r"SUCCEEDED.*RUNNING"):
         transition(RunState.SUCCEEDED, RunState.RUNNING)
     assert InvalidTransition(RunState.SUCCEEDED, RunState.RUNNING).code.name == "FAILED_PRECONDITION"
+
+
+def test_allowed_sources_mirror_allowed_targets() -> None:
+    for target in RunState:
+        assert allowed_sources(target) == {s for s in RunState if target in allowed_targets(s)}
