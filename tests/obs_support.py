@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as _ms
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as _ms_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as _ts
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as _ts_grpc
 from prometheus_client.parser import text_string_to_metric_families
@@ -33,33 +35,50 @@ def _value(v: Any) -> Any:
     return getattr(v, kind) if kind else None
 
 
+def _flatten(request: _ts.ExportTraceServiceRequest) -> list[Span]:
+    out = []
+    for rs in request.resource_spans:
+        res = {a.key: _value(a.value) for a in rs.resource.attributes}
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                out.append(
+                    Span(
+                        service=str(res.get("service.name", "")),
+                        name=s.name,
+                        kind=s.kind,
+                        trace_id=s.trace_id.hex(),
+                        span_id=s.span_id.hex(),
+                        parent_id=s.parent_span_id.hex(),
+                        attributes={a.key: _value(a.value) for a in s.attributes},
+                        status_code=s.status.code,
+                        events=[e.name for e in s.events],
+                    )
+                )
+    return out
+
+
 class OtlpReceiver(_ts_grpc.TraceServiceServicer):
     """Collects every exported span; `endpoint` is what OTEL_EXPORTER_OTLP_ENDPOINT should be."""
 
     def __init__(self) -> None:
-        self.spans: list[Span] = []
+        # Requests are kept as received and flattened on access, so a benchmark's receiver
+        # costs the measured process (which also drives the load) as little as possible.
+        self._requests: list[_ts.ExportTraceServiceRequest] = []
+        self._spans: list[Span] = []
         self._server: grpc.aio.Server | None = None
         self.endpoint = ""
 
     async def Export(self, request: _ts.ExportTraceServiceRequest, context: Any) -> Any:
-        for rs in request.resource_spans:
-            res = {a.key: _value(a.value) for a in rs.resource.attributes}
-            for ss in rs.scope_spans:
-                for s in ss.spans:
-                    self.spans.append(
-                        Span(
-                            service=str(res.get("service.name", "")),
-                            name=s.name,
-                            kind=s.kind,
-                            trace_id=s.trace_id.hex(),
-                            span_id=s.span_id.hex(),
-                            parent_id=s.parent_span_id.hex(),
-                            attributes={a.key: _value(a.value) for a in s.attributes},
-                            status_code=s.status.code,
-                            events=[e.name for e in s.events],
-                        )
-                    )
+        self._requests.append(request)
         return _ts.ExportTraceServiceResponse()
+
+    @property
+    def spans(self) -> list[Span]:
+        """Every span received so far, oldest first."""
+        pending, self._requests = self._requests, []
+        for request in pending:
+            self._spans.extend(_flatten(request))
+        return self._spans
 
     async def start(self) -> str:
         self._server = grpc.aio.server()
@@ -93,3 +112,38 @@ def scrape(port: int) -> dict[MetricKey, float]:
 
 def key(name: str, **labels: str) -> MetricKey:
     return name, frozenset(labels.items())
+
+
+class OtlpMetricsReceiver(_ms_grpc.MetricsServiceServicer):
+    """A real OTLP MetricsService on port 0 keeping every export request."""
+
+    def __init__(self) -> None:
+        self.requests: list[_ms.ExportMetricsServiceRequest] = []
+        self._server: grpc.aio.Server | None = None
+        self.endpoint = ""
+
+    async def Export(self, request: _ms.ExportMetricsServiceRequest, context: Any) -> Any:
+        self.requests.append(request)
+        return _ms.ExportMetricsServiceResponse()
+
+    async def start(self) -> str:
+        self._server = grpc.aio.server()
+        _ms_grpc.add_MetricsServiceServicer_to_server(self, self._server)
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        return self.endpoint
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0)
+
+    def latest(self, name: str) -> Any:
+        """The metric ``name`` from the newest request that has it."""
+        for request in reversed(self.requests):
+            for rm in request.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name == name:
+                            return m
+        return None

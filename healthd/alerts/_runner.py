@@ -45,7 +45,8 @@ class MetricsScrape:
                     if s.labels.get("grpc_code") in _SERVER_FAULTS:
                         self.failed += s.value
                 elif s.name == "vigil_workflow_breaker_state" and s.value >= 2:
-                    self.open_breakers.append(s.labels.get("breaker", ""))
+                    # one breaker per workflow, labelled by it
+                    self.open_breakers.append(s.labels.get("workflow") or s.labels.get("breaker", ""))
 
 
 class Alerting:

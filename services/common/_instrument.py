@@ -8,14 +8,18 @@ channel = grpc.aio.insecure_channel(addr, interceptors=client_interceptors())
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import grpc
+from prometheus_client.registry import Collector
 
 from services.common._config import ServerConfig
 from services.common._logging import get_logger
 from services.common._logs import install_log_hooks
 from services.common._metrics import MetricsInterceptor, MetricsServer
+from services.common._otlp_metrics import MetricsPusher, metrics_push_wanted
 from services.common._telemetry import server_interceptors, setup_tracing, shutdown_tracing
 
 if TYPE_CHECKING:
@@ -45,11 +49,14 @@ class Instrumentation:
             interceptors.append(MetricsInterceptor())
         self.server_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = tuple(interceptors)
         self.metrics_server: MetricsServer | None = None
+        self.pusher = MetricsPusher(name) if metrics_push_wanted(os.environ) else None
 
-    def attach(self, server: VigilServer) -> None:
-        """Start ``/metrics`` (if configured) and flush telemetry when ``server`` shuts down."""
+    def attach(self, server: VigilServer, collectors: Iterable[Collector] = ()) -> None:
+        """Start ``/metrics`` (if configured; ``collectors`` added to it) and the OTLP metrics
+        push (if OTEL_* asks; call from the event loop), and flush telemetry when ``server``
+        shuts down."""
         if self.config.metrics_port is not None and self.metrics_server is None:
-            self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port)
+            self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, collectors)
             _log.info(
                 "%s metrics on http://%s:%d/metrics",
                 self.name,
@@ -57,6 +64,8 @@ class Instrumentation:
                 self.metrics_server.port,
                 extra={"metrics_port": self.metrics_server.port},
             )
+        if self.pusher is not None:
+            self.pusher.start()
         server.on_shutdown(self.close)
 
     async def close(self) -> None:
@@ -64,4 +73,7 @@ class Instrumentation:
         if self.metrics_server is not None:
             self.metrics_server.close()
             self.metrics_server = None
+        if self.pusher is not None:
+            await self.pusher.close()
+            self.pusher = None
         await shutdown_tracing()

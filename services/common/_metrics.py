@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from services.common._observe import Observation, ObservingInterceptor, split_method
 
@@ -95,17 +98,39 @@ def _rpc_families(registry: CollectorRegistry) -> _RpcFamilies:
         return fam
 
 
-class _Timed(Observation):
-    __slots__ = ("_fam", "_labels", "_t0")
+class _MethodMetrics:
+    """The label children of one method, resolved once: ``labels()`` takes a lock and a
+    dict lookup per call, which is most of what metrics would cost an RPC."""
+
+    __slots__ = ("_fam", "_labels", "by_code", "started")
 
     def __init__(self, fam: _RpcFamilies, labels: tuple[str, str, str]) -> None:
-        self._fam, self._labels, self._t0 = fam, labels, time.perf_counter()
-        fam.started.labels(*labels).inc()
+        self._fam, self._labels = fam, labels
+        self.started = fam.started.labels(*labels)
+        self.by_code: dict[grpc.StatusCode, tuple[Any, Any]] = {}
+
+    def ended(self, code: grpc.StatusCode) -> tuple[Any, Any]:
+        pair = self.by_code.get(code)
+        if pair is None:
+            pair = self.by_code[code] = (
+                self._fam.handled.labels(*self._labels, code.name),
+                self._fam.seconds.labels(*self._labels, code.name),
+            )
+        return pair
+
+
+class _Timed(Observation):
+    __slots__ = ("_m", "_t0")
+
+    def __init__(self, m: _MethodMetrics) -> None:
+        self._m, self._t0 = m, time.perf_counter()
+        m.started.inc()
 
     def finish(self, code: grpc.StatusCode, error: BaseException | None) -> None:
         elapsed = time.perf_counter() - self._t0
-        self._fam.handled.labels(*self._labels, code.name).inc()
-        self._fam.seconds.labels(*self._labels, code.name).observe(elapsed)
+        handled, seconds = self._m.ended(code)
+        handled.inc()
+        seconds.observe(elapsed)
 
 
 class MetricsInterceptor(ObservingInterceptor):
@@ -113,20 +138,39 @@ class MetricsInterceptor(ObservingInterceptor):
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self._fam = _rpc_families(registry)
+        # (method, kind) -> its metric children; methods are a small fixed set per server.
+        self._methods: dict[tuple[str, str], _MethodMetrics] = {}
 
     def begin(self, details: grpc.HandlerCallDetails, kind: str, context: Any) -> Observation:
-        service, method = split_method(details.method)
-        return _Timed(self._fam, (kind, service, method))
+        key = (details.method, kind)
+        m = self._methods.get(key)
+        if m is None:
+            service, method = split_method(details.method)
+            m = self._methods[key] = _MethodMetrics(self._fam, (kind, service, method))
+        return _Timed(m)
+
+
+class _Process(Collector):
+    """Everything in the process-wide default registry (RPC and domain families)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
 
 
 class MetricsServer:
-    """The process's ``/metrics`` endpoint (prometheus-client's threaded HTTP server).
+    """The process's ``/metrics`` endpoint (prometheus-client's threaded HTTP server):
+    the default registry plus ``collectors`` (scrape-time readers of one app's state, kept
+    out of the default registry so several apps can live in one test process).
 
     A thread, not the event loop: a slow scrape never delays RPCs, and the loop never
     delays a scrape of a process that is struggling, which is when metrics matter most.
     """
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(self, host: str, port: int, collectors: Iterable[Collector] = ()) -> None:
+        registry = CollectorRegistry()
+        registry.register(_Process())
+        for collector in collectors:
+            registry.register(collector)
         self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         self.port: int = self._server.server_port
 

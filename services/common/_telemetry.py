@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -169,6 +169,22 @@ class _Getter:
         return list(self._md)
 
 
+class _Activation:
+    """Makes a context current for one step of a call (a plain class: this runs per RPC)."""
+
+    __slots__ = ("_ctx", "_token")
+
+    def __init__(self, ctx: otel_context.Context) -> None:
+        self._ctx = ctx
+        self._token: object = None
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(self._ctx)
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
 class _SpanObservation(Observation):
     __slots__ = ("_ctx", "_span")
 
@@ -176,13 +192,8 @@ class _SpanObservation(Observation):
         self._span = span
         self._ctx = ctx
 
-    @contextlib.contextmanager
-    def activate(self) -> Iterator[None]:
-        token = otel_context.attach(self._ctx)
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        return _Activation(self._ctx)
 
     def finish(self, code: grpc.StatusCode, error: BaseException | None) -> None:
         span = self._span

@@ -15,7 +15,7 @@ from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
-from services.workflow._metrics import WorkflowCollector, serve_metrics
+from services.workflow._metrics import WorkflowCollector
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
@@ -23,7 +23,6 @@ from services.workflow._security_client import SecurityClient
 from services.workflow._service import WorkflowServicer
 from services.workflow._store import RunStore
 from services.workflow._store_factory import make_store
-from services.workflow._telemetry import watch_executor
 from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["SERVICE_NAME", "WorkflowApp", "build", "build_app", "build_registry"]
@@ -135,7 +134,6 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         WorkflowServicer(ops, cfg.server.max_message_bytes),
         SERVICE_NAME,
     )
-    watch_executor(executor)
     app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
     await executor.start()
     if cfg.healthd_address:
@@ -146,13 +144,12 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         app.tasks.append(
             asyncio.create_task(_scheduler(cfg.schedules, ops, token, clock).run(), name="scheduler")
         )
-    if cfg.server.metrics_port is not None:
-        collector = WorkflowCollector(executor, gate, {"security": security.breaker})
-        http, _thread = serve_metrics(cfg.server.metrics_port, cfg.server.host, collector)
-        app.metrics_port = http.server_port
-        server.on_shutdown(lambda: asyncio.to_thread(http.shutdown))
     server.on_shutdown(app.close)
-    telemetry.attach(server)  # after app.close: spans of the runs it stops are flushed too
+    # One /metrics per process: RPC metrics and the executor's own (after app.close, so the
+    # spans of the runs it stops are flushed too).
+    telemetry.attach(server, collectors=[WorkflowCollector(executor, gate, {"security": security.breaker})])
+    if telemetry.metrics_server is not None:
+        app.metrics_port = telemetry.metrics_server.port
     return app
 
 

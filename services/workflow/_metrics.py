@@ -6,11 +6,8 @@ ListWorkflows can never disagree: both read `Executor.stats`, breakers and bulkh
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -18,7 +15,7 @@ from services.workflow._degradation import DegradationGate
 from services.workflow._executor import Executor
 from services.workflow._policies import BreakerState, CircuitBreaker
 
-__all__ = ["WorkflowCollector", "serve_metrics"]
+__all__ = ["WorkflowCollector"]
 
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -71,10 +68,3 @@ class WorkflowCollector(Collector):
         for name, dep in sorted(self._deps.items()):
             deps.add_metric([name], _BREAKER_VALUE[dep.state])
         yield from (runs, errors, breaker, in_flight, queued, level, deps)
-
-
-def serve_metrics(port: int, host: str, collector: WorkflowCollector) -> tuple[WSGIServer, threading.Thread]:
-    """Serve ``/metrics`` on ``host:port`` from a background thread; shut down with ``server.shutdown()``."""
-    registry = CollectorRegistry()
-    registry.register(collector)
-    return start_http_server(port, addr=host, registry=registry)

@@ -10,7 +10,8 @@ from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
 from services.common import Instrumentation, ServerConfig, VigilServer
-from tests.obs_support import MetricKey, key, scrape
+from tests.conftest import eventually
+from tests.obs_support import MetricKey, OtlpMetricsReceiver, key, scrape
 from vigil.workflow.v1 import workflow_pb2 as wf
 from vigil.workflow.v1 import workflow_pb2_grpc as wf_grpc
 
@@ -64,3 +65,48 @@ async def test_metrics_endpoint_closes_on_shutdown(served) -> None:
     await srv.stop()
     with pytest.raises(OSError):
         await asyncio.to_thread(scrape, port)
+
+
+async def test_otlp_metrics_push_matches_traffic(monkeypatch) -> None:
+    rx = OtlpMetricsReceiver()
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", await rx.start())
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    cfg = ServerConfig(port=0, grace_period_s=0)
+    obs = Instrumentation("pushed", cfg)
+    srv = VigilServer(cfg, "pushed", interceptors=obs.server_interceptors)
+    srv.add_servicer(wf_grpc.add_WorkflowServiceServicer_to_server, wf_grpc.WorkflowServiceServicer(), WF)
+    obs.attach(srv)
+    await srv.start()
+    try:
+        await eventually(lambda: rx.requests)  # periodic pushes run
+        async with grpc.aio.insecure_channel(srv.address) as ch:
+            for _ in range(4):
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await wf_grpc.WorkflowServiceStub(ch).GetRun(wf.GetRunRequest(run_id="x"))
+    finally:
+        await srv.stop()  # pushes the final values
+        await rx.stop()
+    handled = rx.latest("grpc_server_handled_total")
+    assert handled.sum.is_monotonic
+    points = [
+        p
+        for p in handled.sum.data_points
+        if {a.key: a.value.string_value for a in p.attributes}.get("grpc_method") == "GetRun"
+    ]
+    (point,) = points
+    attrs = {a.key: a.value.string_value for a in point.attributes}
+    assert attrs["grpc_code"] == "UNIMPLEMENTED" and attrs["grpc_service"] == WF
+    assert point.as_double >= 4  # the default registry is process-wide: earlier tests may add
+    seconds = rx.latest("grpc_server_handling_seconds")
+    hist = next(
+        p
+        for p in seconds.histogram.data_points
+        if {a.key: a.value.string_value for a in p.attributes}.get("grpc_method") == "GetRun"
+    )
+    assert hist.count == sum(hist.bucket_counts) and hist.count >= 4
+    assert len(hist.bucket_counts) == len(hist.explicit_bounds) + 1
+    resource = rx.requests[-1].resource_metrics[0].resource
+    assert {a.key: a.value.string_value for a in resource.attributes}["service.name"] == "pushed"

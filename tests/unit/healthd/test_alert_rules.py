@@ -97,7 +97,7 @@ def test_metrics_scrape_counts_server_faults_not_health_traffic() -> None:
             handled("v.W", "INVALID_ARGUMENT", 3),
             handled("grpc.health.v1.Health", "OK", 500),
             "# TYPE vigil_workflow_breaker_state gauge",
-            'vigil_workflow_breaker_state{breaker="echo"} 2',
+            'vigil_workflow_breaker_state{workflow="echo"} 2',
             'vigil_workflow_breaker_state{breaker="ok"} 0',
         ]
     )
