@@ -9,7 +9,9 @@ Definitions (what the table prints):
                state (``run:FAILED`` ...)
     lost       accepted runs that, after the stack healed, are unknown or never end (must be 0)
     dup steps  (run, step) pairs whose body ran more than once: allowed only for a step cut
-               short by a crash (at-least-once for the unfinished step, DESIGN.md)
+               short by a crash (at-least-once for the unfinished step, DESIGN.md); shown as
+               "N (M unrecorded)" where M counts pairs whose body ran more often than the
+               service's own record of executions says: a re-run it did not know about (must be 0)
     detect/heal  seconds from the fault to NOT_SERVING / back to SERVING on healthd's Watch
 """
 
@@ -49,6 +51,7 @@ class DrillReport:
     failed: Counter[str] = field(default_factory=Counter)
     lost: int = 0
     duplicated_steps: int = 0
+    unrecorded_steps: int = 0
     detect_s: float | None = None
     heal_s: float | None = None
     note: str = ""
@@ -77,7 +80,7 @@ def render(reports: list[DrillReport]) -> str:
             str(r.succeeded),
             ", ".join(f"{k} {v}" for k, v in sorted(r.failed.items())) or "-",
             str(r.lost),
-            str(r.duplicated_steps),
+            f"{r.duplicated_steps} ({r.unrecorded_steps} unrecorded)",
             "-" if r.detect_s is None else f"{r.detect_s:.2f}",
             "-" if r.heal_s is None else f"{r.heal_s:.2f}",
         ]
@@ -103,6 +106,7 @@ class Drill:
         self.accepted: list[str] = []
         self.transitions: list[tuple[float, int]] = []
         self.fault_at: float | None = None
+        self._executions: dict[str, int] = {}  # "run_id step" -> executions per the run's record
         params = struct_pb2.Struct()
         params.update({"delay_s": delay_s})
         self._params = params
@@ -195,6 +199,8 @@ class Drill:
                     continue
                 if run.state in TERMINAL:
                     final[run_id] = run.state
+                    for step in run.steps:
+                        self._executions[f"{run_id} {step.name}"] = step.executions
                 else:
                     still.append(run_id)
             pending = still
@@ -205,17 +211,22 @@ class Drill:
         self.report.lost = states.pop(-1, 0) + len(pending)
         for state, n in states.items():
             self.report.failed[f"run:{wpb.RunState.Name(state).removeprefix('RUN_STATE_')}"] += n
-        self.report.duplicated_steps = self._duplicates()
+        self.report.duplicated_steps, self.report.unrecorded_steps = self._duplicates()
         self._detect_heal()
         await self.close()
         REPORTS.append(self.report)
         return self.report
 
-    def _duplicates(self) -> int:
+    def _duplicates(self) -> tuple[int, int]:
+        """(pairs run more than once, pairs run more often than the service recorded)."""
         if not self.ledger.exists():
-            return 0
+            return 0, 0
         counts = Counter(self.ledger.read_text().splitlines())
-        return sum(1 for n in counts.values() if n > 1)
+        dup = sum(1 for n in counts.values() if n > 1)
+        unrecorded = sum(
+            1 for key, n in counts.items() if key in self._executions and n > self._executions[key]
+        )
+        return dup, unrecorded
 
     async def close(self) -> None:
         """Cancel whatever still runs (idempotent; the fixture calls it after every drill)."""

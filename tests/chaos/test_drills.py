@@ -32,6 +32,7 @@ def assert_sound(drill: Drill, finding: str = "") -> None:
     ``finding`` names a reported bug (then the drill is marked xfail, its table row kept)."""
     r = drill.report
     assert r.lost == 0, r
+    assert r.unrecorded_steps == 0, r
     assert r.accepted > 0, r
     if BUGS & set(r.failed) and finding:
         pytest.xfail(f"finding: {finding}")
