@@ -208,7 +208,17 @@ class LocalStack:
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, wait_s: float = 60.0) -> None:
-        """Start the stack and wait until both services (and healthd) are SERVING."""
+        """Start the stack and wait until both services (and healthd) are SERVING.
+
+        Raises:
+            TimeoutError: with the last log lines of every process, when it does not come up.
+        """
+        try:
+            await self._start(wait_s)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- logs ---\n{self.log_tail()[-6000:]}") from None
+
+    async def _start(self, wait_s: float) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.supervised:
             healthd = ServerProcess(["-m", "healthd", "--config", str(self.healthd_config())], name="healthd")

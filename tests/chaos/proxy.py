@@ -20,6 +20,7 @@ class FaultProxy:
         self.blackhole = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     @property
@@ -32,11 +33,15 @@ class FaultProxy:
         return self.address
 
     async def stop(self) -> None:
+        """Close the listener and every connection; handlers end on their own (cancelling
+        them would make asyncio's stream callback log the CancelledError)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.delay_s, self.blackhole = 0.0, False
+        for writer in list(self._writers):
+            writer.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -48,11 +53,13 @@ class FaultProxy:
             writer.close()
             self._tasks.discard(task)
             return
+        self._writers |= {writer, up_writer}
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
                 w.close()
+                self._writers.discard(w)
             self._tasks.discard(task)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
