@@ -23,6 +23,11 @@ venv: $(STAMP)
 # and stops them first on Ctrl-C. The security service creates .vigil/dev-token (an ADMIN
 # key, 0600, git-ignored) on its first start and logs where it is.
 run: $(STAMP)
+	@echo "Vigil local stack (Ctrl-C stops everything):"
+	@echo "  healthd   grpc 127.0.0.1:$${VIGIL_HEALTHD_SERVER__PORT:-50050}   dashboard http://127.0.0.1:$${VIGIL_HEALTHD_HTTP__PORT:-8050}/"
+	@echo "  workflow  grpc 127.0.0.1:$${VIGIL_WORKFLOW_SERVER__PORT:-50051}"
+	@echo "  security  grpc 127.0.0.1:$${VIGIL_SECURITY_SERVER__PORT:-50052}"
+	@echo "  ADMIN dev token: .vigil/dev-token (created on first start; Bearer token for calls)"
 	$(PY) -m healthd --config deploy/local/healthd.yaml
 
 test: $(STAMP)

@@ -4,6 +4,7 @@ TraceService on port 0) and a /metrics scraper using prometheus-client's parser.
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,16 +58,39 @@ def _flatten(request: _ts.ExportTraceServiceRequest) -> list[Span]:
     return out
 
 
-class OtlpReceiver(_ts_grpc.TraceServiceServicer):
-    """Collects every exported span; `endpoint` is what OTEL_EXPORTER_OTLP_ENDPOINT should be."""
+class _Receiver:
+    """A grpc.aio server on port 0 serving this object; ``endpoint`` is its http:// URL."""
+
+    _add: Callable[[Any, grpc.aio.Server], None]
 
     def __init__(self) -> None:
+        self._server: grpc.aio.Server | None = None
+        self.endpoint = ""
+
+    async def start(self) -> str:
+        self._server = grpc.aio.server()
+        self._add(self, self._server)
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        return self.endpoint
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0)
+
+
+class OtlpReceiver(_Receiver, _ts_grpc.TraceServiceServicer):
+    """Collects every exported span; `endpoint` is what OTEL_EXPORTER_OTLP_ENDPOINT should be."""
+
+    _add = staticmethod(_ts_grpc.add_TraceServiceServicer_to_server)
+
+    def __init__(self) -> None:
+        super().__init__()
         # Requests are kept as received and flattened on access, so a benchmark's receiver
         # costs the measured process (which also drives the load) as little as possible.
         self._requests: list[_ts.ExportTraceServiceRequest] = []
         self._spans: list[Span] = []
-        self._server: grpc.aio.Server | None = None
-        self.endpoint = ""
 
     async def Export(self, request: _ts.ExportTraceServiceRequest, context: Any) -> Any:
         self._requests.append(request)
@@ -79,18 +103,6 @@ class OtlpReceiver(_ts_grpc.TraceServiceServicer):
         for request in pending:
             self._spans.extend(_flatten(request))
         return self._spans
-
-    async def start(self) -> str:
-        self._server = grpc.aio.server()
-        _ts_grpc.add_TraceServiceServicer_to_server(self, self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
-        await self._server.start()
-        self.endpoint = f"http://127.0.0.1:{port}"
-        return self.endpoint
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop(0)
 
     def named(self, name: str) -> list[Span]:
         return [s for s in self.spans if s.name == name]
@@ -114,29 +126,18 @@ def key(name: str, **labels: str) -> MetricKey:
     return name, frozenset(labels.items())
 
 
-class OtlpMetricsReceiver(_ms_grpc.MetricsServiceServicer):
+class OtlpMetricsReceiver(_Receiver, _ms_grpc.MetricsServiceServicer):
     """A real OTLP MetricsService on port 0 keeping every export request."""
 
+    _add = staticmethod(_ms_grpc.add_MetricsServiceServicer_to_server)
+
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[_ms.ExportMetricsServiceRequest] = []
-        self._server: grpc.aio.Server | None = None
-        self.endpoint = ""
 
     async def Export(self, request: _ms.ExportMetricsServiceRequest, context: Any) -> Any:
         self.requests.append(request)
         return _ms.ExportMetricsServiceResponse()
-
-    async def start(self) -> str:
-        self._server = grpc.aio.server()
-        _ms_grpc.add_MetricsServiceServicer_to_server(self, self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
-        await self._server.start()
-        self.endpoint = f"http://127.0.0.1:{port}"
-        return self.endpoint
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop(0)
 
     def latest(self, name: str) -> Any:
         """The metric ``name`` from the newest request that has it."""

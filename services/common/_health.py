@@ -136,14 +136,18 @@ class HealthServicer(_hpb_grpc.HealthServicer):
         try:
             last = box.latest
             yield _RESPONSES[last]
-            # During graceful shutdown the stream ends once NOT_SERVING was delivered, so
-            # open watches do not hold the server's drain for its whole grace period.
-            while not self._shutting_down:
-                await box.changed.wait()
-                box.changed.clear()
+            while True:
                 if box.latest != last:
                     last = box.latest
                     yield _RESPONSES[last]
+                    continue
+                # Only end once the latest status is delivered: the generator may have been
+                # suspended at its previous yield when shutdown began. Ending after NOT_SERVING
+                # keeps open watches from holding the server's drain for the grace period.
+                if self._shutting_down:
+                    return
+                box.changed.clear()  # no await since the check above, so no post is lost
+                await box.changed.wait()
         finally:
             boxes = self._watchers.get(service)
             if boxes is not None:

@@ -12,37 +12,29 @@ import pytest
 
 from healthd._daemon import Daemon
 from tests.browser import Browser, chromium_path
-from tests.conftest import REPO, eventually
+from tests.conftest import eventually
 from tests.healthd_util import config
-from tests.integration.healthd.conftest import CHILD, free_port
+from tests.integration.healthd.conftest import free_port, grpc_service
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-]
+# No skip when chromium is missing: CI installs it (.ci/run), so its absence is a failure to see.
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def _require_chromium() -> None:
+    if chromium_path() is None:
+        pytest.fail("Debian's chromium is not installed: apt-get install chromium (as .ci/run does)")
+
 
 SEC, WF = "vigil.security.v1.SecurityService", "vigil.workflow.v1.WorkflowService"
 SHOTS = Path(os.environ.get("VIGIL_SCREENSHOTS", "")) if os.environ.get("VIGIL_SCREENSHOTS") else None
 
 
 def _child(name: str, port: int, *, critical: bool, action: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "critical": critical,
-        "process": {"argv": [sys.executable, CHILD, str(port), name], "grace_s": 2, "cwd": str(REPO)},
-        "checks": [
-            {
-                "kind": "grpc",
-                "address": f"127.0.0.1:{port}",
-                "service": name,
-                "interval_s": 0.2,
-                "timeout_s": 0.5,
-                "failure_threshold": 2,
-            },
-            {"kind": "process", "interval_s": 0.5, "failure_threshold": 1},
-        ],
-        "healing": {"action": action},
-    }
+    comp = grpc_service(name, port)
+    comp["critical"] = critical
+    comp["healing"] = {"action": action}
+    return comp
 
 
 def _status(name: str) -> str:
