@@ -110,6 +110,7 @@ KNOWN_FINDINGS = {
     "workflow": [
         ("out-of-range Timestamp -> INTERNAL (ListRuns created_before nanos=-1)", invalid_timestamp)
     ],
+    "security": [("out-of-range Timestamp -> INTERNAL (ListAuditEvents since nanos=-1)", invalid_timestamp)],
 }
 
 
