@@ -1,6 +1,7 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
 from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config
+from services.common._convert import optional_timestamp
 from services.common._errors import (
     AlreadyExists,
     Cancelled,
@@ -90,6 +91,7 @@ __all__ = [
     "install_log_hooks",
     "load_config",
     "log_fields",
+    "optional_timestamp",
     "retry_delay_s",
     "run_main",
     "server_credentials",

@@ -127,3 +127,27 @@ def test_interpolation_cannot_inject_structure(tmp_path: Path) -> None:
     path = write(tmp_path, "store: {path: '${P}'}\n")
     cfg = load_config(Sample, path, environ={"P": "x\nworkers: 64"})
     assert cfg.workers == 4 and cfg.store.path == "x\nworkers: 64"
+
+
+@pytest.mark.parametrize("seconds", [-(10**12), 10**12, 253402300800])
+def test_out_of_range_timestamp_is_invalid_argument(seconds: int) -> None:
+    from google.protobuf import timestamp_pb2
+
+    from services.common import InvalidArgument, optional_timestamp
+    from vigil.workflow.v1 import workflow_pb2
+
+    req = workflow_pb2.StartRunRequest(not_before=timestamp_pb2.Timestamp(seconds=seconds))
+    with pytest.raises(InvalidArgument) as info:
+        optional_timestamp(req, "not_before")
+    assert info.value.violations[0].field == "not_before"
+
+
+def test_timestamp_reader_unset_and_valid() -> None:
+    from google.protobuf import timestamp_pb2
+
+    from services.common import optional_timestamp
+    from vigil.workflow.v1 import workflow_pb2
+
+    assert optional_timestamp(workflow_pb2.StartRunRequest(), "not_before") is None
+    req = workflow_pb2.StartRunRequest(not_before=timestamp_pb2.Timestamp(seconds=86400))
+    assert optional_timestamp(req, "not_before").year == 1970
