@@ -3,7 +3,9 @@
 Receivers written for Alertmanager's webhook (chat bridges, paging tools) accept these
 payloads unchanged. Delivery never blocks evaluation: notices are queued and one worker
 posts them in order, retrying connection errors, 5xx and 429 with exponential backoff
-and jitter (tenacity), then gives up on that notice with an error log.
+and jitter (tenacity), then gives up on that notice with an error log. Logs name a
+receiver by scheme://host[:port] only: webhook paths and user info routinely carry
+secrets (Slack-style tokens).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import tenacity
@@ -40,6 +43,12 @@ class WebhookConfig(ConfigModel):
     """First retry delay; doubles each attempt, with jitter."""
     max_backoff_s: float = Field(default=30.0, gt=0, le=3600)
     """Cap on one retry delay."""
+
+
+def _origin(url: object) -> str:
+    """``scheme://host[:port]`` of ``url``: what logs may show of a webhook."""
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def _rfc3339(ts: float) -> str:
@@ -158,11 +167,13 @@ class WebhookSender:
             await retrying(self._post, target, body)
         except _Retryable as exc:
             self.failed += 1
-            _log.error("alert webhook %s failed after %d attempts: %s", target.url, target.max_attempts, exc)
+            _log.error(
+                "alert webhook %s failed after %d attempts: %s", _origin(target.url), target.max_attempts, exc
+            )
             return
         except aiohttp.ClientResponseError as exc:  # 4xx other than 429: the receiver refuses it
             self.failed += 1
-            _log.error("alert webhook %s refused the notice: HTTP %d", target.url, exc.status)
+            _log.error("alert webhook %s refused the notice: HTTP %d", _origin(target.url), exc.status)
             return
         self.delivered += 1
 
