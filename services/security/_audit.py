@@ -234,18 +234,18 @@ class AuditLog:
         with self._lock:
             for attempt in range(2):
                 head = self._head
-                records = []
+                rows: list[tuple[Any, ...]] = []
                 for prepared in batch:
                     fields = (head[0] + 1, *prepared, head[1])
                     h = _digest(fields)
-                    records.append(AuditRecord(*fields, h))
+                    rows.append((*fields, h))  # the record's fields in _COLUMNS order
                     head = (head[0] + 1, h)
+                records = [AuditRecord(*row) for row in rows]
                 try:
                     with self._conn:  # one transaction: committed on success, rolled back on error
                         self._conn.execute("BEGIN")
                         self._conn.executemany(
-                            f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                            [dataclasses.astuple(r) for r in records],
+                            f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows
                         )
                 except sqlite3.IntegrityError:
                     if attempt:

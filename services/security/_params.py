@@ -61,6 +61,7 @@ class ParamsValidator:
             if why is not None:
                 raise ValueError(f"refused JSON Schema pattern at {where or '<root>'}: {why}")
         self._validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self.schema = schema
         self.max_findings = max_findings
 
     def validate(self, field: str, params: object, *, shape_checked: bool = False) -> list[Finding]:

@@ -64,6 +64,11 @@ class Inspector:
             )
         return validator
 
+    def cached_schema(self, key: bytes) -> Mapping[str, Any] | None:
+        """The schema compiled under ``key`` if the cache holds it (no conversion needed then)."""
+        validator = self._schemas.get(key)
+        return validator.schema if validator is not None else None
+
     def params_validator(
         self, schema: Mapping[str, Any], field: str = "params_schema", key: bytes | None = None
     ) -> ParamsValidator:

@@ -161,7 +161,10 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
 
     async def Screen(self, request: _pb.ScreenRequest, context: grpc.aio.ServicerContext) -> Any:
         has_schema = request.HasField("params_schema") and len(request.params_schema.fields) > 0
-        schema = struct_to_py(request.params_schema) if has_schema else None
+        schema_key = request.params_schema.SerializeToString(deterministic=True) if has_schema else None
+        schema = None
+        if schema_key is not None:  # a workflow sends the same schema every time: convert it once
+            schema = self.core.inspector.cached_schema(schema_key) or struct_to_py(request.params_schema)
         outcome = await self.core.screener.screen(
             ScreenInput(
                 token=request.token,
@@ -173,9 +176,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 path_fields=list(request.path_fields),
                 trajectory_fields=list(request.trajectory_fields),
                 request_id=_request_id(request.request_id, context),
-                schema_key=request.params_schema.SerializeToString(deterministic=True)
-                if has_schema
-                else None,
+                schema_key=schema_key,
             )
         )
         return _pb.ScreenResponse(

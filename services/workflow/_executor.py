@@ -95,6 +95,7 @@ class Executor:
         self.stats: dict[str, WorkflowStats] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._retries: dict[str, RetryPolicy] = {}
         # Run ids with a live task here. Invariant: an id is added before the task's first
         # await and removed when it ends, so the claim loop never starts a run twice.
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -114,6 +115,13 @@ class Executor:
                 wf.name, self._mono, b.window_s, b.min_calls, b.failure_rate, b.open_s, b.half_open_probes
             )
         return self._breakers[wf.name]
+
+    def retry_policy(self, wf: Workflow) -> RetryPolicy:
+        # Built once per workflow: its declared policy is frozen.
+        retry = self._retries.get(wf.name)
+        if retry is None:
+            retry = self._retries[wf.name] = RetryPolicy(**wf.policy.retry.model_dump())
+        return retry
 
     def stats_of(self, name: str) -> WorkflowStats:
         return self.stats.setdefault(name, WorkflowStats())
@@ -270,7 +278,7 @@ class Executor:
         finished = {}
         if run.attempts > 0:  # resumed or retried before: load the steps it finished
             finished = {s.name: s.result for s in await self.store.get_steps(run.run_id) if s.completed}
-        retry = RetryPolicy(**wf.policy.retry.model_dump())
+        retry = self.retry_policy(wf)
 
         async def attempt() -> Any:
             current = await self._update(run.run_id, RunChange(RunState.RUNNING, attempt=True))
