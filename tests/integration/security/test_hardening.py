@@ -1,0 +1,60 @@
+"""Review findings against a real server: ReDoS, audit flooding, bad input, unaudited refusals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.integration.security.conftest import Stack
+from tests.integration.security.test_rpcs import fails, screen_req, struct, violations
+from vigil.security.v1 import security_pb2 as pb
+
+# Each would keep Python's backtracking `re` busy for far longer than any test deadline.
+ADVERSARIAL = [
+    ("^.*.*.*.*.*.*.*=", "x" * 3000),
+    ("^\\d*\\d*\\d*\\d*\\d*\\d*x", "1" * 3000),
+    ("(a+)+$", "a" * 3000 + "!"),
+]
+
+
+async def test_adversarial_schema_patterns_answer_and_health_keeps_answering(stack: Stack) -> None:
+    health = health_pb2_grpc.HealthStub(stack.channel)
+    for pattern, text in ADVERSARIAL:
+        schema = struct({"properties": {"s": {"type": "string", "pattern": pattern}}})
+        params = pb.ParamsInput(params=struct({"s": text}), schema=schema)
+        call = asyncio.ensure_future(
+            stack.stub.ValidateInput(
+                pb.ValidateInputRequest(params=params), metadata=stack.auth("user"), timeout=20
+            )
+        )
+        screen = asyncio.ensure_future(
+            stack.stub.Screen(
+                screen_req(
+                    stack.tokens["user"],
+                    params=struct({"s": text, "prompt": "p"}),
+                    params_schema=schema,
+                    prompt_fields=[],
+                    path_fields=[],
+                ),
+                timeout=20,
+            )
+        )
+        # The server answers health while the adversarial calls are in flight.
+        ok = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert ok.status == health_pb2.HealthCheckResponse.SERVING
+        err = await fails(call, grpc.StatusCode.INVALID_ARGUMENT)
+        assert violations(err) == [("params.params.s", "SCHEMA_PATTERN")], pattern
+        err = await fails(screen, grpc.StatusCode.INVALID_ARGUMENT)
+        assert violations(err) == [("params.s", "SCHEMA_PATTERN")], pattern
+
+
+async def test_backreference_patterns_are_refused_as_bad_schema(stack: Stack) -> None:
+    schema = struct({"properties": {"s": {"pattern": "(a)\\1"}}})
+    params = pb.ParamsInput(params=struct({"s": "aa"}), schema=schema)
+    err = await fails(
+        stack.stub.ValidateInput(pb.ValidateInputRequest(params=params), metadata=stack.auth("user")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert violations(err) == [("params.schema", "BAD_SCHEMA")]
