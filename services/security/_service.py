@@ -140,9 +140,9 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         elif kind == "params":
             schema = struct_to_py(request.params.schema)
             params = struct_to_py(request.params.params)
-            validator = ins.params_validator(schema, "params.schema")
+            params_check = ins.params_validator(schema, "params.schema")
             # Off the loop: patterns run on RE2 (linear), but a large params value still takes a while.
-            findings = await asyncio.to_thread(validator.validate, "params.params", params)
+            findings = await asyncio.to_thread(params_check.validate, "params.params", params)
         else:
             raise InvalidArgument(
                 "no input given",
