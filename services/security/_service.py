@@ -13,6 +13,7 @@ import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -25,6 +26,7 @@ from services.common import (
     InvalidArgument,
     VigilServer,
     add_log_redactor,
+    optional_timestamp,
 )
 from services.security._audit import AuditFilter
 from services.security._auth import bearer_token
@@ -70,6 +72,10 @@ def _request_id(given: str, context: grpc.aio.ServicerContext) -> str:
             [FieldViolation("request_id", "at most 128 printable ASCII characters, no spaces", "BAD_ID")],
         )
     return rid
+
+
+def _epoch_s(when: datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
 
 
 def _refuse(message: str, findings: list[Finding]) -> InvalidArgument:
@@ -265,8 +271,8 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             subject=request.subject or None,
             action=request.action or None,
             decision=decision_name(request.decision),
-            since_ts=request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None,
-            until_ts=request.until.ToNanoseconds() / 1e9 if request.HasField("until") else None,
+            since_ts=_epoch_s(optional_timestamp(request, "since")),
+            until_ts=_epoch_s(optional_timestamp(request, "until")),
         )
         records, token = self.core.audit.list(flt, page_size=request.page_size, page_token=request.page_token)
         return _pb.ListAuditEventsResponse(events=[event_pb(r) for r in records], next_page_token=token)

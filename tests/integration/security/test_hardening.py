@@ -58,3 +58,23 @@ async def test_backreference_patterns_are_refused_as_bad_schema(stack: Stack) ->
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert violations(err) == [("params.schema", "BAD_SCHEMA")]
+
+
+async def test_list_audit_events_bad_timestamps_and_tokens_are_invalid_argument(stack: Stack) -> None:
+    md = stack.auth("admin")
+    too_late = pb.ListAuditEventsRequest()
+    too_late.since.seconds = 10**12  # beyond year 9999
+    err = await fails(stack.stub.ListAuditEvents(too_late, metadata=md), grpc.StatusCode.INVALID_ARGUMENT)
+    assert violations(err) == [("since", "TIMESTAMP_OUT_OF_RANGE")]
+    bad_nanos = pb.ListAuditEventsRequest()
+    bad_nanos.until.nanos = -5
+    err = await fails(stack.stub.ListAuditEvents(bad_nanos, metadata=md), grpc.StatusCode.INVALID_ARGUMENT)
+    assert violations(err) == [("until", "TIMESTAMP_OUT_OF_RANGE")]
+    for token in ("\u00b2", "9" * 5000, "\u0661"):
+        await fails(
+            stack.stub.ListAuditEvents(pb.ListAuditEventsRequest(page_token=token), metadata=md),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+    window = pb.ListAuditEventsRequest()
+    window.since.seconds = 1
+    assert (await stack.stub.ListAuditEvents(window, metadata=md)).events  # valid window still works
