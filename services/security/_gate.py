@@ -1,7 +1,9 @@
 """The gate every request passes: authenticate, rate-limit, authorize, and audit the outcome.
 
 Invariant: no decision leaves the gate unless its audit record was written. If the
-audit write fails, `AuditLog.append` raises `Unavailable` and the decision is refused.
+audit write fails, `AuditLog.append_async` raises `Unavailable` and the decision is refused.
+Nothing here blocks the event loop: records go through the audit log's group-commit writer
+thread and first-time API key verification (scrypt) runs on a worker thread.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ class Gate:
         self.limiter = limiter
         self.audit = audit
 
-    def authenticate(self, token: str, *, action: str, resource: str = "", request_id: str = "") -> Principal:
+    async def authenticate(
+        self, token: str, *, action: str, resource: str = "", request_id: str = ""
+    ) -> Principal:
         """Return the token's principal, rate-limited per subject.
 
         Raises:
@@ -39,9 +43,9 @@ class Gate:
             Unavailable: the failure could not be audited.
         """
         try:
-            principal = self.auth.authenticate(token)
+            principal = await self.auth.authenticate_async(token)
         except (Unauthenticated, ResourceExhausted) as exc:
-            self.audit.append(
+            await self.audit.append_async(
                 action=action,
                 resource=resource,
                 decision="DENY",
@@ -73,7 +77,7 @@ class Gate:
             )
         return decision
 
-    def authorize(
+    async def authorize(
         self,
         principal: Principal,
         action: str,
@@ -85,7 +89,7 @@ class Gate:
     ) -> tuple[Decision, AuditRecord]:
         """Decide, audit the decision, and raise `PermissionDenied` (naming the requirement) on denial."""
         decision = self.decide(principal, action, resource, min_level)
-        record = self.audit.append(
+        record = await self.audit.append_async(
             action=audit_action,
             resource=f"{action}:{resource}",
             decision="ALLOW" if decision.allowed else "DENY",
@@ -102,17 +106,17 @@ class Gate:
             raise PermissionDenied(decision.reason)
         return decision, record
 
-    def require_level(
+    async def require_level(
         self, token: str, level: Level, *, action: str, request_id: str = "", audit_allowed: bool = False
     ) -> Principal:
         """Guard for the service's own RPCs: the caller needs at least ``level`` (fixed by the contract).
 
         Denials are always audited; allowed calls only when ``audit_allowed`` (admin actions).
         """
-        principal = self.authenticate(token, action=action, request_id=request_id)
+        principal = await self.authenticate(token, action=action, request_id=request_id)
         if principal.level < level:
             reason = f"'{action}' requires level {level.name}; caller has {principal.level.name}"
-            self.audit.append(
+            await self.audit.append_async(
                 action=action,
                 decision="DENY",
                 subject=principal.subject,
@@ -121,7 +125,7 @@ class Gate:
             )
             raise PermissionDenied(reason)
         if audit_allowed:
-            self.audit.append(
+            await self.audit.append_async(
                 action=action,
                 decision="ALLOW",
                 subject=principal.subject,

@@ -178,7 +178,7 @@ class Screener:
             (each audited first); Unavailable: the audit log could not record the decision.
         """
         gate = self.gate
-        principal = gate.authenticate(
+        principal = await gate.authenticate(
             req.token, action="screen", resource=req.workflow[:200], request_id=req.request_id
         )
         decision = gate.decide(principal, "workflow.start", req.workflow, req.required_level)  # cached lookup

@@ -88,12 +88,14 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
     def __init__(self, core: SecurityCore) -> None:
         self.core = core
 
-    def _caller(self, context: grpc.aio.ServicerContext, level: Level, action: str, **kw: Any) -> Principal:
-        return self.core.gate.require_level(_caller_token(context), level, action=action, **kw)
+    async def _caller(
+        self, context: grpc.aio.ServicerContext, level: Level, action: str, **kw: Any
+    ) -> Principal:
+        return await self.core.gate.require_level(_caller_token(context), level, action=action, **kw)
 
     async def Authenticate(self, request: _pb.AuthenticateRequest, context: grpc.aio.ServicerContext) -> Any:
         token = request.token or _caller_token(context)
-        principal = self.core.gate.authenticate(
+        principal = await self.core.gate.authenticate(
             token, action="authenticate", request_id=_request_id("", context)
         )
         return _pb.AuthenticateResponse(principal=principal_pb(principal))
@@ -110,13 +112,13 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             raise InvalidArgument("malformed authorize request", bad)
         rid = _request_id(request.request_id, context)
         gate = self.core.gate
-        principal = gate.authenticate(
+        principal = await gate.authenticate(
             request.token or _caller_token(context),
             action="authorize",
             resource=request.resource,
             request_id=rid,
         )
-        decision, record = gate.authorize(principal, request.action, request.resource, request_id=rid)
+        decision, record = await gate.authorize(principal, request.action, request.resource, request_id=rid)
         return _pb.AuthorizeResponse(
             decision=_pb.DECISION_ALLOW,
             principal=principal_pb(principal),
@@ -129,7 +131,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.ValidateInputRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        principal = self._caller(context, Level.AUTHENTICATED, "validate", request_id=rid)
+        principal = await self._caller(context, Level.AUTHENTICATED, "validate", request_id=rid)
         ins = self.core.inspector
         kind = request.WhichOneof("input")
         canonical = ""
@@ -156,7 +158,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             )
         blocking = [f for f in findings if f.blocking]
         if blocking:
-            self.core.audit.append(
+            await self.core.audit.append_async(
                 action="validate",
                 resource=kind,
                 decision="DENY",
@@ -197,7 +199,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         )
 
     async def Sanitize(self, request: _pb.SanitizeRequest, context: grpc.aio.ServicerContext) -> Any:
-        self._caller(context, Level.AUTHENTICATED, "sanitize", request_id=_request_id("", context))
+        await self._caller(context, Level.AUTHENTICATED, "sanitize", request_id=_request_id("", context))
         redactor = self.core.redactor
         text, counts = redactor.redact(request.text)
         data, data_counts = redactor.redact_value(struct_to_py(request.data))
@@ -209,11 +211,11 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.VerifyArtifactRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        principal = self._caller(context, Level.AUTHENTICATED, "artifact.verify", request_id=rid)
+        principal = await self._caller(context, Level.AUTHENTICATED, "artifact.verify", request_id=rid)
         result = await asyncio.to_thread(
             self.core.verifier.verify, request.path, request.expected_sha256, request.manifest_path
         )
-        self.core.audit.append(
+        await self.core.audit.append_async(
             action="artifact.verify",
             resource=request.path,
             decision="ALLOW" if result.match else "DENY",
@@ -234,7 +236,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.FetchArtifactRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        principal = self._caller(
+        principal = await self._caller(
             context, Level.PRIVILEGED, "artifact.fetch", request_id=rid, audit_allowed=True
         )
         downloader = self.core.downloader
@@ -247,7 +249,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 [FieldViolation("dest_name", "a plain file name", "BAD_NAME")],
             )
         result = await asyncio.to_thread(downloader.download, request.url, request.expected_sha256, name)
-        self.core.audit.append(
+        await self.core.audit.append_async(
             action="artifact.fetch",
             resource=name,
             decision="ALLOW" if result.match else "DENY",
@@ -266,7 +268,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.ListAuditEventsRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        self._caller(context, Level.ADMIN, "audit.list", request_id=rid, audit_allowed=True)
+        await self._caller(context, Level.ADMIN, "audit.list", request_id=rid, audit_allowed=True)
         flt = AuditFilter(
             subject=request.subject or None,
             action=request.action or None,
@@ -274,14 +276,16 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             since_ts=_epoch_s(optional_timestamp(request, "since")),
             until_ts=_epoch_s(optional_timestamp(request, "until")),
         )
-        records, token = self.core.audit.list(flt, page_size=request.page_size, page_token=request.page_token)
+        records, token = await asyncio.to_thread(
+            self.core.audit.list, flt, page_size=request.page_size, page_token=request.page_token
+        )
         return _pb.ListAuditEventsResponse(events=[event_pb(r) for r in records], next_page_token=token)
 
     async def VerifyAuditLog(
         self, request: _pb.VerifyAuditLogRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        self._caller(context, Level.ADMIN, "audit.verify", request_id=rid, audit_allowed=True)
+        await self._caller(context, Level.ADMIN, "audit.verify", request_id=rid, audit_allowed=True)
         result = await asyncio.to_thread(self.core.audit.verify)
         return _pb.VerifyAuditLogResponse(
             ok=result.ok,
@@ -306,7 +310,7 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
         if time.monotonic() - last_anchor[0] >= _ANCHOR_EVERY_S:
             last_anchor[0] = time.monotonic()
             core.audit.log_anchor()
-        status = SERVING if core.audit.probe() else NOT_SERVING
+        status = SERVING if await asyncio.to_thread(core.audit.probe) else NOT_SERVING
         for name in ("", SERVICE_NAME):
             current = server.health.get(name)
             if current is not None and current != status:

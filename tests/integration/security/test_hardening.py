@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -78,3 +79,22 @@ async def test_list_audit_events_bad_timestamps_and_tokens_are_invalid_argument(
     window = pb.ListAuditEventsRequest()
     window.since.seconds = 1
     assert (await stack.stub.ListAuditEvents(window, metadata=md)).events  # valid window still works
+
+
+async def test_audit_writes_wait_off_the_loop(stack: Stack) -> None:
+    """A decision whose audit record waits on a locked database does not stall other calls."""
+    health = health_pb2_grpc.HealthStub(stack.channel)
+    await stack.stub.Sanitize(pb.SanitizeRequest(text="x"), metadata=stack.auth("user"))  # writer warm
+    blocker = sqlite3.connect(stack.config.audit.db_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        call = asyncio.ensure_future(
+            stack.stub.Authenticate(pb.AuthenticateRequest(token="vgl_nope"), timeout=20)
+        )
+        ok = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert ok.status == health_pb2.HealthCheckResponse.SERVING
+        assert not call.done()  # still waiting for its audit record, off the loop
+        blocker.execute("ROLLBACK")
+        await fails(call, grpc.StatusCode.UNAUTHENTICATED)
+    finally:
+        blocker.close()
