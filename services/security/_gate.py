@@ -8,6 +8,8 @@ thread and first-time API key verification (scrypt) runs on a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from services.common import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.security._audit import AuditLog, AuditRecord
 from services.security._auth import Authenticator
@@ -15,9 +17,12 @@ from services.security._policy import Decision, PolicyStore
 from services.security._principal import Level, Principal
 from services.security._ratelimit import RateLimiter
 
-__all__ = ["ANONYMOUS", "Gate"]
+__all__ = ["ANONYMOUS", "Gate", "TokenSource"]
 
 ANONYMOUS = "anonymous"
+
+TokenSource = str | Callable[[], str]
+"""A bearer token, or a callable returning it (raising `Unauthenticated` when there is none)."""
 
 
 class Gate:
@@ -32,9 +37,13 @@ class Gate:
         self.audit = audit
 
     async def authenticate(
-        self, token: str, *, action: str, resource: str = "", request_id: str = ""
+        self, token: TokenSource, *, action: str, resource: str = "", request_id: str = ""
     ) -> Principal:
         """Return the token's principal, rate-limited per subject.
+
+        ``token`` is the token, or a callable that extracts it (e.g. from request metadata):
+        extraction runs inside the audited path, so a missing or malformed credential is
+        recorded like any other failed authentication.
 
         Raises:
             Unauthenticated: after auditing the failure.
@@ -43,7 +52,7 @@ class Gate:
             Unavailable: the failure could not be audited.
         """
         try:
-            principal = await self.auth.authenticate_async(token)
+            principal = await self.auth.authenticate_async(token if isinstance(token, str) else token())
         except (Unauthenticated, ResourceExhausted) as exc:
             await self.audit.append_async(
                 action=action,
@@ -107,7 +116,13 @@ class Gate:
         return decision, record
 
     async def require_level(
-        self, token: str, level: Level, *, action: str, request_id: str = "", audit_allowed: bool = False
+        self,
+        token: TokenSource,
+        level: Level,
+        *,
+        action: str,
+        request_id: str = "",
+        audit_allowed: bool = False,
     ) -> Principal:
         """Guard for the service's own RPCs: the caller needs at least ``level`` (fixed by the contract).
 

@@ -60,8 +60,12 @@ _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
 
 
-def _caller_token(context: grpc.aio.ServicerContext) -> str:
-    return bearer_token(context.invocation_metadata())
+def _caller_token(context: grpc.aio.ServicerContext, given: str = "") -> Callable[[], str]:
+    """The token source for the gate: ``given`` if set, else the authorization metadata.
+
+    Extraction is deferred to the gate so that a missing or malformed header is audited.
+    """
+    return lambda: given or bearer_token(context.invocation_metadata())
 
 
 def _request_id(given: str, context: grpc.aio.ServicerContext) -> str:
@@ -94,9 +98,8 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         return await self.core.gate.require_level(_caller_token(context), level, action=action, **kw)
 
     async def Authenticate(self, request: _pb.AuthenticateRequest, context: grpc.aio.ServicerContext) -> Any:
-        token = request.token or _caller_token(context)
         principal = await self.core.gate.authenticate(
-            token, action="authenticate", request_id=_request_id("", context)
+            _caller_token(context, request.token), action="authenticate", request_id=_request_id("", context)
         )
         return _pb.AuthenticateResponse(principal=principal_pb(principal))
 
@@ -113,7 +116,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         rid = _request_id(request.request_id, context)
         gate = self.core.gate
         principal = await gate.authenticate(
-            request.token or _caller_token(context),
+            _caller_token(context, request.token),
             action="authorize",
             resource=request.resource,
             request_id=rid,

@@ -98,3 +98,21 @@ async def test_audit_writes_wait_off_the_loop(stack: Stack) -> None:
         await fails(call, grpc.StatusCode.UNAUTHENTICATED)
     finally:
         blocker.close()
+
+
+async def test_missing_or_malformed_authorization_is_audited(stack: Stack) -> None:
+    stub = stack.stub
+    await fails(stub.Sanitize(pb.SanitizeRequest(text="x")), grpc.StatusCode.UNAUTHENTICATED)
+    await fails(
+        stub.ListAuditEvents(pb.ListAuditEventsRequest(), metadata=[("authorization", "Basic abc")]),
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+    await fails(stub.Authenticate(pb.AuthenticateRequest()), grpc.StatusCode.UNAUTHENTICATED)
+    page = await stub.ListAuditEvents(
+        pb.ListAuditEventsRequest(decision=pb.DECISION_DENY, subject="anonymous"),
+        metadata=stack.auth("admin"),
+    )
+    seen = {(e.action, e.reason) for e in page.events}
+    assert ("sanitize", "missing 'authorization: Bearer <token>' metadata") in seen
+    assert ("audit.list", "authorization metadata must be 'Bearer <token>'") in seen
+    assert ("authenticate", "missing 'authorization: Bearer <token>' metadata") in seen
