@@ -109,6 +109,8 @@ class ScreenInput:
     request_id: str = ""
     schema_key: bytes | None = None
     """Canonical bytes of ``params_schema`` (e.g. deterministic proto encoding) for the schema cache."""
+    peer: str = ""
+    """Network address of the caller (bounds audit records of failed authentications per peer)."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class Screener:
         """
         gate = self.gate
         principal = await gate.authenticate(
-            req.token, action="screen", resource=req.workflow[:200], request_id=req.request_id
+            req.token, action="screen", resource=req.workflow[:200], request_id=req.request_id, peer=req.peer
         )
         decision = gate.decide(principal, "workflow.start", req.workflow, req.required_level)  # cached lookup
         who = {"level": principal.level.name, "via": principal.via, "credential": principal.credential_id}

@@ -9,6 +9,7 @@ RetryInfo details) in one place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import time
@@ -24,6 +25,7 @@ from services.common import (
     FieldViolation,
     Instrumentation,
     InvalidArgument,
+    Unavailable,
     VigilServer,
     add_log_redactor,
     optional_timestamp,
@@ -95,11 +97,16 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
     async def _caller(
         self, context: grpc.aio.ServicerContext, level: Level, action: str, **kw: Any
     ) -> Principal:
-        return await self.core.gate.require_level(_caller_token(context), level, action=action, **kw)
+        return await self.core.gate.require_level(
+            _caller_token(context), level, action=action, peer=context.peer(), **kw
+        )
 
     async def Authenticate(self, request: _pb.AuthenticateRequest, context: grpc.aio.ServicerContext) -> Any:
         principal = await self.core.gate.authenticate(
-            _caller_token(context, request.token), action="authenticate", request_id=_request_id("", context)
+            _caller_token(context, request.token),
+            action="authenticate",
+            peer=context.peer(),
+            request_id=_request_id("", context),
         )
         return _pb.AuthenticateResponse(principal=principal_pb(principal))
 
@@ -120,6 +127,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             action="authorize",
             resource=request.resource,
             request_id=rid,
+            peer=context.peer(),
         )
         decision, record = await gate.authorize(principal, request.action, request.resource, request_id=rid)
         return _pb.AuthorizeResponse(
@@ -189,6 +197,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 path_fields=list(request.path_fields),
                 trajectory_fields=list(request.trajectory_fields),
                 request_id=_request_id(request.request_id, context),
+                peer=context.peer(),
                 schema_key=schema_key,
             )
         )
@@ -305,7 +314,8 @@ def _log_redactor(text: str) -> str:
 def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
     """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
     refused), and SERVING again once they can (only on a started server); it also logs the
-    audit chain head now and then as an external anchor."""
+    audit chain head now and then as an external anchor, and writes the summary of failed
+    authentications that were not recorded one by one."""
 
     last_anchor = [time.monotonic()]
 
@@ -313,6 +323,8 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
         if time.monotonic() - last_anchor[0] >= _ANCHOR_EVERY_S:
             last_anchor[0] = time.monotonic()
             core.audit.log_anchor()
+        with contextlib.suppress(Unavailable):  # counts are kept; the probe below turns NOT_SERVING
+            await core.gate.flush_failures()
         status = SERVING if await asyncio.to_thread(core.audit.probe) else NOT_SERVING
         for name in ("", SERVICE_NAME):
             current = server.health.get(name)
@@ -350,6 +362,8 @@ async def build(config: SecurityConfig) -> VigilServer:
         await asyncio.gather(watcher, prober)
         if sighup:
             policy.remove_sighup(loop)
+        with contextlib.suppress(Unavailable):  # logged by the audit log; nothing more to do at exit
+            await core.gate.flush_failures(force=True)
         core.close()
 
     server.on_shutdown(shutdown)

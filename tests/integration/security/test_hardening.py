@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.conftest import eventually
 from tests.integration.security.conftest import Stack
 from tests.integration.security.test_rpcs import fails, screen_req, struct, violations
 from vigil.security.v1 import security_pb2 as pb
@@ -116,3 +119,30 @@ async def test_missing_or_malformed_authorization_is_audited(stack: Stack) -> No
     assert ("sanitize", "missing 'authorization: Bearer <token>' metadata") in seen
     assert ("audit.list", "authorization metadata must be 'Bearer <token>'") in seen
     assert ("authenticate", "missing 'authorization: Bearer <token>' metadata") in seen
+
+
+async def test_anonymous_failures_do_not_grow_the_audit_log_without_bound(
+    start_stack: Any, tmp_path: Path
+) -> None:
+    stack: Stack = await start_stack(
+        audit={
+            "db_path": str(tmp_path / "audit.db"),
+            "health_probe_s": 0.05,
+            "failures": {"per_peer_burst": 2, "per_peer_per_s": 0.001, "summary_every_s": 0.1},
+        }
+    )
+    for _ in range(20):
+        await fails(
+            stack.stub.Authenticate(pb.AuthenticateRequest(token="vgl_x")), grpc.StatusCode.UNAUTHENTICATED
+        )
+    md = stack.auth("admin")
+
+    async def all_summarized() -> bool:  # there may be several summary records
+        page = await stack.stub.ListAuditEvents(
+            pb.ListAuditEventsRequest(action="authenticate.failures"), metadata=md
+        )
+        return sum(int(e.reason.split()[0]) for e in page.events) == 18  # "N more failed ..."
+
+    await eventually(all_summarized, timeout=10)
+    single = await stack.stub.ListAuditEvents(pb.ListAuditEventsRequest(action="authenticate"), metadata=md)
+    assert len(single.events) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from services.common import Unauthenticated
 from services.security import AuthConfig, Level, SecurityConfig, new_key
+from services.security._audit import AuditFilter
 from services.security._core import SecurityCore
 from tests.conftest import eventually
 
@@ -66,4 +68,32 @@ async def test_failure_record_waits_for_a_locked_database_off_the_loop(tmp_path:
     finally:
         ticker.stop()
         blocker.close()
+        c.close()
+
+
+async def test_failed_authentications_are_recorded_up_to_a_rate_then_summarized(tmp_path: Path) -> None:
+    clock = [1000.0]
+    cfg = SecurityConfig(
+        audit={  # type: ignore[arg-type]
+            "db_path": tmp_path / "audit.db",
+            "failures": {"per_peer_burst": 3, "per_peer_per_s": 0.001, "global_burst": 5,
+                         "global_per_s": 0.001, "summary_every_s": 10},
+        },
+    )  # fmt: skip
+    c = SecurityCore.from_config(cfg, clock=lambda: clock[0])
+    try:
+        for peer, n in (("ipv4:10.0.0.1:1", 10), ("ipv4:10.0.0.2:1", 3)):
+            for _ in range(n):
+                with pytest.raises(Unauthenticated):  # every failure is still refused
+                    await c.gate.authenticate("bad", action="t", peer=peer)
+        denied, _ = c.audit.list(AuditFilter(action="t"))
+        assert len(denied) == 5  # 3 from the first peer (its burst), 2 more until the global burst
+        assert await c.gate.flush_failures() == 0  # not due yet
+        clock[0] += 10
+        assert await c.gate.flush_failures() == 8
+        (summary,), _ = c.audit.list(AuditFilter(action="authenticate.failures"))
+        assert summary.subject == "anonymous" and summary.reason.startswith("8 more failed")
+        assert json.loads(summary.details)["top_peers"] == {"ipv4:10.0.0.1:1": 7, "ipv4:10.0.0.2:1": 1}
+        assert await c.gate.flush_failures(force=True) == 0  # nothing left over
+    finally:
         c.close()
