@@ -198,6 +198,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 trajectory_fields=list(request.trajectory_fields),
                 request_id=_request_id(request.request_id, context),
                 peer=context.peer(),
+                params_bytes=request.params.ByteSize(),
                 schema_key=schema_key,
             )
         )
