@@ -231,11 +231,15 @@ class PostgresRunStore:
             rows = await cur.fetchall()
         return sorted((row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
         if not run_ids:
-            return
+            return set()
         async with self._conn() as conn:
-            await conn.execute(
-                "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND " + _OPEN,
+            cur = await conn.execute(
+                "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND "
+                + _OPEN
+                + " RETURNING run_id",
                 (until, run_ids, owner),
             )
+            rows = await cur.fetchall()
+        return {r["run_id"] for r in rows}

@@ -36,6 +36,7 @@ from services.workflow._store_rows import (
 __all__ = ["SQLiteRunStore"]
 
 _MARKS = ", ".join("?" * INSERT_COUNT)
+_RENEW_CHUNK = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -237,15 +238,21 @@ class SQLiteRunStore:
 
         return await self._writer.run(op)
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
         if not run_ids:
-            return
+            return set()
 
-        def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE runs SET lease_expires = ? WHERE run_id = ? AND lease_owner = ?"
-                " AND state IN ('PENDING', 'RUNNING')",
-                [(until, rid, owner) for rid in run_ids],
-            )
+        def op(conn: sqlite3.Connection) -> set[str]:
+            held: set[str] = set()
+            for i in range(0, len(run_ids), _RENEW_CHUNK):  # bounded host parameters per statement
+                chunk = run_ids[i : i + _RENEW_CHUNK]
+                rows = conn.execute(
+                    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ?"
+                    " AND state IN ('PENDING', 'RUNNING')"
+                    f" AND run_id IN ({', '.join('?' * len(chunk))}) RETURNING run_id",
+                    (until, owner, *chunk),
+                ).fetchall()
+                held.update(r[0] for r in rows)
+            return held
 
-        await self._writer.run(op)
+        return await self._writer.run(op)
