@@ -1,5 +1,6 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
+from services.common._batching import next_batch
 from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config
 from services.common._convert import optional_timestamp
 from services.common._errors import (
@@ -36,6 +37,7 @@ from services.common._metrics import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
+from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
     TracingInterceptor,
     client_interceptors,
@@ -89,16 +91,21 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "install_log_hooks",
+    "list_to_py",
     "load_config",
     "log_fields",
+    "next_batch",
     "optional_timestamp",
     "retry_delay_s",
     "run_main",
     "server_credentials",
+    "set_value",
     "setup_tracing",
     "shutdown_tracing",
+    "struct_to_dict",
     "to_grpc_status",
     "tracer",
     "tracing_enabled",
+    "value_to_py",
     "wrap_handler",
 ]

@@ -234,18 +234,18 @@ class AuditLog:
         with self._lock:
             for attempt in range(2):
                 head = self._head
-                records = []
+                rows: list[tuple[Any, ...]] = []
                 for prepared in batch:
                     fields = (head[0] + 1, *prepared, head[1])
                     h = _digest(fields)
-                    records.append(AuditRecord(*fields, h))
+                    rows.append((*fields, h))  # the record's fields in _COLUMNS order
                     head = (head[0] + 1, h)
+                records = [AuditRecord(*row) for row in rows]
                 try:
                     with self._conn:  # one transaction: committed on success, rolled back on error
                         self._conn.execute("BEGIN")
                         self._conn.executemany(
-                            f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                            [dataclasses.astuple(r) for r in records],
+                            f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows
                         )
                 except sqlite3.IntegrityError:
                     if attempt:
@@ -303,7 +303,8 @@ class AuditLog:
         page_size = page_size or 100
         where, args = [], []  # type: list[str], list[Any]
         if page_token:
-            if not page_token.isdigit() or len(page_token) > 18:
+            # isdigit() alone admits "²" and other non-ASCII digits int() rejects.
+            if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 18):
                 raise InvalidArgument("page_token is not a token returned by a previous page")
             where.append("seq < ?" if newest_first else "seq > ?")
             args.append(int(page_token))

@@ -86,21 +86,35 @@ class Authenticator:
         self._keys = ApiKeyVerifier(entries)
         self._jwt = JWTVerifier(config.jwt) if config.jwt is not None else None
 
+    def _check(self, token: object) -> str:
+        if not isinstance(token, str) or not token.strip():
+            raise Unauthenticated("missing token")
+        token = token.strip()
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise Unauthenticated("invalid token: too long")
+        return token
+
+    def _jwt_principal(self, token: str) -> Principal:
+        if token.count(".") == 2:
+            if self._jwt is None:
+                raise Unauthenticated("invalid token: JWTs are not accepted by this server")
+            return self._jwt.verify(token)
+        raise Unauthenticated("invalid token: neither an API key nor a JWT")
+
     def authenticate(self, token: str) -> Principal:
         """Verify ``token`` (an API key ``vgl_...`` or a JWT).
 
         Raises:
             Unauthenticated: missing, malformed, unknown, expired or badly signed token.
         """
-        if not isinstance(token, str) or not token.strip():
-            raise Unauthenticated("missing token")
-        token = token.strip()
-        if len(token) > _MAX_TOKEN_CHARS:
-            raise Unauthenticated("invalid token: too long")
+        token = self._check(token)
         if token.startswith(KEY_PREFIX):
             return self._keys.verify(token)
-        if token.count(".") == 2:
-            if self._jwt is None:
-                raise Unauthenticated("invalid token: JWTs are not accepted by this server")
-            return self._jwt.verify(token)
-        raise Unauthenticated("invalid token: neither an API key nor a JWT")
+        return self._jwt_principal(token)
+
+    async def authenticate_async(self, token: str) -> Principal:
+        """Like `authenticate`; a first-time API key verification (scrypt) runs off the event loop."""
+        token = self._check(token)
+        if token.startswith(KEY_PREFIX):
+            return await self._keys.verify_async(token)
+        return self._jwt_principal(token)

@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from services.common import list_to_py, struct_to_dict
 from services.security._audit import GENESIS, AuditRecord
 from services.security._findings import Finding
 from services.security._principal import Level, Principal
@@ -62,9 +63,9 @@ def finding_pb(f: Finding) -> _pb.Finding:
 def struct_to_py(value: Any) -> Any:
     """Struct/ListValue -> plain dicts/lists (scalars are already Python values)."""
     if isinstance(value, struct_pb2.Struct):
-        return {k: struct_to_py(v) for k, v in value.items()}
+        return struct_to_dict(value)
     if isinstance(value, struct_pb2.ListValue):
-        return [struct_to_py(v) for v in value]
+        return list_to_py(value)
     return value
 
 

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeAlias, TypeVar
+
+from services.common import next_batch
 
 __all__ = ["GroupCommitter"]
 
 P = TypeVar("P")
 R = TypeVar("R")
+_Item: TypeAlias = tuple[P, "asyncio.Future[R]", asyncio.AbstractEventLoop]
 
 
 class GroupCommitter(Generic[P, R]):
@@ -29,51 +33,48 @@ class GroupCommitter(Generic[P, R]):
 
     def __init__(self, write: Callable[[list[P]], Sequence[R]], *, name: str = "group-commit") -> None:
         self._write = write
-        # This condition guards _queue and _closing; the writer never holds it while writing.
-        self._cond = threading.Condition()
-        self._queue: list[tuple[P, asyncio.Future[R], asyncio.AbstractEventLoop]] = []
+        # A C-level queue: put() is one call that wakes the writer only if it waits (a
+        # threading.Condition costs a Python-level lock dance and notify per request).
+        self._queue: queue.SimpleQueue[_Item[P, R] | None] = queue.SimpleQueue()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     async def submit(self, item: P) -> R:
         """Queue ``item`` and wait until the batch holding it is written (or failed)."""
+        if self._closing:
+            raise RuntimeError("group committer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        with self._cond:
-            if self._closing:
-                raise RuntimeError("group committer is closed")
-            self._queue.append((item, future, loop))
-            self._cond.notify()
+        self._queue.put((item, future, loop))
         return await future
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer thread."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
+        self._closing = True
+        self._queue.put(None)  # the stop marker: everything queued before it is written first
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                batch, self._queue = self._queue, []
-                if not batch and self._closing:
-                    return
-            try:
-                results: Sequence[R] | BaseException = self._write([item for item, _, _ in batch])
-            except Exception as exc:  # delivered to every waiter of the batch, which re-raises it
-                results = exc
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | BaseException]]] = {}
-            for i, (_, future, loop) in enumerate(batch):
-                outcome = results if isinstance(results, BaseException) else results[i]
-                by_loop.setdefault(loop, []).append((future, outcome))
-            for loop, outcomes in by_loop.items():
-                # A closed loop raises RuntimeError: nobody is waiting there any more.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_resolve, outcomes)
+        stopping = False
+        while not stopping:
+            batch, stopping = next_batch(self._queue, None)
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[_Item[P, R]]) -> None:
+        try:
+            results: Sequence[R] | BaseException = self._write([item for item, _, _ in batch])
+        except Exception as exc:  # delivered to every waiter of the batch, which re-raises it
+            results = exc
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | BaseException]]] = {}
+        for i, (_, future, loop) in enumerate(batch):
+            outcome = results if isinstance(results, BaseException) else results[i]
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, outcomes in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, outcomes)
 
 
 def _resolve(outcomes: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:

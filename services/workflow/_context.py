@@ -7,10 +7,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from services.workflow._model import canonical_json
+from services.common import ResourceExhausted
+from services.workflow._events import EventType, RunEvent, RunEvents
+from services.workflow._model import Run, canonical_json
+from services.workflow._store import RunStore
 from services.workflow._telemetry import step_span
 
-__all__ = ["RunContext", "StepJournal", "WorkflowDeps"]
+__all__ = ["RunContext", "StepJournal", "StoreJournal", "WorkflowDeps"]
 
 
 class WorkflowDeps(Protocol):
@@ -26,6 +29,23 @@ class StepJournal(Protocol):
     async def begin(self, name: str) -> None: ...
 
     async def finish(self, name: str, result: Any) -> None: ...
+
+
+class StoreJournal:
+    """The executor's `StepJournal`: steps go to the run store, finished ones to watchers too."""
+
+    def __init__(self, store: RunStore, events: RunEvents, run: Run, max_result_bytes: int) -> None:
+        self._store, self._events, self._run, self._max = store, events, run, max_result_bytes
+
+    async def begin(self, name: str) -> None:
+        await self._store.begin_step(self._run.run_id, name)
+
+    async def finish(self, name: str, result: Any) -> None:
+        size = len(canonical_json(result).encode())
+        if size > self._max:  # GetRun returns steps: keep them bounded like results
+            raise ResourceExhausted(f"step {name!r} result of {size} bytes exceeds the limit of {self._max}")
+        await self._store.record_step(self._run.run_id, name, result)
+        self._events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
 
 class RunContext:

@@ -6,10 +6,10 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.struct_pb2 import Struct, Value
+from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common import FieldViolation, InvalidArgument
+from services.common import FieldViolation, InvalidArgument, set_value
 from services.workflow._degradation import Level
 from services.workflow._events import RunEvent, WorkflowStats
 from services.workflow._model import ErrorCategory, Run, RunError, RunQuery, StepRecord
@@ -61,10 +61,6 @@ def _dur(seconds: float) -> Duration:
     return d
 
 
-def _value(v: Any) -> Value:
-    return json_format.ParseDict(v, Value())
-
-
 def _struct(d: dict[str, Any] | None) -> Struct:
     s = Struct()
     if d:
@@ -84,7 +80,7 @@ def error_to_proto(err: RunError) -> _pb.RunError:
 def _step_to_proto(step: StepRecord) -> _pb.StepRecord:
     msg = _pb.StepRecord(name=step.name, completed=step.completed, executions=step.executions)
     if step.completed:
-        msg.result.CopyFrom(_value(step.result))
+        set_value(msg.result, step.result)
     if step.finished_at is not None:
         msg.finished_at.CopyFrom(_ts(step.finished_at))
     return msg
@@ -109,9 +105,11 @@ def run_to_proto(run: Run, steps: list[StepRecord] | None = None) -> _pb.Run:
         priority=run.priority,
         steps=[_step_to_proto(s) for s in steps or ()],
     )
-    msg.params.CopyFrom(_struct(run.params if isinstance(run.params, dict) else {}))
+    msg.params.Clear()  # present even when empty, as before
+    if isinstance(run.params, dict):
+        msg.params.update(run.params)
     if run.state is RunState.SUCCEEDED:
-        msg.result.CopyFrom(_value(run.result))
+        set_value(msg.result, run.result)
     if run.error is not None:
         msg.error.CopyFrom(error_to_proto(run.error))
     for name, when in (

@@ -19,9 +19,9 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound, ResourceExhausted
+from services.common import FailedPrecondition, NotFound
 from services.workflow._bulkhead import Bulkhead
-from services.workflow._context import RunContext, WorkflowDeps
+from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._isolation import ProcessPool
 from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
@@ -30,6 +30,7 @@ from services.workflow._policies import (
     CircuitBreaker,
     RetryPolicy,
     categorize,
+    describe,
     with_deadline,
 )
 from services.workflow._registry import Workflow, WorkflowRegistry
@@ -47,25 +48,6 @@ __all__ = ["Executor"]
 
 Clock = Callable[[], float]
 _log = logging.getLogger(__name__)
-
-
-class _Journal:
-    """Binds ctx.step to the store and to watchers."""
-
-    def __init__(self, executor: Executor, run: Run) -> None:
-        self._ex, self._run = executor, run
-
-    async def begin(self, name: str) -> None:
-        await self._ex.store.begin_step(self._run.run_id, name)
-
-    async def finish(self, name: str, result: Any) -> None:
-        size = len(canonical_json(result).encode())
-        if size > self._ex.max_result_bytes:  # GetRun returns steps: keep them bounded like results
-            raise ResourceExhausted(
-                f"step {name!r} result of {size} bytes exceeds the limit of {self._ex.max_result_bytes}"
-            )
-        await self._ex.store.record_step(self._run.run_id, name, result)
-        self._ex.events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
 
 class Executor:
@@ -95,10 +77,13 @@ class Executor:
         self.stats: dict[str, WorkflowStats] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._retries: dict[str, RetryPolicy] = {}
         # Run ids with a live task here. Invariant: an id is added before the task's first
         # await and removed when it ends, so the claim loop never starts a run twice.
         self._active: dict[str, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[str, str] = {}
+        # Runs whose task was stopped because another replica took them over (and why).
+        self._lost: dict[str, str] = {}
         self._background: list[asyncio.Task[None]] = []
 
     # -- policies per workflow -------------------------------------------------------------
@@ -114,6 +99,13 @@ class Executor:
                 wf.name, self._mono, b.window_s, b.min_calls, b.failure_rate, b.open_s, b.half_open_probes
             )
         return self._breakers[wf.name]
+
+    def retry_policy(self, wf: Workflow) -> RetryPolicy:
+        # Built once per workflow: its declared policy is frozen.
+        retry = self._retries.get(wf.name)
+        if retry is None:
+            retry = self._retries[wf.name] = RetryPolicy(**wf.policy.retry.model_dump())
+        return retry
 
     def stats_of(self, name: str) -> WorkflowStats:
         return self.stats.setdefault(name, WorkflowStats())
@@ -153,7 +145,35 @@ class Executor:
                 self.dispatch(run, reserved=False)
 
     async def _renew(self) -> None:
-        await self.store.renew_leases(self.owner, list(self._active), self._clock() + self._lease_s)
+        """Extend the leases of the runs executing here. Fencing: after a store outage longer
+        than ``lease_s`` another replica may have claimed and resumed some of them; those stop
+        here (no state change: the run is the new owner's), so no step runs twice at once."""
+        ids = list(self._active)
+        if not ids:
+            return
+        held = await self.store.renew_leases(self.owner, ids, self._clock() + self._lease_s)
+        for run_id in ids:
+            if run_id not in held and run_id in self._active:
+                await self._check_lease(run_id)
+
+    async def _check_lease(self, run_id: str) -> None:
+        # Not renewed: the run ended meanwhile (its task is finishing) or another replica owns
+        # it. Only the latter stops the task: cancelling one that is publishing its final
+        # state would leave waiters without the event.
+        run = await self.store.get_run(run_id)
+        task = self._active.get(run_id)
+        if task is None or run.terminal or run.lease_owner in (None, self.owner):
+            return
+        reason = f"lease lost to {run.lease_owner}"
+        _log.warning(
+            "run %s stops here: %s (taken over after this replica's lease expired)",
+            run_id,
+            reason,
+            extra={"run_id": run_id, "workflow": run.workflow, "lease_owner": run.lease_owner},
+        )
+        self._lost[run_id] = reason
+        self.stats_of(run.workflow).lease_lost += 1
+        task.cancel()
 
     # -- entry points ------------------------------------------------------------------------
     def lease(self) -> tuple[str, float]:
@@ -184,23 +204,22 @@ class Executor:
 
     async def wait_terminal(self, run_id: str, within_s: float | None) -> Run:
         """The run once terminal, or as it is when ``within_s`` seconds pass."""
-        q = self.events.subscribe(run_id)
+        ended = self.events.ended(run_id)
         try:
-            return await self.follow(q, await self.store.get_run(run_id), within_s)
+            return await self.until_ended(ended, await self.store.get_run(run_id), within_s)
         finally:
-            self.events.unsubscribe(run_id, q)
+            self.events.forget(run_id, ended)
 
-    async def follow(self, q: asyncio.Queue[RunEvent], run: Run, within_s: float | None) -> Run:
-        """Consume ``q`` (subscribed before ``run`` was read or dispatched) until terminal or timeout."""
+    async def until_ended(self, ended: asyncio.Future[Run], run: Run, within_s: float | None) -> Run:
+        """``run`` once terminal (``ended`` from `RunEvents.ended`, taken before ``run`` was read
+        or dispatched), or as the store has it when ``within_s`` passes."""
+        if run.terminal:
+            return run
         try:
             async with asyncio.timeout(within_s):
-                while not run.terminal:
-                    event = await q.get()
-                    if event.type is EventType.STATE_CHANGED:
-                        run = event.run
+                return await ended
         except TimeoutError:
-            run = await self.store.get_run(run.run_id)
-        return run
+            return await self.store.get_run(run.run_id)
 
     # -- execution ---------------------------------------------------------------------------
     def _cancelled(self, reason: str) -> RunChange:
@@ -232,6 +251,8 @@ class Executor:
                 with run_span(run.run_id, wf.name):
                     await self._run(run, wf)
         except asyncio.CancelledError:
+            if self._lost.pop(run.run_id, None) is not None:
+                return  # fenced off: the run is another replica's now (logged in _check_lease)
             reason = self._cancel_reasons.pop(run.run_id, None)
             if reason is None:
                 raise  # shutdown: leave the run to be resumed
@@ -241,6 +262,7 @@ class Executor:
                 held.release()
             self._active.pop(run.run_id, None)
             self._cancel_reasons.pop(run.run_id, None)
+            self._lost.pop(run.run_id, None)
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
         if change.state is RunState.SUCCEEDED:
@@ -270,7 +292,7 @@ class Executor:
         finished = {}
         if run.attempts > 0:  # resumed or retried before: load the steps it finished
             finished = {s.name: s.result for s in await self.store.get_steps(run.run_id) if s.completed}
-        retry = RetryPolicy(**wf.policy.retry.model_dump())
+        retry = self.retry_policy(wf)
 
         async def attempt() -> Any:
             current = await self._update(run.run_id, RunChange(RunState.RUNNING, attempt=True))
@@ -282,7 +304,7 @@ class Executor:
                 attempt=current.attempts,
                 deadline=run.deadline,
                 finished_steps=finished,
-                journal=_Journal(self, current),
+                journal=StoreJournal(self.store, self.events, current, self.max_result_bytes),
                 deps=self._deps,
                 clock=self._clock,
             )
@@ -292,7 +314,7 @@ class Executor:
                 except Exception as exc:
                     if isinstance(exc, BreakerOpen):
                         breaker_rejected(run.run_id, wf.name, wf.name, exc.retry_after_s)
-                    err = RunError(categorize(exc), _describe(exc))
+                    err = RunError(categorize(exc), describe(exc))
                     self.events.publish(RunEvent(EventType.ATTEMPT_FAILED, current, error=err))
                     raise
 
@@ -308,7 +330,7 @@ class Executor:
             if run.deadline is not None and self._clock() >= run.deadline:
                 timed_out = RunError(ErrorCategory.TIMEOUT, "run deadline exceeded")
             else:
-                timed_out = RunError(ErrorCategory.TIMEOUT, f"attempt timed out ({_describe(exc)})")
+                timed_out = RunError(ErrorCategory.TIMEOUT, f"attempt timed out ({describe(exc)})")
             await self._finish(run, wf_name=wf.name, change=RunChange(RunState.TIMED_OUT, error=timed_out))
             return
         except Exception as exc:
@@ -336,7 +358,7 @@ class Executor:
 
     async def _fallback(self, run: Run, wf: Workflow, exc: Exception) -> RunChange:
         """Try the fallback chain after ``exc``; a change to SUCCEEDED (recorded) or FAILED."""
-        error = RunError(categorize(exc), _describe(exc))
+        error = RunError(categorize(exc), describe(exc))
         for fb in wf.policy.fallback:
             if fb.workflow is None:
                 return RunChange(RunState.SUCCEEDED, result=fb.result, fallback="static", error=error)
@@ -345,7 +367,7 @@ class Executor:
                     result = await self._invoke_fallback(run, self.registry.get(fb.workflow))
             except Exception as fb_exc:  # this fallback failed too: try the next one
                 error = RunError(
-                    categorize(fb_exc), f"{error.message}; fallback {fb.workflow}: {_describe(fb_exc)}"
+                    categorize(fb_exc), f"{error.message}; fallback {fb.workflow}: {describe(fb_exc)}"
                 )
                 continue
             return RunChange(RunState.SUCCEEDED, result=result, fallback=fb.workflow, error=error)
@@ -361,17 +383,8 @@ class Executor:
             attempt=1,
             deadline=run.deadline,
             finished_steps={},
-            journal=_Journal(self, run),
+            journal=StoreJournal(self.store, self.events, run, self.max_result_bytes),
             deps=self._deps,
             clock=self._clock,
         )
         return await self.breaker(other).call(lambda: self._invoke(other, ctx))
-
-
-def _describe(exc: BaseException) -> str:
-    """Message for a run's error: a VigilError's own message, else ``Type: text``."""
-    message = getattr(exc, "message", None)
-    if isinstance(message, str) and message:
-        return message
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -40,6 +40,7 @@ class WorkflowCollector(Collector):
             runs.add_metric([name, "started"], stats.started)
             runs.add_metric([name, "succeeded"], stats.succeeded)
             runs.add_metric([name, "failed"], stats.failed)
+            runs.add_metric([name, "lease_lost"], stats.lease_lost)
             for category, count in sorted(stats.errors_by_category.items()):
                 errors.add_metric([name, category], count)
         breaker = GaugeMetricFamily(

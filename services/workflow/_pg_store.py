@@ -19,8 +19,7 @@ Connection failures surface as `Unavailable` (retryable), never as an internal e
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,59 +29,28 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common import AlreadyExists, NotFound, Unavailable
-from services.workflow._model import (
-    ErrorCategory,
-    NewRun,
-    Run,
-    RunChange,
-    RunError,
-    RunPage,
-    RunQuery,
-    StepRecord,
-    canonical_json,
-)
+from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import migrate
-from services.workflow._states import RunState, allowed_targets, transition
+from services.workflow._states import transition
+from services.workflow._store_rows import (
+    INSERT_COLUMNS,
+    INSERT_COUNT,
+    change_sets,
+    insert_values,
+    page_sql,
+    query_filters,
+    row_to_run,
+    row_to_step,
+    source_states,
+    to_page,
+)
 
 __all__ = ["PostgresRunStore"]
 
 Row = dict[str, Any]
 _OPEN = "state IN ('PENDING', 'RUNNING')"
-
-
-def _row_to_run(row: Row) -> Run:
-    error = None
-    if row["error_category"] is not None:
-        error = RunError(ErrorCategory(row["error_category"]), row["error_message"] or "")
-    return Run(
-        run_id=row["run_id"],
-        workflow=row["workflow"],
-        state=RunState(row["state"]),
-        params=json.loads(row["params"]),
-        principal=row["principal"],
-        priority=row["priority"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        seq=row["seq"],
-        idempotency_key=row["idempotency_key"],
-        request_hash=row["request_hash"],
-        not_before=row["not_before"],
-        deadline=row["deadline"],
-        attempts=row["attempts"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        error=error,
-        fallback=row["fallback"],
-        degradation=row["degradation"],
-        labels=row["labels"],
-        schedule=row["schedule"],
-        audit_id=row["audit_id"],
-        redactions=json.loads(row["redactions"]),
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        lease_owner=row["lease_owner"],
-        lease_expires=row["lease_expires"],
-    )
+_MARKS = ", ".join(["%s"] * INSERT_COUNT)
 
 
 async def _one(conn: psycopg.AsyncConnection[Row], sql: str, args: Any = None) -> Row | None:
@@ -94,7 +62,7 @@ async def _select_run(conn: psycopg.AsyncConnection[Row], run_id: str) -> Run:
     row = await _one(conn, "SELECT * FROM runs WHERE run_id = %s", (run_id,))
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
-    return _row_to_run(row)
+    return row_to_run(row)
 
 
 def read_password(config: PostgresConfig) -> str | None:
@@ -162,36 +130,13 @@ class PostgresRunStore:
             # so of N racing creates exactly one inserts and the others read its run.
             row = await _one(
                 conn,
-                "INSERT INTO runs (run_id, workflow, state, params, principal, priority, idempotency_key,"
-                " request_hash, created_at, updated_at, not_before, deadline, degradation, labels, schedule,"
-                " audit_id, redactions, lease_owner, lease_expires) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
-                " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
                 " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
                 " RETURNING *",
-                (
-                    new.run_id,
-                    new.workflow,
-                    RunState.PENDING.value,
-                    canonical_json(new.params),
-                    new.principal,
-                    new.priority,
-                    new.idempotency_key,
-                    new.request_hash,
-                    new.created_at,
-                    new.created_at,
-                    new.not_before,
-                    new.deadline,
-                    new.degradation,
-                    Jsonb(new.labels),
-                    new.schedule,
-                    new.audit_id,
-                    canonical_json(new.redactions),
-                    new.lease_owner,
-                    new.lease_expires,
-                ),
+                insert_values(new, Jsonb(new.labels)),
             )
             if row is not None:
-                return _row_to_run(row), True
+                return row_to_run(row), True
             row = await _one(
                 conn,
                 "SELECT * FROM runs WHERE principal = %s AND idempotency_key = %s",
@@ -204,81 +149,38 @@ class PostgresRunStore:
                 f"idempotency key {new.idempotency_key!r} was used for a different request "
                 f"(run {row['run_id']})"
             )
-        return _row_to_run(row), False
+        return row_to_run(row), False
 
     async def get_run(self, run_id: str) -> Run:
         async with self._conn() as conn:
             return await _select_run(conn, run_id)
 
     async def list_runs(self, query: RunQuery) -> RunPage:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.workflow is not None:
-            where.append("workflow = %s")
-            args.append(query.workflow)
-        if query.principal is not None:
-            where.append("principal = %s")
-            args.append(query.principal)
-        if query.labels:
-            where.append("labels @> %s")
-            args.append(Jsonb(dict(query.labels)))
-        if query.created_after is not None:
-            where.append("created_at >= %s")
-            args.append(query.created_after)
-        if query.created_before is not None:
-            where.append("created_at < %s")
-            args.append(query.created_before)
-        if query.states:
-            where.append("state = ANY(%s)")
-            args.append(sorted(s.value for s in query.states))
-        if query.before_seq is not None:
-            where.append("seq < %s")
-            args.append(query.before_seq)
-        sql = "SELECT * FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        # One extra row tells whether another page exists without a COUNT.
-        sql += " ORDER BY seq DESC LIMIT %s"
+        def labels(wanted: Mapping[str, str]) -> tuple[list[str], list[Any]]:
+            return ["labels @> %s"], [Jsonb(dict(wanted))]
+
+        def states(names: list[str]) -> tuple[str, list[Any]]:
+            return "state = ANY(%s)", [names]
+
+        where, args = query_filters(query, "%s", labels, states)
+        sql = page_sql(where, "%s")
         args.append(query.limit + 1)
         async with self._conn() as conn:
             cur = await conn.execute(sql, args)
-            runs = [_row_to_run(r) for r in await cur.fetchall()]
-        more = len(runs) > query.limit
-        runs = runs[: query.limit]
-        return RunPage(runs=runs, next_seq=runs[-1].seq if more else None)
+            runs = [row_to_run(r) for r in await cur.fetchall()]
+        return to_page(runs, query.limit)
 
     async def update_run(self, run_id: str, change: RunChange) -> Run:
         # The states `transition` lets move to the target: the compare half of compare-and-set.
-        sources = [s.value for s in RunState if change.state in allowed_targets(s)]
-        state, now = change.state, self._clock()
-        sets = ["state = %s", "updated_at = %s"]
-        args: list[Any] = [state.value, now]
-        if state is RunState.RUNNING:
-            sets.append("started_at = COALESCE(started_at, %s)")
-            args.append(now)
-        if change.has_result:
-            sets.append("result = %s")
-            args.append(canonical_json(change.result))
-        if change.error is not None:
-            sets += ["error_category = %s", "error_message = %s"]
-            args += [change.error.category.value, change.error.message]
-        if change.fallback is not None:
-            sets.append("fallback = %s")
-            args.append(change.fallback)
-        if change.attempt:
-            sets.append("attempts = attempts + 1")
-        if state.terminal:
-            sets += ["lease_owner = NULL", "lease_expires = NULL", "finished_at = %s"]
-            args.append(now)
-        elif change.lease_owner is not None:
-            sets += ["lease_owner = %s", "lease_expires = %s"]
-            args += [change.lease_owner, change.lease_expires]
+        sources = source_states(change.state)
+        state = change.state
+        sets, args = change_sets(change, self._clock(), "%s")
         sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
         async with self._conn() as conn:
             while True:
                 row = await _one(conn, sql, [*args, run_id, sources])
                 if row is not None:
-                    return _row_to_run(row)
+                    return row_to_run(row)
                 current = await _select_run(conn, run_id)  # NotFound, or:
                 transition(current.state, state)  # InvalidTransition: its state does not allow it
                 # Allowed now: another writer moved the run between our two statements. Runs
@@ -311,16 +213,7 @@ class PostgresRunStore:
         async with self._conn() as conn:
             cur = await conn.execute("SELECT * FROM steps WHERE run_id = %s ORDER BY ord", (run_id,))
             rows = await cur.fetchall()
-        return [
-            StepRecord(
-                name=r["name"],
-                completed=r["completed"],
-                result=json.loads(r["result"]) if r["result"] is not None else None,
-                finished_at=r["finished_at"],
-                executions=r["executions"],
-            )
-            for r in rows
-        ]
+        return [row_to_step(r) for r in rows]
 
     async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
         async with self._conn() as conn:
@@ -336,13 +229,17 @@ class PostgresRunStore:
                 {"owner": owner, "now": now, "until": now + lease_s, "limit": limit},
             )
             rows = await cur.fetchall()
-        return sorted((_row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
+        return sorted((row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
         if not run_ids:
-            return
+            return set()
         async with self._conn() as conn:
-            await conn.execute(
-                "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND " + _OPEN,
+            cur = await conn.execute(
+                "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND "
+                + _OPEN
+                + " RETURNING run_id",
                 (until, run_ids, owner),
             )
+            rows = await cur.fetchall()
+        return {r["run_id"] for r in rows}

@@ -35,6 +35,7 @@ __all__ = [
     "CircuitBreaker",
     "RetryPolicy",
     "categorize",
+    "describe",
     "is_retryable",
     "with_deadline",
 ]
@@ -276,3 +277,12 @@ class CircuitBreaker:
             raise
         self._record(False, probe)
         return result
+
+
+def describe(exc: BaseException) -> str:
+    """Message for a run's error: a VigilError's own message, else ``Type: text``."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        return message
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -211,16 +211,17 @@ class Operations:
                 self.executor.dispatch(run, reserved=not scheduled)
             return StartResult(run, created)
         budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
-        # Subscribed before dispatch, so no event can be missed and no re-read is needed.
-        q = self.executor.events.subscribe(run.run_id)
+        # Waiting before dispatch, so the end cannot be missed and no re-read is needed.
+        events = self.executor.events
+        ended = events.ended(run.run_id)
         try:
             if created:
                 self.executor.dispatch(run, reserved=not scheduled)
             else:
                 run = await self.store.get_run(run.run_id)  # an existing run may have moved on
-            run = await self.executor.follow(q, run, budget)
+            run = await self.executor.until_ended(ended, run, budget)
         finally:
-            self.executor.events.unsubscribe(run.run_id, q)
+            events.forget(run.run_id, ended)
         return StartResult(run, created)
 
     async def authenticate(self, token: str, remaining_s: float | None) -> Caller:

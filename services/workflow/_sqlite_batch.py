@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from services.common import Unavailable
+from services.common import Unavailable, next_batch
 
 __all__ = ["DbThread"]
 
@@ -97,19 +97,7 @@ class DbThread:
         self._ready.set()
         stopping = False
         while not stopping:
-            batch: list[_Item] = []
-            item = self._queue.get()
-            while True:
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                if len(batch) >= _MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            batch, stopping = next_batch(self._queue, _STOP, _MAX_BATCH)
             if batch:
                 self._run_batch(conn, batch)
         conn.close()

@@ -11,28 +11,32 @@ The event loop never waits on SQLite: it only queues work and awaits a future.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from services.common import AlreadyExists, NotFound
-from services.workflow._model import (
-    ErrorCategory,
-    NewRun,
-    Run,
-    RunChange,
-    RunError,
-    RunPage,
-    RunQuery,
-    StepRecord,
-    canonical_json,
-)
+from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
 from services.workflow._sqlite_batch import DbThread
-from services.workflow._states import RunState, allowed_sources, transition
+from services.workflow._states import transition
+from services.workflow._store_rows import (
+    INSERT_COLUMNS,
+    INSERT_COUNT,
+    change_sets,
+    insert_values,
+    page_sql,
+    query_filters,
+    row_to_run,
+    row_to_step,
+    source_states,
+    to_page,
+)
 
 __all__ = ["SQLiteRunStore"]
+
+_MARKS = ", ".join("?" * INSERT_COUNT)
+_RENEW_CHUNK = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -80,45 +84,11 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 
-def _row_to_run(row: sqlite3.Row) -> Run:
-    error = None
-    if row["error_category"] is not None:
-        error = RunError(ErrorCategory(row["error_category"]), row["error_message"] or "")
-    return Run(
-        run_id=row["run_id"],
-        workflow=row["workflow"],
-        state=RunState(row["state"]),
-        params=json.loads(row["params"]),
-        principal=row["principal"],
-        priority=row["priority"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        seq=row["seq"],
-        idempotency_key=row["idempotency_key"],
-        request_hash=row["request_hash"],
-        not_before=row["not_before"],
-        deadline=row["deadline"],
-        attempts=row["attempts"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        error=error,
-        fallback=row["fallback"],
-        degradation=row["degradation"],
-        labels=json.loads(row["labels"]),
-        schedule=row["schedule"],
-        audit_id=row["audit_id"],
-        redactions=json.loads(row["redactions"]),
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        lease_owner=row["lease_owner"],
-        lease_expires=row["lease_expires"],
-    )
-
-
 def _select_run(conn: sqlite3.Connection, run_id: str) -> Run:
     row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
-    return _row_to_run(row)
+    return row_to_run(row)
 
 
 class SQLiteRunStore:
@@ -169,35 +139,12 @@ class SQLiteRunStore:
                             f"idempotency key {new.idempotency_key!r} was used for a different request "
                             f"(run {row['run_id']})"
                         )
-                    return _row_to_run(row), False
+                    return row_to_run(row), False
             row = conn.execute(
-                "INSERT INTO runs (run_id, workflow, state, params, principal, priority, idempotency_key,"
-                " request_hash, created_at, updated_at, not_before, deadline, degradation, labels, schedule,"
-                " audit_id, redactions, lease_owner, lease_expires)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (
-                    new.run_id,
-                    new.workflow,
-                    RunState.PENDING.value,
-                    canonical_json(new.params),
-                    new.principal,
-                    new.priority,
-                    new.idempotency_key,
-                    digest,
-                    new.created_at,
-                    new.created_at,
-                    new.not_before,
-                    new.deadline,
-                    new.degradation,
-                    canonical_json(new.labels),
-                    new.schedule,
-                    new.audit_id,
-                    canonical_json(new.redactions),
-                    new.lease_owner,
-                    new.lease_expires,
-                ),
+                f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS}) RETURNING *",
+                insert_values(new, canonical_json(new.labels)),
             ).fetchone()
-            return _row_to_run(row), True
+            return row_to_run(row), True
 
         return await self._writer.run(op)
 
@@ -205,41 +152,22 @@ class SQLiteRunStore:
         return await self._reader.run(lambda conn: _select_run(conn, run_id))
 
     async def list_runs(self, query: RunQuery) -> RunPage:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.workflow is not None:
-            where.append("workflow = ?")
-            args.append(query.workflow)
-        if query.principal is not None:
-            where.append("principal = ?")
-            args.append(query.principal)
-        for key, value in sorted(query.labels.items()):
-            where.append("json_extract(labels, ?) = ?")
-            args += ['$."' + key.replace('"', '""') + '"', value]
-        if query.created_after is not None:
-            where.append("created_at >= ?")
-            args.append(query.created_after)
-        if query.created_before is not None:
-            where.append("created_at < ?")
-            args.append(query.created_before)
-        if query.states:
-            where.append(f"state IN ({', '.join('?' * len(query.states))})")
-            args.extend(sorted(s.value for s in query.states))
-        if query.before_seq is not None:
-            where.append("seq < ?")
-            args.append(query.before_seq)
-        sql = "SELECT * FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        # One extra row tells whether another page exists without a COUNT.
-        sql += " ORDER BY seq DESC LIMIT ?"
+        def labels(wanted: Mapping[str, str]) -> tuple[list[str], list[Any]]:
+            conds, args = [], []
+            for key, value in sorted(wanted.items()):
+                conds.append("json_extract(labels, ?) = ?")
+                args += ['$."' + key.replace('"', '""') + '"', value]
+            return conds, args
+
+        def states(names: list[str]) -> tuple[str, list[Any]]:
+            return f"state IN ({', '.join('?' * len(names))})", list(names)
+
+        where, args = query_filters(query, "?", labels, states)
+        sql = page_sql(where, "?")
         args.append(query.limit + 1)
 
         def op(conn: sqlite3.Connection) -> RunPage:
-            runs = [_row_to_run(r) for r in conn.execute(sql, args).fetchall()]
-            more = len(runs) > query.limit
-            runs = runs[: query.limit]
-            return RunPage(runs=runs, next_seq=runs[-1].seq if more else None)
+            return to_page([row_to_run(r) for r in conn.execute(sql, args).fetchall()], query.limit)
 
         return await self._reader.run(op)
 
@@ -247,32 +175,10 @@ class SQLiteRunStore:
         state = change.state
         # The lifecycle table decides which current states may move to ``state``; checking it
         # in the UPDATE's WHERE makes the common case one statement.
-        sources = sorted(s.value for s in allowed_sources(state))
+        sources = source_states(state)
 
         def op(conn: sqlite3.Connection) -> Run:
-            now = self._clock()
-            sets = ["state = ?", "updated_at = ?"]
-            args: list[Any] = [state.value, now]
-            if state is RunState.RUNNING:
-                sets.append("started_at = COALESCE(started_at, ?)")
-                args.append(now)
-            if change.has_result:
-                sets.append("result = ?")
-                args.append(canonical_json(change.result))
-            if change.error is not None:
-                sets += ["error_category = ?", "error_message = ?"]
-                args += [change.error.category.value, change.error.message]
-            if change.fallback is not None:
-                sets.append("fallback = ?")
-                args.append(change.fallback)
-            if change.attempt:
-                sets.append("attempts = attempts + 1")
-            if state.terminal:
-                sets += ["lease_owner = NULL, lease_expires = NULL", "finished_at = ?"]
-                args.append(now)
-            elif change.lease_owner is not None:
-                sets += ["lease_owner = ?", "lease_expires = ?"]
-                args += [change.lease_owner, change.lease_expires]
+            sets, args = change_sets(change, self._clock(), "?")
             marks = ", ".join("?" * len(sources))
             row = conn.execute(
                 f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}) RETURNING *",
@@ -281,7 +187,7 @@ class SQLiteRunStore:
             if row is None:  # unknown run (NotFound) or an edge the table refuses (InvalidTransition)
                 transition(_select_run(conn, run_id).state, state)
                 raise AssertionError("unreachable: transition() accepted a refused edge")
-            return _row_to_run(row)
+            return row_to_run(row)
 
         return await self._writer.run(op)
 
@@ -314,16 +220,7 @@ class SQLiteRunStore:
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         def op(conn: sqlite3.Connection) -> list[StepRecord]:
             rows = conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
-            return [
-                StepRecord(
-                    name=r["name"],
-                    completed=bool(r["completed"]),
-                    result=json.loads(r["result"]) if r["result"] is not None else None,
-                    finished_at=r["finished_at"],
-                    executions=r["executions"],
-                )
-                for r in rows
-            ]
+            return [row_to_step(r) for r in rows]
 
         return await self._reader.run(op)
 
@@ -337,19 +234,25 @@ class SQLiteRunStore:
                 " ORDER BY priority DESC, seq LIMIT ?) RETURNING *",
                 (owner, now + lease_s, now, owner, now, limit),
             ).fetchall()
-            return sorted((_row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
+            return sorted((row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
 
         return await self._writer.run(op)
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
         if not run_ids:
-            return
+            return set()
 
-        def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE runs SET lease_expires = ? WHERE run_id = ? AND lease_owner = ?"
-                " AND state IN ('PENDING', 'RUNNING')",
-                [(until, rid, owner) for rid in run_ids],
-            )
+        def op(conn: sqlite3.Connection) -> set[str]:
+            held: set[str] = set()
+            for i in range(0, len(run_ids), _RENEW_CHUNK):  # bounded host parameters per statement
+                chunk = run_ids[i : i + _RENEW_CHUNK]
+                rows = conn.execute(
+                    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ?"
+                    " AND state IN ('PENDING', 'RUNNING')"
+                    f" AND run_id IN ({', '.join('?' * len(chunk))}) RETURNING run_id",
+                    (until, owner, *chunk),
+                ).fetchall()
+                held.update(r[0] for r in rows)
+            return held
 
-        await self._writer.run(op)
+        return await self._writer.run(op)

@@ -62,5 +62,9 @@ class RunStore(Protocol):
     async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
         """Lease up to ``limit`` unfinished runs due by ``now`` to ``owner``."""
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
-        """Extend ``owner``'s leases on ``run_ids`` (runs it no longer owns are skipped)."""
+    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
+        """Extend ``owner``'s leases on ``run_ids``; returns the ids whose lease it still held.
+
+        The others were taken over by another replica (their lease expired) or have ended;
+        they are left unchanged.
+        """

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from services.common import RUN_TRANSITIONS, log_fields, tracer
+from services.common import RUN_TRANSITIONS, log_fields, tracer, tracing_enabled
 
 if TYPE_CHECKING:
     pass
@@ -36,8 +36,13 @@ __all__ = [
 ]
 
 
+# While tracing is off a span block is this shared no-op context: no generator, no
+# attributes dict and no context attach per run (the no-op tracer still does those).
+_NO_SPAN: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+
+
 @contextlib.contextmanager
-def _span(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+def _span_cm(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
     # record_exception/set_status_on_exception: a failed attempt or step shows as an error.
     with tracer().start_as_current_span(name, attributes=attributes) as span:
         yield span
@@ -46,33 +51,42 @@ def _span(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
 @contextlib.contextmanager
 def run_span(run_id: str, workflow: str) -> Iterator[None]:
     """The span of one run's execution; log lines inside carry run_id and workflow."""
-    with (
-        _span("workflow.run", {"vigil.run_id": run_id, "vigil.workflow": workflow}),
-        log_fields(run_id=run_id, workflow=workflow),
-    ):
-        yield
+    with log_fields(run_id=run_id, workflow=workflow):
+        if not tracing_enabled():
+            yield
+            return
+        with _span_cm("workflow.run", {"vigil.run_id": run_id, "vigil.workflow": workflow}):
+            yield
 
 
-def attempt_span(run_id: str, workflow: str, attempt: int) -> contextlib.AbstractContextManager[Span]:
-    return _span(
+def attempt_span(run_id: str, workflow: str, attempt: int) -> contextlib.AbstractContextManager[Any]:
+    if not tracing_enabled():
+        return _NO_SPAN
+    return _span_cm(
         "workflow.attempt", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.attempt": attempt}
     )
 
 
-def step_span(run_id: str, workflow: str, step: str) -> contextlib.AbstractContextManager[Span]:
-    return _span(
+def step_span(run_id: str, workflow: str, step: str) -> contextlib.AbstractContextManager[Any]:
+    if not tracing_enabled():
+        return _NO_SPAN
+    return _span_cm(
         f"workflow.step {step}", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.step": step}
     )
 
 
-def fallback_span(run_id: str, workflow: str, fallback: str) -> contextlib.AbstractContextManager[Span]:
-    return _span(
+def fallback_span(run_id: str, workflow: str, fallback: str) -> contextlib.AbstractContextManager[Any]:
+    if not tracing_enabled():
+        return _NO_SPAN
+    return _span_cm(
         "workflow.fallback", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.fallback": fallback}
     )
 
 
 def breaker_rejected(run_id: str, workflow: str, breaker: str, retry_after_s: float) -> None:
     """A zero-length span marking that the breaker refused an attempt."""
+    if not tracing_enabled():
+        return
     span = tracer().start_span(
         "workflow.breaker_rejected",
         attributes={

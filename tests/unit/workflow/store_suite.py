@@ -205,10 +205,23 @@ class RunStoreSuite:
 
     async def test_renew_extends_only_own_leases(self, store: RunStore) -> None:
         run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))
-        await store.renew_leases("r2", [run.run_id], until=999.0)
+        assert await store.renew_leases("r2", [run.run_id], until=999.0) == set()
         assert (await store.get_run(run.run_id)).lease_expires == 110.0
-        await store.renew_leases("r1", [run.run_id], until=999.0)
+        assert await store.renew_leases("r1", [run.run_id], until=999.0) == {run.run_id}
         assert (await store.get_run(run.run_id)).lease_expires == 999.0
+
+    async def test_renew_reports_which_leases_are_still_held(self, store: RunStore) -> None:
+        kept, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))
+        taken, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))
+        ended, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))
+        await store.claim_runs("r2", now=200.0, lease_s=30.0, limit=10)  # r1's leases expired
+        await store.update_run(ended.run_id, RunChange(RunState.CANCELLED))
+        await store.renew_leases("r2", [kept.run_id], until=0.0)  # r2 lets kept's lease lapse...
+        await store.claim_runs("r1", now=300.0, lease_s=30.0, limit=1)  # ...and r1 claims it back
+        held = await store.renew_leases("r1", [kept.run_id, taken.run_id, ended.run_id, "nope"], until=999.0)
+        assert held == {kept.run_id}
+        assert (await store.get_run(taken.run_id)).lease_owner == "r2"
+        assert await store.renew_leases("r1", [], until=999.0) == set()
 
     async def test_terminal_state_releases_lease(self, store: RunStore) -> None:
         run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))

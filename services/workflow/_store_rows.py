@@ -1,0 +1,217 @@
+"""What the SQL run stores (SQLite, PostgreSQL) do alike: rows to domain objects, the
+INSERT of a new run, the SET list of a state change and the filters of a run query.
+
+Each store keeps only its dialect: the placeholder (``?`` or ``%s``), how labels are
+stored (JSON text in SQLite, JSONB in PostgreSQL) and how it runs statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from services.workflow._model import (
+    ErrorCategory,
+    NewRun,
+    Run,
+    RunChange,
+    RunError,
+    RunPage,
+    RunQuery,
+    StepRecord,
+    canonical_json,
+)
+from services.workflow._states import RunState, allowed_sources
+
+__all__ = [
+    "INSERT_COLUMNS",
+    "change_sets",
+    "insert_values",
+    "page_sql",
+    "query_filters",
+    "row_to_run",
+    "row_to_step",
+    "source_states",
+    "to_page",
+]
+
+Row = Mapping[str, Any]
+
+# Columns of a new run, in the order of `insert_values`.
+INSERT_COLUMNS = (
+    "run_id, workflow, state, params, principal, priority, idempotency_key, request_hash, created_at,"
+    " updated_at, not_before, deadline, degradation, labels, schedule, audit_id, redactions,"
+    " lease_owner, lease_expires"
+)
+INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
+
+
+def _json(value: Any) -> Any:
+    """A JSON column: text in SQLite (and for text columns in PostgreSQL), decoded by JSONB."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def row_to_run(row: Row) -> Run:
+    """A ``runs`` row (any mapping of column -> value) as a `Run`."""
+    error = None
+    if row["error_category"] is not None:
+        error = RunError(ErrorCategory(row["error_category"]), row["error_message"] or "")
+    return Run(
+        run_id=row["run_id"],
+        workflow=row["workflow"],
+        state=RunState(row["state"]),
+        params=json.loads(row["params"]),
+        principal=row["principal"],
+        priority=row["priority"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        seq=row["seq"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        not_before=row["not_before"],
+        deadline=row["deadline"],
+        attempts=row["attempts"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=error,
+        fallback=row["fallback"],
+        degradation=row["degradation"],
+        labels=_json(row["labels"]),
+        schedule=row["schedule"],
+        audit_id=row["audit_id"],
+        redactions=json.loads(row["redactions"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires=row["lease_expires"],
+    )
+
+
+def row_to_step(row: Row) -> StepRecord:
+    """A ``steps`` row as a `StepRecord` (``completed`` is 0/1 in SQLite, a bool in PostgreSQL)."""
+    return StepRecord(
+        name=row["name"],
+        completed=bool(row["completed"]),
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        finished_at=row["finished_at"],
+        executions=row["executions"],
+    )
+
+
+def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
+    """The values of `INSERT_COLUMNS` for ``new`` (PENDING); ``labels`` as the store keeps them."""
+    return (
+        new.run_id,
+        new.workflow,
+        RunState.PENDING.value,
+        canonical_json(new.params),
+        new.principal,
+        new.priority,
+        new.idempotency_key,
+        new.request_hash,
+        new.created_at,
+        new.created_at,
+        new.not_before,
+        new.deadline,
+        new.degradation,
+        labels,
+        new.schedule,
+        new.audit_id,
+        canonical_json(new.redactions),
+        new.lease_owner,
+        new.lease_expires,
+    )
+
+
+def source_states(target: RunState) -> list[str]:
+    """The states from which the lifecycle table allows ``target``: the compare half of an
+    update's compare-and-set (its WHERE), sorted so the statement text is stable."""
+    return sorted(s.value for s in allowed_sources(target))
+
+
+def change_sets(change: RunChange, now: float, mark: str) -> tuple[list[str], list[Any]]:
+    """The SET assignments of ``change`` at ``now`` and their arguments (placeholder ``mark``).
+
+    RUNNING stamps ``started_at`` once; a terminal state stamps ``finished_at`` and releases
+    the lease; ``attempt`` counts a new attempt in the same write.
+    """
+    state = change.state
+    sets = [f"state = {mark}", f"updated_at = {mark}"]
+    args: list[Any] = [state.value, now]
+    if state is RunState.RUNNING:
+        sets.append(f"started_at = COALESCE(started_at, {mark})")
+        args.append(now)
+    if change.has_result:
+        sets.append(f"result = {mark}")
+        args.append(canonical_json(change.result))
+    if change.error is not None:
+        sets += [f"error_category = {mark}", f"error_message = {mark}"]
+        args += [change.error.category.value, change.error.message]
+    if change.fallback is not None:
+        sets.append(f"fallback = {mark}")
+        args.append(change.fallback)
+    if change.attempt:
+        sets.append("attempts = attempts + 1")
+    if state.terminal:
+        sets += ["lease_owner = NULL", "lease_expires = NULL", f"finished_at = {mark}"]
+        args.append(now)
+    elif change.lease_owner is not None:
+        sets += [f"lease_owner = {mark}", f"lease_expires = {mark}"]
+        args += [change.lease_owner, change.lease_expires]
+    return sets, args
+
+
+def query_filters(
+    query: RunQuery,
+    mark: str,
+    labels: Callable[[Mapping[str, str]], tuple[list[str], list[Any]]],
+    states: Callable[[list[str]], tuple[str, list[Any]]],
+) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of ``query`` and their arguments.
+
+    Args:
+        mark: The dialect's placeholder.
+        labels: Conditions for the label filter (each dialect matches JSON differently).
+        states: The condition for a set of state names, with its arguments.
+    """
+    where: list[str] = []
+    args: list[Any] = []
+    if query.workflow is not None:
+        where.append(f"workflow = {mark}")
+        args.append(query.workflow)
+    if query.principal is not None:
+        where.append(f"principal = {mark}")
+        args.append(query.principal)
+    if query.labels:
+        conds, values = labels(query.labels)
+        where += conds
+        args += values
+    if query.created_after is not None:
+        where.append(f"created_at >= {mark}")
+        args.append(query.created_after)
+    if query.created_before is not None:
+        where.append(f"created_at < {mark}")
+        args.append(query.created_before)
+    if query.states:
+        cond, values = states(sorted(s.value for s in query.states))
+        where.append(cond)
+        args += values
+    if query.before_seq is not None:
+        where.append(f"seq < {mark}")
+        args.append(query.before_seq)
+    return where, args
+
+
+def page_sql(where: list[str], mark: str) -> str:
+    """SELECT of one page, newest first; one extra row tells whether another page exists."""
+    sql = "SELECT * FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY seq DESC LIMIT {mark}"
+
+
+def to_page(runs: list[Run], limit: int) -> RunPage:
+    """The page of at most ``limit`` runs from a `page_sql` result (fetched with ``limit + 1``)."""
+    more = len(runs) > limit
+    runs = runs[:limit]
+    return RunPage(runs=runs, next_seq=runs[-1].seq if more else None)
