@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["ConfigError", "ConfigModel", "ServerConfig", "TLSConfig", "load_config"]
+__all__ = ["ConfigError", "ConfigModel", "ServerConfig", "TLSConfig", "load_config", "parse_yaml"]
 
 # A config file larger than this is refused before parsing: configs are small and a
 # huge file is a mistake (or an attack on the YAML parser).
@@ -130,6 +130,21 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
     except ValueError as exc:  # e.g. a NUL byte in the path
         raise ConfigError(source, "", f"invalid path: {exc}") from None
+    data = parse_yaml(text, source)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "top level must be a mapping of settings", type(data).__name__)
+    return data
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text safely: every failure is a one-line `ConfigError` naming ``source``.
+
+    Beyond `yaml.safe_load`'s own errors this refuses what safe_load lets escape or
+    survive: nesting past Python's recursion limit, integers of more digits than Python
+    converts, and alias bombs (a few KB that expand to gigabytes).
+    """
     try:
         data = yaml.safe_load(text)
     except RecursionError:
@@ -139,14 +154,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(source, "", f"{line}{problem}") from None
-    if data is None:
-        return {}
-    if _expanded_nodes(data) > MAX_CONFIG_NODES:
+        problem = getattr(exc, "problem", None) or "unparseable"
+        raise ConfigError(source, "", f"invalid YAML: {line}{problem}") from None
+    if data is not None and _expanded_nodes(data) > MAX_CONFIG_NODES:
         raise ConfigError(source, "", f"expands to more than {MAX_CONFIG_NODES} values (YAML aliases?)")
-    if not isinstance(data, dict):
-        raise ConfigError(source, "", "top level must be a mapping of settings", type(data).__name__)
     return data
 
 

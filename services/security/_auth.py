@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from services.common import ConfigModel, Unauthenticated
+from services.common import ConfigError, ConfigModel, Unauthenticated, parse_yaml
 from services.security._jwt import JWTConfig, JWTVerifier
 from services.security._keys import KEY_PREFIX, ApiKeyVerifier, KeyEntry
 from services.security._principal import Principal
@@ -40,11 +39,13 @@ def load_keys_file(path: Path) -> list[KeyEntry]:
         ValueError: naming the file and the entry that is malformed.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: cannot read keys file: {exc}") from None
+    except ConfigError as exc:
+        raise ValueError(f"cannot read keys file: {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):

@@ -55,21 +55,9 @@ def test_policy_random_text(text: str) -> None:
     policy_or_error(text)
 
 
-# Findings (security's loaders, reported to their owner; strict xfail flips when fixed):
-# deep nesting raises RecursionError and a 5,000-digit integer ValueError out of yaml.safe_load
-# instead of PolicyError / the loader's named ValueError. services.common's load_config
-# shows the fix (catch both, cap the expanded size).
-_FINDINGS = {"deep_flow", "deep_block", "huge_int", "env_style_deep"}
-HOSTILE = [
-    pytest.param(
-        content,
-        id=name,
-        marks=[pytest.mark.xfail(strict=True, reason="finding: yaml errors escape the loader")]
-        if name in _FINDINGS
-        else [],
-    )
-    for name, content in HOSTILE_FILES.items()
-]
+# Hostile documents (deep nesting, 5,000-digit integers, alias bombs) once escaped these
+# loaders as RecursionError/ValueError; both now parse through services.common.parse_yaml.
+HOSTILE = [pytest.param(content, id=name) for name, content in HOSTILE_FILES.items()]
 
 
 @pytest.mark.parametrize("content", HOSTILE)

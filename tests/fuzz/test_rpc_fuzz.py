@@ -110,7 +110,6 @@ KNOWN_FINDINGS = {
     "workflow": [
         ("out-of-range Timestamp -> INTERNAL (ListRuns created_before nanos=-1)", invalid_timestamp)
     ],
-    "security": [("out-of-range Timestamp -> INTERNAL (ListAuditEvents since nanos=-1)", invalid_timestamp)],
 }
 
 
@@ -166,7 +165,6 @@ def test_finding_workflow_invalid_timestamp_is_invalid_argument(fuzzed: Fuzzed) 
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.mark.xfail(strict=True, reason="finding (security): an out-of-range Timestamp is answered INTERNAL")
 def test_finding_security_invalid_timestamp_is_invalid_argument(fuzzed: Fuzzed) -> None:
     method = SERVICES["security"].methods_by_name["ListAuditEvents"]
     request = security_pb2.ListAuditEventsRequest()
