@@ -65,8 +65,14 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+# Every drill (make test runs only the bounded subset: drills marked `full` skip there).
 chaos: $(STAMP)
-	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+	VIGIL_CHAOS=full $(PY) -m pytest -m chaos tests/chaos -rA $(PYTEST_ARGS)
+
+# Mixed load with periodic faults for DURATION seconds; RSS of each process after warm-up.
+DURATION ?= 300
+soak: $(STAMP)
+	$(PY) -m tests.chaos.soak --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 def python_env(**extra: str) -> dict[str, str]:
     """Environment for child processes: unbuffered, no inherited VIGIL_*/OTEL_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIL_", "OTEL_"))}
-    env.update(PYTHONUNBUFFERED="1", **extra)
+    env.update({"PYTHONUNBUFFERED": "1", **extra})
     return env
 
 

@@ -3,11 +3,16 @@
 A check never raises for a failing target: any failure becomes NOT_SERVING with a message.
 Timeouts are enforced by `run_check` (a timeout is a failure); checks also pass their
 timeout to the underlying call (gRPC deadline, socket timeout) so they don't linger.
+`run_check` is also the backstop for a check with a bug: whatever it raises is a
+NOT_SERVING result naming the exception, because an exception escaping into the scheduler
+would end that check's task and make the watchdog restart the whole pod.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
 import signal
 import sqlite3
 import ssl
@@ -34,7 +39,9 @@ from healthd._config import (
 )
 from healthd._supervisor import signal_group
 from healthd._types import CheckResult, Status
-from services.common import client_interceptors
+from services.common import client_interceptors, get_logger
+
+_log = get_logger("vigil.healthd.checks")
 
 _FROM_PROTO = {
     _hpb.HealthCheckResponse.SERVING: Status.SERVING,
@@ -63,7 +70,11 @@ class ProcessView(Protocol):
 
 
 async def run_check(check: Check, timeout_s: float) -> CheckResult:
-    """Run ``check`` with a hard timeout; a timeout is a NOT_SERVING result."""
+    """Run ``check`` with a hard timeout; a timeout, or anything the check raises, is NOT_SERVING.
+
+    Never raises (except `asyncio.CancelledError`, which is not an `Exception`): the
+    scheduler's task for this check must outlive any one run.
+    """
     start = time.monotonic()
     # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
     # arrives as the inner call completes, and a cancelled scheduler task would run on forever.
@@ -72,6 +83,15 @@ async def run_check(check: Check, timeout_s: float) -> CheckResult:
             return await check.check(timeout_s)
     except TimeoutError:
         return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"timed out after {timeout_s:g}s")
+    except Exception as exc:  # a check's bug: reported as this check failing, with its traceback
+        _log.warning("check %s raised instead of returning a result", type(check).__name__, exc_info=True)
+        return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"check raised {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` (message clipped) for a check result people read."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _read(path: Path | None) -> bytes | None:
@@ -184,7 +204,10 @@ class TcpCheck:
         except OSError as exc:
             return CheckResult(Status.NOT_SERVING, time.monotonic() - start, exc.strerror or str(exc))
         writer.close()
-        await writer.wait_closed()
+        # The target accepted the connection, which is all this check asks; a reset while we
+        # hang up (a peer that closes with RST) does not undo that.
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
         return CheckResult(Status.SERVING, time.monotonic() - start, "connected")
 
     async def close(self) -> None:
@@ -214,8 +237,10 @@ class HttpCheck:
         start = time.monotonic()
         try:
             code, body = await asyncio.to_thread(self._get, timeout_s)
-        except (OSError, urllib.error.URLError) as exc:
-            return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"GET failed: {exc}")
+        # URLError is an OSError; a reply that is not HTTP (BadStatusLine, LineTooLong, bad
+        # chunking) is an HTTPException; a malformed header value can surface as ValueError.
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"GET failed: {_describe(exc)}")
         latency = time.monotonic() - start
         if code != self._cfg.expect_status:
             return CheckResult(

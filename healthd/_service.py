@@ -125,12 +125,19 @@ def _page_size(requested: int) -> int:
     return requested
 
 
+# Tokens are event sequence numbers rendered in ASCII decimal. str.isdigit alone admits
+# "²" (int() rejects it) and "٣" (int() reads it as 3); an unbounded length lets int()
+# fail past 4300 digits. 18 digits hold any sequence number an event log will reach.
+_MAX_TOKEN_DIGITS = 18
+
+
 def _page_token(token: str) -> int | None:
     if not token:
         return None
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit() and len(token) <= _MAX_TOKEN_DIGITS):
         raise InvalidArgument(
-            "page_token is not one this server issued", [FieldViolation("page_token", "invalid")]
+            "page_token is not one this server issued",
+            [FieldViolation("page_token", "must be a next_page_token from an earlier ListEvents reply")],
         )
     return int(token)
 

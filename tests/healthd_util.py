@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,16 @@ from typing import Any
 from healthd import HealthdConfig
 from tests.conftest import eventually
 
-__all__ = ["assert_no_pid", "config", "eventually", "exec_check", "flag_check", "pid_alive", "proc_check"]
+__all__ = [
+    "assert_no_pid",
+    "config",
+    "eventually",
+    "exec_check",
+    "flag_check",
+    "garbage_server",
+    "pid_alive",
+    "proc_check",
+]
 
 
 def pid_alive(pid: int) -> bool:
@@ -51,3 +61,16 @@ def assert_no_pid(pids: list[int]) -> None:
     """Every pid is gone (no orphans)."""
     alive = [p for p in pids if pid_alive(p)]
     assert not alive, f"processes still alive: {alive}"
+
+
+async def garbage_server() -> tuple[asyncio.Server, int]:
+    """A TCP server on port 0 that answers any request with a line that is not HTTP."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"garbage\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]

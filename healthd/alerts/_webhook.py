@@ -3,7 +3,9 @@
 Receivers written for Alertmanager's webhook (chat bridges, paging tools) accept these
 payloads unchanged. Delivery never blocks evaluation: notices are queued and one worker
 posts them in order, retrying connection errors, 5xx and 429 with exponential backoff
-and jitter (tenacity), then gives up on that notice with an error log.
+and jitter (tenacity), then gives up on that notice with an error log. Nothing one
+delivery raises stops the worker. Logs name a receiver by scheme://host[:port] only:
+webhook paths and user info routinely carry secrets (Slack-style tokens).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import tenacity
-from pydantic import Field
+from pydantic import Field, HttpUrl
 
 from healthd.alerts._rules import Notice
 from services.common import ConfigModel, get_logger
@@ -30,8 +33,8 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "not ended"
 class WebhookConfig(ConfigModel):
     """One webhook receiver."""
 
-    url: str = Field(pattern=r"^https?://")
-    """Where notices are POSTed."""
+    url: HttpUrl
+    """Where notices are POSTed: an absolute ``http://`` or ``https://`` URL with a host."""
     timeout_s: float = Field(default=5.0, gt=0, le=120)
     """Per-attempt timeout."""
     max_attempts: int = Field(default=5, ge=1, le=50)
@@ -40,6 +43,12 @@ class WebhookConfig(ConfigModel):
     """First retry delay; doubles each attempt, with jitter."""
     max_backoff_s: float = Field(default=30.0, gt=0, le=3600)
     """Cap on one retry delay."""
+
+
+def _origin(url: object) -> str:
+    """``scheme://host[:port]`` of ``url``: what logs may show of a webhook."""
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def _rfc3339(ts: float) -> str:
@@ -142,7 +151,20 @@ class WebhookSender:
             try:
                 body = alertmanager_payload(notice, external_url=self.external_url)
                 for target in self.targets:
-                    await self._deliver(target, body)
+                    try:
+                        await self._deliver(target, body)
+                    except Exception as exc:  # one receiver's surprise must not stop every later notice
+                        self.failed += 1
+                        where = _origin(target.url)
+                        detail = str(exc).replace(str(target.url), where)[:300]
+                        _log.error(
+                            "alert webhook %s: %s notice of %s not delivered: %s: %s",
+                            where,
+                            notice.kind,
+                            notice.alert.rule,
+                            type(exc).__name__,
+                            detail,
+                        )
             finally:
                 self._queue.task_done()
 
@@ -158,11 +180,13 @@ class WebhookSender:
             await retrying(self._post, target, body)
         except _Retryable as exc:
             self.failed += 1
-            _log.error("alert webhook %s failed after %d attempts: %s", target.url, target.max_attempts, exc)
+            _log.error(
+                "alert webhook %s failed after %d attempts: %s", _origin(target.url), target.max_attempts, exc
+            )
             return
         except aiohttp.ClientResponseError as exc:  # 4xx other than 429: the receiver refuses it
             self.failed += 1
-            _log.error("alert webhook %s refused the notice: HTTP %d", target.url, exc.status)
+            _log.error("alert webhook %s refused the notice: HTTP %d", _origin(target.url), exc.status)
             return
         self.delivered += 1
 
@@ -170,7 +194,7 @@ class WebhookSender:
         assert self._session is not None
         try:
             async with self._session.post(
-                target.url, json=body, timeout=aiohttp.ClientTimeout(total=target.timeout_s)
+                str(target.url), json=body, timeout=aiohttp.ClientTimeout(total=target.timeout_s)
             ) as resp:
                 if resp.status >= 500 or resp.status == 429:
                     raise _Retryable(f"HTTP {resp.status}")

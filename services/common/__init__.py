@@ -1,7 +1,7 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
 from services.common._batching import next_batch
-from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config
+from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
 from services.common._convert import optional_timestamp
 from services.common._errors import (
     AlreadyExists,
@@ -98,6 +98,7 @@ __all__ = [
     "log_fields",
     "next_batch",
     "optional_timestamp",
+    "parse_yaml",
     "publish_serving",
     "retry_delay_s",
     "run_main",

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,11 +29,30 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["ConfigError", "ConfigModel", "ServerConfig", "TLSConfig", "load_config"]
+__all__ = ["ConfigError", "ConfigModel", "ServerConfig", "TLSConfig", "load_config", "parse_yaml"]
 
 # A config file larger than this is refused before parsing: configs are small and a
 # huge file is a mistake (or an attack on the YAML parser).
 MAX_CONFIG_BYTES = 1 << 20
+# YAML aliases let a 1 KB file expand into a billion nodes once anything walks it
+# (validation, repr of a bad value): refuse documents that expand beyond this many.
+MAX_CONFIG_NODES = 100_000
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped, so an error stays one log line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _short_repr(value: Any) -> str:
+    """repr of ``value`` cut at a few items per level, never walking a huge structure."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 100, 100
 
 
 class ConfigError(Exception):
@@ -39,12 +60,12 @@ class ConfigError(Exception):
 
     def __init__(self, source: str, field: str, problem: str, value: Any = None) -> None:
         self.source, self.field, self.problem, self.value = source, field, problem, value
-        shown = repr(value)
+        shown = _short_repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
         where = f"{source}: {field}" if field else source
         tail = f" (got {shown})" if value is not None else ""
-        super().__init__(f"{where}: {problem}{tail}")
+        super().__init__(_one_line(f"{where}: {problem}{tail}"))
 
 
 class ConfigModel(BaseModel):
@@ -91,7 +112,11 @@ M = TypeVar("M", bound=BaseModel)
 def _read_yaml(path: Path) -> dict[str, Any]:
     source = str(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            # A FIFO would block the read forever and /dev/zero would never end.
+            raise ConfigError(source, "", "not a regular file")
+        size = info.st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(source, "", f"file is {size} bytes, larger than {MAX_CONFIG_BYTES}")
         text = path.read_bytes().decode("utf-8")
@@ -103,18 +128,59 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(source, "", f"{line}{problem}") from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise ConfigError(source, "", f"invalid path: {exc}") from None
+    data = parse_yaml(text, source)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(source, "", "top level must be a mapping of settings", type(data).__name__)
     return data
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text safely: every failure is a one-line `ConfigError` naming ``source``.
+
+    Beyond `yaml.safe_load`'s own errors this refuses what safe_load lets escape or
+    survive: nesting past Python's recursion limit, integers of more digits than Python
+    converts, and alias bombs (a few KB that expand to gigabytes).
+    """
+    try:
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(source, "", "nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(source, "", f"bad value: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "unparseable"
+        raise ConfigError(source, "", f"invalid YAML: {line}{problem}") from None
+    if data is not None and _expanded_nodes(data) > MAX_CONFIG_NODES:
+        raise ConfigError(source, "", f"expands to more than {MAX_CONFIG_NODES} values (YAML aliases?)")
+    return data
+
+
+def _expanded_nodes(data: Any) -> int:
+    """How many values ``data`` holds once aliases (shared sub-objects) are expanded.
+
+    Computed over the shared graph, each container once (iteratively: no recursion
+    limit), so it costs the size of the file, not of its expansion. YAML from
+    `safe_load` has no cycles.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in sizes:
+            continue
+        children = list(node.values()) if isinstance(node, dict) else node
+        if children_done:
+            sizes[id(node)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, dict | list) and id(c) not in sizes)
+    return sizes.get(id(data), 1)
 
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -141,7 +207,7 @@ def _interpolate(node: Any, environ: Mapping[str, str], source: str, path: tuple
     if _REF.fullmatch(node):
         try:
             scalar = yaml.safe_load(text) if text else text
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, RecursionError):  # e.g. a 5,000-digit number
             return text
         return scalar if isinstance(scalar, (str, int, float, bool)) else text
     return text
@@ -156,7 +222,7 @@ def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, .
         path = tuple(part.lower() for part in name[len(prefix) :].split("__"))
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, RecursionError):
             value = raw  # not YAML: take the text as it is and let validation judge it
         found[path] = (name, value)
     return found

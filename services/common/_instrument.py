@@ -9,7 +9,7 @@ channel = grpc.aio.insecure_channel(addr, interceptors=client_interceptors())
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import grpc
@@ -37,9 +37,20 @@ class Instrumentation:
         name: Service name for traces (``OTEL_SERVICE_NAME`` overrides it).
         config: The server settings; ``metrics_port`` set means serve ``/metrics``.
         metrics: Count RPCs; off only for benchmarks that measure the bare server.
+        environ: The ``OTEL_*`` settings for the OTLP metrics push; default the process
+            environment, read here once at start-up and handed to the pusher. Tracing is
+            left to the OpenTelemetry SDK, which reads the process environment itself
+            (endpoint, headers, TLS), so its on/off decision reads the same place.
     """
 
-    def __init__(self, name: str, config: ServerConfig, *, metrics: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: ServerConfig,
+        *,
+        metrics: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.tracing = setup_tracing(name)
@@ -49,7 +60,8 @@ class Instrumentation:
             interceptors.append(MetricsInterceptor())
         self.server_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = tuple(interceptors)
         self.metrics_server: MetricsServer | None = None
-        self.pusher = MetricsPusher(name) if metrics_push_wanted(os.environ) else None
+        env = os.environ if environ is None else environ
+        self.pusher = MetricsPusher(name, env) if metrics_push_wanted(env) else None
 
     def attach(self, server: VigilServer, collectors: Iterable[Collector] = ()) -> None:
         """Start ``/metrics`` (if configured; ``collectors`` added to it) and the OTLP metrics

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -130,10 +129,14 @@ def _channel(endpoint: str) -> grpc.aio.Channel:
 
 
 class MetricsPusher:
-    """Pushes the default registry by OTLP every interval, and once more on `close`."""
+    """Pushes the default registry by OTLP every interval, and once more on `close`.
 
-    def __init__(self, service_name: str, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
+    Args:
+        service_name: ``service.name`` unless ``OTEL_SERVICE_NAME`` in ``env`` overrides it.
+        env: The ``OTEL_*`` settings (endpoint, interval), read by the caller at start-up.
+    """
+
+    def __init__(self, service_name: str, env: Mapping[str, str]) -> None:
         self.service_name = env.get("OTEL_SERVICE_NAME") or service_name
         endpoint = (
             env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")

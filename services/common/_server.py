@@ -17,7 +17,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -162,8 +162,18 @@ class VigilServer:
 SUPERVISOR_PID_ENV = "VIGIL_SUPERVISOR_PID"
 
 
-async def _stop_when_orphaned(server: VigilServer, interval_s: float = 0.5) -> None:
-    """Shut down gracefully when the supervisor that started us dies.
+def _supervisor_pid(environ: Mapping[str, str]) -> int | None:
+    """The pid in ``VIGIL_SUPERVISOR_PID``, or None when this process is not supervised.
+
+    healthd sets it for its children (it is not operator config, so it is not part of a
+    config model); anything but ASCII decimal digits counts as unset.
+    """
+    raw = environ.get(SUPERVISOR_PID_ENV, "")
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+async def _stop_when_orphaned(server: VigilServer, supervisor: int, interval_s: float = 0.5) -> None:
+    """Shut ``server`` down gracefully once ``supervisor`` is no longer our parent.
 
     healthd sets VIGIL_SUPERVISOR_PID for its children. If healthd is killed -9, the
     children (in their own sessions, so no signal reaches them) would keep their ports
@@ -171,10 +181,6 @@ async def _stop_when_orphaned(server: VigilServer, interval_s: float = 0.5) -> N
     thread-safe alternative to prctl(PR_SET_PDEATHSIG) in a preexec_fn, which is unsafe
     with grpc's threads.
     """
-    raw = os.environ.get(SUPERVISOR_PID_ENV, "")
-    if not raw.isdigit():
-        return
-    supervisor = int(raw)
     # No event exists for "parent died" without prctl; a cheap syscall twice a second is it.
     while os.getppid() == supervisor:  # noqa: ASYNC110
         await asyncio.sleep(interval_s)
@@ -207,6 +213,8 @@ def run_main(
     except ConfigError as exc:
         print(f"{prog}: config error: {exc}", file=sys.stderr)
         return 2
+    # Read once with the config: the rest of the process gets the value, not the environment.
+    supervisor = _supervisor_pid(os.environ)
     server_cfg = getattr(config, "server", None)
     configure_logging(server_cfg.log_level if isinstance(server_cfg, ServerConfig) else "INFO")
 
@@ -223,9 +231,10 @@ def run_main(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
-        watch = asyncio.ensure_future(_stop_when_orphaned(server))
+        watch = None if supervisor is None else asyncio.ensure_future(_stop_when_orphaned(server, supervisor))
         await server.wait()
-        watch.cancel()
+        if watch is not None:
+            watch.cancel()
         return 0
 
     return asyncio.run(_serve())

@@ -8,14 +8,17 @@ roots, malformed digests, disallowed URLs) raise `InvalidArgument`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import ssl
+import stat
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -70,12 +73,16 @@ class ArtifactResult:
 
 def sha256_file(path: Path) -> tuple[str, int]:
     """Return (hex SHA-256, size) of ``path``, read in 1 MiB chunks (constant memory)."""
+    with open(path, "rb") as f:
+        return _sha256_stream(f)
+
+
+def _sha256_stream(f: BinaryIO) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
+    while chunk := f.read(_CHUNK):
+        h.update(chunk)
+        size += len(chunk)
     return h.hexdigest(), size
 
 
@@ -89,6 +96,52 @@ def _expected(field: str, value: str) -> str:
     return digest
 
 
+def _escaped(field: str) -> InvalidArgument:
+    msg = "path resolves through a symlink outside the roots"
+    return InvalidArgument(f"{field}: {msg}", [FieldViolation(field, msg, "PATH_SYMLINK_ESCAPE")])
+
+
+def open_inside(field: str, real: Path, roots: Sequence[PathValidator]) -> BinaryIO:
+    """Open the validated regular file ``real`` for reading, still inside ``roots`` when opened.
+
+    Validation and open are two steps; a symlink swapped in between must not lead outside
+    the roots. ``O_NOFOLLOW`` refuses a final component that became a symlink (``real`` is
+    canonical, so it held none), and the opened descriptor's own path (``/proc/self/fd``)
+    must be inside a root, which catches a directory above it swapped for a symlink.
+
+    Raises:
+        InvalidArgument: the file escaped the roots, is a directory or not a regular file.
+        FileNotFoundError, OSError: as ``open`` (mapped by the caller).
+    """
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the last component is a symlink now
+            raise _escaped(field) from None
+        raise
+    try:
+        try:
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # no /proc: the canonical path now must still name this very file
+            opened = os.path.realpath(real)
+            if not os.path.samestat(os.stat(opened), os.fstat(fd)):
+                raise _escaped(field) from None
+        if not any(root.contains(opened) for root in roots):
+            raise _escaped(field)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(mode):
+            raise InvalidArgument(
+                f"{field} is not a regular file", [FieldViolation(field, "not a regular file", "NOT_A_FILE")]
+            )
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _checked_path(paths: PathValidator, field: str, value: str) -> Path:
     findings, real = paths.resolve(field, value)
     if real is None:
@@ -99,9 +152,14 @@ def _checked_path(paths: PathValidator, field: str, value: str) -> Path:
 class ArtifactVerifier:
     """Verifies files under the allowed roots against a digest or a ``sha256sum``-style manifest."""
 
-    def __init__(self, *roots: PathValidator) -> None:
-        """One validator per root; a relative path names a file in the first root that has it."""
+    def __init__(self, *roots: PathValidator, before_open: Callable[[Path], None] | None = None) -> None:
+        """One validator per root; a relative path names a file in the first root that has it.
+
+        ``before_open`` is a fault-injection point for tests: it runs between a path's
+        validation and its open (where a concurrent symlink swap would happen).
+        """
         self.roots = roots
+        self._before_open = before_open
 
     def _locate(self, field: str, value: str) -> Path:
         accepted: list[Path] = []
@@ -142,9 +200,15 @@ class ArtifactVerifier:
         reason = "" if match else "digest mismatch"
         return ArtifactResult(path, actual, expected, match, size, reason, str(real))
 
+    def _open(self, field: str, real: Path) -> BinaryIO:
+        if self._before_open is not None:
+            self._before_open(real)
+        return open_inside(field, real, self.roots)
+
     def _hash(self, field: str, real: Path) -> tuple[str, int]:
         try:
-            return sha256_file(real)
+            with self._open(field, real) as f:
+                return _sha256_stream(f)
         except FileNotFoundError:
             raise NotFound(f"{field}: no such file") from None
         except IsADirectoryError:
@@ -157,11 +221,13 @@ class ArtifactVerifier:
     def _from_manifest(self, manifest: Path, artifact: Path) -> tuple[str, str]:
         """Return (expected digest, "") or ("", why not listed)."""
         try:
-            if manifest.stat().st_size > _MAX_MANIFEST_BYTES:
+            with self._open("manifest_path", manifest) as f:
+                raw = f.read(_MAX_MANIFEST_BYTES + 1)
+            if len(raw) > _MAX_MANIFEST_BYTES:
                 raise InvalidArgument(
                     "manifest too large", [FieldViolation("manifest_path", "too large", "TOO_LARGE")]
                 )
-            text = manifest.read_text(encoding="utf-8")
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise NotFound("manifest_path: no such file") from None
         except (UnicodeDecodeError, IsADirectoryError):

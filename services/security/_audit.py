@@ -303,7 +303,8 @@ class AuditLog:
         page_size = page_size or 100
         where, args = [], []  # type: list[str], list[Any]
         if page_token:
-            if not page_token.isdigit() or len(page_token) > 18:
+            # isdigit() alone admits "²" and other non-ASCII digits int() rejects.
+            if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 18):
                 raise InvalidArgument("page_token is not a token returned by a previous page")
             where.append("seq < ?" if newest_first else "seq > ?")
             args.append(int(page_token))

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from services.common import ConfigModel, Unauthenticated
+from services.common import ConfigError, ConfigModel, Unauthenticated, parse_yaml
 from services.security._jwt import JWTConfig, JWTVerifier
 from services.security._keys import KEY_PREFIX, ApiKeyVerifier, KeyEntry
 from services.security._principal import Principal
@@ -40,11 +39,13 @@ def load_keys_file(path: Path) -> list[KeyEntry]:
         ValueError: naming the file and the entry that is malformed.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: cannot read keys file: {exc}") from None
+    except ConfigError as exc:
+        raise ValueError(f"cannot read keys file: {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):
@@ -86,21 +87,35 @@ class Authenticator:
         self._keys = ApiKeyVerifier(entries)
         self._jwt = JWTVerifier(config.jwt) if config.jwt is not None else None
 
+    def _check(self, token: object) -> str:
+        if not isinstance(token, str) or not token.strip():
+            raise Unauthenticated("missing token")
+        token = token.strip()
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise Unauthenticated("invalid token: too long")
+        return token
+
+    def _jwt_principal(self, token: str) -> Principal:
+        if token.count(".") == 2:
+            if self._jwt is None:
+                raise Unauthenticated("invalid token: JWTs are not accepted by this server")
+            return self._jwt.verify(token)
+        raise Unauthenticated("invalid token: neither an API key nor a JWT")
+
     def authenticate(self, token: str) -> Principal:
         """Verify ``token`` (an API key ``vgl_...`` or a JWT).
 
         Raises:
             Unauthenticated: missing, malformed, unknown, expired or badly signed token.
         """
-        if not isinstance(token, str) or not token.strip():
-            raise Unauthenticated("missing token")
-        token = token.strip()
-        if len(token) > _MAX_TOKEN_CHARS:
-            raise Unauthenticated("invalid token: too long")
+        token = self._check(token)
         if token.startswith(KEY_PREFIX):
             return self._keys.verify(token)
-        if token.count(".") == 2:
-            if self._jwt is None:
-                raise Unauthenticated("invalid token: JWTs are not accepted by this server")
-            return self._jwt.verify(token)
-        raise Unauthenticated("invalid token: neither an API key nor a JWT")
+        return self._jwt_principal(token)
+
+    async def authenticate_async(self, token: str) -> Principal:
+        """Like `authenticate`; a first-time API key verification (scrypt) runs off the event loop."""
+        token = self._check(token)
+        if token.startswith(KEY_PREFIX):
+            return await self._keys.verify_async(token)
+        return self._jwt_principal(token)

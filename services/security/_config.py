@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from services.common import ConfigModel, ServerConfig
 from services.security._artifacts import DownloadConfig
 from services.security._auth import AuthConfig
+from services.security._failaudit import FailureAuditConfig
 from services.security._prompt import PromptLimits
 from services.security._ratelimit import RateLimitConfig
 from services.security._sanitize import RedactionPattern
@@ -30,6 +31,8 @@ class AuditConfig(ConfigModel):
     """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
     health_probe_s: float = Field(default=1.0, gt=0, le=600)
     """How often writability is probed; the service is NOT_SERVING while records cannot be written."""
+    failures: FailureAuditConfig = FailureAuditConfig()
+    """Bounds on records of failed authentications (beyond them: counted into summary records)."""
 
 
 class SecurityConfig(ConfigModel):

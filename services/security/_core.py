@@ -16,6 +16,7 @@ from services.security._audit import AuditLog
 from services.security._auth import Authenticator
 from services.security._config import SecurityConfig
 from services.security._devkey import ensure_dev_key
+from services.security._failaudit import FailureAuditLimiter
 from services.security._gate import Gate
 from services.security._paths import PathValidator
 from services.security._policy import PolicyError, PolicyStore
@@ -85,7 +86,8 @@ class SecurityCore:
             audit = AuditLog(
                 cfg.audit.db_path, redactor=redactor, synchronous=cfg.audit.synchronous, now=wall
             )
-        gate = Gate(auth, policy, RateLimiter(cfg.rate_limit, now=clock), audit)
+        failures = FailureAuditLimiter(cfg.audit.failures, now=clock)
+        gate = Gate(auth, policy, RateLimiter(cfg.rate_limit, now=clock), audit, failures)
         screener = Screener(gate, inspector, redactor)
         return cls(cfg, redactor, audit, gate, inspector, screener, verifier, downloader)
 

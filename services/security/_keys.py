@@ -10,6 +10,7 @@ digest is also compared in constant time.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -128,19 +129,35 @@ class ApiKeyVerifier:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def verify(self, token: str) -> Principal:
-        """Return the key's principal, or raise `Unauthenticated` (never saying which part failed)."""
+    def _start(self, token: str) -> tuple[KeyEntry, bytes, bool]:
+        """(entry, SHA-256 of the token, whether scrypt must run). Raises like `verify`."""
         m = _TOKEN_RE.fullmatch(token)
         entry = self._entries.get(m.group(1)) if m else None
         if m is None or entry is None:
             raise Unauthenticated("invalid API key")
         quick = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(entry.id)
-        if cached is None or not hmac.compare_digest(cached, quick):
+        slow = cached is None or not hmac.compare_digest(cached, quick)
+        if slow:
             self._attempts.check(entry.id)  # ResourceExhausted (with retry delay) when guessing
-            if not _verify_hash(token, entry.hash):
-                raise Unauthenticated("invalid API key")
+        return entry, quick, slow
+
+    def _finish(self, entry: KeyEntry, quick: bytes, slow: bool, valid: bool) -> Principal:
+        if not valid:
+            raise Unauthenticated("invalid API key")
+        if slow:
             self._verified[entry.id] = quick
         return Principal(
             entry.subject, entry.level, frozenset(entry.roles), via="api_key", credential_id=entry.id
         )
+
+    def verify(self, token: str) -> Principal:
+        """Return the key's principal, or raise `Unauthenticated` (never saying which part failed)."""
+        entry, quick, slow = self._start(token)
+        return self._finish(entry, quick, slow, not slow or _verify_hash(token, entry.hash))
+
+    async def verify_async(self, token: str) -> Principal:
+        """Like `verify`, with the scrypt step (tens of ms) on a worker thread, off the event loop."""
+        entry, quick, slow = self._start(token)
+        valid = not slow or await asyncio.to_thread(_verify_hash, token, entry.hash)
+        return self._finish(entry, quick, slow, valid)

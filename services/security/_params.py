@@ -11,7 +11,12 @@ from jsonschema import exceptions as js_exc
 from jsonschema.validators import validator_for
 
 from services.security._findings import Finding
-from services.security._regexsafety import risky_pattern, schema_patterns
+from services.security._regexsafety import (
+    linear_validator_class,
+    python_re_hazard,
+    risky_pattern,
+    schema_patterns,
+)
 
 __all__ = ["ParamsValidator", "check_shape", "select_fields"]
 
@@ -60,7 +65,11 @@ class ParamsValidator:
             why = risky_pattern(regex)
             if why is not None:
                 raise ValueError(f"refused JSON Schema pattern at {where or '<root>'}: {why}")
-        self._validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        hazard = python_re_hazard(schema)
+        if hazard is not None:
+            raise ValueError(f"refused JSON Schema: {hazard}")
+        # Every pattern the validator runs goes through RE2 (linear time in the input).
+        self._validator = linear_validator_class(cls)(schema, format_checker=cls.FORMAT_CHECKER)
         self.schema = schema
         self.max_findings = max_findings
 

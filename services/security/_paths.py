@@ -80,6 +80,10 @@ class PathValidator:
         """Return findings for ``value`` (empty when it is a safe path inside a root)."""
         return self.resolve(field, value)[0]
 
+    def contains(self, path: str) -> bool:
+        """True when the canonical ``path`` is one of the roots or below one."""
+        return _inside(path, self._root_strs)
+
     def resolve(self, field: str, value: object) -> tuple[list[Finding], Path | None]:
         """Return (findings, canonical path). The path is None whenever there is a finding."""
         if not isinstance(value, str):

@@ -28,10 +28,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from services.common import ConfigModel, PermissionDenied, every, get_logger
+from services.common import ConfigError, ConfigModel, PermissionDenied, every, get_logger, parse_yaml
 from services.security._principal import Level, Principal
 
 __all__ = ["Decision", "Policy", "PolicyError", "PolicyStore", "Rule"]
@@ -119,9 +118,9 @@ class Policy:
     def from_yaml(cls, text: str, source: str = "<policy>") -> Policy:
         """Parse and validate a policy document. Raises `PolicyError` naming source and rule."""
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"{source}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+            data = parse_yaml(text, source)
+        except ConfigError as exc:
+            raise PolicyError(str(exc)) from None
         try:
             parsed = _PolicyFile.model_validate(data or {})
         except ValidationError as exc:

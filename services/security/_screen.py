@@ -9,6 +9,7 @@ audit failure refuses the request (`Unavailable`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import OrderedDict
@@ -32,6 +33,7 @@ __all__ = ["Inspector", "ScreenInput", "ScreenOutcome", "Screener"]
 _WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.\[\]*-]{1,128}$")
 _MAX_FIELDS = 64
+_OFFLOAD_BYTES = 64 << 10
 
 
 class Inspector:
@@ -109,6 +111,10 @@ class ScreenInput:
     request_id: str = ""
     schema_key: bytes | None = None
     """Canonical bytes of ``params_schema`` (e.g. deterministic proto encoding) for the schema cache."""
+    peer: str = ""
+    params_bytes: int = 0
+    """Serialized size of ``params``; large ones are checked on a worker thread, off the event loop."""
+    """Network address of the caller (bounds audit records of failed authentications per peer)."""
 
 
 @dataclass(frozen=True)
@@ -149,13 +155,14 @@ class Screener:
             ]
         return bad
 
-    def _findings(self, req: ScreenInput) -> list[Finding]:
+    def _findings(self, req: ScreenInput, validator: ParamsValidator | None) -> list[Finding]:
+        """Every finding about ``req``'s params. Thread-safe (reads only), so large params can be
+        checked on a worker thread; ``validator`` is compiled beforehand, on the loop."""
         ins = self.inspector
         out = check_shape("params", req.params)
         if out:
             return out
-        if req.params_schema:
-            validator = ins.params_validator(req.params_schema, key=req.schema_key)
+        if validator is not None:
             out += validator.validate("params", req.params, shape_checked=True)
         for spec in req.prompt_fields:
             for path, value in select_fields(req.params, spec):
@@ -178,8 +185,8 @@ class Screener:
             (each audited first); Unavailable: the audit log could not record the decision.
         """
         gate = self.gate
-        principal = gate.authenticate(
-            req.token, action="screen", resource=req.workflow[:200], request_id=req.request_id
+        principal = await gate.authenticate(
+            req.token, action="screen", resource=req.workflow[:200], request_id=req.request_id, peer=req.peer
         )
         decision = gate.decide(principal, "workflow.start", req.workflow, req.required_level)  # cached lookup
         who = {"level": principal.level.name, "via": principal.via, "credential": principal.credential_id}
@@ -206,7 +213,16 @@ class Screener:
             await record(False, decision.reason)
             raise PermissionDenied(decision.reason)
         try:
-            findings = self._findings(req)
+            # Compiled on the loop: the schema cache is not thread-safe.
+            validator = (
+                self.inspector.params_validator(req.params_schema, key=req.schema_key)
+                if req.params_schema
+                else None
+            )
+            if req.params_bytes > _OFFLOAD_BYTES:  # linear-time checks, but long for large params
+                findings = await asyncio.to_thread(self._findings, req, validator)
+            else:
+                findings = self._findings(req, validator)
         except InvalidArgument as exc:  # a bad schema or root name is a refusal too: audit it
             await record(False, f"invalid request: {exc.message}")
             raise

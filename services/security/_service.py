@@ -9,10 +9,12 @@ RetryInfo details) in one place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -22,9 +24,11 @@ from services.common import (
     FieldViolation,
     Instrumentation,
     InvalidArgument,
+    Unavailable,
     VigilServer,
     add_log_redactor,
     every,
+    optional_timestamp,
     publish_serving,
 )
 from services.security._audit import AuditFilter
@@ -57,8 +61,12 @@ _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
 
 
-def _caller_token(context: grpc.aio.ServicerContext) -> str:
-    return bearer_token(context.invocation_metadata())
+def _caller_token(context: grpc.aio.ServicerContext, given: str = "") -> Callable[[], str]:
+    """The token source for the gate: ``given`` if set, else the authorization metadata.
+
+    Extraction is deferred to the gate so that a missing or malformed header is audited.
+    """
+    return lambda: given or bearer_token(context.invocation_metadata())
 
 
 def _request_id(given: str, context: grpc.aio.ServicerContext) -> str:
@@ -71,6 +79,10 @@ def _request_id(given: str, context: grpc.aio.ServicerContext) -> str:
     return rid
 
 
+def _epoch_s(when: datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
+
+
 def _refuse(message: str, findings: list[Finding]) -> InvalidArgument:
     return InvalidArgument(message, to_violations(findings))
 
@@ -81,13 +93,19 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
     def __init__(self, core: SecurityCore) -> None:
         self.core = core
 
-    def _caller(self, context: grpc.aio.ServicerContext, level: Level, action: str, **kw: Any) -> Principal:
-        return self.core.gate.require_level(_caller_token(context), level, action=action, **kw)
+    async def _caller(
+        self, context: grpc.aio.ServicerContext, level: Level, action: str, **kw: Any
+    ) -> Principal:
+        return await self.core.gate.require_level(
+            _caller_token(context), level, action=action, peer=context.peer(), **kw
+        )
 
     async def Authenticate(self, request: _pb.AuthenticateRequest, context: grpc.aio.ServicerContext) -> Any:
-        token = request.token or _caller_token(context)
-        principal = self.core.gate.authenticate(
-            token, action="authenticate", request_id=_request_id("", context)
+        principal = await self.core.gate.authenticate(
+            _caller_token(context, request.token),
+            action="authenticate",
+            peer=context.peer(),
+            request_id=_request_id("", context),
         )
         return _pb.AuthenticateResponse(principal=principal_pb(principal))
 
@@ -103,13 +121,14 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             raise InvalidArgument("malformed authorize request", bad)
         rid = _request_id(request.request_id, context)
         gate = self.core.gate
-        principal = gate.authenticate(
-            request.token or _caller_token(context),
+        principal = await gate.authenticate(
+            _caller_token(context, request.token),
             action="authorize",
             resource=request.resource,
             request_id=rid,
+            peer=context.peer(),
         )
-        decision, record = gate.authorize(principal, request.action, request.resource, request_id=rid)
+        decision, record = await gate.authorize(principal, request.action, request.resource, request_id=rid)
         return _pb.AuthorizeResponse(
             decision=_pb.DECISION_ALLOW,
             principal=principal_pb(principal),
@@ -122,7 +141,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.ValidateInputRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        principal = self._caller(context, Level.AUTHENTICATED, "validate", request_id=rid)
+        principal = await self._caller(context, Level.AUTHENTICATED, "validate", request_id=rid)
         ins = self.core.inspector
         kind = request.WhichOneof("input")
         canonical = ""
@@ -139,7 +158,9 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         elif kind == "params":
             schema = struct_to_py(request.params.schema)
             params = struct_to_py(request.params.params)
-            findings = ins.params_validator(schema, "params.schema").validate("params.params", params)
+            params_check = ins.params_validator(schema, "params.schema")
+            # Off the loop: patterns run on RE2 (linear), but a large params value still takes a while.
+            findings = await asyncio.to_thread(params_check.validate, "params.params", params)
         else:
             raise InvalidArgument(
                 "no input given",
@@ -147,7 +168,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
             )
         blocking = [f for f in findings if f.blocking]
         if blocking:
-            self.core.audit.append(
+            await self.core.audit.append_async(
                 action="validate",
                 resource=kind,
                 decision="DENY",
@@ -175,6 +196,8 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 path_fields=list(request.path_fields),
                 trajectory_fields=list(request.trajectory_fields),
                 request_id=_request_id(request.request_id, context),
+                peer=context.peer(),
+                params_bytes=request.params.ByteSize(),
                 schema_key=schema_key,
             )
         )
@@ -188,7 +211,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         )
 
     async def Sanitize(self, request: _pb.SanitizeRequest, context: grpc.aio.ServicerContext) -> Any:
-        self._caller(context, Level.AUTHENTICATED, "sanitize", request_id=_request_id("", context))
+        await self._caller(context, Level.AUTHENTICATED, "sanitize", request_id=_request_id("", context))
         redactor = self.core.redactor
         text, counts = redactor.redact(request.text)
         data, data_counts = redactor.redact_value(struct_to_py(request.data))
@@ -200,11 +223,11 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.VerifyArtifactRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        principal = self._caller(context, Level.AUTHENTICATED, "artifact.verify", request_id=rid)
+        principal = await self._caller(context, Level.AUTHENTICATED, "artifact.verify", request_id=rid)
         result = await asyncio.to_thread(
             self.core.verifier.verify, request.path, request.expected_sha256, request.manifest_path
         )
-        self.core.audit.append(
+        await self.core.audit.append_async(
             action="artifact.verify",
             resource=request.path,
             decision="ALLOW" if result.match else "DENY",
@@ -225,7 +248,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.FetchArtifactRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        principal = self._caller(
+        principal = await self._caller(
             context, Level.PRIVILEGED, "artifact.fetch", request_id=rid, audit_allowed=True
         )
         downloader = self.core.downloader
@@ -238,7 +261,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 [FieldViolation("dest_name", "a plain file name", "BAD_NAME")],
             )
         result = await asyncio.to_thread(downloader.download, request.url, request.expected_sha256, name)
-        self.core.audit.append(
+        await self.core.audit.append_async(
             action="artifact.fetch",
             resource=name,
             decision="ALLOW" if result.match else "DENY",
@@ -257,22 +280,24 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.ListAuditEventsRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        self._caller(context, Level.ADMIN, "audit.list", request_id=rid, audit_allowed=True)
+        await self._caller(context, Level.ADMIN, "audit.list", request_id=rid, audit_allowed=True)
         flt = AuditFilter(
             subject=request.subject or None,
             action=request.action or None,
             decision=decision_name(request.decision),
-            since_ts=request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None,
-            until_ts=request.until.ToNanoseconds() / 1e9 if request.HasField("until") else None,
+            since_ts=_epoch_s(optional_timestamp(request, "since")),
+            until_ts=_epoch_s(optional_timestamp(request, "until")),
         )
-        records, token = self.core.audit.list(flt, page_size=request.page_size, page_token=request.page_token)
+        records, token = await asyncio.to_thread(
+            self.core.audit.list, flt, page_size=request.page_size, page_token=request.page_token
+        )
         return _pb.ListAuditEventsResponse(events=[event_pb(r) for r in records], next_page_token=token)
 
     async def VerifyAuditLog(
         self, request: _pb.VerifyAuditLogRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         rid = _request_id("", context)
-        self._caller(context, Level.ADMIN, "audit.verify", request_id=rid, audit_allowed=True)
+        await self._caller(context, Level.ADMIN, "audit.verify", request_id=rid, audit_allowed=True)
         result = await asyncio.to_thread(self.core.audit.verify)
         return _pb.VerifyAuditLogResponse(
             ok=result.ok,
@@ -289,7 +314,8 @@ def _log_redactor(text: str) -> str:
 def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
     """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
     refused), and SERVING again once they can (only on a started server); it also logs the
-    audit chain head now and then as an external anchor."""
+    audit chain head now and then as an external anchor, and writes the summary of failed
+    authentications that were not recorded one by one."""
 
     last_anchor = [time.monotonic()]
 
@@ -297,7 +323,9 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
         if time.monotonic() - last_anchor[0] >= _ANCHOR_EVERY_S:
             last_anchor[0] = time.monotonic()
             core.audit.log_anchor()
-        await publish_serving(server.health, ("", SERVICE_NAME), core.audit.probe())
+        with contextlib.suppress(Unavailable):  # counts are kept; the probe below turns NOT_SERVING
+            await core.gate.flush_failures()
+        await publish_serving(server.health, ("", SERVICE_NAME), await asyncio.to_thread(core.audit.probe))
 
     return job
 
@@ -330,6 +358,8 @@ async def build(config: SecurityConfig) -> VigilServer:
         await asyncio.gather(watcher, prober)
         if sighup:
             policy.remove_sighup(loop)
+        with contextlib.suppress(Unavailable):  # logged by the audit log; nothing more to do at exit
+            await core.gate.flush_failures(force=True)
         core.close()
 
     server.on_shutdown(shutdown)

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2 as _hpb
 
+from services.common import bad_request_violations
 from tests.healthd_util import eventually, flag_check
 from vigil.healthd.v1 import healthd_pb2 as _pb
 
@@ -123,6 +124,17 @@ async def test_unknown_component_and_bad_requests(running: Any, tokens: dict[str
     )
     for bad in (_pb.ListEventsRequest(page_size=5000), _pb.ListEventsRequest(page_token="abc")):
         assert await _code(running.stub.ListEvents(bad)) is grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("token", ["abc", "\u00b2", "\u0663", "5" * 5000, "9" * 19, "-1", " 1"])
+async def test_list_events_rejects_a_page_token_it_never_issued(running: Any, token: str) -> None:
+    """Unicode digits (int() chokes on "²") and huge numbers are bad input, never INTERNAL."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await running.stub.ListEvents(_pb.ListEventsRequest(page_token=token))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in bad_request_violations(caught.value)] == ["page_token"]
+    # the server stays up and answers good requests
+    assert (await running.stub.ListEvents(_pb.ListEventsRequest(page_size=1))).events
 
 
 async def test_heal_restarts_and_is_recorded(running: Any, tokens: dict[str, Any]) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-import pytest
-from aiohttp import web
 from grpc_health.v1 import health_pb2 as hpb
 
 from healthd._daemon import Daemon
@@ -16,47 +14,9 @@ from services.common import ServerConfig, VigilServer
 from tests.conftest import eventually
 from tests.healthd_util import config
 from tests.integration.healthd.conftest import free_port
+from tests.integration.obs.conftest import Receiver
 
 NAME = "drill.v1.Target"
-
-
-class Receiver:
-    """A webhook receiver on port 0 that answers 503 to its first request."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.attempts = 0
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        if self.attempts == 1:
-            return web.Response(status=503, text="try later")
-        self.bodies.append(await request.json())
-        return web.Response(text="ok")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/hook"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def notices(self) -> list[tuple[str, str, str]]:
-        """(status, notice kind, severity) of each delivered payload."""
-        out = []
-        for b in self.bodies:
-            (alert,) = b["alerts"]
-            out.append((b["status"], alert["annotations"]["notice"], alert["labels"]["severity"]))
-        return out
 
 
 async def _target(port: int) -> VigilServer:
@@ -64,14 +24,6 @@ async def _target(port: int) -> VigilServer:
     await srv.health.set(NAME, hpb.HealthCheckResponse.SERVING)
     await srv.start()
     return srv
-
-
-@pytest.fixture
-async def receiver():
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
 
 
 async def test_down_escalate_resolve_drill(receiver: Receiver) -> None:

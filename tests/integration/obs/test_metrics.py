@@ -69,13 +69,17 @@ async def test_metrics_endpoint_closes_on_shutdown(served) -> None:
 
 async def test_otlp_metrics_push_matches_traffic(monkeypatch) -> None:
     rx = OtlpMetricsReceiver()
-    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", await rx.start())
-    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    # The push settings are handed in, read once at start-up: the process environment
+    # (which asks for no push here) is not consulted again.
+    monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", raising=False)
+    environ = {
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": await rx.start(),
+        "OTEL_METRIC_EXPORT_INTERVAL": "100",
+    }
     cfg = ServerConfig(port=0, grace_period_s=0)
-    obs = Instrumentation("pushed", cfg)
+    obs = Instrumentation("pushed", cfg, environ=environ)
     srv = VigilServer(cfg, "pushed", interceptors=obs.server_interceptors)
     srv.add_servicer(wf_grpc.add_WorkflowServiceServicer_to_server, wf_grpc.WorkflowServiceServicer(), WF)
     obs.attach(srv)

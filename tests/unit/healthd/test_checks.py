@@ -13,7 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
-from healthd import Status
+from healthd import CheckResult, Status
 from healthd._checks import (
     ExecCheck,
     GrpcHealthCheck,
@@ -32,7 +32,7 @@ from healthd._config import (
     TcpCheckConfig,
 )
 from services.common import HealthServicer
-from tests.healthd_util import pid_alive
+from tests.healthd_util import garbage_server, pid_alive
 
 SERVING = _hpb.HealthCheckResponse.SERVING
 NOT_SERVING = _hpb.HealthCheckResponse.NOT_SERVING
@@ -105,6 +105,32 @@ async def _http_server(status: int, body: bytes) -> tuple[asyncio.Server, int]:
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
+
+
+async def test_http_check_target_speaking_garbage_is_not_serving() -> None:
+    server, port = await garbage_server()
+    try:
+        check = HttpCheck(HttpCheckConfig(kind="http", url=f"http://127.0.0.1:{port}/healthz"))
+        result = await check.check(2)  # the check itself, not run_check's backstop
+        assert result.status is Status.NOT_SERVING and "BadStatusLine" in result.message
+    finally:
+        server.close()
+
+
+class _Exploding:
+    """Fault injector: a check with a bug (raises instead of returning a result)."""
+
+    async def check(self, timeout_s: float) -> CheckResult:
+        raise KeyError("no such thing")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_run_check_turns_a_raising_check_into_not_serving() -> None:
+    result = await run_check(_Exploding(), 1.0)
+    assert result.status is Status.NOT_SERVING
+    assert "KeyError" in result.message and "no such thing" in result.message
 
 
 async def test_http_check_status_and_body() -> None:

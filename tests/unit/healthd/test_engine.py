@@ -16,7 +16,15 @@ import pytest
 
 from healthd import EventKind, FakeClock, HealState, HealthEngine, Level, Reason, Status, SystemStatus
 from healthd._events import EventLog
-from tests.healthd_util import assert_no_pid, config, eventually, flag_check, pid_alive, proc_check
+from tests.healthd_util import (
+    assert_no_pid,
+    config,
+    eventually,
+    flag_check,
+    garbage_server,
+    pid_alive,
+    proc_check,
+)
 
 PY = sys.executable
 SLEEPER = [PY, "-c", "import time; time.sleep(120)"]
@@ -340,3 +348,40 @@ async def test_a_healed_component_counts_as_started_only_after_passing_its_check
     starting = next(runs for state, runs in seen if state is HealState.STARTING)
     healthy = next(runs for state, runs in seen if state is HealState.HEALTHY)
     assert healthy > starting  # a check ran on the new process before it counted as healthy
+
+
+async def test_a_check_target_speaking_garbage_is_down_not_a_dead_scheduler(
+    engines: list[HealthEngine],
+) -> None:
+    server, port = await garbage_server()
+    try:
+        engine = await _start(
+            engines,
+            mode="sidecar",
+            watchdog={"interval_s": 0.05, "stall_after_s": 1.0},
+            components=[
+                {
+                    "name": "web",
+                    "checks": [
+                        {
+                            "kind": "http",
+                            "url": f"http://127.0.0.1:{port}/healthz",
+                            "interval_s": 0.05,
+                            "timeout_s": 1.0,
+                            "failure_threshold": 1,
+                        }
+                    ],
+                }
+            ],
+        )
+        job = engine.scheduler.jobs[0]
+        await eventually(lambda: engine.statuses()["web"] is Status.NOT_SERVING)
+        assert "BadStatusLine" in engine.snapshot().components[0].checks[0].message
+        # The check keeps running on its grid, and healthd's own liveness is untouched:
+        # a garbage-speaking target is that component's problem, never a reason to restart the pod.
+        runs = job.runs
+        await eventually(lambda: job.runs >= runs + 5, 5)
+        assert engine.statuses()["liveness"] is Status.SERVING
+        assert EventKind.LIVENESS not in [e.kind for e in engine.events.since()]
+    finally:
+        server.close()

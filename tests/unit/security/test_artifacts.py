@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,53 @@ def test_relative_paths_search_the_roots_in_order(tmp_path: Path) -> None:
         verifier.verify("nowhere.bin", expected_sha256=DIGEST)
     with pytest.raises(InvalidArgument):
         verifier.verify("../artifacts/fetched.bin", expected_sha256=DIGEST)
+
+
+SECRET = b"outside the root\n"
+
+
+def _swap_file_for_symlink(target: Path) -> Callable[[Path], None]:
+    def swap(real: Path) -> None:  # runs between validation and open, like a racing attacker
+        real.unlink()
+        real.symlink_to(target)
+
+    return swap
+
+
+def _swap_dir_for_symlink(outside_dir: Path) -> Callable[[Path], None]:
+    def swap(real: Path) -> None:
+        real.parent.rename(real.parent.with_name("moved"))
+        real.parent.symlink_to(outside_dir, target_is_directory=True)
+
+    return swap
+
+
+@pytest.mark.parametrize("swap_dir", [False, True])
+def test_a_symlink_swapped_in_after_validation_cannot_escape_the_root(
+    tmp_path: Path, root: Path, swap_dir: bool
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.bin").write_bytes(SECRET)
+    (root / "sub").mkdir()
+    (root / "sub" / "model.bin").write_bytes(PAYLOAD)
+    swap = _swap_dir_for_symlink(outside) if swap_dir else _swap_file_for_symlink(outside / "model.bin")
+    verifier = ArtifactVerifier(PathValidator([root]), before_open=swap)
+    with pytest.raises(InvalidArgument) as exc:
+        verifier.verify("sub/model.bin", hashlib.sha256(SECRET).hexdigest())
+    assert [v.reason for v in exc.value.violations] == ["PATH_SYMLINK_ESCAPE"]
+
+
+def test_a_swapped_manifest_cannot_escape_the_root(tmp_path: Path, root: Path) -> None:
+    outside = tmp_path / "outside.sha256"
+    outside.write_text(f"{DIGEST}  model.bin\n")
+    (root / "SHA256SUMS").write_text(f"{'0' * 64}  model.bin\n")
+
+    def swap(real: Path) -> None:
+        if real.name == "SHA256SUMS":
+            _swap_file_for_symlink(outside)(real)
+
+    verifier = ArtifactVerifier(PathValidator([root]), before_open=swap)
+    with pytest.raises(InvalidArgument) as exc:
+        verifier.verify("model.bin", manifest_path="SHA256SUMS")
+    assert [v.reason for v in exc.value.violations] == ["PATH_SYMLINK_ESCAPE"]

@@ -139,7 +139,18 @@ def test_list_filters_and_pages(log: AuditLog) -> None:
     assert [r.seq for r in window] == [4, 3]
 
 
-@pytest.mark.parametrize(("size", "token"), [(-1, ""), (5000, ""), (10, "abc"), (10, "9" * 40)])
+@pytest.mark.parametrize(
+    ("size", "token"),
+    [
+        (-1, ""),
+        (5000, ""),
+        (10, "abc"),
+        (10, "9" * 40),
+        (10, "9" * 5000),
+        (10, "\u00b2"),
+        (10, "\u0661\u0662"),
+    ],
+)
 def test_list_rejects_bad_paging(log: AuditLog, size: int, token: str) -> None:
     with pytest.raises(InvalidArgument):
         log.list(page_size=size, page_token=token)

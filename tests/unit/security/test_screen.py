@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from services.common import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable
 from services.security import AuditFilter, Level, ScreenInput, SecurityConfig
 from services.security._core import SecurityCore
+from tests.conftest import eventually
 from tests.unit.security._support import fast_key
 
 SCHEMA = {
@@ -231,3 +232,25 @@ def test_screen_only_ever_allows_or_refuses_with_a_domain_error(
         assert exc.message
         return
     assert outcome.audit_id and isinstance(outcome.sanitized_params, dict)
+
+
+async def test_large_params_are_checked_off_the_event_loop(env: dict) -> None:  # type: ignore[type-arg]
+    from tests.unit.security.test_gate import Ticker
+
+    core: SecurityCore = env["core"]
+    items = [{"k": f"v{i}", "n": i} for i in range(25_000)]
+    schema = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+            "k": {"type": "string", "pattern": "^v[0-9]+$"}, "n": {"type": "integer", "minimum": 0}}}}},
+    }  # fmt: skip
+    await core.screener.screen(req(env["user"], params_schema=schema, params={"items": items[:1]}))  # compile
+    ticker = Ticker()
+    try:
+        big = req(env["user"], params_schema=schema, params={"items": items}, params_bytes=2 << 20,
+                  prompt_fields=[], path_fields=[])  # fmt: skip
+        call = asyncio.ensure_future(core.screener.screen(big))
+        await eventually(lambda: ticker.ticks > 20 and not call.done(), timeout=20)
+        assert (await call).principal.subject == "alice"
+    finally:
+        ticker.stop()

@@ -137,17 +137,46 @@ def test_select_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    "schema",
+    ("schema", "value"),
     [
-        {"type": "string", "pattern": "(a+)+$"},
-        {"properties": {"x": {"pattern": "^(a|aa)*$"}}},
-        {"patternProperties": {"^(\\w+\\s?)*$": {}}},
-        {"items": [{"pattern": "((ab)*)+c"}]},
-        {"pattern": "["},
+        ({"type": "string", "pattern": "(a+)+$"}, "a" * 5000 + "!"),
+        ({"type": "string", "pattern": "^.*.*.*.*.*.*.*="}, "x" * 5000),
+        ({"type": "string", "pattern": "^\\d*\\d*\\d*\\d*\\d*x"}, "1" * 5000),
+        ({"properties": {"x": {"pattern": "^(a|aa)*$"}}}, {"x": "a" * 5000 + "b"}),
+        ({"patternProperties": {"^(\\w+\\s?)*$": False}}, {"a" * 5000 + "!": 1, "ok": 2}),
+        (
+            {"patternProperties": {"^(a+)+$": {}}, "additionalProperties": False},
+            {"a" * 5000 + "!": 1},
+        ),
     ],
 )
-def test_catastrophic_patterns_are_refused(schema: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=r"refused JSON Schema pattern|invalid JSON Schema"):
+def test_backtracking_patterns_answer_in_linear_time(schema: dict[str, object], value: object) -> None:
+    """Patterns that make Python's re backtrack for ages run on RE2: the answer is simply computed."""
+    findings = ParamsValidator(schema).validate("p", value)
+    assert findings and all(f.code.startswith("SCHEMA_") for f in findings)
+    assert "SCHEMA_UNCHECKABLE" not in codes(findings)
+
+
+def test_pattern_properties_still_select_keys() -> None:
+    v = ParamsValidator({"patternProperties": {"^n_": {"type": "integer"}}, "additionalProperties": False})
+    assert v.validate("p", {"n_a": 1}) == []
+    assert codes(v.validate("p", {"n_a": "x"})) == ["SCHEMA_TYPE"]
+    assert codes(v.validate("p", {"other": 1})) == ["SCHEMA_ADDITIONALPROPERTIES"]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "(a)\\1"},
+        {"properties": {"x": {"pattern": "(?=a)a"}}},
+        {"patternProperties": {"(?<!x)y": {}}},
+        {"pattern": "["},
+        {"pattern": "a" * 1001},
+        {"patternProperties": {"^a": {}}, "unevaluatedProperties": False},
+    ],
+)
+def test_non_linear_patterns_are_refused(schema: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"refused JSON Schema|invalid JSON Schema"):
         ParamsValidator(schema)
 
 

@@ -1,0 +1,207 @@
+"""The services' request paths: Screen (security) and StartRun(echo, wait) (workflow),
+each beside a bare grpc.health.v1 Check on the same server in the same run.
+
+Screen runs against a security process alone; StartRun against the real pair (security
+process, workflow process with its durable SQLite store, synchronous=FULL), so every run
+pays the Screen hop, the audit record and three store commits. The bare Check is the
+cheapest unary RPC the same server answers: the ratio shows what the work costs over the
+transport itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2 as hpb
+from grpc_health.v1 import health_pb2_grpc as hpb_grpc
+
+from bench._load import load_figures, rotated_load
+from bench._procs import ServerProcess, running
+from bench._registry import Context, benchmark
+from bench._report import Figure, Target
+from bench._stack import SECURITY, WORKFLOW, LocalStack
+from vigil.security.v1 import security_pb2 as _spb
+from vigil.security.v1 import security_pb2_grpc as _spb_grpc
+from vigil.workflow.v1 import workflow_pb2 as _wpb
+from vigil.workflow.v1 import workflow_pb2_grpc as _wpb_grpc
+
+CONCURRENCY = (1, 16, 64)
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(data)
+    return s
+
+
+def screen_request(token: str) -> _spb.ScreenRequest:
+    """A typical Screen: a prompt and a path to validate, a schema to check, PII to redact."""
+    params = {
+        "prompt": "Summarize the Q3 report for ops@example.com, keep it short.",
+        "path": "reports/q3.txt",
+    }
+    schema = {
+        "type": "object",
+        "properties": {"prompt": {"type": "string", "maxLength": 4000}, "path": {"type": "string"}},
+        "required": ["prompt"],
+        "additionalProperties": False,
+    }
+    return _spb.ScreenRequest(
+        token=token,
+        workflow="summarize",
+        params=_struct(params),
+        params_schema=_struct(schema),
+        prompt_fields=["prompt"],
+        path_fields=["path"],
+        request_id="bench",
+    )
+
+
+async def _paired(
+    ctx: Context,
+    label: str,
+    ours: Callable[[], Awaitable[Any]],
+    bare: Callable[[], Awaitable[Any]],
+    target: Target,
+) -> list[Figure]:
+    figures: list[Figure] = []
+    for conc in CONCURRENCY:
+        samples = await rotated_load(
+            {"ours": ours, "bare": bare}, concurrency=conc, repeats=ctx.repeats, duration_s=ctx.seconds(1.5)
+        )
+        ours_tp, bare_tp = samples["ours"][-1].throughput, samples["bare"][-1].throughput
+        ctx.log(f"{label} c{conc}: {ours_tp:.0f} vs bare {bare_tp:.0f}/s")
+        figures += load_figures(
+            f"{label} c{conc}",
+            samples["ours"],
+            samples["bare"],
+            "bare grpc.health.v1 Check on the same server, same client",
+            target,
+        )
+    return figures
+
+
+@benchmark("security.screen", "Screen throughput/p50/p99 at c1/16/64 vs bare Check on the same server")
+async def screen(ctx: Context) -> list[Figure]:
+    with scratch() as root:
+        stack = LocalStack(root, supervised=False)
+        proc = ServerProcess(
+            ["-m", "services.security", "--config", str(stack.security_config())], name="security"
+        )
+        with running(proc):
+            async with grpc.aio.insecure_channel(proc.address) as channel:
+                stub = _spb_grpc.SecurityServiceStub(channel)
+                health = hpb_grpc.HealthStub(channel)
+                request = screen_request(stack.token)
+                reply = await stub.Screen(request, timeout=10)  # fails loudly if the request is refused
+                assert reply.decision == _spb.DECISION_ALLOW, reply
+                return await _paired(
+                    ctx,
+                    "Screen",
+                    partial(stub.Screen, request, timeout=10),
+                    partial(health.Check, hpb.HealthCheckRequest(service=SECURITY), timeout=10),
+                    Target.ratio_at_least(0.5),
+                )
+
+
+@benchmark("workflow.start_run", "StartRun(echo, wait) through Screen and the durable store at c1/16/64")
+async def start_run(ctx: Context) -> list[Figure]:
+    with scratch() as root:
+        stack = LocalStack(root, supervised=False)
+        try:
+            await stack.start()
+            async with grpc.aio.insecure_channel(stack.address("workflow")) as channel:
+                stub = _wpb_grpc.WorkflowServiceStub(channel)
+                health = hpb_grpc.HealthStub(channel)
+                request = _wpb.StartRunRequest(
+                    workflow="echo", params=_struct({"message": "bench"}), wait=True
+                )
+                metadata = (("authorization", f"Bearer {stack.token}"),)
+                figures = await _paired(
+                    ctx,
+                    "StartRun",
+                    partial(stub.StartRun, request, metadata=metadata, timeout=30),
+                    partial(health.Check, hpb.HealthCheckRequest(service=WORKFLOW), timeout=10),
+                    Target.ratio_at_least(0.3),
+                )
+        finally:
+            stack.stop()
+    c64 = next(f for f in figures if f.name == "StartRun c64 throughput")
+    figures.append(
+        Figure(
+            "StartRun c64 runs/s (absolute bar)",
+            "runs/s",
+            c64.ours,
+            target=Target.at_least(1000),
+            note="security + workflow processes, SQLite synchronous=FULL; client in the bench process",
+        )
+    )
+    return figures
+
+
+@benchmark("obs.tracing", "StartRun(echo, wait) c16 with tracing exported (always_on, OTLP) vs tracing off")
+async def tracing(ctx: Context) -> list[Figure]:
+    conc = 16
+    receiver = ServerProcess(["-m", "bench.servers.otlp_receiver"], name="otlp-receiver")
+    with scratch() as root, running(receiver):
+        otel = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.address}",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        stacks = {
+            "on": LocalStack(root / "on", supervised=False, env=otel),
+            "off": LocalStack(root / "off", supervised=False),
+        }
+        try:
+            for stack in stacks.values():
+                await stack.start()
+            calls = {}
+            channels = []
+            for name, stack in stacks.items():
+                channel = grpc.aio.insecure_channel(stack.address("workflow"))
+                channels.append(channel)
+                stub = _wpb_grpc.WorkflowServiceStub(channel)
+                request = _wpb.StartRunRequest(
+                    workflow="echo", params=_struct({"message": "bench"}), wait=True
+                )
+                metadata = (("authorization", f"Bearer {stack.token}"),)
+                calls[name] = partial(stub.StartRun, request, metadata=metadata, timeout=30)
+            try:
+                samples = await rotated_load(
+                    calls, concurrency=conc, repeats=ctx.repeats, duration_s=ctx.seconds(2.0), warmup_s=0.5
+                )
+            finally:
+                for channel in channels:
+                    await channel.close()
+            spans = int(await receiver.command("count"))
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+    if spans == 0:
+        raise RuntimeError("tracing on, yet the receiver got no span: the comparison would be meaningless")
+    figures = load_figures(
+        f"StartRun traced c{conc}",
+        samples["on"],
+        samples["off"],
+        "the same stack with tracing off (no OTEL_* variables), same client",
+        Target.ratio_at_least(0.85),
+    )
+    figures[0].note = f"{spans} spans received by the OTLP receiver process during the run"
+    return figures
