@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,34 +83,11 @@ def fuzzed() -> Iterator[Fuzzed]:
             loop.close()
 
 
-_TS_MIN, _TS_MAX = -62135596800, 253402300799  # 0001-01-01 .. 9999-12-31, as protobuf defines
-
-
-def invalid_timestamp(msg: Message) -> bool:
-    """True when ``msg`` holds (at any depth) a Timestamp outside protobuf's valid range."""
-    for field, value in msg.ListFields():
-        if field.message_type is None:
-            continue
-        items = value if field.is_repeated and not isinstance(value, Message) else [value]
-        for item in items:
-            if not isinstance(item, Message):
-                continue
-            if item.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
-                if not (_TS_MIN <= item.seconds <= _TS_MAX and 0 <= item.nanos <= 999_999_999):
-                    return True
-            elif invalid_timestamp(item):
-                return True
-    return False
-
-
 # Findings reported to their owners: requests matching one are generated (hypothesis draws
 # them) but not sent, so the fuzz keeps hunting for new failures; each has a strict-xfail
 # regression test below that turns green when the owner fixes it.
-KNOWN_FINDINGS = {
-    "workflow": [
-        ("out-of-range Timestamp -> INTERNAL (ListRuns created_before nanos=-1)", invalid_timestamp)
-    ],
-}
+# (The workflow Timestamp finding is fixed: out-of-range Timestamps are sent again.)
+KNOWN_FINDINGS: dict[str, list[tuple[str, Callable[[Message], bool]]]] = {}
 
 
 def _fuzz(fuzzed: Fuzzed, name: str, tokens: list[str], examples: int) -> None:
@@ -156,7 +133,6 @@ def test_fuzz_healthd_rpcs(fuzzed: Fuzzed) -> None:
     _fuzz(fuzzed, "healthd", [fuzzed.stack.token], 150)
 
 
-@pytest.mark.xfail(strict=True, reason="finding (workflow): an out-of-range Timestamp is answered INTERNAL")
 def test_finding_workflow_invalid_timestamp_is_invalid_argument(fuzzed: Fuzzed) -> None:
     method = SERVICES["workflow"].methods_by_name["ListRuns"]
     request = workflow_pb2.ListRunsRequest()
