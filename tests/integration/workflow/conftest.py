@@ -45,7 +45,10 @@ TEST_WORKFLOWS: dict[str, Any] = {
     "slow_retry": {
         "handler": f"{PLUGINS}:always_failing",
         "policy": {
-            "retry": {"max_attempts": 100, "initial_backoff_s": 0.2, "max_backoff_s": 0.2, "multiplier": 1}
+            "retry": {"max_attempts": 100, "initial_backoff_s": 0.2, "max_backoff_s": 0.2, "multiplier": 1},
+            # Only the deadline may end these retries: with the default breaker (10 calls) an
+            # always-failing handler on a fast machine opens it first, a different stop.
+            "breaker": {"min_calls": 1000},
         },
     },
     "narrow": {

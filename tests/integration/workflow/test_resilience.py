@@ -38,7 +38,10 @@ async def test_retries_respect_the_callers_deadline(app: WorkflowApp, security: 
     stored = await app.store.get_run(run.run_id)
     # (+0.01: grpc-timeout travels rounded up to its unit)
     assert stored.deadline is not None and stored.deadline <= stored.created_at + 1.01
-    assert stored.finished_at is not None and stored.finished_at >= stored.deadline - 0.2
+    assert stored.finished_at is not None and stored.finished_at >= stored.deadline - 0.2, (
+        final.error,
+        final.attempts,
+    )
     assert 1 <= final.attempts < 100  # 1 when screening on a busy machine left < 0.2 s
 
 
