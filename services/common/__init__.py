@@ -37,7 +37,7 @@ from services.common._metrics import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
-from services.common._status import bad_request_violations, retry_delay_s, to_grpc_status
+from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
     TracingInterceptor,
@@ -91,6 +91,7 @@ __all__ = [
     "client_interceptors",
     "configure_logging",
     "every",
+    "from_rpc_error",
     "get_logger",
     "install_log_hooks",
     "list_to_py",

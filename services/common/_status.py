@@ -14,7 +14,7 @@ from grpc_status import rpc_status
 
 from services.common._errors import FieldViolation, InvalidArgument, ResourceExhausted, VigilError
 
-__all__ = ["bad_request_violations", "retry_delay_s", "to_grpc_status"]
+__all__ = ["bad_request_violations", "from_rpc_error", "retry_delay_s", "to_grpc_status"]
 
 # Status messages travel in a trailer; keep them bounded so a huge echoed value cannot
 # blow the metadata limit and turn a clear error into a transport failure.
@@ -52,7 +52,10 @@ def to_grpc_status(err: VigilError) -> grpc.Status:
 
 
 def _details_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[any_pb2.Any]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:  # details whose code or message disagree with the call's: ignore them
+        return []
     return list(status.details) if status is not None else []
 
 
@@ -75,6 +78,32 @@ def retry_delay_s(error: grpc.aio.AioRpcError | grpc.RpcError) -> float | None:
             detail.Unpack(info)
             return info.retry_delay.ToNanoseconds() / 1e9
     return None
+
+
+# Each error class names its own code; this inverse is derived from them, never kept by hand.
+_BY_CODE: dict[grpc.StatusCode, type[VigilError]] = {cls.code: cls for cls in VigilError.__subclasses__()}
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> VigilError:
+    """The domain error a failed call stands for (client side), rich details kept.
+
+    The inverse of `to_grpc_status`: BadRequest violations and RetryInfo come back as
+    `InvalidArgument.violations` and `ResourceExhausted.retry_after_s`. Codes without a
+    domain class (UNKNOWN, INTERNAL, ...) become a plain VigilError carrying the code.
+    """
+    code: grpc.StatusCode = error.code()  # type: ignore[union-attr]
+    message = error.details() or ""  # type: ignore[union-attr]
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(message, bad_request_violations(error))
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        delay = retry_delay_s(error)
+        return ResourceExhausted(message, retry_after_s=1.0 if delay is None else delay)
+    cls = _BY_CODE.get(code)
+    if cls is not None:
+        return cls(message)
+    generic = VigilError(f"{code.name}: {message}")
+    generic.code = code
+    return generic
 
 
 # google.rpc.Code and grpc.StatusCode share numbering; assert it once at import.

@@ -24,11 +24,11 @@ from services.common import (
     Unavailable,
     VigilError,
     client_interceptors,
+    from_rpc_error,
     struct_to_dict,
 )
 from services.workflow._policies import CircuitBreaker
 from services.workflow._policy_config import WorkflowPolicy
-from services.workflow._rpc_errors import from_rpc_error
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 

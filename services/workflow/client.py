@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf.struct_pb2 import Struct
 
-from services.workflow._rpc_errors import from_rpc_error
+from services.common import from_rpc_error
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 

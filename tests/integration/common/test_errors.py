@@ -145,3 +145,16 @@ async def test_garbage_bytes_on_a_server_stream_are_invalid_argument(channel) ->
     call = raw(b"\xff\xff\xff", timeout=5)
     err = await call_error(call.read())
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_from_rpc_error_is_the_inverse_of_the_server_mapping(stub) -> None:
+    from services.common import from_rpc_error
+
+    bad = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="invalid"))))
+    assert isinstance(bad, InvalidArgument) and bad.violations[0].reason == "PATH_TRAVERSAL"
+    busy = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="busy"))))
+    assert isinstance(busy, ResourceExhausted) and busy.retry_after_s == 2.5
+    missing = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="r1"))))
+    assert isinstance(missing, NotFound) and "r1" in missing.message
+    bug = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="bug"))))
+    assert type(bug) is VigilError and bug.code == grpc.StatusCode.INTERNAL
