@@ -2,19 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from services.workflow._builtins import register_builtins
 from services.workflow._context import RunContext
 from services.workflow._events import EventType
-from services.workflow._executor import Executor
-from services.workflow._isolation import ProcessPool
-from services.workflow._model import ErrorCategory, NewRun, Run
+from services.workflow._model import ErrorCategory
 from services.workflow._policies import BreakerState
 from services.workflow._policy_config import (
     BreakerSettings,
@@ -22,68 +17,11 @@ from services.workflow._policy_config import (
     RetrySettings,
     WorkflowPolicy,
 )
-from services.workflow._registry import WorkflowRegistry
-from services.workflow._sqlite_store import SQLiteRunStore
 from services.workflow._states import RunState
 from tests.conftest import eventually
-from tests.unit.workflow._fakes import FakeClock
+from tests.unit.workflow._harness import Harness
 
 FAST_RETRY = RetrySettings(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.01)
-
-
-class Harness:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.store = SQLiteRunStore(tmp / "runs.db", clock=time.time, synchronous="NORMAL")
-        self.registry = WorkflowRegistry()
-        register_builtins(self.registry)
-        self.mono = FakeClock()
-        self.pool = ProcessPool(1)
-        self.executor = self.new_executor()
-
-    def new_executor(self, owner: str = "test", lease_s: float = 30.0) -> Executor:
-        return Executor(
-            store=self.store,
-            registry=self.registry,
-            owner=owner,
-            clock=time.time,
-            monotonic=self.mono,
-            pool=self.pool,
-            lease_s=lease_s,
-            poll_s=0.05,
-        )
-
-    async def start(self, workflow: str, params: Any = None, **kw: Any) -> Run:
-        owner, expires = self.executor.lease()
-        fields: dict[str, Any] = {
-            "run_id": uuid.uuid4().hex,
-            "workflow": workflow,
-            "params": params if params is not None else {},
-            "principal": "alice",
-            "priority": 0,
-            "created_at": time.time(),
-            "lease_owner": owner,
-            "lease_expires": expires,
-        }
-        fields.update(kw)
-        run, _ = await self.store.create_run(NewRun(**fields))
-        self.executor.dispatch(run, reserved=False)
-        return run
-
-    async def finish(self, workflow: str, params: Any = None, **kw: Any) -> Run:
-        run = await self.start(workflow, params, **kw)
-        return await self.executor.wait_terminal(run.run_id, within_s=10)
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(tmp_path)
-    await harness.store.open()
-    await harness.executor.start()
-    yield harness
-    await harness.executor.stop()
-    await harness.pool.close()
-    await harness.store.close()
 
 
 def failing(counter: list[int], exc: Callable[[], BaseException] = lambda: RuntimeError("down")) -> Any:
@@ -345,62 +283,3 @@ async def test_oversized_or_non_json_results_fail_the_run(h: Harness) -> None:
     assert fat.error.category is ErrorCategory.RESOURCE and "step 's'" in fat.error.message
     weird = await h.finish("odd")
     assert weird.state is RunState.FAILED and weird.error is not None and "not JSON" in weird.error.message
-
-
-async def test_another_replica_takes_over_after_the_lease_expires(h: Harness) -> None:
-    executed: list[str] = []
-    gate = asyncio.Event()
-
-    async def two_steps(ctx: RunContext) -> Any:
-        await ctx.step("one", lambda: executed.append(f"one@{ctx.attempt}") or 1)
-        await gate.wait()
-        return await ctx.step("two", lambda: executed.append(f"two@{ctx.attempt}") or 2)
-
-    h.registry.register("two_steps", two_steps)
-    a = Executor(
-        store=h.store,
-        registry=h.registry,
-        owner="replica-a",
-        clock=time.time,
-        monotonic=h.mono,
-        lease_s=1.0,
-        poll_s=0.05,
-    )
-    owner, expires = a.lease()
-    run, _ = await h.store.create_run(
-        NewRun(
-            uuid.uuid4().hex,
-            "two_steps",
-            {},
-            "alice",
-            0,
-            time.time(),
-            lease_owner=owner,
-            lease_expires=expires,
-        )
-    )
-    a.dispatch(run, reserved=False)
-    await eventually(lambda: executed == ["one@1"])
-    await a.stop()  # replica A is gone; its lease on the run runs out within 1 s
-    gate.set()
-    b = Executor(
-        store=h.store,
-        registry=h.registry,
-        owner="replica-b",
-        clock=time.time,
-        monotonic=h.mono,
-        lease_s=1.0,
-        poll_s=0.05,
-    )
-    await b.start()
-    try:
-        done = await eventually(lambda: _terminal(h, run.run_id), timeout=10)
-    finally:
-        await b.stop()
-    assert done.state is RunState.SUCCEEDED and executed == ["one@1", "two@2"]
-    assert done.attempts == 2  # B resumed A's run: step "one" was not executed again
-
-
-async def _terminal(h: Harness, run_id: str) -> Run | None:
-    run = await h.store.get_run(run_id)
-    return run if run.terminal else None
