@@ -1,6 +1,9 @@
 """Redaction of secrets and personal data: returns the cleaned text and counts by kind, never values.
 
-One combined regex scans the text once; each alternative is a *candidate* that a
+One combined regex scans the text once, in time linear in its length: every alternative
+either has bounded repetition or starts only where its unbounded run starts (so no run is
+rescanned from each of its positions; the linearity test in tests/unit/security checks
+pathological inputs at sizes n and 4n). Each alternative is a *candidate* that a
 checker confirms (Luhn for cards, `ipaddress` for IPs) before it is replaced by
 ``[REDACTED:<kind>]``. Alternatives earlier in the pattern win at the same position,
 so a PEM block or a bearer token is taken whole before its pieces look like anything else.
@@ -72,7 +75,9 @@ _BUILTIN: tuple[tuple[str, str, Callable[[str], bool] | None], ...] = (
         r"|AIza[0-9A-Za-z_-]{35})",
         None,
     ),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", None),
+    # Starts only where a run of token characters starts: with ``\b`` each "eyJ" inside one long
+    # dotless run ("eyJ-eyJ-...") was a start that scanned the rest of it (quadratic).
+    ("jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", None),
     (
         "email",
         r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b",

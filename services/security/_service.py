@@ -49,6 +49,7 @@ from services.security._findings import Finding, to_violations
 from services.security._principal import Level, Principal
 from services.security._sanitize import redact
 from services.security._screen import ScreenInput
+from services.security._trajectory import TrajectoryValidator
 from vigil.security.v1 import security_pb2 as _pb
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
@@ -81,6 +82,11 @@ def _request_id(given: str, context: grpc.aio.ServicerContext) -> str:
 
 def _epoch_s(when: datetime | None) -> float | None:
     return when.timestamp() if when is not None else None
+
+
+def _check_trajectory(validator: TrajectoryValidator, traj: _pb.TrajectoryInput) -> list[Finding]:
+    points = [{"t": p.t, "values": list(p.values)} for p in traj.points]
+    return validator.validate("trajectory.points", points)
 
 
 def _refuse(message: str, findings: list[Finding]) -> InvalidArgument:
@@ -145,22 +151,20 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         ins = self.core.inspector
         kind = request.WhichOneof("input")
         canonical = ""
+        # Limits first, then linear-time checks, inline or on the check pool by input size.
         if kind == "prompt":
-            findings = ins.prompt.validate("prompt.text", request.prompt.text)
+            findings = await ins.check_prompt("prompt.text", request.prompt.text)
         elif kind == "path":
-            findings, real = ins.path_validator(request.path.root).resolve("path.path", request.path.path)
+            findings, real = await ins.check_path(request.path.root, "path.path", request.path.path)
             canonical = str(real) if real is not None else ""
         elif kind == "trajectory":
             traj = request.trajectory
-            points = [{"t": p.t, "values": list(p.values)} for p in traj.points]
             validator = ins.trajectory_timed if traj.require_monotonic_time else ins.trajectory_untimed
-            findings = validator.validate("trajectory.points", points)
+            findings = await ins.run(request.ByteSize(), _check_trajectory, validator, traj)
         elif kind == "params":
             schema = struct_to_py(request.params.schema)
             params = struct_to_py(request.params.params)
-            params_check = ins.params_validator(schema, "params.schema")
-            # Off the loop: patterns run on RE2 (linear), but a large params value still takes a while.
-            findings = await asyncio.to_thread(params_check.validate, "params.params", params)
+            findings = await ins.check_params(schema, params, request.params.ByteSize())
         else:
             raise InvalidArgument(
                 "no input given",
@@ -212,11 +216,9 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
 
     async def Sanitize(self, request: _pb.SanitizeRequest, context: grpc.aio.ServicerContext) -> Any:
         await self._caller(context, Level.AUTHENTICATED, "sanitize", request_id=_request_id("", context))
-        redactor = self.core.redactor
-        text, counts = redactor.redact(request.text)
-        data, data_counts = redactor.redact_value(struct_to_py(request.data))
-        for kind, n in data_counts.items():
-            counts[kind] = counts.get(kind, 0) + n
+        text, data, counts = await self.core.inspector.sanitize(
+            request.text, struct_to_py(request.data), request.ByteSize()
+        )
         return _pb.SanitizeResponse(text=text, data=struct_from_py(data), redactions=counts)
 
     async def VerifyArtifact(
