@@ -7,12 +7,15 @@ health checks and everyone else's calls. Fairness rests on three bounds together
 
 - inputs up to ``inline_bytes`` are checked inline (a few milliseconds at most), so
   ordinary calls never queue behind someone's huge input;
-- larger ones run on ``workers`` threads, first come first served;
+- larger ones run on ``workers`` threads (default one), first come first served, each bounded
+  by the input limits (prompt.max_chars, validation.sanitize_max_chars, the message size);
 - at most ``max_queued`` large checks wait or run at once; beyond that a caller gets
   RESOURCE_EXHAUSTED (with a retry delay) instead of growing the queue without bound.
 
 Worker threads share the interpreter lock with the loop, which Python hands over every few
-milliseconds, so the loop keeps answering while a worker hashes through a large input.
+milliseconds between bytecodes, so the loop keeps answering while a worker goes through a
+large input, provided no single C call runs long: RE2 matches are fast, and the redactor
+searches Python regexes window by window for this reason.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ T = TypeVar("T")
 class ValidationConfig(ConfigModel):
     """Where input checks run and how large the inputs without a limit of their own may be."""
 
-    workers: int = Field(default=2, ge=1, le=32)
-    """Threads checking large inputs."""
+    workers: int = Field(default=1, ge=1, le=32)
+    """Threads checking large inputs. The checks are Python and regex code holding the interpreter
+    lock, so more threads add no throughput, only contention with the event loop: keep 1 unless
+    the checks change."""
     inline_bytes: int = Field(default=4096, ge=0, le=1 << 20)
     """Inputs up to this size are checked on the event loop (cheaper than a thread hop)."""
     max_queued: int = Field(default=32, ge=1, le=10_000)
