@@ -25,6 +25,7 @@ from services.common import (
     Instrumentation,
     InvalidArgument,
     Unavailable,
+    VigilError,
     VigilServer,
     add_log_redactor,
     every,
@@ -226,9 +227,20 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
     ) -> Any:
         rid = _request_id("", context)
         principal = await self._caller(context, Level.AUTHENTICATED, "artifact.verify", request_id=rid)
-        result = await asyncio.to_thread(
-            self.core.verifier.verify, request.path, request.expected_sha256, request.manifest_path
-        )
+        try:
+            result = await asyncio.to_thread(
+                self.core.verifier.verify, request.path, request.expected_sha256, request.manifest_path
+            )
+        except VigilError as exc:  # a refused verification is a decision too: audit it, then refuse
+            await self.core.audit.append_async(
+                action="artifact.verify",
+                resource=request.path,
+                decision="DENY",
+                subject=principal.subject,
+                reason=f"refused ({exc.code.name}): {exc.message}"[:500],
+                request_id=rid,
+            )
+            raise
         await self.core.audit.append_async(
             action="artifact.verify",
             resource=request.path,
