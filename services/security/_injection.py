@@ -41,6 +41,8 @@ __all__ = ["THRESHOLD", "InjectionScorer", "Score", "Signal"]
 THRESHOLD = 1.0
 STRONG = 1.5  # more than THRESHOLD + the largest benign discount
 _MAX_DISCOUNT = 0.4
+# Texts up to this long cannot exhaust a set's DFA memory (one state per position at most).
+_SET_TRUSTED_CHARS = 2048
 
 
 _W = r"(?: [a-z0-9]+)"  # one more word (views hold lowercase words separated by single spaces)
@@ -237,9 +239,9 @@ class Score:
         return self.total >= THRESHOLD
 
 
-def _options() -> Any:
+def _options(max_mem: int = 32 << 20) -> Any:
     opts = re2.Options()
-    opts.max_mem = 32 << 20
+    opts.max_mem = max_mem
     opts.log_errors = False
     opts.case_sensitive = False  # the views are lower-case already; extra patterns may not be
     return opts
@@ -251,14 +253,38 @@ class InjectionScorer:
     def __init__(self, extra: Sequence[str] = ()) -> None:
         signals = list(SIGNALS) + [Signal(f"extra_{i}", STRONG, p, "text") for i, p in enumerate(extra)]
         self._compiled = [(s, re2.compile(s.pattern, _options())) for s in signals]
+        # One RE2 set per view answers "which signals match" in a single pass over the text;
+        # only those are then searched one by one (for negation and positions).
+        self._sets: dict[str, tuple[Any, list[int]]] = {}
+        for view in ("text", "words", "compact"):
+            members = [i for i, s in enumerate(signals) if s.view == view]
+            matcher = re2.Set.SearchSet(_options(64 << 20))
+            for i in members:
+                matcher.Add(signals[i].pattern)
+            matcher.Compile()
+            self._sets[view] = (matcher, members)
 
-    def score(self, folded: Folded) -> Score:
-        """Score the views of one text. Linear in its length (RE2)."""
+    def score(self, folded: Folded, *, exhaustive: bool = False) -> Score:
+        """Score the views of one text. Linear in its length (RE2).
+
+        ``exhaustive`` searches every signal instead of asking the sets first (same answer; tests).
+        """
+        hits: list[int] = []
+        for view, (matcher, members) in self._sets.items():
+            text = getattr(folded, view).text
+            found = matcher.Match(text)
+            if exhaustive or (found is None and len(text) > _SET_TRUSTED_CHARS):
+                # A set match that runs out of DFA memory reports "no match", indistinguishable
+                # from a real miss; past a size that cannot happen, search each signal instead.
+                hits += members
+            else:
+                hits += (members[k] for k in found or ())
         total = 0.0
         discount = 0.0
         names: list[str] = []
         position = -1
-        for signal, regex in self._compiled:
+        for index in sorted(hits):
+            signal, regex = self._compiled[index]
             view = getattr(folded, signal.view)
             m = _first(regex, view.text, signal.negatable)
             if m is None:

@@ -19,6 +19,7 @@ In ``words``, sentence punctuation is kept as a "." word, so phrase gaps do not 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -36,6 +37,11 @@ _LEET = str.maketrans("013457@$8", "oieastasb")
 _LEET_CHARS = frozenset("013457@$8")
 _JOINERS = frozenset("-._*")
 _SENTENCE = frozenset(".!?;:")
+# Fixed-width character classes and a loop whose pieces cannot overlap: linear in Python's re.
+_RUN = re.compile(r"\S+")
+_W = r"(?:[^\W_]|[@$])+"
+_WORD_OR_STOP = re.compile(rf"{_W}|[.!?;:]")
+_JOINED_OR_STOP = re.compile(rf"{_W}(?:[-._*]{_W})*|[.!?;:]")
 _FOLD_CACHE: dict[str, str] = {}
 _FOLD_CACHE_MAX = 20_000  # distinct non-ASCII characters remembered (bounds memory)
 
@@ -96,6 +102,24 @@ def fold(value: str, *, undisguise: bool = True) -> Folded:
     ``undisguise=False`` only lower-cases and collapses whitespace: the plain reading, used to
     tell whether a match needed the folding (an obfuscated instruction) or not.
     """
+    if value.isascii():  # the common case: folding is lower-casing; whole runs at C speed
+        chars: list[str] = []
+        origin: list[int] = []
+        for m in _RUN.finditer(value):
+            chars.append(m.group().lower())
+            origin.extend(range(m.start(), m.end()))
+            chars.append(" ")
+            origin.append(m.end())
+        text = View("".join(chars)[:-1], tuple(origin[:-1]))
+        changed = False
+    else:
+        text, changed = _fold_unicode(value, undisguise)
+    words, compact, split_joined = _words(text, undisguise)
+    return Folded(text, words, compact, changed or split_joined)
+
+
+def _fold_unicode(value: str, undisguise: bool) -> tuple[View, bool]:
+    """The text view of non-ASCII ``value`` (character by character), and whether folding changed it."""
     chars: list[str] = []
     origin: list[int] = []
     changed = False
@@ -113,11 +137,10 @@ def fold(value: str, *, undisguise: bool = True) -> Folded:
                 space = False
             chars.append(c)
             origin.append(i)
-    text = View("".join(chars), tuple(origin))
-    words, split_joined = _words(text, undisguise)
-    compact_idx = [j for j, c in enumerate(words.text) if c not in " ."]
-    compact = View("".join(words.text[j] for j in compact_idx), tuple(words.origin[j] for j in compact_idx))
-    return Folded(text, words, compact, changed or split_joined)
+    if chars and chars[-1] == " ":
+        chars.pop()
+        origin.pop()
+    return View("".join(chars), tuple(origin)), changed
 
 
 def _tokens(text: View, undisguise: bool) -> list[tuple[str, list[int]]]:
@@ -127,58 +150,61 @@ def _tokens(text: View, undisguise: bool) -> list[tuple[str, list[int]]]:
     ``i-g-n-o-r-e``, ``I.G.N.O.R.E`` and ``instru-ctions`` become one word.
     """
     tokens: list[tuple[str, list[int]]] = []
-    cur: list[str] = []
-    pos: list[int] = []
     chars, origin = text.text, text.origin
-    n = len(chars)
-    for k in range(n):
-        c = chars[k]
-        if _is_word_char(c):
-            cur.append(c)
-            pos.append(origin[k])
+    for m in (_JOINED_OR_STOP if undisguise else _WORD_OR_STOP).finditer(chars):
+        word = m.group()
+        if len(word) == 1 and word in _SENTENCE:
+            if tokens and tokens[-1][0] != ".":
+                tokens.append((".", [origin[m.start()]]))
             continue
-        if undisguise and c in _JOINERS and cur and k + 1 < n and _is_word_char(chars[k + 1]):
-            continue  # inside a word
-        if cur:
-            tokens.append(("".join(cur), pos))
-            cur, pos = [], []
-        if c in _SENTENCE and tokens and tokens[-1][0] != ".":
-            tokens.append((".", [origin[k]]))
-    if cur:
-        tokens.append(("".join(cur), pos))
+        span = range(m.start(), m.end())
+        if not _JOINERS.isdisjoint(word):
+            tokens.append(
+                (
+                    "".join(c for c in word if c not in _JOINERS),
+                    [origin[k] for k in span if chars[k] not in _JOINERS],
+                )
+            )
+        else:
+            tokens.append((word, list(origin[m.start() : m.end()])))
     return tokens
 
 
-def _words(text: View, undisguise: bool) -> tuple[View, bool]:
-    """Letter/digit words of ``text`` (leetspeak undone), single letters in runs of 3+ joined."""
+def _words(text: View, undisguise: bool) -> tuple[View, View, bool]:
+    """The words and compact views of ``text`` (leetspeak undone, single letters in runs of 3+
+    joined), and whether undoing changed anything."""
     changed = False
     out: list[tuple[str, list[int]]] = []
     for word, where in _tokens(text, undisguise):
-        if undisguise and any(c in _LEET_CHARS for c in word) and any(c.isalpha() for c in word):
-            word = word.translate(_LEET)
+        if undisguise and not _LEET_CHARS.isdisjoint(word) and word.lower() != word.upper():
+            word = word.translate(_LEET)  # a leet character in a word that has letters
             changed = changed or len(word) > 1
-        elif not any(c.isalnum() for c in word) and word != ".":
+        elif not word.strip("@$"):
             continue  # a lone "@" or "$"
         out.append((word, where))
-    joined: list[tuple[str, list[int]]] = []
+    chars: list[str] = []
+    origin: list[int] = []
+    compact: list[str] = []
+    compact_origin: list[int] = []
     i = 0
     while i < len(out):
         j = i
-        while j < len(out) and len(out[j][0]) == 1 and out[j][0].isalpha():
+        while undisguise and j < len(out) and len(out[j][0]) == 1 and out[j][0].isalpha():
             j += 1
-        if undisguise and j - i >= 3:  # "i g n o r e": a spelled-out word
-            joined.append(("".join(w for w, _ in out[i:j]), [p for _, ps in out[i:j] for p in ps]))
+        if j - i >= 3:  # "i g n o r e": a spelled-out word
+            word, where = "".join(w for w, _ in out[i:j]), [p for _, ps in out[i:j] for p in ps]
             changed = True
-            i = j
         else:
-            joined.append(out[i])
-            i += 1
-    chars: list[str] = []
-    origin: list[int] = []
-    for k, (word, where) in enumerate(joined):
-        if k:
+            word, where = out[i]
+            j = i + 1
+        if chars:
             chars.append(" ")
             origin.append(where[0])
         chars.append(word)
         origin.extend(where)
-    return View("".join(chars), tuple(origin)), changed
+        if word != ".":
+            compact.append(word)
+            compact_origin.extend(where)
+        i = j
+    words = View("".join(chars), tuple(origin))
+    return words, View("".join(compact), tuple(compact_origin)), changed

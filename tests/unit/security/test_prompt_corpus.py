@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.security import PromptValidator
+from services.security._textnorm import fold
 from tests.data.prompt_corpus import load, rates
 
 V = PromptValidator()
+WORDS = sorted({w for e in load() for w in e.text.split()} | {".", "don't", "i-g-n-o-r-e", "<|im_start|>"})
 
 
 def test_corpus_is_large_and_varied() -> None:
@@ -51,3 +56,16 @@ def test_the_issue_examples() -> None:
         assert V.score(text).flagged, text
     for text in ("system prompt workshop", "pretend to be a customer", "developer mode options"):
         assert not V.score(text).flagged, text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=30).map(" ".join))
+def test_the_signal_sets_agree_with_searching_each_signal(text: str) -> None:
+    folded = fold(text)
+    assert V.scorer.score(folded) == V.scorer.score(folded, exhaustive=True)
+
+
+def test_the_signal_sets_agree_on_the_corpus() -> None:
+    for e in load():
+        folded = fold(e.text)
+        assert V.scorer.score(folded) == V.scorer.score(folded, exhaustive=True), e.text
