@@ -40,7 +40,7 @@ _log = get_logger("vigil.healthd")
 def summary_line(snap: Snapshot) -> str:
     """One-line live status: system verdict, then each component."""
     system = snap.system
-    parts = [f"{system.status.value} score={system.score} level={system.level.value}"]
+    parts = [f"{system.status.value} score={system.score} level={system.level.name}"]
     if snap.liveness.value != "SERVING":
         parts.append(f"liveness NOT_SERVING ({snap.liveness_reason})")
     for view in snap.components:

@@ -363,8 +363,8 @@ class HealthEngine:
                 self.events.publish(EventKind.STATUS, b.name, why, a.status.value, b.status.value)
         o, n = old.system, new.system
         if (o.status, o.level) != (n.status, n.level):
-            message = f"{n.status.value} score={n.score} level={n.level.value}"
-            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.value}", message)
+            message = f"{n.status.value} score={n.score} level={n.level.name}"
+            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.name}", message)
         if old.liveness is not new.liveness:
             self.events.publish(
                 EventKind.LIVENESS, "", new.liveness_reason or "ok", old.liveness, new.liveness

@@ -21,8 +21,16 @@ from services.common._errors import (
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer, ServingStatus
 from services.common._instrument import Instrumentation
 from services.common._interceptors import ErrorMapping, wrap_handler
-from services.common._logging import add_log_enricher, add_log_redactor, configure_logging, get_logger
-from services.common._logs import install_log_hooks, log_fields
+from services.common._levels import (
+    DegradationLevel,
+    DegradationLevelName,
+    SecurityLevel,
+    SecurityLevelName,
+    degradation_level_pb,
+    security_level_pb,
+)
+from services.common._logging import add_log_enricher, configure_logging, get_logger, set_log_redactor
+from services.common._logs import install_log_hooks, keep_operational, log_fields
 from services.common._metrics import (
     AUDIT_EVENTS,
     CHECK_SECONDS,
@@ -63,6 +71,8 @@ __all__ = [
     "ConfigError",
     "ConfigModel",
     "DeadlineExceeded",
+    "DegradationLevel",
+    "DegradationLevelName",
     "ErrorMapping",
     "FailedPrecondition",
     "FieldViolation",
@@ -76,6 +86,8 @@ __all__ = [
     "ObservingInterceptor",
     "PermissionDenied",
     "ResourceExhausted",
+    "SecurityLevel",
+    "SecurityLevelName",
     "ServerConfig",
     "ServingStatus",
     "TLSConfig",
@@ -86,14 +98,15 @@ __all__ = [
     "VigilError",
     "VigilServer",
     "add_log_enricher",
-    "add_log_redactor",
     "bad_request_violations",
     "client_interceptors",
     "configure_logging",
+    "degradation_level_pb",
     "every",
     "from_rpc_error",
     "get_logger",
     "install_log_hooks",
+    "keep_operational",
     "list_to_py",
     "load_config",
     "log_fields",
@@ -103,7 +116,9 @@ __all__ = [
     "publish_serving",
     "retry_delay_s",
     "run_main",
+    "security_level_pb",
     "server_credentials",
+    "set_log_redactor",
     "set_value",
     "setup_tracing",
     "shutdown_tracing",

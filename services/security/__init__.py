@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from services.security._principal import Level, Principal
     from services.security._prompt import PromptLimits, PromptValidator
     from services.security._ratelimit import RateLimitConfig, RateLimiter
-    from services.security._sanitize import RedactionPattern, Redactor, luhn_ok, redact
+    from services.security._sanitize import RedactionPattern, Redactor, install_log_redaction, luhn_ok, redact
     from services.security._screen import Inspector, Screener, ScreenInput, ScreenOutcome
     from services.security._trajectory import TrajectorySpec, TrajectoryValidator
 
@@ -86,6 +86,7 @@ _EXPORTS = {
     "luhn_ok": "services.security._sanitize",
     "new_key": "services.security._keys",
     "redact": "services.security._sanitize",
+    "install_log_redaction": "services.security._sanitize",
     "select_fields": "services.security._params",
     "sha256_file": "services.security._artifacts",
     "to_violations": "services.security._findings",
@@ -148,6 +149,7 @@ __all__ = [
     "bearer_token",
     "ensure_dev_token",
     "hash_token",
+    "install_log_redaction",
     "load_keys_file",
     "luhn_ok",
     "new_key",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -24,12 +23,13 @@ from services.common import (
     FieldViolation,
     Instrumentation,
     InvalidArgument,
+    SecurityLevel,
     Unavailable,
     VigilServer,
-    add_log_redactor,
     every,
     optional_timestamp,
     publish_serving,
+    security_level_pb,
 )
 from services.security._audit import AuditFilter
 from services.security._auth import bearer_token
@@ -38,8 +38,6 @@ from services.security._convert import (
     decision_name,
     event_pb,
     finding_pb,
-    level_from_pb,
-    level_pb,
     principal_pb,
     struct_from_py,
     struct_to_py,
@@ -47,12 +45,11 @@ from services.security._convert import (
 from services.security._core import SecurityCore
 from services.security._findings import Finding, to_violations
 from services.security._principal import Level, Principal
-from services.security._sanitize import redact
 from services.security._screen import ScreenInput
 from vigil.security.v1 import security_pb2 as _pb
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
-__all__ = ["SERVICE_NAME", "SecurityServicer", "build", "install_log_redaction"]
+__all__ = ["SERVICE_NAME", "SecurityServicer", "build"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
 _ANCHOR_EVERY_S = 60.0
@@ -132,7 +129,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         return _pb.AuthorizeResponse(
             decision=_pb.DECISION_ALLOW,
             principal=principal_pb(principal),
-            required_level=level_pb(decision.required_level),  # type: ignore[arg-type]
+            required_level=security_level_pb(decision.required_level),
             matched_rule=decision.rule or "",
             audit_id=record.id,
         )
@@ -191,7 +188,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 workflow=request.workflow,
                 params=struct_to_py(request.params),
                 params_schema=schema,
-                required_level=level_from_pb(request.required_level),
+                required_level=SecurityLevel.from_proto(request.required_level),
                 prompt_fields=list(request.prompt_fields),
                 path_fields=list(request.path_fields),
                 trajectory_fields=list(request.trajectory_fields),
@@ -307,10 +304,6 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         )
 
 
-def _log_redactor(text: str) -> str:
-    return redact(text)[0]
-
-
 def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
     """A job publishing NOT_SERVING while audit records cannot be written (every decision would be
     refused), and SERVING again once they can (only on a started server); it also logs the
@@ -328,16 +321,6 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
         await publish_serving(server.health, ("", SERVICE_NAME), await asyncio.to_thread(core.audit.probe))
 
     return job
-
-
-@functools.cache
-def install_log_redaction() -> None:
-    """Route every log line of this process through `redact` (idempotent).
-
-    Called by the process entry point, not by `build`: the redactor is process-wide, and a
-    test session that builds servers must not change how other components' logs read.
-    """
-    add_log_redactor(_log_redactor)
 
 
 async def build(config: SecurityConfig) -> VigilServer:
