@@ -55,6 +55,7 @@ from services.common._telemetry import (
     tracer,
     tracing_enabled,
 )
+from services.common._tokens import bearer_token, optional_bearer_token
 
 __all__ = [
     "AUDIT_EVENTS",
@@ -99,6 +100,7 @@ __all__ = [
     "VigilServer",
     "add_log_enricher",
     "bad_request_violations",
+    "bearer_token",
     "client_interceptors",
     "configure_logging",
     "degradation_level_pb",
@@ -111,6 +113,7 @@ __all__ = [
     "load_config",
     "log_fields",
     "next_batch",
+    "optional_bearer_token",
     "optional_timestamp",
     "parse_yaml",
     "publish_serving",

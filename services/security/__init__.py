@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         sha256_file,
     )
     from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
-    from services.security._auth import AuthConfig, Authenticator, bearer_token, load_keys_file
+    from services.security._auth import AuthConfig, Authenticator, load_keys_file
     from services.security._config import AuditConfig, SecurityConfig
     from services.security._devkey import ensure_dev_token
     from services.security._findings import Finding, to_violations
@@ -79,7 +79,6 @@ _EXPORTS = {
     "TrajectorySpec": "services.security._trajectory",
     "TrajectoryValidator": "services.security._trajectory",
     "VerifyResult": "services.security._audit",
-    "bearer_token": "services.security._auth",
     "ensure_dev_token": "services.security._devkey",
     "hash_token": "services.security._keys",
     "load_keys_file": "services.security._auth",
@@ -146,7 +145,6 @@ __all__ = [
     "TrajectorySpec",
     "TrajectoryValidator",
     "VerifyResult",
-    "bearer_token",
     "ensure_dev_token",
     "hash_token",
     "install_log_redaction",

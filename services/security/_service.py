@@ -26,13 +26,13 @@ from services.common import (
     SecurityLevel,
     Unavailable,
     VigilServer,
+    bearer_token,
     every,
     optional_timestamp,
     publish_serving,
     security_level_pb,
 )
 from services.security._audit import AuditFilter
-from services.security._auth import bearer_token
 from services.security._config import SecurityConfig
 from services.security._convert import (
     decision_name,
