@@ -31,17 +31,7 @@ from services.common._levels import (
 )
 from services.common._logging import add_log_enricher, configure_logging, get_logger, set_log_redactor
 from services.common._logs import install_log_hooks, keep_operational, log_fields
-from services.common._metrics import (
-    AUDIT_EVENTS,
-    CHECK_SECONDS,
-    CHECK_STATUS,
-    COMPONENT_UP,
-    HEAL_ATTEMPTS,
-    RUN_TRANSITIONS,
-    VALIDATION_FAILURES,
-    MetricsInterceptor,
-    MetricsServer,
-)
+from services.common._metrics import LATENCY_BUCKETS, MetricsInterceptor, MetricsServer
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
@@ -58,15 +48,9 @@ from services.common._telemetry import (
 from services.common._tokens import bearer_token, optional_bearer_token
 
 __all__ = [
-    "AUDIT_EVENTS",
-    "CHECK_SECONDS",
-    "CHECK_STATUS",
-    "COMPONENT_UP",
     "HEALTH_SERVICE_NAME",
-    "HEAL_ATTEMPTS",
-    "RUN_TRANSITIONS",
+    "LATENCY_BUCKETS",
     "SUPERVISOR_PID_ENV",
-    "VALIDATION_FAILURES",
     "AlreadyExists",
     "Cancelled",
     "ConfigError",

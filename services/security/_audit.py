@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Required, TypedDict, Unpack
 
-from services.common import AUDIT_EVENTS, InvalidArgument, Unavailable, get_logger
+from services.common import InvalidArgument, Unavailable, get_logger
 from services.security._groupcommit import GroupCommitter
 from services.security._sanitize import Redactor
+from services.security._telemetry import AUDIT_EVENTS
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
 
