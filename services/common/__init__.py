@@ -1,6 +1,7 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
 from services.common._batching import next_batch
+from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
 from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
 from services.common._convert import optional_timestamp
 from services.common._errors import (
@@ -51,8 +52,10 @@ __all__ = [
     "HEALTH_SERVICE_NAME",
     "LATENCY_BUCKETS",
     "SUPERVISOR_PID_ENV",
+    "SYSTEM_CLOCK",
     "AlreadyExists",
     "Cancelled",
+    "Clock",
     "ConfigError",
     "ConfigModel",
     "DeadlineExceeded",
@@ -67,6 +70,7 @@ __all__ = [
     "MetricsInterceptor",
     "MetricsServer",
     "NotFound",
+    "Now",
     "Observation",
     "ObservingInterceptor",
     "PermissionDenied",
@@ -75,6 +79,8 @@ __all__ = [
     "SecurityLevelName",
     "ServerConfig",
     "ServingStatus",
+    "Sleep",
+    "SystemClock",
     "TLSConfig",
     "TracingInterceptor",
     "Unauthenticated",

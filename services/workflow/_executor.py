@@ -19,7 +19,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, Now
 from services.workflow._bulkhead import Bulkhead
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
@@ -46,7 +46,6 @@ from services.workflow._telemetry import (
 
 __all__ = ["Executor"]
 
-Clock = Callable[[], float]
 _log = logging.getLogger(__name__)
 
 
@@ -59,8 +58,8 @@ class Executor:
         store: RunStore,
         registry: WorkflowRegistry,
         owner: str,
-        clock: Clock,
-        monotonic: Clock,
+        clock: Now,
+        monotonic: Now,
         deps: WorkflowDeps | None = None,
         pool: ProcessPool | None = None,
         lease_s: float = 30.0,
