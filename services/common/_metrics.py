@@ -5,9 +5,8 @@ dashboards work: ``grpc_server_started_total``, ``grpc_server_handled_total`` an
 ``grpc_server_handling_seconds`` labelled by ``grpc_type``, ``grpc_service``,
 ``grpc_method`` (and ``grpc_code`` once a call has ended).
 
-Each service defines its own domain families beside its telemetry (``vigil_<service>_...``
-in the default registry: services.workflow._telemetry, services.security._telemetry,
-healthd._telemetry); this module holds only the machinery they share. Gauges of state
+Each service defines its own domain families (``vigil_<service>_...``, default registry)
+in its own ``_telemetry`` module; this module holds only the machinery they share. Gauges of state
 that lives in an object (breakers, queues) are read from it at scrape time by a
 collector beside that object (e.g. services.workflow._metrics).
 """
