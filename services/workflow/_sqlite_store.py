@@ -84,7 +84,7 @@ class SQLiteRunStore:
     """`RunStore` on one SQLite file in WAL mode (see the module docstring for the design).
 
     Args:
-        path: Database file (created with its directory); ``:memory:`` is not supported
+        path: Database file (created 0600, missing directories 0700); ``:memory:`` is not supported
             because the reader and writer need to share the database.
         clock: Wall-clock seconds used for ``updated_at``.
         synchronous: ``FULL`` (fsync per commit: survives power loss) or ``NORMAL``
