@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 
+def test_migration_1_is_the_unversioned_schema_unedited() -> None:
+    # Released migrations are append-only: a change to version 1 would skip files already at it.
+    assert MIGRATIONS[0].sql.split() == _UNVERSIONED_DDL.split()
+
+
 def _unversioned_file(path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.executescript(_UNVERSIONED_DDL)
