@@ -33,9 +33,17 @@ from services.common._levels import (
 from services.common._logging import add_log_enricher, configure_logging, get_logger, set_log_redactor
 from services.common._logs import install_log_hooks, keep_operational, log_fields
 from services.common._metrics import LATENCY_BUCKETS, MetricsInterceptor, MetricsServer
+from services.common._migrations import (
+    Migration,
+    SchemaTooNew,
+    check_migrations,
+    migrate_sqlite,
+    schema_too_new,
+)
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
+from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
@@ -47,13 +55,16 @@ from services.common._telemetry import (
     tracing_enabled,
 )
 from services.common._tokens import bearer_token, optional_bearer_token
+from services.common._writer import BatchWriter
 
 __all__ = [
     "HEALTH_SERVICE_NAME",
     "LATENCY_BUCKETS",
     "SUPERVISOR_PID_ENV",
+    "SYNCHRONOUS_MODES",
     "SYSTEM_CLOCK",
     "AlreadyExists",
+    "BatchWriter",
     "Cancelled",
     "Clock",
     "ConfigError",
@@ -69,12 +80,14 @@ __all__ = [
     "InvalidArgument",
     "MetricsInterceptor",
     "MetricsServer",
+    "Migration",
     "NotFound",
     "Now",
     "Observation",
     "ObservingInterceptor",
     "PermissionDenied",
     "ResourceExhausted",
+    "SchemaTooNew",
     "SecurityLevel",
     "SecurityLevelName",
     "ServerConfig",
@@ -91,6 +104,7 @@ __all__ = [
     "add_log_enricher",
     "bad_request_violations",
     "bearer_token",
+    "check_migrations",
     "client_interceptors",
     "configure_logging",
     "degradation_level_pb",
@@ -102,13 +116,18 @@ __all__ = [
     "list_to_py",
     "load_config",
     "log_fields",
+    "migrate_sqlite",
     "next_batch",
+    "open_sqlite",
     "optional_bearer_token",
     "optional_timestamp",
     "parse_yaml",
     "publish_serving",
     "retry_delay_s",
+    "run_each",
+    "run_in_savepoints",
     "run_main",
+    "schema_too_new",
     "security_level_pb",
     "server_credentials",
     "set_log_redactor",
