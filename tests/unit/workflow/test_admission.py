@@ -18,7 +18,7 @@ from services.workflow._degradation import DegradationGate
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
-from services.workflow._security_client import Screened
+from services.workflow._security_client import Caller, Screened
 from services.workflow._states import RunState
 from tests.conftest import eventually
 from tests.unit.workflow._harness import Harness
@@ -34,6 +34,9 @@ class Screening:
         if self.refuse is not None:
             raise self.refuse
         return Screened(subject="alice", level=2, params=params)
+
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
+        return Caller("alice", 2)
 
 
 class Counted:
@@ -61,10 +64,15 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Counted:
 
 
 @pytest.fixture
-async def ops(h: Harness) -> AsyncIterator[Operations]:
+def screening() -> Screening:
+    return Screening()
+
+
+@pytest.fixture
+async def ops(h: Harness, screening: Screening) -> AsyncIterator[Operations]:
     yield Operations(
         executor=h.executor,
-        security=Screening(),
+        security=screening,
         gate=DegradationGate(),
         limits=LimitsConfig(),
         clock=time.time,
@@ -82,8 +90,10 @@ async def test_accepted_and_finished(ops: Operations, counted: Counted) -> None:
     assert counted.reserves == 1 and load(ops) == Load(0, 0)
 
 
-async def test_refused_by_security_reserves_nothing(ops: Operations, counted: Counted) -> None:
-    ops.security.refuse = PermissionDenied("no")  # type: ignore[attr-defined]
+async def test_refused_by_security_reserves_nothing(
+    ops: Operations, counted: Counted, screening: Screening
+) -> None:
+    screening.refuse = PermissionDenied("no")
     with pytest.raises(PermissionDenied):
         await ops.start(StartRequest(workflow="echo"), token="t", remaining_s=10)
     assert (counted.reserves, counted.releases) == (0, 0) and load(ops) == Load(0, 0)
