@@ -204,8 +204,8 @@ class Operations:
         except Exception as exc:
             self.executor.record_rejection(wf.name, exc)
             raise
-        # The ticket is released when this block ends unless the executor took it over: after
-        # a store failure, for an idempotent replay (the run exists already) or a finished run.
+        # The ticket is released when this block ends unless the executor took it over with the
+        # new run: so on a store failure and on an idempotent replay (the run existed already).
         with ticket:
             new = self._new_run(req, wf, run_id, screened, priority, level, now, scheduled, remaining_s)
             run, created = await self.store.create_run(new)
