@@ -1,6 +1,6 @@
 """Graceful degradation: the level healthd publishes, combined with our own dependency state.
 
-Levels (DESIGN.md): NORMAL and DEGRADED accept all work (DEGRADED is recorded on runs);
+Levels (ARCHITECTURE.md, Health model): NORMAL and DEGRADED accept all work (DEGRADED is recorded on runs);
 RESTRICTED sheds new work of non-privileged callers and low-priority work (priority < 0)
 but keeps privileged work; READ_ONLY refuses new runs (reads work); OFFLINE refuses them
 too. healthd unreachable means NORMAL: healthd is advisory, security is what fails closed.
