@@ -14,13 +14,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common import VALIDATION_FAILURES, FieldViolation, InvalidArgument, PermissionDenied
+from services.common import FieldViolation, InvalidArgument, PermissionDenied
 from services.security._findings import Finding, to_violations
 from services.security._gate import Gate
 from services.security._inspector import Inspector
 from services.security._params import ParamsValidator, check_shape, select_fields
 from services.security._principal import Level, Principal
 from services.security._sanitize import Redactor
+from services.security._telemetry import VALIDATION_FAILURES
 
 __all__ = ["Inspector", "ScreenInput", "ScreenOutcome", "Screener"]
 
