@@ -22,7 +22,7 @@ from services.security._trajectory import TrajectorySpec, TrajectoryValidator
 from tests.data.prompt_corpus import load, rates
 
 _CORPUS_NOTE = (
-    "tests/data/prompt_corpus.jsonl: {n} prompts ({inj} injections in 6 languages and 10 obfuscations, "
+    "tests/data/prompt_corpus.jsonl: {n} prompts ({inj} injections in 7 languages and 10 obfuscations, "
     "{ben} benign prompts using the same words); weights tuned on the 'tune' split only"
 )
 
@@ -35,6 +35,7 @@ async def prompt_corpus(ctx: Context) -> list[Figure]:
     validator = PromptValidator()
     whole = rates(entries, validator)
     held = rates([e for e in entries if e.split == "holdout"], validator)
+    fresh = rates([e for e in entries if e.kind == "fresh"], validator)
     note = _CORPUS_NOTE.format(n=len(entries), inj=whole.injections, ben=whole.benign)
     return [
         Figure(
@@ -49,6 +50,13 @@ async def prompt_corpus(ctx: Context) -> list[Figure]:
             "missed injections (held out)", "%", [100 * held.false_negative_rate], target=Target.at_most(20)
         ),
         Figure("benign flagged (held out)", "%", [100 * held.false_positive_rate], target=Target.at_most(5)),
+        Figure(
+            "missed injections (fresh)",
+            "%",
+            [100 * fresh.false_negative_rate],
+            note="fresh: 30 held-out prompts written after tuning, in new phrasings",
+        ),
+        Figure("benign flagged (fresh)", "%", [100 * fresh.false_positive_rate]),
     ]
 
 
