@@ -22,6 +22,7 @@ from services.security._findings import Finding, to_violations
 from services.security._policy import Decision
 from services.security._principal import Level, Principal
 from services.security._screen import ScreenInput, ScreenOutcome
+from services.security._trajectory import TrajectoryValidator
 
 __all__ = [
     "Call",
@@ -62,7 +63,8 @@ class PathInput:
 
 @dataclass(frozen=True)
 class TrajectoryInput:
-    points: list[dict[str, Any]]
+    points: Sequence[Any] | Callable[[], Sequence[Any]]
+    """The points, or a function making them (called where the check runs, off the loop when large)."""
     require_monotonic_time: bool
     size: int = 0
     """Serialized bytes of the input: large ones are checked on the check pool."""
@@ -117,6 +119,12 @@ def _check_dest_name(name: str) -> None:
         )
 
 
+def _check_trajectory(
+    validator: TrajectoryValidator, points: Sequence[Any] | Callable[[], Sequence[Any]]
+) -> list[Finding]:
+    return validator.validate("trajectory.points", points() if callable(points) else points)
+
+
 class SecurityOperations:
     """Authenticate, authorize, validate, screen, sanitize, artifacts and audit queries."""
 
@@ -168,7 +176,7 @@ class SecurityOperations:
             canonical = str(real) if real is not None else ""
         elif isinstance(item, TrajectoryInput):
             validator = ins.trajectory_timed if item.require_monotonic_time else ins.trajectory_untimed
-            findings = await ins.run(item.size, validator.validate, "trajectory.points", item.points)
+            findings = await ins.run(item.size, _check_trajectory, validator, item.points)
         elif isinstance(item, ParamsInput):
             findings = await ins.check_params(item.schema, item.params, item.size)
         else:
