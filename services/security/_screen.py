@@ -186,7 +186,10 @@ class Screener:
                 for v in to_violations(blocking)
             ]
             raise InvalidArgument(f"workflow '{req.workflow}' parameters failed validation", violations)
-        sanitized, redactions = self.redactor.redact_value(req.params)
+        # Redaction is linear but long for large params: on the check pool like the validation.
+        sanitized, redactions = await self.inspector.run(
+            req.params_bytes, self.redactor.redact_value, req.params
+        )
         warnings = [f for f in findings if not f.blocking]
         audit_id = await record(
             True, f"rule {decision.rule}", redactions=redactions, warnings=sorted({f.code for f in warnings})
