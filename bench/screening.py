@@ -22,7 +22,7 @@ from services.security._trajectory import TrajectorySpec, TrajectoryValidator
 from tests.data.prompt_corpus import load, rates
 
 _CORPUS_NOTE = (
-    "tests/data/prompt_corpus.jsonl: {n} prompts ({inj} injections in 7 languages and 10 obfuscations, "
+    "tests/data/prompt_corpus.jsonl: {n} prompts ({inj} injections in 6 languages and 10 obfuscations, "
     "{ben} benign prompts using the same words); weights tuned on the 'tune' split only"
 )
 
