@@ -1,25 +1,26 @@
-"""Redaction of secrets and personal data: returns the cleaned text and counts by kind, never values.
+"""The redaction policy: one `Redactor` for every boundary (params keys and values, labels,
+audit fields, error messages, logs). Returns the cleaned text and counts by kind, never values.
 
-One combined regex scans the text once, in time linear in its length: every alternative
-either has bounded repetition or starts only where its unbounded run starts (so no run is
-rescanned from each of its positions; the linearity test in tests/unit/security checks
-pathological inputs at sizes n and 4n). Each alternative is a *candidate* that a
-checker confirms (Luhn for cards, `ipaddress` for IPs) before it is replaced by
-``[REDACTED:<kind>]``. Alternatives earlier in the pattern win at the same position,
-so a PEM block or a bearer token is taken whole before its pieces look like anything else.
+The recognisers (what is a secret, what only looks like one) are in `_recognisers.py`. Their
+alternatives are joined into one regex that scans the text once, window by window, in time
+linear in its length. A confirmed match is replaced by ``[REDACTED:<kind>]``, keeping the
+name of a "name = value" pair (``password=[REDACTED:secret]``). Redaction is idempotent: a
+marker is never matched again, so text redacted at one boundary passes the next unchanged.
+Mapping keys are redacted like values (a token used as a params key must not be stored);
+two keys that redact alike stay distinct (``[REDACTED:email]``, ``[REDACTED:email]#2``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
 
 from services.common import ConfigModel, keep_operational, set_log_redactor
+from services.security._recognisers import BUILTIN, MAYBE, luhn_ok
 
 __all__ = ["RedactionPattern", "Redactor", "install_log_redaction", "luhn_ok", "redact"]
 
@@ -33,65 +34,9 @@ class RedactionPattern(ConfigModel):
     """Python regular expression of the text to redact."""
 
 
-def luhn_ok(digits: str) -> bool:
-    """True when ``digits`` passes the Luhn checksum (card numbers)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+# (kind, keep, confirm) of each alternative, by group index; see `Recogniser`.
+_Spec = tuple[str, re.Pattern[str] | None, Callable[[str], bool] | None]
 
-
-def _card(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
-    return 13 <= len(digits) <= 19 and luhn_ok(digits)
-
-
-def _ip(text: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    # Loopback and "any" addresses identify no one; keeping them keeps bind addresses readable.
-    return not (addr.is_loopback or addr.is_unspecified)
-
-
-_PHONE = re.compile(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}")
-
-# (kind, regex, confirm) in priority order.
-_BUILTIN: tuple[tuple[str, str, Callable[[str], bool] | None], ...] = (
-    (
-        "private_key",
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-        None,
-    ),
-    ("bearer_token", r"(?i:\bbearer)\s+[A-Za-z0-9._~+/=-]{8,}", None),
-    ("api_key", r"\bvgl_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}", None),
-    (
-        "api_key",
-        r"\b(?:sk-[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}"
-        r"|AIza[0-9A-Za-z_-]{35})",
-        None,
-    ),
-    # Starts only where a run of token characters starts: with ``\b`` each "eyJ" inside one long
-    # dotless run ("eyJ-eyJ-...") was a start that scanned the rest of it (quadratic).
-    ("jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", None),
-    (
-        "email",
-        r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b",
-        None,
-    ),
-    ("card", r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])", _card),
-    ("ipv4", r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])", _ip),
-    ("ipv6", r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}(?:%[A-Za-z0-9]+)?(?![\w:])", _ip),
-    ("phone", r"(?<![\w+])" + _PHONE.pattern + r"(?!\w)", None),
-)
-
-# Every built-in kind needs one of these somewhere in the text; text without any is returned
-# unchanged without running the full pattern (most parameter values take this path).
-_MAYBE = re.compile(r"[\d@:]|(?i:bearer)|-----|vgl_|sk-|AKIA|gh[pousr]_|xox[abpr]-|AIza|eyJ")
 
 _WINDOW = 32 << 10  # characters searched per call (see `Redactor._matches`)
 _OVERLAP = 16 << 10  # matches up to this long are found whole; only a JWT longer than this
@@ -104,15 +49,16 @@ class Redactor:
     """Compiled redaction patterns. Immutable and safe to share."""
 
     def __init__(self, extra: Sequence[RedactionPattern] = ()) -> None:
-        specs = list(_BUILTIN) + [(p.kind, p.regex, None) for p in extra]
-        self._groups: list[tuple[str, Callable[[str], bool] | None]] = []
+        specs = [(r.kind, r.regex, r.keep, r.confirm) for r in BUILTIN]
+        specs += [(p.kind, p.regex, None, None) for p in extra]
+        self._groups: list[_Spec] = []
         parts = []
-        for i, (kind, regex, confirm) in enumerate(specs):
+        for i, (kind, regex, keep, confirm) in enumerate(specs):
             re.compile(regex)  # raises re.error naming a bad configured pattern at start-up
             parts.append(f"(?P<g{i}>{regex})")
-            self._groups.append((kind, confirm))
+            self._groups.append((kind, keep, confirm))
         self._regex = re.compile("|".join(parts))
-        self._prefilter = _MAYBE if not extra else None  # configured patterns may need anything
+        self._prefilter = MAYBE if not extra else None  # configured patterns may need anything
 
     def redact(self, text: str) -> tuple[str, dict[str, int]]:
         """Return (redacted text, {kind: count}). Values are never returned or logged."""
@@ -125,16 +71,14 @@ class Redactor:
 
         def replace(m: re.Match[str]) -> str:
             name = m.lastgroup or ""
-            kind, confirm = self._groups[int(name[1:])]
+            kind, keep, confirm = self._groups[int(name[1:])]
             found = m.group()
             if confirm is not None and not confirm(found):
-                # A card-shaped number failing Luhn may still be a phone number.
-                if kind == "card" and _PHONE.fullmatch(found):
-                    kind = "phone"
-                else:
-                    return found
+                return found
             counts[kind] += 1
-            return f"[REDACTED:{kind}]"
+            if keep is None:
+                return f"[REDACTED:{kind}]"
+            return _keep_name(found, keep, f"[REDACTED:{kind}]")
 
         out: list[str] = []
         done = 0
@@ -169,23 +113,55 @@ class Redactor:
             pos = m.end() if m.end() > m.start() else m.end() + 1
 
     def redact_value(self, value: Any, counts: Counter[str] | None = None) -> tuple[Any, dict[str, int]]:
-        """Redact every string (not mapping keys) inside nested dicts/lists; other values unchanged."""
+        """Redact every string inside nested dicts/lists, mapping keys included; other values
+        unchanged. Keys that redact alike stay distinct (a ``#2``, ``#3`` suffix, in order)."""
         total: Counter[str] = counts if counts is not None else Counter()
+
+        def text(s: str) -> str:
+            out, c = self.redact(s)
+            total.update(c)
+            return out
 
         def walk(v: Any, depth: int) -> Any:
             if isinstance(v, str):
-                out, c = self.redact(v)
-                total.update(c)
-                return out
+                return text(v)
             if depth > 64:
                 return v
             if isinstance(v, dict):
-                return {k: walk(x, depth + 1) for k, x in v.items()}
+                return self._redact_mapping(v, text, lambda x: walk(x, depth + 1))
             if isinstance(v, (list, tuple)):
                 return [walk(x, depth + 1) for x in v]
             return v
 
         return walk(value, 0), dict(total)
+
+    @staticmethod
+    def _redact_mapping(
+        mapping: Mapping[Any, Any], key_text: Callable[[str], str], value: Callable[[Any], Any]
+    ) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for k, x in mapping.items():
+            key = key_text(k) if isinstance(k, str) else k
+            if key in out and key != k:  # two secrets redacted alike: keep both entries
+                n = 2
+                while f"{key}#{n}" in out:
+                    n += 1
+                key = f"{key}#{n}"
+            out[key] = value(x)
+        return out
+
+
+def _keep_name(found: str, keep: re.Pattern[str], marker: str) -> str:
+    """``found`` with only its value replaced: the name (what ``keep`` matches) and a closing
+    quote that matches the opening one stay, so JSON and key=value text keep their shape."""
+    m = keep.match(found)
+    if m is None:
+        return marker
+    head = m.group()
+    tail = (
+        found[-1] if head and head[-1] in "\"'" and len(found) > len(head) and found[-1] == head[-1] else ""
+    )
+    return f"{head}{marker}{tail}"
 
 
 _DEFAULT = Redactor()

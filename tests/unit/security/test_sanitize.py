@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.security import RedactionPattern, Redactor, luhn_ok, redact
+
+DATA = Path(__file__).parents[2] / "data"
 
 CASES = [
     ("contact alice@example.com today", "email"),
@@ -30,8 +34,11 @@ CASES = [
     ("Authorization: Bearer abcdef123456.xyz", "bearer_token"),
     ("token vgl_0123456789ab_" + "A" * 43, "api_key"),
     ("sk-" + "a" * 40, "api_key"),
-    ("AKIAIOSFODNN7EXAMPLE", "api_key"),
-    ("ghp_" + "b" * 36, "api_key"),
+    ("AKIAIOSFODNN7EXAMPLE", "aws_access_key"),
+    ("ASIAIOSFODNN7EXAMPLE", "aws_access_key"),
+    ("ghp_" + "b" * 36, "github_token"),
+    ("password=hunter2", "secret"),
+    ("card 4111.1111.1111.1111", "card"),
     ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "jwt"),
     ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nabc\n-----END PRIVATE KEY-----", "private_key"),
     ("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----", "private_key"),
@@ -69,6 +76,59 @@ def test_counts_never_carry_values() -> None:
     assert counts == {"email": 2, "card": 1, "ipv4": 1}
     for secret in ("a@x.io", "b@y.io", "4111111111111111", "10.0.0.1"):
         assert secret not in out and secret not in repr(counts)
+
+
+CORPUS = [json.loads(line) for line in (DATA / "redaction_corpus.jsonl").read_text().splitlines()]
+POSITIVES = [c for c in CORPUS if "kind" in c]
+NEGATIVES = [c["text"] for c in CORPUS if "kind" not in c]
+
+
+def test_the_corpus_positives_are_redacted_and_negatives_survive() -> None:
+    missed = []
+    for case in POSITIVES:
+        out, counts = redact(case["text"])
+        if case["secret"] in out or case["kind"] not in counts:
+            missed.append((case["text"], out, counts))
+    mangled = [(t, *redact(t)) for t in NEGATIVES if redact(t) != (t, {})]
+    print(
+        f"redaction corpus: {len(POSITIVES) - len(missed)}/{len(POSITIVES)} positives redacted, "
+        f"{len(NEGATIVES) - len(mangled)}/{len(NEGATIVES)} look-alikes unchanged"
+    )
+    assert len(POSITIVES) >= 100 and len(NEGATIVES) >= 100
+    assert not missed, missed
+    assert not mangled, mangled
+
+
+def test_the_reviews_lookalike_survives_in_an_error_message() -> None:
+    # A limit printed by Python: '1e9' was '[REDACTED:phone].0'.
+    text = "value 1000000000.0 over the limit 1e9"
+    assert redact(text) == (text, {})
+
+
+def test_names_stay_and_quotes_match() -> None:
+    assert redact('{"password": "p w", "n": 1}')[0] == '{"password": "[REDACTED:secret]", "n": 1}'
+    assert redact("db_password='x y'")[0] == "db_password='[REDACTED:secret]'"
+    assert redact("postgresql://vigil:pw@db/x")[0] == "postgresql://vigil:[REDACTED:password]@db/x"
+
+
+def test_redaction_is_idempotent() -> None:
+    for case in POSITIVES:
+        once = redact(case["text"])[0]
+        assert redact(once) == (once, {}), (case["text"], once)
+
+
+def test_mapping_keys_are_redacted_and_kept_distinct() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    value = {"a@x.io": 1, "b@y.io": {"ghp_" + "c" * 36: "v"}, jwt: [1], "c@z.io": 3, 5: "n"}
+    out, counts = Redactor().redact_value(value)
+    assert out == {
+        "[REDACTED:email]": 1,
+        "[REDACTED:email]#2": {"[REDACTED:github_token]": "v"},
+        "[REDACTED:jwt]": [1],
+        "[REDACTED:email]#3": 3,
+        5: "n",
+    }
+    assert counts == {"email": 3, "github_token": 1, "jwt": 1}
 
 
 def test_luhn() -> None:
