@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import tenacity
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, SecretStr, field_serializer, model_validator
 
 from healthd.alerts._rules import Notice
-from services.common import ConfigModel, get_logger
+from services.common import ConfigError, ConfigModel, get_logger, read_secret_file, secret_value
 
 __all__ = ["WebhookConfig", "WebhookSender", "alertmanager_payload"]
 
@@ -31,10 +33,18 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "not ended"
 
 
 class WebhookConfig(ConfigModel):
-    """One webhook receiver."""
+    """One webhook receiver. Its URL and credentials are secrets (a Slack-style URL carries its
+    token in the path): give them in files (``url_file``, ``authorization_file``, mounted
+    Secrets) or the environment; a config dump shows only ``scheme://host[:port]``."""
 
-    url: HttpUrl
+    url: HttpUrl | None = Field(default=None, repr=False)
     """Where notices are POSTed: an absolute ``http://`` or ``https://`` URL with a host."""
+    url_file: Path | None = None
+    """File holding the URL instead (the file wins when both are set)."""
+    authorization: SecretStr | None = None
+    """``authorization`` header value sent with each notice (e.g. ``Bearer <token>``)."""
+    authorization_file: Path | None = None
+    """File holding that header value instead (the file wins)."""
     timeout_s: float = Field(default=5.0, gt=0, le=120)
     """Per-attempt timeout."""
     max_attempts: int = Field(default=5, ge=1, le=50)
@@ -43,6 +53,43 @@ class WebhookConfig(ConfigModel):
     """First retry delay; doubles each attempt, with jitter."""
     max_backoff_s: float = Field(default=30.0, gt=0, le=3600)
     """Cap on one retry delay."""
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookConfig:
+        if self.url is None and self.url_file is None:
+            raise ValueError("a webhook needs url or url_file")
+        return self
+
+    @field_serializer("url")
+    def _shown_url(self, url: HttpUrl | None) -> str | None:
+        # Dumps (and so every config printed) show where, never the path or user info.
+        return None if url is None else _origin(url)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A receiver with its secrets read (`WebhookSender` reads them once, at construction)."""
+
+    config: WebhookConfig
+    url: str
+    headers: dict[str, str]
+
+
+def _resolve(index: int, cfg: WebhookConfig) -> _Target:
+    """Read a receiver's URL and credentials from their files or settings.
+
+    Raises:
+        ConfigError: a file is unreadable or empty, or the URL in it is not http(s) with a host.
+    """
+    setting = f"alerts.webhooks.{index}"
+    url = str(cfg.url)  # validated as a URL by the config
+    if cfg.url_file is not None:
+        url = read_secret_file(cfg.url_file, f"{setting}.url_file").strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(str(cfg.url_file), f"{setting}.url_file", "not an http(s) URL with a host")
+    auth = secret_value(cfg.authorization, cfg.authorization_file, f"{setting}.authorization")
+    return _Target(cfg, url, {"authorization": auth} if auth else {})
 
 
 def _origin(url: object) -> str:
@@ -109,7 +156,7 @@ class WebhookSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         queue_size: int = 1000,
     ) -> None:
-        self.targets = targets
+        self.targets = [_resolve(i, t) for i, t in enumerate(targets)]
         self.external_url = external_url
         self._sleep = sleep
         self._queue: asyncio.Queue[Notice] = asyncio.Queue(queue_size)
@@ -155,7 +202,7 @@ class WebhookSender:
                         await self._deliver(target, body)
                     except Exception as exc:  # one receiver's surprise must not stop every later notice
                         self.failed += 1
-                        where = _origin(target.url)
+                        where = _origin(target.url)  # never the path: tokens ride in it
                         detail = str(exc).replace(str(target.url), where)[:300]
                         _log.error(
                             "alert webhook %s: %s notice of %s not delivered: %s: %s",
@@ -168,10 +215,11 @@ class WebhookSender:
             finally:
                 self._queue.task_done()
 
-    async def _deliver(self, target: WebhookConfig, body: dict[str, Any]) -> None:
+    async def _deliver(self, target: _Target, body: dict[str, Any]) -> None:
+        cfg = target.config
         retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(target.max_attempts),
-            wait=tenacity.wait_random_exponential(multiplier=target.backoff_s, max=target.max_backoff_s),
+            stop=tenacity.stop_after_attempt(cfg.max_attempts),
+            wait=tenacity.wait_random_exponential(multiplier=cfg.backoff_s, max=cfg.max_backoff_s),
             retry=tenacity.retry_if_exception_type(_Retryable),
             sleep=self._sleep,
             reraise=True,
@@ -181,7 +229,7 @@ class WebhookSender:
         except _Retryable as exc:
             self.failed += 1
             _log.error(
-                "alert webhook %s failed after %d attempts: %s", _origin(target.url), target.max_attempts, exc
+                "alert webhook %s failed after %d attempts: %s", _origin(target.url), cfg.max_attempts, exc
             )
             return
         except aiohttp.ClientResponseError as exc:  # 4xx other than 429: the receiver refuses it
@@ -190,11 +238,12 @@ class WebhookSender:
             return
         self.delivered += 1
 
-    async def _post(self, target: WebhookConfig, body: dict[str, Any]) -> None:
+    async def _post(self, target: _Target, body: dict[str, Any]) -> None:
         assert self._session is not None
+        timeout = aiohttp.ClientTimeout(total=target.config.timeout_s)
         try:
             async with self._session.post(
-                str(target.url), json=body, timeout=aiohttp.ClientTimeout(total=target.timeout_s)
+                target.url, json=body, headers=target.headers, timeout=timeout
             ) as resp:
                 if resp.status >= 500 or resp.status == 429:
                     raise _Retryable(f"HTTP {resp.status}")

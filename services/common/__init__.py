@@ -2,7 +2,15 @@
 
 from services.common._batching import next_batch
 from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
-from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
+from services.common._config import (
+    ConfigError,
+    ConfigModel,
+    ServerConfig,
+    TLSConfig,
+    is_secret_setting,
+    load_config,
+    parse_yaml,
+)
 from services.common._convert import optional_timestamp
 from services.common._errors import (
     AlreadyExists,
@@ -42,6 +50,7 @@ from services.common._migrations import (
 )
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
+from services.common._secrets import ensure_secret_file, read_secret_file, secret_value, write_private
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
@@ -108,10 +117,12 @@ __all__ = [
     "client_interceptors",
     "configure_logging",
     "degradation_level_pb",
+    "ensure_secret_file",
     "every",
     "from_rpc_error",
     "get_logger",
     "install_log_hooks",
+    "is_secret_setting",
     "keep_operational",
     "list_to_py",
     "load_config",
@@ -123,11 +134,13 @@ __all__ = [
     "optional_timestamp",
     "parse_yaml",
     "publish_serving",
+    "read_secret_file",
     "retry_delay_s",
     "run_each",
     "run_in_savepoints",
     "run_main",
     "schema_too_new",
+    "secret_value",
     "security_level_pb",
     "server_credentials",
     "set_log_redactor",
@@ -140,4 +153,5 @@ __all__ = [
     "tracing_enabled",
     "value_to_py",
     "wrap_handler",
+    "write_private",
 ]

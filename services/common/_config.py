@@ -29,7 +29,15 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["ConfigError", "ConfigModel", "ServerConfig", "TLSConfig", "load_config", "parse_yaml"]
+__all__ = [
+    "ConfigError",
+    "ConfigModel",
+    "ServerConfig",
+    "TLSConfig",
+    "is_secret_setting",
+    "load_config",
+    "parse_yaml",
+]
 
 # A config file larger than this is refused before parsing: configs are small and a
 # huge file is a mistake (or an attack on the YAML parser).
@@ -107,6 +115,18 @@ class ServerConfig(ConfigModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+# The last part of a setting's path that names a secret value (not a file naming one).
+_SECRET_SETTING = re.compile(r"(?:password|passwd|secret|token|credentials?|private_key|api_key|dsn)$")
+
+
+def is_secret_setting(path: tuple[str, ...]) -> bool:
+    """True when the setting at ``path`` holds a secret, whose value errors never show:
+    ``postgres.password``, ``idempotency_secret``, a webhook's ``url`` (tokens ride in it)."""
+    if not path:
+        return False
+    last = str(path[-1]).lower()
+    return _SECRET_SETTING.search(last) is not None or (last == "url" and "webhooks" in path)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -274,4 +294,6 @@ def load_config(
         blamed = next((v for p, v in env_sources.items() if loc[: len(p)] == p), source)
         problem = {"extra_forbidden": "unknown setting"}.get(err["type"], err["msg"])
         value = err.get("input") if err["type"] != "missing" else None
+        if value is not None and is_secret_setting(loc):
+            value = "<secret>"
         raise ConfigError(blamed, field, problem, value) from None

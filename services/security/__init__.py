@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from services.security._principal import Level, Principal
     from services.security._prompt import PromptLimits, PromptValidator
     from services.security._ratelimit import RateLimitConfig, RateLimiter
-    from services.security._sanitize import RedactionPattern, Redactor, install_log_redaction, luhn_ok, redact
+    from services.security._sanitize import (
+        RedactionPattern,
+        Redactor,
+        install_log_redaction,
+        luhn_ok,
+        redact,
+        redact_message,
+    )
     from services.security._screen import Screener, ScreenInput, ScreenOutcome
     from services.security._trajectory import TrajectorySpec, TrajectoryValidator
 
@@ -87,6 +94,7 @@ _EXPORTS = {
     "luhn_ok": "services.security._sanitize",
     "new_key": "services.security._keys",
     "redact": "services.security._sanitize",
+    "redact_message": "services.security._sanitize",
     "install_log_redaction": "services.security._sanitize",
     "select_fields": "services.security._params",
     "sha256_file": "services.security._artifacts",
@@ -154,6 +162,7 @@ __all__ = [
     "luhn_ok",
     "new_key",
     "redact",
+    "redact_message",
     "select_fields",
     "sha256_file",
     "to_violations",

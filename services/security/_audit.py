@@ -215,10 +215,18 @@ class AuditLog:
         clean_reason, _ = self._redactor.redact(entry.get("reason", ""))
         clean_details, _ = self._redactor.redact_value(entry.get("details") or {})
         details_json = json.dumps(clean_details, sort_keys=True, default=str, ensure_ascii=False)
-        clean_subject, _ = self._redactor.redact(entry.get("subject", "anonymous")[:200])
-        return (uuid.uuid4().hex, self._now(), entry.get("request_id", "")[:200], clean_subject,
-                entry["action"][:100], entry.get("resource", "")[:500], entry["decision"], clean_reason,
+        # Resource and request id are caller-chosen text too (Authorize.resource, a path, the
+        # workflow name of an unauthenticated Screen): the same policy as every other field.
+        clean = self._clean_field
+        return (uuid.uuid4().hex, self._now(), clean(entry.get("request_id", ""), 200),
+                clean(entry.get("subject", "anonymous"), 200), entry["action"][:100],
+                clean(entry.get("resource", ""), 500), entry["decision"], clean_reason,
                 details_json)  # fmt: skip
+
+    def _clean_field(self, text: str, limit: int) -> str:
+        """``text`` cut to ``limit`` characters, then redacted (a secret cut in half is still found
+        by its prefix for most kinds; cutting first keeps the work bounded)."""
+        return self._redactor.redact(text[:limit])[0]
 
     def _write(self, batch: list[_Prepared]) -> list[AuditRecord]:
         """Chain and insert ``batch`` in one transaction: all records are stored, or none and it raises."""
@@ -300,8 +308,13 @@ class AuditLog:
                 raise InvalidArgument("page_token is not a token returned by a previous page")
             where.append("seq < ?" if newest_first else "seq > ?")
             args.append(int(page_token))
-        for column, value in (("subject", flt.subject), ("action", flt.action), ("resource", flt.resource),
-                              ("decision", flt.decision), ("request_id", flt.request_id)):  # fmt: skip
+        # Filters on redacted columns are redacted alike, so a raw value finds its records.
+        subject, resource, request_id = (
+            None if v is None else self._clean_field(v, n)
+            for v, n in ((flt.subject, 200), (flt.resource, 500), (flt.request_id, 200))
+        )
+        for column, value in (("subject", subject), ("action", flt.action), ("resource", resource),
+                              ("decision", flt.decision), ("request_id", request_id)):  # fmt: skip
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)

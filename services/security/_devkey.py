@@ -9,15 +9,13 @@ config names (``auth.keys_file``), and nothing secret is ever printed except by
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from services.common import ConfigError, load_config
+from services.common import ConfigError, load_config, write_private
 from services.security._auth import load_keys_file
 from services.security._config import SecurityConfig
 from services.security._keys import KeyEntry, new_key
@@ -31,22 +29,6 @@ ENV_PREFIX = "VIGIL_SECURITY_"
 
 def _entry_dict(entry: KeyEntry) -> dict[str, object]:
     return entry.model_dump(mode="json")
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def ensure_dev_token(config_path: Path | None, token_file: Path) -> tuple[Path, bool]:
@@ -79,10 +61,10 @@ def ensure_dev_key(keys_file: Path | None, token_file: Path, *, source: str) -> 
     except ValueError as exc:
         raise ConfigError(str(keys_file), "", str(exc)) from None
     entries = [_entry_dict(e) for e in [*kept, entry]]
-    _write_private(
+    write_private(
         keys_file, "# API key hashes (generated; tokens are never stored here)\n" + yaml.safe_dump(entries)
     )
-    _write_private(token_file, token + "\n")
+    write_private(token_file, token + "\n")
     return token_file, True
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jwt
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
@@ -34,7 +34,10 @@ class JWTConfig(ConfigModel):
     algorithms: tuple[Algorithm, ...] = ("RS256", "ES256")
     """Accepted signature algorithms; a token signed any other way (incl. ``none``) is refused."""
     hmac_secret_file: Path | None = None
-    """File holding the HS256 shared secret (at least 32 bytes); required when HS256 is accepted."""
+    """File holding the HS256 shared secret (at least 32 bytes); this or ``hmac_secret`` is
+    required when HS256 is accepted."""
+    hmac_secret: SecretStr | None = None
+    """The HS256 secret given directly (``VIGIL_SECURITY_AUTH__JWT__HMAC_SECRET``); the file wins."""
     public_key_file: Path | None = None
     """PEM public key for RS256 (RSA) or ES256 (P-256) tokens."""
     issuer: str | None = None
@@ -68,9 +71,12 @@ class JWTVerifier:
         self._verified: dict[bytes, tuple[Principal, float]] = {}
         self._keys: dict[str, Any] = {}
         if "HS256" in config.algorithms:
-            if config.hmac_secret_file is None:
-                raise ValueError("jwt: HS256 accepted but hmac_secret_file is not set")
-            secret = config.hmac_secret_file.read_bytes().strip()
+            if config.hmac_secret_file is not None:
+                secret = config.hmac_secret_file.read_bytes().strip()
+            elif config.hmac_secret is not None:
+                secret = config.hmac_secret.get_secret_value().encode("utf-8")
+            else:
+                raise ValueError("jwt: HS256 accepted but neither hmac_secret_file nor hmac_secret is set")
             if len(secret) < _MIN_HMAC_SECRET:
                 raise ValueError(f"jwt: hmac_secret_file must hold at least {_MIN_HMAC_SECRET} bytes")
             self._keys["HS256"] = secret

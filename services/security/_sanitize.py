@@ -22,7 +22,7 @@ from pydantic import Field
 from services.common import ConfigModel, keep_operational, set_log_redactor
 from services.security._recognisers import BUILTIN, MAYBE, luhn_ok
 
-__all__ = ["RedactionPattern", "Redactor", "install_log_redaction", "luhn_ok", "redact"]
+__all__ = ["RedactionPattern", "Redactor", "install_log_redaction", "luhn_ok", "redact", "redact_message"]
 
 
 class RedactionPattern(ConfigModel):
@@ -172,9 +172,20 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     return _DEFAULT.redact(text)
 
 
+def redact_message(text: str) -> str:
+    """``text`` under the message rule (`services.common.keep_operational`): rewritten when a
+    secret or personal data is in it, kept as written when only addresses or phone-shaped
+    numbers are. The policy of log lines and of error messages that are stored or served
+    (a run's error), where "connect to 10.1.2.3:5432 failed" must stay readable."""
+    return _MESSAGE_RULE(text)
+
+
+_MESSAGE_RULE = keep_operational(redact)
+
+
 def install_log_redaction() -> None:
     """Make the built-in patterns, under the log rule (`services.common.keep_operational`:
     addresses stay, secrets go), the log policy of this process. Called by each Vigil
     entry point (security, workflow, healthd) at start-up, never by `build`: the policy is
     process-wide, and a test session that builds servers must not change how logs read."""
-    set_log_redactor(keep_operational(redact))
+    set_log_redactor(redact_message)

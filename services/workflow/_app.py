@@ -23,6 +23,7 @@ from services.workflow._degradation import DegradationGate, HealthdWatcher
 from services.workflow._executor import Executor
 from services.workflow._isolation import ProcessPool
 from services.workflow._metrics import WorkflowCollector
+from services.workflow._redaction import IdempotencyKeys
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
@@ -144,7 +145,14 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
         max_result_bytes=cfg.limits.max_result_bytes,
     )
     gate = DegradationGate()
-    ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock.time)
+    ops = Operations(
+        executor=executor,
+        security=security,
+        gate=gate,
+        limits=cfg.limits,
+        clock=clock.time,
+        idempotency=IdempotencyKeys.from_config(cfg),
+    )
     server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
     server.add_servicer(
         _pb_grpc.add_WorkflowServiceServicer_to_server,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from services.common import ConfigModel, ServerConfig
 from services.workflow._pg_config import PostgresConfig
@@ -68,6 +68,12 @@ class WorkflowConfig(ConfigModel):
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
     service_token_file: Path | None = None
     """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
+    idempotency_secret_file: Path | None = None
+    """File holding the HMAC key of stored idempotency keys (only a keyed hash of each key is
+    stored). Unset, with no ``idempotency_secret``: a key generated (0600) beside the SQLite store.
+    Replicas sharing a PostgreSQL store must share it."""
+    idempotency_secret: SecretStr | None = None
+    """The same key given directly (``VIGIL_WORKFLOW_IDEMPOTENCY_SECRET``); the file wins if both are set."""
     healthd_address: str | None = "127.0.0.1:50050"
     """host:port of healthd for degradation levels; unset: always NORMAL."""
     workflows: dict[str, WorkflowEntry] = {}

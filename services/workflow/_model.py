@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.security import redact_message
 from services.workflow._states import RunState
 
 __all__ = [
@@ -43,10 +44,15 @@ class ErrorCategory(enum.Enum):
 
 @dataclass(frozen=True)
 class RunError:
-    """The categorized failure recorded on a run."""
+    """The categorized failure recorded on a run. The message is redacted when the error is
+    made (`services.security.redact_message`: secrets go, addresses stay), so a handler's
+    exception text never carries a secret into the store, WatchRun or GetRun."""
 
     category: ErrorCategory
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redact_message(self.message))
 
 
 # One encoder for the process: json.dumps with non-default options builds a new
@@ -76,6 +82,9 @@ class NewRun:
     created_at: float
     request_hash: str = ""
     idempotency_key: str | None = None
+    """As stored: a keyed hash of the caller's key (services/workflow/_redaction.py)."""
+    legacy_idempotency_key: str | None = None
+    """The caller's key as rows written before keys were hashed hold it: looked up too, never stored."""
     not_before: float | None = None
     deadline: float | None = None
     degradation: str | None = None

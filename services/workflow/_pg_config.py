@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
 from services.common import ConfigModel
 
@@ -17,7 +18,19 @@ class PostgresConfig(ConfigModel):
     dsn: str = Field(default="host=127.0.0.1 port=5432 dbname=vigil user=vigil", min_length=1)
     """libpq connection string (``key=value`` pairs or a ``postgresql://`` URL) without the password."""
     password_file: Path | None = None
-    """File holding the password (a mounted Secret); unset: none, or libpq's own sources."""
+    """File holding the password (a mounted Secret); unset: ``password``, else none or libpq's own."""
+    password: SecretStr | None = None
+    """The password given directly, best through ``VIGIL_WORKFLOW_POSTGRES__PASSWORD``; never shown
+    (``**********`` in a config dump). Keep it out of ``dsn``."""
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password_in_dsn(cls, value: str) -> str:
+        # The dsn is logged and shown in errors; a password belongs in password_file.
+        if re.search(r"(?i)(?:^|\s)password\s*=|://[^/@\s]*:[^/@\s]*@", value):
+            raise ValueError("must not contain a password: use postgres.password_file (or password)")
+        return value
+
     pool_size: int = Field(default=8, ge=1, le=200)
     """Most connections this replica holds open."""
     connect_timeout_s: float = Field(default=30.0, gt=0, le=600)

@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from services.common import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from services.common import InvalidArgument, NotFound, Unavailable, secret_value
 from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import migrate
@@ -37,6 +37,7 @@ from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    existing_run,
     insert_values,
     page_sql,
     query_filters,
@@ -66,10 +67,12 @@ async def _select_run(conn: psycopg.AsyncConnection[Row], run_id: str) -> Run:
 
 
 def read_password(config: PostgresConfig) -> str | None:
-    """The password from ``password_file`` (a trailing newline is not part of it)."""
-    if config.password_file is None:
-        return None
-    return config.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    """The password from ``password_file`` (a trailing newline is not part of it) or ``password``.
+
+    Raises:
+        ConfigError: the file cannot be read or is empty.
+    """
+    return secret_value(config.password, config.password_file, "postgres.password")
 
 
 class PostgresRunStore:
@@ -137,6 +140,16 @@ class PostgresRunStore:
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
         async with self._conn() as conn:
+            if new.legacy_idempotency_key is not None:
+                # A row from before keys were hashed holds the raw key (none is written any more,
+                # so no insert can race this read).
+                row = await _one(
+                    conn,
+                    "SELECT * FROM runs WHERE principal = %s AND idempotency_key = %s",
+                    (new.principal, new.legacy_idempotency_key),
+                )
+                if row is not None:
+                    return existing_run(row, new)
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
             # so of N racing creates exactly one inserts and the others read its run.
             row = await _one(
@@ -155,12 +168,7 @@ class PostgresRunStore:
             )
         if row is None:  # cannot happen: the conflicting row is committed and never deleted
             raise Unavailable("run store: idempotent run vanished; retry")
-        if row["request_hash"] != new.request_hash:
-            raise AlreadyExists(
-                f"idempotency key {new.idempotency_key!r} was used for a different request "
-                f"(run {row['run_id']})"
-            )
-        return row_to_run(row), False
+        return existing_run(row, new)
 
     async def get_run(self, run_id: str) -> Run:
         async with self._conn() as conn:

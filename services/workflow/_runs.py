@@ -25,6 +25,7 @@ from services.workflow._executor import Executor
 from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
 from services.workflow._paging import decode_page_token, encode_page_token
 from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._redaction import IdempotencyKeys, redact_labels
 from services.workflow._registry import Workflow
 from services.workflow._security_client import Caller, Screened
 
@@ -133,6 +134,7 @@ class Operations:
         gate: DegradationGate,
         limits: LimitsConfig,
         clock: Callable[[], float],
+        idempotency: IdempotencyKeys | None = None,
     ) -> None:
         self.executor, self.security, self.gate, self.limits, self._clock = (
             executor,
@@ -141,6 +143,8 @@ class Operations:
             limits,
             clock,
         )
+        # Tests without a deployment secret get a per-instance random one.
+        self.idempotency = idempotency or IdempotencyKeys(os.urandom(32))
         self.store, self.registry = executor.store, executor.registry
 
     def _check_request(self, req: StartRequest) -> None:
@@ -242,6 +246,11 @@ class Operations:
         if req.wait and remaining_s is not None:
             deadline = min(deadline, now + remaining_s)
         owner, lease_expires = self.executor.lease()
+        labels, label_redactions = redact_labels(req.labels)
+        redactions = dict(screened.redactions)
+        for kind, n in label_redactions.items():
+            redactions[kind] = redactions.get(kind, 0) + n
+        key = req.idempotency_key
         digest = request_hash(
             {
                 "workflow": wf.name,
@@ -259,14 +268,15 @@ class Operations:
             priority=priority,
             created_at=now,
             request_hash=digest,
-            idempotency_key=req.idempotency_key or None,
+            idempotency_key=self.idempotency.stored(key) if key else None,
+            legacy_idempotency_key=key or None,
             not_before=req.not_before,
             deadline=deadline,
             degradation=level.name if level is not None else None,
-            labels=req.labels,
+            labels=labels,
             schedule=req.schedule,
             audit_id=screened.audit_id,
-            redactions=screened.redactions,
+            redactions=redactions,
             lease_owner=owner,
             lease_expires=lease_expires,
         )
@@ -307,6 +317,8 @@ class Operations:
         check_text("workflow", query.workflow or "")
         for k, v in query.labels.items():
             check_text(f"labels[{k[:32]!r}]", k + v)
+        if query.labels:  # stored redacted: a filter by a secret matches its redacted form
+            query = dataclasses.replace(query, labels=redact_labels(query.labels)[0])
         if not caller.privileged:  # part of the filters, so page tokens are bound to the caller
             query = dataclasses.replace(query, principal=caller.subject)
         if page_token:

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 from services.common import (
     SYNCHRONOUS_MODES,
-    AlreadyExists,
     BatchWriter,
     NotFound,
     Unavailable,
@@ -34,6 +33,7 @@ from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    existing_run,
     insert_values,
     page_sql,
     query_filters,
@@ -171,21 +171,21 @@ class SQLiteRunStore:
         await self._read(lambda conn: conn.execute("SELECT at FROM store_probe").fetchone())
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
-        digest = new.request_hash
-
         def op(conn: sqlite3.Connection) -> tuple[Run, bool]:
             if new.idempotency_key is not None:
+                # The hashed key first; a row from before keys were hashed holds the raw one.
                 row = conn.execute(
-                    "SELECT * FROM runs WHERE principal = ? AND idempotency_key = ?",
-                    (new.principal, new.idempotency_key),
+                    "SELECT * FROM runs WHERE principal = ? AND idempotency_key IN (?, ?)"
+                    " ORDER BY idempotency_key = ? DESC LIMIT 1",
+                    (
+                        new.principal,
+                        new.idempotency_key,
+                        new.legacy_idempotency_key or new.idempotency_key,
+                        new.idempotency_key,
+                    ),
                 ).fetchone()
                 if row is not None:
-                    if row["request_hash"] != digest:
-                        raise AlreadyExists(
-                            f"idempotency key {new.idempotency_key!r} was used for a different request "
-                            f"(run {row['run_id']})"
-                        )
-                    return row_to_run(row), False
+                    return existing_run(row, new)
             row = conn.execute(
                 f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS}) RETURNING *",
                 insert_values(new, canonical_json(new.labels)),

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from services.common import AlreadyExists
 from services.workflow._model import (
     ErrorCategory,
     NewRun,
@@ -27,6 +28,7 @@ from services.workflow._states import RunState, allowed_sources
 __all__ = [
     "INSERT_COLUMNS",
     "change_sets",
+    "existing_run",
     "insert_values",
     "page_sql",
     "query_filters",
@@ -37,6 +39,20 @@ __all__ = [
 ]
 
 Row = Mapping[str, Any]
+
+
+def existing_run(row: Row, new: NewRun) -> tuple[Run, bool]:
+    """The run an idempotent create found (``row``, same principal and key) as
+    `RunStore.create_run` answers it: (run, False) for the same request.
+
+    Raises:
+        AlreadyExists: the key was used for a different request (the message names the run,
+            never the key, which is stored only as a keyed hash).
+    """
+    if row["request_hash"] != new.request_hash:
+        raise AlreadyExists(f"idempotency key was used for a different request (run {row['run_id']})")
+    return row_to_run(row), False
+
 
 # Columns of a new run, in the order of `insert_values`.
 INSERT_COLUMNS = (

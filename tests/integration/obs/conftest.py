@@ -14,6 +14,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
         self.attempts = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -23,6 +24,7 @@ class Receiver:
         if self.attempts == 1:
             return web.Response(status=503, text="try later")
         self.bodies.append(await request.json())
+        self.authorizations.append(request.headers.get("authorization"))
         return web.Response(text="ok")
 
     async def start(self) -> None:

@@ -79,3 +79,35 @@ async def test_logs_show_a_webhook_as_scheme_and_host_only(
     assert f"http://127.0.0.1:{dead} failed after 2 attempts" in lines[1]
     for line in lines:
         assert "secret" not in line and "hunter2" not in line and "user" not in line
+
+
+async def test_url_and_credentials_come_from_files_and_never_show(receiver: Receiver, tmp_path: Path) -> None:
+    secret_path = receiver.url + "/T0SECRET/B0SECRET"
+    (tmp_path / "url").write_text(receiver.url + "\n")
+    (tmp_path / "auth").write_text("Bearer wh-s3cret-token\n")
+    cfg = WebhookConfig.model_validate(
+        {"url_file": str(tmp_path / "url"), "authorization_file": str(tmp_path / "auth"), "backoff_s": 0.01}
+    )
+    sender = WebhookSender([cfg], sleep=_no_sleep)
+    sender.start()
+    try:
+        sender.submit(_notice("Filed"))
+        await eventually(lambda: receiver.bodies)
+    finally:
+        await sender.close()
+    assert receiver.authorizations[-1] == "Bearer wh-s3cret-token"
+    # A URL given inline is shown as its origin only, in repr and in a config dump.
+    inline = WebhookConfig.model_validate({"url": secret_path, "authorization": "Bearer wh-s3cret-token"})
+    dumped = f"{inline!r} {inline} {inline.model_dump_json()} {inline.model_dump(mode='json')}"
+    assert "SECRET" not in dumped and "s3cret" not in dumped
+    assert inline.model_dump(mode="json")["url"] == receiver.url.rsplit("/", 1)[0]
+
+
+def test_a_webhook_needs_a_url_and_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="url or url_file"):
+        WebhookConfig.model_validate({})
+    with pytest.raises(ConfigError, match=r"alerts\.webhooks\.0\.url_file"):
+        WebhookSender([WebhookConfig.model_validate({"url_file": str(tmp_path / "missing")})])
+    (tmp_path / "bad").write_text("ftp://nowhere\n")
+    with pytest.raises(ConfigError, match="not an http"):
+        WebhookSender([WebhookConfig.model_validate({"url_file": str(tmp_path / "bad")})])

@@ -22,6 +22,7 @@ TEST_WORKFLOWS: dict[str, Any] = {
     "counting": {"handler": f"{PLUGINS}:counting"},
     "privileged": {"handler": f"{PLUGINS}:privileged"},
     "sleeper": {"handler": f"{PLUGINS}:sleeper"},
+    "leaky": {"handler": f"{PLUGINS}:leaky", "policy": {"retry": {"max_attempts": 1}}},
     "dependent": {
         "handler": f"{PLUGINS}:dependent",
         "policy": {

@@ -65,3 +65,8 @@ async def dependent(ctx: RunContext) -> Any:
 async def always_failing(ctx: RunContext) -> Any:
     CALLS.append(ctx.run_id)
     raise ConnectionError("always down")
+
+
+@workflow(description="Fails with its params in the message (a handler leaking a secret).")
+async def leaky(ctx: RunContext) -> Any:
+    raise ValueError(f"cannot use {ctx.params.get('note')}")

@@ -145,7 +145,7 @@ async def test_cron_slot_runs_once_across_restarts(
 
     first = await start_workflow(security.address, **settings)
     runs = await eventually(lambda: scheduled_runs(first), timeout=5)
-    assert runs[0].idempotency_key.startswith("schedule:minutely:")
+    assert runs[0].idempotency_key.startswith("hmac-sha256:")  # a keyed hash of the slot key
     await first.server.stop(0)
     second = await start_workflow(security.address, **settings)  # same store: same slot, same run
     await eventually(lambda: _all_done(second, security), timeout=5)

@@ -65,6 +65,25 @@ class RunStoreSuite:
         with pytest.raises(AlreadyExists):
             await store.create_run(new_run(idempotency_key="k", request_hash="h2"))
 
+    async def test_a_row_from_before_keys_were_hashed_is_found_by_its_raw_key(self, store: RunStore) -> None:
+        old, _ = await store.create_run(new_run(idempotency_key="raw-key"))  # as older releases stored it
+        again, created = await store.create_run(
+            new_run(idempotency_key="hmac-sha256:ab", legacy_idempotency_key="raw-key")
+        )
+        assert not created and again.run_id == old.run_id
+        with pytest.raises(AlreadyExists):
+            await store.create_run(
+                new_run(idempotency_key="hmac-sha256:ab", legacy_idempotency_key="raw-key", request_hash="h2")
+            )
+        fresh, created = await store.create_run(
+            new_run(idempotency_key="hmac-sha256:cd", legacy_idempotency_key="other")
+        )
+        assert created and fresh.idempotency_key == "hmac-sha256:cd"  # the raw key is never stored
+        again, created = await store.create_run(
+            new_run(idempotency_key="hmac-sha256:cd", legacy_idempotency_key="other")
+        )
+        assert not created and again.run_id == fresh.run_id
+
     async def test_idempotency_keys_are_per_principal(self, store: RunStore) -> None:
         a, _ = await store.create_run(new_run(idempotency_key="k"))
         b, created = await store.create_run(new_run(idempotency_key="k", principal="bob"))
