@@ -49,6 +49,8 @@ READINESS = "readiness"
 OVERALL = ""
 EXIT_USAGE = 2
 """The config/usage exit code (run_main): before serving, restarting cannot help."""
+PROCESS_ONLY_SERVED_S = 5.0
+"""A child checked only by its process counts as having served after this long up."""
 
 
 class HealthEngine:
@@ -128,6 +130,11 @@ class HealthEngine:
             how = "adopted" if child in adopted else "started"
             self._publish(EventKind.PROCESS, child.name, f"{how} (pid {child.pid})", new="started")
         self.scheduler.start()
+        if adopted:
+            # A restarted healthd over running children: no start-up to wait for, so every check
+            # runs now rather than after its initial delay (the system is known again at once).
+            for name in self._units_of:
+                self._spawn(self.check_now(name))
         self._spawn(self._watchdog())
 
     async def stop(self) -> None:
@@ -312,18 +319,18 @@ class HealthEngine:
         message = describe_exit(code)
         self._publish(EventKind.PROCESS, unit, message, new="exited")
         u = self.units[unit]
+        if not self._paused(unit):
+            # The verdict first: folding the process check in below would start a heal.
+            child = u.child
+            if code == EXIT_USAGE and child is not None and not child.served:
+                last = next((line for line in reversed(child.output.tail()) if line.strip()), "")
+                why = f"{message} before serving (config/usage error; restarting cannot help)"
+                self._drive(unit, HealEvent.PERMANENT, f"{why}: {last}" if last else why)
+            else:
+                self._drive(unit, HealEvent.DIED, message)
         for index, cfg in enumerate(self.config.component(u.component).checks):
             if cfg.kind == "process":
                 self._on_result(unit, index, CheckResult(Status.NOT_SERVING, 0.0, message, decisive=True))
-        if self._paused(unit):
-            return
-        child = u.child
-        if code == EXIT_USAGE and child is not None and not child.served:
-            last = child.output.tail(1)
-            why = f"{message} before serving (config/usage error; restarting cannot help)"
-            self._drive(unit, HealEvent.PERMANENT, why + (f": {last[0]}" if last else ""))
-        else:
-            self._drive(unit, HealEvent.DIED, message)
         self._reevaluate()
 
     # ---- healing ------------------------------------------------------------------------
@@ -407,12 +414,20 @@ class HealthEngine:
         elif own is Status.SERVING and all(c.successes for c in states):
             # UP needs a success on every check since the last reset: a restarted component
             # counts as started only once it has passed its checks itself.
-            child = self.units[unit].child
-            if child is not None:
-                child.served = True
+            self._mark_served(unit)
             self._drive(unit, HealEvent.UP)
         elif any(s.last is not None and not s.last.ok for s in states):
             self._drive(unit, HealEvent.SAMPLE_FAILED, self._why(unit))
+
+    def _mark_served(self, unit: str) -> None:
+        """The child has served once it passed a real check (a live pid proves nothing), or,
+        with only process checks, once it stayed up `PROCESS_ONLY_SERVED_S`."""
+        child = self.units[unit].child
+        if child is None or child.served:
+            return
+        kinds = {c.kind for c in self.config.component(self.units[unit].component).checks}
+        up_s = time.monotonic() - (child.started_at or time.monotonic())
+        child.served = kinds != {"process"} or up_s >= PROCESS_ONLY_SERVED_S
 
     def _why(self, unit: str) -> str:
         for state in self._checks[unit]:
