@@ -29,11 +29,11 @@ from healthd._aggregate import (
     target_level,
 )
 from healthd._checks import GrpcHealthCheck, build_check
-from healthd._config import HealthdConfig, Mode, dependency_order
+from healthd._config import HealthdConfig
 from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
 from healthd._pidfile import RunDir
-from healthd._replicas import Unit, combine, replica_check, replica_env, units_of
+from healthd._replicas import Unit, build_units, combine, replica_check
 from healthd._scheduler import Clock, LoopClock, Scheduler
 from healthd._snapshot import Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
@@ -84,38 +84,19 @@ class HealthEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[Snapshot], None]] = []
         self.scheduler = Scheduler(self.clock, self._on_result, paused=self._paused, rng=self._rng)
-        supervised = config.mode is Mode.SUPERVISOR
-        for name in dependency_order(config):
-            comp = config.component(name)
-            self._units_of[name] = []
-            for unit_name, replica, key, health_port in units_of(comp, supervised):
-                child = None
-                if comp.process is not None and supervised:
-                    child = Child(
-                        unit_name,
-                        comp.process,
-                        sink=sink or stderr_sink,
-                        on_exit=self._on_exit,
-                        env=replica_env(comp.process, replica, comp.replicas),
-                        log_path=None if config.log_dir is None else config.log_dir / f"{key}.log",
-                        log_max_bytes=config.log_max_bytes,
-                        records=self.supervisor.records,
-                        key=key,
-                        replica=replica,
-                        component=name,
-                    )
-                    self.supervisor.add(child)
-                self.units[unit_name] = Unit(unit_name, name, replica, key, health_port, child)
-                self._units_of[name].append(unit_name)
-                self._checks[unit_name] = [CheckState() for _ in comp.checks]
-                self._heal[unit_name] = HealMachine(since=self.clock.now())
-                self._healers[unit_name] = build_healer(comp, child)
-                for index, base_cfg in enumerate(comp.checks):
-                    check_cfg = replica_check(base_cfg, health_port)
-                    check = build_check(check_cfg, child)
-                    self.scheduler.add(unit_name, index, check, check_cfg)
-                    if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
-                        self.scheduler.add_stream(unit_name, index, check.watch)
+        for unit in build_units(config, self.supervisor, sink or stderr_sink, self._on_exit):
+            comp = config.component(unit.component)
+            self.units[unit.name] = unit
+            self._units_of.setdefault(unit.component, []).append(unit.name)
+            self._checks[unit.name] = [CheckState() for _ in comp.checks]
+            self._heal[unit.name] = HealMachine(since=self.clock.now())
+            self._healers[unit.name] = build_healer(comp, unit.child)
+            for index, base_cfg in enumerate(comp.checks):
+                check_cfg = replica_check(base_cfg, unit.health_port)
+                check = build_check(check_cfg, unit.child)
+                self.scheduler.add(unit.name, index, check, check_cfg)
+                if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
+                    self.scheduler.add_stream(unit.name, index, check.watch)
         self._last = self._compute()
 
     # ---- life cycle -------------------------------------------------------------------
@@ -245,62 +226,36 @@ class HealthEngine:
         if not on:
             self._spawn(self.check_now(name))
 
-    def targets(self, name: str, replica: int) -> list[str]:
-        """The units a control action addresses (0 = every replica).
-
-        Raises:
-            NotFound: unknown component.
-            FailedPrecondition: no supervised process.
-            InvalidArgument: replica out of range.
-        """
-        from services.common import FieldViolation, InvalidArgument
-
+    def units_of(self, name: str) -> list[Unit]:
+        """The replicas of a component, replica order (NotFound when unknown)."""
         self._known(name)
-        units = [u for u in self._units_of[name] if self.units[u].child is not None]
-        if not units:
-            raise FailedPrecondition(f"component '{name}' has no supervised process")
-        if replica == 0:
-            return units
-        if not 1 <= replica <= len(units):
-            raise InvalidArgument(
-                f"replica {replica} out of range", [FieldViolation("replica", f"0 (all) or 1..{len(units)}")]
-            )
-        return [units[replica - 1]]
+        return [self.units[u] for u in self._units_of[name]]
 
-    async def stop_unit(self, unit: str, reason: str) -> None:
-        """Stop one replica on an operator's request: not healed, not a failure, until started."""
+    def heal_state(self, unit: str) -> HealState:
+        """Where one replica is in its healing life cycle."""
+        return self._heal[unit].state
+
+    def mark_stopped(self, unit: str, reason: str) -> None:
+        """An operator is stopping this replica: no healing, no failure, until `mark_starting`."""
         self._stopped.add(unit)
         self._drive(unit, HealEvent.STOP, reason)
         self._reevaluate()
-        child = self.units[unit].child
-        assert child is not None  # targets() only returns supervised units
-        await child.stop()
-        self._publish(EventKind.PROCESS, unit, f"stopped: {reason}", new="exited")
-        self._reevaluate()
 
-    async def start_unit(self, unit: str, reason: str) -> None:
-        """Start a stopped (or FATAL, or dead) replica; a running one is left alone."""
-        child = self.units[unit].child
-        assert child is not None
-        if child.running and unit not in self._stopped and self._heal[unit].state is not HealState.FATAL:
-            return
+    def mark_starting(self, unit: str, reason: str) -> None:
+        """An operator is starting this replica (clears STOPPED and FATAL)."""
         self._stopped.discard(unit)
         self._drive(unit, HealEvent.START, reason)
         self._reevaluate()
-        await child.start()
-        self._publish(EventKind.PROCESS, unit, f"started (pid {child.pid}): {reason}", new="started")
-        self._spawn(self.scheduler.check_now(unit))
+
+    def process_changed(self, unit: str, message: str, started: bool) -> None:
+        """Record an operator's start or stop of the process; a started one is checked now."""
+        self._publish(EventKind.PROCESS, unit, message, new="started" if started else "exited")
+        if started:
+            self._spawn(self.scheduler.check_now(unit))
         self._reevaluate()
 
-    async def restart_unit(self, unit: str, reason: str) -> None:
-        """Restart one replica now and wait (bounded by start_timeout_s) until it serves again."""
-        await self.stop_unit(unit, reason)
-        await self.start_unit(unit, reason)
-        timeout = self.config.component(self.units[unit].component).healing.start_timeout_s
-        deadline = self.clock.now() + timeout
-        # State changes come from checks, exits and timers alike; a short bounded poll is simplest.
-        while self._heal[unit].state is HealState.STARTING and self.clock.now() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    def is_stopped(self, unit: str) -> bool:
+        return unit in self._stopped
 
     # ---- inputs -------------------------------------------------------------------------
 
