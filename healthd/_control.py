@@ -84,9 +84,9 @@ class Controller:
         await self.start(unit, reason)
         engine = self._engine
         timeout = engine.config.component(unit.component).healing.start_timeout_s
-        deadline = engine.clock.now() + timeout
+        deadline = engine.clock.monotonic() + timeout
         # Checks, exits and timers all move the state; a short bounded poll is the simplest wait.
-        while engine.heal_state(unit.name) is HealState.STARTING and engine.clock.now() < deadline:  # noqa: ASYNC110
+        while engine.heal_state(unit.name) is HealState.STARTING and engine.clock.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(POLL_S)
 
 

@@ -34,13 +34,13 @@ from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
 from healthd._pidfile import RunDir
 from healthd._replicas import Unit, build_units, combine, replica_check
-from healthd._scheduler import Clock, LoopClock, Scheduler
+from healthd._scheduler import Scheduler
 from healthd._snapshot import Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
 from healthd._views import component_view
-from services.common import FailedPrecondition, NotFound, get_logger
+from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger
 
 _log = get_logger("vigil.healthd")
 
@@ -49,8 +49,6 @@ READINESS = "readiness"
 OVERALL = ""
 EXIT_USAGE = 2
 """The config/usage exit code (run_main): before serving, restarting cannot help."""
-PROCESS_ONLY_SERVED_S = 5.0
-"""A child checked only by its process counts as having served after this long up."""
 
 
 class HealthEngine:
@@ -65,7 +63,7 @@ class HealthEngine:
         sink: LineSink | None = None,
     ) -> None:
         self.config = config
-        self.clock: Clock = clock or LoopClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self._rng = rng or random.Random()
         self.events = EventLog(config.event_history)
         self.supervisor = Supervisor(RunDir(config.run_dir) if config.run_dir is not None else None)
@@ -89,7 +87,7 @@ class HealthEngine:
             self.units[unit.name] = unit
             self._units_of.setdefault(unit.component, []).append(unit.name)
             self._checks[unit.name] = [CheckState() for _ in comp.checks]
-            self._heal[unit.name] = HealMachine(since=self.clock.now())
+            self._heal[unit.name] = HealMachine(since=self.clock.monotonic())
             self._healers[unit.name] = build_healer(comp, unit.child)
             for index, base_cfg in enumerate(comp.checks):
                 check_cfg = replica_check(base_cfg, unit.health_port)
@@ -293,7 +291,7 @@ class HealthEngine:
     def _drive(self, unit: str, event: HealEvent, reason: str = "") -> None:
         old = self._heal[unit]
         policy = self.config.component(self.units[unit].component).healing
-        now = self.clock.now()
+        now = self.clock.monotonic()
         new, actions = transition(old, event, now=now, policy=policy, rng=self._rng, reason=reason)
         self._heal[unit] = new
         if new.state is not old.state:
@@ -375,14 +373,13 @@ class HealthEngine:
             self._drive(unit, HealEvent.SAMPLE_FAILED, self._why(unit))
 
     def _mark_served(self, unit: str) -> None:
-        """The child has served once it passed a real check (a live pid proves nothing), or,
-        with only process checks, once it stayed up `PROCESS_ONLY_SERVED_S`."""
+        """The child has served once it passed a real check. A live pid proves nothing (a
+        config error can take seconds of imports to surface), so a child with only process
+        checks never counts as served: its exit code 2 is always permanent."""
         child = self.units[unit].child
-        if child is None or child.served:
-            return
         kinds = {c.kind for c in self.config.component(self.units[unit].component).checks}
-        up_s = time.monotonic() - (child.started_at or time.monotonic())
-        child.served = kinds != {"process"} or up_s >= PROCESS_ONLY_SERVED_S
+        if child is not None and kinds != {"process"}:
+            child.served = True
 
     def _why(self, unit: str) -> str:
         for state in self._checks[unit]:
@@ -404,7 +401,7 @@ class HealthEngine:
                 partial.add(name)
         comps = component_health(self.config, own, self._maint, frozenset(stopped), frozenset(partial))
         target = target_level(self.config, comps)
-        self._damper = self._damper.step(target, self.clock.now(), self.config.level_recovery_s)
+        self._damper = self._damper.step(target, self.clock.monotonic(), self.config.level_recovery_s)
         system = system_health(self.config, comps, self._damper.level)
         escalated = sorted({self.units[u].component for u, m in self._heal.items() if m.escalated})
         if escalated:
@@ -414,7 +411,7 @@ class HealthEngine:
         else:
             liveness, why = Status.SERVING, ""
         ready = system.ready and not self._shutting_down
-        now = self.clock.now()
+        now = self.clock.monotonic()
         views = tuple(
             component_view(
                 c,
@@ -453,8 +450,8 @@ class HealthEngine:
                 self.events.publish(EventKind.STATUS, b.name, why, a.status.value, b.status.value)
         o, n = old.system, new.system
         if (o.status, o.level) != (n.status, n.level):
-            message = f"{n.status.value} score={n.score} level={n.level.value}"
-            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.value}", message)
+            message = f"{n.status.value} score={n.score} level={n.level.name}"
+            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.name}", message)
         if old.liveness is not new.liveness:
             self.events.publish(
                 EventKind.LIVENESS, "", new.liveness_reason or "ok", old.liveness, new.liveness
@@ -465,10 +462,10 @@ class HealthEngine:
     async def _watchdog(self) -> None:
         """Heartbeat: measures loop lag and scheduler lateness; drives time-based damping."""
         wd = self.config.watchdog
-        expected = self.clock.now() + wd.interval_s
+        expected = self.clock.monotonic() + wd.interval_s
         while True:
             await self.clock.sleep_until(expected)
-            now = self.clock.now()
+            now = self.clock.monotonic()
             lag = now - expected
             reason = self.scheduler.stalled(now, wd.stall_after_s) or ""
             if not reason and lag > wd.stall_after_s:

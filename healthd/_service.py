@@ -33,9 +33,10 @@ from services.common import (
     InvalidArgument,
     PermissionDenied,
     Unavailable,
+    bearer_token,
     get_logger,
 )
-from services.security import AuthConfig, Authenticator, Level, Principal, bearer_token
+from services.security import AuthConfig, Authenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
