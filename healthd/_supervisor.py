@@ -14,6 +14,8 @@ down when healthd is gone, so nothing is leaked.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import signal
 import sys
@@ -156,25 +158,39 @@ class Child:
         self._stopping = False
         self.served = False
         if self._records is not None and proc.started is not None:
-            ports = {k[len("SERVER__") :].lower(): int(v) for k, v in self._ports().items()}
             record = ChildRecord(
-                self.component, self.replica, proc.pid, proc.started, self.argv, ports, os.getpid()
+                self.component,
+                self.replica,
+                proc.pid,
+                proc.started,
+                self.argv,
+                self._ports(),
+                os.getpid(),
+                self._fingerprint(),
             )
             self._records.write(self.key, record)
         self._spawn(self._reap(proc))
 
-    def _ports(self) -> dict[str, str]:
+    def _ports(self) -> dict[str, int]:
+        """The ports this child is told in its config env (``server__port``, ...): what it owns."""
         prefix = self._cfg.env_prefix or ""
+        env = {**self._cfg.env, **self._env}
         return {
-            k[len(prefix) :]: v
-            for k, v in self._env.items()
-            if prefix and k.startswith(prefix) and k.endswith("_PORT") and v.isdigit()
+            k.removeprefix(prefix).lower(): int(v)
+            for k, v in env.items()
+            if prefix and k.startswith(prefix) and k.endswith("PORT") and v.isdigit()
         }
 
+    def _fingerprint(self) -> str:
+        """Digest of what the child was started with beyond argv (its configured env)."""
+        env = sorted({**self._cfg.env, **self._env}.items())
+        return hashlib.sha256(json.dumps([env, str(self._cfg.cwd)]).encode()).hexdigest()[:16]
+
     async def adopt(self, record: ChildRecord) -> bool:
-        """Take over a live child recorded by a previous healthd; False if it runs other argv."""
+        """Take over a live child recorded by a previous healthd; False if it was started with
+        other argv or env (the config changed: the caller stops it and starts a fresh one)."""
         async with self._lock:
-            if self.running or record.argv != self.argv:
+            if self.running or record.argv != self.argv or record.fingerprint != self._fingerprint():
                 return False
             self.output.follow(from_end=True)
             self._begin(Proc(record.pid))
@@ -289,7 +305,7 @@ class Supervisor:
                     _log.info("adopted %s (pid %d) from a previous healthd", child.name, found.pid)
                     adopted.append(child)
                     continue
-                _log.warning("stopping %s (pid %d): started with other argv", child.name, found.pid)
+                _log.warning("stopping %s (pid %d): started with another config", child.name, found.pid)
                 await terminate_foreign(found, child.grace_s)
             await child.start()
         return adopted
