@@ -29,7 +29,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common import AlreadyExists, InvalidArgument, NotFound, Unavailable
-from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
+from services.workflow._history import HistoryEvent, HistoryType, change_event, event_from_row
+from services.workflow._model import (
+    NewRun,
+    Run,
+    RunChange,
+    RunError,
+    RunPage,
+    RunQuery,
+    StepRecord,
+    canonical_json,
+)
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import migrate
 from services.workflow._states import transition
@@ -37,6 +47,9 @@ from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    copy_steps_sql,
+    event_args,
+    event_insert,
     insert_values,
     page_sql,
     query_filters,
@@ -51,6 +64,7 @@ __all__ = ["PostgresRunStore"]
 Row = dict[str, Any]
 _OPEN = "state IN ('PENDING', 'RUNNING')"
 _MARKS = ", ".join(["%s"] * INSERT_COUNT)
+_EVENT = event_insert("%s")
 
 
 async def _one(conn: psycopg.AsyncConnection[Row], sql: str, args: Any = None) -> Row | None:
@@ -138,14 +152,21 @@ class PostgresRunStore:
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
         async with self._conn() as conn:
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
-            # so of N racing creates exactly one inserts and the others read its run.
-            row = await _one(
-                conn,
-                f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
-                " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-                " RETURNING *",
-                insert_values(new, Jsonb(new.labels)),
-            )
+            # so of N racing creates exactly one inserts and the others read its run. The run,
+            # its copied steps and its first history event commit together.
+            async with conn.transaction():
+                row = await _one(
+                    conn,
+                    f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
+                    " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+                    " RETURNING *",
+                    insert_values(new, Jsonb(new.labels)),
+                )
+                if row is not None:
+                    if new.resume and new.retry_of:
+                        await conn.execute(copy_steps_sql("%s", "TRUE"), (new.run_id, new.retry_of))
+                    created = HistoryEvent(HistoryType.RUN_CREATED, at=new.created_at)
+                    await conn.execute(_EVENT, event_args(new.run_id, created))
             if row is not None:
                 return row_to_run(row), True
             row = await _one(
@@ -185,40 +206,97 @@ class PostgresRunStore:
         # The states `transition` lets move to the target: the compare half of compare-and-set.
         sources = source_states(change.state)
         state = change.state
-        sets, args = change_sets(change, self._clock(), "%s")
+        now = self._clock()
+        sets, args = change_sets(change, now, "%s")
         sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
         async with self._conn() as conn:
             while True:
-                row = await _one(conn, sql, [*args, run_id, sources])
+                async with conn.transaction():  # the change and its history event commit together
+                    row = await _one(conn, sql, [*args, run_id, sources])
+                    if row is not None:
+                        run = row_to_run(row)
+                        event = change_event(change, run.attempts, run.created_at, now)
+                        if event is not None:
+                            await conn.execute(_EVENT, event_args(run_id, event))
                 if row is not None:
-                    return row_to_run(row)
+                    return run
                 current = await _select_run(conn, run_id)  # NotFound, or:
                 transition(current.state, state)  # InvalidTransition: its state does not allow it
                 # Allowed now: another writer moved the run between our two statements. Runs
                 # only move forward through finitely many states, so this loop ends.
 
     async def begin_step(self, run_id: str, name: str) -> int:
-        async with self._conn() as conn:
+        now = self._clock()
+        async with self._conn() as conn, conn.transaction():
             row = await _one(
                 conn,
-                "INSERT INTO steps (run_id, name, executions) VALUES (%s, %s, 1)"
-                " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1"
-                " RETURNING executions",
-                (run_id, name),
+                "INSERT INTO steps (run_id, name, executions, started_at) VALUES (%s, %s, 1, %s)"
+                " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1,"
+                " started_at = excluded.started_at RETURNING executions",
+                (run_id, name, now),
             )
-        assert row is not None  # INSERT ... RETURNING always returns the row
-        return int(row["executions"])
+            assert row is not None  # INSERT ... RETURNING always returns the row
+            executions = int(row["executions"])
+            started = HistoryEvent(HistoryType.STEP_STARTED, at=now, step=name, attempt=executions)
+            await conn.execute(_EVENT, event_args(run_id, started))
+        return executions
 
     async def record_step(self, run_id: str, name: str, result: Any) -> None:
         text, now = canonical_json(result), self._clock()
-        async with self._conn() as conn:
-            await conn.execute(
-                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
-                " VALUES (%s, %s, 1, TRUE, %s, %s) ON CONFLICT (run_id, name) DO UPDATE SET"
-                " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at"
-                " WHERE NOT steps.completed",
+        async with self._conn() as conn, conn.transaction():
+            row = await _one(
+                conn,
+                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
+                " VALUES (%s, %s, 1, TRUE, %s, %s, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
+                " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at,"
+                " duration_s = GREATEST(0, excluded.finished_at"
+                " - COALESCE(steps.started_at, excluded.finished_at)),"
+                " error_category = NULL, error_message = NULL"
+                " WHERE NOT steps.completed RETURNING executions, duration_s",
                 (run_id, name, text, now),
             )
+            if row is not None:  # first write wins: a repeated finish records nothing
+                finished = HistoryEvent(
+                    HistoryType.STEP_FINISHED,
+                    at=now,
+                    step=name,
+                    attempt=row["executions"],
+                    duration_s=row["duration_s"],
+                )
+                await conn.execute(_EVENT, event_args(run_id, finished))
+
+    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+        now = self._clock()
+        async with self._conn() as conn, conn.transaction():
+            row = await _one(
+                conn,
+                "UPDATE steps SET error_category = %s, error_message = %s,"
+                " duration_s = GREATEST(0, %s - COALESCE(started_at, %s))"
+                " WHERE run_id = %s AND name = %s AND NOT completed RETURNING executions, duration_s",
+                (error.category.value, error.message, now, now, run_id, name),
+            )
+            if row is not None:
+                failed = HistoryEvent(
+                    HistoryType.STEP_FAILED,
+                    at=now,
+                    step=name,
+                    attempt=row["executions"],
+                    duration_s=row["duration_s"],
+                    error=error,
+                )
+                await conn.execute(_EVENT, event_args(run_id, failed))
+
+    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
+        async with self._conn() as conn:
+            await conn.execute(_EVENT, event_args(run_id, event))
+
+    async def get_history(self, run_id: str) -> list[HistoryEvent]:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT at, type, data FROM run_events WHERE run_id = %s ORDER BY id", (run_id,)
+            )
+            rows = await cur.fetchall()
+        return [event_from_row(i, r["at"], r["type"], r["data"]) for i, r in enumerate(rows, 1)]
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         async with self._conn() as conn:

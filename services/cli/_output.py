@@ -1,0 +1,61 @@
+"""How every ``vigil`` command prints: a table or lines for people, ``--json`` for scripts.
+
+Results go to stdout, progress and errors to stderr; an error is one line (no traceback).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+__all__ = ["as_dict", "emit_json", "enum_name", "error", "progress", "table", "when"]
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    """A message as the JSON mapping grpcurl would print (proto field names, enums by name)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def emit_json(value: Any) -> None:
+    if isinstance(value, Message):
+        value = as_dict(value)
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Left-aligned columns as wide as their widest cell; the last column is not padded."""
+    cells = [list(map(str, header)), *([str(c) for c in row] for row in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i < len(widths) - 1 else c for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in cells
+    )
+
+
+def enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix)
+
+
+def when(ts: Any) -> str:
+    """A protobuf Timestamp as local ``YYYY-MM-DD HH:MM:SS.mmm``, or "-" when unset."""
+    if not ts.seconds and not ts.nanos:
+        return "-"
+    moment = dt.datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def error(text: str) -> None:
+    first = text.strip().splitlines()[0] if text.strip() else "failed"
+    print(f"error: {first}", file=sys.stderr)
