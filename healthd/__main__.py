@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from healthd._cli import probe, status, watch
+from healthd._cli import DESCRIPTIONS, probe, status, watch
 
 _COMMANDS = {"probe": probe, "status": status, "watch": watch}
 
@@ -22,7 +22,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in _COMMANDS:
         return _COMMANDS[args[0]](args[1:])
-    parser = argparse.ArgumentParser(prog="healthd", description="Vigil health daemon")
+    parser = argparse.ArgumentParser(
+        prog="healthd",
+        description="Vigil health daemon. Client commands (also `vigil status|watch|probe`):\n"
+        + "\n".join(f"  healthd {name:<7} {text}" for name, text in DESCRIPTIONS.items())
+        + "\n`healthd COMMAND -h` lists a command's flags; `vigil --help` the whole CLI.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--config", type=Path, help="YAML config file (settings also from VIGIL_HEALTHD_* env)"
     )

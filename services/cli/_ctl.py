@@ -51,7 +51,7 @@ def _status_rows(health: _pb.SystemHealth) -> list[tuple[Any, ...]]:
     rows = []
     for c in health.components:
         replicas = ""
-        if hasattr(c, "replicas_configured") and c.replicas_configured:
+        if c.replicas_configured:
             replicas = f"{c.replicas_serving}/{c.replicas_configured}"
         rows.append(
             (

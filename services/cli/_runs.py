@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
 
 from services.cli._output import as_dict, emit_json, enum_name, progress, table, when
 from services.cli._settings import Settings
-from services.common import InvalidArgument
 from services.workflow.client import WorkflowClient, pb
 from vigil.security.v1 import security_pb2 as _sec
 
@@ -22,7 +22,7 @@ __all__ = ["add_runs_commands", "run_runs_command"]
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR = 0, 1, 2
 _TERMINAL = {pb.RUN_STATE_SUCCEEDED, pb.RUN_STATE_FAILED, pb.RUN_STATE_CANCELLED, pb.RUN_STATE_TIMED_OUT}
-_STATES = [n.removeprefix("RUN_STATE_") for n in pb.RunState.keys() if n != "RUN_STATE_UNSPECIFIED"]  # noqa: SIM118 (an enum wrapper, not a dict)
+_STATES = [pb.RunState.Name(v).removeprefix("RUN_STATE_") for v in pb.RunState.values() if v]
 
 
 def _state(value: int) -> str:
@@ -34,13 +34,19 @@ def _seconds(duration: Any) -> str:
 
 
 def parse_params(text: str) -> dict[str, Any]:
-    """``--params`` as a JSON object, or InvalidArgument saying what is wrong with it."""
+    """``--params`` (JSON text, or ``@FILE`` holding it) as a JSON object, or ValueError saying
+    what is wrong with it."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--params {text}: cannot read the file: {exc}") from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"--params is not valid JSON: {exc.msg} at character {exc.pos}") from None
+        raise ValueError(f"--params is not valid JSON: {exc.msg} at character {exc.pos}") from None
     if not isinstance(value, dict):
-        raise InvalidArgument(f"--params must be a JSON object, got a JSON {type(value).__name__}")
+        raise ValueError(f"--params must be a JSON object, got a JSON {type(value).__name__}")
     return value
 
 
@@ -49,7 +55,7 @@ def _labels(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InvalidArgument(f"--label must be KEY=VALUE, got {item!r}")
+            raise ValueError(f"--label must be KEY=VALUE, got {item!r}")
         out[key] = value
     return out
 
@@ -156,10 +162,13 @@ async def _start_like(args: argparse.Namespace, client: WorkflowClient, run: pb.
 
 
 async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.runs_command if args.command == "runs" else "workflows"
+    # Bad input is refused before anything is dialled or a token is looked for.
+    params = parse_params(args.params) if command == "start" else {}
+    labels = _labels(getattr(args, "label", []))
     address = args.address or settings.address("workflow")
     token = settings.token(args.token, args.token_file)
     async with WorkflowClient(address, token=token, timeout_s=args.timeout) as client:
-        command = args.runs_command if args.command == "runs" else "workflows"
         if command == "workflows":
             infos = await client.list_workflows()
             if args.json:
@@ -186,9 +195,9 @@ async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
         if command == "start":
             run, created = await client.start_run(
                 args.workflow,
-                parse_params(args.params),
+                params,
                 idempotency_key=args.idempotency_key,
-                labels=_labels(args.label),
+                labels=labels,
                 priority=args.priority,
             )
             return await _start_like(args, client, run, created)
@@ -213,15 +222,15 @@ async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
         if command == "cancel":
             _print_run(args, await client.cancel_run(args.run_id, args.reason))
             return EXIT_OK
-        return await _list(args, client)
+        return await _list(args, client, labels)
 
 
-async def _list(args: argparse.Namespace, client: WorkflowClient) -> int:
+async def _list(args: argparse.Namespace, client: WorkflowClient, labels: dict[str, str]) -> int:
     states = [pb.RunState.Value(f"RUN_STATE_{s}") for s in args.state]
     runs, token = await client.list_runs(
         workflow=args.workflow,
         states=states,
-        labels=_labels(args.label),
+        labels=labels,
         page_size=args.limit,
         page_token=args.page_token,
     )
@@ -264,7 +273,7 @@ def add_runs_commands(sub: Any) -> None:
     lst.add_argument("--workflow", default="")
     lst.add_argument("--state", action="append", default=[], choices=_STATES, type=str.upper)
     lst.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
-    lst.add_argument("--limit", type=int, default=20, help="page size (1-1000)")
+    lst.add_argument("--limit", "--page-size", dest="limit", type=int, default=20, help="page size (1-1000)")
     lst.add_argument("--page-token", default="")
     for name, text in (
         ("get", "one run with its steps (attempts, durations, errors) and trace id"),
@@ -274,7 +283,7 @@ def add_runs_commands(sub: Any) -> None:
         rsub.add_parser(name, parents=[common], help=text, description=text).add_argument("run_id")
     start = rsub.add_parser("start", parents=[common], help="start a run")
     start.add_argument("workflow")
-    start.add_argument("--params", default="{}", help="params as a JSON object")
+    start.add_argument("--params", default="{}", help="params as a JSON object, or @FILE")
     start.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
     start.add_argument("--idempotency-key")
     start.add_argument("--priority", type=int, default=0)

@@ -95,7 +95,8 @@ class ServerConfig(ConfigModel):
     grace_period_s: float = Field(default=10.0, ge=0, le=600)
     """How long shutdown waits for in-flight RPCs before cancelling them."""
     max_message_bytes: int = Field(default=4 << 20, ge=1024, le=64 << 20)
-    """Largest request/response message accepted."""
+    """Largest request (and response) message, in bytes: the one documented request limit. A larger
+    request is INVALID_ARGUMENT naming this limit, on every RPC of every server."""
     max_concurrent_rpcs: int | None = Field(default=None, ge=1, le=100_000)
     """Cap on RPCs in progress; beyond it gRPC answers RESOURCE_EXHAUSTED."""
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

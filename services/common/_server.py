@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from services.common._config import ConfigError, ServerConfig, TLSConfig, load_config
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer
-from services.common._interceptors import ErrorMapping
+from services.common._interceptors import ErrorMapping, grpc_receive_limit
 from services.common._logging import configure_logging, get_logger
 
 __all__ = ["SUPERVISOR_PID_ENV", "VigilServer", "run_main", "server_credentials"]
@@ -84,9 +84,10 @@ class VigilServer:
         self._service_names: list[str] = []
         self._hooks: list[Callable[[], Awaitable[Any]]] = []
         self._server = grpc.aio.server(
-            interceptors=[*interceptors, ErrorMapping()],
+            interceptors=[*interceptors, ErrorMapping(config.max_message_bytes)],
             options=[
-                ("grpc.max_receive_message_length", config.max_message_bytes),
+                # The documented limit is checked by ErrorMapping (INVALID_ARGUMENT naming it).
+                ("grpc.max_receive_message_length", grpc_receive_limit(config.max_message_bytes)),
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],

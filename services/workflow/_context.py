@@ -81,7 +81,9 @@ class RunContext:
     ) -> None:
         self.run_id, self.workflow, self.principal = run_id, workflow, principal
         self.params, self.attempt, self.deadline, self.deps = params, attempt, deadline, deps
-        self._finished = dict(finished_steps)
+        # Shared with the executor across the attempts of one execution (not copied), so a retry
+        # skips the steps an earlier attempt finished, as a resume after a crash does.
+        self._finished = finished_steps
         self._journal = journal
         self._clock = clock
 

@@ -146,7 +146,9 @@ class WorkflowClient:
         request = pb.CancelRunRequest(run_id=run_id, reason=reason)
         return (await self._call(self._stub.CancelRun, request, timeout_s)).run
 
-    async def get_run_history(self, run_id: str, *, timeout_s: float | None = None) -> pb.GetRunHistoryResponse:
+    async def get_run_history(
+        self, run_id: str, *, timeout_s: float | None = None
+    ) -> pb.GetRunHistoryResponse:
         """The run as it is now and its history events, oldest first."""
         return await self._call(self._stub.GetRunHistory, pb.GetRunHistoryRequest(run_id=run_id), timeout_s)
 
