@@ -287,3 +287,21 @@ def test_watch_exits_non_zero_when_the_daemon_goes_away(tmp_path: Path) -> None:
     finally:
         daemon.kill()
         daemon.wait(10)
+
+
+def test_readme_operating_section_matches_the_cli() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Operating Vigil", 1)[1].split("\n## ", 1)[0]
+    for needle in ("VIGIL_HEALTHD_HTTP__PORT", "VIGIL_TOKEN", ".vigil/dev-token", "grpcurl", "--json"):
+        assert needle in section
+    commands = {
+        tuple(line.split()[1 : 3 if line.split()[1] in ("runs", "ctl") else 2])
+        for line in section.splitlines()
+        if line.startswith("vigil ")
+    }
+    assert len(commands) >= 12
+    for command in sorted(commands):  # every command the README shows exists
+        got = subprocess.run(
+            [*vigil_argv(), *command, "--help"], capture_output=True, text=True, env=python_env()
+        )
+        assert got.returncode == 0, (command, got.stderr)
