@@ -48,9 +48,15 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
-def _client_flags(parser: argparse.ArgumentParser) -> None:
+def _client_flags(parser: argparse.ArgumentParser, addr_required: bool) -> None:
+    # probe requires -addr as grpc_health_probe does; status/watch find healthd themselves.
     parser.add_argument(
-        "-addr", "--addr", help="host:port (default: healthd's address from the stack's config and env)"
+        "-addr",
+        "--addr",
+        required=addr_required,
+        help="host:port"
+        if addr_required
+        else "host:port (default: healthd's, from the stack's config and env)",
     )
     parser.add_argument(
         "-config-dir",
@@ -131,7 +137,7 @@ def _open(command: str, argv: Sequence[str], prog: str) -> tuple[argparse.Namesp
     """Parse a client command's flags and connect: (args, ready channel or exit code)."""
     parser = _ArgParser(prog=f"{prog} {command}", description=DESCRIPTIONS[command], epilog=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    _client_flags(parser)
+    _client_flags(parser, addr_required=command == "probe")
     if command == "probe":
         parser.add_argument("-service", "--service", default="", help="service name to check ('' = overall)")
     else:

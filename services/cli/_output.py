@@ -18,8 +18,9 @@ __all__ = ["as_dict", "emit_json", "enum_name", "error", "progress", "table", "w
 
 
 def as_dict(message: Message) -> dict[str, Any]:
-    """A message as the JSON mapping grpcurl would print (proto field names, enums by name)."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A message in protobuf's canonical JSON mapping (lowerCamelCase names, enums by name), as
+    grpcurl and ``healthd status -json`` print it."""
+    return json_format.MessageToDict(message)
 
 
 def emit_json(value: Any) -> None:

@@ -129,16 +129,16 @@ def history_lines(events: list[pb.HistoryEvent]) -> str:
     return table(("ID", "TIME", "TYPE", "DETAILS"), rows)
 
 
-async def _follow(client: WorkflowClient, run_id: str, quiet: bool) -> pb.Run:
-    """Follow a run to its end, printing each change to stderr; returns the final run."""
+async def _follow(client: WorkflowClient, run_id: str) -> pb.Run:
+    """Follow a run to its end, printing each change to stderr (also with --json: stdout stays
+    the result alone); returns the final run."""
     last: pb.Run | None = None
     async for event in client.watch_run(run_id):
-        if not quiet:
-            kind = enum_name(pb.RunEventType, event.type, "RUN_EVENT_TYPE_").lower().replace("_", " ")
-            extra = f" step={event.step}" if event.step else ""
-            if event.HasField("error"):
-                extra += f" error={event.error.message}"
-            progress(f"... {kind}: {_state(event.run.state)} attempt={event.run.attempts}{extra}")
+        kind = enum_name(pb.RunEventType, event.type, "RUN_EVENT_TYPE_").lower().replace("_", " ")
+        extra = f" step={event.step}" if event.step else ""
+        if event.HasField("error"):
+            extra += f" error={event.error.message}"
+        progress(f"... {kind}: {_state(event.run.state)} attempt={event.run.attempts}{extra}")
         last = event.run
     if last is None or last.state not in _TERMINAL:  # the stream broke off early
         return await client.get_run(run_id)
@@ -153,10 +153,9 @@ def _print_run(args: argparse.Namespace, run: pb.Run) -> None:
 
 
 async def _start_like(args: argparse.Namespace, client: WorkflowClient, run: pb.Run, created: bool) -> int:
-    if not args.json:
-        progress(f"run {run.run_id} {'created' if created else 'already exists'}: {_state(run.state)}")
+    progress(f"run {run.run_id} {'created' if created else 'already exists'}: {_state(run.state)}")
     if args.wait and run.state not in _TERMINAL:
-        run = await _follow(client, run.run_id, args.json)
+        run = await _follow(client, run.run_id)
     _print_run(args, run)
     return EXIT_OK if not args.wait or run.state == pb.RUN_STATE_SUCCEEDED else EXIT_RUN_FAILED
 
@@ -216,7 +215,7 @@ async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
                 print(history_lines(list(reply.events)))
             return EXIT_OK
         if command == "watch":
-            run = await _follow(client, args.run_id, args.json)
+            run = await _follow(client, args.run_id)
             _print_run(args, run)
             return EXIT_OK if run.state == pb.RUN_STATE_SUCCEEDED else EXIT_RUN_FAILED
         if command == "cancel":
@@ -235,7 +234,7 @@ async def _list(args: argparse.Namespace, client: WorkflowClient, labels: dict[s
         page_token=args.page_token,
     )
     if args.json:
-        emit_json({"runs": [as_dict(r) for r in runs], "next_page_token": token})
+        emit_json({"runs": [as_dict(r) for r in runs], "nextPageToken": token})
         return EXIT_OK
     rows = [
         (r.run_id, r.workflow, _state(r.state), r.attempts, when(r.created_at), r.principal) for r in runs

@@ -3,7 +3,8 @@
     python -m services.workflow.cli start echo --params '{"a": 1}' --wait
     python -m services.workflow.cli list --workflow echo --state FAILED
 
-is ``vigil runs start ...`` / ``vigil runs list ...``: same flags, output and exit codes.
+is ``vigil runs --json start ...`` / ``vigil runs --json list ...``: same flags and exit codes;
+the result is JSON on stdout (as this command always printed it), progress on stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from services.cli import main as vigil
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return vigil(["runs", *(sys.argv[1:] if argv is None else argv)])
+    return vigil(["runs", "--json", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

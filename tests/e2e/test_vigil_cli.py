@@ -58,13 +58,17 @@ def test_status_works_unchanged_with_every_port_moved(stack: VigilStack) -> None
 
 
 def test_probe_has_grpc_health_probe_exit_codes(stack: VigilStack) -> None:
-    assert stack.vigil("probe").rc == 0
-    got = stack.vigil("probe", "-service", "vigil.workflow.v1.WorkflowService", "-connect-timeout", "2s")
+    addr = f"127.0.0.1:{stack.ports['healthd']}"
+    assert stack.vigil("probe").rc == 1  # -addr is required, as grpc_health_probe has it
+    assert stack.vigil("probe", "-addr", addr).rc == 0
+    got = stack.vigil(
+        "probe", "-addr", addr, "-service", "vigil.workflow.v1.WorkflowService", "-connect-timeout", "2s"
+    )
     assert (got.rc, got.out.strip()) == (0, "status: SERVING")
-    assert stack.vigil("probe", "-service", "no.such.Service").rc == 3  # NOT_FOUND: RPC failure
+    assert stack.vigil("probe", "-addr", addr, "-service", "no.such.Service").rc == 3  # NOT_FOUND
     closed = stack.vigil("probe", "-addr", f"127.0.0.1:{free_port()}", "-connect-timeout", "250ms")
     assert closed.rc == 2 and "failed to connect" in closed.err
-    bad = stack.vigil("probe", "-connect-timeout", "soon")
+    bad = stack.vigil("probe", "-addr", addr, "-connect-timeout", "soon")
     assert bad.rc == 1 and "invalid duration" in bad.err
     no_traceback(closed.err, bad.err)
 
@@ -107,7 +111,7 @@ def test_start_wait_shows_progress_and_get_shows_the_run(stack: VigilStack) -> N
     listed = stack.vigil("runs", "list", "--workflow", "echo", "--state", "succeeded", "--label", "team=ops")
     assert run_id in listed.out and listed.out.startswith("RUN_ID")
     page = stack.vigil("runs", "list", "--json", "--limit", "1").json()
-    assert len(page["runs"]) == 1 and page["next_page_token"]
+    assert len(page["runs"]) == 1 and page["nextPageToken"]
     catalogue = stack.vigil("workflows")
     assert catalogue.rc == 0 and "echo" in catalogue.out and "stepper" in catalogue.out
     names = {w["name"] for w in stack.vigil("workflows", "--json").json()["workflows"]}
@@ -116,9 +120,9 @@ def test_start_wait_shows_progress_and_get_shows_the_run(stack: VigilStack) -> N
 
 def test_cancel_a_waiting_run(stack: VigilStack) -> None:
     started = stack.vigil("runs", "start", "sleep", "--params", '{"seconds": 300}', "--json").json()
-    cancelled = stack.vigil("runs", "cancel", started["run_id"], "--reason", "operator", "--json").json()
+    cancelled = stack.vigil("runs", "cancel", started["runId"], "--reason", "operator", "--json").json()
     assert cancelled["state"] == "RUN_STATE_CANCELLED" and "operator" in cancelled["error"]["message"]
-    watched = stack.vigil("runs", "watch", started["run_id"])
+    watched = stack.vigil("runs", "watch", started["runId"])
     assert watched.rc == 1  # followed to an end that is not SUCCEEDED
 
 
@@ -174,15 +178,15 @@ def test_history_retry_and_resume(stack: VigilStack) -> None:
     assert failed.rc == 1
     run = failed.json()
     assert run["state"] == "RUN_STATE_FAILED" and run["attempts"] == 2
-    steps = _steps(stack, run["run_id"])
+    steps = _steps(stack, run["runId"])
     assert steps["one"]["completed"] and not steps["two"].get("completed")
     assert "dependency refused" in steps["two"]["error"]["message"] and "duration" in steps["two"]
 
-    history = stack.vigil("runs", "history", run["run_id"])
+    history = stack.vigil("runs", "history", run["runId"])
     assert history.rc == 0 and history.out.splitlines()[1].startswith("ID")
     kinds = [
         e["type"].removeprefix("HISTORY_EVENT_TYPE_")
-        for e in stack.vigil("runs", "history", run["run_id"], "--json").json()["events"]
+        for e in stack.vigil("runs", "history", run["runId"], "--json").json()["events"]
     ]
     assert kinds == [
         "RUN_CREATED",
@@ -202,18 +206,18 @@ def test_history_retry_and_resume(stack: VigilStack) -> None:
     assert "RETRY_SCHEDULED" in history.out and "backoff=" in history.out and "state=FAILED" in history.out
 
     fault.unlink()
-    resumed = stack.vigil("runs", "retry", run["run_id"], "--resume", "--wait", "--json")
+    resumed = stack.vigil("runs", "retry", run["runId"], "--resume", "--wait", "--json")
     assert resumed.rc == 0, resumed.err
     new = resumed.json()
-    assert (new["retry_of"], new["resumed"], new["result"]) == (run["run_id"], True, {"one": 1, "two": 2})
-    steps = _steps(stack, new["run_id"])
+    assert (new["retryOf"], new["resumed"], new["result"]) == (run["runId"], True, {"one": 1, "two": 2})
+    steps = _steps(stack, new["runId"])
     assert steps["one"].get("executions", 0) == 0 and steps["two"]["executions"] == 1  # one was not re-run
-    again = stack.vigil("runs", "retry", run["run_id"], "--wait", "--json").json()
-    assert _steps(stack, again["run_id"])["one"]["executions"] == 1  # a plain retry runs every step
+    again = stack.vigil("runs", "retry", run["runId"], "--wait", "--json").json()
+    assert _steps(stack, again["runId"])["one"]["executions"] == 1  # a plain retry runs every step
     still_running = stack.vigil("runs", "start", "sleep", "--params", '{"seconds": 300}', "--json").json()
-    refused = stack.vigil("runs", "retry", still_running["run_id"])
+    refused = stack.vigil("runs", "retry", still_running["runId"])
     assert refused.rc == 2 and "FAILED_PRECONDITION" in refused.err
-    stack.vigil("runs", "cancel", still_running["run_id"])
+    stack.vigil("runs", "cancel", still_running["runId"])
 
 
 def test_ctl_status_and_maintenance_with_short_names(stack: VigilStack) -> None:

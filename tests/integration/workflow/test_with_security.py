@@ -237,11 +237,11 @@ async def test_cli_start_wait_shows_progress_then_lists(app: WorkflowApp, securi
     )
     assert code == 0, progress
     # Progress lines on stderr while waiting: the snapshot, then changes until the end.
-    assert "created" in progress and "[SNAPSHOT]" in progress and "SUCCEEDED" in progress
+    assert "created" in progress and "... snapshot:" in progress and "SUCCEEDED" in progress
     run = json.loads(out)
     assert run["state"] == "RUN_STATE_SUCCEEDED" and run["attempts"] == 2
     code, out, _ = await _cli(app, security.alice, "list", "--workflow", "flaky")
-    assert code == 0 and run["runId"] in out and "SUCCEEDED" in out
+    assert code == 0 and [r["runId"] for r in json.loads(out)["runs"]] == [run["runId"]]
     code, _, err = await _cli(app, security.alice, "cancel", run["runId"])
     assert code == 2 and "already SUCCEEDED" in err
 
