@@ -237,8 +237,6 @@ def test_ctl_status_and_maintenance_with_short_names(stack: VigilStack) -> None:
 def test_ctl_restart_and_tail(stack: VigilStack) -> None:
     before = {c["name"]: c for c in stack.vigil("status", "--json").json()["components"]}
     got = stack.vigil("ctl", "restart", "workflow")
-    if "UNIMPLEMENTED" in got.err:
-        pytest.skip("healthd's ControlComponent is not built on this branch yet (avail-sup)")
     assert got.rc == 0, got.err
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -29,6 +29,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair() -> int:
+    """A port p with p and p + 1 free (the base of two replicas' private health ports)."""
+    for _ in range(100):
+        base = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError("no two consecutive free ports")
+
+
 def vigil_argv() -> list[str]:
     return [sys.executable, "-m", "services.cli"]
 
@@ -58,11 +71,15 @@ class VigilStack:
     def create(cls, root: Path, **extra_env: str) -> VigilStack:
         shutil.copytree(REPO / "deploy" / "local", root / "deploy" / "local")
         ports = {name: free_port() for name in ("healthd", "workflow", "security", "http")}
+        ports.update(workflow_health=free_port_pair(), security_health=free_port_pair())
         env = python_env(
             VIGIL_HEALTHD_SERVER__PORT=str(ports["healthd"]),
             VIGIL_WORKFLOW_SERVER__PORT=str(ports["workflow"]),
             VIGIL_SECURITY_SERVER__PORT=str(ports["security"]),
             VIGIL_HEALTHD_HTTP__PORT=str(ports["http"]),
+            # The replicas' private health ports (deploy/local/healthd.yaml's interpolations).
+            VIGIL_LOCAL_WORKFLOW_HEALTH_PORT=str(ports["workflow_health"]),
+            VIGIL_LOCAL_SECURITY_HEALTH_PORT=str(ports["security_health"]),
             PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
             **extra_env,
         )
