@@ -136,7 +136,7 @@ def _control(ctl: _Ctl, args: argparse.Namespace, name: str) -> int:
                 request, metadata=ctl.metadata(), timeout=None if args.follow else args.timeout
             ):
                 if args.json:
-                    emit_json(msg)
+                    emit_json(msg, line=True)
                 else:
                     prefix = f"[{msg.replica}] " if msg.replica else ""
                     print(f"{prefix}{msg.line}", flush=True)

@@ -12,7 +12,7 @@ import grpc
 from healthd import _cli as health
 from services.cli._ctl import add_ctl_commands, run_ctl_command
 from services.cli._output import error
-from services.cli._runs import EXIT_ERROR, add_runs_commands, run_runs_command
+from services.cli._runs import CLIENT_DEFAULTS, EXIT_ERROR, add_runs_commands, run_runs_command
 from services.cli._settings import Settings, TokenNotFound
 from services.common import ConfigError, VigilError
 
@@ -62,13 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _HEALTH[args.command](
             [*(["-config-dir", args.config_dir] if args.config_dir else []), *args.rest], prog="vigil"
         )
-    for name, default in (
-        ("address", None),
-        ("token", None),
-        ("token_file", None),
-        ("timeout", 10.0),
-        ("json", False),
-    ):
+    for name, default in CLIENT_DEFAULTS.items():  # flags given at no level of the command
         if not hasattr(args, name):
             setattr(args, name, default)
     try:

@@ -23,10 +23,11 @@ def as_dict(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message)
 
 
-def emit_json(value: Any) -> None:
+def emit_json(value: Any, *, line: bool = False) -> None:
+    """Print ``value`` (a message or plain data) as JSON; ``line``: one line (streams: JSON Lines)."""
     if isinstance(value, Message):
         value = as_dict(value)
-    print(json.dumps(value, indent=2, sort_keys=False))
+    print(json.dumps(value, indent=None if line else 2), flush=line)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

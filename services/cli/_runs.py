@@ -160,76 +160,76 @@ async def _start_like(args: argparse.Namespace, client: WorkflowClient, run: pb.
     return EXIT_OK if not args.wait or run.state == pb.RUN_STATE_SUCCEEDED else EXIT_RUN_FAILED
 
 
-async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
-    command = args.runs_command if args.command == "runs" else "workflows"
-    # Bad input is refused before anything is dialled or a token is looked for.
-    params = parse_params(args.params) if command == "start" else {}
-    labels = _labels(getattr(args, "label", []))
-    address = args.address or settings.address("workflow")
-    token = settings.token(args.token, args.token_file)
-    async with WorkflowClient(address, token=token, timeout_s=args.timeout) as client:
-        if command == "workflows":
-            infos = await client.list_workflows()
-            if args.json:
-                emit_json({"workflows": [as_dict(i) for i in infos]})
-                return EXIT_OK
-            rows = [
-                (
-                    w.name,
-                    enum_name(_sec.SecurityLevel, w.required_level, "SECURITY_LEVEL_"),
-                    _seconds(w.timeout),
-                    w.retry.max_attempts,
-                    enum_name(pb.BreakerState, w.breaker_state, "BREAKER_STATE_"),
-                    f"{w.stats.started}/{w.stats.succeeded}/{w.stats.failed}",
-                    w.description,
-                )
-                for w in infos
-            ]
-            print(
-                table(
-                    ("NAME", "LEVEL", "TIMEOUT", "ATTEMPTS", "BREAKER", "RUNS/OK/FAILED", "DESCRIPTION"), rows
-                )
-            )
-            return EXIT_OK
-        if command == "start":
-            run, created = await client.start_run(
-                args.workflow,
-                params,
-                idempotency_key=args.idempotency_key,
-                labels=labels,
-                priority=args.priority,
-            )
-            return await _start_like(args, client, run, created)
-        if command == "retry":
-            run, created = await client.retry_run(args.run_id, resume=args.resume)
-            return await _start_like(args, client, run, created)
-        if command == "get":
-            _print_run(args, await client.get_run(args.run_id))
-            return EXIT_OK
-        if command == "history":
-            reply = await client.get_run_history(args.run_id)
-            if args.json:
-                emit_json(reply)
-            else:
-                print(f"run {reply.run.run_id} ({reply.run.workflow}): {_state(reply.run.state)}")
-                print(history_lines(list(reply.events)))
-            return EXIT_OK
-        if command == "watch":
-            run = await _follow(client, args.run_id)
-            _print_run(args, run)
-            return EXIT_OK if run.state == pb.RUN_STATE_SUCCEEDED else EXIT_RUN_FAILED
-        if command == "cancel":
-            _print_run(args, await client.cancel_run(args.run_id, args.reason))
-            return EXIT_OK
-        return await _list(args, client, labels)
+async def _workflows(args: argparse.Namespace, client: WorkflowClient) -> int:
+    infos = await client.list_workflows()
+    if args.json:
+        emit_json({"workflows": [as_dict(i) for i in infos]})
+        return EXIT_OK
+    rows = [
+        (
+            w.name,
+            enum_name(_sec.SecurityLevel, w.required_level, "SECURITY_LEVEL_"),
+            _seconds(w.timeout),
+            w.retry.max_attempts,
+            enum_name(pb.BreakerState, w.breaker_state, "BREAKER_STATE_"),
+            f"{w.stats.started}/{w.stats.succeeded}/{w.stats.failed}",
+            w.description,
+        )
+        for w in infos
+    ]
+    header = ("NAME", "LEVEL", "TIMEOUT", "ATTEMPTS", "BREAKER", "RUNS/OK/FAILED", "DESCRIPTION")
+    print(table(header, rows))
+    return EXIT_OK
 
 
-async def _list(args: argparse.Namespace, client: WorkflowClient, labels: dict[str, str]) -> int:
+async def _start(args: argparse.Namespace, client: WorkflowClient) -> int:
+    run, created = await client.start_run(
+        args.workflow,
+        args.params_object,
+        idempotency_key=args.idempotency_key,
+        labels=args.labels_object,
+        priority=args.priority,
+    )
+    return await _start_like(args, client, run, created)
+
+
+async def _retry(args: argparse.Namespace, client: WorkflowClient) -> int:
+    run, created = await client.retry_run(args.run_id, resume=args.resume)
+    return await _start_like(args, client, run, created)
+
+
+async def _get(args: argparse.Namespace, client: WorkflowClient) -> int:
+    _print_run(args, await client.get_run(args.run_id))
+    return EXIT_OK
+
+
+async def _history(args: argparse.Namespace, client: WorkflowClient) -> int:
+    reply = await client.get_run_history(args.run_id)
+    if args.json:
+        emit_json(reply)
+    else:
+        print(f"run {reply.run.run_id} ({reply.run.workflow}): {_state(reply.run.state)}")
+        print(history_lines(list(reply.events)))
+    return EXIT_OK
+
+
+async def _watch(args: argparse.Namespace, client: WorkflowClient) -> int:
+    run = await _follow(client, args.run_id)
+    _print_run(args, run)
+    return EXIT_OK if run.state == pb.RUN_STATE_SUCCEEDED else EXIT_RUN_FAILED
+
+
+async def _cancel(args: argparse.Namespace, client: WorkflowClient) -> int:
+    _print_run(args, await client.cancel_run(args.run_id, args.reason))
+    return EXIT_OK
+
+
+async def _list(args: argparse.Namespace, client: WorkflowClient) -> int:
     states = [pb.RunState.Value(f"RUN_STATE_{s}") for s in args.state]
     runs, token = await client.list_runs(
         workflow=args.workflow,
         states=states,
-        labels=labels,
+        labels=args.labels_object,
         page_size=args.limit,
         page_token=args.page_token,
     )
@@ -245,8 +245,43 @@ async def _list(args: argparse.Namespace, client: WorkflowClient, labels: dict[s
     return EXIT_OK
 
 
+_COMMANDS = {
+    "workflows": _workflows,
+    "list": _list,
+    "get": _get,
+    "history": _history,
+    "watch": _watch,
+    "start": _start,
+    "cancel": _cancel,
+    "retry": _retry,
+}
+
+
+async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``vigil runs COMMAND`` or ``vigil workflows``; returns the exit code."""
+    command = args.runs_command if args.command == "runs" else "workflows"
+    # Bad input is refused before anything is dialled or a token is looked for.
+    args.params_object = parse_params(args.params) if command == "start" else {}
+    args.labels_object = _labels(getattr(args, "label", []))
+    address = args.address or settings.address("workflow")
+    token = settings.token(args.token, args.token_file)
+    async with WorkflowClient(address, token=token, timeout_s=args.timeout) as client:
+        return await _COMMANDS[command](args, client)
+
+
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "address": None,
+    "token": None,
+    "token_file": None,
+    "timeout": 10.0,
+    "json": False,
+}
+"""Values of the `client_options` flags when given at no level of the command line."""
+
+
 def client_options(parser: argparse.ArgumentParser) -> None:
-    """Connection flags of the workflow commands (accepted before or after the subcommand)."""
+    """Connection flags of the workflow and ctl commands, accepted before or after a subcommand
+    (defaults SUPPRESSed so a later level never overwrites an earlier one; see CLIENT_DEFAULTS)."""
     S = argparse.SUPPRESS
     parser.add_argument("--address", default=S, help="workflow host:port (default: from the stack's config)")
     parser.add_argument(
