@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# healthd (supervisor mode) starts both services as children, restarts them when they fail
-# and stops them first on Ctrl-C. The security service creates .vigil/dev-token (an ADMIN
+# healthd (supervisor mode) starts both services (2 replicas each) as children, restarts them
+# when they fail and stops them first on Ctrl-C. `healthd keep` restarts healthd itself when it
+# dies; the services outlive it and the new healthd adopts them. The security service creates .vigil/dev-token (an ADMIN
 # key, 0600, git-ignored) on its first start and logs where it is.
 run: $(STAMP)
 	@echo "Vigil local stack (Ctrl-C stops everything):"
@@ -28,7 +29,7 @@ run: $(STAMP)
 	@echo "  workflow  grpc 127.0.0.1:$${VIGIL_WORKFLOW_SERVER__PORT:-50051}"
 	@echo "  security  grpc 127.0.0.1:$${VIGIL_SECURITY_SERVER__PORT:-50052}"
 	@echo "  ADMIN dev token: .vigil/dev-token (created on first start; Bearer token for calls)"
-	$(PY) -m healthd --config deploy/local/healthd.yaml
+	$(PY) -m healthd keep --config deploy/local/healthd.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -29,18 +29,18 @@ from healthd._aggregate import (
     target_level,
 )
 from healthd._checks import GrpcHealthCheck, build_check
-from healthd._config import HealthdConfig, Mode, dependency_order
+from healthd._config import HealthdConfig
 from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
 from healthd._pidfile import RunDir
-from healthd._replicas import Unit, combine, replica_check, replica_env, units_of
-from healthd._scheduler import Clock, LoopClock, Scheduler
+from healthd._replicas import Unit, build_units, combine, replica_check
+from healthd._scheduler import Scheduler
 from healthd._snapshot import Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
 from healthd._views import component_view
-from services.common import FailedPrecondition, NotFound, get_logger
+from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger
 
 _log = get_logger("vigil.healthd")
 
@@ -63,7 +63,7 @@ class HealthEngine:
         sink: LineSink | None = None,
     ) -> None:
         self.config = config
-        self.clock: Clock = clock or LoopClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self._rng = rng or random.Random()
         self.events = EventLog(config.event_history)
         self.supervisor = Supervisor(RunDir(config.run_dir) if config.run_dir is not None else None)
@@ -82,38 +82,19 @@ class HealthEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[Snapshot], None]] = []
         self.scheduler = Scheduler(self.clock, self._on_result, paused=self._paused, rng=self._rng)
-        supervised = config.mode is Mode.SUPERVISOR
-        for name in dependency_order(config):
-            comp = config.component(name)
-            self._units_of[name] = []
-            for unit_name, replica, key, health_port in units_of(comp, supervised):
-                child = None
-                if comp.process is not None and supervised:
-                    child = Child(
-                        unit_name,
-                        comp.process,
-                        sink=sink or stderr_sink,
-                        on_exit=self._on_exit,
-                        env=replica_env(comp.process, replica, comp.replicas),
-                        log_path=None if config.log_dir is None else config.log_dir / f"{key}.log",
-                        log_max_bytes=config.log_max_bytes,
-                        records=self.supervisor.records,
-                        key=key,
-                        replica=replica,
-                        component=name,
-                    )
-                    self.supervisor.add(child)
-                self.units[unit_name] = Unit(unit_name, name, replica, key, health_port, child)
-                self._units_of[name].append(unit_name)
-                self._checks[unit_name] = [CheckState() for _ in comp.checks]
-                self._heal[unit_name] = HealMachine(since=self.clock.now())
-                self._healers[unit_name] = build_healer(comp, child)
-                for index, base_cfg in enumerate(comp.checks):
-                    check_cfg = replica_check(base_cfg, health_port)
-                    check = build_check(check_cfg, child)
-                    self.scheduler.add(unit_name, index, check, check_cfg)
-                    if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
-                        self.scheduler.add_stream(unit_name, index, check.watch)
+        for unit in build_units(config, self.supervisor, sink or stderr_sink, self._on_exit):
+            comp = config.component(unit.component)
+            self.units[unit.name] = unit
+            self._units_of.setdefault(unit.component, []).append(unit.name)
+            self._checks[unit.name] = [CheckState() for _ in comp.checks]
+            self._heal[unit.name] = HealMachine(since=self.clock.monotonic())
+            self._healers[unit.name] = build_healer(comp, unit.child)
+            for index, base_cfg in enumerate(comp.checks):
+                check_cfg = replica_check(base_cfg, unit.health_port)
+                check = build_check(check_cfg, unit.child)
+                self.scheduler.add(unit.name, index, check, check_cfg)
+                if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
+                    self.scheduler.add_stream(unit.name, index, check.watch)
         self._last = self._compute()
 
     # ---- life cycle -------------------------------------------------------------------
@@ -128,6 +109,11 @@ class HealthEngine:
             how = "adopted" if child in adopted else "started"
             self._publish(EventKind.PROCESS, child.name, f"{how} (pid {child.pid})", new="started")
         self.scheduler.start()
+        if adopted:
+            # A restarted healthd over running children: no start-up to wait for, so every check
+            # runs now rather than after its initial delay (the system is known again at once).
+            for name in self._units_of:
+                self._spawn(self.check_now(name))
         self._spawn(self._watchdog())
 
     async def stop(self) -> None:
@@ -238,62 +224,36 @@ class HealthEngine:
         if not on:
             self._spawn(self.check_now(name))
 
-    def targets(self, name: str, replica: int) -> list[str]:
-        """The units a control action addresses (0 = every replica).
-
-        Raises:
-            NotFound: unknown component.
-            FailedPrecondition: no supervised process.
-            InvalidArgument: replica out of range.
-        """
-        from services.common import FieldViolation, InvalidArgument
-
+    def units_of(self, name: str) -> list[Unit]:
+        """The replicas of a component, replica order (NotFound when unknown)."""
         self._known(name)
-        units = [u for u in self._units_of[name] if self.units[u].child is not None]
-        if not units:
-            raise FailedPrecondition(f"component '{name}' has no supervised process")
-        if replica == 0:
-            return units
-        if not 1 <= replica <= len(units):
-            raise InvalidArgument(
-                f"replica {replica} out of range", [FieldViolation("replica", f"0 (all) or 1..{len(units)}")]
-            )
-        return [units[replica - 1]]
+        return [self.units[u] for u in self._units_of[name]]
 
-    async def stop_unit(self, unit: str, reason: str) -> None:
-        """Stop one replica on an operator's request: not healed, not a failure, until started."""
+    def heal_state(self, unit: str) -> HealState:
+        """Where one replica is in its healing life cycle."""
+        return self._heal[unit].state
+
+    def mark_stopped(self, unit: str, reason: str) -> None:
+        """An operator is stopping this replica: no healing, no failure, until `mark_starting`."""
         self._stopped.add(unit)
         self._drive(unit, HealEvent.STOP, reason)
         self._reevaluate()
-        child = self.units[unit].child
-        assert child is not None  # targets() only returns supervised units
-        await child.stop()
-        self._publish(EventKind.PROCESS, unit, f"stopped: {reason}", new="exited")
-        self._reevaluate()
 
-    async def start_unit(self, unit: str, reason: str) -> None:
-        """Start a stopped (or FATAL, or dead) replica; a running one is left alone."""
-        child = self.units[unit].child
-        assert child is not None
-        if child.running and unit not in self._stopped and self._heal[unit].state is not HealState.FATAL:
-            return
+    def mark_starting(self, unit: str, reason: str) -> None:
+        """An operator is starting this replica (clears STOPPED and FATAL)."""
         self._stopped.discard(unit)
         self._drive(unit, HealEvent.START, reason)
         self._reevaluate()
-        await child.start()
-        self._publish(EventKind.PROCESS, unit, f"started (pid {child.pid}): {reason}", new="started")
-        self._spawn(self.scheduler.check_now(unit))
+
+    def process_changed(self, unit: str, message: str, started: bool) -> None:
+        """Record an operator's start or stop of the process; a started one is checked now."""
+        self._publish(EventKind.PROCESS, unit, message, new="started" if started else "exited")
+        if started:
+            self._spawn(self.scheduler.check_now(unit))
         self._reevaluate()
 
-    async def restart_unit(self, unit: str, reason: str) -> None:
-        """Restart one replica now and wait (bounded by start_timeout_s) until it serves again."""
-        await self.stop_unit(unit, reason)
-        await self.start_unit(unit, reason)
-        timeout = self.config.component(self.units[unit].component).healing.start_timeout_s
-        deadline = self.clock.now() + timeout
-        # State changes come from checks, exits and timers alike; a short bounded poll is simplest.
-        while self._heal[unit].state is HealState.STARTING and self.clock.now() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    def is_stopped(self, unit: str) -> bool:
+        return unit in self._stopped
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -312,18 +272,18 @@ class HealthEngine:
         message = describe_exit(code)
         self._publish(EventKind.PROCESS, unit, message, new="exited")
         u = self.units[unit]
+        if not self._paused(unit):
+            # The verdict first: folding the process check in below would start a heal.
+            child = u.child
+            if code == EXIT_USAGE and child is not None and not child.served:
+                last = next((line for line in reversed(child.output.tail()) if line.strip()), "")
+                why = f"{message} before serving (config/usage error; restarting cannot help)"
+                self._drive(unit, HealEvent.PERMANENT, f"{why}: {last}" if last else why)
+            else:
+                self._drive(unit, HealEvent.DIED, message)
         for index, cfg in enumerate(self.config.component(u.component).checks):
             if cfg.kind == "process":
                 self._on_result(unit, index, CheckResult(Status.NOT_SERVING, 0.0, message, decisive=True))
-        if self._paused(unit):
-            return
-        child = u.child
-        if code == EXIT_USAGE and child is not None and not child.served:
-            last = child.output.tail(1)
-            why = f"{message} before serving (config/usage error; restarting cannot help)"
-            self._drive(unit, HealEvent.PERMANENT, why + (f": {last[0]}" if last else ""))
-        else:
-            self._drive(unit, HealEvent.DIED, message)
         self._reevaluate()
 
     # ---- healing ------------------------------------------------------------------------
@@ -331,7 +291,7 @@ class HealthEngine:
     def _drive(self, unit: str, event: HealEvent, reason: str = "") -> None:
         old = self._heal[unit]
         policy = self.config.component(self.units[unit].component).healing
-        now = self.clock.now()
+        now = self.clock.monotonic()
         new, actions = transition(old, event, now=now, policy=policy, rng=self._rng, reason=reason)
         self._heal[unit] = new
         if new.state is not old.state:
@@ -407,12 +367,19 @@ class HealthEngine:
         elif own is Status.SERVING and all(c.successes for c in states):
             # UP needs a success on every check since the last reset: a restarted component
             # counts as started only once it has passed its checks itself.
-            child = self.units[unit].child
-            if child is not None:
-                child.served = True
+            self._mark_served(unit)
             self._drive(unit, HealEvent.UP)
         elif any(s.last is not None and not s.last.ok for s in states):
             self._drive(unit, HealEvent.SAMPLE_FAILED, self._why(unit))
+
+    def _mark_served(self, unit: str) -> None:
+        """The child has served once it passed a real check. A live pid proves nothing (a
+        config error can take seconds of imports to surface), so a child with only process
+        checks never counts as served: its exit code 2 is always permanent."""
+        child = self.units[unit].child
+        kinds = {c.kind for c in self.config.component(self.units[unit].component).checks}
+        if child is not None and kinds != {"process"}:
+            child.served = True
 
     def _why(self, unit: str) -> str:
         for state in self._checks[unit]:
@@ -434,7 +401,7 @@ class HealthEngine:
                 partial.add(name)
         comps = component_health(self.config, own, self._maint, frozenset(stopped), frozenset(partial))
         target = target_level(self.config, comps)
-        self._damper = self._damper.step(target, self.clock.now(), self.config.level_recovery_s)
+        self._damper = self._damper.step(target, self.clock.monotonic(), self.config.level_recovery_s)
         system = system_health(self.config, comps, self._damper.level)
         escalated = sorted({self.units[u].component for u, m in self._heal.items() if m.escalated})
         if escalated:
@@ -444,7 +411,7 @@ class HealthEngine:
         else:
             liveness, why = Status.SERVING, ""
         ready = system.ready and not self._shutting_down
-        now = self.clock.now()
+        now = self.clock.monotonic()
         views = tuple(
             component_view(
                 c,
@@ -483,8 +450,8 @@ class HealthEngine:
                 self.events.publish(EventKind.STATUS, b.name, why, a.status.value, b.status.value)
         o, n = old.system, new.system
         if (o.status, o.level) != (n.status, n.level):
-            message = f"{n.status.value} score={n.score} level={n.level.value}"
-            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.value}", message)
+            message = f"{n.status.value} score={n.score} level={n.level.name}"
+            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.name}", message)
         if old.liveness is not new.liveness:
             self.events.publish(
                 EventKind.LIVENESS, "", new.liveness_reason or "ok", old.liveness, new.liveness
@@ -495,10 +462,10 @@ class HealthEngine:
     async def _watchdog(self) -> None:
         """Heartbeat: measures loop lag and scheduler lateness; drives time-based damping."""
         wd = self.config.watchdog
-        expected = self.clock.now() + wd.interval_s
+        expected = self.clock.monotonic() + wd.interval_s
         while True:
             await self.clock.sleep_until(expected)
-            now = self.clock.now()
+            now = self.clock.monotonic()
             lag = now - expected
             reason = self.scheduler.stalled(now, wd.stall_after_s) or ""
             if not reason and lag > wd.stall_after_s:

@@ -17,9 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from healthd._config import CheckConfig, ComponentConfig, GrpcCheckConfig, ProcessConfig
+from healthd._config import (
+    CheckConfig,
+    ComponentConfig,
+    GrpcCheckConfig,
+    HealthdConfig,
+    Mode,
+    ProcessConfig,
+    dependency_order,
+)
 from healthd._names import unit_key, unit_name
-from healthd._supervisor import Child
+from healthd._output import LineSink
+from healthd._supervisor import Child, ExitCallback, Supervisor
 from healthd._types import Status
 
 
@@ -77,3 +86,32 @@ def combine(statuses: list[Status]) -> Status:
     if any(s is Status.NOT_SERVING for s in statuses):
         return Status.NOT_SERVING
     return Status.UNKNOWN
+
+
+def build_units(
+    config: HealthdConfig, supervisor: Supervisor, sink: LineSink, on_exit: ExitCallback
+) -> list[Unit]:
+    """Every unit in dependency order; supervised ones get a child, registered with ``supervisor``."""
+    supervised = config.mode is Mode.SUPERVISOR
+    out = []
+    for name in dependency_order(config):
+        comp = config.component(name)
+        for uname, replica, key, health_port in units_of(comp, supervised):
+            child = None
+            if comp.process is not None and supervised:
+                child = Child(
+                    uname,
+                    comp.process,
+                    sink=sink,
+                    on_exit=on_exit,
+                    env=replica_env(comp.process, replica, comp.replicas),
+                    log_path=None if config.log_dir is None else config.log_dir / f"{key}.log",
+                    log_max_bytes=config.log_max_bytes,
+                    records=supervisor.records,
+                    key=key,
+                    replica=replica,
+                    component=name,
+                )
+                supervisor.add(child)
+            out.append(Unit(uname, name, replica, key, health_port, child))
+    return out

@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2 as _hpb
 
 from healthd._config import HealthdConfig
+from healthd._control import Control, Controller
 from healthd._convert import component_pb, event_pb, event_type, system_pb, timestamp
 from healthd._engine import HealthEngine
 from healthd._names import resolve
@@ -32,9 +33,10 @@ from services.common import (
     InvalidArgument,
     PermissionDenied,
     Unavailable,
+    bearer_token,
     get_logger,
 )
-from services.security import AuthConfig, Authenticator, Level, Principal, bearer_token
+from services.security import AuthConfig, Authenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -177,6 +179,7 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
         self._engine = engine
         self._config = config
         self._gate = gate
+        self._control = Controller(engine)
 
     def _component(self, name: str) -> _pb.ComponentHealth:
         snap = self._engine.snapshot()
@@ -255,18 +258,10 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
             raise InvalidArgument(
                 "action is required", [FieldViolation("action", "must be START, STOP or RESTART")]
             )
-        units = self._engine.targets(name, request.replica)
+        self._control.targets(name, request.replica)  # validate before the audit line
         which = f"replica {request.replica}" if request.replica else "all replicas"
-        audit(principal, action, name, which)
-        reason = f"{action} by {principal.subject}"
-        if action == "stop":
-            await asyncio.gather(*(self._engine.stop_unit(u, reason) for u in units))
-        elif action == "start":
-            for unit in units:
-                await self._engine.start_unit(unit, reason)
-        else:  # one replica at a time, each serving again before the next: no outage
-            for unit in units:
-                await self._engine.restart_unit(unit, reason)
+        audit(principal, action.value, name, which)
+        await self._control.control(name, action, request.replica, f"{action.value} by {principal.subject}")
         return _pb.ControlComponentResponse(component=self._component(name))
 
     async def TailLog(
@@ -301,9 +296,9 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
 
 
 _ACTIONS = {
-    _pb.CONTROL_ACTION_START: "start",
-    _pb.CONTROL_ACTION_STOP: "stop",
-    _pb.CONTROL_ACTION_RESTART: "restart",
+    _pb.CONTROL_ACTION_START: Control.START,
+    _pb.CONTROL_ACTION_STOP: Control.STOP,
+    _pb.CONTROL_ACTION_RESTART: Control.RESTART,
 }
 
 

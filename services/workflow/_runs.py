@@ -16,10 +16,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.common import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
+from services.common import (
+    DegradationLevel,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._config import LimitsConfig
-from services.workflow._degradation import DegradationGate, Level
+from services.workflow._degradation import DegradationGate
 from services.workflow._events import EventType, RunEvent
 from services.workflow._executor import Executor
 from services.workflow._history import HistoryEvent
@@ -198,7 +205,7 @@ class Operations:
                 )
             except Unavailable:
                 # Our own dependency view: without security no run can start (fail closed).
-                self.gate.set_dependency("security", Level.DEGRADED)
+                self.gate.set_dependency("security", DegradationLevel.DEGRADED)
                 raise
             self.gate.set_dependency("security", None)
             priority = req.priority or wf.policy.priority
@@ -237,7 +244,7 @@ class Operations:
         run_id: str,
         screened: Screened,
         priority: int,
-        level: Level | None,
+        level: DegradationLevel | None,
         now: float,
         scheduled: bool,
         remaining_s: float | None,
