@@ -16,7 +16,15 @@ from typing import Any
 from services.workflow._model import ErrorCategory, RunChange, RunError, canonical_json
 from services.workflow._states import RunState
 
-__all__ = ["HistoryEvent", "HistoryType", "change_event", "event_from_row", "event_to_row"]
+__all__ = [
+    "HistoryEvent",
+    "HistoryType",
+    "change_event",
+    "change_event_type",
+    "error_json",
+    "event_from_row",
+    "event_to_row",
+]
 
 
 class HistoryType(enum.Enum):
@@ -60,7 +68,7 @@ def event_to_row(event: HistoryEvent) -> tuple[str, str]:
     if event.duration_s is not None:
         data["duration_s"] = event.duration_s
     if event.error is not None:
-        data["error"] = [event.error.category.value, event.error.message]
+        data["error"] = _error_data(event.error)
     if event.fallback:
         data["fallback"] = event.fallback
     if event.state is not None:
@@ -68,6 +76,15 @@ def event_to_row(event: HistoryEvent) -> tuple[str, str]:
     if event.retry_delay_s is not None:
         data["retry_delay_s"] = event.retry_delay_s
     return event.type.value, canonical_json(data)
+
+
+def _error_data(error: RunError) -> list[str]:
+    return [error.category.value, error.message]
+
+
+def error_json(error: RunError | None) -> str | None:
+    """An error as the ``data.error`` JSON of an event (None without one); for SQL-built events."""
+    return canonical_json(_error_data(error)) if error is not None else None
 
 
 def event_from_row(event_id: int, at: float, kind: str, data_json: str) -> HistoryEvent:
@@ -87,6 +104,13 @@ def event_from_row(event_id: int, at: float, kind: str, data_json: str) -> Histo
     )
 
 
+def change_event_type(change: RunChange) -> HistoryType | None:
+    """Which event a state change records: a new attempt, the end of the run, or none."""
+    if change.state is RunState.RUNNING and change.attempt:
+        return HistoryType.ATTEMPT_STARTED
+    return HistoryType.RUN_FINISHED if change.state.terminal else None
+
+
 def change_event(change: RunChange, attempts: int, created_at: float, now: float) -> HistoryEvent | None:
     """The event a state change records, if any: a new attempt, or the end of the run.
 
@@ -94,11 +118,12 @@ def change_event(change: RunChange, attempts: int, created_at: float, now: float
         attempts: The run's attempt count after the change.
         created_at: When the run was created (a finished run's duration counts from then).
     """
-    if change.state is RunState.RUNNING and change.attempt:
-        return HistoryEvent(HistoryType.ATTEMPT_STARTED, at=now, attempt=attempts)
-    if change.state.terminal:
+    kind = change_event_type(change)
+    if kind is HistoryType.ATTEMPT_STARTED:
+        return HistoryEvent(kind, at=now, attempt=attempts)
+    if kind is HistoryType.RUN_FINISHED:
         return HistoryEvent(
-            HistoryType.RUN_FINISHED,
+            kind,
             at=now,
             attempt=attempts,
             state=change.state,

@@ -29,7 +29,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common import AlreadyExists, InvalidArgument, NotFound, Unavailable
-from services.workflow._history import HistoryEvent, HistoryType, change_event, event_from_row
+from services.workflow._history import (
+    HistoryEvent,
+    HistoryType,
+    change_event_type,
+    error_json,
+    event_from_row,
+)
 from services.workflow._model import (
     NewRun,
     Run,
@@ -41,13 +47,13 @@ from services.workflow._model import (
     canonical_json,
 )
 from services.workflow._pg_config import PostgresConfig
+from services.workflow._pg_history import ATTEMPT_DATA, FINISHED_DATA, STEP_DATA, STEP_FAILED_DATA, with_event
 from services.workflow._pg_schema import migrate
-from services.workflow._states import transition
+from services.workflow._states import RunState, transition
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
-    copy_steps_sql,
     event_args,
     event_insert,
     insert_values,
@@ -150,23 +156,26 @@ class PostgresRunStore:
             await conn.execute("UPDATE runs SET lease_owner = lease_owner WHERE false")
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
+        insert = (
+            f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
+            " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+            " RETURNING *"
+        )
+        args: list[Any] = [*insert_values(new, Jsonb(new.labels)), new.created_at]
+        extra = ""
+        if new.resume and new.retry_of:  # the finished steps of the run retried, in their order
+            extra = (
+                ", c AS (INSERT INTO steps (run_id, name, executions, completed, result, finished_at,"
+                " started_at, duration_s) SELECT w.run_id, s.name, 0, s.completed, s.result,"
+                " s.finished_at, s.started_at, s.duration_s FROM w JOIN steps s"
+                " ON s.run_id = %s AND s.completed ORDER BY s.ord)"
+            )
+            args.append(new.retry_of)
         async with self._conn() as conn:
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
             # so of N racing creates exactly one inserts and the others read its run. The run,
-            # its copied steps and its first history event commit together.
-            async with conn.transaction():
-                row = await _one(
-                    conn,
-                    f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
-                    " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-                    " RETURNING *",
-                    insert_values(new, Jsonb(new.labels)),
-                )
-                if row is not None:
-                    if new.resume and new.retry_of:
-                        await conn.execute(copy_steps_sql("%s", "TRUE"), (new.run_id, new.retry_of))
-                    created = HistoryEvent(HistoryType.RUN_CREATED, at=new.created_at)
-                    await conn.execute(_EVENT, event_args(new.run_id, created))
+            # its copied steps and its RUN_CREATED event are one statement.
+            row = await _one(conn, with_event(insert, HistoryType.RUN_CREATED, extra=extra), args)
             if row is not None:
                 return row_to_run(row), True
             row = await _one(
@@ -209,17 +218,20 @@ class PostgresRunStore:
         now = self._clock()
         sets, args = change_sets(change, now, "%s")
         sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
+        args += [run_id, sources]
+        kind = change_event_type(change)  # its event is part of the same statement
+        if kind is HistoryType.ATTEMPT_STARTED:
+            sql = with_event(sql, kind, ATTEMPT_DATA)
+            args.append(now)
+        elif kind is HistoryType.RUN_FINISHED:
+            sql = with_event(sql, kind, FINISHED_DATA)
+            failed = change.error if state is not RunState.SUCCEEDED else None
+            args += [now, error_json(failed), change.fallback]
         async with self._conn() as conn:
             while True:
-                async with conn.transaction():  # the change and its history event commit together
-                    row = await _one(conn, sql, [*args, run_id, sources])
-                    if row is not None:
-                        run = row_to_run(row)
-                        event = change_event(change, run.attempts, run.created_at, now)
-                        if event is not None:
-                            await conn.execute(_EVENT, event_args(run_id, event))
+                row = await _one(conn, sql, args)
                 if row is not None:
-                    return run
+                    return row_to_run(row)
                 current = await _select_run(conn, run_id)  # NotFound, or:
                 transition(current.state, state)  # InvalidTransition: its state does not allow it
                 # Allowed now: another writer moved the run between our two statements. Runs
@@ -227,64 +239,44 @@ class PostgresRunStore:
 
     async def begin_step(self, run_id: str, name: str) -> int:
         now = self._clock()
-        async with self._conn() as conn, conn.transaction():
-            row = await _one(
-                conn,
-                "INSERT INTO steps (run_id, name, executions, started_at) VALUES (%s, %s, 1, %s)"
-                " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1,"
-                " started_at = excluded.started_at RETURNING executions",
-                (run_id, name, now),
-            )
-            assert row is not None  # INSERT ... RETURNING always returns the row
-            executions = int(row["executions"])
-            started = HistoryEvent(HistoryType.STEP_STARTED, at=now, step=name, attempt=executions)
-            await conn.execute(_EVENT, event_args(run_id, started))
-        return executions
+        write = (
+            "INSERT INTO steps (run_id, name, executions, started_at) VALUES (%s, %s, 1, %s)"
+            " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1,"
+            " started_at = excluded.started_at RETURNING run_id, name, executions, duration_s"
+        )
+        async with self._conn() as conn:
+            sql = with_event(write, HistoryType.STEP_STARTED, STEP_DATA)
+            row = await _one(conn, sql, (run_id, name, now, now))
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return int(row["executions"])
 
     async def record_step(self, run_id: str, name: str, result: Any) -> None:
         text, now = canonical_json(result), self._clock()
-        async with self._conn() as conn, conn.transaction():
-            row = await _one(
-                conn,
-                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
-                " VALUES (%s, %s, 1, TRUE, %s, %s, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
-                " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at,"
-                " duration_s = GREATEST(0, excluded.finished_at"
-                " - COALESCE(steps.started_at, excluded.finished_at)),"
-                " error_category = NULL, error_message = NULL"
-                " WHERE NOT steps.completed RETURNING executions, duration_s",
-                (run_id, name, text, now),
-            )
-            if row is not None:  # first write wins: a repeated finish records nothing
-                finished = HistoryEvent(
-                    HistoryType.STEP_FINISHED,
-                    at=now,
-                    step=name,
-                    attempt=row["executions"],
-                    duration_s=row["duration_s"],
-                )
-                await conn.execute(_EVENT, event_args(run_id, finished))
+        # First write wins (WHERE NOT completed): a repeated finish changes and records nothing.
+        write = (
+            "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
+            " VALUES (%s, %s, 1, TRUE, %s, %s, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
+            " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at,"
+            " duration_s = GREATEST(0, excluded.finished_at"
+            " - COALESCE(steps.started_at, excluded.finished_at)),"
+            " error_category = NULL, error_message = NULL"
+            " WHERE NOT steps.completed RETURNING run_id, name, executions, duration_s"
+        )
+        async with self._conn() as conn:
+            sql = with_event(write, HistoryType.STEP_FINISHED, STEP_DATA)
+            await conn.execute(sql, (run_id, name, text, now, now))
 
     async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
         now = self._clock()
-        async with self._conn() as conn, conn.transaction():
-            row = await _one(
-                conn,
-                "UPDATE steps SET error_category = %s, error_message = %s,"
-                " duration_s = GREATEST(0, %s - COALESCE(started_at, %s))"
-                " WHERE run_id = %s AND name = %s AND NOT completed RETURNING executions, duration_s",
-                (error.category.value, error.message, now, now, run_id, name),
-            )
-            if row is not None:
-                failed = HistoryEvent(
-                    HistoryType.STEP_FAILED,
-                    at=now,
-                    step=name,
-                    attempt=row["executions"],
-                    duration_s=row["duration_s"],
-                    error=error,
-                )
-                await conn.execute(_EVENT, event_args(run_id, failed))
+        write = (
+            "UPDATE steps SET error_category = %s, error_message = %s,"
+            " duration_s = GREATEST(0, %s - COALESCE(started_at, %s))"
+            " WHERE run_id = %s AND name = %s AND NOT completed"
+            " RETURNING run_id, name, executions, duration_s"
+        )
+        args = (error.category.value, error.message, now, now, run_id, name, now, error_json(error))
+        async with self._conn() as conn:
+            await conn.execute(with_event(write, HistoryType.STEP_FAILED, STEP_FAILED_DATA), args)
 
     async def append_event(self, run_id: str, event: HistoryEvent) -> None:
         async with self._conn() as conn:
