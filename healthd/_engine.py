@@ -32,15 +32,16 @@ from healthd._checks import GrpcHealthCheck, build_check
 from healthd._config import HealthdConfig
 from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
+from healthd._operator import OperatorActions
 from healthd._pidfile import RunDir
 from healthd._replicas import Unit, build_units, combine, replica_check
 from healthd._scheduler import Scheduler
 from healthd._snapshot import Snapshot
-from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
+from healthd._supervisor import LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
 from healthd._views import component_view
-from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger
+from services.common import SYSTEM_CLOCK, Clock, get_logger
 
 _log = get_logger("vigil.healthd")
 
@@ -51,7 +52,7 @@ EXIT_USAGE = 2
 """The config/usage exit code (run_main): before serving, restarting cannot help."""
 
 
-class HealthEngine:
+class HealthEngine(OperatorActions):
     """Runs checks, aggregates, heals; publishes snapshots and events."""
 
     def __init__(
@@ -167,93 +168,6 @@ class HealthEngine:
     def add_listener(self, fn: Callable[[Snapshot], None]) -> None:
         """Call ``fn(snapshot)`` synchronously after every re-evaluation that changed something."""
         self._listeners.append(fn)
-
-    def children_of(self, name: str) -> list[Child]:
-        """The supervised processes (replicas) of a component, replica order."""
-        return [c for u in self._units_of.get(name, ()) if (c := self.units[u].child) is not None]
-
-    # ---- operator actions -------------------------------------------------------------
-
-    def _known(self, name: str) -> None:
-        if name not in self._units_of:
-            raise NotFound(f"unknown component '{name}'")
-
-    async def check_now(self, name: str) -> list[CheckResult]:
-        """Run all of a component's checks now; results fold in unless in maintenance."""
-        self._known(name)
-        results = await asyncio.gather(*(self.scheduler.check_now(u) for u in self._units_of[name]))
-        return [r for unit_results in results for r in unit_results]
-
-    def heal(self, name: str, reason: str = "manual heal") -> tuple[bool, str]:
-        """Start a heal of every replica now (clears FATAL); returns (started, why not).
-
-        Raises:
-            NotFound: unknown component.
-            FailedPrecondition: in maintenance, stopped, or no healing action configured.
-        """
-        self._known(name)
-        if name in self._maint:
-            raise FailedPrecondition(f"component '{name}' is in maintenance")
-        units = [u for u in self._units_of[name] if u not in self._stopped]
-        if not units:
-            raise FailedPrecondition(f"component '{name}' is stopped; start it instead")
-        if self._healers[units[0]] is None:
-            raise FailedPrecondition(f"component '{name}' has no healing action configured")
-        idle = [u for u in units if self._heal[u].state is not HealState.HEALING]
-        if not idle:
-            return False, "a heal is already running"
-        for unit in idle:
-            self._drive(unit, HealEvent.MANUAL_HEAL, reason)
-        self._reevaluate()
-        return True, "heal started"
-
-    def set_maintenance(self, name: str, on: bool, reason: str = "") -> None:
-        """Pause (on) or resume (off) checks and healing of a component."""
-        self._known(name)
-        if on == (name in self._maint):
-            return
-        if on:
-            self._maint.add(name)
-        else:
-            self._maint.discard(name)
-        state = "on" if on else "off"
-        self.events.publish(EventKind.MAINTENANCE, name, reason or state, new=state)
-        for unit in self._units_of[name]:
-            self._drive(unit, HealEvent.MAINTENANCE_ON if on else HealEvent.MAINTENANCE_OFF, reason)
-        self._reevaluate()
-        if not on:
-            self._spawn(self.check_now(name))
-
-    def units_of(self, name: str) -> list[Unit]:
-        """The replicas of a component, replica order (NotFound when unknown)."""
-        self._known(name)
-        return [self.units[u] for u in self._units_of[name]]
-
-    def heal_state(self, unit: str) -> HealState:
-        """Where one replica is in its healing life cycle."""
-        return self._heal[unit].state
-
-    def mark_stopped(self, unit: str, reason: str) -> None:
-        """An operator is stopping this replica: no healing, no failure, until `mark_starting`."""
-        self._stopped.add(unit)
-        self._drive(unit, HealEvent.STOP, reason)
-        self._reevaluate()
-
-    def mark_starting(self, unit: str, reason: str) -> None:
-        """An operator is starting this replica (clears STOPPED and FATAL)."""
-        self._stopped.discard(unit)
-        self._drive(unit, HealEvent.START, reason)
-        self._reevaluate()
-
-    def process_changed(self, unit: str, message: str, started: bool) -> None:
-        """Record an operator's start or stop of the process; a started one is checked now."""
-        self._publish(EventKind.PROCESS, unit, message, new="started" if started else "exited")
-        if started:
-            self._spawn(self.scheduler.check_now(unit))
-        self._reevaluate()
-
-    def is_stopped(self, unit: str) -> bool:
-        return unit in self._stopped
 
     # ---- inputs -------------------------------------------------------------------------
 

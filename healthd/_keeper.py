@@ -23,7 +23,7 @@ from pathlib import Path
 
 from healthd._config import HealthdConfig
 from healthd._pidfile import RunDir
-from healthd._supervisor import terminate_foreign
+from healthd._process import terminate_foreign
 from services.common import ConfigError, load_config
 
 ENV_PREFIX = "VIGIL_HEALTHD_"

@@ -2,10 +2,10 @@
 
 One JSON file per child (``<short-name>[-<replica>].json``, mode 0600, directory 0700):
 pid, the process's start time (``/proc/<pid>/stat`` field 22, clock ticks since boot), argv,
-the ports it owns, and the healthd that started it. A record names *our* process only while
-the pid is alive with the same start time: a reused pid has a later start time, so it is
-never adopted nor signalled. Written atomically (temp file + rename); removed when healthd
-stops the child on purpose, kept when healthd dies (that is the point).
+the ports it owns, the healthd that started it and a digest of its configured env. A record
+names *our* process only while the pid is alive with the same start time: a reused pid has a
+later start time, so it is never adopted nor signalled. Written atomically (temp file +
+rename); removed when healthd stops the child on purpose, kept when healthd dies (the point).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class ChildRecord:
     argv: list[str]
     ports: dict[str, int] = field(default_factory=dict)
     healthd_pid: int = 0
+    fingerprint: str = ""
+    """Digest of the configured env it was started with (a changed config is not adopted)."""
 
 
 def start_time(pid: int) -> int | None:

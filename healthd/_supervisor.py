@@ -14,7 +14,8 @@ down when healthd is gone, so nothing is leaked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
+import json
 import os
 import signal
 import sys
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from healthd._config import ProcessConfig
 from healthd._output import LineSink, OutputLog
-from healthd._pidfile import ChildRecord, RunDir, start_time
+from healthd._pidfile import ChildRecord, RunDir
+from healthd._process import Proc, group_gone, signal_group, terminate_foreign
 from services.common import SUPERVISOR_PID_ENV, get_logger
 
 _log = get_logger("vigil.healthd.supervisor")
@@ -48,89 +50,6 @@ def stderr_sink(line: str) -> None:
     """Default sink: the line to healthd's stderr, flushed (children's logs interleave by line)."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-
-
-def signal_group(pgid: int, sig: signal.Signals) -> None:
-    """Send ``sig`` to process group ``pgid``; a group that is already gone is fine."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-async def _group_gone(pgid: int, timeout_s: float = 1.0) -> None:
-    """Wait (bounded) until no process of group ``pgid`` is left; SIGKILL is asynchronous.
-
-    Bounded because zombies adopted by an init that does not reap still count as members.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        await asyncio.sleep(0.01)
-
-
-async def wait_foreign(pid: int, started: int | None = None) -> None:
-    """Return when process ``pid`` (not our child) has exited.
-
-    A pidfd is readable once the process exits (Linux 5.3+); elsewhere /proc is polled.
-    ``started`` (its start time) guards against a pid reused before the pidfd was opened.
-    """
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except (AttributeError, OSError):
-        # No pidfd (old kernel): nothing to wait on but /proc.
-        while start_time(pid) is not None and start_time(pid) == (started or start_time(pid)):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        return
-    try:
-        if started is not None and start_time(pid) != started:
-            return  # exited (and the pid reused) before the pidfd was opened
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-
-        def exited() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        loop.add_reader(pidfd, exited)
-        try:
-            await done
-        finally:
-            loop.remove_reader(pidfd)
-    finally:
-        os.close(pidfd)
-
-
-class _Proc:
-    """One process of a child: started by this healthd (``proc``) or adopted (pid only)."""
-
-    def __init__(self, pid: int, proc: asyncio.subprocess.Process | None = None) -> None:
-        self.pid = pid
-        self.proc = proc
-        self.started = start_time(pid)
-        self.exited = asyncio.Event()
-        self.code: int | None = None
-        """Exit code once exited (negative: signal); stays None for an adopted process."""
-
-    @property
-    def adopted(self) -> bool:
-        return self.proc is None
-
-    @property
-    def running(self) -> bool:
-        return not self.exited.is_set()
-
-    async def wait(self) -> int | None:
-        """Wait for the exit (called once, by the reaper); others await ``exited``."""
-        if self.proc is not None:
-            self.code = await self.proc.wait()
-        else:
-            await wait_foreign(self.pid, self.started)
-        self.exited.set()
-        return self.code
 
 
 class Child:
@@ -166,7 +85,7 @@ class Child:
         self._on_exit = on_exit
         self._records = records
         self.output = OutputLog(log_path or _temp_log_dir() / f"{self.key}.log", name, sink, log_max_bytes)
-        self._proc: _Proc | None = None
+        self._proc: Proc | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._lock = asyncio.Lock()  # serialises start/stop/restart of this child
@@ -231,36 +150,50 @@ class Child:
             )
         finally:
             os.close(out)
-        self._begin(_Proc(proc.pid, proc))
+        self._begin(Proc(proc.pid, proc))
 
-    def _begin(self, proc: _Proc) -> None:
+    def _begin(self, proc: Proc) -> None:
         self._proc = proc
         self.started_at = time.monotonic()
         self._stopping = False
         self.served = False
         if self._records is not None and proc.started is not None:
-            ports = {k[len("SERVER__") :].lower(): int(v) for k, v in self._ports().items()}
             record = ChildRecord(
-                self.component, self.replica, proc.pid, proc.started, self.argv, ports, os.getpid()
+                self.component,
+                self.replica,
+                proc.pid,
+                proc.started,
+                self.argv,
+                self._ports(),
+                os.getpid(),
+                self._fingerprint(),
             )
             self._records.write(self.key, record)
         self._spawn(self._reap(proc))
 
-    def _ports(self) -> dict[str, str]:
+    def _ports(self) -> dict[str, int]:
+        """The ports this child is told in its config env (``server__port``, ...): what it owns."""
         prefix = self._cfg.env_prefix or ""
+        env = {**self._cfg.env, **self._env}
         return {
-            k[len(prefix) :]: v
-            for k, v in self._env.items()
-            if prefix and k.startswith(prefix) and k.endswith("_PORT") and v.isdigit()
+            k.removeprefix(prefix).lower(): int(v)
+            for k, v in env.items()
+            if prefix and k.startswith(prefix) and k.endswith("PORT") and v.isdigit()
         }
 
+    def _fingerprint(self) -> str:
+        """Digest of what the child was started with beyond argv (its configured env)."""
+        env = sorted({**self._cfg.env, **self._env}.items())
+        return hashlib.sha256(json.dumps([env, str(self._cfg.cwd)]).encode()).hexdigest()[:16]
+
     async def adopt(self, record: ChildRecord) -> bool:
-        """Take over a live child recorded by a previous healthd; False if it runs other argv."""
+        """Take over a live child recorded by a previous healthd; False if it was started with
+        other argv or env (the config changed: the caller stops it and starts a fresh one)."""
         async with self._lock:
-            if self.running or record.argv != self.argv:
+            if self.running or record.argv != self.argv or record.fingerprint != self._fingerprint():
                 return False
             self.output.follow(from_end=True)
-            self._begin(_Proc(record.pid))
+            self._begin(Proc(record.pid))
             # It passed its checks under the previous healthd or not; either way it is no
             # fresh start that could fail permanently.
             self.served = True
@@ -271,7 +204,7 @@ class Child:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _reap(self, proc: _Proc) -> None:
+    async def _reap(self, proc: Proc) -> None:
         code = await proc.wait()
         self.output.drain()  # its last words (a start-up error) before the exit is reported
         if self._stopping or proc is not self._proc:
@@ -306,7 +239,7 @@ class Child:
                 await proc.exited.wait()
         # The leader is gone; make sure nothing else in its group outlives it.
         signal_group(proc.pid, signal.SIGKILL)
-        await _group_gone(proc.pid)
+        await group_gone(proc.pid)
         if self._records is not None:
             self._records.remove(self.key)
         # Wait for the reaper, except the caller itself (on_exit may stop us).
@@ -335,25 +268,6 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
-
-
-async def terminate_foreign(record: ChildRecord, grace_s: float) -> None:
-    """Stop a recorded child that is not ours to adopt (argv changed, no longer configured).
-
-    Only called for a record whose pid still has the recorded start time (`RunDir.live`).
-    """
-    if start_time(record.pid) != record.start_time:
-        return
-    signal_group(record.pid, signal.SIGTERM)
-    signal_group(record.pid, signal.SIGCONT)
-    try:
-        async with asyncio.timeout(grace_s):
-            await wait_foreign(record.pid, record.start_time)
-    except TimeoutError:
-        signal_group(record.pid, signal.SIGKILL)
-        await wait_foreign(record.pid, record.start_time)
-    signal_group(record.pid, signal.SIGKILL)
-    await _group_gone(record.pid)
 
 
 class Supervisor:
@@ -391,7 +305,7 @@ class Supervisor:
                     _log.info("adopted %s (pid %d) from a previous healthd", child.name, found.pid)
                     adopted.append(child)
                     continue
-                _log.warning("stopping %s (pid %d): started with other argv", child.name, found.pid)
+                _log.warning("stopping %s (pid %d): started with another config", child.name, found.pid)
                 await terminate_foreign(found, child.grace_s)
             await child.start()
         return adopted

@@ -102,3 +102,41 @@ async def test_killed_healthd_children_are_adopted_by_the_next(tmp_path: Path) -
         for pid in pids:
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_child_started_with_another_config_is_replaced_not_adopted(tmp_path: Path) -> None:
+    port = free_port()
+    component = replicated(free_port(), free_ports(2))
+    config = {
+        "server": {"port": port, "grace_period_s": 1},
+        "http": {"port": 0},
+        "run_dir": str(tmp_path / "run"),
+        "components": [component],
+    }
+    path = tmp_path / "healthd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    address = f"127.0.0.1:{port}"
+    procs: list[asyncio.subprocess.Process] = []
+    old: list[int] = []
+    new: list[int] = []
+    try:
+        procs.append(await _start(path))
+        old = await eventually(lambda: _pids(address), 30, 0.1)
+        procs[0].kill()
+        await procs[0].wait()
+        component["process"]["env"]["EXTRA"] = "changed"  # type: ignore[index]
+        path.write_text(yaml.safe_dump(config))
+        procs.append(await _start(path))
+        new = await eventually(lambda: _pids(address), 30, 0.1)
+        assert not set(new) & set(old)
+        assert_no_pid(old)  # stopped first: never two generations at once
+        procs[1].send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(procs[1].wait(), 20) == 0
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        for pid in old + new:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
