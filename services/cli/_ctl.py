@@ -14,7 +14,8 @@ from typing import Any
 
 import grpc
 
-from services.cli._output import emit_json, enum_name, table
+from services.cli._output import emit_json, enum_name, progress, table
+from services.cli._runs import CALL_TIMEOUT_S, client_options
 from services.cli._settings import Settings
 from services.common import InvalidArgument, from_rpc_error
 from vigil.healthd.v1 import healthd_pb2 as _pb
@@ -22,6 +23,8 @@ from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
 __all__ = ["add_ctl_commands", "resolve_component", "run_ctl_command", "short_name"]
 
+CONTROL_TIMEOUT_S = 300.0
+"""Deadline of start/stop/restart: healthd answers once the replicas have stopped and started."""
 _GRPC_SERVICE = re.compile(r"^vigil\.(?P<short>[a-z0-9_]+)\.v\d+\.\w+$")
 
 
@@ -79,9 +82,10 @@ class _Ctl:
         token = self._settings.token(self.args.token, self.args.token_file)
         return [("authorization", f"Bearer {token}")]
 
-    def call(self, method: Any, request: Any, *, auth: bool = True) -> Any:
+    def call(self, method: Any, request: Any, *, auth: bool = True, timeout_s: float = CALL_TIMEOUT_S) -> Any:
         try:
-            return method(request, timeout=self.args.timeout, metadata=self.metadata() if auth else None)
+            deadline = self.args.timeout or timeout_s
+            return method(request, timeout=deadline, metadata=self.metadata() if auth else None)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -133,7 +137,9 @@ def _control(ctl: _Ctl, args: argparse.Namespace, name: str) -> int:
         request = _pb.TailLogRequest(component=name, lines=args.lines, follow=args.follow)
         try:
             for msg in ctl.stub.TailLog(
-                request, metadata=ctl.metadata(), timeout=None if args.follow else args.timeout
+                request,
+                metadata=ctl.metadata(),
+                timeout=None if args.follow else (args.timeout or CALL_TIMEOUT_S),
             ):
                 if args.json:
                     emit_json(msg, line=True)
@@ -144,9 +150,12 @@ def _control(ctl: _Ctl, args: argparse.Namespace, name: str) -> int:
             raise from_rpc_error(exc) from None
         return 0
     action = _pb.ControlAction.Value(f"CONTROL_ACTION_{args.ctl_command.upper()}")
+    if not args.json:
+        progress(f"{name}: {args.ctl_command} (waits for each replica's graceful stop and start)...")
     reply = ctl.call(
         ctl.stub.ControlComponent,
         _pb.ControlComponentRequest(component=name, action=action, replica=args.replica),
+        timeout_s=CONTROL_TIMEOUT_S,
     )
     c = reply.component
     state = enum_name(_pb.ComponentStatus, c.status, "COMPONENT_STATUS_")
@@ -162,8 +171,6 @@ def _done(args: argparse.Namespace, reply: Any, text: str) -> None:
 
 
 def add_ctl_commands(sub: Any) -> None:
-    from services.cli._runs import client_options  # the same connection flags as `vigil runs`
-
     common = argparse.ArgumentParser(add_help=False)
     client_options(common)
     ctl = sub.add_parser(

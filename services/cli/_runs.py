@@ -265,15 +265,18 @@ async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
     args.labels_object = _labels(getattr(args, "label", []))
     address = args.address or settings.address("workflow")
     token = settings.token(args.token, args.token_file)
-    async with WorkflowClient(address, token=token, timeout_s=args.timeout) as client:
+    async with WorkflowClient(address, token=token, timeout_s=args.timeout or CALL_TIMEOUT_S) as client:
         return await _COMMANDS[command](args, client)
 
+
+CALL_TIMEOUT_S = 10.0
+"""Deadline of a call when --timeout is not given (ctl's start/stop/restart wait longer)."""
 
 CLIENT_DEFAULTS: dict[str, Any] = {
     "address": None,
     "token": None,
     "token_file": None,
-    "timeout": 10.0,
+    "timeout": None,
     "json": False,
 }
 """Values of the `client_options` flags when given at no level of the command line."""
@@ -288,7 +291,12 @@ def client_options(parser: argparse.ArgumentParser) -> None:
         "--token", default=S, help="bearer token (else --token-file, $VIGIL_TOKEN, .vigil/dev-token)"
     )
     parser.add_argument("--token-file", default=S, help="file holding the bearer token")
-    parser.add_argument("--timeout", type=float, default=S, help="deadline of each call in seconds (10)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=S,
+        help="deadline of each call in seconds (10; ctl start/stop/restart: 300)",
+    )
     parser.add_argument("--json", action="store_true", default=S, help="print JSON")
 
 
