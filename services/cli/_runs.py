@@ -208,7 +208,11 @@ async def _history(args: argparse.Namespace, client: WorkflowClient) -> int:
     if args.json:
         emit_json(reply)
     else:
-        print(f"run {reply.run.run_id} ({reply.run.workflow}): {_state(reply.run.state)}")
+        run = reply.run
+        print(
+            f"run {run.run_id} ({run.workflow}) started by {run.principal}: {_state(run.state)}"
+            f"  trace {run.trace_id or '-'}"
+        )
         print(history_lines(list(reply.events)))
     return EXIT_OK
 

@@ -44,7 +44,6 @@ from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
-    copy_steps_sql,
     event_args,
     event_insert,
     insert_values,
@@ -60,6 +59,12 @@ __all__ = ["SQLiteRunStore"]
 
 _MARKS = ", ".join("?" * INSERT_COUNT)
 _EVENT = event_insert("?")
+# RetryRun with resume: the retried run's finished steps, copied into the new run (args: new, old).
+_COPY_FINISHED_STEPS = (
+    "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, started_at, duration_s)"
+    " SELECT ?, name, 0, completed, result, finished_at, started_at, duration_s FROM steps"
+    " WHERE run_id = ? AND completed = 1 ORDER BY rowid"
+)
 _RENEW_CHUNK = 500
 # Upper bound on operations per transaction: keeps one commit's latency bounded.
 _MAX_BATCH = 512
@@ -212,7 +217,7 @@ class SQLiteRunStore:
                 insert_values(new, canonical_json(new.labels)),
             ).fetchone()
             if new.resume and new.retry_of:
-                conn.execute(copy_steps_sql("?", "1"), (new.run_id, new.retry_of))
+                conn.execute(_COPY_FINISHED_STEPS, (new.run_id, new.retry_of))
             created = HistoryEvent(HistoryType.RUN_CREATED, at=new.created_at)
             conn.execute(_EVENT, event_args(new.run_id, created))
             return row_to_run(row), True

@@ -28,7 +28,6 @@ from services.workflow._states import RunState, allowed_sources
 __all__ = [
     "INSERT_COLUMNS",
     "change_sets",
-    "copy_steps_sql",
     "event_args",
     "event_insert",
     "insert_values",
@@ -145,16 +144,6 @@ def event_insert(mark: str) -> str:
 
 def event_args(run_id: str, event: HistoryEvent) -> tuple[Any, ...]:
     return (run_id, event.at, *event_to_row(event))
-
-
-def copy_steps_sql(mark: str, completed: str) -> str:
-    """Copy the finished steps of run ``retry_of`` into a new run (RetryRun with resume); args:
-    (new run id, old run id). ``completed`` is the dialect's true literal."""
-    return (
-        "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, started_at,"
-        f" duration_s) SELECT {mark}, name, 0, completed, result, finished_at, started_at, duration_s"
-        f" FROM steps WHERE run_id = {mark} AND completed = {completed}"
-    )
 
 
 def source_states(target: RunState) -> list[str]:
