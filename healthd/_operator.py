@@ -61,7 +61,8 @@ class OperatorActions:
         return [r for unit_results in results for r in unit_results]
 
     def heal(self, name: str, reason: str = "manual heal") -> tuple[bool, str]:
-        """Start a heal of every replica now (clears FATAL); returns (started, why not).
+        """Start a heal now (clears FATAL) of every replica not HEALTHY, or of all when each
+        is; returns (started, why not).
 
         Raises:
             NotFound: unknown component.
@@ -78,7 +79,10 @@ class OperatorActions:
         idle = [u for u in units if self._heal[u].state is not HealState.HEALING]
         if not idle:
             return False, "a heal is already running"
-        for unit in idle:
+        # With replicas, heal those in trouble and leave the serving ones alone (healing every
+        # replica at once would take the component down); all of them only if none is.
+        troubled = [u for u in idle if self._heal[u].state is not HealState.HEALTHY]
+        for unit in troubled or idle:
             self._drive(unit, HealEvent.MANUAL_HEAL, reason)
         self._reevaluate()
         return True, "heal started"

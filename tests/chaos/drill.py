@@ -15,7 +15,8 @@ Definitions (what the table prints):
     detect/heal  seconds from the fault to NOT_SERVING / back to SERVING on healthd's Watch
     retried    UNAVAILABLE answers retried with the same idempotency key (``retry_unavailable``:
                what the shipped client does); only a call still refused after its retries fails
-    gap s      the longest time after the fault without any good StartRun answer
+    gap s      the longest time after the fault without any good StartRun answer ("never":
+               none came before the load stopped)
     @ready     refusals while healthd's ``readiness`` said SERVING (``watch_readiness``)
     dup runs   idempotency keys that got more than one run id (must be 0)
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import time
 import uuid
 from collections import Counter
@@ -63,7 +65,8 @@ class DrillReport:
     note: str = ""
     retried: int = 0
     gap_s: float | None = None
-    refused_ready: int = 0
+    refused_ready: int | None = None
+    """None unless the drill watched healthd's readiness."""
     duplicated_runs: int = 0
 
 
@@ -98,8 +101,8 @@ def render(reports: list[DrillReport]) -> str:
             "-" if r.detect_s is None else f"{r.detect_s:.2f}",
             "-" if r.heal_s is None else f"{r.heal_s:.2f}",
             str(r.retried),
-            "-" if r.gap_s is None else f"{r.gap_s:.2f}",
-            str(r.refused_ready),
+            "-" if r.gap_s is None else "never" if math.isinf(r.gap_s) else f"{r.gap_s:.2f}",
+            "-" if r.refused_ready is None else str(r.refused_ready),
             str(r.duplicated_runs),
         ]
         for r in reports
@@ -194,11 +197,12 @@ class Drill:
                     continue
                 self.report.failed[exc.code().name] += 1
                 if self._ready:
-                    self.report.refused_ready += 1
+                    self.report.refused_ready = (self.report.refused_ready or 0) + 1
                 return None
 
     def watch_readiness(self) -> None:
         """Follow healthd's ``readiness`` (reconnecting: healthd itself may be killed)."""
+        self.report.refused_ready = 0
 
         async def follow() -> None:
             while not self._stop.is_set():
@@ -238,9 +242,9 @@ class Drill:
         if self.fault_at is None:
             return
         after = [t for t in self._good if t >= self.fault_at]
-        if after:
-            marks = [self.fault_at, *after]
-            self.report.gap_s = max(b - a for a, b in itertools.pairwise(marks))
+        marks = [self.fault_at, *after]
+        # inf: no good answer at all between the fault and the end of the load ("never").
+        self.report.gap_s = max(b - a for a, b in itertools.pairwise(marks)) if after else math.inf
         after = [(t, s) for t, s in self.transitions if t >= self.fault_at]
         down = next((t for t, s in after if s != SERVING), None)
         if down is not None:

@@ -10,6 +10,7 @@ here as a failure of the supervisor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,6 +78,35 @@ async def test_kill_9_one_security_replica(drill_stack) -> None:
     await _kill_one_replica(drill, "security", SECURITY)
     assert_no_failed_calls(drill)
     drill.report.note = "no client retries: the workflow's pooled security client absorbs it"
+
+
+@full
+async def test_sigstop_one_workflow_replica(drill_stack) -> None:
+    """A hung replica (SIGSTOP) is seen only when its health check times out; healthd then
+    replaces it. Figures only: calls already on its connection wait out their deadline (the
+    client retries UNAVAILABLE, not DEADLINE_EXCEEDED), so this drill reports, not asserts, them."""
+    drill = await drill_stack("SIGSTOP 1 of 2 workflow", replicas=2, retry_unavailable=True)
+    drill.watch_readiness()
+    drill.start_load()
+    await asyncio.sleep(1.5)
+    pids = await drill.stack.replica_pids("workflow")
+    drill.mark_fault()
+    os.kill(pids[0], signal.SIGSTOP)
+
+    async def replaced() -> bool:
+        now = await drill.stack.replica_pids("workflow")
+        return len(now) == 2 and pids[0] not in now
+
+    try:
+        await eventually(replaced, timeout=20, interval=0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pids[0], signal.SIGCONT)
+    await asyncio.sleep(1.0)
+    await drill.finish()
+    r = drill.report
+    assert r.lost == 0 and r.duplicated_runs == 0, r
+    r.note = "healthd replaced the stopped replica; failures are calls that waited on it"
 
 
 def _service_processes(root: Path) -> list[int]:
