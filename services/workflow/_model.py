@@ -85,6 +85,8 @@ class NewRun:
     """As stored: a keyed hash of the caller's key (services/workflow/_redaction.py)."""
     legacy_idempotency_key: str | None = None
     """The caller's key as rows written before keys were hashed hold it: looked up too, never stored."""
+    legacy_request_hash: str = ""
+    """The unkeyed `request_hash` such rows hold: an equal one is the same request, never stored."""
     not_before: float | None = None
     deadline: float | None = None
     degradation: str | None = None

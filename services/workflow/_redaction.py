@@ -5,12 +5,14 @@ values); labels do not travel in Screen, so they are redacted here with the same
 (`services.security.Redactor`, the built-in recognisers). A label filter of ListRuns is
 redacted alike, so filtering by a value finds the runs it was stored on.
 
-Idempotency keys are compared, never shown, so only a keyed hash is stored:
+Idempotency keys (and the request fingerprints they are compared with) are compared, never
+shown, so only a keyed hash is stored:
 ``hmac-sha256:<hex>`` of the key under a per-deployment secret (`idempotency_secret_file`,
 or ``VIGIL_WORKFLOW_IDEMPOTENCY_SECRET``; in local development a key generated 0600 beside
 the SQLite store). Replicas sharing a PostgreSQL store must share the secret. Rows written
 before keys were hashed hold the raw key: the stores look both forms up
-(`NewRun.legacy_idempotency_key`), so a retry with such a key still finds its run.
+(`NewRun.legacy_idempotency_key`) and compare both forms of the request's fingerprint, so a
+retry with such a key still finds its run.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from services.common import ConfigError, ensure_secret_file, get_logger, secret_value
 from services.security import Redactor
 from services.workflow._config import WorkflowConfig
+from services.workflow._model import canonical_json
 
 __all__ = ["IdempotencyKeys", "redact_labels"]
 
@@ -42,7 +46,9 @@ def redact_labels(labels: Mapping[str, str]) -> tuple[dict[str, str], dict[str, 
 
 
 class IdempotencyKeys:
-    """The stored form of idempotency keys: an HMAC-SHA256 under the deployment's secret."""
+    """The stored forms of what idempotency compares, each an HMAC-SHA256 under the deployment's
+    secret: the key, and the request's fingerprint (an unkeyed hash of params would let whoever
+    reads the database confirm a guessed secret in them)."""
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < _MIN_SECRET:
@@ -51,8 +57,14 @@ class IdempotencyKeys:
 
     def stored(self, key: str) -> str:
         """What the store keeps for ``key`` (deterministic: lookups hash the same way)."""
-        mac = hmac.new(self._secret, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-        return PREFIX + mac
+        return self._mac(key.encode("utf-8", "surrogatepass"))
+
+    def fingerprint(self, request: Mapping[str, Any]) -> str:
+        """What the store keeps as the request's hash (`request_hash` is the unkeyed form)."""
+        return self._mac(canonical_json(request).encode("utf-8", "surrogatepass"))
+
+    def _mac(self, data: bytes) -> str:
+        return PREFIX + hmac.new(self._secret, data, hashlib.sha256).hexdigest()
 
     @classmethod
     def from_config(cls, cfg: WorkflowConfig) -> IdempotencyKeys:

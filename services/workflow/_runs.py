@@ -273,7 +273,6 @@ class Operations:
         }
         if req.retry_of is not None:  # only then, so the hashes of plain starts stay as they were
             asked.update(retry_of=req.retry_of, resume=req.resume)
-        digest = request_hash(asked)
         return NewRun(
             run_id=run_id,
             workflow=wf.name,
@@ -281,7 +280,8 @@ class Operations:
             principal=screened.subject,
             priority=priority,
             created_at=now,
-            request_hash=digest,
+            request_hash=self.idempotency.fingerprint(asked),
+            legacy_request_hash=request_hash(asked) if key else "",
             idempotency_key=self.idempotency.stored(key) if key else None,
             legacy_idempotency_key=key or None,
             not_before=req.not_before,

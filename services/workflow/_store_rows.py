@@ -52,7 +52,7 @@ def existing_run(row: Row, new: NewRun) -> tuple[Run, bool]:
         AlreadyExists: the key was used for a different request (the message names the run,
             never the key, which is stored only as a keyed hash).
     """
-    if row["request_hash"] != new.request_hash:
+    if row["request_hash"] not in (new.request_hash, new.legacy_request_hash or new.request_hash):
         raise AlreadyExists(f"idempotency key was used for a different request (run {row['run_id']})")
     return row_to_run(row), False
 

@@ -73,6 +73,17 @@ def test_records_are_sanitized(tmp_path: Path) -> None:
     assert log.verify().ok
 
 
+def test_resource_and_request_id_are_sanitized_and_found_by_their_raw_value(log: AuditLog) -> None:
+    key, jwt = "ASIAZXCVBNMLKJHGFDSA", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    rec = log.append(action="authorize", decision="DENY", resource=f"files/{key}", request_id=jwt)
+    assert (rec.resource, rec.request_id) == ("files/[REDACTED:aws_access_key]", "[REDACTED:jwt]")
+    found, _ = log.list(AuditFilter(resource=f"files/{key}", request_id=jwt))
+    assert [r.id for r in found] == [rec.id]
+    raw = b"".join(p.read_bytes() for p in Path(log.path).parent.glob(Path(log.path).name + "*"))
+    assert key.encode() not in raw and jwt.encode() not in raw
+    assert log.verify().ok
+
+
 @pytest.mark.parametrize(
     ("statements", "first_bad", "problem"),
     [

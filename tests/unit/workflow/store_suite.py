@@ -66,15 +66,15 @@ class RunStoreSuite:
             await store.create_run(new_run(idempotency_key="k", request_hash="h2"))
 
     async def test_a_row_from_before_keys_were_hashed_is_found_by_its_raw_key(self, store: RunStore) -> None:
-        old, _ = await store.create_run(new_run(idempotency_key="raw-key"))  # as older releases stored it
+        # As older releases stored it: the raw key and an unkeyed request hash.
+        old, _ = await store.create_run(new_run(idempotency_key="raw-key", request_hash="plain"))
+        retry = {"idempotency_key": "hmac-sha256:ab", "legacy_idempotency_key": "raw-key"}
         again, created = await store.create_run(
-            new_run(idempotency_key="hmac-sha256:ab", legacy_idempotency_key="raw-key")
+            new_run(**retry, request_hash="hmac-sha256:r1", legacy_request_hash="plain")
         )
         assert not created and again.run_id == old.run_id
         with pytest.raises(AlreadyExists):
-            await store.create_run(
-                new_run(idempotency_key="hmac-sha256:ab", legacy_idempotency_key="raw-key", request_hash="h2")
-            )
+            await store.create_run(new_run(**retry, request_hash="hmac-sha256:r2", legacy_request_hash="other"))
         fresh, created = await store.create_run(
             new_run(idempotency_key="hmac-sha256:cd", legacy_idempotency_key="other")
         )

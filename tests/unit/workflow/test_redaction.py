@@ -9,6 +9,7 @@ import pytest
 
 from services.common import ConfigError
 from services.workflow._config import WorkflowConfig
+from services.workflow._model import request_hash
 from services.workflow._redaction import IdempotencyKeys, redact_labels
 
 
@@ -47,3 +48,11 @@ def test_a_configured_secret_is_used_and_checked(tmp_path: Path) -> None:
     assert not (tmp_path / "idempotency.key").exists()
     with pytest.raises(ConfigError, match="idempotency_secret"):
         IdempotencyKeys.from_config(WorkflowConfig.model_validate({"idempotency_secret": "short"}))
+
+
+def test_request_fingerprints_are_keyed() -> None:
+    asked = {"workflow": "w", "params": {"password": "hunter2"}}
+    keys = IdempotencyKeys(b"k" * 32)
+    assert keys.fingerprint(asked) == keys.fingerprint(dict(asked)) != request_hash(asked)
+    assert keys.fingerprint(asked).startswith("hmac-sha256:")
+    assert IdempotencyKeys(b"j" * 32).fingerprint(asked) != keys.fingerprint(asked)
