@@ -74,7 +74,9 @@ class RunStoreSuite:
         )
         assert not created and again.run_id == old.run_id
         with pytest.raises(AlreadyExists):
-            await store.create_run(new_run(**retry, request_hash="hmac-sha256:r2", legacy_request_hash="other"))
+            await store.create_run(
+                new_run(**retry, request_hash="hmac-sha256:r2", legacy_request_hash="other")
+            )
         fresh, created = await store.create_run(
             new_run(idempotency_key="hmac-sha256:cd", legacy_idempotency_key="other")
         )
