@@ -1,7 +1,8 @@
 """A secret a caller puts anywhere in a request never lands in runs.db, the audit DB, the logs
 or GetRun/ListRuns output (issue 13, item 3): params keys and values, labels, idempotency
 keys, a handler's error message, Authorize.resource, VerifyArtifact.path and the workflow
-name of an unauthenticated Screen. The files' bytes are searched, WAL included."""
+name of an unauthenticated Screen; GetRunHistory and RetryRun too. The files' bytes are
+searched, WAL included."""
 
 from __future__ import annotations
 
@@ -81,7 +82,9 @@ async def test_a_secret_anywhere_in_a_request_is_stored_and_served_redacted(
         got = await c.get_run(run.run_id)
         listed, _ = await c.list_runs(labels={"owner": EMAIL})  # a raw filter finds the redacted label
         assert [r.run_id for r in listed] == [run.run_id]
-    served = b"".join(m.SerializeToString() for m in (run, again, failed, got, *listed))
+        history = await c.get_run_history(failed.run_id)
+        retried, _ = await c.retry_run(run.run_id, idempotency_key=GHP, wait=True)
+    served = b"".join(m.SerializeToString() for m in (run, again, failed, got, *listed, history, retried))
     assert leaked(served) == []
     assert "[REDACTED:aws_access_key]" in got.params and "[REDACTED:github_token]" in got.labels
     assert got.idempotency_key.startswith("hmac-sha256:")
