@@ -24,7 +24,9 @@ from services.common._interceptors import ErrorMapping, wrap_handler
 from services.common._logging import add_log_enricher, add_log_redactor, configure_logging, get_logger
 from services.common._logs import install_log_hooks, log_fields
 from services.common._metrics import (
+    AUDIT_CHAIN_OK,
     AUDIT_EVENTS,
+    AUDIT_HEAD_SEQ,
     CHECK_SECONDS,
     CHECK_STATUS,
     COMPONENT_UP,
@@ -44,7 +46,13 @@ from services.common._migrations import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
-from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
+from services.common._sqlite import (
+    SYNCHRONOUS_MODES,
+    create_private_dirs,
+    open_sqlite,
+    run_each,
+    run_in_savepoints,
+)
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
@@ -58,7 +66,9 @@ from services.common._telemetry import (
 from services.common._writer import BatchWriter
 
 __all__ = [
+    "AUDIT_CHAIN_OK",
     "AUDIT_EVENTS",
+    "AUDIT_HEAD_SEQ",
     "CHECK_SECONDS",
     "CHECK_STATUS",
     "COMPONENT_UP",
@@ -104,6 +114,7 @@ __all__ = [
     "check_migrations",
     "client_interceptors",
     "configure_logging",
+    "create_private_dirs",
     "every",
     "from_rpc_error",
     "get_logger",

@@ -26,7 +26,9 @@ from prometheus_client.registry import Collector
 from services.common._observe import Observation, ObservingInterceptor, split_method
 
 __all__ = [
+    "AUDIT_CHAIN_OK",
     "AUDIT_EVENTS",
+    "AUDIT_HEAD_SEQ",
     "CHECK_SECONDS",
     "CHECK_STATUS",
     "COMPONENT_UP",
@@ -58,6 +60,14 @@ HEAL_ATTEMPTS = Counter(
 )
 AUDIT_EVENTS = Counter(
     "vigil_security_audit_events_total", "Audit log entries written, by decision.", ["action", "decision"]
+)
+AUDIT_HEAD_SEQ = Gauge(
+    "vigil_audit_head_seq",
+    "Sequence number of the newest audit record this process wrote or read: the exported chain anchor.",
+    ["log"],
+)
+AUDIT_CHAIN_OK = Gauge(
+    "vigil_audit_chain_ok", "1 while the last audit chain check found nothing wrong, 0 after it did.", ["log"]
 )
 VALIDATION_FAILURES = Counter(
     "vigil_security_validation_failures_total", "Inputs refused by validation, by kind.", ["kind"]

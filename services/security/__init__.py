@@ -22,6 +22,10 @@ if TYPE_CHECKING:
         sha256_file,
     )
     from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
+    from services.security._audit_anchor import HeadFile
+    from services.security._audit_keys import AuditKeyConfig, AuditKeyError, AuditKeys
+    from services.security._audit_pg import AuditPostgresConfig, PostgresAuditStore
+    from services.security._audit_store import SqliteAuditStore
     from services.security._auth import AuthConfig, Authenticator, bearer_token, load_keys_file
     from services.security._config import AuditConfig, SecurityConfig
     from services.security._devkey import ensure_dev_token
@@ -46,7 +50,14 @@ _EXPORTS = {
     "ArtifactVerifier": "services.security._artifacts",
     "AuditConfig": "services.security._config",
     "AuditFilter": "services.security._audit",
+    "AuditKeyConfig": "services.security._audit_keys",
+    "AuditKeyError": "services.security._audit_keys",
+    "AuditKeys": "services.security._audit_keys",
     "AuditLog": "services.security._audit",
+    "AuditPostgresConfig": "services.security._audit_pg",
+    "HeadFile": "services.security._audit_anchor",
+    "PostgresAuditStore": "services.security._audit_pg",
+    "SqliteAuditStore": "services.security._audit_store",
     "AuditRecord": "services.security._audit",
     "AuthConfig": "services.security._auth",
     "Authenticator": "services.security._auth",
@@ -112,7 +123,11 @@ __all__ = [
     "ArtifactVerifier",
     "AuditConfig",
     "AuditFilter",
+    "AuditKeyConfig",
+    "AuditKeyError",
+    "AuditKeys",
     "AuditLog",
+    "AuditPostgresConfig",
     "AuditRecord",
     "AuthConfig",
     "Authenticator",
@@ -120,6 +135,7 @@ __all__ = [
     "DownloadConfig",
     "Finding",
     "Gate",
+    "HeadFile",
     "Inspector",
     "JWTConfig",
     "JWTVerifier",
@@ -130,6 +146,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyStore",
+    "PostgresAuditStore",
     "Principal",
     "PromptLimits",
     "PromptValidator",
@@ -143,6 +160,7 @@ __all__ = [
     "Screener",
     "SecureDownloader",
     "SecurityConfig",
+    "SqliteAuditStore",
     "TrajectorySpec",
     "TrajectoryValidator",
     "VerifyResult",

@@ -1,0 +1,124 @@
+"""The audit chain's anchor outside the database: an append-only head file.
+
+After every committed batch the writer appends one line ``{"seq", "mac", "sig"}`` (the
+new head, its MAC, and a MAC of the line itself under the signing key) and fsyncs it.
+The file only ever grows, so the last line is a lower bound of the chain: the database
+must hold a record at that ``seq`` with that MAC, and nothing before it may be missing.
+That catches truncating the tail, deleting every row and dropping or re-creating the
+table, which no check inside the database can. The first line also marks the legacy
+boundary (``legacy_until``: records up to it predate keys).
+
+Serialization: `locked` takes an exclusive ``flock`` on the file; writers hold it around
+their database transaction *and* the line append, so lines appear in chain order even
+with several processes on one database (the lock is per open file, so two logs in one
+process exclude each other too). A crash between commit and append leaves the file one
+batch behind: still a valid lower bound.
+
+An attacker who can rewrite the database but not this file is caught here; one who can
+rewrite both is caught by the exported anchor (log line and gauge, see `AuditLog`), which
+has already left the machine. Put the file on another volume or make it append-only
+(``chattr +a``) where that matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common import create_private_dirs
+from services.security._audit_keys import AuditKeys
+
+__all__ = ["Anchor", "HeadFile"]
+
+_LINE_DOMAIN = b"vigil-audit-head-v1\n"
+_TAIL_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One head-file line: the chain had record ``seq`` with MAC ``mac`` (0 and GENESIS: empty)."""
+
+    seq: int
+    mac: str
+    key_id: str
+    sig: str
+    legacy_until: int | None = None
+    """Only on the first line: the last record that predates keys."""
+
+    def signed_text(self) -> bytes:
+        legacy = "" if self.legacy_until is None else str(self.legacy_until)
+        return _LINE_DOMAIN + f"{self.seq}\n{self.mac}\n{self.key_id}\n{legacy}".encode()
+
+    def authentic(self, keys: AuditKeys) -> bool:
+        return keys.matches(self.key_id, self.signed_text(), self.sig)
+
+
+class HeadFile:
+    """The append-only head file at ``path`` (created 0600, its directories 0700)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive lock shared with every writer of this chain (any process)."""
+        create_private_dirs(self.path.parent)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def append(self, keys: AuditKeys, seq: int, mac: str, *, legacy_until: int | None = None) -> Anchor:
+        """Append the line for head (``seq``, ``mac``) and fsync it (call under `locked`)."""
+        key_id = keys.signing_id
+        unsigned = Anchor(seq, mac, key_id, "", legacy_until)
+        anchor = Anchor(seq, mac, key_id, keys.mac(key_id, unsigned.signed_text()), legacy_until)
+        line: dict[str, object] = {"seq": seq, "mac": mac, "key_id": key_id, "sig": anchor.sig}
+        if legacy_until is not None:
+            line["legacy_until"] = legacy_until
+        data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return anchor
+
+    def first_and_last(self) -> tuple[Anchor, Anchor] | None:
+        """The first and last lines (None when the file is missing or empty).
+
+        Raises:
+            ValueError: a line is not a head line (the file was edited).
+        """
+        try:
+            with self.path.open("rb") as f:
+                first = f.readline()
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - _TAIL_BYTES))
+                tail = f.read().splitlines()
+        except FileNotFoundError:
+            return None
+        if not first.strip():
+            return None
+        return _parse(first), _parse(tail[-1] if tail else first)
+
+
+def _parse(line: bytes) -> Anchor:
+    try:
+        data = json.loads(line)
+        legacy = data.get("legacy_until")
+        return Anchor(int(data["seq"]), str(data["mac"]), str(data["key_id"]), str(data["sig"]),
+                      None if legacy is None else int(legacy))  # fmt: skip
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"head file line is malformed: {line[:80]!r}") from None
