@@ -26,9 +26,6 @@ from pathlib import Path
 from typing import Any, Required, TypedDict, Unpack
 
 from services.common import (
-    AUDIT_CHAIN_OK,
-    AUDIT_EVENTS,
-    AUDIT_HEAD_SEQ,
     BatchWriter,
     InvalidArgument,
     Unavailable,
@@ -39,6 +36,7 @@ from services.security._audit_chain import GENESIS, AuditRecord, ChainWalk, Prep
 from services.security._audit_keys import AuditKeys
 from services.security._audit_store import AuditStore, AuditStoreError, SqliteAuditStore
 from services.security._sanitize import Redactor
+from services.security._telemetry import AUDIT_CHAIN_OK, AUDIT_EVENTS, AUDIT_HEAD_SEQ
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
 
