@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from healthd.alerts._config import AlertsConfig
-from services.common import ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
+from services.common import ClientTLSConfig, ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
 from services.security import AuthConfig
 
 
@@ -32,17 +32,8 @@ Level = DegradationLevel
 """The degradation level (`services.common.DegradationLevel`; config files name it)."""
 
 
-class ClientTLS(ConfigModel):
-    """TLS used by healthd as a client (checks, admin RPCs); mTLS when a client cert is set."""
-
-    ca_file: Path | None = None
-    """PEM CA bundle that signed the server's certificate; system roots when unset."""
-    cert_file: Path | None = None
-    """PEM client certificate presented for mTLS."""
-    key_file: Path | None = None
-    """PEM private key of ``cert_file``."""
-    server_name: str | None = None
-    """Overrides the name checked against the server certificate (SNI/authority)."""
+ClientTLS = ClientTLSConfig
+"""TLS used by healthd as a client (checks, admin RPCs): the shared `ClientTLSConfig`."""
 
 
 class _CheckBase(ConfigModel):

@@ -2,7 +2,15 @@
 
 from services.common._batching import next_batch
 from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
-from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
+from services.common._config import (
+    ClientTLSConfig,
+    ConfigError,
+    ConfigModel,
+    ServerConfig,
+    TLSConfig,
+    load_config,
+    parse_yaml,
+)
 from services.common._convert import optional_timestamp
 from services.common._errors import (
     AlreadyExists,
@@ -42,7 +50,14 @@ from services.common._migrations import (
 )
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
-from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
+from services.common._server import (
+    SUPERVISOR_PID_ENV,
+    VigilServer,
+    channel_credentials,
+    open_client_channel,
+    run_main,
+    server_credentials,
+)
 from services.common._sqlite import (
     SYNCHRONOUS_MODES,
     create_private_dirs,
@@ -72,6 +87,7 @@ __all__ = [
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
+    "ClientTLSConfig",
     "Clock",
     "ConfigError",
     "ConfigModel",
@@ -110,6 +126,7 @@ __all__ = [
     "add_log_enricher",
     "bad_request_violations",
     "bearer_token",
+    "channel_credentials",
     "check_migrations",
     "client_interceptors",
     "configure_logging",
@@ -125,6 +142,7 @@ __all__ = [
     "log_fields",
     "migrate_sqlite",
     "next_batch",
+    "open_client_channel",
     "open_sqlite",
     "optional_bearer_token",
     "optional_timestamp",

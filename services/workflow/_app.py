@@ -128,6 +128,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
         timeout_s=cfg.security_timeout_s,
         service_token=token,
         monotonic=clock.monotonic,
+        tls=cfg.security_tls,
     )
     pool = ProcessPool(cfg.limits.process_workers)
     executor = Executor(

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from services.common import ConfigModel, ServerConfig
+from services.common import ClientTLSConfig, ConfigModel, ServerConfig
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._schedule import ScheduleConfig
@@ -64,6 +64,8 @@ class WorkflowConfig(ConfigModel):
     """Replica id owning run leases; keep it stable across restarts so runs resume at once."""
     security_address: str = "127.0.0.1:50052"
     """host:port of the security service (Screen, VerifyArtifact)."""
+    security_tls: ClientTLSConfig | None = None
+    """TLS/mTLS towards the security service (CA, client certificate, server name); plaintext when unset."""
     security_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
     service_token_file: Path | None = None

@@ -20,12 +20,14 @@ import grpc
 from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
+    ClientTLSConfig,
     SecurityLevel,
     Unauthenticated,
     Unavailable,
     VigilError,
     client_interceptors,
     from_rpc_error,
+    open_client_channel,
     struct_to_dict,
 )
 from services.workflow._policies import CircuitBreaker
@@ -126,6 +128,7 @@ class SecurityClient:
         auth_cache_s: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
+        tls: ClientTLSConfig | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._service_token = service_token or (lambda: None)
@@ -140,8 +143,10 @@ class SecurityClient:
         self.breaker = breaker or CircuitBreaker(
             "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
         )
-        self._channel = grpc.aio.insecure_channel(
+        # TLS/mTLS when configured: the end caller's token travels in every Screen request.
+        self._channel = open_client_channel(
             address,
+            tls,
             interceptors=client_interceptors(),  # trace context to security (none when off)
             options=[
                 ("grpc.enable_retries", 1),
