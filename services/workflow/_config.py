@@ -72,6 +72,8 @@ class WorkflowConfig(ConfigModel):
     """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
     healthd_address: str | None = "127.0.0.1:50050"
     """host:port of healthd for degradation levels; unset: always NORMAL."""
+    healthd_tls: ClientTLSConfig | None = None
+    """TLS/mTLS towards healthd (compose: another container); plaintext when unset (a sidecar on loopback)."""
     workflows: dict[str, WorkflowEntry] = {}
     """Extra workflows by name (override built-ins and entry points of the same name)."""
     load_entry_points: bool = True
