@@ -98,7 +98,16 @@ def cli(argv: Sequence[str]) -> int:
     dev = sub.add_parser("dev-token", help="create the local ADMIN dev token if missing")
     dev.add_argument("--config", type=Path, default=None)
     dev.add_argument("--token-file", type=Path, default=Path(".vigil/dev-token"))
+    certs = sub.add_parser("certs", help="create a dev CA and service certificates (mTLS) if missing")
+    certs.add_argument("--dir", type=Path, required=True)
+    certs.add_argument("--name", action="append", required=True, help="service name (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "certs":
+        from services.security._devcerts import ensure_dev_certs  # cryptography only when asked
+
+        issued = ensure_dev_certs(args.dir, args.name)
+        print(f"certificates in {args.dir}: {len(issued) // 2} issued, CA {args.dir / 'ca.pem'}")
+        return 0
     if args.command == "keys":
         token, entry = new_key(args.subject, Level.parse(args.level), args.role)
         print(f"token (shown once, store it now): {token}")
