@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from healthd.alerts._config import AlertsConfig
 from services.common import ClientTLSConfig, ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
-from services.security import AuthConfig
+from services.security import AuditConfig, AuthConfig
 
 
 class Mode(StrEnum):
@@ -261,6 +261,10 @@ class HealthdConfig(ConfigModel):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     """The security service's key material (API key hashes, keys file, JWT settings): healthd
     verifies ADMIN tokens on mutating RPCs itself, so they work while that service is down."""
+    audit: AuditConfig | None = None
+    """Keyed, anchored audit log of the mutating RPCs (CheckNow, Heal, SetMaintenance); unset:
+    not audited. Same format as the security service's; pointed at the same SQLite file, key
+    and head file (supervisor mode) or PostgreSQL database, healthd appends to its chain."""
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     """Self-check of the scheduler."""
     level_recovery_s: float = Field(default=5.0, ge=0, le=3600)

@@ -29,7 +29,7 @@ from services.common import (
     Unavailable,
     bearer_token,
 )
-from services.security import AuthConfig, Authenticator, Level, Principal
+from services.security import AuditLog, AuthConfig, Authenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -152,10 +152,21 @@ def _page_token(token: str) -> int | None:
 class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     """vigil.healthd.v1.HealthDaemon over a `HealthEngine`."""
 
-    def __init__(self, engine: HealthEngine, config: HealthdConfig, gate: AdminGate) -> None:
+    def __init__(
+        self, engine: HealthEngine, config: HealthdConfig, gate: AdminGate, audit: AuditLog | None = None
+    ) -> None:
         self._engine = engine
         self._config = config
         self._gate = gate
+        self._audit_log = audit
+
+    async def _audit(self, principal: Principal, action: str, component: str, reason: str) -> None:
+        """Record an admin action *before* doing it: if it cannot be recorded, it is refused
+        (`Unavailable`) and not done."""
+        if self._audit_log is not None:
+            await self._audit_log.append_async(
+                action=action, decision="ALLOW", subject=principal.subject, resource=component, reason=reason
+            )
 
     def _component(self, name: str) -> _pb.ComponentHealth:
         snap = self._engine.snapshot()
@@ -202,8 +213,9 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     async def CheckNow(
         self, request: _pb.CheckNowRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CheckNowResponse:
-        self._gate.require_admin(context.invocation_metadata())
+        principal = self._gate.require_admin(context.invocation_metadata())
         self._known("component", request.component)
+        await self._audit(principal, "healthd.check_now", request.component, "")
         await self._engine.check_now(request.component)
         return _pb.CheckNowResponse(component=self._component(request.component))
 
@@ -211,6 +223,7 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
         principal = self._gate.require_admin(context.invocation_metadata())
         self._known("component", request.component)
         reason = f"manual heal by {principal.subject}" + (f": {request.reason}" if request.reason else "")
+        await self._audit(principal, "healthd.heal", request.component, reason)
         started, message = self._engine.heal(request.component, reason)
         return _pb.HealResponse(
             component=self._component(request.component), started=started, message=message
@@ -222,5 +235,7 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
         principal = self._gate.require_admin(context.invocation_metadata())
         self._known("component", request.component)
         reason = f"{principal.subject}: {request.reason}" if request.reason else principal.subject
+        action = "healthd.maintenance.on" if request.enabled else "healthd.maintenance.off"
+        await self._audit(principal, action, request.component, reason)
         self._engine.set_maintenance(request.component, request.enabled, reason)
         return _pb.SetMaintenanceResponse(component=self._component(request.component))

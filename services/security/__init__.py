@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
     from services.security._audit_anchor import HeadFile
     from services.security._audit_keys import AuditKeyConfig, AuditKeyError, AuditKeys
+    from services.security._audit_open import open_audit_log
     from services.security._audit_pg import AuditPostgresConfig, PostgresAuditStore
-    from services.security._audit_store import SqliteAuditStore
+    from services.security._audit_store import AuditStoreError, SqliteAuditStore
     from services.security._auth import AuthConfig, Authenticator, load_keys_file
     from services.security._config import AuditConfig, SecurityConfig
     from services.security._devkey import ensure_dev_token
@@ -58,6 +59,8 @@ _EXPORTS = {
     "HeadFile": "services.security._audit_anchor",
     "PostgresAuditStore": "services.security._audit_pg",
     "SqliteAuditStore": "services.security._audit_store",
+    "AuditStoreError": "services.security._audit_store",
+    "open_audit_log": "services.security._audit_open",
     "AuditRecord": "services.security._audit",
     "AuthConfig": "services.security._auth",
     "Authenticator": "services.security._auth",
@@ -129,6 +132,7 @@ __all__ = [
     "AuditLog",
     "AuditPostgresConfig",
     "AuditRecord",
+    "AuditStoreError",
     "AuthConfig",
     "Authenticator",
     "Decision",
@@ -170,6 +174,7 @@ __all__ = [
     "load_keys_file",
     "luhn_ok",
     "new_key",
+    "open_audit_log",
     "redact",
     "select_fields",
     "sha256_file",

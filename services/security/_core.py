@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from services.common import ConfigError, SchemaTooNew, Unavailable, get_logger
 from services.security._artifacts import ArtifactVerifier, SecureDownloader
 from services.security._audit import AuditLog
-from services.security._audit_keys import AuditKeys
-from services.security._audit_pg import PostgresAuditStore
-from services.security._audit_store import AuditStore, AuditStoreError, SqliteAuditStore
+from services.security._audit_open import open_audit_log
+from services.security._audit_store import AuditStoreError
 from services.security._auth import Authenticator
 from services.security._config import SecurityConfig
 from services.security._devkey import ensure_dev_key
@@ -85,11 +84,8 @@ class SecurityCore:
                 cfg.artifact_root.mkdir(parents=True, exist_ok=True)
             with _setting("downloads.ca_file"):
                 downloader = SecureDownloader(cfg.downloads, PathValidator([cfg.artifact_root]))
-        with _setting("audit.keys"):
-            keys = AuditKeys.load(cfg.audit.key_config())
-        with _setting("audit.db_path" if cfg.audit.backend == "sqlite" else "audit.postgres"):
-            store = _audit_store(cfg)
-            audit = AuditLog(store, keys=keys, head_file=cfg.audit.anchor_path(), redactor=redactor, now=wall)
+        with _setting("audit"):
+            audit = open_audit_log(cfg.audit, redactor=redactor, now=wall)
         failures = FailureAuditLimiter(cfg.audit.failures, now=clock)
         gate = Gate(auth, policy, RateLimiter(cfg.rate_limit, now=clock), audit, failures)
         screener = Screener(gate, inspector, redactor)
@@ -97,12 +93,6 @@ class SecurityCore:
 
     def close(self) -> None:
         self.audit.close()
-
-
-def _audit_store(cfg: SecurityConfig) -> AuditStore:
-    if cfg.audit.backend == "postgres":
-        return PostgresAuditStore(cfg.audit.postgres)
-    return SqliteAuditStore(str(cfg.audit.db_path), synchronous=cfg.audit.synchronous)
 
 
 @contextlib.contextmanager
