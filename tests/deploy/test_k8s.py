@@ -289,6 +289,11 @@ def test_security_audit_log_is_in_postgres_not_on_an_emptydir(tmp_path: Path) ->
     assert cfg.audit.postgres.dsn == workflow.postgres.dsn  # the one database of the deployment
     pod = find("Deployment", "security")["spec"]["template"]["spec"]
     assert not [v for v in pod["volumes"] if "emptyDir" in v and v["name"] != "tmp"]
+    for name in SERVICES:  # each sidecar records its admin actions in that same chain
+        sidecar = _loaded(name, "healthd", tmp_path)
+        assert sidecar.audit is not None and sidecar.audit.backend == "postgres", name
+        assert sidecar.audit.postgres.dsn == cfg.audit.postgres.dsn
+        assert sidecar.audit.keys.key_file == cfg.audit.keys.key_file
 
 
 def test_every_grpc_hop_between_pods_is_mtls(tmp_path: Path) -> None:
