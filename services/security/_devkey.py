@@ -9,6 +9,7 @@ config names (``auth.keys_file``), and nothing secret is ever printed except by
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from services.common import ConfigError, load_config
+from services.common import ConfigError, create_private_dirs, load_config
 from services.security._auth import load_keys_file
 from services.security._config import SecurityConfig
 from services.security._keys import KeyEntry, new_key
@@ -34,8 +35,9 @@ def _entry_dict(entry: KeyEntry) -> dict[str, object]:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically replace ``path`` with ``text``, readable by the owner only (0600, its missing
+    directories 0700)."""
+    create_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600)
@@ -47,6 +49,14 @@ def _write_private(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _owner_only_dir(directory: Path) -> None:
+    """Make an existing directory that holds the ADMIN token owner-only (0700): releases before
+    this one created ``.vigil/`` 0755."""
+    with contextlib.suppress(FileNotFoundError):
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
 
 
 def ensure_dev_token(config_path: Path | None, token_file: Path) -> tuple[Path, bool]:
@@ -71,6 +81,7 @@ def ensure_dev_key(keys_file: Path | None, token_file: Path, *, source: str) -> 
     """
     if keys_file is None:
         raise ConfigError(source, "auth.keys_file", "must be set to store the dev key's hash")
+    _owner_only_dir(token_file.parent)
     if token_file.exists():
         return token_file, False
     token, entry = new_key(DEV_SUBJECT, Level.ADMIN)
