@@ -1,7 +1,8 @@
 """The audit chain's anchor outside the database: an append-only head file.
 
 After every committed batch the writer appends one line ``{"seq", "mac", "sig"}`` (the
-new head, its MAC, and a MAC of the line itself under the signing key) and fsyncs it.
+new head, its MAC, and a MAC of the line itself under the signing key), fsync'd when the
+database's commits are (see `HeadFile`).
 The file only ever grows, so the last line is a lower bound of the chain: the database
 must hold a record at that ``seq`` with that MAC, and nothing before it may be missing.
 That catches truncating the tail, deleting every row and dropping or re-creating the
@@ -59,10 +60,18 @@ class Anchor:
 
 
 class HeadFile:
-    """The append-only head file at ``path`` (created 0600, its directories 0700)."""
+    """The append-only head file at ``path`` (created 0600, its directories 0700).
 
-    def __init__(self, path: Path | str) -> None:
+    Args:
+        fsync: fsync every line. Match the database's durability: a head that survives a
+            power loss the database's last commits did not would claim records that are gone
+            (a false truncation alarm), so with SQLite ``synchronous=NORMAL`` (commits survive
+            a process crash, not a power loss) lines are written but not fsync'd.
+    """
+
+    def __init__(self, path: Path | str, *, fsync: bool = True) -> None:
         self.path = Path(path)
+        self.fsync = fsync
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -79,7 +88,7 @@ class HeadFile:
             os.close(fd)  # releases the lock
 
     def append(self, keys: AuditKeys, seq: int, mac: str, *, legacy_until: int | None = None) -> Anchor:
-        """Append the line for head (``seq``, ``mac``) and fsync it (call under `locked`)."""
+        """Append the line for head (``seq``, ``mac``), fsync'd if so configured (call under `locked`)."""
         key_id = keys.signing_id
         unsigned = Anchor(seq, mac, key_id, "", legacy_until)
         anchor = Anchor(seq, mac, key_id, keys.mac(key_id, unsigned.signed_text()), legacy_until)
@@ -90,7 +99,8 @@ class HeadFile:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if self.fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return anchor

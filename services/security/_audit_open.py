@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from services.security._audit import AuditLog
+from services.security._audit_anchor import HeadFile
 from services.security._audit_keys import AuditKeys
 from services.security._audit_pg import PostgresAuditStore
 from services.security._audit_store import AuditStore, SqliteAuditStore
@@ -35,4 +36,9 @@ def open_audit_log(
         store = PostgresAuditStore(cfg.postgres)
     else:
         store = SqliteAuditStore(str(cfg.db_path), synchronous=cfg.synchronous)
-    return AuditLog(store, keys=keys, head_file=cfg.anchor_path(), redactor=redactor, now=now, name=name)
+    path = cfg.anchor_path()
+    # As durable as the database's commits (HeadFile says why no more).
+    head = (
+        None if path is None else HeadFile(path, fsync=cfg.backend == "postgres" or cfg.synchronous == "FULL")
+    )
+    return AuditLog(store, keys=keys, head_file=head, redactor=redactor, now=now, name=name)

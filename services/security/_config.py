@@ -33,7 +33,8 @@ class AuditConfig(ConfigModel):
     db_path: Path = Path(".vigil/security-audit.db")
     """SQLite file of the MAC-chained audit log (created 0600 if missing)."""
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
+    """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower); the
+    head file is fsync'd with FULL only (a head outliving the records it names would be a false alarm)."""
     postgres: AuditPostgresConfig = AuditPostgresConfig()
     """The PostgreSQL database (``backend: postgres``)."""
     head_file: Path | None = None
