@@ -30,6 +30,7 @@ from services.common import (
     InvalidArgument,
     Unavailable,
     get_logger,
+    tracer,
 )
 from services.security._audit_anchor import Anchor, HeadFile
 from services.security._audit_chain import GENESIS, AuditRecord, ChainWalk, Prepared, VerifyResult, chain_rows
@@ -214,6 +215,11 @@ class AuditLog:
         if head != self._anchored:
             self._anchored = head
             _log.info("audit chain head seq=%d hash=%s", head[0], head[1], extra={"audit_seq": head[0]})
+            # And as an OTLP event (a no-op while tracing is off): the collector keeps it too.
+            with tracer().start_as_current_span("audit.anchor") as span:
+                span.add_event(
+                    "audit.chain.head", {"audit.log": self.name, "audit.seq": head[0], "audit.mac": head[1]}
+                )
 
     def close(self) -> None:
         """Flush queued group-commit records, then close the database."""
