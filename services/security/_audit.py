@@ -145,9 +145,11 @@ class AuditLog:
             if self._anchor.first_and_last() is not None:
                 return
             head = self._call(self._store.head)
-            if self._call(self._store.has_keyed):
+            if head[0] and not self._store.adopting_keys:
+                # Only a log that takes on keys just now may lack its anchor; otherwise the file
+                # was removed (with it, what would expose a truncated or legacy-rewritten chain).
                 self._lost_anchor = (
-                    f"head file {self._anchor.path} was missing at start-up although keyed records exist "
+                    f"head file {self._anchor.path} was missing at start-up although the log has records "
                     f"(re-anchored at seq {head[0]}; records before may have been removed)"
                 )
             legacy = self._call(self._store.legacy_until)

@@ -86,6 +86,7 @@ class PostgresAuditStore:
         self._config = config
         self.name = "PostgreSQL audit log"
         self._conn: psycopg.Connection[Any] | None = None
+        self.adopting_keys = False  # keyed from its first version
         with _wrapped():
             migrate(self._connection())
 
@@ -123,10 +124,6 @@ class PostgresAuditStore:
 
     def legacy_until(self) -> int:
         return 0  # this schema was keyed from its first version
-
-    def has_keyed(self) -> bool:
-        with _wrapped():
-            return self._connection().execute("SELECT 1 FROM audit LIMIT 1").fetchone() is not None
 
     def record_at(self, seq: int) -> tuple[Any, ...] | None:
         with _wrapped():

@@ -24,6 +24,7 @@ __all__ = ["AuditStore", "AuditStoreError", "SqliteAuditStore"]
 Chain = Callable[[tuple[int, str]], list[AuditRecord]]
 """Given the head (seq, MAC) read inside the write transaction, the records to insert."""
 
+_KEYED_SCHEMA = 2  # the migration that added key ids
 _INSERT_ARGS = ", ".join("?" * len(COLUMNS.split(",")))
 
 
@@ -44,7 +45,10 @@ class AuditStore(Protocol):
     def append(self, chain: Chain) -> list[AuditRecord]: ...
     def head(self) -> tuple[int, str]: ...
     def legacy_until(self) -> int: ...
-    def has_keyed(self) -> bool: ...
+
+    adopting_keys: bool
+    """True when this open migrated an unkeyed log to keyed records (it has no head file yet)."""
+
     def record_at(self, seq: int) -> tuple[Any, ...] | None: ...
     def select(self, where: Sequence[str], args: Sequence[Any], newest_first: bool, limit: int) -> list[Any]:
         """Rows in `COLUMNS` order; ``where`` clauses use ``?`` placeholders."""
@@ -76,7 +80,10 @@ class SqliteAuditStore:
         # busy_timeout: a writer waits this long for another process's transaction.
         self._conn = open_sqlite(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         try:
-            migrate_sqlite(self._conn, MIGRATIONS, what=f"audit log {path}", upgrade="the security service")
+            applied = migrate_sqlite(
+                self._conn, MIGRATIONS, what=f"audit log {path}", upgrade="the security service"
+            )
+            self.adopting_keys = _KEYED_SCHEMA in applied
         except BaseException:
             self._conn.close()
             raise
@@ -114,10 +121,6 @@ class SqliteAuditStore:
             except sqlite3.OperationalError:  # the table was dropped: no record may be legacy
                 return 0
         return int(row[0]) if row else 0
-
-    def has_keyed(self) -> bool:
-        with _wrapped():
-            return self._conn.execute("SELECT 1 FROM audit WHERE key_id != '' LIMIT 1").fetchone() is not None
 
     def record_at(self, seq: int) -> tuple[Any, ...] | None:
         with _wrapped():

@@ -242,6 +242,17 @@ def test_a_legacy_chain_verifies_up_to_its_boundary(tmp_path: Path) -> None:
     assert result.first_bad_seq == 2 and "legacy record 2 was modified" in result.problems[0]
 
 
+def test_a_legacy_rewrite_after_deleting_the_head_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    log = open_log(path)
+    fill(log)
+    log.close()
+    _edit_then_rehash_legacy(path)  # the whole tail in the old format, boundary raised to 10 ...
+    _delete_head_file(path)  # ... and the anchor that would tell
+    result = open_log(path).verify()
+    assert not result.ok and any("was missing at start-up" in p for p in result.problems)
+
+
 def test_audit_key_and_head_files_are_owner_only(tmp_path: Path) -> None:
     from services.security import AuditKeyConfig
 
