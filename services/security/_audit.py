@@ -192,6 +192,10 @@ class AuditLog:
                 at,
                 f"legacy boundary in the database ({stored_legacy}) is not the anchored one ({anchored})",
             )
+        if last.rollback_at is not None:
+            cut, high = last.rollback_at, last.high
+            result.fail(cut, f"records {cut}..{high} were anchored, then the chain went on below them "
+                             "(truncated, emptied or re-created earlier)")  # fmt: skip
         if last.seq > walked_seq:
             result.fail(walked_seq + 1, f"records {walked_seq + 1}..{last.seq} were anchored but are gone "
                                         "(truncated, emptied or re-created)")  # fmt: skip
@@ -255,7 +259,7 @@ class AuditLog:
                 tip = records[-1]
                 if self._anchor is not None:
                     self._anchor.append(self._keys, tip.seq, tip.hash)
-            except (AuditStoreError, OSError) as exc:
+            except (AuditStoreError, OSError, ValueError) as exc:  # ValueError: a malformed head file
                 self.write_ok = False
                 kind = getattr(exc, "kind", None) or type(exc).__name__
                 raise Unavailable(f"audit log write failed ({kind}); request refused") from None

@@ -5,6 +5,9 @@ new head, its MAC, and a MAC of the line itself under the signing key), fsync'd 
 database's commits are (see `HeadFile`).
 The file only ever grows, so the last line is a lower bound of the chain: the database
 must hold a record at that ``seq`` with that MAC, and nothing before it may be missing.
+Each line also carries the highest ``seq`` anchored so far, and once a writer anchors a
+``seq`` at or below it (the tail was removed and the chain went on from the cut) every
+later line says where (``rollback_at``): new records cannot hide a truncation.
 That catches truncating the tail, deleting every row and dropping or re-creating the
 table, which no check inside the database can. The first line also marks the legacy
 boundary (``legacy_until``: records up to it predate keys).
@@ -24,6 +27,7 @@ has already left the machine. Put the file on another volume or make it append-o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -50,10 +54,15 @@ class Anchor:
     sig: str
     legacy_until: int | None = None
     """Only on the first line: the last record that predates keys."""
+    high: int = 0
+    """The highest ``seq`` any line so far anchored (carried forward)."""
+    rollback_at: int | None = None
+    """Set (and carried forward) once a line anchored a ``seq`` at or below ``high``: the chain
+    restarted below records it had, i.e. its tail was removed; the first ``seq`` re-used."""
 
     def signed_text(self) -> bytes:
-        legacy = "" if self.legacy_until is None else str(self.legacy_until)
-        return _LINE_DOMAIN + f"{self.seq}\n{self.mac}\n{self.key_id}\n{legacy}".encode()
+        fields = (self.seq, self.mac, self.key_id, self.legacy_until, self.high, self.rollback_at)
+        return _LINE_DOMAIN + "\n".join("" if f is None else str(f) for f in fields).encode()
 
     def authentic(self, keys: AuditKeys) -> bool:
         return keys.matches(self.key_id, self.signed_text(), self.sig)
@@ -88,13 +97,23 @@ class HeadFile:
             os.close(fd)  # releases the lock
 
     def append(self, keys: AuditKeys, seq: int, mac: str, *, legacy_until: int | None = None) -> Anchor:
-        """Append the line for head (``seq``, ``mac``), fsync'd if so configured (call under `locked`)."""
+        """Append the line for head (``seq``, ``mac``), fsync'd if so configured (call under `locked`).
+
+        Raises:
+            ValueError: the last line is malformed (the file was edited): nothing is appended,
+                so audit writes fail (closed) until an operator looks.
+        """
+        lines = self.first_and_last()
+        high, rollback = 0, None
+        if lines is not None:
+            last = lines[1]
+            high, rollback = max(last.high, last.seq), last.rollback_at
+            if seq <= high and rollback is None:
+                rollback = seq
         key_id = keys.signing_id
-        unsigned = Anchor(seq, mac, key_id, "", legacy_until)
-        anchor = Anchor(seq, mac, key_id, keys.mac(key_id, unsigned.signed_text()), legacy_until)
-        line: dict[str, object] = {"seq": seq, "mac": mac, "key_id": key_id, "sig": anchor.sig}
-        if legacy_until is not None:
-            line["legacy_until"] = legacy_until
+        unsigned = Anchor(seq, mac, key_id, "", legacy_until, high, rollback)
+        anchor = dataclasses.replace(unsigned, sig=keys.mac(key_id, unsigned.signed_text()))
+        line = {k: v for k, v in dataclasses.asdict(anchor).items() if v is not None}
         data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -124,11 +143,15 @@ class HeadFile:
         return _parse(first), _parse(tail[-1] if tail else first)
 
 
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
 def _parse(line: bytes) -> Anchor:
     try:
         data = json.loads(line)
-        legacy = data.get("legacy_until")
         return Anchor(int(data["seq"]), str(data["mac"]), str(data["key_id"]), str(data["sig"]),
-                      None if legacy is None else int(legacy))  # fmt: skip
+                      _optional_int(data.get("legacy_until")), int(data.get("high", 0)),
+                      _optional_int(data.get("rollback_at")))  # fmt: skip
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ValueError(f"head file line is malformed: {line[:80]!r}") from None

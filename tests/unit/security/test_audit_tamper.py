@@ -193,6 +193,22 @@ def test_an_untouched_log_verifies_after_restart(tmp_path: Path) -> None:
     assert REGISTRY.get_sample_value("vigil_audit_head_seq", {"log": "security"}) == 10
 
 
+@pytest.mark.parametrize(("sql", "cut"), [("DELETE FROM audit WHERE seq >= 7", 7), ("DELETE FROM audit", 1)])
+def test_new_records_do_not_hide_a_truncation(tmp_path: Path, sql: str, cut: int) -> None:
+    path = tmp_path / "audit.db"
+    log = open_log(path)
+    fill(log)
+    log.close()
+    tamper(path, sql)
+    for _ in range(2):  # restarts, each writing on from the cut: the anchor line moves on
+        log = open_log(path)
+        fill(log, 5)
+        log.close()
+    result = open_log(path).verify()
+    assert not result.ok and result.first_bad_seq == cut, result.problems
+    assert any(p.startswith(f"records {cut}..") and "the chain went on below" in p for p in result.problems)
+
+
 def test_truncation_is_reported_at_start_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "audit.db"
     log = open_log(path)
