@@ -81,6 +81,10 @@ class HeadFile:
     def __init__(self, path: Path | str, *, fsync: bool = True) -> None:
         self.path = Path(path)
         self.fsync = fsync
+        self._fd: int | None = None  # the locked descriptor, while `locked` holds the lock
+        # (inode, size, last line) after this object's last append: when the file is still
+        # that size, nobody appended since and the last line need not be read back.
+        self._tail: tuple[int, int, Anchor] | None = None
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -89,11 +93,13 @@ class HeadFile:
     def locked(self) -> Iterator[None]:
         """Exclusive lock shared with every writer of this chain (any process)."""
         create_private_dirs(self.path.parent)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = _open_append(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._fd = fd
             yield
         finally:
+            self._fd = None
             os.close(fd)  # releases the lock
 
     def append(self, keys: AuditKeys, seq: int, mac: str, *, legacy_until: int | None = None) -> Anchor:
@@ -103,10 +109,26 @@ class HeadFile:
             ValueError: the last line is malformed (the file was edited): nothing is appended,
                 so audit writes fail (closed) until an operator looks.
         """
-        lines = self.first_and_last()
+        fd = (
+            self._fd
+            if self._fd is not None
+            else os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        )
+        try:
+            return self._append(fd, keys, seq, mac, legacy_until)
+        finally:
+            if fd != self._fd:
+                os.close(fd)
+
+    def _append(self, fd: int, keys: AuditKeys, seq: int, mac: str, legacy_until: int | None) -> Anchor:
+        st = os.fstat(fd)
+        if self._tail is not None and self._tail[:2] == (st.st_ino, st.st_size):
+            last: Anchor | None = self._tail[2]
+        else:
+            lines = self.first_and_last()
+            last = None if lines is None else lines[1]
         high, rollback = 0, None
-        if lines is not None:
-            last = lines[1]
+        if last is not None:
             high, rollback = max(last.high, last.seq), last.rollback_at
             if seq <= high and rollback is None:
                 rollback = seq
@@ -115,13 +137,10 @@ class HeadFile:
         anchor = dataclasses.replace(unsigned, sig=keys.mac(key_id, unsigned.signed_text()))
         line = {k: v for k, v in dataclasses.asdict(anchor).items() if v is not None}
         data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, data)
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        written = os.write(fd, data)
+        if self.fsync:
+            os.fsync(fd)
+        self._tail = (st.st_ino, st.st_size + written, anchor) if written == len(data) else None
         return anchor
 
     def first_and_last(self) -> tuple[Anchor, Anchor] | None:
@@ -141,6 +160,10 @@ class HeadFile:
         if not first.strip():
             return None
         return _parse(first), _parse(tail[-1] if tail else first)
+
+
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
 
 def _optional_int(value: object) -> int | None:
