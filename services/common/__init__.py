@@ -50,6 +50,7 @@ from services.common._migrations import (
 )
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
+from services.common._pool import PooledStub, pooled_channels
 from services.common._server import (
     SUPERVISOR_PID_ENV,
     VigilServer,
@@ -108,6 +109,7 @@ __all__ = [
     "Observation",
     "ObservingInterceptor",
     "PermissionDenied",
+    "PooledStub",
     "ResourceExhausted",
     "SchemaTooNew",
     "SecurityLevel",
@@ -147,6 +149,7 @@ __all__ = [
     "optional_bearer_token",
     "optional_timestamp",
     "parse_yaml",
+    "pooled_channels",
     "publish_serving",
     "retry_delay_s",
     "run_each",
