@@ -36,6 +36,7 @@ from services.common._metrics import (
 )
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
+from services.common._retry import RetryAfter
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
@@ -76,6 +77,7 @@ __all__ = [
     "ObservingInterceptor",
     "PermissionDenied",
     "ResourceExhausted",
+    "RetryAfter",
     "ServerConfig",
     "ServingStatus",
     "TLSConfig",

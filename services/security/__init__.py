@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from services.security._policy import Decision, Policy, PolicyError, PolicyStore, Rule
     from services.security._principal import Level, Principal
     from services.security._prompt import PromptLimits, PromptValidator
-    from services.security._ratelimit import RateLimitConfig, RateLimiter
+    from services.security._ratelimit import Rate, RateLimitConfig, RateLimiter
     from services.security._sanitize import RedactionPattern, Redactor, luhn_ok, redact
     from services.security._screen import Inspector, Screener, ScreenInput, ScreenOutcome
     from services.security._trajectory import TrajectorySpec, TrajectoryValidator
@@ -66,6 +66,7 @@ _EXPORTS = {
     "Principal": "services.security._principal",
     "PromptLimits": "services.security._prompt",
     "PromptValidator": "services.security._prompt",
+    "Rate": "services.security._ratelimit",
     "RateLimitConfig": "services.security._ratelimit",
     "RateLimiter": "services.security._ratelimit",
     "RedactionPattern": "services.security._sanitize",
@@ -132,6 +133,7 @@ __all__ = [
     "Principal",
     "PromptLimits",
     "PromptValidator",
+    "Rate",
     "RateLimitConfig",
     "RateLimiter",
     "RedactionPattern",

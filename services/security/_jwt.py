@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
+from services.security._ratelimit import parse_rate
 
 __all__ = ["JWTConfig", "JWTVerifier"]
 
@@ -47,6 +48,9 @@ class JWTConfig(ConfigModel):
     """Claim naming the principal's level; absent means ``default_level``."""
     roles_claim: str = "roles"
     """Claim holding a list of role names."""
+    rate_limit_claim: str = "vigil_rate_limit"
+    """Claim with the token's own rate limit (``unlimited``, requests/s, or ``{rate_per_s, burst}``);
+    absent: the service's ``rate_limit`` config decides."""
     default_level: Level = Level.AUTHENTICATED
     """Level of a token without a level claim."""
     max_level: Level = Level.ADMIN
@@ -155,5 +159,11 @@ class JWTVerifier:
         roles = claims.get(cfg.roles_claim, [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated(f"invalid token: bad '{cfg.roles_claim}' claim")
+        try:
+            rate = parse_rate(claims.get(cfg.rate_limit_claim))
+        except ValueError:
+            raise Unauthenticated(f"invalid token: bad '{cfg.rate_limit_claim}' claim") from None
         jti = claims.get("jti")
-        return Principal(sub, level, frozenset(roles), via="jwt", credential_id=str(jti)[:100] if jti else "")
+        return Principal(
+            sub, level, frozenset(roles), via="jwt", credential_id=str(jti)[:100] if jti else "", rate=rate
+        )

@@ -23,7 +23,7 @@ from pydantic import Field, field_serializer, field_validator
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
-from services.security._ratelimit import RateLimitConfig, RateLimiter
+from services.security._ratelimit import Rate, RateLimitConfig, RateLimiter, parse_rate
 
 __all__ = ["KEY_PREFIX", "ApiKeyVerifier", "KeyEntry", "hash_token", "new_key"]
 
@@ -49,6 +49,22 @@ class KeyEntry(ConfigModel):
     """Security level granted to the key's principal."""
     roles: tuple[str, ...] = ()
     """Roles granted to the key's principal."""
+    rate_limit: Rate | None = None
+    """This key's own rate limit: ``unlimited``, requests/s (burst twice that) or
+    ``{rate_per_s, burst}``; unset: the service's ``rate_limit`` config decides."""
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _parse_rate(cls, value: object) -> Rate | None:
+        return parse_rate(value)
+
+    @field_serializer("rate_limit")
+    def _rate_text(self, rate: Rate | None) -> object:
+        if rate is None:
+            return None
+        if rate.unlimited:
+            return "unlimited"
+        return {"rate_per_s": rate.per_s, "burst": int(rate.burst)}
 
     @field_validator("level", mode="before")
     @classmethod
@@ -148,7 +164,12 @@ class ApiKeyVerifier:
         if slow:
             self._verified[entry.id] = quick
         return Principal(
-            entry.subject, entry.level, frozenset(entry.roles), via="api_key", credential_id=entry.id
+            entry.subject,
+            entry.level,
+            frozenset(entry.roles),
+            via="api_key",
+            credential_id=entry.id,
+            rate=entry.rate_limit,
         )
 
     def verify(self, token: str) -> Principal:
