@@ -80,11 +80,21 @@ async def _paired(
     ours: Callable[[], Awaitable[Any]],
     bare: Callable[[], Awaitable[Any]],
     target: Target,
+    pids: dict[str, int],
+    cpu_target: Target,
 ) -> list[Figure]:
+    """Throughput/latency of ``ours`` vs ``bare`` at each concurrency, and the CPU per call of
+    the first of ``pids`` (the server both calls reach) for each, from /proc; the CPU of
+    the other processes in ``pids`` per call of ``ours`` is reported alone."""
     figures: list[Figure] = []
+    served, *others = pids
     for conc in CONCURRENCY:
         samples = await rotated_load(
-            {"ours": ours, "bare": bare}, concurrency=conc, repeats=ctx.repeats, duration_s=ctx.seconds(1.5)
+            {"ours": ours, "bare": bare},
+            concurrency=conc,
+            repeats=ctx.repeats,
+            duration_s=ctx.seconds(1.5),
+            pids=pids,
         )
         ours_tp, bare_tp = samples["ours"][-1].throughput, samples["bare"][-1].throughput
         ctx.log(f"{label} c{conc}: {ours_tp:.0f} vs bare {bare_tp:.0f}/s")
@@ -95,6 +105,25 @@ async def _paired(
             "bare grpc.health.v1 Check on the same server, same client",
             target,
         )
+        figures.append(
+            Figure(
+                f"{label} c{conc} {served} CPU per call",
+                "ms",
+                [r.cpu_ms_per_call(served) for r in samples["ours"]],
+                [r.cpu_ms_per_call(served) for r in samples["bare"]],
+                f"{served} CPU per bare Check, same run (/proc utime+stime over the window)",
+                cpu_target,
+            )
+        )
+        figures += [
+            Figure(
+                f"{label} c{conc} {other} CPU per call",
+                "ms",
+                [r.cpu_ms_per_call(other) for r in samples["ours"]],
+                note=f"{other} process CPU (/proc) per {label} over the window",
+            )
+            for other in others
+        ]
     return figures
 
 
@@ -118,6 +147,8 @@ async def screen(ctx: Context) -> list[Figure]:
                     partial(stub.Screen, request, timeout=10),
                     partial(health.Check, hpb.HealthCheckRequest(service=SECURITY), timeout=10),
                     Target.ratio_at_least(0.5),
+                    {"security": proc.pid},
+                    Target.ratio_at_most(1.5),
                 )
 
 
@@ -140,6 +171,8 @@ async def start_run(ctx: Context) -> list[Figure]:
                     partial(stub.StartRun, request, metadata=metadata, timeout=30),
                     partial(health.Check, hpb.HealthCheckRequest(service=WORKFLOW), timeout=10),
                     Target.ratio_at_least(0.3),
+                    {"workflow": await stack.pid("workflow"), "security": await stack.pid("security")},
+                    Target.ratio_at_most(2.0),
                 )
         finally:
             stack.stop()
