@@ -31,6 +31,7 @@ from services.common._observe import Observation, ObservingInterceptor, split_me
 __all__ = [
     "TracingInterceptor",
     "client_interceptors",
+    "metrics_push_wanted",
     "server_interceptors",
     "setup_tracing",
     "shutdown_tracing",
@@ -80,6 +81,20 @@ def tracing_wanted(environ: Mapping[str, str]) -> bool:
     return bool(
         environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
+
+
+def metrics_push_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the OTEL_* variables in ``environ`` ask for OTLP metrics push.
+
+    Decided here, not in `_otlp_metrics`, so that module and the OTLP protos it loads are
+    imported only by processes that push.
+    """
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporters = {e.strip().lower() for e in environ.get("OTEL_METRICS_EXPORTER", "").split(",") if e.strip()}
+    if exporters:
+        return "otlp" in exporters
+    return bool(environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
 
 
 def setup_tracing(service_name: str) -> bool:

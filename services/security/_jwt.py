@@ -8,13 +8,14 @@ so a leaked signing key for a low-trust issuer cannot mint ADMIN principals.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
-import jwt
 from pydantic import Field, field_validator
 
 from services.common import ConfigModel, Unauthenticated
@@ -27,6 +28,16 @@ Algorithm = Literal["HS256", "RS256", "ES256"]
 _MIN_HMAC_SECRET = 32
 _MAX_TOKEN_CHARS = 8192
 _CACHE_LIMIT = 10_000
+
+
+@functools.cache
+def _pyjwt() -> ModuleType:
+    """PyJWT, imported when the first verifier is built: it loads cryptography's OpenSSL
+    bindings (~10 MB resident), which processes that accept no JWTs (healthd with API keys
+    only, the usual case) should not carry."""
+    import jwt
+
+    return jwt
 
 
 class JWTConfig(ConfigModel):
@@ -71,6 +82,7 @@ class JWTVerifier:
         # SHA-256 of a verified token -> (principal, its exp). Dict access is atomic under the GIL.
         self._verified: dict[bytes, tuple[Principal, float]] = {}
         self._keys: dict[str, Any] = {}
+        jwt = _pyjwt()
         if "HS256" in config.algorithms:
             if config.hmac_secret_file is None:
                 raise ValueError("jwt: HS256 accepted but hmac_secret_file is not set")
@@ -111,7 +123,7 @@ class JWTVerifier:
         return principal
 
     def _verify_signed(self, token: str) -> tuple[Principal, float]:
-        cfg = self._cfg
+        cfg, jwt = self._cfg, _pyjwt()
         try:
             alg = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
