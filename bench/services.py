@@ -189,17 +189,20 @@ async def start_run(ctx: Context) -> list[Figure]:
     return figures
 
 
-@benchmark("obs.tracing", "StartRun(echo, wait) c16 with tracing exported (always_on, OTLP) vs tracing off")
+@benchmark(
+    "obs.tracing",
+    "StartRun(echo, wait) c16 with tracing exported (OTLP; default sampler, and always_on) vs tracing off",
+)
 async def tracing(ctx: Context) -> list[Figure]:
     conc = 16
     receiver = ServerProcess(["-m", "bench.servers.otlp_receiver"], name="otlp-receiver")
     with scratch() as root, running(receiver):
-        otel = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.address}",
-            "OTEL_TRACES_SAMPLER": "always_on",
-        }
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.address}"}
         stacks = {
             "on": LocalStack(root / "on", supervised=False, env=otel),
+            "always_on": LocalStack(
+                root / "always", supervised=False, env={**otel, "OTEL_TRACES_SAMPLER": "always_on"}
+            ),
             "off": LocalStack(root / "off", supervised=False),
         }
         try:
@@ -229,12 +232,16 @@ async def tracing(ctx: Context) -> list[Figure]:
                 stack.stop()
     if spans == 0:
         raise RuntimeError("tracing on, yet the receiver got no span: the comparison would be meaningless")
+    off = "the same stack with tracing off (no OTEL_* variables), same client"
     figures = load_figures(
-        f"StartRun traced c{conc}",
-        samples["on"],
-        samples["off"],
-        "the same stack with tracing off (no OTEL_* variables), same client",
-        Target.ratio_at_least(0.85),
+        f"StartRun traced c{conc}", samples["on"], samples["off"], off, Target.ratio_at_least(0.85)
     )
-    figures[0].note = f"{spans} spans received by the OTLP receiver process during the run"
-    return figures
+    figures[0].note = (
+        "the default sampler (parent-based, 10% of new traces); "
+        f"{spans} spans received by the OTLP receiver process during the run (both traced stacks)"
+    )
+    always = load_figures(
+        f"StartRun traced always_on c{conc}", samples["always_on"], samples["off"], off, None
+    )
+    always[0].note = "OTEL_TRACES_SAMPLER=always_on: every request recorded and exported"
+    return figures + always

@@ -1,8 +1,12 @@
-"""Server interceptors. `ErrorMapping` is always installed, innermost, by `VigilServer`.
+"""Per-method handler wrapping: `ErrorMapping` (always, innermost) and the observers.
 
-Later concerns (auth, tracing, metrics) plug in as further `grpc.aio.ServerInterceptor`s
-passed to `VigilServer(interceptors=...)`; they run outside `ErrorMapping`, so they see
-the final status of every call.
+`VigilServer` wraps each method's handler once, when the servicer is registered
+(`Registrar`), with every `MethodWrapper` it was given (tracing, metrics) and
+`ErrorMapping` innermost, so no gRPC interceptor runs per call: grpc.aio drives any
+``ServerInterceptor`` through a chain of coroutines for every RPC, which cost more than
+what the interceptors themselves did. Interceptors that are not `MethodWrapper`s are
+still installed as gRPC interceptors (outside all of these). Observers run outside
+`ErrorMapping`, so they see the final status of every call.
 
 Unparseable request bytes: grpc answers UNKNOWN ("Unexpected DecodeError") when a
 deserializer raises, before any servicer code runs. `ErrorMapping` wraps each unary
@@ -15,8 +19,8 @@ from __future__ import annotations
 import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -24,7 +28,7 @@ from google.protobuf.message import DecodeError
 from services.common._errors import FieldViolation, InvalidArgument, Unimplemented, VigilError
 from services.common._status import to_grpc_status
 
-__all__ = ["ErrorMapping", "wrap_handler"]
+__all__ = ["ErrorMapping", "MethodWrapper", "Registrar", "WrappingInterceptor", "chain", "wrap_handler"]
 
 _log = logging.getLogger("vigil.rpc")
 
@@ -144,18 +148,24 @@ def wrap_handler(
     return handler
 
 
-class ErrorMapping(grpc.aio.ServerInterceptor):
-    """Turns `VigilError`s raised by servicers into statuses (rich details included),
-    unparseable unary requests into INVALID_ARGUMENT, NotImplementedError into
-    UNIMPLEMENTED, and anything else into a logged INTERNAL.
+@runtime_checkable
+class MethodWrapper(Protocol):
+    """Something that wraps one method's handler once, at registration."""
 
-    Wrapped handlers are cached per method: the registered handler of a method never
-    changes after the server starts, and `VigilServer` installs this interceptor
-    innermost, so no per-call interceptor sits between it and the handler.
-    """
+    def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """``handler`` of the full ``method`` name (``/pkg.Service/Method``), wrapped."""
+        ...
+
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """A `MethodWrapper` usable as a plain gRPC interceptor too (wrapped handlers cached per
+    method: the registered handler of a method never changes after the server starts)."""
 
     def __init__(self) -> None:
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -169,7 +179,64 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler  # unknown method: grpc answers UNIMPLEMENTED; not cached (unbounded names)
-        tolerant = None if handler.request_streaming else _tolerant
-        wrapped = wrap_handler(handler, lambda kind, behavior: _WRAPPERS[kind](behavior, method), tolerant)
-        self._cache[method] = wrapped
+        wrapped = self._cache[method] = self.wrap_method(method, handler)
         return wrapped
+
+
+class ErrorMapping(WrappingInterceptor):
+    """Turns `VigilError`s raised by servicers into statuses (rich details included),
+    unparseable unary requests into INVALID_ARGUMENT, NotImplementedError into
+    UNIMPLEMENTED, and anything else into a logged INTERNAL."""
+
+    def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        tolerant = None if handler.request_streaming else _tolerant
+        return wrap_handler(handler, lambda kind, behavior: _WRAPPERS[kind](behavior, method), tolerant)
+
+
+Wrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
+
+
+def chain(wrappers: Sequence[MethodWrapper]) -> Wrap:
+    """One wrap function applying ``wrappers``, the first outermost."""
+
+    def wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        for wrapper in reversed(wrappers):
+            handler = wrapper.wrap_method(method, handler)
+        return handler
+
+    return wrap
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):
+    """A generic handler whose answers are wrapped, once per method."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, wrap: Wrap) -> None:
+        self._inner, self._wrap = inner, wrap
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        cached = self._cache.get(method)
+        if cached is None:
+            handler = self._inner.service(handler_call_details)
+            if handler is None:
+                return None  # not ours; unknown names are not cached (unbounded)
+            cached = self._cache[method] = self._wrap(method, handler)
+        return cached
+
+
+class Registrar:
+    """What generated ``add_*Servicer_to_server`` functions are given instead of the server:
+    it registers their handlers already wrapped."""
+
+    def __init__(self, server: grpc.aio.Server, wrap: Wrap) -> None:
+        self._server, self._wrap = server, wrap
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers([_WrappedGeneric(h, self._wrap) for h in handlers])
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]
+    ) -> None:
+        wrapped = {name: self._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        self._server.add_registered_method_handlers(service, wrapped)

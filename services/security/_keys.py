@@ -18,8 +18,9 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
-from pydantic import Field, field_serializer, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_serializer, field_validator, model_serializer
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
@@ -65,6 +66,14 @@ class KeyEntry(ConfigModel):
         if rate.unlimited:
             return "unlimited"
         return {"rate_per_s": rate.per_s, "burst": int(rate.burst)}
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_rate(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Entries without a limit are written as before, so older readers accept the file.
+        data: dict[str, Any] = dump(self)
+        if data.get("rate_limit") is None:
+            data.pop("rate_limit", None)
+        return data
 
     @field_validator("level", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ Whose limit applies, first match wins:
 3. principals holding a role in ``unlimited_roles`` (default ``service``: programs such as
    the workflow service's own key) are not limited;
 4. the default ``rate_per_s``/``burst``. It is deliberately above what one security process
-   can answer (about 2,000 Screens/s on 2 cores), so the default never caps a single backend
+   can answer (1,000-2,000 Screens/s on 2 cores), so the default never caps a single backend
    below the service's own capacity; it bounds a runaway client on bigger machines. Set a
    lower ``rate_limit`` per key where tenants must share fairly.
 
