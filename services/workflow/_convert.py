@@ -9,12 +9,19 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common import FieldViolation, InvalidArgument, optional_timestamp, set_value, struct_to_dict
-from services.workflow._degradation import Level
-from services.workflow._events import RunEvent, WorkflowStats
+from services.common import (
+    DegradationLevel,
+    FieldViolation,
+    InvalidArgument,
+    SecurityLevel,
+    degradation_level_pb,
+    optional_timestamp,
+    set_value,
+    struct_to_dict,
+)
+from services.workflow._catalogue import CatalogueEntry
+from services.workflow._events import RunEvent
 from services.workflow._model import ErrorCategory, Run, RunError, RunQuery, StepRecord
-from services.workflow._policies import BreakerState
-from services.workflow._registry import Workflow
 from services.workflow._runs import StartRequest
 from services.workflow._states import RunState
 from vigil.workflow.v1 import workflow_pb2 as _pb
@@ -98,7 +105,9 @@ def run_to_proto(run: Run, steps: list[StepRecord] | None = None) -> _pb.Run:
         fallback_applied=run.fallback is not None,
         fallback=run.fallback or "",
         degradation_applied=run.degradation is not None,
-        degradation_level=Level[run.degradation].to_proto() if run.degradation else Level.NORMAL.to_proto(),  # type: ignore[arg-type]
+        degradation_level=degradation_level_pb(
+            DegradationLevel.parse(run.degradation) if run.degradation else None
+        ),
         schedule=run.schedule or "",
         audit_id=run.audit_id,
         redactions=run.redactions,
@@ -136,15 +145,13 @@ def event_to_proto(event: RunEvent) -> _pb.WatchRunResponse:
     return msg
 
 
-def workflow_to_proto(
-    wf: Workflow, breaker: BreakerState, stats: WorkflowStats, in_flight: int, queued: int
-) -> _pb.WorkflowInfo:
-    p = wf.policy
+def workflow_to_proto(entry: CatalogueEntry) -> _pb.WorkflowInfo:
+    p, stats = entry.policy, entry.stats
     return _pb.WorkflowInfo(
-        name=wf.name,
+        name=entry.name,
         description=p.description,
         input_schema=_struct(p.input_schema),
-        required_level=f"SECURITY_LEVEL_{p.required_level}",  # type: ignore[arg-type]
+        required_level=SecurityLevel.parse(p.required_level).to_proto(),
         timeout=_dur(p.timeout_s),
         retry=_pb.RetryPolicy(
             max_attempts=p.retry.max_attempts,
@@ -156,14 +163,14 @@ def workflow_to_proto(
         priority=p.priority,
         isolation=_pb.ISOLATION_PROCESS if p.isolation == "process" else _pb.ISOLATION_INLINE,
         fallbacks=[f.label for f in p.fallback],
-        breaker_state=_pb.BreakerState.Value(f"BREAKER_STATE_{breaker.value}"),
+        breaker_state=_pb.BreakerState.Value(f"BREAKER_STATE_{entry.breaker.value}"),
         stats=_pb.WorkflowStats(
             started=stats.started,
             succeeded=stats.succeeded,
             failed=stats.failed,
             errors_by_category=dict(stats.errors_by_category),
-            in_flight=in_flight,
-            queued=queued,
+            in_flight=entry.load.in_flight,
+            queued=entry.load.queued,
         ),
         prompt_fields=p.prompt_fields,
         path_fields=p.path_fields,

@@ -13,7 +13,7 @@ from services.workflow._isolation import ProcessPool
 from services.workflow._model import NewRun, Run
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._sqlite_store import SQLiteRunStore
-from tests.unit.workflow._fakes import FakeClock
+from tests.clock import FakeClock
 
 __all__ = ["Harness"]
 
@@ -54,7 +54,7 @@ class Harness:
         }
         fields.update(kw)
         run, _ = await self.store.create_run(NewRun(**fields))
-        self.executor.dispatch(run, reserved=False)
+        self.executor.dispatch(run)
         return run
 
     async def finish(self, workflow: str, params: Any = None, **kw: Any) -> Run:
