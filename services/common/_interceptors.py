@@ -20,7 +20,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -28,7 +28,16 @@ from google.protobuf.message import DecodeError
 from services.common._errors import FieldViolation, InvalidArgument, Unimplemented, VigilError
 from services.common._status import to_grpc_status
 
-__all__ = ["ErrorMapping", "MethodWrapper", "Registrar", "WrappingInterceptor", "chain", "wrap_handler"]
+__all__ = [
+    "ErrorMapping",
+    "MethodWrapper",
+    "Registrar",
+    "WrappingInterceptor",
+    "answers_own_errors",
+    "chain",
+    "refuse_malformed",
+    "wrap_handler",
+]
 
 _log = logging.getLogger("vigil.rpc")
 
@@ -78,6 +87,26 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
             return _Malformed(str(exc)[:200])
 
     return parse
+
+
+_OWN_ERRORS = "_vigil_answers_own_errors"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def answers_own_errors(method: F) -> F:
+    """Mark a unary servicer method that never raises: it answers every outcome itself,
+    malformed requests included (`refuse_malformed`). `ErrorMapping` then wraps only its
+    request parsing, not the call: one coroutine less per call, for the hottest RPC
+    (grpc.health.v1 Check)."""
+    setattr(method, _OWN_ERRORS, True)
+    return method
+
+
+async def refuse_malformed(request: Any, context: grpc.aio.ServicerContext) -> None:
+    """Abort with INVALID_ARGUMENT if ``request`` did not parse (for `answers_own_errors`
+    methods; a no-op for a parsed request)."""
+    if isinstance(request, _Malformed):
+        await context.abort_with_status(to_grpc_status(request.error()))
 
 
 def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
@@ -190,7 +219,13 @@ class ErrorMapping(WrappingInterceptor):
 
     def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         tolerant = None if handler.request_streaming else _tolerant
-        return wrap_handler(handler, lambda kind, behavior: _WRAPPERS[kind](behavior, method), tolerant)
+
+        def wrap(kind: str, behavior: Behavior) -> Behavior:
+            if kind == "unary_unary" and getattr(behavior, _OWN_ERRORS, False):
+                return behavior
+            return _WRAPPERS[kind](behavior, method)
+
+        return wrap_handler(handler, wrap, tolerant)
 
 
 Wrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
