@@ -60,8 +60,12 @@ class ServerProcess:
     on a full pipe; the last lines are kept for error messages.
     """
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, name: str = "") -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str] | None = None, name: str = "", cwd: Path = REPO
+    ) -> None:
         self.name = name or " ".join(args)
+        self.cwd = cwd
+        """Where the process runs: its ``-m`` modules are imported from this source tree."""
         self.args = [sys.executable, *args]
         self.env = env or python_env()
         self.popen: subprocess.Popen[str] | None = None
@@ -89,7 +93,7 @@ class ServerProcess:
         self.popen = subprocess.Popen(
             self.args,
             env=self.env,
-            cwd=REPO,
+            cwd=self.cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
