@@ -12,6 +12,12 @@ Unparseable request bytes: grpc answers UNKNOWN ("Unexpected DecodeError") when 
 deserializer raises, before any servicer code runs. `ErrorMapping` wraps each unary
 request's deserializer so a parse failure becomes a `_Malformed` marker, which the
 wrapped behavior answers with INVALID_ARGUMENT like any other bad input.
+
+Request size: the one documented limit is ``server.max_message_bytes`` (`ServerConfig`),
+checked here, in the same wrapped deserializer, for every unary RPC of every server: a larger
+request is INVALID_ARGUMENT naming the limit. gRPC's own receive limit is set higher
+(`grpc_receive_limit`), so its RESOURCE_EXHAUSTED (which means "shed load, retry later"
+elsewhere) is only the last line for requests far beyond the documented limit.
 """
 
 from __future__ import annotations
@@ -35,9 +41,20 @@ __all__ = [
     "WrappingInterceptor",
     "answers_own_errors",
     "chain",
+    "grpc_receive_limit",
     "refuse_malformed",
     "wrap_handler",
 ]
+
+# gRPC refuses messages beyond this with its own RESOURCE_EXHAUSTED before our code can
+# answer; up to it, an oversized request gets our INVALID_ARGUMENT naming the real limit.
+_GRPC_RECEIVE_CEILING = 64 << 20
+
+
+def grpc_receive_limit(max_request_bytes: int) -> int:
+    """gRPC's max receive length for a server whose documented request limit is ``max_request_bytes``."""
+    return max(_GRPC_RECEIVE_CEILING, max_request_bytes + 1)
+
 
 _log = logging.getLogger("vigil.rpc")
 
@@ -76,11 +93,32 @@ class _Malformed:
         )
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+class _TooLarge(_Malformed):
+    """Stands in for a request larger than the documented limit (never parsed)."""
+
+    __slots__ = ("limit", "size")
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__("too large")
+        self.size, self.limit = size, limit
+
+    def error(self) -> InvalidArgument:
+        problem = (
+            f"request is {self.size} bytes, larger than the limit of {self.limit} bytes "
+            "(server.max_message_bytes)"
+        )
+        return InvalidArgument(problem, [FieldViolation("request", problem, "TOO_LARGE")])
+
+
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None, max_request_bytes: int
+) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
     def parse(data: bytes) -> Any:
+        if len(data) > max_request_bytes:
+            return _TooLarge(len(data), max_request_bytes)
         try:
             return deserializer(data)
         except (DecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -214,11 +252,16 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
 
 class ErrorMapping(WrappingInterceptor):
     """Turns `VigilError`s raised by servicers into statuses (rich details included),
-    unparseable unary requests into INVALID_ARGUMENT, NotImplementedError into
-    UNIMPLEMENTED, and anything else into a logged INTERNAL."""
+    unparseable or oversized (``max_request_bytes``) unary requests into INVALID_ARGUMENT,
+    NotImplementedError into UNIMPLEMENTED, and anything else into a logged INTERNAL."""
+
+    def __init__(self, max_request_bytes: int = 4 << 20) -> None:
+        super().__init__()
+        self._max_request_bytes = max_request_bytes
 
     def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        tolerant = None if handler.request_streaming else _tolerant
+        limit = self._max_request_bytes
+        tolerant = None if handler.request_streaming else (lambda parse: _tolerant(parse, limit))
 
         def wrap(kind: str, behavior: Behavior) -> Behavior:
             if kind == "unary_unary" and getattr(behavior, _OWN_ERRORS, False):
