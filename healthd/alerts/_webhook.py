@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import tenacity
 from pydantic import Field, HttpUrl
 
 from healthd.alerts._rules import Notice
@@ -169,6 +168,8 @@ class WebhookSender:
                 self._queue.task_done()
 
     async def _deliver(self, target: WebhookConfig, body: dict[str, Any]) -> None:
+        import tenacity  # only once a notice is delivered: healthd without webhooks never loads it
+
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(target.max_attempts),
             wait=tenacity.wait_random_exponential(multiplier=target.backoff_s, max=target.max_backoff_s),

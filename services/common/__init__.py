@@ -51,6 +51,7 @@ from services.common._migrations import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
+from services.common._retry import RetryAfter
 from services.common._server import (
     SUPERVISOR_PID_ENV,
     VigilServer,
@@ -111,6 +112,7 @@ __all__ = [
     "PermissionDenied",
     "PooledStub",
     "ResourceExhausted",
+    "RetryAfter",
     "SchemaTooNew",
     "SecurityLevel",
     "SecurityLevelName",

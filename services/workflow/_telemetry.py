@@ -10,7 +10,11 @@ because the run's task copies the caller's context; roots when a restart resumes
         workflow.breaker_rejected  the breaker refused the attempt without running it
       workflow.fallback          one per fallback tried (vigil.fallback)
 
-While tracing is off `tracer()` is the no-op tracer: no span objects are recorded.
+While tracing is off `tracer()` is the no-op tracer: no span objects are recorded. Under a
+parent the sampler dropped (most StartRuns with the default ratio sampler) no child span
+is made at all: each would be a non-recording span costing a sampler call, a context
+attach and a generator per block, and the parent's unsampled context stays current for
+anything downstream (the Screen call propagates the decision).
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ RUN_TRANSITIONS = Counter(
 _NO_SPAN: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
 
+def _no_spans() -> bool:
+    """Tracing is off, or the current trace was not sampled (a root run still gets a span)."""
+    if not tracing_enabled():
+        return True
+    parent = get_current_span().get_span_context()
+    return parent.is_valid and not parent.trace_flags.sampled
+
+
 @contextlib.contextmanager
 def _span_cm(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
     # record_exception/set_status_on_exception: a failed attempt or step shows as an error.
@@ -65,7 +77,7 @@ def current_trace_id() -> str:
 def run_span(run_id: str, workflow: str) -> Iterator[None]:
     """The span of one run's execution; log lines inside carry run_id and workflow."""
     with log_fields(run_id=run_id, workflow=workflow):
-        if not tracing_enabled():
+        if _no_spans():
             yield
             return
         with _span_cm("workflow.run", {"vigil.run_id": run_id, "vigil.workflow": workflow}):
@@ -73,7 +85,7 @@ def run_span(run_id: str, workflow: str) -> Iterator[None]:
 
 
 def attempt_span(run_id: str, workflow: str, attempt: int) -> contextlib.AbstractContextManager[Any]:
-    if not tracing_enabled():
+    if _no_spans():
         return _NO_SPAN
     return _span_cm(
         "workflow.attempt", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.attempt": attempt}
@@ -81,7 +93,7 @@ def attempt_span(run_id: str, workflow: str, attempt: int) -> contextlib.Abstrac
 
 
 def step_span(run_id: str, workflow: str, step: str) -> contextlib.AbstractContextManager[Any]:
-    if not tracing_enabled():
+    if _no_spans():
         return _NO_SPAN
     return _span_cm(
         f"workflow.step {step}", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.step": step}
@@ -89,7 +101,7 @@ def step_span(run_id: str, workflow: str, step: str) -> contextlib.AbstractConte
 
 
 def fallback_span(run_id: str, workflow: str, fallback: str) -> contextlib.AbstractContextManager[Any]:
-    if not tracing_enabled():
+    if _no_spans():
         return _NO_SPAN
     return _span_cm(
         "workflow.fallback", {"vigil.run_id": run_id, "vigil.workflow": workflow, "vigil.fallback": fallback}
@@ -98,7 +110,7 @@ def fallback_span(run_id: str, workflow: str, fallback: str) -> contextlib.Abstr
 
 def breaker_rejected(run_id: str, workflow: str, breaker: str, retry_after_s: float) -> None:
     """A zero-length span marking that the breaker refused an attempt."""
-    if not tracing_enabled():
+    if _no_spans():
         return
     span = tracer().start_span(
         "workflow.breaker_rejected",

@@ -39,7 +39,11 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
     rx = OtlpReceiver()
     endpoint = await rx.start()
     # A 10-minute batch delay: every span must arrive through the flush on graceful shutdown.
-    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    otel = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
+        "OTEL_TRACES_SAMPLER": "always_on",  # the run under test must be recorded, not one in ten
+    }
     try:
         token, entry = new_key("e2e", Level.AUTHENTICATED, n=1 << 4)
         sec_cfg = _write(
