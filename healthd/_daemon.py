@@ -20,7 +20,7 @@ from healthd._snapshot import Snapshot
 from healthd._supervisor import LineSink
 from healthd._telemetry import observe_snapshot
 from healthd.alerts import Alerting
-from healthd.dashboard import DashboardModel, DashboardServer
+from healthd.dashboard import DashboardApi, DashboardModel, DashboardServer, RunsReader
 from services.common import (
     ConfigError,
     Instrumentation,
@@ -63,12 +63,20 @@ class Daemon:
         self.telemetry.attach(self.server)
         self.engine.add_listener(observe_snapshot)
         self.alerting = Alerting(config.alerts, self.engine.snapshot)
+        gate = AdminGate(config.auth)
+        board = config.dashboard
+        runs = RunsReader(board) if board.workflow_address else None
+        model = DashboardModel(self.engine, self.alerting, runs_view=runs is not None)
         self.dashboard = DashboardServer(
-            DashboardModel(self.engine, self.alerting), config.http.host, config.http.port
+            model,
+            config.http.host,
+            config.http.port,
+            api=DashboardApi(self.engine, gate, runs, model.notify),
+            allowed_hosts=board.hosts,
         )
         self.alerting.on_change = self.dashboard.model.notify
         self.bridge = HealthBridge(self.engine, self.server.health)
-        service = HealthDaemonService(self.engine, config, AdminGate(config.auth))
+        service = HealthDaemonService(self.engine, config, gate)
         self.server.add_servicer(_pb_grpc.add_HealthDaemonServicer_to_server, service, SERVICE_NAME)
         self._last_summary = ""
         if config.mode is Mode.SUPERVISOR:

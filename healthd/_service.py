@@ -80,6 +80,19 @@ class AdminGate:
         return principal
 
 
+def manual_heal(engine: HealthEngine, principal: Principal, component: str, reason: str) -> tuple[bool, str]:
+    """An operator's heal (gRPC Heal and the dashboard's button): the event names who asked."""
+    why = f"manual heal by {principal.subject}" + (f": {reason}" if reason else "")
+    return engine.heal(component, why)
+
+
+def set_maintenance(
+    engine: HealthEngine, principal: Principal, component: str, on: bool, reason: str
+) -> None:
+    """An operator's maintenance switch (gRPC SetMaintenance and the dashboard)."""
+    engine.set_maintenance(component, on, f"{principal.subject}: {reason}" if reason else principal.subject)
+
+
 class HealthBridge:
     """Mirrors the engine's statuses into the grpc.health.v1 servicer, in order."""
 
@@ -203,8 +216,7 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     async def Heal(self, request: _pb.HealRequest, context: grpc.aio.ServicerContext) -> _pb.HealResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
         self._known("component", request.component)
-        reason = f"manual heal by {principal.subject}" + (f": {request.reason}" if request.reason else "")
-        started, message = self._engine.heal(request.component, reason)
+        started, message = manual_heal(self._engine, principal, request.component, request.reason)
         return _pb.HealResponse(
             component=self._component(request.component), started=started, message=message
         )
@@ -214,6 +226,5 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     ) -> _pb.SetMaintenanceResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
         self._known("component", request.component)
-        reason = f"{principal.subject}: {request.reason}" if request.reason else principal.subject
-        self._engine.set_maintenance(request.component, request.enabled, reason)
+        set_maintenance(self._engine, principal, request.component, request.enabled, request.reason)
         return _pb.SetMaintenanceResponse(component=self._component(request.component))
