@@ -72,7 +72,6 @@ def _summary(run: wpb.Run) -> dict[str, Any]:
         "workflow": run.workflow,
         "state": _state(run),
         "attempts": run.attempts,
-        "steps": len(run.steps),
         "created_at": created,
         "duration_s": round(finished - (_ts(run.started_at) or created), 3) if finished else None,
         "error": run.error.message if run.HasField("error") else "",
