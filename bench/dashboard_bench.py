@@ -51,6 +51,7 @@ class _Stream:
     def __init__(self) -> None:
         self.seen: list[tuple[float, bool]] = []
         self.ready = asyncio.Event()
+        self._message = asyncio.Event()
 
     async def run(self, session: aiohttp.ClientSession, url: str) -> None:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as resp:
@@ -62,9 +63,17 @@ class _Stream:
                 elif line.startswith("data:") and event == "state":
                     self.seen.append((time.perf_counter(), '"maintenance":true' in line))
                     self.ready.set()
+                    self._message.set()
 
-    def arrival(self, after: float, maintenance: bool) -> float | None:
-        return next((t for t, m in self.seen if t >= after and m is maintenance), None)
+    async def next_arrival(self, after: float, maintenance: bool) -> float:
+        """When the first message after ``after`` showing ``maintenance`` arrived (the time
+        is taken on arrival, so waiting for it here does not bias it)."""
+        while True:
+            found = next((t for t, m in self.seen if t >= after and m is maintenance), None)
+            if found is not None:
+                return found
+            self._message.clear()
+            await self._message.wait()
 
 
 async def _p95_ms(base: str, token: str, clients: int, changes: int, on: list[bool]) -> list[float]:
@@ -87,13 +96,9 @@ async def _p95_ms(base: str, token: str, clients: int, changes: int, on: list[bo
                 ) as resp:
                     resp.raise_for_status()
 
-                def arrivals(start: float = start) -> list[float | None]:
-                    return [s.arrival(start, on[0]) for s in streams]
-
                 async with asyncio.timeout(10):
-                    while None in arrivals():
-                        await asyncio.sleep(0.01)
-                lat = [(t - start) * 1000 for t in arrivals() if t is not None]
+                    arrived = [await s.next_arrival(start, on[0]) for s in streams]
+                lat = [(t - start) * 1000 for t in arrived]
                 samples.append(percentile(lat, 95))
                 await asyncio.sleep(0.2)
         finally:
