@@ -40,6 +40,8 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("HEALTHD", "WORKFLOW", "SECURITY")}
     env = python_env(**{f"VIGIL_{n}_SERVER__PORT": str(p) for n, p in ports.items()})
     env["VIGIL_HEALTHD_HTTP__PORT"] = str(free_port())
+    for name in ("WORKFLOW", "SECURITY"):  # never the default metrics ports another stack may hold
+        env[f"VIGIL_{name}_SERVER__METRICS_PORT"] = str(free_port())
     env.pop("VIRTUAL_ENV", None)
     log_path = tmp_path / "make-run.log"
     log = log_path.open("w")
