@@ -40,6 +40,7 @@ from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, s
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
+    TRACE_ID_METADATA,
     TracingInterceptor,
     client_interceptors,
     setup_tracing,
@@ -57,6 +58,7 @@ __all__ = [
     "HEAL_ATTEMPTS",
     "RUN_TRANSITIONS",
     "SUPERVISOR_PID_ENV",
+    "TRACE_ID_METADATA",
     "VALIDATION_FAILURES",
     "AlreadyExists",
     "Cancelled",
