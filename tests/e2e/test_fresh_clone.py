@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
-from tests.conftest import REPO, eventually, python_env
+from tests.conftest import REPO, eventually, python_env, stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -62,11 +60,6 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
         except Exception as exc:
             raise AssertionError(f"stack not serving: {exc}\n{log_path.read_text()[-4000:]}") from exc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
     assert proc.returncode is not None and (clone / ".venv").is_dir(), log_path.read_text()

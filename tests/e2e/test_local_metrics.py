@@ -4,9 +4,7 @@ rules name is one those real processes export."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -16,7 +14,7 @@ import pytest
 import yaml
 
 from services.workflow.client import WorkflowClient, pb
-from tests.conftest import REPO, eventually, python_env
+from tests.conftest import REPO, eventually, python_env, stop_group
 from tests.deploy._observability import dashboard_exprs, exported_names, metric_names, rule_exprs
 from tests.e2e.test_fresh_clone import free_port
 
@@ -81,10 +79,5 @@ async def test_every_process_serves_metrics_and_the_dashboards_name_real_ones(tm
             assert named, source
             assert named <= exported, f"{source} names metrics nobody exports: {sorted(named - exported)}"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # healthd stops its children, then itself
-        try:
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            log.close()
+        stop_group(proc)  # healthd stops its children, then itself
+        log.close()
