@@ -34,9 +34,17 @@ from services.common._metrics import (
     MetricsInterceptor,
     MetricsServer,
 )
+from services.common._migrations import (
+    Migration,
+    SchemaTooNew,
+    check_migrations,
+    migrate_sqlite,
+    schema_too_new,
+)
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
+from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
@@ -48,6 +56,7 @@ from services.common._telemetry import (
     tracer,
     tracing_enabled,
 )
+from services.common._writer import BatchWriter
 
 __all__ = [
     "AUDIT_EVENTS",
@@ -58,9 +67,11 @@ __all__ = [
     "HEAL_ATTEMPTS",
     "RUN_TRANSITIONS",
     "SUPERVISOR_PID_ENV",
+    "SYNCHRONOUS_MODES",
     "TRACE_ID_METADATA",
     "VALIDATION_FAILURES",
     "AlreadyExists",
+    "BatchWriter",
     "Cancelled",
     "ConfigError",
     "ConfigModel",
@@ -73,11 +84,13 @@ __all__ = [
     "InvalidArgument",
     "MetricsInterceptor",
     "MetricsServer",
+    "Migration",
     "NotFound",
     "Observation",
     "ObservingInterceptor",
     "PermissionDenied",
     "ResourceExhausted",
+    "SchemaTooNew",
     "ServerConfig",
     "ServingStatus",
     "TLSConfig",
@@ -90,6 +103,7 @@ __all__ = [
     "add_log_enricher",
     "add_log_redactor",
     "bad_request_violations",
+    "check_migrations",
     "client_interceptors",
     "configure_logging",
     "every",
@@ -99,12 +113,17 @@ __all__ = [
     "list_to_py",
     "load_config",
     "log_fields",
+    "migrate_sqlite",
     "next_batch",
+    "open_sqlite",
     "optional_timestamp",
     "parse_yaml",
     "publish_serving",
     "retry_delay_s",
+    "run_each",
+    "run_in_savepoints",
     "run_main",
+    "schema_too_new",
     "server_credentials",
     "set_value",
     "setup_tracing",

@@ -22,8 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Required, TypedDict, Unpack
 
-from services.common import AUDIT_EVENTS, InvalidArgument, Unavailable, get_logger
-from services.security._groupcommit import GroupCommitter
+from services.common import (
+    AUDIT_EVENTS,
+    BatchWriter,
+    InvalidArgument,
+    Unavailable,
+    get_logger,
+    migrate_sqlite,
+    open_sqlite,
+)
+from services.security._audit_schema import MIGRATIONS
 from services.security._sanitize import Redactor
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
@@ -32,24 +40,6 @@ GENESIS = "0" * 64
 _log = get_logger("vigil.security.audit")
 _MAX_PAGE = 1000
 _COLUMNS = "seq, id, ts, request_id, subject, action, resource, decision, reason, details, prev_hash, hash"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    ts REAL NOT NULL,
-    request_id TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    action TEXT NOT NULL,
-    resource TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject, seq);
-CREATE INDEX IF NOT EXISTS audit_request ON audit(request_id);
-"""
 
 
 @dataclass(frozen=True)
@@ -152,18 +142,19 @@ class AuditLog:
         self._now = now
         # This lock guards the connection and _head; held only for short, non-awaiting sections.
         self._lock = threading.Lock()
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives process crashes; FULL also survives power loss (slower).
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        self._conn.execute("PRAGMA busy_timeout=2000")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_sqlite(self.path, synchronous=synchronous, busy_timeout_ms=2000)
+        try:
+            migrate_sqlite(
+                self._conn, MIGRATIONS, what=f"audit log {self.path}", upgrade="the security service"
+            )
+        except BaseException:
+            self._conn.close()
+            raise
         # Chain tip (seq, hash): new records link to it, and verify() uses it to notice a
         # truncated tail. Re-read from the file only when another writer got there first.
         self._head: tuple[int, str] = self._stored_head()
-        self._committer: GroupCommitter[_Prepared, AuditRecord] | None = None  # started on first use
+        self._committer: BatchWriter[_Prepared, AuditRecord] | None = None  # started on first use
         self.write_ok = True
         """False after a failed write until a write or `probe` succeeds (drives the health status)."""
         self._anchored = (-1, "")
@@ -188,7 +179,7 @@ class AuditLog:
     def close(self) -> None:
         """Flush queued group-commit records, then close the database."""
         if self._committer is not None:
-            self._committer.close()
+            self._committer.close(timeout=10.0)
         self.log_anchor()
         with self._lock:
             self._conn.close()
@@ -281,7 +272,8 @@ class AuditLog:
         Returns only once the record is stored; raises `Unavailable` (refuse the decision) if not.
         """
         if self._committer is None:
-            self._committer = GroupCommitter(self._write, name="audit-writer")
+            # One transaction per batch: every record of it is stored, or every caller gets the error.
+            self._committer = BatchWriter(self._write, name="audit-writer", closed=_closed)
         return await self._committer.submit(self._prepare(entry))
 
     def list(
@@ -358,6 +350,10 @@ class AuditLog:
         elif head_seq == prev_seq and head_seq and head_hash != prev_hash and result.ok:
             result.fail(head_seq, f"record {head_seq} differs from the one this process wrote")
         return result
+
+
+def _closed() -> Exception:
+    return Unavailable("audit log is closed; request refused")
 
 
 def _walk(conn: sqlite3.Connection, result: VerifyResult) -> tuple[int, str]:

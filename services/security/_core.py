@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from services.common import ConfigError, Unavailable, get_logger
+from services.common import ConfigError, SchemaTooNew, Unavailable, get_logger
 from services.security._artifacts import ArtifactVerifier, SecureDownloader
 from services.security._audit import AuditLog
 from services.security._auth import Authenticator
@@ -100,6 +100,15 @@ def _setting(name: str) -> Iterator[None]:
     """Turn a start-up failure while using setting ``name`` into a one-line `ConfigError`."""
     try:
         yield
-    except (PolicyError, ValueError, OSError, re.error, sqlite3.Error, ssl.SSLError, Unavailable) as exc:
+    except (
+        PolicyError,
+        ValueError,
+        OSError,
+        re.error,
+        sqlite3.Error,
+        ssl.SSLError,
+        Unavailable,
+        SchemaTooNew,
+    ) as exc:
         problem = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise ConfigError("security config", name, problem) from None

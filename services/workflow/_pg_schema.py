@@ -9,23 +9,17 @@ same moment apply each migration exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
 
+from services.common import Migration, check_migrations, schema_too_new
+
 __all__ = ["MIGRATIONS", "Migration", "applied_versions", "migrate"]
 
 # Key of the advisory lock serializing migrations across replicas (any constant; "vigl").
 _LOCK_KEY = 0x7669676C
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    sql: str
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -102,9 +96,10 @@ async def migrate(
     ``conn`` must be in autocommit mode (this opens its own transaction).
 
     Raises:
-        RuntimeError: the database has a version this code does not know (a newer release
+        SchemaTooNew: the database has a version this code does not know (a newer release
             migrated it; running older code against it could corrupt runs).
     """
+    latest = check_migrations(migrations)
     applied_now: list[int] = []
     async with conn.transaction():
         # Held to the end of this transaction; other replicas wait here, then see our rows.
@@ -115,14 +110,10 @@ async def migrate(
             " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
         done = set(await applied_versions(conn))
-        known = {m.version for m in migrations}
-        unknown = sorted(done - known)
+        unknown = sorted(v for v in done if v > latest)
         if unknown:
-            raise RuntimeError(
-                f"run store schema has versions {unknown} unknown to this release "
-                f"(knows up to {max(known)}); upgrade the workflow service"
-            )
-        for m in sorted(migrations, key=lambda m: m.version):
+            raise schema_too_new("run store", unknown, latest, "the workflow service")
+        for m in migrations:
             if m.version in done:
                 continue
             await conn.execute(m.sql.encode())  # several statements, no parameters

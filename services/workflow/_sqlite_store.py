@@ -14,11 +14,21 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from services.common import AlreadyExists, NotFound
+from services.common import (
+    SYNCHRONOUS_MODES,
+    AlreadyExists,
+    BatchWriter,
+    NotFound,
+    Unavailable,
+    migrate_sqlite,
+    open_sqlite,
+    run_each,
+    run_in_savepoints,
+)
 from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
-from services.workflow._sqlite_batch import DbThread
+from services.workflow._sqlite_schema import MIGRATIONS
 from services.workflow._states import transition
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
@@ -37,54 +47,30 @@ __all__ = ["SQLiteRunStore"]
 
 _MARKS = ", ".join("?" * INSERT_COUNT)
 _RENEW_CHUNK = 500
+# Upper bound on operations per transaction: keeps one commit's latency bounded.
+_MAX_BATCH = 512
+_BUSY_TIMEOUT_MS = 5000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL UNIQUE,
-    workflow TEXT NOT NULL,
-    state TEXT NOT NULL,
-    params TEXT NOT NULL,
-    principal TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    idempotency_key TEXT,
-    request_hash TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    not_before REAL,
-    deadline REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    result TEXT,
-    error_category TEXT,
-    error_message TEXT,
-    fallback TEXT,
-    degradation TEXT,
-    labels TEXT NOT NULL DEFAULT '{}',
-    schedule TEXT,
-    audit_id TEXT NOT NULL DEFAULT '',
-    redactions TEXT NOT NULL DEFAULT '{}',
-    started_at REAL,
-    finished_at REAL,
-    lease_owner TEXT,
-    lease_expires REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON runs(principal, idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS runs_open ON runs(state) WHERE state IN ('PENDING', 'RUNNING');
-CREATE INDEX IF NOT EXISTS runs_workflow ON runs(workflow, seq);
--- One row the health probe rewrites: a committed write is the only proof the disk takes one
--- (a rolled-back write never reaches the WAL, so it cannot see a full disk).
-CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    executions INTEGER NOT NULL DEFAULT 0,
-    completed INTEGER NOT NULL DEFAULT 0,
-    result TEXT,
-    finished_at REAL,
-    PRIMARY KEY (run_id, name)
-);
-"""
+T = TypeVar("T")
+_Op = Callable[[sqlite3.Connection], Any]
+_Thread = BatchWriter[_Op, Any]
+
+
+def _store_error(exc: Exception) -> Exception:
+    """SQLite failures reach callers as Unavailable (the store cannot serve), never INTERNAL."""
+    if isinstance(exc, sqlite3.Error):
+        return Unavailable(f"run store unavailable: {exc}")
+    return exc
+
+
+def _closed() -> Exception:
+    return Unavailable("run store is closed")
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = open_sqlite(path, synchronous=synchronous, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+    conn.row_factory = sqlite3.Row
+    return conn
 
 
 def _select_run(conn: sqlite3.Connection, run_id: str) -> Run:
@@ -98,7 +84,7 @@ class SQLiteRunStore:
     """`RunStore` on one SQLite file in WAL mode (see the module docstring for the design).
 
     Args:
-        path: Database file (created with its directory); ``:memory:`` is not supported
+        path: Database file (created 0600, missing directories 0700); ``:memory:`` is not supported
             because the reader and writer need to share the database.
         clock: Wall-clock seconds used for ``updated_at``.
         synchronous: ``FULL`` (fsync per commit: survives power loss) or ``NORMAL``
@@ -106,26 +92,70 @@ class SQLiteRunStore:
     """
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float], synchronous: str = "FULL") -> None:
-        if synchronous not in ("FULL", "NORMAL"):
+        if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self._path = Path(path)
         self._clock = clock
-        self._writer = DbThread(str(path), "runstore-writer", writer=True, synchronous=synchronous)
-        self._reader = DbThread(str(path), "runstore-reader", writer=False, synchronous=synchronous)
-        self._opened = False
+        self._sync = synchronous
+        # Each thread owns its connection; both exist between open() and close() only.
+        self._conns: list[sqlite3.Connection] = []
+        self._writer: _Thread | None = None
+        self._reader: _Thread | None = None
 
     async def open(self) -> None:
-        if self._opened:
+        """Open (or create) the file and migrate its schema to the latest version.
+
+        Raises:
+            SchemaTooNew: the file was migrated by a newer release.
+        """
+        if self._writer is not None:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        # Thread start blocks briefly (connect + schema); keep it off the event loop.
-        await asyncio.to_thread(self._writer.start, _SCHEMA)
-        await asyncio.to_thread(self._reader.start)
-        self._opened = True
+        # Connecting and migrating block briefly; keep them off the event loop.
+        await asyncio.to_thread(self._open_connections)
+        writer, reader = self._conns
+        self._writer = BatchWriter(
+            lambda ops: run_in_savepoints(writer, ops, _store_error),
+            name="runstore-writer",
+            limit=_MAX_BATCH,
+            closed=_closed,
+        )
+        self._reader = BatchWriter(
+            lambda ops: run_each(reader, ops, _store_error),
+            name="runstore-reader",
+            limit=_MAX_BATCH,
+            closed=_closed,
+        )
+
+    def _open_connections(self) -> None:
+        writer = _connect(str(self._path), self._sync)
+        try:
+            migrate_sqlite(writer, MIGRATIONS, what=f"run store {self._path}", upgrade="the workflow service")
+            self._conns = [writer, _connect(str(self._path), self._sync)]
+        except BaseException:
+            writer.close()
+            raise
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._writer.stop)
-        await asyncio.to_thread(self._reader.stop)
+        """Commit what was queued, then stop both threads and close the file."""
+        for thread in (self._writer, self._reader):
+            if thread is not None:
+                await asyncio.to_thread(thread.close)
+        for conn in self._conns:
+            conn.close()
+        self._conns = []
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` in the writer's next transaction; returns once it is committed."""
+        if self._writer is None:
+            raise _closed()
+        result: T = await self._writer.submit(op)
+        return result
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise _closed()
+        result: T = await self._reader.submit(op)
+        return result
 
     async def probe(self) -> None:
         now = self._clock()
@@ -137,8 +167,8 @@ class SQLiteRunStore:
                 (now,),
             )
 
-        await self._writer.run(write)  # committed with its batch: Unavailable if the commit fails
-        await self._reader.run(lambda conn: conn.execute("SELECT at FROM store_probe").fetchone())
+        await self._write(write)  # committed with its batch: Unavailable if the commit fails
+        await self._read(lambda conn: conn.execute("SELECT at FROM store_probe").fetchone())
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
         digest = new.request_hash
@@ -162,10 +192,10 @@ class SQLiteRunStore:
             ).fetchone()
             return row_to_run(row), True
 
-        return await self._writer.run(op)
+        return await self._write(op)
 
     async def get_run(self, run_id: str) -> Run:
-        return await self._reader.run(lambda conn: _select_run(conn, run_id))
+        return await self._read(lambda conn: _select_run(conn, run_id))
 
     async def list_runs(self, query: RunQuery) -> RunPage:
         def labels(wanted: Mapping[str, str]) -> tuple[list[str], list[Any]]:
@@ -185,7 +215,7 @@ class SQLiteRunStore:
         def op(conn: sqlite3.Connection) -> RunPage:
             return to_page([row_to_run(r) for r in conn.execute(sql, args).fetchall()], query.limit)
 
-        return await self._reader.run(op)
+        return await self._read(op)
 
     async def update_run(self, run_id: str, change: RunChange) -> Run:
         state = change.state
@@ -205,7 +235,7 @@ class SQLiteRunStore:
                 raise AssertionError("unreachable: transition() accepted a refused edge")
             return row_to_run(row)
 
-        return await self._writer.run(op)
+        return await self._write(op)
 
     async def begin_step(self, run_id: str, name: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -217,7 +247,7 @@ class SQLiteRunStore:
             ).fetchone()
             return int(row[0])
 
-        return await self._writer.run(op)
+        return await self._write(op)
 
     async def record_step(self, run_id: str, name: str, result: Any) -> None:
         text, now = canonical_json(result), self._clock()
@@ -231,14 +261,14 @@ class SQLiteRunStore:
                 (run_id, name, text, now),
             )
 
-        await self._writer.run(op)
+        await self._write(op)
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         def op(conn: sqlite3.Connection) -> list[StepRecord]:
             rows = conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
             return [row_to_step(r) for r in rows]
 
-        return await self._reader.run(op)
+        return await self._read(op)
 
     async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
         def op(conn: sqlite3.Connection) -> list[Run]:
@@ -252,7 +282,7 @@ class SQLiteRunStore:
             ).fetchall()
             return sorted((row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
 
-        return await self._writer.run(op)
+        return await self._write(op)
 
     async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
         if not run_ids:
@@ -271,4 +301,4 @@ class SQLiteRunStore:
                 held.update(r[0] for r in rows)
             return held
 
-        return await self._writer.run(op)
+        return await self._write(op)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ def build(tmp_path: Path, **raw: Any) -> SecurityCore:
         ),
         (lambda t: None, {"redaction_patterns": [{"kind": "x", "regex": "(open"}]}, "redaction_patterns"),
         (lambda t: (t / "dir.db").mkdir(), {"audit": {"db_path": "{t}/dir.db"}}, "audit.db_path"),
+        (  # a log migrated by a newer release
+            lambda t: sqlite3.connect(t / "new.db").execute("PRAGMA user_version = 99").connection.close(),
+            {"audit": {"db_path": "{t}/new.db"}},
+            "audit.db_path",
+        ),
         (
             lambda t: (t / "ca.pem").write_text("not a cert"),
             {"artifact_root": "{t}/art", "downloads": {"ca_file": "{t}/ca.pem"}},

@@ -38,7 +38,7 @@ async def test_another_replica_takes_over_after_the_lease_expires(h: Harness) ->
             lease_expires=expires,
         )
     )
-    a.dispatch(run, reserved=False)
+    a.dispatch(run)
     await eventually(lambda: executed == ["one@1"])
     await a.stop()  # replica A is gone; its lease on the run runs out within 1 s
     gate.set()

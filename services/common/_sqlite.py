@@ -1,0 +1,101 @@
+"""SQLite connections as every Vigil store uses them, and the two ways a batch runs on one.
+
+`open_sqlite` is the one place that sets the PRAGMAs (WAL, synchronous, busy timeout) and
+creates a missing database file owner-only (0600, its missing directories 0700: a run's
+parameters and the audit trail are nobody else's to read; SQLite gives the -wal and -shm
+files the database file's mode). `run_in_savepoints` and `run_each` are the handlers a
+`BatchWriter` thread calls with a batch of operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SYNCHRONOUS_MODES", "open_sqlite", "run_each", "run_in_savepoints"]
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+"""FULL fsyncs every commit (survives power loss); NORMAL in WAL mode survives a process crash only."""
+
+SQLiteOp = Callable[[sqlite3.Connection], Any]
+
+
+def open_sqlite(path: str | Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Connect to ``path`` (created 0600 if missing) in WAL mode; the caller issues BEGIN/COMMIT.
+
+    The connection may be used from any one thread at a time (``check_same_thread=False``):
+    each store hands it to one writer thread or guards it with a lock.
+    """
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+    target = str(path)
+    if target != ":memory:":
+        _create_private(Path(target))
+    # isolation_level=None: no implicit transactions; the stores batch statements themselves.
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path``'s missing directories (0700) and the file itself (0600); leave existing ones."""
+    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    for directory in reversed(missing):  # outermost first
+        with contextlib.suppress(FileExistsError):  # another process got there first
+            directory.mkdir(mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def run_in_savepoints(
+    conn: sqlite3.Connection, ops: Sequence[SQLiteOp], wrap: Callable[[Exception], Exception]
+) -> list[Any]:
+    """Run ``ops`` in one transaction, each inside its own SAVEPOINT; one outcome per op.
+
+    An op that raises is undone alone (its outcome is ``wrap(error)``) while its neighbours
+    commit, so one failing request (a domain error such as AlreadyExists) costs the others
+    nothing. If the transaction itself fails (BEGIN, a savepoint or COMMIT: a full disk, a
+    lock timeout) it is rolled back and ``wrap(error)`` is raised: nothing of it was committed.
+    """
+    outcomes: list[Any] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for op in ops:
+            conn.execute("SAVEPOINT op")
+            try:
+                outcomes.append(op(conn))
+                conn.execute("RELEASE op")
+            except Exception as exc:  # an error of this one operation: undo only it
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append(wrap(exc))
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # the writer thread must live on whatever happens
+                conn.execute("ROLLBACK")
+        raise wrap(exc) from None
+    return outcomes
+
+
+def run_each(
+    conn: sqlite3.Connection, ops: Sequence[SQLiteOp], wrap: Callable[[Exception], Exception]
+) -> list[Any]:
+    """Run ``ops`` one after the other outside any explicit transaction (readers); one outcome per op."""
+    outcomes: list[Any] = []
+    for op in ops:
+        try:
+            outcomes.append(op(conn))
+        except Exception as exc:
+            outcomes.append(wrap(exc))
+    return outcomes

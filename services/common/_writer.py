@@ -1,0 +1,115 @@
+"""One thread that serves a queue in batches: the group-commit writer of both SQLite stores.
+
+Callers on an event loop `submit` an item and await its future. The thread takes every
+item queued while it was busy (`next_batch`) and hands the batch to ``handle`` at once, so
+N concurrent requests share one transaction and one fsync (SQLite releases the GIL during
+I/O, so the loops keep serving meanwhile). Outcomes go back to each caller's loop with
+`call_soon_threadsafe`.
+
+Invariants:
+- Items are handled in submission order, and every item accepted by `submit` gets an
+  outcome: ``close`` puts its stop marker behind every accepted item (a lock orders the
+  two), so what was queued before ``close`` is handled before the thread ends.
+- ``handle(batch)`` returns one outcome per item in order; an outcome that is an exception
+  is raised to that item's caller alone (per-item isolation is the handler's business,
+  e.g. `services.common.run_isolated`). If ``handle`` raises, every caller in the batch gets
+  that exception: nothing of the batch was committed.
+- A caller that was cancelled meanwhile is skipped; its item was handled all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeAlias, TypeVar
+
+from services.common._batching import next_batch
+
+__all__ = ["BatchWriter"]
+
+I = TypeVar("I")  # noqa: E741 -- the item type
+R = TypeVar("R")
+_Entry: TypeAlias = tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]
+_STOP = object()
+
+
+class BatchWriter(Generic[I, R]):
+    """Runs ``handle(batch) -> outcomes`` on its own thread for items `submit`ted from event loops.
+
+    Args:
+        handle: Called on the writer thread with up to ``limit`` items in submission order.
+        name: The thread's name (shows in stack dumps).
+        limit: Upper bound on items per batch: bounds one commit's latency.
+        closed: Builds the exception `submit` raises once `close` was called.
+    """
+
+    def __init__(
+        self,
+        handle: Callable[[list[I]], Sequence[R | BaseException]],
+        *,
+        name: str,
+        limit: int = 1 << 30,
+        closed: Callable[[], Exception] = lambda: RuntimeError("batch writer is closed"),
+    ) -> None:
+        self._handle, self._limit, self._closed = handle, limit, closed
+        # A C-level queue: put() is one call that wakes the writer only if it waits (a
+        # threading.Condition costs a Python-level lock dance and notify per request).
+        self._queue: queue.SimpleQueue[_Entry[I, R] | object] = queue.SimpleQueue()
+        # Orders submits against close() (uncontended: one C-level acquire per submit).
+        self._lock = threading.Lock()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    async def submit(self, item: I) -> R:
+        """Queue ``item`` and wait for its outcome (its batch handled and committed, or failed)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        with self._lock:
+            if self._closing:
+                raise self._closed()
+            self._queue.put((item, future, loop))
+        return await future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Handle everything accepted so far, then stop the thread (waits up to ``timeout``)."""
+        with self._lock:
+            if not self._closing:
+                self._closing = True
+                self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = next_batch(self._queue, _STOP, self._limit)
+            if batch:
+                self._serve(batch)
+
+    def _serve(self, batch: list[_Entry[I, R]]) -> None:
+        try:
+            outcomes: Sequence[R | BaseException] = self._handle([item for item, _, _ in batch])
+            if len(outcomes) != len(batch):
+                raise AssertionError(f"handler returned {len(outcomes)} outcomes for {len(batch)} items")
+        except Exception as exc:  # the batch failed as a whole: every caller gets the error
+            outcomes = [exc] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | BaseException]]] = {}
+        for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, results in by_loop.items():
+            # A loop closed meanwhile has nobody waiting; the writer must not die of it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:
+    for future, outcome in results:
+        if future.done():
+            continue  # the caller was cancelled; its item was handled all the same
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
