@@ -96,7 +96,7 @@ function renderComponent(c) {
   const failing = c.status !== "SERVING" && c.last_error;
   meta.append(
     failing
-      ? el("span", "last-error", c.last_error)
+      ? Object.assign(el("span", "last-error", c.last_error), { title: c.last_error })
       : el("span", "latency", latest === null ? "no samples yet" : `latency ${latest.toFixed(1)} ms`),
     el("span", "", "checked " + ago(c.last_check_at))
   );
