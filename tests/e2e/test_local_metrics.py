@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.common import FailedPrecondition
 from services.workflow.client import WorkflowClient, pb
 from tests.conftest import REPO, eventually, python_env, stop_group
 from tests.deploy._observability import dashboard_exprs, exported_names, metric_names, rule_exprs
@@ -28,6 +29,14 @@ def test_local_configs_use_the_documented_metrics_ports() -> None:
         assert yaml.safe_load((LOCAL / f"{name}.yaml").read_text())["server"]["metrics_port"] == port
         assert f"| {name} | 5005" in readme.replace("  ", " ") and f"`/metrics` {port}" in readme
     assert yaml.safe_load((LOCAL / "healthd.yaml").read_text())["http"]["port"] == 8050
+
+
+async def _admitted(client: WorkflowClient) -> pb.Run | None:
+    try:
+        run, _ = await client.start_run("echo", {"x": 1}, wait=True)
+    except FailedPrecondition:
+        return None
+    return run
 
 
 def _get(port: int, path: str = "/metrics") -> str:
@@ -56,7 +65,8 @@ async def test_every_process_serves_metrics_and_the_dashboards_name_real_ones(tm
 
         async def serving() -> bool:
             body = _get(metrics["healthd"], "/api/health")
-            return token_file.exists() and '"status": "HEALTHY"' in body
+            # readiness SERVING: the level is NORMAL again, so StartRun is admitted
+            return token_file.exists() and '"readiness": "SERVING"' in body and '"level": "NORMAL"' in body
 
         try:
             await eventually(serving, timeout=120, interval=0.5)
@@ -65,7 +75,8 @@ async def test_every_process_serves_metrics_and_the_dashboards_name_real_ones(tm
             raise AssertionError(f"stack not healthy: {exc}\n{log_text}") from exc
         token = token_file.read_text().strip()
         async with WorkflowClient(f"127.0.0.1:{ports['VIGIL_WORKFLOW_SERVER__PORT']}", token=token) as client:
-            ok, _ = await client.start_run("echo", {"x": 1}, wait=True)
+            # the service follows healthd's level over a Watch stream: a moment behind it
+            ok = await eventually(lambda: _admitted(client), timeout=20, interval=0.3)
             bad, _ = await client.start_run("flaky", {"failures": 99}, wait=True)
         assert (ok.state, bad.state) == (pb.RUN_STATE_SUCCEEDED, pb.RUN_STATE_FAILED)
 
