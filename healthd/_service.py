@@ -1,14 +1,16 @@
 """Thin servicers: grpc.health.v1 fed from the engine, and vigil.healthd.v1.HealthDaemon.
 
 Reads (GetSystemHealth, WatchSystemHealth, ListEvents, grpc.health.v1) are open; CheckNow,
-Heal and SetMaintenance need an ADMIN bearer token that healthd verifies itself with the
-security service's `Authenticator` over the same key material, so operators can act while
-the security service is down.
+Heal, SetMaintenance, ControlComponent and TailLog need an ADMIN bearer token that healthd
+verifies itself with the security service's `Authenticator` over the same key material, so
+operators can act while the security service is down. Every mutating action is written to
+healthd's log as an ``audit:`` line (who, what). Component names may be short (`_names`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
@@ -17,17 +19,22 @@ import grpc
 from grpc_health.v1 import health_pb2 as _hpb
 
 from healthd._config import HealthdConfig
-from healthd._convert import component_pb, event_pb, event_type, system_pb
+from healthd._control import Control, Controller
+from healthd._convert import component_pb, event_pb, event_type, system_pb, timestamp
 from healthd._engine import HealthEngine
+from healthd._names import resolve
+from healthd._output import Tagged
 from healthd._snapshot import Snapshot
 from healthd._types import Status
 from services.common import (
+    FailedPrecondition,
     FieldViolation,
     HealthServicer,
     InvalidArgument,
     PermissionDenied,
     Unavailable,
     bearer_token,
+    get_logger,
 )
 from services.security import AuthConfig, Authenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
@@ -40,6 +47,22 @@ _HEALTH = {
 }
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+DEFAULT_TAIL = 50
+MAX_TAIL = 10_000
+
+_log = get_logger("vigil.healthd")
+
+
+def audit(principal: Principal, action: str, component: str, detail: str = "") -> None:
+    """One log line per operator action: who did what to which component."""
+    _log.info(
+        "audit: %s %s %s%s",
+        principal.subject,
+        action,
+        component,
+        f" ({detail})" if detail else "",
+        extra={"audit": True, "subject": principal.subject, "action": action, "component": component},
+    )
 
 
 class TokenAuthenticator(Protocol):
@@ -88,7 +111,8 @@ class AdminGate:
 
 
 def manual_heal(engine: HealthEngine, principal: Principal, component: str, reason: str) -> tuple[bool, str]:
-    """An operator's heal (gRPC Heal and the dashboard's button): the event names who asked."""
+    """An operator's heal (gRPC Heal and the dashboard): audited, the event names who asked."""
+    audit(principal, "heal", component, reason)
     why = f"manual heal by {principal.subject}" + (f": {reason}" if reason else "")
     return engine.heal(component, why)
 
@@ -96,8 +120,19 @@ def manual_heal(engine: HealthEngine, principal: Principal, component: str, reas
 def set_maintenance(
     engine: HealthEngine, principal: Principal, component: str, on: bool, reason: str
 ) -> None:
-    """An operator's maintenance switch (gRPC SetMaintenance and the dashboard)."""
+    """An operator's maintenance switch (gRPC SetMaintenance and the dashboard), audited."""
+    audit(principal, "maintenance on" if on else "maintenance off", component, reason)
     engine.set_maintenance(component, on, f"{principal.subject}: {reason}" if reason else principal.subject)
+
+
+async def control_component(
+    controller: Controller, principal: Principal, component: str, action: Control, replica: int
+) -> None:
+    """An operator's start/stop/restart (gRPC ControlComponent and the dashboard), audited
+    once the target is known to be valid."""
+    controller.targets(component, replica)
+    audit(principal, action.value, component, f"replica {replica}" if replica else "all replicas")
+    await controller.control(component, action, replica, f"{action.value} by {principal.subject}")
 
 
 class HealthBridge:
@@ -169,15 +204,15 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
         self._engine = engine
         self._config = config
         self._gate = gate
+        self._control = Controller(engine)
 
     def _component(self, name: str) -> _pb.ComponentHealth:
         snap = self._engine.snapshot()
         view = next(v for v in snap.components if v.health.name == name)
         return component_pb(view, self._config, time.time())
 
-    def _known(self, field: str, name: str) -> None:
-        if not name:
-            raise InvalidArgument(f"{field} is required", [FieldViolation(field, "must name a component")])
+    def _resolve(self, name: str) -> str:
+        return resolve(name, [c.name for c in self._config.components])
 
     async def GetSystemHealth(
         self, request: _pb.GetSystemHealthRequest, context: grpc.aio.ServicerContext
@@ -216,22 +251,74 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
         self, request: _pb.CheckNowRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CheckNowResponse:
         self._gate.require_admin(context.invocation_metadata())
-        self._known("component", request.component)
-        await self._engine.check_now(request.component)
-        return _pb.CheckNowResponse(component=self._component(request.component))
+        name = self._resolve(request.component)
+        await self._engine.check_now(name)
+        return _pb.CheckNowResponse(component=self._component(name))
 
     async def Heal(self, request: _pb.HealRequest, context: grpc.aio.ServicerContext) -> _pb.HealResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
-        self._known("component", request.component)
-        started, message = manual_heal(self._engine, principal, request.component, request.reason)
-        return _pb.HealResponse(
-            component=self._component(request.component), started=started, message=message
-        )
+        name = self._resolve(request.component)
+        started, message = manual_heal(self._engine, principal, name, request.reason)
+        return _pb.HealResponse(component=self._component(name), started=started, message=message)
 
     async def SetMaintenance(
         self, request: _pb.SetMaintenanceRequest, context: grpc.aio.ServicerContext
     ) -> _pb.SetMaintenanceResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
-        self._known("component", request.component)
-        set_maintenance(self._engine, principal, request.component, request.enabled, request.reason)
-        return _pb.SetMaintenanceResponse(component=self._component(request.component))
+        name = self._resolve(request.component)
+        set_maintenance(self._engine, principal, name, request.enabled, request.reason)
+        return _pb.SetMaintenanceResponse(component=self._component(name))
+
+    async def ControlComponent(
+        self, request: _pb.ControlComponentRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.ControlComponentResponse:
+        principal = self._gate.require_admin(context.invocation_metadata())
+        name = self._resolve(request.component)
+        action = _ACTIONS.get(request.action)
+        if action is None:
+            raise InvalidArgument(
+                "action is required", [FieldViolation("action", "must be START, STOP or RESTART")]
+            )
+        await control_component(self._control, principal, name, action, request.replica)
+        return _pb.ControlComponentResponse(component=self._component(name))
+
+    async def TailLog(
+        self, request: _pb.TailLogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[_pb.TailLogResponse]:
+        self._gate.require_admin(context.invocation_metadata())
+        name = self._resolve(request.component)
+        children = self._engine.children_of(name)
+        if not children:
+            raise FailedPrecondition(f"component '{name}' has no supervised process")
+        if not 0 <= request.lines <= MAX_TAIL:
+            violation = FieldViolation("lines", f"must be between 0 and {MAX_TAIL} (0 means {DEFAULT_TAIL})")
+            raise InvalidArgument(f"lines {request.lines} out of range", [violation])
+        wanted = request.lines or DEFAULT_TAIL
+        queue: asyncio.Queue[Tagged | None] = asyncio.Queue(maxsize=10_000)
+        with contextlib.ExitStack() as stack:
+            # Subscribing and copying the history happen without an await in between, so no
+            # line is read in between: none is lost or sent twice.
+            if request.follow:
+                for child in children:
+                    stack.enter_context(child.output.subscribe(queue, child.replica))
+            history = sorted(
+                (at, child.replica, line) for child in children for at, line in child.output.lines
+            )[-wanted:]
+            for at, replica, line in history:
+                yield _tail_pb(name, replica, line, at)
+            while request.follow:
+                item = await queue.get()
+                if item is None:
+                    return  # healthd is stopping
+                yield _tail_pb(name, item[1], item[2], item[0])
+
+
+_ACTIONS = {
+    _pb.CONTROL_ACTION_START: Control.START,
+    _pb.CONTROL_ACTION_STOP: Control.STOP,
+    _pb.CONTROL_ACTION_RESTART: Control.RESTART,
+}
+
+
+def _tail_pb(component: str, replica: int, line: str, at: float) -> _pb.TailLogResponse:
+    return _pb.TailLogResponse(component=component, replica=replica, line=line, time=timestamp(at))

@@ -64,6 +64,14 @@ def annotate_rpc(run_id: str, workflow: str) -> None:
         span.set_attribute("vigil.workflow", workflow)
 
 
+def current_trace_id() -> str:
+    """The current span's trace id as 32 hex digits, or "" when not tracing."""
+    if not tracing_enabled():
+        return ""
+    context = get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""
+
+
 @contextlib.contextmanager
 def run_span(run_id: str, workflow: str) -> Iterator[None]:
     """The span of one run's execution; log lines inside carry run_id and workflow."""

@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
+from bench import free_ports
 from tests.conftest import REPO, eventually, python_env, stop_group
 
 pytestmark = pytest.mark.e2e
@@ -38,8 +39,11 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("HEALTHD", "WORKFLOW", "SECURITY")}
     env = python_env(**{f"VIGIL_{n}_SERVER__PORT": str(p) for n, p in ports.items()})
     env["VIGIL_HEALTHD_HTTP__PORT"] = str(free_port())
-    for name in ("WORKFLOW", "SECURITY"):  # never the default metrics ports another stack may hold
-        env[f"VIGIL_{name}_SERVER__METRICS_PORT"] = str(free_port())
+    # The replicas' private health ports (base + replica - 1): free ones, not the defaults.
+    env["VIGIL_LOCAL_WORKFLOW_HEALTH_PORT"] = str(free_ports(2))
+    env["VIGIL_LOCAL_SECURITY_HEALTH_PORT"] = str(free_ports(2))
+    env["VIGIL_LOCAL_WORKFLOW_METRICS_PORT"] = str(free_ports(2))  # and their /metrics ports
+    env["VIGIL_LOCAL_SECURITY_METRICS_PORT"] = str(free_ports(2))
     env.pop("VIRTUAL_ENV", None)
     log_path = tmp_path / "make-run.log"
     log = log_path.open("w")

@@ -1,6 +1,6 @@
-"""`make run`'s configs expose every process's /metrics on the documented ports (moved here
-by the same VIGIL_* variables), and every metric the shipped Grafana dashboard and alert
-rules name is one those real processes export."""
+"""`make run`'s configs expose every process's /metrics (healthd's and each replica's) on the
+documented ports (moved here by the same VIGIL_* variables), and every metric the shipped
+Grafana dashboard and alert rules name is one those real processes export."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench import free_ports
 from services.common import FailedPrecondition
 from services.workflow.client import WorkflowClient, pb
 from tests.conftest import REPO, eventually, python_env, stop_group
@@ -25,10 +26,14 @@ LOCAL = REPO / "deploy" / "local"
 
 def test_local_configs_use_the_documented_metrics_ports() -> None:
     readme = (REPO / "README.md").read_text()
-    for name, port in (("workflow", 9051), ("security", 9052)):
-        assert yaml.safe_load((LOCAL / f"{name}.yaml").read_text())["server"]["metrics_port"] == port
-        assert f"| {name} | 5005" in readme.replace("  ", " ") and f"`/metrics` {port}" in readme
-    assert yaml.safe_load((LOCAL / "healthd.yaml").read_text())["http"]["port"] == 8050
+    healthd = yaml.safe_load((LOCAL / "healthd.yaml").read_text())
+    assert healthd["http"]["port"] == 8050
+    for name, base in (("workflow", 9051), ("security", 9061)):
+        (comp,) = [c for c in healthd["components"] if c["name"].startswith(f"vigil.{name}.")]
+        env = f"VIGIL_LOCAL_{name.upper()}_METRICS_PORT"
+        assert comp["process"]["metrics_port"] == f"${{{env}:-{base}}}"
+        ports = ", ".join(str(base + i) for i in range(comp["replicas"]))
+        assert f"`/metrics` of replica i on {base - 1}+i: {ports} (base `{env}`)" in readme
 
 
 async def _admitted(client: WorkflowClient) -> pb.Run | None:
@@ -48,13 +53,14 @@ def _get(port: int, path: str = "/metrics") -> str:
 async def test_every_process_serves_metrics_and_the_dashboards_name_real_ones(tmp_path: Path) -> None:
     shutil.copytree(LOCAL, tmp_path / "deploy" / "local")
     ports = {f"VIGIL_{n}_SERVER__PORT": str(free_port()) for n in ("HEALTHD", "WORKFLOW", "SECURITY")}
-    metrics = {"healthd": free_port(), "workflow": free_port(), "security": free_port()}
+    bases = {"WORKFLOW": free_ports(2), "SECURITY": free_ports(2)}  # two replicas each
     env = python_env(
         **ports,
-        VIGIL_HEALTHD_HTTP__PORT=str(metrics["healthd"]),
-        VIGIL_WORKFLOW_SERVER__METRICS_PORT=str(metrics["workflow"]),
-        VIGIL_SECURITY_SERVER__METRICS_PORT=str(metrics["security"]),
+        VIGIL_HEALTHD_HTTP__PORT=str(http := free_port()),
+        **{f"VIGIL_LOCAL_{n}_HEALTH_PORT": str(free_ports(2)) for n in bases},
+        **{f"VIGIL_LOCAL_{n}_METRICS_PORT": str(b) for n, b in bases.items()},
     )
+    metrics = {"healthd": http, **{f"{n.lower()}-{i + 1}": b + i for n, b in bases.items() for i in range(2)}}
     log = (tmp_path / "stack.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "healthd", "--config", "deploy/local/healthd.yaml"],
@@ -64,7 +70,7 @@ async def test_every_process_serves_metrics_and_the_dashboards_name_real_ones(tm
         token_file = tmp_path / ".vigil" / "dev-token"
 
         async def serving() -> bool:
-            body = _get(metrics["healthd"], "/api/health")
+            body = _get(http, "/api/health")
             # readiness SERVING: the level is NORMAL again, so StartRun is admitted
             return token_file.exists() and '"readiness": "SERVING"' in body and '"level": "NORMAL"' in body
 
@@ -82,8 +88,12 @@ async def test_every_process_serves_metrics_and_the_dashboards_name_real_ones(tm
 
         texts = {name: _get(port) for name, port in metrics.items()}
         assert "vigil_healthd_component_up" in texts["healthd"]
-        assert 'vigil_workflow_run_transitions_total{state="SUCCEEDED",workflow="echo"}' in texts["workflow"]
-        assert "grpc_server_handled_total" in texts["security"]
+        assert any(
+            'vigil_workflow_run_transitions_total{state="SUCCEEDED",workflow="echo"}'
+            in texts[f"workflow-{i}"]
+            for i in (1, 2)
+        )  # whichever replica ran it
+        assert all("grpc_server_handled_total" in texts[f"security-{i}"] for i in (1, 2))
         exported = set().union(*(exported_names(t) for t in texts.values()))
         for source, exprs in (("Grafana dashboard", dashboard_exprs()), ("alert rules", rule_exprs())):
             named = set().union(*(metric_names(e) for e in exprs))
