@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from healthd._config import HealthdConfig, Mode
 from healthd._engine import HealthEngine
+from healthd._names import resolve
 from healthd._service import AdminGate, HealthBridge, HealthDaemonService
 from healthd._snapshot import Snapshot
 from healthd._supervisor import LineSink
@@ -64,6 +66,7 @@ class Daemon:
         self.engine.add_listener(observe_snapshot)
         self.alerting = Alerting(config.alerts, self.engine.snapshot)
         gate = AdminGate(config.auth)
+        names = [c.name for c in config.components]
         board = config.dashboard
         runs = RunsReader(board) if board.workflow_address else None
         model = DashboardModel(self.engine, self.alerting, runs_view=runs is not None)
@@ -71,7 +74,7 @@ class Daemon:
             model,
             config.http.host,
             config.http.port,
-            api=DashboardApi(self.engine, gate, runs, model.notify),
+            api=DashboardApi(self.engine, gate, runs, model.notify, partial(resolve, names=names)),
             allowed_hosts=board.hosts,
         )
         self.alerting.on_change = self.dashboard.model.notify

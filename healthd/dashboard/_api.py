@@ -2,7 +2,8 @@
 
     GET  /api/runs            recent runs, state counts, throughput and failure rate
     GET  /api/runs/{run_id}   one run: steps, errors, trace link
-    POST /api/control         {"component", "action", "reason"}: heal, maintenance_on/off
+    POST /api/control         {"component", "action", "reason"}: heal, maintenance_on/off,
+                              restart, stop, start (all replicas; short names accepted)
 
 Both read the caller's ``Authorization: Bearer`` header; healthd keeps no token. Runs are
 read from the workflow service *with* that token (its own authentication and visibility
@@ -15,13 +16,14 @@ grants, so these POSTs cannot be forged by another page (and the Host check stop
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from aiohttp import web
 
-from healthd._service import AdminGate, manual_heal, set_maintenance
+from healthd._control import Control, Controller
+from healthd._service import AdminGate, control_component, manual_heal, set_maintenance
 from healthd.dashboard._runs import RunsReader
 from services.common import InvalidArgument, VigilError
 from services.security import Principal
@@ -52,18 +54,26 @@ def error_response(code: grpc.StatusCode, message: str) -> web.Response:
     return web.json_response(body, status=_HTTP_STATUS.get(code, 502), headers={"Cache-Control": "no-store"})
 
 
-Action = Callable[["HealthEngine", Principal, str, str], dict[str, Any]]
+Action = Callable[["DashboardApi", Principal, str, str], Awaitable[dict[str, Any]]]
 
 
-def _heal(engine: HealthEngine, who: Principal, component: str, reason: str) -> dict[str, Any]:
-    started, message = manual_heal(engine, who, component, reason)
+async def _heal(api: DashboardApi, who: Principal, component: str, reason: str) -> dict[str, Any]:
+    started, message = manual_heal(api.engine, who, component, reason)
     return {"started": started, "message": message}
 
 
 def _maintenance(on: bool) -> Action:
-    def act(engine: HealthEngine, who: Principal, component: str, reason: str) -> dict[str, Any]:
-        set_maintenance(engine, who, component, on, reason)
+    async def act(api: DashboardApi, who: Principal, component: str, reason: str) -> dict[str, Any]:
+        set_maintenance(api.engine, who, component, on, reason)
         return {"started": True, "message": f"maintenance {'on' if on else 'off'}"}
+
+    return act
+
+
+def _control(action: Control) -> Action:
+    async def act(api: DashboardApi, who: Principal, component: str, reason: str) -> dict[str, Any]:
+        await control_component(api.controller, who, component, action, 0)
+        return {"started": True, "message": f"{action.value} done"}
 
     return act
 
@@ -72,6 +82,9 @@ ACTIONS: dict[str, Action] = {
     "heal": _heal,
     "maintenance_on": _maintenance(True),
     "maintenance_off": _maintenance(False),
+    "restart": _control(Control.RESTART),
+    "stop": _control(Control.STOP),
+    "start": _control(Control.START),
 }
 
 
@@ -89,8 +102,11 @@ class DashboardApi:
         gate: AdminGate,
         runs: RunsReader | None,
         on_change: Callable[[], None],
+        resolve: Callable[[str], str] = lambda name: name,
     ) -> None:
-        self._engine = engine
+        self.engine = engine
+        self.controller = Controller(engine)
+        self._resolve = resolve
         self._gate = gate
         self.runs = runs
         self._on_change = on_change
@@ -130,7 +146,8 @@ class DashboardApi:
         try:
             principal = self._gate.require_admin(_authorization(request))
             body = await _json_body(request)
-            component, action = str(body.get("component", "")), str(body.get("action", ""))
+            action = str(body.get("action", ""))
+            component = self._resolve(str(body.get("component", "")))
             reason = str(body.get("reason", ""))[:_MAX_REASON]
             act = ACTIONS.get(action)
             if act is None:
@@ -138,7 +155,7 @@ class DashboardApi:
                 return error_response(
                     grpc.StatusCode.INVALID_ARGUMENT, f"unknown action '{action}'; known: {known}"
                 )
-            result = act(self._engine, principal, component, reason)
+            result = await act(self, principal, component, reason)
         except VigilError as exc:
             return error_response(exc.code, exc.message)
         self._on_change()

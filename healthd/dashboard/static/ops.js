@@ -39,15 +39,28 @@ function setToken(value) {
 // --- component controls -------------------------------------------------------------
 const CONTROLS = [
   ["heal", "Heal"],
+  ["restart", "Restart"],
+  ["stop", "Stop"],
+  ["start", "Start"],
   ["maintenance_on", "Maintenance on"],
   ["maintenance_off", "Maintenance off"],
 ];
 
+function shown(c, action) {
+  // restart/stop/start act on supervised processes (ControlComponent); a stopped one can only start
+  const supervised = Boolean(c.pid || (c.replicas && c.replicas.length));
+  const stopped = c.heal_state === "STOPPED";
+  if (action === "restart" || action === "stop") return supervised && !stopped;
+  if (action === "start") return supervised && stopped;
+  if (action === "maintenance_on") return !c.maintenance;
+  if (action === "maintenance_off") return c.maintenance;
+  return true;
+}
+
 function componentControls(c) {
   const box = el("div", "controls");
   for (const [action, label] of CONTROLS) {
-    if (action === "maintenance_on" && c.maintenance) continue;
-    if (action === "maintenance_off" && !c.maintenance) continue;
+    if (!shown(c, action)) continue;
     const button = el("button", "ctl", label);
     button.type = "button";
     button.dataset.action = action;

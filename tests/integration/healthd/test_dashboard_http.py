@@ -13,7 +13,8 @@ import pytest
 
 from healthd._daemon import Daemon
 from services.security import Level, new_key
-from tests.healthd_util import config
+from tests.healthd_util import config, eventually
+from tests.integration.healthd.conftest import free_port, grpc_service
 
 ADMIN, ADMIN_ENTRY = new_key("ops", Level.ADMIN, n=1 << 4)
 USER, USER_ENTRY = new_key("viewer", Level.AUTHENTICATED, n=1 << 4)
@@ -129,3 +130,44 @@ async def test_runs_view_off_without_a_workflow_address(daemon: Daemon) -> None:
     ):
         assert resp.status == 409 and "workflow_address" in (await resp.json())["error"]
     assert daemon.dashboard.model.state()["runs_view"] is False
+
+
+async def test_restart_stop_start_a_supervised_component(daemon: Daemon) -> None:
+    """Without a supervised process the dashboard says so (409); with one, see below."""
+    status, body = await _control(daemon.dashboard.port, {"component": COMP, "action": "restart"}, ADMIN)
+    assert (status, body["code"]) == (409, "FAILED_PRECONDITION") and "supervised" in body["error"]
+
+
+async def test_process_controls_of_a_supervised_child() -> None:
+    name = "ctl.v1.Child"
+    cfg = config(
+        server={"port": 0},
+        http={"port": 0},
+        auth={"api_keys": [ADMIN_ENTRY.model_dump(mode="json")]},
+        components=[grpc_service(name, free_port())],
+    )
+    d = Daemon(cfg, sink=lambda _line: None)
+    await d.start()
+    try:
+        port = d.dashboard.port
+
+        def view() -> Any:
+            return d.engine.snapshot().components[0]
+
+        await eventually(lambda: view().health.status.value == "SERVING", timeout=20)
+        first = view().pid
+        status, body = await _control(port, {"component": "Child", "action": "restart"}, ADMIN)  # short name
+        assert status == 200 and body["component"] == name, body
+        await eventually(
+            lambda: view().pid not in (None, first) and view().health.status.value == "SERVING", 20
+        )
+        status, _ = await _control(port, {"component": name, "action": "stop"}, ADMIN)
+        assert status == 200 and view().heal_state.value == "STOPPED"
+        assert d.dashboard.model.state()["components"][0]["heal_state"] == "STOPPED"
+        status, _ = await _control(port, {"component": name, "action": "start"}, ADMIN)
+        assert status == 200
+        await eventually(lambda: view().health.status.value == "SERVING", timeout=20)
+        status, _ = await _control(port, {"component": name, "action": "restart"}, USER)
+        assert status == 401  # the viewer key is not in this healthd's key material at all
+    finally:
+        await d.stop()
