@@ -7,12 +7,13 @@ per-principal visibility. Nothing of the token is stored or logged here.
 
     overview(token)      recent runs (newest first), state counts, per-minute throughput and
                          failure rate, computed over the ``runs_window`` newest runs
-    run(token, run_id)   one run with its steps (and history, when the service has the RPC),
-                         plus ``trace_link`` when a trace UI template is configured
+    run(token, run_id)   one run (GetRun, GetRunHistory): its steps, its history events, and
+                         ``trace_link`` when a trace UI template is configured
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
@@ -63,6 +64,20 @@ def series(runs: list[wpb.Run], now: float) -> list[dict[str, float]]:
             row["finished"] += 1
             row["failed"] += run.state in _FAILED
     return [{**r, "failure_rate": r["failed"] / r["finished"] if r["finished"] else 0.0} for r in rows]
+
+
+def _event(e: wpb.HistoryEvent) -> dict[str, Any]:
+    """One history line: what happened, when, and its details as the proto names them."""
+    detail = MessageToDict(e, preserving_proto_field_name=True)
+    return {
+        "type": wpb.HistoryEventType.Name(e.type).removeprefix("HISTORY_EVENT_TYPE_"),
+        "at": _ts(e.time),
+        "step": e.step,
+        "attempt": e.attempt,
+        "duration_s": e.duration.ToTimedelta().total_seconds() if e.HasField("duration") else None,
+        "error": e.error.message if e.HasField("error") else "",
+        "detail": detail,
+    }
 
 
 def _summary(run: wpb.Run) -> dict[str, Any]:
@@ -123,12 +138,16 @@ class RunsReader:
     async def run(self, authorization: str, run_id: str) -> dict[str, Any]:
         meta = (("authorization", authorization),)
         stub = self._rpc()
-        resp = await stub.GetRun(wpb.GetRunRequest(run_id=run_id), timeout=_TIMEOUT_S, metadata=meta)
+        got, hist = await asyncio.gather(  # the run with its steps, and its history
+            stub.GetRun(wpb.GetRunRequest(run_id=run_id), timeout=_TIMEOUT_S, metadata=meta),
+            stub.GetRunHistory(wpb.GetRunHistoryRequest(run_id=run_id), timeout=_TIMEOUT_S, metadata=meta),
+        )
         out: dict[str, Any] = {
-            **_summary(resp.run),
-            "run": MessageToDict(resp.run, preserving_proto_field_name=True),
+            **_summary(got.run),
+            "run": MessageToDict(got.run, preserving_proto_field_name=True),
+            "history": [_event(e) for e in hist.events],
         }
-        trace_id = str(out["run"].get("trace_id", ""))
+        trace_id = got.run.trace_id
         template = self._config.trace_url
         out["trace_id"] = trace_id
         out["trace_link"] = template.replace("{trace_id}", trace_id) if template and trace_id else ""

@@ -19,6 +19,7 @@ from tests.browser import Browser, Page, chromium_path
 from tests.conftest import REPO, eventually, python_env
 from tests.e2e.test_workflow_crash import _write
 from tests.healthd_util import config
+from tests.obs_support import OtlpReceiver
 
 pytestmark = pytest.mark.e2e
 SEC, WF = "vigil.security.v1.SecurityService", "vigil.workflow.v1.WorkflowService"
@@ -37,7 +38,7 @@ def _grpc(name: str, port: int, **extra: Any) -> dict[str, Any]:
     return {"name": name, "checks": [check], **extra}
 
 
-async def _stack(spawn: Any, tmp: Path, entries: list[Any]) -> tuple[int, int]:
+async def _stack(spawn: Any, tmp: Path, entries: list[Any], otlp_endpoint: str) -> tuple[int, int]:
     keys = [e.model_dump(mode="json") for e in entries]
     sec_cfg = _write(
         tmp / "security.yaml",
@@ -56,7 +57,8 @@ async def _stack(spawn: Any, tmp: Path, entries: list[Any]) -> tuple[int, int]:
             "workflows": {"example.pipeline": {"handler": "vigil_examples.pipeline:pipeline"}},
         },
     )
-    env = python_env(PYTHONPATH=str(REPO / "examples"))
+    # traced (to a receiver this test owns), so each run has a trace id to link to
+    env = python_env(PYTHONPATH=str(REPO / "examples"), OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint)
     wf = spawn("-m", "services.workflow", "--config", str(wf_cfg), env=env)
     return sec_port, await asyncio.to_thread(wf.wait_for_port)
 
@@ -68,11 +70,13 @@ async def _text(page: Page, selector: str) -> str:
 async def test_runs_view_and_controls_with_a_typed_token(spawn: Any, tmp_path: Path) -> None:
     admin, admin_entry = new_key("ops", Level.ADMIN, n=1 << 4)
     viewer, viewer_entry = new_key("viewer", Level.AUTHENTICATED, n=1 << 4)
-    sec_port, wf_port = await _stack(spawn, tmp_path, [admin_entry, viewer_entry])
+    rx = OtlpReceiver()
+    sec_port, wf_port = await _stack(spawn, tmp_path, [admin_entry, viewer_entry], await rx.start())
     async with WorkflowClient(f"127.0.0.1:{wf_port}", token=admin) as client:
         for n in range(3):
             run, _ = await client.start_run("example.pipeline", {"items": ["a", "b" * n]}, wait=True)
             assert run.state == pb.RUN_STATE_SUCCEEDED
+            trace_id = client.last_trace_id
         failed, _ = await client.start_run("flaky", {"failures": 99}, wait=True)
         assert failed.state == pb.RUN_STATE_FAILED
     cfg = config(
@@ -120,6 +124,13 @@ async def test_runs_view_and_controls_with_a_typed_token(spawn: Any, tmp_path: P
             "[...document.querySelectorAll('#run-detail .step td:first-child')].map(t => t.textContent)"
         )
         assert steps == ["fetch", "transform", "summarize"]
+        history = await page.eval(
+            "[...document.querySelectorAll('#run-detail .history-event')].map(e => e.dataset.type)"
+        )
+        assert history[0] == "RUN_CREATED" and history[-1] == "RUN_FINISHED" and "STEP_FINISHED" in history
+        # the newest succeeded run is the last one started: its trace id is the one the client got
+        link = await page.eval("document.querySelector('#run-detail a.trace-link')?.href")
+        assert len(trace_id) == 32 and link == TRACE_UI.format(trace_id=trace_id)
         await page.eval(f"document.querySelector('#runs .run-row[data-run-id=\"{failed.run_id}\"]').click()")
         await eventually(lambda: page.eval("document.querySelector('#run-detail .last-error') !== null"), 5)
         assert "injected failure" in await _text(page, "#run-detail .last-error")
@@ -161,3 +172,4 @@ async def test_runs_view_and_controls_with_a_typed_token(spawn: Any, tmp_path: P
     finally:
         await browser.close()
         await daemon.stop()
+        await rx.stop()

@@ -193,17 +193,25 @@ async function loadRun(runId) {
     for (const s of r.run.steps || []) {
       const row = el("tr", "step");
       const status = s.error ? "failed" : s.completed ? "done" : "running";
-      const tries = s.attempts || s.executions || 1;
-      const took = s.duration_ms !== undefined ? `${s.duration_ms} ms` : s.finished_at || "";
-      for (const text of [s.name, status, `×${tries}`, took, s.error?.message || s.error || ""]) {
-        row.append(el("td", "", typeof text === "string" ? text : JSON.stringify(text)));
+      const took = s.duration ? s.duration : "";
+      for (const text of [s.name, status, `×${s.executions || 1}`, took, s.error ? s.error.message || "" : ""]) {
+        row.append(el("td", "", text));
       }
       steps.append(row);
     }
     parts.push(steps);
-    for (const h of r.run.history || []) {
-      parts.push(el("div", "sub history", Object.values(h).map((v) => (typeof v === "object" ? JSON.stringify(v) : v)).join(" · ")));
+    const history = el("table", "history");
+    for (const h of r.history || []) {
+      const row = el("tr", "history-event");
+      row.dataset.type = h.type;
+      const took = h.duration_s === null ? "" : `${(h.duration_s * 1000).toFixed(1)} ms`;
+      const what = h.step ? `${h.type.toLowerCase()} ${h.step}` : h.type.toLowerCase();
+      for (const text of [new Date(h.at * 1000).toLocaleTimeString(), what, h.attempt ? `#${h.attempt}` : "", took, h.error]) {
+        row.append(el("td", "", text));
+      }
+      history.append(row);
     }
+    parts.push(el("div", "label", "history"), history);
     box.replaceChildren(...parts);
   } catch (err) {
     say("runs-msg", `run ${runId}: ${err.message}`, true);
