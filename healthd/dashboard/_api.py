@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from aiohttp import web
 
-from healthd._control import Control, Controller
-from healthd._service import AdminGate, control_component, manual_heal, set_maintenance
+from healthd._control import Control
+from healthd._service import AdminGate, Operator
 from healthd.dashboard._runs import RunsReader
 from services.common import InvalidArgument, VigilError
 from services.security import Principal
-
-if TYPE_CHECKING:
-    from healthd._engine import HealthEngine
 
 __all__ = ["ACTIONS", "DashboardApi", "error_response"]
 
@@ -58,13 +55,13 @@ Action = Callable[["DashboardApi", Principal, str, str], Awaitable[dict[str, Any
 
 
 async def _heal(api: DashboardApi, who: Principal, component: str, reason: str) -> dict[str, Any]:
-    started, message = manual_heal(api.engine, who, component, reason)
+    started, message = await api.operator.heal(who, component, reason)
     return {"started": started, "message": message}
 
 
 def _maintenance(on: bool) -> Action:
     async def act(api: DashboardApi, who: Principal, component: str, reason: str) -> dict[str, Any]:
-        set_maintenance(api.engine, who, component, on, reason)
+        await api.operator.maintenance(who, component, on, reason)
         return {"started": True, "message": f"maintenance {'on' if on else 'off'}"}
 
     return act
@@ -72,7 +69,7 @@ def _maintenance(on: bool) -> Action:
 
 def _control(action: Control) -> Action:
     async def act(api: DashboardApi, who: Principal, component: str, reason: str) -> dict[str, Any]:
-        await control_component(api.controller, who, component, action, 0)
+        await api.operator.control(who, component, action, 0)
         return {"started": True, "message": f"{action.value} done"}
 
     return act
@@ -98,14 +95,13 @@ class DashboardApi:
 
     def __init__(
         self,
-        engine: HealthEngine,
+        operator: Operator,
         gate: AdminGate,
         runs: RunsReader | None,
         on_change: Callable[[], None],
         resolve: Callable[[str], str] = lambda name: name,
     ) -> None:
-        self.engine = engine
-        self.controller = Controller(engine)
+        self.operator = operator
         self._resolve = resolve
         self._gate = gate
         self.runs = runs
