@@ -70,6 +70,7 @@ from services.common._sqlite import (
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
+    TRACE_ID_METADATA,
     TracingInterceptor,
     client_interceptors,
     setup_tracing,
@@ -86,6 +87,7 @@ __all__ = [
     "SUPERVISOR_PID_ENV",
     "SYNCHRONOUS_MODES",
     "SYSTEM_CLOCK",
+    "TRACE_ID_METADATA",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",

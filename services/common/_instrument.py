@@ -78,14 +78,26 @@ class Instrumentation:
         push (if OTEL_* asks; call from the event loop), and flush telemetry when ``server``
         shuts down."""
         if self.config.metrics_port is not None and self.metrics_server is None:
-            self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, collectors)
-            _log.info(
-                "%s metrics on http://%s:%d/metrics",
-                self.name,
-                self.config.host,
-                self.metrics_server.port,
-                extra={"metrics_port": self.metrics_server.port},
-            )
+            try:
+                self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, collectors)
+            except OSError as exc:
+                # Serving RPCs matters more than being scraped (a second replica, or another
+                # stack, on the same metrics port): say so loudly and run without /metrics.
+                _log.error(
+                    "%s metrics disabled: cannot bind %s:%d (%s)",
+                    self.name,
+                    self.config.host,
+                    self.config.metrics_port,
+                    exc.strerror or exc,
+                )
+            else:
+                _log.info(
+                    "%s metrics on http://%s:%d/metrics",
+                    self.name,
+                    self.config.host,
+                    self.metrics_server.port,
+                    extra={"metrics_port": self.metrics_server.port},
+                )
         if self.pusher is not None:
             self.pusher.start()
         server.on_shutdown(self.close)

@@ -61,13 +61,21 @@ _log = logging.getLogger("vigil.rpc")
 Behavior = Callable[..., Any]
 
 
+def _keeping_trailers(status: Any, context: grpc.aio.ServicerContext) -> Any:
+    """``status`` with the trailers already set on the call (the trace id) kept: aborting with
+    a rich status would otherwise replace them."""
+    kept = tuple(context.trailing_metadata() or ())
+    return status._replace(trailing_metadata=(*kept, *status.trailing_metadata)) if kept else status
+
+
 async def _abort_for(exc: BaseException, method: str, context: grpc.aio.ServicerContext) -> None:
     """Abort the call with the status that `exc` stands for. Always raises."""
     if isinstance(exc, VigilError):
-        await context.abort_with_status(to_grpc_status(exc))
+        await context.abort_with_status(_keeping_trailers(to_grpc_status(exc), context))
     if isinstance(exc, NotImplementedError):
         # The generated base servicer raises this for RPCs a service has not built yet.
-        await context.abort_with_status(to_grpc_status(Unimplemented(f"{method} is not implemented")))
+        unimplemented = to_grpc_status(Unimplemented(f"{method} is not implemented"))
+        await context.abort_with_status(_keeping_trailers(unimplemented, context))
     # A bug, not bad input: log it with a reference the caller can quote, reveal nothing else.
     ref = uuid.uuid4().hex[:12]
     _log.error(

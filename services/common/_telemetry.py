@@ -36,6 +36,7 @@ from services.common._observe import Observation, ObservingInterceptor, split_me
 
 __all__ = [
     "DEFAULT_SAMPLE_RATIO",
+    "TRACE_ID_METADATA",
     "TracingInterceptor",
     "client_interceptors",
     "metrics_push_wanted",
@@ -51,6 +52,8 @@ _log = get_logger("vigil.telemetry")
 _TRACER_NAME = "vigil"
 DEFAULT_SAMPLE_RATIO = 0.1
 """Share of new traces recorded when ``OTEL_TRACES_SAMPLER`` is unset (parents are followed)."""
+TRACE_ID_METADATA = "x-vigil-trace-id"
+"""Trailing metadata key holding the trace id of a traced call (32 hex digits)."""
 
 # Server-side codes that mean the server failed (OpenTelemetry RPC semantic conventions);
 # client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) leave the span status unset.
@@ -80,16 +83,20 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def tracing_wanted(environ: Mapping[str, str]) -> bool:
-    """Whether the OTEL_* variables in ``environ`` ask for trace export."""
+def _exporters(environ: Mapping[str, str]) -> set[str]:
+    """Span exporters the OTEL_* variables ask for: ``otlp`` and/or ``console``."""
     if _truthy(environ.get("OTEL_SDK_DISABLED")):
-        return False
-    exporters = {e.strip().lower() for e in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
-    if exporters:
-        return "otlp" in exporters
-    return bool(
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+        return set()
+    named = {e.strip().lower() for e in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
+    if named:
+        return named & {"otlp", "console"}
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return {"otlp"} if endpoint else set()
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the OTEL_* variables in ``environ`` ask for trace export (OTLP or console)."""
+    return bool(_exporters(environ))
 
 
 def metrics_push_wanted(environ: Mapping[str, str]) -> bool:
@@ -109,6 +116,9 @@ def metrics_push_wanted(environ: Mapping[str, str]) -> bool:
 def setup_tracing(service_name: str) -> bool:
     """Configure trace export for this process if the ``OTEL_*`` environment asks for it.
 
+    ``OTEL_TRACES_EXPORTER=console`` writes each finished span as JSON to stdout (a local
+    look at traces without a collector); ``otlp,console`` does both.
+
     Args:
         service_name: ``service.name`` unless ``OTEL_SERVICE_NAME`` overrides it.
 
@@ -117,23 +127,29 @@ def setup_tracing(service_name: str) -> bool:
         (tests run several processes' worth of servers in one interpreter).
     """
     env = os.environ
-    if not tracing_wanted(env):
+    exporters = _exporters(env)
+    if not exporters:
         return False
     # Imported only when wanted: the SDK and exporter are not loaded by processes without tracing.
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
     provider = TracerProvider(resource=Resource.create(attributes), sampler=_default_sampler(env))
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if "otlp" in exporters:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if "console" in exporters:
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     if _state.provider is not None:
         _state.provider.shutdown()
     _state.provider = provider
     _state.tracer = provider.get_tracer(_TRACER_NAME)
-    _log.info("tracing on: OTLP export to %s", endpoint or "the default endpoint")
+    sinks = {"otlp": f"OTLP to {endpoint or 'the default endpoint'}", "console": "console (stdout)"}
+    _log.info("tracing on: %s", ", ".join(sinks[e] for e in sorted(exporters, reverse=True)))
     return True
 
 
@@ -291,6 +307,11 @@ class TracingInterceptor(ObservingInterceptor):
                 "network.peer.address": context.peer() or "",
             },
         )
+        trace_id = span.get_span_context().trace_id
+        if trace_id:
+            # The caller learns the trace of its call (a link to it in a trace UI); errors
+            # keep it too (`_interceptors` merges it into a rich status's trailers).
+            context.set_trailing_metadata(((TRACE_ID_METADATA, trace.format_trace_id(trace_id)),))
         return _SpanObservation(span, trace.set_span_in_context(span, parent))
 
 

@@ -1,6 +1,7 @@
 """Traces of run execution: spans per run, attempt, step, breaker rejection and fallback
 (the executor's metrics are read at scrape time by `services.workflow._metrics`).
 
+The StartRun server span itself carries ``vigil.run_id`` and ``vigil.workflow`` (`annotate_rpc`).
 Span tree of one run (children of the StartRun server span when StartRun dispatched it,
 because the run's task copies the caller's context; roots when a restart resumes it):
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
+    "annotate_rpc",
     "attempt_span",
     "breaker_rejected",
     "fallback_span",
@@ -63,6 +65,15 @@ def _span_cm(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
     # record_exception/set_status_on_exception: a failed attempt or step shows as an error.
     with tracer().start_as_current_span(name, attributes=attributes) as span:
         yield span
+
+
+def annotate_rpc(run_id: str, workflow: str) -> None:
+    """Name the run on the current RPC's server span (StartRun's root span carries
+    ``vigil.run_id``, so a trace UI finds the trace by run id)."""
+    if tracing_enabled():
+        span = get_current_span()
+        span.set_attribute("vigil.run_id", run_id)
+        span.set_attribute("vigil.workflow", workflow)
 
 
 def current_trace_id() -> str:

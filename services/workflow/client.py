@@ -21,11 +21,19 @@ from typing import Any
 import grpc
 from google.protobuf.struct_pb2 import Struct
 
-from services.common import RetryAfter, from_rpc_error
+from services.common import TRACE_ID_METADATA, RetryAfter, from_rpc_error
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
 __all__ = ["SERVICE_CONFIG", "WorkflowClient", "pb"]
+
+
+def _trace_id(trailers: Any) -> str:
+    for key, value in trailers or ():
+        if key == TRACE_ID_METADATA:
+            return str(value)
+    return ""
+
 
 SERVICE_CONFIG = {
     "methodConfig": [
@@ -69,6 +77,10 @@ class WorkflowClient:
             options=[("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))],
         )
         self._stub = pb_grpc.WorkflowServiceStub(self._channel)
+        self.last_trace_id = ""
+        """Trace id of this client's latest unary call (failed ones too) when the service
+        traces (``x-vigil-trace-id`` trailing metadata), else "". Read it right after the
+        ``await``: no other call of this client can finish in between."""
 
     async def __aenter__(self) -> WorkflowClient:
         return self
@@ -83,10 +95,14 @@ class WorkflowClient:
 
     async def _call(self, method: Any, request: Any, timeout_s: float | None) -> Any:
         async def attempt() -> Any:
+            call = method(request, timeout=timeout_s or self._timeout_s, metadata=self._metadata)
             try:
-                return await method(request, timeout=timeout_s or self._timeout_s, metadata=self._metadata)
+                response = await call
             except grpc.aio.AioRpcError as err:
+                self.last_trace_id = _trace_id(err.trailing_metadata())
                 raise from_rpc_error(err) from None
+            self.last_trace_id = _trace_id(await call.trailing_metadata())
+            return response
 
         return await self._retry_after.call(attempt)
 
