@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from services.common._config import ConfigError
+from services.common._sqlite import create_private_dirs
 
 __all__ = ["ensure_secret_file", "read_secret_file", "secret_value", "write_private"]
 
@@ -49,8 +50,7 @@ def secret_value(value: SecretStr | None, file: Path | None, setting: str) -> st
 def write_private(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text``, readable by the owner only (0600; a new
     directory 0700)."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    create_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600)
