@@ -53,7 +53,13 @@ from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
 from services.common._retry import RetryAfter
-from services.common._secrets import ensure_secret_file, read_secret_file, secret_value, write_private
+from services.common._secrets import (
+    ensure_secret_file,
+    read_secret_file,
+    secret_value,
+    write_private,
+    write_private_once,
+)
 from services.common._server import (
     SUPERVISOR_PID_ENV,
     VigilServer,
@@ -179,4 +185,5 @@ __all__ = [
     "value_to_py",
     "wrap_handler",
     "write_private",
+    "write_private_once",
 ]

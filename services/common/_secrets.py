@@ -11,6 +11,7 @@ it is used, with `secret_value`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -21,7 +22,7 @@ from pydantic import SecretStr
 from services.common._config import ConfigError
 from services.common._sqlite import create_private_dirs
 
-__all__ = ["ensure_secret_file", "read_secret_file", "secret_value", "write_private"]
+__all__ = ["ensure_secret_file", "read_secret_file", "secret_value", "write_private", "write_private_once"]
 
 
 def read_secret_file(path: Path, setting: str) -> str:
@@ -47,9 +48,8 @@ def secret_value(value: SecretStr | None, file: Path | None, setting: str) -> st
     return value.get_secret_value() if value is not None else None
 
 
-def write_private(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, readable by the owner only (0600; a new
-    directory 0700)."""
+def _private_temp(path: Path, text: str) -> str:
+    """A temporary file beside ``path`` holding ``text`` (0600, synced; missing directories 0700)."""
     create_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -58,10 +58,33 @@ def write_private(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``, readable by the owner only (0600; a new
+    directory 0700)."""
+    tmp = _private_temp(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_private_once(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text`` (0600) unless it exists. Written to a temporary file and
+    hard-linked into place: of two processes creating it at once, the first one's text stands,
+    and no reader ever sees a half-written file."""
+    tmp = _private_temp(path, text)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 def ensure_secret_file(path: Path, setting: str, nbytes: int = 32) -> str:
@@ -69,15 +92,7 @@ def ensure_secret_file(path: Path, setting: str, nbytes: int = 32) -> str:
     it does not exist: the local-development default of a per-deployment key."""
     if not path.exists():
         try:
-            # link, not replace: of two processes creating it at once, the first one's key stands.
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-            write_private(tmp, secrets.token_hex(nbytes) + "\n")
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink(missing_ok=True)
+            write_private_once(path, secrets.token_hex(nbytes) + "\n")
         except OSError as exc:
             raise ConfigError(str(path), setting, f"cannot create the secret file: {exc.strerror}") from None
     return read_secret_file(path, setting)

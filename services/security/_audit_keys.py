@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import os
 import secrets
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field
 
-from services.common import ConfigModel, create_private_dirs, parse_yaml
+from services.common import ConfigModel, parse_yaml, write_private_once
 
 __all__ = ["AuditKeyConfig", "AuditKeyError", "AuditKeys"]
 
@@ -143,15 +141,4 @@ def _write_new_key_file(path: Path, key_id: str) -> None:
     Written to a temporary file and hard-linked into place: the link fails if another
     replica got there first (its key is used), and no reader ever sees a half-written file.
     """
-    create_private_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(key_file_text({key_id: secrets.token_bytes(_MIN_KEY_BYTES)}, key_id))
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
+    write_private_once(path, key_file_text({key_id: secrets.token_bytes(_MIN_KEY_BYTES)}, key_id))
