@@ -4,6 +4,7 @@ from services.common._batching import next_batch
 from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
 from services.common._convert import optional_timestamp
 from services.common._errors import (
+    Aborted,
     AlreadyExists,
     Cancelled,
     DeadlineExceeded,
@@ -44,6 +45,7 @@ from services.common._migrations import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
+from services.common._space import SpaceSample, VolumeSpace, reserve_bytes, wal_bytes
 from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
@@ -68,6 +70,7 @@ __all__ = [
     "SUPERVISOR_PID_ENV",
     "SYNCHRONOUS_MODES",
     "VALIDATION_FAILURES",
+    "Aborted",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
@@ -91,6 +94,7 @@ __all__ = [
     "SchemaTooNew",
     "ServerConfig",
     "ServingStatus",
+    "SpaceSample",
     "TLSConfig",
     "TracingInterceptor",
     "Unauthenticated",
@@ -98,6 +102,7 @@ __all__ = [
     "Unimplemented",
     "VigilError",
     "VigilServer",
+    "VolumeSpace",
     "add_log_enricher",
     "add_log_redactor",
     "bad_request_violations",
@@ -117,6 +122,7 @@ __all__ = [
     "optional_timestamp",
     "parse_yaml",
     "publish_serving",
+    "reserve_bytes",
     "retry_delay_s",
     "run_each",
     "run_in_savepoints",
@@ -131,5 +137,6 @@ __all__ = [
     "tracer",
     "tracing_enabled",
     "value_to_py",
+    "wal_bytes",
     "wrap_handler",
 ]

@@ -8,6 +8,13 @@ and then every ``poll_s`` the executor claims unfinished due runs (its own after
 or any whose lease expired) and resumes them; ``ctx.step`` skips the steps they finished.
 Shutdown cancels in-flight handlers without changing their runs, so they resume later;
 only `cancel` (CancelRun) turns a cancellation into the CANCELLED state.
+
+Fencing: each execution holds its run's `Lease` (owner + epoch) and every write it makes
+(state changes, step begin/finish) carries it. When the lease moved (another replica
+claimed the run after it expired here) the write is refused with `LeaseLost`; so is a
+renewal. Either way the execution is cancelled at its next await and logged as "lease
+lost", without writing anything more: the run is the new owner's. A lease this replica
+could not renew for ``lease_s`` (store unreachable, process stopped) counts as lost too.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from services.workflow._bulkhead import Bulkhead
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._isolation import ProcessPool
-from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
+from services.workflow._leases import HeldLeases
+from services.workflow._model import ErrorCategory, LeaseLost, Run, RunChange, RunError, canonical_json
 from services.workflow._policies import (
     BreakerOpen,
     CircuitBreaker,
@@ -84,6 +92,10 @@ class Executor:
         self._cancel_reasons: dict[str, str] = {}
         # Runs whose task was stopped because another replica took them over (and why).
         self._lost: dict[str, str] = {}
+        # The lease each active task executes under (same keys as _active).
+        self._leases = HeldLeases(lease_s, monotonic)
+        # Runs claimed anew while an older execution of them still ends here: started after it.
+        self._redispatch: dict[str, Run] = {}
         self._background: list[asyncio.Task[None]] = []
 
     # -- policies per workflow -------------------------------------------------------------
@@ -116,8 +128,14 @@ class Executor:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases."""
-        await self._claim_due()
+        """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases.
+
+        A store that cannot take the first claim (a full disk) does not stop the start-up: the
+        service comes up to answer reads and the claim loop resumes the runs once it can."""
+        try:
+            await self._claim_due()
+        except Exception as exc:
+            _log.warning("cannot resume runs yet (%s); the claim loop retries every %s s", exc, self._poll_s)
         self._background = [
             asyncio.create_task(self._every(self._poll_s, self._claim_due), name="executor-claims"),
             asyncio.create_task(self._every(self._lease_s / 3, self._renew), name="executor-leases"),
@@ -140,50 +158,75 @@ class Executor:
                 _log.exception("executor background task failed")
 
     async def _claim_due(self) -> None:
-        for run in await self.store.claim_runs(self.owner, self._clock(), self._lease_s, limit=256):
-            if run.run_id not in self._active:
-                self.dispatch(run, reserved=False)
+        at = self._mono()
+        claimed = await self.store.claim_runs(
+            self.owner, self._clock(), self._lease_s, limit=256, skip=list(self._active)
+        )
+        for run in claimed:
+            if run.run_id in self._active:
+                # Claimed by an earlier poll racing this task's creation: the epoch moved past
+                # the task's, so it is fenced off; the new claim starts once it has ended.
+                self._redispatch[run.run_id] = run
+                self._fence_off(run.run_id, f"re-claimed at epoch {run.lease_epoch}")
+            else:
+                self.dispatch(run, reserved=False, confirmed_at=at)
 
     async def _renew(self) -> None:
-        """Extend the leases of the runs executing here. Fencing: after a store outage longer
-        than ``lease_s`` another replica may have claimed and resumed some of them; those stop
-        here (no state change: the run is the new owner's), so no step runs twice at once."""
-        ids = list(self._active)
-        if not ids:
+        """Extend the leases of the runs executing here. Fencing: after a store outage or a
+        stop longer than ``lease_s`` another replica may have claimed and resumed some of
+        them; those stop here (no state change: the run is the new owner's)."""
+        held = self._leases.epochs()
+        if not held:
             return
-        held = await self.store.renew_leases(self.owner, ids, self._clock() + self._lease_s)
-        for run_id in ids:
-            if run_id not in held and run_id in self._active:
+        at = self._mono()
+        try:
+            renewed = await self.store.renew_leases(self.owner, held, self._clock() + self._lease_s)
+        except Exception:
+            for run_id in self._leases.unconfirmed(self._mono()):
+                self._fence_off(run_id, f"lease not renewed for {self._lease_s:g} s (run store unreachable)")
+            raise
+        self._leases.confirmed(renewed, at)
+        for run_id in held.keys() - renewed:
+            if run_id in self._active:
                 await self._check_lease(run_id)
 
     async def _check_lease(self, run_id: str) -> None:
-        # Not renewed: the run ended meanwhile (its task is finishing) or another replica owns
-        # it. Only the latter stops the task: cancelling one that is publishing its final
-        # state would leave waiters without the event.
+        # Not renewed: the run ended meanwhile (its task is finishing) or its lease moved.
+        # Only the latter stops the task: cancelling one that is publishing its final state
+        # would leave waiters without the event.
         run = await self.store.get_run(run_id)
-        task = self._active.get(run_id)
-        if task is None or run.terminal or run.lease_owner in (None, self.owner):
+        if run.terminal or run.lease == self._leases.lease(run_id):
             return
-        reason = f"lease lost to {run.lease_owner}"
-        _log.warning(
-            "run %s stops here: %s (taken over after this replica's lease expired)",
-            run_id,
-            reason,
-            extra={"run_id": run_id, "workflow": run.workflow, "lease_owner": run.lease_owner},
-        )
+        self._fence_off(run_id, f"lease lost to {run.lease_owner} (epoch {run.lease_epoch})")
+
+    def _fence_off(self, run_id: str, reason: str) -> None:
+        """Stop this replica's execution of ``run_id`` at its next await, writing nothing more."""
+        task = self._active.get(run_id)
+        if task is None or run_id in self._lost:
+            return
         self._lost[run_id] = reason
-        self.stats_of(run.workflow).lease_lost += 1
         task.cancel()
+
+    async def _fenced(self, run_id: str, write: Awaitable[Any]) -> Any:
+        """Await a fenced store write; a refusal (`LeaseLost`) ends the execution here."""
+        try:
+            return await write
+        except LeaseLost as exc:
+            self._lost.setdefault(run_id, str(exc))
+            raise asyncio.CancelledError from exc  # past retries and fallbacks, to _execute
 
     # -- entry points ------------------------------------------------------------------------
     def lease(self) -> tuple[str, float]:
         """Lease fields for a run this replica creates and will execute right away."""
         return self.owner, self._clock() + self._lease_s
 
-    def dispatch(self, run: Run, *, reserved: bool) -> None:
-        """Start executing ``run`` (``reserved``: StartRun already holds its bulkhead slot)."""
+    def dispatch(self, run: Run, *, reserved: bool, confirmed_at: float | None = None) -> None:
+        """Start executing ``run`` under its lease, which this replica got when it created or
+        claimed it (``confirmed_at``: monotonic time before that store call; default now).
+        ``reserved``: StartRun already holds its bulkhead slot."""
         if run.run_id in self._active or run.terminal:
             return
+        self._leases.hold(run, at=confirmed_at)
         task = asyncio.create_task(self._execute(run, reserved), name=f"run-{run.run_id}")
         self._active[run.run_id] = task
 
@@ -227,7 +270,8 @@ class Executor:
 
     async def _update(self, run_id: str, change: RunChange) -> Run:
         # Shielded: a final state computed must reach the store even if we are cancelled now.
-        run = await asyncio.shield(self.store.update_run(run_id, change))
+        lease = self._leases.lease(run_id)
+        run: Run = await self._fenced(run_id, asyncio.shield(self.store.update_run(run_id, change, lease)))
         record_transition(run.workflow, run.state.value)
         self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
         return run
@@ -251,8 +295,16 @@ class Executor:
                 with run_span(run.run_id, wf.name):
                     await self._run(run, wf)
         except asyncio.CancelledError:
-            if self._lost.pop(run.run_id, None) is not None:
-                return  # fenced off: the run is another replica's now (logged in _check_lease)
+            lost = self._lost.pop(run.run_id, None)
+            if lost is not None:  # fenced off: the run is another replica's now
+                _log.warning(
+                    "lease lost: run %s stops here, nothing more written (%s)",
+                    run.run_id,
+                    lost,
+                    extra={"run_id": run.run_id, "workflow": run.workflow},
+                )
+                self.stats_of(run.workflow).lease_lost += 1
+                return
             reason = self._cancel_reasons.pop(run.run_id, None)
             if reason is None:
                 raise  # shutdown: leave the run to be resumed
@@ -261,8 +313,12 @@ class Executor:
             if held is not None:
                 held.release()
             self._active.pop(run.run_id, None)
+            self._leases.drop(run.run_id)
             self._cancel_reasons.pop(run.run_id, None)
             self._lost.pop(run.run_id, None)
+            again = self._redispatch.pop(run.run_id, None)
+            if again is not None:
+                self.dispatch(again, reserved=False)
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
         if change.state is RunState.SUCCEEDED:
@@ -304,9 +360,10 @@ class Executor:
                 attempt=current.attempts,
                 deadline=run.deadline,
                 finished_steps=finished,
-                journal=StoreJournal(self.store, self.events, current, self.max_result_bytes),
+                journal=self._journal(current),
                 deps=self._deps,
                 clock=self._clock,
+                fencing_token=current.lease_epoch,
             )
             with attempt_span(run.run_id, wf.name, current.attempts):
                 try:
@@ -373,6 +430,18 @@ class Executor:
             return RunChange(RunState.SUCCEEDED, result=result, fallback=fb.workflow, error=error)
         return RunChange(RunState.FAILED, error=error)
 
+    def _journal(self, run: Run) -> StoreJournal:
+        """Step writes of ``run`` fenced by the lease this execution holds."""
+        lease = self._leases.lease(run.run_id)
+        return StoreJournal(
+            self.store,
+            self.events,
+            run,
+            self.max_result_bytes,
+            lease=lease,
+            fenced=lambda write: self._fenced(run.run_id, write),
+        )
+
     async def _invoke_fallback(self, run: Run, other: Workflow) -> Any:
         """One attempt of a fallback workflow through its own breaker (no retries, no fallbacks)."""
         ctx = RunContext(
@@ -383,8 +452,9 @@ class Executor:
             attempt=1,
             deadline=run.deadline,
             finished_steps={},
-            journal=StoreJournal(self.store, self.events, run, self.max_result_bytes),
+            journal=self._journal(run),
             deps=self._deps,
             clock=self._clock,
+            fencing_token=run.lease_epoch,
         )
         return await self.breaker(other).call(lambda: self._invoke(other, ctx))

@@ -13,13 +13,17 @@ pooled connection: one round trip and one commit, no BEGIN/COMMIT. What makes sh
   explained by `transition` itself (InvalidTransition) or NotFound.
 - ``record_step`` is first-write-wins (``WHERE NOT completed``): a finished step's result
   never changes, whoever writes it again.
+- Fencing: ``claim_runs`` increments ``lease_epoch``; a fenced ``update_run`` has the lease
+  in its WHERE (the row lock makes check and write one step), and a fenced step write locks
+  the run row ``FOR SHARE`` in the same statement: a takeover (whose claim skips locked
+  rows) commits strictly before or after it, never in between.
 
 Connection failures surface as `Unavailable` (retryable), never as an internal error.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,15 +33,26 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common import AlreadyExists, InvalidArgument, NotFound, Unavailable
-from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
+from services.workflow._model import (
+    Lease,
+    NewRun,
+    Run,
+    RunChange,
+    RunPage,
+    RunQuery,
+    StepRecord,
+    canonical_json,
+)
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import migrate
-from services.workflow._states import transition
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    explain_refusal,
+    fence_sql,
     insert_values,
+    lease_lost,
     page_sql,
     query_filters,
     row_to_run,
@@ -181,44 +196,97 @@ class PostgresRunStore:
             runs = [row_to_run(r) for r in await cur.fetchall()]
         return to_page(runs, query.limit)
 
-    async def update_run(self, run_id: str, change: RunChange) -> Run:
+    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
         # The states `transition` lets move to the target: the compare half of compare-and-set.
         sources = source_states(change.state)
         state = change.state
         sets, args = change_sets(change, self._clock(), "%s")
-        sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
+        fence, fence_args = fence_sql(lease, "%s")
+        sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s){fence} RETURNING *"
         async with self._conn() as conn:
             while True:
-                row = await _one(conn, sql, [*args, run_id, sources])
+                row = await _one(conn, sql, [*args, run_id, sources, *fence_args])
                 if row is not None:
                     return row_to_run(row)
-                current = await _select_run(conn, run_id)  # NotFound, or:
-                transition(current.state, state)  # InvalidTransition: its state does not allow it
-                # Allowed now: another writer moved the run between our two statements. Runs
-                # only move forward through finitely many states, so this loop ends.
+                # NotFound, LeaseLost or InvalidTransition; or allowed now: another writer
+                # moved the run between our two statements. Runs only move forward through
+                # finitely many states, so this loop ends.
+                explain_refusal(await _select_run(conn, run_id), state, lease)
 
-    async def begin_step(self, run_id: str, name: str) -> int:
+    async def _fenced_step(
+        self, conn: psycopg.AsyncConnection[Row], sql: str, args: dict[str, Any]
+    ) -> Row | None:
+        """Run a step write ``sql`` whose rows come from the ``lease`` CTE: the run's row,
+        locked FOR SHARE while it still has the writer's lease (else the write inserts nothing)."""
+        cte = (
+            "WITH lease AS (SELECT run_id FROM runs WHERE run_id = %(run_id)s"
+            " AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s"
+            " AND (%(live)s::float8 IS NULL OR lease_expires >= %(live)s::float8) FOR SHARE) "
+        )
+        return await _one(conn, cte + sql, args)
+
+    async def begin_step(self, run_id: str, name: str, lease: Lease | None = None) -> int:
+        upsert = (
+            " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1 RETURNING executions"
+        )
         async with self._conn() as conn:
-            row = await _one(
-                conn,
-                "INSERT INTO steps (run_id, name, executions) VALUES (%s, %s, 1)"
-                " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1"
-                " RETURNING executions",
-                (run_id, name),
-            )
+            if lease is None:
+                row = await _one(
+                    conn,
+                    "INSERT INTO steps (run_id, name, executions) VALUES (%s, %s, 1)" + upsert,
+                    (run_id, name),
+                )
+            else:
+                row = await self._fenced_step(
+                    conn,
+                    "INSERT INTO steps (run_id, name, executions) SELECT run_id, %(name)s, 1 FROM lease"
+                    + upsert,
+                    {
+                        "run_id": run_id,
+                        "name": name,
+                        "owner": lease.owner,
+                        "epoch": lease.epoch,
+                        "live": self._clock(),
+                    },
+                )
+                if row is None:  # the lease CTE found no row: moved or expired
+                    raise lease_lost(run_id, lease)
         assert row is not None  # INSERT ... RETURNING always returns the row
         return int(row["executions"])
 
-    async def record_step(self, run_id: str, name: str, result: Any) -> None:
+    async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
         text, now = canonical_json(result), self._clock()
+        first_wins = (
+            " ON CONFLICT (run_id, name) DO UPDATE SET"
+            " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at"
+            " WHERE NOT steps.completed RETURNING 1 AS stored"
+        )
         async with self._conn() as conn:
-            await conn.execute(
+            if lease is None:
+                await conn.execute(
+                    "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
+                    " VALUES (%s, %s, 1, TRUE, %s, %s)" + first_wins,
+                    (run_id, name, text, now),
+                )
+                return
+            row = await self._fenced_step(
+                conn,
                 "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
-                " VALUES (%s, %s, 1, TRUE, %s, %s) ON CONFLICT (run_id, name) DO UPDATE SET"
-                " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at"
-                " WHERE NOT steps.completed",
-                (run_id, name, text, now),
+                " SELECT run_id, %(name)s, 1, TRUE, %(result)s, %(now)s FROM lease" + first_wins,
+                {
+                    "run_id": run_id,
+                    "name": name,
+                    "owner": lease.owner,
+                    "epoch": lease.epoch,
+                    "live": None,
+                    "result": text,
+                    "now": now,
+                },
             )
+            if row is None:  # not stored: finished before (fine) or the lease moved (refused)
+                current = await _select_run(conn, run_id)
+                if current.lease != lease:
+                    raise lease_lost(run_id, lease)
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         async with self._conn() as conn:
@@ -226,31 +294,35 @@ class PostgresRunStore:
             rows = await cur.fetchall()
         return [row_to_step(r) for r in rows]
 
-    async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
+    async def claim_runs(
+        self, owner: str, now: float, lease_s: float, limit: int, skip: Collection[str] = ()
+    ) -> list[Run]:
         async with self._conn() as conn:
             # SKIP LOCKED: rows another replica is claiming or updating right now are passed
             # over (it holds them), so concurrent claimers get disjoint sets without waiting.
             cur = await conn.execute(
                 "WITH due AS (SELECT run_id FROM runs WHERE " + _OPEN + " AND (not_before IS NULL OR"
                 " not_before <= %(now)s) AND (lease_owner IS NULL OR lease_owner = %(owner)s OR"
-                " lease_expires < %(now)s) ORDER BY priority DESC, seq LIMIT %(limit)s"
-                " FOR UPDATE SKIP LOCKED)"
-                " UPDATE runs SET lease_owner = %(owner)s, lease_expires = %(until)s"
+                " lease_expires < %(now)s) AND run_id <> ALL(%(skip)s::text[])"
+                " ORDER BY priority DESC, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " UPDATE runs SET lease_owner = %(owner)s, lease_expires = %(until)s,"
+                " lease_epoch = runs.lease_epoch + 1"
                 " FROM due WHERE runs.run_id = due.run_id RETURNING runs.*",
-                {"owner": owner, "now": now, "until": now + lease_s, "limit": limit},
+                {"owner": owner, "now": now, "until": now + lease_s, "limit": limit, "skip": list(skip)},
             )
             rows = await cur.fetchall()
         return sorted((row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
-        if not run_ids:
+    async def renew_leases(self, owner: str, held: Mapping[str, int], until: float) -> set[str]:
+        if not held:
             return set()
         async with self._conn() as conn:
             cur = await conn.execute(
-                "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND "
+                "UPDATE runs SET lease_expires = %s FROM unnest(%s::text[], %s::bigint[]) AS h(id, epoch)"
+                " WHERE runs.run_id = h.id AND runs.lease_epoch = h.epoch AND lease_owner = %s AND "
                 + _OPEN
-                + " RETURNING run_id",
-                (until, run_ids, owner),
+                + " RETURNING runs.run_id",
+                (until, list(held), list(held.values()), owner),
             )
             rows = await cur.fetchall()
         return {r["run_id"] for r in rows}
