@@ -52,6 +52,7 @@ from services.workflow._model import (
     canonical_json,
 )
 from services.workflow._sqlite_schema import MIGRATIONS
+from services.workflow._sqlite_space import housekeep
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
@@ -75,9 +76,7 @@ _RENEW_CHUNK = 400  # (id, epoch) pairs per statement: bounded host parameters
 # Upper bound on operations per transaction: keeps one commit's latency bounded.
 _MAX_BATCH = 512
 _BUSY_TIMEOUT_MS = 5000
-# Idle housekeeping waits this long at most for readers (another replica) before giving up.
-_CHECKPOINT_BUSY_MS = 100
-_IDLE_S = 1.0
+_IDLE_S = 1.0  # writer idle this long: checkpoint the WAL, top up pre-allocated pages
 _MIB = 1 << 20
 
 T = TypeVar("T")
@@ -162,7 +161,7 @@ class SQLiteRunStore:
             name="runstore-writer",
             limit=_MAX_BATCH,
             closed=_closed,
-            idle=lambda: self._housekeep(writer),
+            idle=lambda: housekeep(writer, self.space, self._space_cfg),
             idle_s=_IDLE_S,
         )
         self._reader = BatchWriter(
@@ -216,33 +215,6 @@ class SQLiteRunStore:
 
         await self._write(write)  # committed with its batch: Unavailable if the commit fails
         await self._read(lambda conn: conn.execute("SELECT at FROM store_probe").fetchone())
-
-    def _housekeep(self, conn: sqlite3.Connection) -> None:
-        """Writer thread, idle: checkpoint the WAL and keep pages pre-allocated in the file.
-
-        With space to spare the WAL is checkpointed and truncated (its blocks go back to the
-        volume) and the file's freelist is topped up to ``preallocate_mb`` (a blob inserted
-        and deleted in one commit: later rows reuse those pages without growing the file).
-        Below the reserve the WAL is only checkpointed: its file, already allocated, is then
-        rewritten from the start, so the writes of accepted runs need no new blocks.
-        """
-        low = self.space.sample().low
-        conn.execute(f"PRAGMA busy_timeout={_CHECKPOINT_BUSY_MS}")  # never stall the writer on a reader
-        try:
-            conn.execute(f"PRAGMA wal_checkpoint({'PASSIVE' if low else 'TRUNCATE'})").fetchone()
-            if low:
-                return
-            page = int(conn.execute("PRAGMA page_size").fetchone()[0])
-            missing = int(self._space_cfg.preallocate_mb * _MIB) // page - int(
-                conn.execute("PRAGMA freelist_count").fetchone()[0]
-            )
-            if missing > 16:  # top up in chunks worth a write, not page by page
-                run_in_savepoints(conn, [lambda c: _preallocate(c, missing * page)], _store_error)
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.Error:
-            pass  # busy (a reader on another replica) or full: the next idle period tries again
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def _refuse_if_low(self) -> None:
         sample = self.space.sample()
@@ -412,9 +384,3 @@ class SQLiteRunStore:
             return renewed
 
         return await self._write(op)
-
-
-def _preallocate(conn: sqlite3.Connection, size: int) -> None:
-    """Grow the file's freelist by about ``size`` bytes (a blob written, then deleted)."""
-    conn.execute("INSERT INTO space_reserve (pad) VALUES (zeroblob(?))", (size,))
-    conn.execute("DELETE FROM space_reserve")
