@@ -32,6 +32,9 @@ __all__ = [
     "COMPONENT_UP",
     "HEAL_ATTEMPTS",
     "RUN_TRANSITIONS",
+    "STORE_FREE_BYTES",
+    "STORE_RESERVE_BYTES",
+    "STORE_WAL_BYTES",
     "VALIDATION_FAILURES",
     "MetricsInterceptor",
     "MetricsServer",
@@ -53,6 +56,15 @@ CHECK_STATUS = Gauge(
     ["component", "check"],
 )
 COMPONENT_UP = Gauge("vigil_healthd_component_up", "1 while a component is SERVING, else 0.", ["component"])
+STORE_FREE_BYTES = Gauge(
+    "vigil_store_free_bytes",
+    "Free bytes of the volume holding a SQLite store (healthd store check).",
+    ["store"],
+)
+STORE_RESERVE_BYTES = Gauge(
+    "vigil_store_reserve_bytes", "Free space below which the store refuses new runs.", ["store"]
+)
+STORE_WAL_BYTES = Gauge("vigil_store_wal_bytes", "Size of the store's write-ahead log.", ["store"])
 HEAL_ATTEMPTS = Counter(
     "vigil_healthd_heal_attempts_total", "Heal actions tried, by outcome.", ["component", "action", "result"]
 )

@@ -153,7 +153,7 @@ async def test_a_lease_not_renewed_for_lease_s_stops_the_execution(h: Harness) -
 
     h.registry.register("forever", forever)
     a = h.new_executor(owner="replica-a", lease_s=3.0)
-    run = await _start(h, a, "forever")
+    await _start(h, a, "forever")
     await h.store.close()  # every write is refused from now on
     await a.start()  # renews every lease_s / 3 (1 s); the monotonic clock is the test's
     try:
