@@ -1,7 +1,8 @@
 """Vigil security service: authentication, authorization, validation, sanitization, integrity, audit.
 
 The domain objects here have no gRPC dependency (healthd imports `Authenticator` to
-verify ADMIN tokens itself); the servicer in `_service` is a thin translation layer.
+verify ADMIN tokens itself); the servicer in `_service` is a thin translation layer over
+`_operations`, and `_app` assembles the process.
 
 Names are imported lazily (PEP 562): healthd imports `Authenticator` from here and must not
 pay for the validators, jsonschema and the artifact downloader (about 16 MB of its RSS).

@@ -18,8 +18,9 @@ class Bulkhead:
 
     `reserve` is synchronous and called before a run is accepted, so a full bulkhead answers
     RESOURCE_EXHAUSTED instead of persisting work it cannot take. A reservation is held until
-    the run finishes. `slot` waits for an execution slot; waiting runs get slots highest
-    priority first, FIFO within a priority.
+    the run finishes; `Admission` tickets own reservations, so each is released exactly once.
+    `slot` waits for an execution slot; waiting runs get slots highest priority first, FIFO
+    within a priority.
     """
 
     def __init__(self, name: str, max_concurrent: int, max_queue: int, retry_after_s: float = 1.0) -> None:

@@ -10,11 +10,10 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common import FieldViolation, InvalidArgument, optional_timestamp, set_value, struct_to_dict
+from services.workflow._catalogue import CatalogueEntry
 from services.workflow._degradation import Level
-from services.workflow._events import RunEvent, WorkflowStats
+from services.workflow._events import RunEvent
 from services.workflow._model import ErrorCategory, Run, RunError, RunQuery, StepRecord
-from services.workflow._policies import BreakerState
-from services.workflow._registry import Workflow
 from services.workflow._runs import StartRequest
 from services.workflow._states import RunState
 from vigil.workflow.v1 import workflow_pb2 as _pb
@@ -136,12 +135,10 @@ def event_to_proto(event: RunEvent) -> _pb.WatchRunResponse:
     return msg
 
 
-def workflow_to_proto(
-    wf: Workflow, breaker: BreakerState, stats: WorkflowStats, in_flight: int, queued: int
-) -> _pb.WorkflowInfo:
-    p = wf.policy
+def workflow_to_proto(entry: CatalogueEntry) -> _pb.WorkflowInfo:
+    p, stats = entry.policy, entry.stats
     return _pb.WorkflowInfo(
-        name=wf.name,
+        name=entry.name,
         description=p.description,
         input_schema=_struct(p.input_schema),
         required_level=f"SECURITY_LEVEL_{p.required_level}",  # type: ignore[arg-type]
@@ -156,14 +153,14 @@ def workflow_to_proto(
         priority=p.priority,
         isolation=_pb.ISOLATION_PROCESS if p.isolation == "process" else _pb.ISOLATION_INLINE,
         fallbacks=[f.label for f in p.fallback],
-        breaker_state=_pb.BreakerState.Value(f"BREAKER_STATE_{breaker.value}"),
+        breaker_state=_pb.BreakerState.Value(f"BREAKER_STATE_{entry.breaker.value}"),
         stats=_pb.WorkflowStats(
             started=stats.started,
             succeeded=stats.succeeded,
             failed=stats.failed,
             errors_by_category=dict(stats.errors_by_category),
-            in_flight=in_flight,
-            queued=queued,
+            in_flight=entry.load.in_flight,
+            queued=entry.load.queued,
         ),
         prompt_fields=p.prompt_fields,
         path_fields=p.path_fields,

@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.common import FailedPrecondition, NotFound
-from services.workflow._bulkhead import Bulkhead
+from services.workflow._admission import Admission, Ticket
+from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._isolation import ProcessPool
@@ -76,6 +77,7 @@ class Executor:
         max_result_bytes: int = 1 << 20,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.store, self.registry, self.owner = store, registry, owner
         self._clock, self._mono, self._sleep, self._rng = clock, monotonic, sleep, rng or random.Random()
@@ -83,7 +85,7 @@ class Executor:
         self._lease_s, self._poll_s, self.max_result_bytes = lease_s, poll_s, max_result_bytes
         self.events = RunEvents()
         self.stats: dict[str, WorkflowStats] = {}
-        self._bulkheads: dict[str, Bulkhead] = {}
+        self.admission = admission or Admission()
         self._breakers: dict[str, CircuitBreaker] = {}
         self._retries: dict[str, RetryPolicy] = {}
         # Run ids with a live task here. Invariant: an id is added before the task's first
@@ -99,11 +101,6 @@ class Executor:
         self._background: list[asyncio.Task[None]] = []
 
     # -- policies per workflow -------------------------------------------------------------
-    def bulkhead(self, wf: Workflow) -> Bulkhead:
-        if wf.name not in self._bulkheads:
-            self._bulkheads[wf.name] = Bulkhead(wf.name, wf.policy.max_concurrency, wf.policy.max_queue)
-        return self._bulkheads[wf.name]
-
     def breaker(self, wf: Workflow) -> CircuitBreaker:
         if wf.name not in self._breakers:
             b = wf.policy.breaker
@@ -125,6 +122,13 @@ class Executor:
     def record_rejection(self, workflow: str, exc: BaseException) -> None:
         """Count a StartRun refused before a run existed (auth, validation, shedding)."""
         self.stats_of(workflow).record_error(categorize(exc))
+
+    def catalogue(self) -> list[CatalogueEntry]:
+        """Every registered workflow, by name: its declaration and its state here."""
+        return [
+            CatalogueEntry(wf, self.breaker(wf).state, self.stats_of(wf.name), self.admission.load(wf))
+            for wf in self.registry.all()
+        ]
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -169,7 +173,7 @@ class Executor:
                 self._redispatch[run.run_id] = run
                 self._fence_off(run.run_id, f"re-claimed at epoch {run.lease_epoch}")
             else:
-                self.dispatch(run, reserved=False, confirmed_at=at)
+                self.dispatch(run, confirmed_at=at)
 
     async def _renew(self) -> None:
         """Extend the leases of the runs executing here. Fencing: after a store outage or a
@@ -220,14 +224,16 @@ class Executor:
         """Lease fields for a run this replica creates and will execute right away."""
         return self.owner, self._clock() + self._lease_s
 
-    def dispatch(self, run: Run, *, reserved: bool, confirmed_at: float | None = None) -> None:
+    def dispatch(self, run: Run, ticket: Ticket | None = None, *, confirmed_at: float | None = None) -> None:
         """Start executing ``run`` under its lease, which this replica got when it created or
-        claimed it (``confirmed_at``: monotonic time before that store call; default now).
-        ``reserved``: StartRun already holds its bulkhead slot."""
+        claimed it (``confirmed_at``: monotonic time before that store call; default now),
+        taking over ``ticket`` (its bulkhead reservation, from StartRun); without one (a
+        claimed run) the execution reserves once it is due."""
         if run.run_id in self._active or run.terminal:
-            return
+            return  # the caller's ticket, still held, is released by the caller
         self._leases.hold(run, at=confirmed_at)
-        task = asyncio.create_task(self._execute(run, reserved), name=f"run-{run.run_id}")
+        held = ticket.hand_over() if ticket is not None else Ticket(None)
+        task = asyncio.create_task(self._execute(run, held), name=f"run-{run.run_id}")
         self._active[run.run_id] = task
 
     async def cancel(self, run_id: str, reason: str) -> Run:
@@ -276,9 +282,8 @@ class Executor:
         self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
         return run
 
-    async def _execute(self, run: Run, reserved: bool) -> None:
-        # The bulkhead reservation this task holds, released exactly once when it ends.
-        held = self._bulkheads.get(run.workflow) if reserved else None
+    async def _execute(self, run: Run, ticket: Ticket) -> None:
+        # ``ticket`` is this task's: released exactly once when it ends (by ``with``).
         try:
             if run.not_before is not None and run.not_before > self._clock():
                 await self._sleep(run.not_before - self._clock())
@@ -288,12 +293,12 @@ class Executor:
                 error = RunError(ErrorCategory.VALIDATION, exc.message)
                 await self._finish(run, wf_name=run.workflow, change=RunChange(RunState.FAILED, error=error))
                 return
-            if held is None:
-                held = self.bulkhead(wf)
-                held.reserve(force=True)  # accepted earlier: never shed now
-            async with held.slot(run.priority):
-                with run_span(run.run_id, wf.name):
-                    await self._run(run, wf)
+            if not ticket.held:
+                ticket = self.admission.readmit(wf)  # accepted earlier: never shed now
+            with ticket:
+                async with ticket.slot(run.priority):
+                    with run_span(run.run_id, wf.name):
+                        await self._run(run, wf)
         except asyncio.CancelledError:
             lost = self._lost.pop(run.run_id, None)
             if lost is not None:  # fenced off: the run is another replica's now
@@ -310,15 +315,14 @@ class Executor:
                 raise  # shutdown: leave the run to be resumed
             await self._finish(run, wf_name=run.workflow, change=self._cancelled(reason))
         finally:
-            if held is not None:
-                held.release()
+            ticket.release()  # if the workflow was unknown or the task ended before ``with``
             self._active.pop(run.run_id, None)
             self._leases.drop(run.run_id)
             self._cancel_reasons.pop(run.run_id, None)
             self._lost.pop(run.run_id, None)
             again = self._redispatch.pop(run.run_id, None)
             if again is not None:
-                self.dispatch(again, reserved=False)
+                self.dispatch(again)
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
         if change.state is RunState.SUCCEEDED:

@@ -1,7 +1,7 @@
 """Prometheus metrics of the workflow service, read from the executor's own counters.
 
 A collector (not separately incremented metrics) so the numbers in ``/metrics`` and in
-ListWorkflows can never disagree: both read `Executor.stats`, breakers and bulkheads.
+ListWorkflows can never disagree: both read `Executor.catalogue` (and `Executor.stats`).
 """
 
 from __future__ import annotations
@@ -52,11 +52,10 @@ class WorkflowCollector(Collector):
         queued = GaugeMetricFamily(
             "vigil_workflow_queued", "Accepted runs waiting for a bulkhead slot", labels=["workflow"]
         )
-        for wf in ex.registry.all():
-            breaker.add_metric([wf.name], _BREAKER_VALUE[ex.breaker(wf).state])
-            bh = ex.bulkhead(wf)
-            in_flight.add_metric([wf.name], bh.running)
-            queued.add_metric([wf.name], max(0, bh.reserved - bh.running))
+        for entry in ex.catalogue():
+            breaker.add_metric([entry.name], _BREAKER_VALUE[entry.breaker])
+            in_flight.add_metric([entry.name], entry.load.in_flight)
+            queued.add_metric([entry.name], entry.load.queued)
         level = GaugeMetricFamily(
             "vigil_workflow_degradation_level", "Effective degradation level (0 NORMAL .. 4 OFFLINE)"
         )

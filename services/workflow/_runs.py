@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services.common import FieldViolation, InvalidArgument, PermissionDenied, Unavailable
+from services.workflow._catalogue import CatalogueEntry
 from services.workflow._config import LimitsConfig
 from services.workflow._degradation import DegradationGate, Level
 from services.workflow._events import EventType, RunEvent
@@ -24,6 +25,7 @@ from services.workflow._executor import Executor
 from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
 from services.workflow._paging import decode_page_token, encode_page_token
 from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._registry import Workflow
 from services.workflow._security_client import Caller, Screened
 
 __all__ = ["Operations", "Screener", "StartRequest", "StartResult"]
@@ -197,13 +199,46 @@ class Operations:
             level = self.gate.admit(priority=priority, privileged=screened.privileged)
             now = self._clock()
             scheduled = req.not_before is not None and req.not_before > now
-            bulkhead = self.executor.bulkhead(wf)
-            if not scheduled:
-                bulkhead.reserve()  # sheds with ResourceExhausted when full
+            # Sheds with ResourceExhausted when full; from here on the ticket owns the slot.
+            ticket = self.executor.admission.admit(wf, defer=scheduled)
         except Exception as exc:
             self.executor.record_rejection(wf.name, exc)
             raise
-        deadline = (req.not_before if scheduled else now) + wf.policy.run_timeout_s  # type: ignore[operator]
+        # The ticket is released when this block ends unless the executor took it over with the
+        # new run: so on a store failure and on an idempotent replay (the run existed already).
+        with ticket:
+            new = self._new_run(req, wf, run_id, screened, priority, level, now, scheduled, remaining_s)
+            run, created = await self.store.create_run(new)
+            # Waiting starts before dispatch, so the end cannot be missed and no re-read is needed.
+            ended = self.executor.events.ended(run.run_id) if req.wait and not run.terminal else None
+            if created:
+                self.executor.dispatch(run, ticket)
+        if ended is None:
+            return StartResult(run, created)
+        budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
+        try:
+            if not created:
+                run = await self.store.get_run(run.run_id)  # an existing run may have moved on
+            run = await self.executor.until_ended(ended, run, budget)
+        finally:
+            self.executor.events.forget(run.run_id, ended)
+        return StartResult(run, created)
+
+    def _new_run(
+        self,
+        req: StartRequest,
+        wf: Workflow,
+        run_id: str,
+        screened: Screened,
+        priority: int,
+        level: Level | None,
+        now: float,
+        scheduled: bool,
+        remaining_s: float | None,
+    ) -> NewRun:
+        """The run to persist for an admitted request."""
+        start = req.not_before if scheduled and req.not_before is not None else now
+        deadline = start + wf.policy.run_timeout_s
         if req.wait and remaining_s is not None:
             deadline = min(deadline, now + remaining_s)
         owner, lease_expires = self.executor.lease()
@@ -216,7 +251,7 @@ class Operations:
                 "priority": req.priority,
             }
         )
-        new = NewRun(
+        return NewRun(
             run_id=run_id,
             workflow=wf.name,
             params=screened.params,
@@ -235,31 +270,10 @@ class Operations:
             lease_owner=owner,
             lease_expires=lease_expires,
         )
-        try:
-            run, created = await self.store.create_run(new)
-        except BaseException:
-            if not scheduled:
-                bulkhead.release()
-            raise
-        if not created and not scheduled:
-            bulkhead.release()
-        if not req.wait or run.terminal:
-            if created:
-                self.executor.dispatch(run, reserved=not scheduled)
-            return StartResult(run, created)
-        budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
-        # Waiting before dispatch, so the end cannot be missed and no re-read is needed.
-        events = self.executor.events
-        ended = events.ended(run.run_id)
-        try:
-            if created:
-                self.executor.dispatch(run, reserved=not scheduled)
-            else:
-                run = await self.store.get_run(run.run_id)  # an existing run may have moved on
-            run = await self.executor.until_ended(ended, run, budget)
-        finally:
-            events.forget(run.run_id, ended)
-        return StartResult(run, created)
+
+    def catalogue(self) -> list[CatalogueEntry]:
+        """Every workflow: its declaration and its state on this replica (ListWorkflows)."""
+        return self.executor.catalogue()
 
     async def authenticate(self, token: str, remaining_s: float | None) -> Caller:
         """The caller of a read or cancel RPC (security decides; unreachable: UNAVAILABLE)."""

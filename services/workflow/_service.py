@@ -45,20 +45,8 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     ) -> _pb.ListWorkflowsResponse:
         # The catalogue (schemas, breaker states, error counts) is for authenticated callers.
         await self._ops.authenticate(bearer_token(context), context.time_remaining())
-        ex = self._ops.executor
-        infos = []
-        for wf in self._ops.registry.all():
-            bh = ex.bulkhead(wf)
-            infos.append(
-                workflow_to_proto(
-                    wf,
-                    ex.breaker(wf).state,
-                    ex.stats_of(wf.name),
-                    bh.running,
-                    max(0, bh.reserved - bh.running),
-                )
-            )
-        return _pb.ListWorkflowsResponse(workflows=infos)
+        catalogue = self._ops.catalogue()
+        return _pb.ListWorkflowsResponse(workflows=[workflow_to_proto(entry) for entry in catalogue])
 
     async def StartRun(
         self, request: _pb.StartRunRequest, context: grpc.aio.ServicerContext

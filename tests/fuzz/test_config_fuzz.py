@@ -17,9 +17,9 @@ from services.common import ConfigError, ConfigModel, load_config
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-# Every process's root config model: (package, class name, env prefix).
+# Every process's root config model: (module, class name, env prefix).
 ROOT_MODELS = [
-    ("services.workflow", "WorkflowConfig", "VIGIL_WORKFLOW_"),
+    ("services.workflow._config", "WorkflowConfig", "VIGIL_WORKFLOW_"),
     ("services.security", "SecurityConfig", "VIGIL_SECURITY_"),
     ("healthd", "HealthdConfig", "VIGIL_HEALTHD_"),
 ]

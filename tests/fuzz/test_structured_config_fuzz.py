@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from healthd import HealthdConfig
 from services.common import ConfigError, ConfigModel, load_config
-from services.workflow import WorkflowConfig
+from services.workflow._config import WorkflowConfig
 from tests.fuzz.test_config_fuzz import values
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

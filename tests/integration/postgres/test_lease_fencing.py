@@ -94,7 +94,7 @@ async def test_replica_that_lost_its_lease_stops_the_run_the_other_took_over(
             lease_expires=expires,
         )
     )
-    a.dispatch(run, reserved=False)  # A executes it; A's renewal loop is not running (cut off)
+    a.dispatch(run)  # A executes it; A's renewal loop is not running (cut off)
     await eventually(lambda: started == [1])
 
     await b.start()  # claims the run whose lease expired and resumes it

@@ -13,7 +13,7 @@ import yaml
 
 from services.common import VigilServer
 from services.security import Level, SecurityConfig
-from services.security._service import build
+from services.security._app import build
 from tests.unit.security._support import CertFiles, fast_key, make_ca_and_cert
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 

@@ -124,8 +124,8 @@ FAST_SCRYPT_N = 1 << 4
 
 async def start_security(tmp_path: Path, port: int = 0) -> SecurityEnv:
     from services.security import Level, new_key
+    from services.security._app import build as build_security
     from services.security._config import SecurityConfig
-    from services.security._service import build as build_security
 
     alice_token, alice = new_key("alice", Level.AUTHENTICATED, n=FAST_SCRYPT_N)
     admin_token, admin = new_key("root", Level.ADMIN, n=FAST_SCRYPT_N)

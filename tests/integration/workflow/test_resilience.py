@@ -10,6 +10,7 @@ from services.common import (
     FailedPrecondition,
     ResourceExhausted,
 )
+from services.workflow._admission import Load
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
 from services.workflow.client import pb
@@ -97,7 +98,7 @@ async def test_full_bulkhead_sheds_with_retry_info(app: WorkflowApp, security: S
             await c.start_run("narrow", {})
         assert info.value.retry_after_s > 0
         await c.cancel_run(first.run_id)
-        await eventually(lambda: app.executor.bulkhead(app.registry.get("narrow")).reserved == 0)
+        await eventually(lambda: app.executor.admission.load(app.registry.get("narrow")) == Load(0, 0))
         second, _ = await c.start_run("narrow", {})  # capacity is back
         await c.cancel_run(second.run_id)
 

@@ -54,7 +54,7 @@ class Harness:
         }
         fields.update(kw)
         run, _ = await self.store.create_run(NewRun(**fields))
-        self.executor.dispatch(run, reserved=False)
+        self.executor.dispatch(run)
         return run
 
     async def finish(self, workflow: str, params: Any = None, **kw: Any) -> Run:

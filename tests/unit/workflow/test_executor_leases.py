@@ -43,7 +43,7 @@ async def test_another_replica_takes_over_after_the_lease_expires(h: Harness) ->
             lease_expires=expires,
         )
     )
-    a.dispatch(run, reserved=False)
+    a.dispatch(run)
     await eventually(lambda: executed == ["one@1"])
     await a.stop()  # replica A is gone; its lease on the run runs out within 1 s
     gate.set()
@@ -64,7 +64,7 @@ async def _start(h: Harness, executor: Executor, workflow: str) -> Run:
             uuid.uuid4().hex, workflow, {}, "alice", 0, time.time(), lease_owner=owner, lease_expires=expires
         )
     )
-    executor.dispatch(run, reserved=False)
+    executor.dispatch(run)
     return run
 
 
@@ -118,7 +118,7 @@ async def test_a_replica_whose_lease_moved_writes_nothing_and_starts_no_step(
             lease_expires=expires,
         )
     )
-    a.dispatch(run, reserved=False)
+    a.dispatch(run)
     await eventually(lambda: starts == [("one", 1)])
     await b.start()
     try:
