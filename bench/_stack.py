@@ -82,6 +82,9 @@ class LocalStack:
         env: Extra environment of both services (e.g. ``OTEL_*`` to turn tracing on).
         security_address: Where the workflow service dials security (a fault proxy), when not direct.
         healing: Overrides of both components' healing settings.
+        store_reserve_mb: Also check the workflow's SQLite store (free space against this
+            reserve, as the local config does): the workflow component depends on it, so a
+            full disk is not "healed" by restarts; the workflow service gets the same reserve.
     """
 
     def __init__(
@@ -96,8 +99,10 @@ class LocalStack:
         env: Mapping[str, str] | None = None,
         security_address: str | None = None,
         healing: Mapping[str, Any] | None = None,
+        store_reserve_mb: float | None = None,
     ) -> None:
         self.root = root
+        self._store_reserve_mb = store_reserve_mb
         self.supervised = supervised
         self.ports = {"healthd": free_port(), "workflow": free_port(), "security": free_port()}
         self.token, user = new_key("drill", Level.AUTHENTICATED)
@@ -156,9 +161,31 @@ class LocalStack:
                 "healthd_address": self.address("healthd") if self.supervised else None,
                 "load_entry_points": False,
                 "limits": {"poll_s": 0.2, "process_workers": 1},
+                **self._store_space(),
                 **self._workflow_extra,
             },
         )
+
+    def store_path(self) -> Path:
+        return Path(self._workflow_extra.get("store_path", self.root / "runs.db"))
+
+    def _store_space(self) -> dict[str, Any]:
+        if self._store_reserve_mb is None:
+            return {}
+        return {"store_space": {"reserve_mb": self._store_reserve_mb}}
+
+    def _store_component(self) -> list[dict[str, Any]]:
+        if self._store_reserve_mb is None:
+            return []
+        check = {
+            "kind": "store",
+            "path": str(self.store_path()),
+            "reserve_mb": self._store_reserve_mb,
+            "interval_s": self._interval,
+            "timeout_s": self._interval,
+            "failure_threshold": 1,
+        }
+        return [{"name": "workflow-store", "critical": True, "degrades_to": "READ_ONLY", "checks": [check]}]
 
     def _component(self, name: str, service: str, module: str, config: Path, env: Mapping[str, str]) -> dict:
         checks = [
@@ -175,6 +202,9 @@ class LocalStack:
         return {
             "name": service,
             "critical": True,
+            "depends_on": ["workflow-store"]
+            if name == "workflow" and self._store_reserve_mb is not None
+            else [],
             "process": {
                 "argv": ["{python}", "-m", module, "--config", str(config)],
                 "env": dict(env),
@@ -186,6 +216,7 @@ class LocalStack:
 
     def healthd_config(self, extra_components: list[dict] | None = None) -> Path:
         components = [
+            *self._store_component(),
             self._component(
                 "security", SECURITY, "services.security", self.security_config(), self._security_env
             ),

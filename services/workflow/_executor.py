@@ -15,6 +15,10 @@ claimed the run after it expired here) the write is refused with `LeaseLost`; so
 renewal. Either way the execution is cancelled at its next await and logged as "lease
 lost", without writing anything more: the run is the new owner's. A lease this replica
 could not renew for ``lease_s`` (store unreachable, process stopped) counts as lost too.
+
+A write the store cannot take now (`Unavailable`: a full disk, a database down) pauses the
+execution the same way, without burning the handler's retries: the run keeps its lease and
+state, and the claim loop resumes it from its finished steps once the store takes writes.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, Unavailable
 from services.workflow._admission import Admission, Ticket
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
@@ -96,6 +100,8 @@ class Executor:
         self._lost: dict[str, str] = {}
         # The lease each active task executes under (same keys as _active).
         self._leases = HeldLeases(lease_s, monotonic)
+        # Runs whose execution stopped because the store could not take a write (and why).
+        self._paused: dict[str, str] = {}
         # Runs claimed anew while an older execution of them still ends here: started after it.
         self._redispatch: dict[str, Run] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -212,12 +218,16 @@ class Executor:
         task.cancel()
 
     async def _fenced(self, run_id: str, write: Awaitable[Any]) -> Any:
-        """Await a fenced store write; a refusal (`LeaseLost`) ends the execution here."""
+        """Await a fenced store write; a refusal (`LeaseLost`) ends the execution here, a store
+        that cannot take it (`Unavailable`) pauses it (resumed by the claim loop)."""
         try:
             return await write
         except LeaseLost as exc:
             self._lost.setdefault(run_id, str(exc))
             raise asyncio.CancelledError from exc  # past retries and fallbacks, to _execute
+        except Unavailable as exc:
+            self._paused.setdefault(run_id, str(exc))
+            raise asyncio.CancelledError from exc
 
     # -- entry points ------------------------------------------------------------------------
     def lease(self) -> tuple[str, float]:
@@ -310,6 +320,15 @@ class Executor:
                 )
                 self.stats_of(run.workflow).lease_lost += 1
                 return
+            paused = self._paused.pop(run.run_id, None)
+            if paused is not None:  # the run keeps its state and lease; the claim loop resumes it
+                _log.warning(
+                    "run %s paused: the run store cannot take its write (%s); it resumes once it can",
+                    run.run_id,
+                    paused,
+                    extra={"run_id": run.run_id, "workflow": run.workflow},
+                )
+                return
             reason = self._cancel_reasons.pop(run.run_id, None)
             if reason is None:
                 raise  # shutdown: leave the run to be resumed
@@ -320,6 +339,7 @@ class Executor:
             self._leases.drop(run.run_id)
             self._cancel_reasons.pop(run.run_id, None)
             self._lost.pop(run.run_id, None)
+            self._paused.pop(run.run_id, None)
             again = self._redispatch.pop(run.run_id, None)
             if again is not None:
                 self.dispatch(again)
