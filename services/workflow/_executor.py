@@ -9,16 +9,10 @@ or any whose lease expired) and resumes them; ``ctx.step`` skips the steps they 
 Shutdown cancels in-flight handlers without changing their runs, so they resume later;
 only `cancel` (CancelRun) turns a cancellation into the CANCELLED state.
 
-Fencing: each execution holds its run's `Lease` (owner + epoch) and every write it makes
-(state changes, step begin/finish) carries it. When the lease moved (another replica
-claimed the run after it expired here) the write is refused with `LeaseLost`; so is a
-renewal. Either way the execution is cancelled at its next await and logged as "lease
-lost", without writing anything more: the run is the new owner's. A lease this replica
-could not renew for ``lease_s`` (store unreachable, process stopped) counts as lost too.
-
-A write the store cannot take now (`Unavailable`: a full disk, a database down) pauses the
-execution the same way, without burning the handler's retries: the run keeps its lease and
-state, and the claim loop resumes it from its finished steps once the store takes writes.
+Fencing (`services.workflow._leases`): each execution holds its run's `Lease` (owner +
+epoch) and every write it makes (state changes, step begin/finish) carries it; once the
+lease moved the execution stops at its next await ("lease lost"), writing nothing more. A
+write the store cannot take (a full disk) pauses it without burning the handler's retries.
 """
 
 from __future__ import annotations
@@ -30,14 +24,14 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound, Unavailable
+from services.common import FailedPrecondition, NotFound
 from services.workflow._admission import Admission, Ticket
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._isolation import ProcessPool
-from services.workflow._leases import HeldLeases
-from services.workflow._model import ErrorCategory, LeaseLost, Run, RunChange, RunError, canonical_json
+from services.workflow._leases import LeaseKeeper
+from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
 from services.workflow._policies import (
     BreakerOpen,
     CircuitBreaker,
@@ -96,14 +90,15 @@ class Executor:
         # await and removed when it ends, so the claim loop never starts a run twice.
         self._active: dict[str, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[str, str] = {}
-        # Runs whose task was stopped because another replica took them over (and why).
-        self._lost: dict[str, str] = {}
-        # The lease each active task executes under (same keys as _active).
-        self._leases = HeldLeases(lease_s, monotonic)
-        # Runs whose execution stopped because the store could not take a write (and why).
-        self._paused: dict[str, str] = {}
-        # Runs claimed anew while an older execution of them still ends here: started after it.
-        self._redispatch: dict[str, Run] = {}
+        self.leases = LeaseKeeper(
+            store=store,
+            owner=owner,
+            clock=clock,
+            monotonic=monotonic,
+            lease_s=lease_s,
+            active=self._active,
+            dispatch=lambda run, at: self.dispatch(run, confirmed_at=at),
+        )
         self._background: list[asyncio.Task[None]] = []
 
     # -- policies per workflow -------------------------------------------------------------
@@ -141,14 +136,14 @@ class Executor:
         """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases.
 
         A store that cannot take the first claim (a full disk) does not stop the start-up: the
-        service comes up to answer reads and the claim loop resumes the runs once it can."""
+        service answers reads and the claim loop resumes the runs once it can."""
         try:
-            await self._claim_due()
+            await self.leases.claim_due()
         except Exception as exc:
             _log.warning("cannot resume runs yet (%s); the claim loop retries every %s s", exc, self._poll_s)
         self._background = [
-            asyncio.create_task(self._every(self._poll_s, self._claim_due), name="executor-claims"),
-            asyncio.create_task(self._every(self._lease_s / 3, self._renew), name="executor-leases"),
+            asyncio.create_task(self._every(self._poll_s, self.leases.claim_due), name="executor-claims"),
+            asyncio.create_task(self._every(self._lease_s / 3, self.leases.renew), name="executor-leases"),
         ]
 
     async def stop(self) -> None:
@@ -167,72 +162,10 @@ class Executor:
             except Exception:  # a store hiccup must not kill the loop; the next tick retries
                 _log.exception("executor background task failed")
 
-    async def _claim_due(self) -> None:
-        at = self._mono()
-        claimed = await self.store.claim_runs(
-            self.owner, self._clock(), self._lease_s, limit=256, skip=list(self._active)
-        )
-        for run in claimed:
-            if run.run_id in self._active:
-                # Claimed by an earlier poll racing this task's creation: the epoch moved past
-                # the task's, so it is fenced off; the new claim starts once it has ended.
-                self._redispatch[run.run_id] = run
-                self._fence_off(run.run_id, f"re-claimed at epoch {run.lease_epoch}")
-            else:
-                self.dispatch(run, confirmed_at=at)
-
-    async def _renew(self) -> None:
-        """Extend the leases of the runs executing here. Fencing: after a store outage or a
-        stop longer than ``lease_s`` another replica may have claimed and resumed some of
-        them; those stop here (no state change: the run is the new owner's)."""
-        held = self._leases.epochs()
-        if not held:
-            return
-        at = self._mono()
-        try:
-            renewed = await self.store.renew_leases(self.owner, held, self._clock() + self._lease_s)
-        except Exception:
-            for run_id in self._leases.unconfirmed(self._mono()):
-                self._fence_off(run_id, f"lease not renewed for {self._lease_s:g} s (run store unreachable)")
-            raise
-        self._leases.confirmed(renewed, at)
-        for run_id in held.keys() - renewed:
-            if run_id in self._active:
-                await self._check_lease(run_id)
-
-    async def _check_lease(self, run_id: str) -> None:
-        # Not renewed: the run ended meanwhile (its task is finishing) or its lease moved.
-        # Only the latter stops the task: cancelling one that is publishing its final state
-        # would leave waiters without the event.
-        run = await self.store.get_run(run_id)
-        if run.terminal or run.lease == self._leases.lease(run_id):
-            return
-        self._fence_off(run_id, f"lease lost to {run.lease_owner} (epoch {run.lease_epoch})")
-
-    def _fence_off(self, run_id: str, reason: str) -> None:
-        """Stop this replica's execution of ``run_id`` at its next await, writing nothing more."""
-        task = self._active.get(run_id)
-        if task is None or run_id in self._lost:
-            return
-        self._lost[run_id] = reason
-        task.cancel()
-
-    async def _fenced(self, run_id: str, write: Awaitable[Any]) -> Any:
-        """Await a fenced store write; a refusal (`LeaseLost`) ends the execution here, a store
-        that cannot take it (`Unavailable`) pauses it (resumed by the claim loop)."""
-        try:
-            return await write
-        except LeaseLost as exc:
-            self._lost.setdefault(run_id, str(exc))
-            raise asyncio.CancelledError from exc  # past retries and fallbacks, to _execute
-        except Unavailable as exc:
-            self._paused.setdefault(run_id, str(exc))
-            raise asyncio.CancelledError from exc
-
     # -- entry points ------------------------------------------------------------------------
     def lease(self) -> tuple[str, float]:
         """Lease fields for a run this replica creates and will execute right away."""
-        return self.owner, self._clock() + self._lease_s
+        return self.leases.lease_fields()
 
     def dispatch(self, run: Run, ticket: Ticket | None = None, *, confirmed_at: float | None = None) -> None:
         """Start executing ``run`` under its lease, which this replica got when it created or
@@ -241,7 +174,7 @@ class Executor:
         claimed run) the execution reserves once it is due."""
         if run.run_id in self._active or run.terminal:
             return  # the caller's ticket, still held, is released by the caller
-        self._leases.hold(run, at=confirmed_at)
+        self.leases.held.hold(run, at=confirmed_at)
         held = ticket.hand_over() if ticket is not None else Ticket(None)
         task = asyncio.create_task(self._execute(run, held), name=f"run-{run.run_id}")
         self._active[run.run_id] = task
@@ -286,8 +219,10 @@ class Executor:
 
     async def _update(self, run_id: str, change: RunChange) -> Run:
         # Shielded: a final state computed must reach the store even if we are cancelled now.
-        lease = self._leases.lease(run_id)
-        run: Run = await self._fenced(run_id, asyncio.shield(self.store.update_run(run_id, change, lease)))
+        lease = self.leases.held.lease(run_id)
+        run: Run = await self.leases.fenced(
+            run_id, asyncio.shield(self.store.update_run(run_id, change, lease))
+        )
         record_transition(run.workflow, run.state.value)
         self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
         return run
@@ -310,24 +245,10 @@ class Executor:
                     with run_span(run.run_id, wf.name):
                         await self._run(run, wf)
         except asyncio.CancelledError:
-            lost = self._lost.pop(run.run_id, None)
-            if lost is not None:  # fenced off: the run is another replica's now
-                _log.warning(
-                    "lease lost: run %s stops here, nothing more written (%s)",
-                    run.run_id,
-                    lost,
-                    extra={"run_id": run.run_id, "workflow": run.workflow},
-                )
+            stopped = self.leases.stopped(run)  # fenced off or paused: nothing more written
+            if stopped == "lost":
                 self.stats_of(run.workflow).lease_lost += 1
-                return
-            paused = self._paused.pop(run.run_id, None)
-            if paused is not None:  # the run keeps its state and lease; the claim loop resumes it
-                _log.warning(
-                    "run %s paused: the run store cannot take its write (%s); it resumes once it can",
-                    run.run_id,
-                    paused,
-                    extra={"run_id": run.run_id, "workflow": run.workflow},
-                )
+            if stopped is not None:
                 return
             reason = self._cancel_reasons.pop(run.run_id, None)
             if reason is None:
@@ -336,11 +257,8 @@ class Executor:
         finally:
             ticket.release()  # if the workflow was unknown or the task ended before ``with``
             self._active.pop(run.run_id, None)
-            self._leases.drop(run.run_id)
             self._cancel_reasons.pop(run.run_id, None)
-            self._lost.pop(run.run_id, None)
-            self._paused.pop(run.run_id, None)
-            again = self._redispatch.pop(run.run_id, None)
+            again = self.leases.ended(run.run_id)
             if again is not None:
                 self.dispatch(again)
 
@@ -456,14 +374,13 @@ class Executor:
 
     def _journal(self, run: Run) -> StoreJournal:
         """Step writes of ``run`` fenced by the lease this execution holds."""
-        lease = self._leases.lease(run.run_id)
         return StoreJournal(
             self.store,
             self.events,
             run,
             self.max_result_bytes,
-            lease=lease,
-            fenced=lambda write: self._fenced(run.run_id, write),
+            lease=self.leases.held.lease(run.run_id),
+            fenced=lambda write: self.leases.fenced(run.run_id, write),
         )
 
     async def _invoke_fallback(self, run: Run, other: Workflow) -> Any:

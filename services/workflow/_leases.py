@@ -1,19 +1,34 @@
-"""The leases one replica holds on the runs it executes, and when each was last confirmed.
+"""This replica's side of run leases: claiming runs, renewing leases, fencing executions off.
 
-A lease is confirmed when the run was created or claimed here and whenever a renewal
-succeeded. One not confirmed for ``lease_s`` may have been taken over by another replica
-(its expiry has passed, by this replica's clock): the executor stops such a run at its
-next await rather than keep executing on a lease it cannot show. Times are monotonic
-seconds taken *before* the store call that confirmed them, so they never overstate a hold.
+`LeaseKeeper` claims due runs for the executor, renews the leases of the runs executing
+here, and stops an execution (at its next await, writing nothing more) when its lease
+moved, when a renewal has not succeeded for ``lease_s``, or when one of its writes was
+refused (`LeaseLost`) or could not be taken (`Unavailable`: the run is paused, and the
+claim loop resumes it once the store takes writes again).
+
+`HeldLeases` keeps the lease each execution holds and when it was last confirmed: when the
+run was created or claimed here and whenever a renewal succeeded. One not confirmed for
+``lease_s`` may have been taken over by another replica (its expiry has passed, by this
+replica's clock). Times are monotonic seconds taken *before* the store call that confirmed
+them, so they never overstate a hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Literal
 
-from services.workflow._model import Lease, Run
+from services.common import Unavailable
+from services.workflow._model import Lease, LeaseLost, Run
+from services.workflow._store import RunStore
 
-__all__ = ["HeldLeases"]
+__all__ = ["HeldLeases", "LeaseKeeper"]
+
+_log = logging.getLogger("services.workflow._executor")  # one logger for what executions do
+_CLAIM_LIMIT = 256
+Stop = Literal["lost", "paused"]
 
 
 class HeldLeases:
@@ -50,3 +65,126 @@ class HeldLeases:
 
     def drop(self, run_id: str) -> None:
         self._held.pop(run_id, None)
+
+
+class LeaseKeeper:
+    """Claims, renewals and fencing for one executor (event-loop only).
+
+    Args:
+        active: The executor's run id -> task map (read here; the executor owns it).
+        dispatch: Starts a claimed run: ``dispatch(run, confirmed_at)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        owner: str,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+        lease_s: float,
+        active: dict[str, asyncio.Task[None]],
+        dispatch: Callable[[Run, float | None], None],
+    ) -> None:
+        self._store, self.owner, self._clock, self._mono = store, owner, clock, monotonic
+        self.lease_s = lease_s
+        self._active, self._dispatch = active, dispatch
+        self.held = HeldLeases(lease_s, monotonic)
+        # Executions to stop, and why: "lost" (the run is another replica's now) or "paused"
+        # (the store could not take a write). First reason wins; cleared as the task ends.
+        self._stops: dict[str, tuple[Stop, str]] = {}
+        # Runs claimed anew while an older execution of them still ends here: started after it.
+        self._redispatch: dict[str, Run] = {}
+
+    def lease_fields(self) -> tuple[str, float]:
+        """Lease fields for a run this replica creates and will execute right away."""
+        return self.owner, self._clock() + self.lease_s
+
+    async def claim_due(self) -> None:
+        at = self._mono()
+        claimed = await self._store.claim_runs(
+            self.owner, self._clock(), self.lease_s, limit=_CLAIM_LIMIT, skip=list(self._active)
+        )
+        for run in claimed:
+            if run.run_id in self._active:
+                # Claimed by a poll racing this task's creation: the epoch moved past the
+                # task's, so it is fenced off; the new claim starts once it has ended.
+                self._redispatch[run.run_id] = run
+                self.fence_off(run.run_id, f"re-claimed at epoch {run.lease_epoch}")
+            else:
+                self._dispatch(run, at)
+
+    async def renew(self) -> None:
+        """Extend the leases of the runs executing here. After a store outage or a stop
+        longer than ``lease_s`` another replica may have claimed some of them; those stop
+        here (no state change: the run is the new owner's)."""
+        held = self.held.epochs()
+        if not held:
+            return
+        at = self._mono()
+        try:
+            renewed = await self._store.renew_leases(self.owner, held, self._clock() + self.lease_s)
+        except Exception:
+            for run_id in self.held.unconfirmed(self._mono()):
+                self.fence_off(run_id, f"lease not renewed for {self.lease_s:g} s (run store unreachable)")
+            raise
+        self.held.confirmed(renewed, at)
+        for run_id in held.keys() - renewed:
+            if run_id in self._active:
+                await self._check(run_id)
+
+    async def _check(self, run_id: str) -> None:
+        # Not renewed: the run ended meanwhile (its task is finishing) or its lease moved.
+        # Only the latter stops the task: cancelling one that is publishing its final state
+        # would leave waiters without the event.
+        run = await self._store.get_run(run_id)
+        if run.terminal or run.lease == self.held.lease(run_id):
+            return
+        self.fence_off(run_id, f"lease lost to {run.lease_owner} (epoch {run.lease_epoch})")
+
+    def fence_off(self, run_id: str, reason: str) -> None:
+        """Stop this replica's execution of ``run_id`` at its next await, writing nothing more."""
+        task = self._active.get(run_id)
+        if task is None or run_id in self._stops:
+            return
+        self._stops[run_id] = ("lost", reason)
+        task.cancel()
+
+    async def fenced(self, run_id: str, write: Awaitable[Any]) -> Any:
+        """Await a fenced store write of an execution; a refusal (`LeaseLost`) ends it here, a
+        store that cannot take the write (`Unavailable`) pauses it: either way it unwinds as
+        a cancellation, past the workflow's retries and fallbacks."""
+        try:
+            return await write
+        except LeaseLost as exc:
+            self._stops.setdefault(run_id, ("lost", str(exc)))
+            raise asyncio.CancelledError from exc
+        except Unavailable as exc:
+            self._stops.setdefault(run_id, ("paused", str(exc)))
+            raise asyncio.CancelledError from exc
+
+    def stopped(self, run: Run) -> Stop | None:
+        """Why the cancelled execution of ``run`` was stopped here (logged), if it was."""
+        stop = self._stops.pop(run.run_id, None)
+        if stop is None:
+            return None
+        kind, reason = stop
+        extra = {"run_id": run.run_id, "workflow": run.workflow}
+        if kind == "lost":
+            _log.warning(
+                "lease lost: run %s stops here, nothing more written (%s)", run.run_id, reason, extra=extra
+            )
+        else:  # the run keeps its state and lease; the claim loop resumes it
+            _log.warning(
+                "run %s paused: the run store cannot take its write (%s); it resumes once it can",
+                run.run_id,
+                reason,
+                extra=extra,
+            )
+        return kind
+
+    def ended(self, run_id: str) -> Run | None:
+        """Forget ``run_id``'s execution; returns a newer claim of it to start now, if any."""
+        self.held.drop(run_id)
+        self._stops.pop(run_id, None)
+        return self._redispatch.pop(run_id, None)
