@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "CheckResult": "healthd._types",
     "CheckView": "healthd._snapshot",
-    "Clock": "healthd._scheduler",
+    "Clock": "services.common._clock",
     "ComponentConfig": "healthd._config",
     "ComponentHealth": "healthd._aggregate",
     "ComponentView": "healthd._snapshot",
     "Daemon": "healthd._daemon",
     "Event": "healthd._events",
     "EventKind": "healthd._events",
-    "FakeClock": "healthd._scheduler",
     "HealState": "healthd._healing",
     "HealingConfig": "healthd._config",
     "HealthEngine": "healthd._engine",
@@ -31,7 +30,6 @@ _EXPORTS = {
     "LIVENESS": "healthd._engine",
     "Level": "healthd._config",
     "LevelDamper": "healthd._aggregate",
-    "LoopClock": "healthd._scheduler",
     "Mode": "healthd._config",
     "OVERALL": "healthd._engine",
     "ProcessConfig": "healthd._config",
@@ -58,14 +56,12 @@ __all__ = [
     "Daemon",
     "Event",
     "EventKind",
-    "FakeClock",
     "HealState",
     "HealingConfig",
     "HealthEngine",
     "HealthdConfig",
     "Level",
     "LevelDamper",
-    "LoopClock",
     "Mode",
     "ProcessConfig",
     "Reason",
@@ -84,9 +80,9 @@ if TYPE_CHECKING:
     from healthd._engine import LIVENESS, OVERALL, READINESS, HealthEngine
     from healthd._events import Event, EventKind, Subscription
     from healthd._healing import HealState
-    from healthd._scheduler import Clock, FakeClock, LoopClock
     from healthd._snapshot import CheckView, ComponentView, Snapshot
     from healthd._types import CheckResult, Status
+    from services.common import Clock
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parsed = parser.parse_args(args)
     from healthd._daemon import serve  # the daemon's imports are not paid by client commands
+    from services.security import install_log_redaction
 
+    install_log_redaction()  # this process's log policy: the security sanitizer's rules
     return serve(parsed.config)
 
 

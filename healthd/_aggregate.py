@@ -2,7 +2,7 @@
 
 Pure functions over frozen values; time enters only as an explicit ``now``.
 
-Rules (DESIGN.md "Health model"):
+Rules (ARCHITECTURE.md, "Health model"):
 - A check is NOT_SERVING after ``failure_threshold`` consecutive failures (or one decisive
   event: a child exit, a broken Watch stream) and SERVING again after ``success_threshold``
   consecutive successes. Before any result it is UNKNOWN.
@@ -179,7 +179,7 @@ def target_level(config: HealthdConfig, comps: tuple[ComponentHealth, ...]) -> L
     if critical and all(c.status is Status.NOT_SERVING for c in critical):
         return Level.OFFLINE
     by_name: dict[str, ComponentConfig] = {c.name: c for c in config.components}
-    return max((by_name[c.name].level_when_down for c in down), key=lambda lv: lv.rank, default=Level.NORMAL)
+    return max((by_name[c.name].level_when_down for c in down), default=Level.NORMAL)
 
 
 def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level) -> SystemHealth:
@@ -208,14 +208,14 @@ class LevelDamper:
 
     def step(self, target: Level, now: float, hold_s: float) -> LevelDamper:
         """Advance toward ``target`` at time ``now``."""
-        if target.rank >= self.level.rank:
+        if target >= self.level:
             # Same or worse: take it immediately and forget any pending improvement.
             return LevelDamper(target)
         # Better: hold it; the level reached is the worst target seen while holding.
         if self.pending is None:
             pending, since = target, now
         else:
-            pending, since = max(self.pending, target, key=lambda lv: lv.rank), self.pending_since
+            pending, since = max(self.pending, target), self.pending_since
         if now - since >= hold_s:
             return LevelDamper(pending)
         return LevelDamper(self.level, pending, since)

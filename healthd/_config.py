@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from healthd.alerts._config import AlertsConfig
-from services.common import ConfigModel, ServerConfig
+from services.common import ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
 from services.security import AuthConfig
 
 
@@ -28,19 +28,8 @@ class Mode(StrEnum):
     """healthd only checks; it heals by command or admin RPC and escalates via `liveness` (Kubernetes)."""
 
 
-class Level(StrEnum):
-    """Degradation levels of DESIGN.md, ordered from best to worst."""
-
-    NORMAL = "NORMAL"
-    DEGRADED = "DEGRADED"
-    RESTRICTED = "RESTRICTED"
-    READ_ONLY = "READ_ONLY"
-    OFFLINE = "OFFLINE"
-
-    @property
-    def rank(self) -> int:
-        """Position in the order NORMAL < DEGRADED < RESTRICTED < READ_ONLY < OFFLINE."""
-        return list(Level).index(self)
+Level = DegradationLevel
+"""The degradation level (`services.common.DegradationLevel`; config files name it)."""
 
 
 class ClientTLS(ConfigModel):
@@ -228,7 +217,7 @@ class ComponentConfig(ConfigModel):
     """A failing critical component makes the system UNHEALTHY; others only DEGRADED."""
     depends_on: list[str] = Field(default_factory=list)
     """Hard dependencies: when one is down, this component is reported DEPENDENCY_DOWN and not healed."""
-    degrades_to: Level | None = None
+    degrades_to: DegradationLevelName | None = None
     """Degradation level while this component is down; default RESTRICTED if critical else DEGRADED."""
     checks: list[CheckConfig] = Field(min_length=1)
     """At least one check; the component is SERVING when all of them are."""

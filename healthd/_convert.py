@@ -121,7 +121,7 @@ def system_pb(snap: Snapshot, config: HealthdConfig) -> _pb.SystemHealth:
     system = snap.system
     return _pb.SystemHealth(
         status=_SYSTEM.get(system.status.value, _pb.SYSTEM_STATUS_UNHEALTHY),
-        degradation_level=_pb.DegradationLevel.Value(f"DEGRADATION_LEVEL_{system.level.value}"),
+        degradation_level=system.level.to_proto(),
         score=system.score,
         components=[component_pb(v, config, now) for v in snap.components],
         time=_ts(now),

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from healthd._config import HealthdConfig, Mode
 from healthd._engine import HealthEngine
-from healthd._scheduler import Clock
 from healthd._service import AdminGate, HealthBridge, HealthDaemonService
 from healthd._snapshot import Snapshot
 from healthd._supervisor import LineSink
@@ -22,6 +21,7 @@ from healthd._telemetry import observe_snapshot
 from healthd.alerts import Alerting
 from healthd.dashboard import DashboardModel, DashboardServer
 from services.common import (
+    Clock,
     ConfigError,
     Instrumentation,
     VigilServer,
@@ -40,7 +40,7 @@ _log = get_logger("vigil.healthd")
 def summary_line(snap: Snapshot) -> str:
     """One-line live status: system verdict, then each component."""
     system = snap.system
-    parts = [f"{system.status.value} score={system.score} level={system.level.value}"]
+    parts = [f"{system.status.value} score={system.score} level={system.level.name}"]
     if snap.liveness.value != "SERVING":
         parts.append(f"liveness NOT_SERVING ({snap.liveness_reason})")
     for view in snap.components:

@@ -31,12 +31,12 @@ from healthd._checks import GrpcHealthCheck, build_check
 from healthd._config import HealthdConfig, Mode, dependency_order
 from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
-from healthd._scheduler import Clock, LoopClock, Scheduler
+from healthd._scheduler import Scheduler
 from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
-from services.common import FailedPrecondition, NotFound, get_logger
+from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger
 
 _log = get_logger("vigil.healthd")
 
@@ -57,7 +57,7 @@ class HealthEngine:
         sink: LineSink | None = None,
     ) -> None:
         self.config = config
-        self.clock: Clock = clock or LoopClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self._rng = rng or random.Random()
         self.events = EventLog(config.event_history)
         self.supervisor = Supervisor()
@@ -81,7 +81,7 @@ class HealthEngine:
                 child = Child(name, comp.process, sink=sink or stderr_sink, on_exit=self._on_exit)
                 self.supervisor.add(child)
             self._checks[name] = [CheckState() for _ in comp.checks]
-            self._heal[name] = HealMachine(since=self.clock.now())
+            self._heal[name] = HealMachine(since=self.clock.monotonic())
             self._healers[name] = build_healer(comp, child)
             for index, check_cfg in enumerate(comp.checks):
                 check = build_check(check_cfg, child)
@@ -220,7 +220,7 @@ class HealthEngine:
     def _drive(self, name: str, event: HealEvent, reason: str = "") -> None:
         old = self._heal[name]
         policy = self.config.component(name).healing
-        now = self.clock.now()
+        now = self.clock.monotonic()
         new, actions = transition(old, event, now=now, policy=policy, rng=self._rng, reason=reason)
         self._heal[name] = new
         if new.state is not old.state:
@@ -301,7 +301,7 @@ class HealthEngine:
         own = {name: own_status(states) for name, states in self._checks.items()}
         comps = component_health(self.config, own, self._maint)
         target = target_level(self.config, comps)
-        self._damper = self._damper.step(target, self.clock.now(), self.config.level_recovery_s)
+        self._damper = self._damper.step(target, self.clock.monotonic(), self.config.level_recovery_s)
         system = system_health(self.config, comps, self._damper.level)
         escalated = [n for n, m in self._heal.items() if m.escalated]
         if escalated:
@@ -333,7 +333,7 @@ class HealthEngine:
             machine.reason,
             len(machine.attempts),
             machine.last_delay if backoff else 0.0,
-            max(0.0, machine.until - self.clock.now()) if backoff else 0.0,
+            max(0.0, machine.until - self.clock.monotonic()) if backoff else 0.0,
             health.name in self._maint,
             child.pid if child is not None else None,
             child.restarts if child is not None else 0,
@@ -363,8 +363,8 @@ class HealthEngine:
                 self.events.publish(EventKind.STATUS, b.name, why, a.status.value, b.status.value)
         o, n = old.system, new.system
         if (o.status, o.level) != (n.status, n.level):
-            message = f"{n.status.value} score={n.score} level={n.level.value}"
-            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.value}", message)
+            message = f"{n.status.value} score={n.score} level={n.level.name}"
+            self.events.publish(EventKind.SYSTEM, "", message, f"{o.status.value}/{o.level.name}", message)
         if old.liveness is not new.liveness:
             self.events.publish(
                 EventKind.LIVENESS, "", new.liveness_reason or "ok", old.liveness, new.liveness
@@ -375,10 +375,10 @@ class HealthEngine:
     async def _watchdog(self) -> None:
         """Heartbeat: measures loop lag and scheduler lateness; drives time-based damping."""
         wd = self.config.watchdog
-        expected = self.clock.now() + wd.interval_s
+        expected = self.clock.monotonic() + wd.interval_s
         while True:
             await self.clock.sleep_until(expected)
-            now = self.clock.now()
+            now = self.clock.monotonic()
             lag = now - expected
             reason = self.scheduler.stalled(now, wd.stall_after_s) or ""
             if not reason and lag > wd.stall_after_s:

@@ -12,70 +12,17 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from healthd._checks import Check, run_check
 from healthd._config import CheckConfig
 from healthd._telemetry import check_span
 from healthd._types import CheckResult
+from services.common import Clock
 
 ResultSink = Callable[[str, int, CheckResult], None]
 StreamFactory = Callable[[], AsyncIterator[CheckResult]]
-
-
-class Clock(Protocol):
-    """Monotonic time and sleeping, injectable so tests drive time."""
-
-    def now(self) -> float:
-        """Seconds on a monotonic clock."""
-        ...
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Return once ``now() >= deadline``."""
-        ...
-
-
-class LoopClock:
-    """``time.monotonic`` (the clock asyncio's loop uses), usable outside a running loop."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep_until(self, deadline: float) -> None:
-        await asyncio.sleep(max(0.0, deadline - self.now()))
-
-
-class FakeClock:
-    """A clock tests advance by hand; sleepers wake when their deadline is reached."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep_until(self, deadline: float) -> None:
-        if deadline <= self._now:
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((deadline, fut))
-        await fut
-
-    async def advance(self, seconds: float, settle: int = 20) -> None:
-        """Move time forward, wake due sleepers and let the loop run ``settle`` rounds."""
-        self._now += seconds
-        due = [(d, f) for d, f in self._sleepers if d <= self._now]
-        self._sleepers = [(d, f) for d, f in self._sleepers if d > self._now]
-        for _, fut in sorted(due, key=lambda item: item[0]):
-            if not fut.done():
-                fut.set_result(None)
-        for _ in range(settle):
-            await asyncio.sleep(0)
 
 
 @dataclass
@@ -120,7 +67,7 @@ class Scheduler:
 
     def start(self) -> None:
         """Start one task per job and per stream."""
-        start = self._clock.now()
+        start = self._clock.monotonic()
         self._tasks += [asyncio.create_task(self._run(job, start)) for job in self.jobs]
         self._tasks += [asyncio.create_task(self._pump(c, i, s)) for c, i, s in self._streams]
 
@@ -143,7 +90,7 @@ class Scheduler:
             if not self._paused(job.component):
                 await self.run_once(job)
             # Next slot on the fixed grid strictly after now: skipped slots are not made up.
-            elapsed_slots = math.floor((self._clock.now() - base) / cfg.interval_s) + 1
+            elapsed_slots = math.floor((self._clock.monotonic() - base) / cfg.interval_s) + 1
             k = max(k + 1, elapsed_slots)
 
     async def run_once(self, job: Job, *, on_grid: bool = True) -> CheckResult:
@@ -153,7 +100,7 @@ class Scheduler:
         out-of-band run (`check_now`) may overlap one and must not clear its mark.
         """
         if on_grid:
-            job.busy_since = self._clock.now()
+            job.busy_since = self._clock.monotonic()
         cfg = job.cfg
         try:
             with check_span(job.component, cfg.name or cfg.kind, cfg.kind) as observed:

@@ -21,8 +21,15 @@ from healthd._convert import component_pb, event_pb, event_type, system_pb
 from healthd._engine import HealthEngine
 from healthd._snapshot import Snapshot
 from healthd._types import Status
-from services.common import FieldViolation, HealthServicer, InvalidArgument, PermissionDenied, Unavailable
-from services.security import AuthConfig, Authenticator, Level, Principal, bearer_token
+from services.common import (
+    FieldViolation,
+    HealthServicer,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+    bearer_token,
+)
+from services.security import AuthConfig, Authenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 

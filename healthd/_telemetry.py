@@ -14,13 +14,30 @@ from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from prometheus_client import Counter, Gauge, Histogram
 
 from healthd._snapshot import Snapshot
 from healthd._types import CheckResult
 from healthd._types import Status as Health
-from services.common import CHECK_SECONDS, CHECK_STATUS, COMPONENT_UP, HEAL_ATTEMPTS, tracer
+from services.common import LATENCY_BUCKETS, tracer
 
 __all__ = ["check_span", "heal_span", "healer_kind", "observe_snapshot"]
+
+CHECK_SECONDS = Histogram(
+    "vigil_healthd_check_seconds",
+    "Duration of each health check.",
+    ["component", "check"],
+    buckets=LATENCY_BUCKETS,
+)
+CHECK_STATUS = Gauge(
+    "vigil_healthd_check_status",
+    "Last result of a check: 1 serving, 0 not serving, -1 unknown.",
+    ["component", "check"],
+)
+COMPONENT_UP = Gauge("vigil_healthd_component_up", "1 while a component is SERVING, else 0.", ["component"])
+HEAL_ATTEMPTS = Counter(
+    "vigil_healthd_heal_attempts_total", "Heal actions tried, by outcome.", ["component", "action", "result"]
+)
 
 _STATUS_VALUE = {Health.SERVING: 1, Health.NOT_SERVING: 0, Health.UNKNOWN: -1}
 

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from healthd._store_metrics import STORE_FREE_BYTES, STORE_RESERVE_BYTES
 from healthd.alerts._config import AlertsConfig
 from healthd.alerts._rules import Alert, ComponentFact, Facts, Notice, RuleEngine
 from healthd.alerts._webhook import WebhookSender
-from services.common import STORE_FREE_BYTES, STORE_RESERVE_BYTES, get_logger
+from services.common import get_logger
 
 if TYPE_CHECKING:
     from healthd._snapshot import Snapshot

@@ -127,7 +127,7 @@ class DashboardModel:
             "system": {
                 "status": system.status.value,
                 "score": system.score,
-                "level": system.level.value,
+                "level": system.level.name,
                 "ready": system.ready,
                 "liveness": snap.liveness.value,
                 "liveness_reason": snap.liveness_reason,

@@ -1,6 +1,7 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
 from services.common._batching import next_batch
+from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
 from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
 from services.common._convert import optional_timestamp
 from services.common._errors import (
@@ -22,22 +23,17 @@ from services.common._errors import (
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer, ServingStatus
 from services.common._instrument import Instrumentation
 from services.common._interceptors import ErrorMapping, wrap_handler
-from services.common._logging import add_log_enricher, add_log_redactor, configure_logging, get_logger
-from services.common._logs import install_log_hooks, log_fields
-from services.common._metrics import (
-    AUDIT_EVENTS,
-    CHECK_SECONDS,
-    CHECK_STATUS,
-    COMPONENT_UP,
-    HEAL_ATTEMPTS,
-    RUN_TRANSITIONS,
-    STORE_FREE_BYTES,
-    STORE_RESERVE_BYTES,
-    STORE_WAL_BYTES,
-    VALIDATION_FAILURES,
-    MetricsInterceptor,
-    MetricsServer,
+from services.common._levels import (
+    DegradationLevel,
+    DegradationLevelName,
+    SecurityLevel,
+    SecurityLevelName,
+    degradation_level_pb,
+    security_level_pb,
 )
+from services.common._logging import add_log_enricher, configure_logging, get_logger, set_log_redactor
+from services.common._logs import install_log_hooks, keep_operational, log_fields
+from services.common._metrics import LATENCY_BUCKETS, MetricsInterceptor, MetricsServer
 from services.common._migrations import (
     Migration,
     SchemaTooNew,
@@ -60,29 +56,25 @@ from services.common._telemetry import (
     tracer,
     tracing_enabled,
 )
+from services.common._tokens import bearer_token, optional_bearer_token
 from services.common._writer import BatchWriter
 
 __all__ = [
-    "AUDIT_EVENTS",
-    "CHECK_SECONDS",
-    "CHECK_STATUS",
-    "COMPONENT_UP",
     "HEALTH_SERVICE_NAME",
-    "HEAL_ATTEMPTS",
-    "RUN_TRANSITIONS",
-    "STORE_FREE_BYTES",
-    "STORE_RESERVE_BYTES",
-    "STORE_WAL_BYTES",
+    "LATENCY_BUCKETS",
     "SUPERVISOR_PID_ENV",
     "SYNCHRONOUS_MODES",
-    "VALIDATION_FAILURES",
+    "SYSTEM_CLOCK",
     "Aborted",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
+    "Clock",
     "ConfigError",
     "ConfigModel",
     "DeadlineExceeded",
+    "DegradationLevel",
+    "DegradationLevelName",
     "ErrorMapping",
     "FailedPrecondition",
     "FieldViolation",
@@ -93,14 +85,19 @@ __all__ = [
     "MetricsServer",
     "Migration",
     "NotFound",
+    "Now",
     "Observation",
     "ObservingInterceptor",
     "PermissionDenied",
     "ResourceExhausted",
     "SchemaTooNew",
+    "SecurityLevel",
+    "SecurityLevelName",
     "ServerConfig",
     "ServingStatus",
+    "Sleep",
     "SpaceSample",
+    "SystemClock",
     "TLSConfig",
     "TracingInterceptor",
     "Unauthenticated",
@@ -110,21 +107,24 @@ __all__ = [
     "VigilServer",
     "VolumeSpace",
     "add_log_enricher",
-    "add_log_redactor",
     "bad_request_violations",
+    "bearer_token",
     "check_migrations",
     "client_interceptors",
     "configure_logging",
+    "degradation_level_pb",
     "every",
     "from_rpc_error",
     "get_logger",
     "install_log_hooks",
+    "keep_operational",
     "list_to_py",
     "load_config",
     "log_fields",
     "migrate_sqlite",
     "next_batch",
     "open_sqlite",
+    "optional_bearer_token",
     "optional_timestamp",
     "parse_yaml",
     "publish_serving",
@@ -134,7 +134,9 @@ __all__ = [
     "run_in_savepoints",
     "run_main",
     "schema_too_new",
+    "security_level_pb",
     "server_credentials",
+    "set_log_redactor",
     "set_value",
     "setup_tracing",
     "shutdown_tracing",

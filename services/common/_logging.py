@@ -1,10 +1,12 @@
 """JSON-lines logging to stderr, one object per line.
 
 Each line has ``ts`` (UTC, RFC 3339), ``level``, ``logger``, ``msg`` and any ``extra=``
-fields of the call. Two hook lists let later concerns join without this module
-knowing them: enrichers add fields (trace_id/span_id from the current span), and
-redactors rewrite text (the security sanitizer's rules), applied to the message and
-every string field.
+fields of the call. Two hooks let later concerns join without this module
+knowing them: enrichers add fields (trace_id/span_id from the current span), and ONE
+redactor rewrites text, applied to the message and every string field. The redactor is
+the process's log policy, registered by its entry point with `set_log_redactor`; a
+single slot (not a list) so two policies can never stack (a stricter one would undo
+what the other keeps on purpose).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["JsonFormatter", "add_log_enricher", "add_log_redactor", "configure_logging", "get_logger"]
+__all__ = ["JsonFormatter", "add_log_enricher", "configure_logging", "get_logger", "set_log_redactor"]
 
 _enrichers: list[Callable[[dict[str, Any]], None]] = []
-_redactors: list[Callable[[str], str]] = []
+_redactor: Callable[[str], str] | None = None
 
 # LogRecord attributes that are plumbing, not fields the caller passed with extra=.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -30,15 +32,15 @@ def add_log_enricher(fn: Callable[[dict[str, Any]], None]) -> None:
     _enrichers.append(fn)
 
 
-def add_log_redactor(fn: Callable[[str], str]) -> None:
-    """Register ``fn(text) -> text`` applied to the message and every string field."""
-    _redactors.append(fn)
+def set_log_redactor(fn: Callable[[str], str] | None) -> None:
+    """Make ``fn(text) -> text`` THE redaction policy of this process's log lines, replacing
+    any earlier one (None: lines are written as they are). Call once, at start-up."""
+    global _redactor
+    _redactor = fn
 
 
 def _redact(text: str) -> str:
-    for fn in _redactors:
-        text = fn(text)
-    return text
+    return text if _redactor is None else _redactor(text)
 
 
 class JsonFormatter(logging.Formatter):

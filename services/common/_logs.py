@@ -4,12 +4,13 @@
   log line leads to its trace and back;
 - fields bound with `log_fields(run_id=..., workflow=...)` for the duration of a block
   (a contextvar: each asyncio task sees its own);
-- secrets and PII rewritten by the security service's sanitizer rules
-  (`services.security.redact`), the same rules that screen workflow inputs.
+- `keep_operational`: the log rule for redaction, applied to whatever finder the
+  process registers (each entry point registers its policy with `set_log_redactor`;
+  common knows no service's rules).
 
-Log lines are operational text full of addresses, ports, ids and durations; the
+Log lines are operational text full of addresses, ports, ids and durations; a
 sanitizer's ipv4/ipv6/phone rules match those, and a log that hides which address a
-server listens on helps nobody. So a line is rewritten when the sanitizer finds a
+server listens on helps nobody. So a line is rewritten when the finder reports a
 secret or personal data (keys, tokens, JWTs, e-mail, card numbers); a line in which
 it found only address- or phone-shaped numbers is kept as written.
 """
@@ -18,14 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from opentelemetry import trace
 
-from services.common._logging import add_log_enricher, add_log_redactor
+from services.common._logging import add_log_enricher
 
-__all__ = ["install_log_hooks", "log_fields"]
+__all__ = ["install_log_hooks", "keep_operational", "log_fields"]
 
 # Kinds that only look like network addresses or phone numbers (see module docstring).
 _OPERATIONAL_KINDS = frozenset({"ipv4", "ipv6", "phone"})
@@ -57,14 +58,12 @@ def _enrich(entry: dict[str, Any]) -> None:
             entry.setdefault(key, value)
 
 
-def _security_redactor() -> Callable[[str], str] | None:
-    try:
-        from services.security import redact
-    except ImportError:  # a process built without the security package still logs
-        return None
+def keep_operational(finder: Callable[[str], tuple[str, Mapping[str, int]]]) -> Callable[[str], str]:
+    """The log rule over ``finder(text) -> (redacted, counts by kind)``: a line keeps its text
+    unless ``finder`` found something other than address- or phone-shaped numbers."""
 
     def apply(text: str) -> str:
-        redacted, counts = redact(text)
+        redacted, counts = finder(text)
         if not counts or counts.keys() <= _OPERATIONAL_KINDS:
             return text
         return redacted
@@ -73,12 +72,9 @@ def _security_redactor() -> Callable[[str], str] | None:
 
 
 def install_log_hooks() -> None:
-    """Register the enricher and the redactor once per process."""
+    """Register the enricher once per process (the redactor is the entry point's choice)."""
     global _installed
     if _installed:
         return
     _installed = True
     add_log_enricher(_enrich)
-    redactor = _security_redactor()
-    if redactor is not None:
-        add_log_redactor(redactor)

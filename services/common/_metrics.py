@@ -5,10 +5,10 @@ dashboards work: ``grpc_server_started_total``, ``grpc_server_handled_total`` an
 ``grpc_server_handling_seconds`` labelled by ``grpc_type``, ``grpc_service``,
 ``grpc_method`` (and ``grpc_code`` once a call has ended).
 
-Domain counters are defined here, once per process, so every service reports them
-under one naming scheme; the owning code only calls ``.labels(...).inc()/set()``.
-Gauges of state that lives in an object (breakers, queues) are read from it at scrape
-time by a collector beside that object (e.g. services.workflow._telemetry).
+Each service defines its own domain families (``vigil_<service>_...``, default registry)
+in its own ``_telemetry`` module; this module holds only the machinery they share. Gauges of state
+that lives in an object (breakers, queues) are read from it at scrape time by a
+collector beside that object (e.g. services.workflow._metrics).
 """
 
 from __future__ import annotations
@@ -19,61 +19,16 @@ from collections.abc import Iterable
 from typing import Any
 
 import grpc
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from services.common._observe import Observation, ObservingInterceptor, split_method
 
-__all__ = [
-    "AUDIT_EVENTS",
-    "CHECK_SECONDS",
-    "CHECK_STATUS",
-    "COMPONENT_UP",
-    "HEAL_ATTEMPTS",
-    "RUN_TRANSITIONS",
-    "STORE_FREE_BYTES",
-    "STORE_RESERVE_BYTES",
-    "STORE_WAL_BYTES",
-    "VALIDATION_FAILURES",
-    "MetricsInterceptor",
-    "MetricsServer",
-]
+__all__ = ["LATENCY_BUCKETS", "MetricsInterceptor", "MetricsServer"]
 
 # Latency buckets (seconds): sub-millisecond health checks up to multi-second workflow runs.
-_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-
-# --- domain families (default registry) ---------------------------------------------
-RUN_TRANSITIONS = Counter(
-    "vigil_workflow_run_transitions_total", "Runs entering a state, by workflow.", ["workflow", "state"]
-)
-CHECK_SECONDS = Histogram(
-    "vigil_healthd_check_seconds", "Duration of each health check.", ["component", "check"], buckets=_BUCKETS
-)
-CHECK_STATUS = Gauge(
-    "vigil_healthd_check_status",
-    "Last result of a check: 1 serving, 0 not serving, -1 unknown.",
-    ["component", "check"],
-)
-COMPONENT_UP = Gauge("vigil_healthd_component_up", "1 while a component is SERVING, else 0.", ["component"])
-STORE_FREE_BYTES = Gauge(
-    "vigil_store_free_bytes",
-    "Free bytes of the volume holding a SQLite store (healthd store check).",
-    ["store"],
-)
-STORE_RESERVE_BYTES = Gauge(
-    "vigil_store_reserve_bytes", "Free space below which the store refuses new runs.", ["store"]
-)
-STORE_WAL_BYTES = Gauge("vigil_store_wal_bytes", "Size of the store's write-ahead log.", ["store"])
-HEAL_ATTEMPTS = Counter(
-    "vigil_healthd_heal_attempts_total", "Heal actions tried, by outcome.", ["component", "action", "result"]
-)
-AUDIT_EVENTS = Counter(
-    "vigil_security_audit_events_total", "Audit log entries written, by decision.", ["action", "decision"]
-)
-VALIDATION_FAILURES = Counter(
-    "vigil_security_validation_failures_total", "Inputs refused by validation, by kind.", ["kind"]
-)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class _RpcFamilies:
@@ -92,7 +47,7 @@ class _RpcFamilies:
             "grpc_server_handling_seconds",
             "Time to complete an RPC, by status code.",
             [*labels, "grpc_code"],
-            buckets=_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         sha256_file,
     )
     from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
-    from services.security._auth import AuthConfig, Authenticator, bearer_token, load_keys_file
+    from services.security._auth import AuthConfig, Authenticator, load_keys_file
     from services.security._config import AuditConfig, SecurityConfig
     from services.security._devkey import ensure_dev_token
     from services.security._findings import Finding, to_violations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from services.security._principal import Level, Principal
     from services.security._prompt import PromptLimits, PromptValidator
     from services.security._ratelimit import RateLimitConfig, RateLimiter
-    from services.security._sanitize import RedactionPattern, Redactor, luhn_ok, redact
+    from services.security._sanitize import RedactionPattern, Redactor, install_log_redaction, luhn_ok, redact
     from services.security._screen import Inspector, Screener, ScreenInput, ScreenOutcome
     from services.security._trajectory import TrajectorySpec, TrajectoryValidator
 
@@ -80,13 +80,13 @@ _EXPORTS = {
     "TrajectorySpec": "services.security._trajectory",
     "TrajectoryValidator": "services.security._trajectory",
     "VerifyResult": "services.security._audit",
-    "bearer_token": "services.security._auth",
     "ensure_dev_token": "services.security._devkey",
     "hash_token": "services.security._keys",
     "load_keys_file": "services.security._auth",
     "luhn_ok": "services.security._sanitize",
     "new_key": "services.security._keys",
     "redact": "services.security._sanitize",
+    "install_log_redaction": "services.security._sanitize",
     "select_fields": "services.security._params",
     "sha256_file": "services.security._artifacts",
     "to_violations": "services.security._findings",
@@ -146,9 +146,9 @@ __all__ = [
     "TrajectorySpec",
     "TrajectoryValidator",
     "VerifyResult",
-    "bearer_token",
     "ensure_dev_token",
     "hash_token",
+    "install_log_redaction",
     "load_keys_file",
     "luhn_ok",
     "new_key",

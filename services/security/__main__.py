@@ -21,8 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli(args)
     # Imported here so the key commands work without starting (or importing) the gRPC runtime.
     from services.common import run_main
-    from services.security._app import build, install_log_redaction
+    from services.security._app import build
     from services.security._config import SecurityConfig
+    from services.security._sanitize import install_log_redaction
 
     install_log_redaction()
     return run_main(args, model=SecurityConfig, env_prefix=ENV_PREFIX, build=build, prog="security")

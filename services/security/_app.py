@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -12,25 +11,19 @@ from services.common import (
     Instrumentation,
     Unavailable,
     VigilServer,
-    add_log_redactor,
     every,
     publish_serving,
 )
 from services.security._config import SecurityConfig
 from services.security._core import SecurityCore
 from services.security._operations import SecurityOperations
-from services.security._sanitize import redact
 from services.security._service import SecurityServicer
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
-__all__ = ["SERVICE_NAME", "build", "install_log_redaction"]
+__all__ = ["SERVICE_NAME", "build"]
 
 SERVICE_NAME = "vigil.security.v1.SecurityService"
 _ANCHOR_EVERY_S = 60.0
-
-
-def _log_redactor(text: str) -> str:
-    return redact(text)[0]
 
 
 def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Awaitable[None]]:
@@ -50,16 +43,6 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
         await publish_serving(server.health, ("", SERVICE_NAME), await asyncio.to_thread(core.audit.probe))
 
     return job
-
-
-@functools.cache
-def install_log_redaction() -> None:
-    """Route every log line of this process through `redact` (idempotent).
-
-    Called by the process entry point, not by `build`: the redactor is process-wide, and a
-    test session that builds servers must not change how other components' logs read.
-    """
-    add_log_redactor(_log_redactor)
 
 
 async def build(config: SecurityConfig) -> VigilServer:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Literal, Required, TypedDict, Unpack
 
 from services.common import (
-    AUDIT_EVENTS,
     BatchWriter,
     InvalidArgument,
     Unavailable,
@@ -33,6 +32,7 @@ from services.common import (
 )
 from services.security._audit_schema import MIGRATIONS
 from services.security._sanitize import Redactor
+from services.security._telemetry import AUDIT_EVENTS
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
 

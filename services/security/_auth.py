@@ -6,7 +6,6 @@ material, so this module must stay importable without a server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -16,7 +15,7 @@ from services.security._jwt import JWTConfig, JWTVerifier
 from services.security._keys import KEY_PREFIX, ApiKeyVerifier, KeyEntry
 from services.security._principal import Principal
 
-__all__ = ["AuthConfig", "Authenticator", "bearer_token", "load_keys_file"]
+__all__ = ["AuthConfig", "Authenticator", "load_keys_file"]
 
 _MAX_TOKEN_CHARS = 8192
 
@@ -57,24 +56,6 @@ def load_keys_file(path: Path) -> list[KeyEntry]:
         except ValidationError as exc:
             raise ValueError(f"{path}: entry {i}: {exc.errors()[0]['msg']}") from None
     return entries
-
-
-def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | Mapping[str, str] | None) -> str:
-    """Extract the token from ``authorization: Bearer <token>`` metadata.
-
-    Raises:
-        Unauthenticated: no authorization header, or not a Bearer one.
-    """
-    items = metadata.items() if isinstance(metadata, Mapping) else (metadata or ())
-    for key, value in items:
-        if key.lower() != "authorization":
-            continue
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-        scheme, _, token = text.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
-        return token.strip()
-    raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
 
 
 class Authenticator:

@@ -10,40 +10,23 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from services.common import list_to_py, struct_to_dict
 from services.security._audit import GENESIS, AuditRecord
 from services.security._findings import Finding
-from services.security._principal import Level, Principal
+from services.security._principal import Principal
 from vigil.security.v1 import security_pb2 as _pb
 
 __all__ = [
     "decision_name",
     "event_pb",
     "finding_pb",
-    "level_from_pb",
-    "level_pb",
     "principal_pb",
     "struct_from_py",
     "struct_to_py",
 ]
 
-# SecurityLevel enum values are Level + 1 (0 is UNSPECIFIED).
-_LEVEL_OFFSET = 1
-
-
-def level_pb(level: Level | None) -> int:
-    return 0 if level is None else int(level) + _LEVEL_OFFSET
-
-
-def level_from_pb(value: int) -> Level | None:
-    """UNSPECIFIED (and unknown future values) -> None: no extra requirement from the caller."""
-    try:
-        return Level(value - _LEVEL_OFFSET)
-    except ValueError:
-        return None
-
 
 def principal_pb(p: Principal) -> _pb.Principal:
     return _pb.Principal(
         subject=p.subject,
-        level=level_pb(p.level),  # type: ignore[arg-type]
+        level=p.level.to_proto(),
         roles=sorted(p.roles),
         auth_method=p.via,
         credential_id=p.credential_id,

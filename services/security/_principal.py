@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
+
+from services.common import SecurityLevel
 
 __all__ = ["Level", "Principal"]
 
 
-class Level(enum.IntEnum):
-    """Security levels, ordered: a principal may do what any lower level may do."""
-
-    PUBLIC = 0
-    AUTHENTICATED = 1
-    PRIVILEGED = 2
-    ADMIN = 3
-
-    @classmethod
-    def parse(cls, value: object) -> Level:
-        """Parse a level from its name (case-insensitive) or an existing ``Level``.
-
-        Raises:
-            ValueError: naming the bad value and the accepted names.
-        """
-        if isinstance(value, Level):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls[value.strip().upper()]
-            except KeyError:
-                pass
-        names = ", ".join(m.name for m in cls)
-        raise ValueError(f"unknown security level {str(value)[:40]!r}; expected one of {names}")
+Level = SecurityLevel
+"""The security level (`services.common.SecurityLevel`; one definition for every service)."""
 
 
 @dataclass(frozen=True)

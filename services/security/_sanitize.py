@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import Field
 
-from services.common import ConfigModel
+from services.common import ConfigModel, keep_operational, set_log_redactor
 
-__all__ = ["RedactionPattern", "Redactor", "luhn_ok", "redact"]
+__all__ = ["RedactionPattern", "Redactor", "install_log_redaction", "luhn_ok", "redact"]
 
 
 class RedactionPattern(ConfigModel):
@@ -155,3 +155,11 @@ _DEFAULT = Redactor()
 def redact(text: str) -> tuple[str, dict[str, int]]:
     """Redact ``text`` with the built-in patterns; returns (text, counts by kind)."""
     return _DEFAULT.redact(text)
+
+
+def install_log_redaction() -> None:
+    """Make the built-in patterns, under the log rule (`services.common.keep_operational`:
+    addresses stay, secrets go), the log policy of this process. Called by each Vigil
+    entry point (security, workflow, healthd) at start-up, never by `build`: the policy is
+    process-wide, and a test session that builds servers must not change how logs read."""
+    set_log_redactor(keep_operational(redact))

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common import VALIDATION_FAILURES, FieldViolation, InvalidArgument, PermissionDenied
+from services.common import FieldViolation, InvalidArgument, PermissionDenied
 from services.security._config import SecurityConfig
 from services.security._findings import Finding, to_violations
 from services.security._gate import Gate
@@ -26,6 +26,7 @@ from services.security._paths import PathValidator
 from services.security._principal import Level, Principal
 from services.security._prompt import PromptValidator
 from services.security._sanitize import Redactor
+from services.security._telemetry import VALIDATION_FAILURES
 from services.security._trajectory import TrajectoryValidator
 
 __all__ = ["Inspector", "ScreenInput", "ScreenOutcome", "Screener"]

@@ -13,15 +13,12 @@ from typing import Any
 
 import grpc
 
-from services.common import optional_timestamp
+from services.common import SecurityLevel, bearer_token, optional_timestamp, security_level_pb
 from services.security._audit import AuditFilter
-from services.security._auth import bearer_token
 from services.security._convert import (
     decision_name,
     event_pb,
     finding_pb,
-    level_from_pb,
-    level_pb,
     principal_pb,
     struct_from_py,
     struct_to_py,
@@ -91,7 +88,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         return _pb.AuthorizeResponse(
             decision=_pb.DECISION_ALLOW,
             principal=principal_pb(principal),
-            required_level=level_pb(decision.required_level),  # type: ignore[arg-type]
+            required_level=security_level_pb(decision.required_level),
             matched_rule=decision.rule or "",
             audit_id=record.id,
         )
@@ -116,7 +113,7 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 workflow=request.workflow,
                 params=struct_to_py(request.params),
                 params_schema=schema,
-                required_level=level_from_pb(request.required_level),
+                required_level=SecurityLevel.from_proto(request.required_level),
                 prompt_fields=list(request.prompt_fields),
                 path_fields=list(request.path_fields),
                 trajectory_fields=list(request.trajectory_fields),

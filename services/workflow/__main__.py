@@ -9,11 +9,13 @@ import sys
 from collections.abc import Sequence
 
 from services.common import run_main
+from services.security import install_log_redaction
 from services.workflow._app import build
 from services.workflow._config import WorkflowConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_log_redaction()  # this process's log policy: the security sanitizer's rules
     return run_main(argv, model=WorkflowConfig, env_prefix="VIGIL_WORKFLOW_", build=build, prog="workflow")
 
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common import ConfigError, Instrumentation, VigilServer, every, publish_serving
+from services.common import (
+    SYSTEM_CLOCK,
+    Clock,
+    ConfigError,
+    Instrumentation,
+    VigilServer,
+    every,
+    publish_serving,
+)
 from services.workflow._builtins import register_builtins
 from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
@@ -104,22 +111,32 @@ class TokenFile:
         return self._token
 
 
-async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.time) -> WorkflowApp:
-    """Open the store, resume unfinished runs and register the servicer (not yet listening)."""
+async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> WorkflowApp:
+    """Open the store, resume unfinished runs and register the servicer (not yet listening).
+
+    ``clock`` is every reading of time the app makes: wall time for what is stored (runs,
+    leases, schedules), monotonic for breakers and caches, its sleep for waits.
+    """
     registry = build_registry(cfg)
     token = TokenFile(cfg.service_token_file)
     # Before any channel is made: client interceptors exist only once tracing is set up.
     telemetry = Instrumentation("workflow", cfg.server)
-    store = make_store(cfg, clock)
+    store = make_store(cfg, clock.time)
     await store.open()
-    security = SecurityClient(cfg.security_address, timeout_s=cfg.security_timeout_s, service_token=token)
+    security = SecurityClient(
+        cfg.security_address,
+        timeout_s=cfg.security_timeout_s,
+        service_token=token,
+        monotonic=clock.monotonic,
+    )
     pool = ProcessPool(cfg.limits.process_workers)
     executor = Executor(
         store=store,
         registry=registry,
         owner=cfg.instance_id,
-        clock=clock,
-        monotonic=time.monotonic,
+        clock=clock.time,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
         deps=security,
         pool=pool,
         lease_s=cfg.limits.lease_s,
@@ -127,7 +144,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Callable[[], float] = time.ti
         max_result_bytes=cfg.limits.max_result_bytes,
     )
     gate = DegradationGate()
-    ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock)
+    ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock.time)
     server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
     server.add_servicer(
         _pb_grpc.add_WorkflowServiceServicer_to_server,
@@ -180,9 +197,7 @@ def _store_health(server: VigilServer, store: RunStore, timeout_s: float) -> Cal
     return job
 
 
-def _scheduler(
-    schedules: list[ScheduleConfig], ops: Operations, token: TokenFile, clock: Callable[[], float]
-) -> Scheduler:
+def _scheduler(schedules: list[ScheduleConfig], ops: Operations, token: TokenFile, clock: Clock) -> Scheduler:
     async def start_slot(s: ScheduleConfig, slot: float) -> None:
         service_token = token()
         if service_token is None:
@@ -198,7 +213,7 @@ def _scheduler(
         )
         await ops.start(request, token=service_token, remaining_s=None)
 
-    return Scheduler(schedules, start_slot, clock)
+    return Scheduler(schedules, start_slot, clock.time, clock.sleep)
 
 
 async def build(cfg: WorkflowConfig) -> VigilServer:

@@ -9,9 +9,17 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common import FieldViolation, InvalidArgument, optional_timestamp, set_value, struct_to_dict
+from services.common import (
+    DegradationLevel,
+    FieldViolation,
+    InvalidArgument,
+    SecurityLevel,
+    degradation_level_pb,
+    optional_timestamp,
+    set_value,
+    struct_to_dict,
+)
 from services.workflow._catalogue import CatalogueEntry
-from services.workflow._degradation import Level
 from services.workflow._events import RunEvent
 from services.workflow._model import ErrorCategory, Run, RunError, RunQuery, StepRecord
 from services.workflow._runs import StartRequest
@@ -97,7 +105,9 @@ def run_to_proto(run: Run, steps: list[StepRecord] | None = None) -> _pb.Run:
         fallback_applied=run.fallback is not None,
         fallback=run.fallback or "",
         degradation_applied=run.degradation is not None,
-        degradation_level=Level[run.degradation].to_proto() if run.degradation else Level.NORMAL.to_proto(),  # type: ignore[arg-type]
+        degradation_level=degradation_level_pb(
+            DegradationLevel.parse(run.degradation) if run.degradation else None
+        ),
         schedule=run.schedule or "",
         audit_id=run.audit_id,
         redactions=run.redactions,
@@ -141,7 +151,7 @@ def workflow_to_proto(entry: CatalogueEntry) -> _pb.WorkflowInfo:
         name=entry.name,
         description=p.description,
         input_schema=_struct(p.input_schema),
-        required_level=f"SECURITY_LEVEL_{p.required_level}",  # type: ignore[arg-type]
+        required_level=SecurityLevel.parse(p.required_level).to_proto(),
         timeout=_dur(p.timeout_s),
         retry=_pb.RetryPolicy(
             max_attempts=p.retry.max_attempts,

@@ -1,6 +1,6 @@
 """Graceful degradation: the level healthd publishes, combined with our own dependency state.
 
-Levels (DESIGN.md): NORMAL and DEGRADED accept all work (DEGRADED is recorded on runs);
+Levels (ARCHITECTURE.md, Health model): NORMAL and DEGRADED accept all work (DEGRADED is recorded on runs);
 RESTRICTED sheds new work of non-privileged callers and low-priority work (priority < 0)
 but keeps privileged work; READ_ONLY refuses new runs (reads work); OFFLINE refuses them
 too. healthd unreachable means NORMAL: healthd is advisory, security is what fails closed.
@@ -9,13 +9,12 @@ too. healthd unreachable means NORMAL: healthd is advisory, security is what fai
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections.abc import Callable
 
 import grpc
 
-from services.common import FailedPrecondition, ResourceExhausted
+from services.common import DegradationLevel, FailedPrecondition, ResourceExhausted
 from vigil.healthd.v1 import healthd_pb2 as _hpb
 from vigil.healthd.v1 import healthd_pb2_grpc as _hpb_grpc
 
@@ -24,27 +23,8 @@ __all__ = ["DegradationGate", "HealthdWatcher", "Level"]
 _log = logging.getLogger(__name__)
 
 
-class Level(enum.IntEnum):
-    """Degradation levels, ordered by severity (the proto enum value is ``value + 1``)."""
-
-    NORMAL = 0
-    DEGRADED = 1
-    RESTRICTED = 2
-    READ_ONLY = 3
-    OFFLINE = 4
-
-    @classmethod
-    def from_proto(cls, value: int) -> Level:
-        """The level of a proto value; unspecified and values unknown to this release (a newer
-        healthd's) are NORMAL: healthd is advisory, and an unknown word must not stop work."""
-        if 1 <= value <= len(cls):
-            return cls(value - 1)
-        if value != 0:
-            _log.warning("unknown degradation level %d from healthd; treated as NORMAL", value)
-        return cls.NORMAL
-
-    def to_proto(self) -> int:
-        return int(self) + 1
+Level = DegradationLevel
+"""The degradation level (`services.common.DegradationLevel`, with its proto converters)."""
 
 
 class DegradationGate:
@@ -56,15 +36,15 @@ class DegradationGate:
     """
 
     def __init__(self, retry_after_s: float = 5.0) -> None:
-        self.published = Level.NORMAL
-        self._own: dict[str, Level] = {}
+        self.published = DegradationLevel.NORMAL
+        self._own: dict[str, DegradationLevel] = {}
         self.retry_after_s = retry_after_s
 
     @property
-    def level(self) -> Level:
+    def level(self) -> DegradationLevel:
         return max([self.published, *self._own.values()])
 
-    def set_dependency(self, name: str, level: Level | None) -> None:
+    def set_dependency(self, name: str, level: DegradationLevel | None) -> None:
         """Our own degradation because of dependency ``name``; None when it is healthy."""
         if level is None:
             self._own.pop(name, None)
@@ -74,19 +54,19 @@ class DegradationGate:
     def check_writable(self) -> None:
         """Before anything else in StartRun: READ_ONLY/OFFLINE refuse new runs."""
         level = self.level
-        if level >= Level.READ_ONLY:
+        if level >= DegradationLevel.READ_ONLY:
             raise FailedPrecondition(f"the system is {level.name}: new runs are not accepted")
 
-    def admit(self, *, priority: int, privileged: bool) -> Level | None:
+    def admit(self, *, priority: int, privileged: bool) -> DegradationLevel | None:
         """Admit a screened start; returns the level to record on the run (None when NORMAL)."""
         self.check_writable()
         level = self.level
-        if level is Level.RESTRICTED and (priority < 0 or not privileged):
+        if level is DegradationLevel.RESTRICTED and (priority < 0 or not privileged):
             raise ResourceExhausted(
                 "the system is RESTRICTED: only privileged, non-low-priority runs are accepted",
                 retry_after_s=self.retry_after_s,
             )
-        return None if level is Level.NORMAL else level
+        return None if level is DegradationLevel.NORMAL else level
 
 
 class HealthdWatcher:
@@ -101,13 +81,13 @@ class HealthdWatcher:
         gate: DegradationGate,
         *,
         max_backoff_s: float = 10.0,
-        on_change: Callable[[Level], None] | None = None,
+        on_change: Callable[[DegradationLevel], None] | None = None,
     ) -> None:
         self._address, self._gate, self._max_backoff = address, gate, max_backoff_s
         self._on_change = on_change
         self.connected = asyncio.Event()
 
-    def _publish(self, level: Level) -> None:
+    def _publish(self, level: DegradationLevel) -> None:
         if level is not self._gate.published:
             _log.info("degradation level from healthd: %s", level.name)
             self._gate.published = level
@@ -123,10 +103,12 @@ class HealthdWatcher:
                     async for msg in stub.WatchSystemHealth(_hpb.WatchSystemHealthRequest()):
                         self.connected.set()
                         backoff = 0.5
-                        self._publish(Level.from_proto(msg.health.degradation_level))  # never raises
+                        self._publish(
+                            DegradationLevel.from_proto(msg.health.degradation_level)
+                        )  # never raises
             except grpc.aio.AioRpcError as exc:
                 _log.debug("healthd watch ended: %s", exc.code().name)
             self.connected.clear()
-            self._publish(Level.NORMAL)  # unreachable healthd: assume NORMAL
+            self._publish(DegradationLevel.NORMAL)  # unreachable healthd: assume NORMAL
             await asyncio.sleep(backoff)
             backoff = min(self._max_backoff, backoff * 2)

@@ -24,7 +24,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, Now
 from services.workflow._admission import Admission, Ticket
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
@@ -53,7 +53,6 @@ from services.workflow._telemetry import (
 
 __all__ = ["Executor"]
 
-Clock = Callable[[], float]
 _log = logging.getLogger(__name__)
 
 
@@ -66,8 +65,8 @@ class Executor:
         store: RunStore,
         registry: WorkflowRegistry,
         owner: str,
-        clock: Clock,
-        monotonic: Clock,
+        clock: Now,
+        monotonic: Now,
         deps: WorkflowDeps | None = None,
         pool: ProcessPool | None = None,
         lease_s: float = 30.0,

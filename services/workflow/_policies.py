@@ -21,8 +21,10 @@ from services.common import (
     Cancelled,
     DeadlineExceeded,
     InvalidArgument,
+    Now,
     PermissionDenied,
     ResourceExhausted,
+    Sleep,
     Unauthenticated,
     Unavailable,
     VigilError,
@@ -41,8 +43,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
 
 
 class BreakerOpen(Unavailable):
@@ -90,7 +90,7 @@ def is_retryable(exc: BaseException) -> bool:
     return category is ErrorCategory.HANDLER and not isinstance(exc, VigilError)
 
 
-async def with_deadline(fn: Callable[[], Awaitable[T]], deadline: float | None, clock: Clock) -> T:
+async def with_deadline(fn: Callable[[], Awaitable[T]], deadline: float | None, clock: Now) -> T:
     """Run ``fn`` and cancel it when the wall-clock ``deadline`` passes (TimeoutError)."""
     if deadline is None:
         return await fn()
@@ -124,7 +124,7 @@ class RetryPolicy:
         fn: Callable[[], Awaitable[T]],
         *,
         deadline: float | None = None,
-        clock: Clock,
+        clock: Now,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> T:
@@ -199,7 +199,7 @@ class CircuitBreaker:
     """
 
     name: str
-    clock: Clock
+    clock: Now
     window_s: float = 30.0
     min_calls: int = 10
     failure_rate: float = 0.5

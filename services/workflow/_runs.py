@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.common import FieldViolation, InvalidArgument, PermissionDenied, Unavailable
+from services.common import DegradationLevel, FieldViolation, InvalidArgument, PermissionDenied, Unavailable
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._config import LimitsConfig
-from services.workflow._degradation import DegradationGate, Level
+from services.workflow._degradation import DegradationGate
 from services.workflow._events import EventType, RunEvent
 from services.workflow._executor import Executor
 from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
@@ -192,7 +192,7 @@ class Operations:
                 )
             except Unavailable:
                 # Our own dependency view: without security no run can start (fail closed).
-                self.gate.set_dependency("security", Level.DEGRADED)
+                self.gate.set_dependency("security", DegradationLevel.DEGRADED)
                 raise
             self.gate.set_dependency("security", None)
             priority = req.priority or wf.policy.priority
@@ -231,7 +231,7 @@ class Operations:
         run_id: str,
         screened: Screened,
         priority: int,
-        level: Level | None,
+        level: DegradationLevel | None,
         now: float,
         scheduled: bool,
         remaining_s: float | None,

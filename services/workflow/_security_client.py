@@ -20,6 +20,7 @@ import grpc
 from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
+    SecurityLevel,
     Unauthenticated,
     Unavailable,
     VigilError,
@@ -50,8 +51,6 @@ SECURITY_SERVICE_CONFIG = {
 }
 
 _AUTH_CACHE_MAX = 10_000
-_LEVELS = {"PUBLIC": 1, "AUTHENTICATED": 2, "PRIVILEGED": 3, "ADMIN": 4}
-PRIVILEGED = _LEVELS["PRIVILEGED"]
 
 
 @dataclass(frozen=True)
@@ -59,12 +58,12 @@ class Caller:
     """An authenticated caller of a read or cancel RPC."""
 
     subject: str
-    level: int
+    level: SecurityLevel
 
     @property
     def privileged(self) -> bool:
         """PRIVILEGED and ADMIN callers may see and cancel every principal's runs."""
-        return self.level >= PRIVILEGED
+        return self.level >= SecurityLevel.PRIVILEGED
 
 
 @dataclass(frozen=True)
@@ -72,14 +71,14 @@ class Screened:
     """An allowed start: who asked, and the params the handler will receive."""
 
     subject: str
-    level: int
+    level: SecurityLevel
     params: dict[str, Any]
     audit_id: str = ""
     redactions: dict[str, int] = field(default_factory=dict)
 
     @property
     def privileged(self) -> bool:
-        return self.level >= PRIVILEGED
+        return self.level >= SecurityLevel.PRIVILEGED
 
 
 _DECISIONS = frozenset(
@@ -100,6 +99,12 @@ def error_from_rpc(err: grpc.aio.AioRpcError, what: str) -> VigilError:
     return Unavailable(
         f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip()
     )
+
+
+def _level(principal: _spb.Principal) -> SecurityLevel:
+    """The caller's level; UNSPECIFIED (or a newer service's unknown level) is PUBLIC, the least."""
+    level = SecurityLevel.from_proto(principal.level)
+    return SecurityLevel.PUBLIC if level is None else level
 
 
 def _struct(value: dict[str, Any] | None) -> Struct:
@@ -200,7 +205,7 @@ class SecurityClient:
             workflow=workflow,
             params=_struct(params),
             params_schema=self._schema_struct(policy),
-            required_level=_LEVELS[policy.required_level],  # type: ignore[arg-type]
+            required_level=SecurityLevel.parse(policy.required_level).to_proto(),
             prompt_fields=policy.prompt_fields,
             path_fields=policy.path_fields,
             trajectory_fields=policy.trajectory_fields,
@@ -211,7 +216,7 @@ class SecurityClient:
         resp = await self._call(self._stub.Screen, request, self._timeout(remaining_s), None, "Screen")
         return Screened(
             subject=resp.principal.subject,
-            level=int(resp.principal.level),
+            level=_level(resp.principal),
             params=struct_to_dict(resp.sanitized_params),
             audit_id=resp.audit_id,
             redactions=dict(resp.redactions),
@@ -232,7 +237,7 @@ class SecurityClient:
             (("authorization", f"Bearer {token}"),),
             "Authenticate",
         )
-        caller = Caller(resp.principal.subject, int(resp.principal.level))
+        caller = Caller(resp.principal.subject, _level(resp.principal))
         self._auth_cache[key] = (caller, self._mono() + self._auth_cache_s)
         self._auth_cache.move_to_end(key)
         while len(self._auth_cache) > _AUTH_CACHE_MAX:

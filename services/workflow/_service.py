@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from services.common import optional_bearer_token
 from services.workflow._convert import (
     event_to_proto,
     query_from_proto,
@@ -22,16 +23,12 @@ from services.workflow._runs import Operations
 from vigil.workflow.v1 import workflow_pb2 as _pb
 from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
-__all__ = ["WorkflowServicer", "bearer_token"]
+__all__ = ["WorkflowServicer"]
 
 
-def bearer_token(context: grpc.aio.ServicerContext) -> str:
-    """The token of ``authorization: Bearer <token>`` metadata, or "" (security decides)."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else ""
-    return ""
+def _token(context: grpc.aio.ServicerContext) -> str:
+    """The call's bearer token, or "" without one (security decides whether that is allowed)."""
+    return optional_bearer_token(context.invocation_metadata()) or ""
 
 
 class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
@@ -44,7 +41,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         self, request: _pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> _pb.ListWorkflowsResponse:
         # The catalogue (schemas, breaker states, error counts) is for authenticated callers.
-        await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        await self._ops.authenticate(_token(context), context.time_remaining())
         catalogue = self._ops.catalogue()
         return _pb.ListWorkflowsResponse(workflows=[workflow_to_proto(entry) for entry in catalogue])
 
@@ -52,14 +49,14 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         self, request: _pb.StartRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.StartRunResponse:
         result = await self._ops.start(
-            start_from_proto(request), token=bearer_token(context), remaining_s=context.time_remaining()
+            start_from_proto(request), token=_token(context), remaining_s=context.time_remaining()
         )
         return _pb.StartRunResponse(run=run_to_proto(result.run), created=result.created)
 
     async def GetRun(
         self, request: _pb.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.GetRunResponse:
-        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        caller = await self._ops.authenticate(_token(context), context.time_remaining())
         run, steps = await self._ops.get(request.run_id, caller)
         return _pb.GetRunResponse(run=run_to_proto(run, steps))
 
@@ -67,7 +64,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         self, request: _pb.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> _pb.ListRunsResponse:
         query = query_from_proto(request)
-        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        caller = await self._ops.authenticate(_token(context), context.time_remaining())
         converted: dict[str, _pb.Run] = {}
 
         def size_of(run: Run) -> int:
@@ -82,13 +79,13 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     async def WatchRun(
         self, request: _pb.WatchRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[_pb.WatchRunResponse]:
-        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        caller = await self._ops.authenticate(_token(context), context.time_remaining())
         async for event in self._ops.watch(request.run_id, caller):
             yield event_to_proto(event)
 
     async def CancelRun(
         self, request: _pb.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CancelRunResponse:
-        caller = await self._ops.authenticate(bearer_token(context), context.time_remaining())
+        caller = await self._ops.authenticate(_token(context), context.time_remaining())
         run = await self._ops.cancel(request.run_id, request.reason, caller)
         return _pb.CancelRunResponse(run=run_to_proto(run))

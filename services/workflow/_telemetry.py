@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span, Status, StatusCode
+from prometheus_client import Counter
 
-from services.common import RUN_TRANSITIONS, log_fields, tracer, tracing_enabled
+from services.common import log_fields, tracer, tracing_enabled
 
 if TYPE_CHECKING:
     pass
@@ -34,6 +35,10 @@ __all__ = [
     "run_span",
     "step_span",
 ]
+
+RUN_TRANSITIONS = Counter(
+    "vigil_workflow_run_transitions_total", "Runs entering a state, by workflow.", ["workflow", "state"]
+)
 
 
 # While tracing is off a span block is this shared no-op context: no generator, no

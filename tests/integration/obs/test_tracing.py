@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -19,10 +20,12 @@ from services.common import (
     configure_logging,
     get_logger,
     log_fields,
+    set_log_redactor,
     shutdown_tracing,
     tracer,
     tracing_enabled,
 )
+from services.security import install_log_redaction
 from tests.conftest import eventually
 from tests.obs_support import OtlpReceiver
 from vigil.workflow.v1 import workflow_pb2 as wf
@@ -76,7 +79,15 @@ async def _server(name: str, servicer: wf_grpc.WorkflowServiceServicer | None = 
     return srv
 
 
-async def test_one_trace_across_two_servers_with_parent_links(receiver, capsys) -> None:
+@pytest.fixture
+def log_policy() -> Iterator[None]:
+    """This process's log policy, as each Vigil entry point registers it at start-up."""
+    install_log_redaction()
+    yield
+    set_log_redactor(None)
+
+
+async def test_one_trace_across_two_servers_with_parent_links(receiver, capsys, log_policy) -> None:
     configure_logging("INFO")
     down = await _server("downstream")
     up = await _server("upstream", Relay(down.address))

@@ -96,3 +96,33 @@ def test_unusable_policy_exits_2_with_one_line(spawn, tmp_path: Path) -> None:  
     assert proc.popen.returncode == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "policy_file" in lines[0] and "ROOT" in lines[0], err
+
+
+def test_log_policy_keeps_addresses_and_redacts_secrets(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The security process applies exactly one log policy: the log rule keeps a line whose only
+    finding is an address (a second, raw redactor used to hide it), and rewrites a secret."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules: [{match: 'workflow.start:*', min_level: ADMIN}]\n")
+    cfg = {"server": {"port": 0}, "policy_file": str(policy), "audit": {"db_path": str(tmp_path / "a.db")}}
+    (tmp_path / "security.yaml").write_text(yaml.safe_dump({**cfg, "policy_poll_s": 3600}))
+    proc = spawn("-m", "services.security", "--config", str(tmp_path / "security.yaml"))
+    proc.wait_for_port()
+    assert proc.popen.stderr is not None
+    stderr = proc.popen.stderr
+
+    def reload_failure(level: str) -> str:
+        """The log line of a refused reload of a policy naming ``level`` (read as it is written)."""
+        policy.write_text(f"rules: [{{match: 'workflow.start:*', min_level: '{level}'}}]\n")
+        proc.popen.send_signal(signal.SIGHUP)
+        while line := stderr.readline():
+            proc.lines.append(line)
+            if "policy reload failed" in line:
+                return line
+        raise AssertionError("process exited: " + "".join(proc.lines))
+
+    address = reload_failure("10.20.30.40")
+    assert "'10.20.30.40'" in address and "REDACTED" not in address, address
+    secret = reload_failure("sk-" + "a1B2" * 8)
+    assert "a1B2a1B2" not in secret and "[REDACTED:" in secret, secret
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.popen.wait(15) == 0

@@ -93,3 +93,17 @@ async def test_nul_characters_in_text_fields_are_invalid_argument(
     async with client(app, security.alice) as c:
         run, created = await c.start_run("echo", {"a": 1}, wait=True, timeout_s=10)
     assert created and run.state == pb.RUN_STATE_SUCCEEDED
+
+
+async def test_malformed_authorization_is_unauthenticated_naming_the_form(stub: tuple) -> None:
+    """A header that is not 'Bearer <token>' is refused, not taken for an anonymous call."""
+    s, md = stub
+    for call in (
+        s.StartRun(pb.StartRunRequest(workflow="echo"), metadata=(("authorization", "Basic abc"),)),
+        s.ListRuns(pb.ListRunsRequest(), metadata=(("authorization", "Bearer "),)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "must be 'Bearer <token>'" in (info.value.details() or "")
+    await s.StartRun(pb.StartRunRequest(workflow="echo"), metadata=md)  # still serving

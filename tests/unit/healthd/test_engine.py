@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from healthd import EventKind, FakeClock, HealState, HealthEngine, Level, Reason, Status, SystemStatus
+from healthd import EventKind, HealState, HealthEngine, Level, Reason, Status, SystemStatus
 from healthd._events import EventLog
+from tests.clock import FakeClock
 from tests.healthd_util import (
     assert_no_pid,
     config,
@@ -306,7 +307,7 @@ async def test_degradation_level_transitions_on_an_injected_clock(tmp_path: Path
     async def tick_until(cond: Any) -> None:
         # Fake time moves in check-interval steps; each step's checks finish in real time.
         async def step() -> bool:
-            await clock.advance(0.1)
+            await clock.run_for(0.1)
             return bool(cond())
 
         await eventually(step, 10)
@@ -319,13 +320,13 @@ async def test_degradation_level_transitions_on_an_injected_clock(tmp_path: Path
         await tick_until(lambda: level() is Level.OFFLINE)  # every critical component down
         api = engine.snapshot().components[1].health
         assert (api.reason, api.cause) == (Reason.DEPENDENCY_DOWN, "db")
-        repaired_at = clock.now()
+        repaired_at = clock.now
         db.touch()
         cache.touch()
         await tick_until(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
         assert level() is Level.OFFLINE  # better levels must hold first
         await tick_until(lambda: level() is Level.NORMAL)
-        assert clock.now() - repaired_at >= 3
+        assert clock.now - repaired_at >= 3
     finally:
         await engine.stop()
 

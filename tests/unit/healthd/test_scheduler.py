@@ -6,9 +6,10 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 
-from healthd import CheckResult, FakeClock, Status
+from healthd import CheckResult, Status
 from healthd._config import ExecCheckConfig
 from healthd._scheduler import Scheduler
+from tests.clock import FakeClock
 
 
 class Probe:
@@ -19,11 +20,11 @@ class Probe:
         self.starts: list[float] = []
 
     async def check(self, timeout_s: float) -> CheckResult:
-        self.starts.append(self.clock.now())
+        self.starts.append(self.clock.now)
         if self.hang:
             await asyncio.Event().wait()
         if self.cost:
-            await self.clock.sleep_until(self.clock.now() + self.cost)  # the run takes fake time
+            await self.clock.sleep_until(self.clock.now + self.cost)  # the run takes fake time
         return CheckResult(Status.SERVING)
 
     async def close(self) -> None:
@@ -35,9 +36,9 @@ def _cfg(**kw: object) -> ExecCheckConfig:
 
 
 async def _run(clock: FakeClock, seconds: float, step: float = 0.125) -> None:
-    await clock.advance(0)  # let freshly started tasks reach their first sleep
+    await clock.run_for(0)  # let freshly started tasks reach their first sleep
     for _ in range(round(seconds / step)):
-        await clock.advance(step)
+        await clock.run_for(step)
 
 
 async def test_runs_stay_on_grid_despite_slow_checks() -> None:
@@ -123,7 +124,7 @@ async def test_stream_results_reach_the_sink() -> None:
     sched = Scheduler(clock, lambda _c, _i, r: got.append(r))
     sched.add_stream("a", 0, stream)
     sched.start()
-    await clock.advance(0)
+    await clock.run_for(0)
     await sched.stop()
     assert [r.status for r in got] == [Status.SERVING, Status.NOT_SERVING]
 
@@ -133,8 +134,8 @@ async def test_stalled_reports_a_late_job() -> None:
     sched = Scheduler(clock, lambda *_: None)
     sched.add("a", 0, Probe(clock), _cfg(interval_s=1.0))
     sched.start()
-    await clock.advance(0)
-    assert sched.stalled(clock.now(), slack_s=2.0) is None
+    await clock.run_for(0)
+    assert sched.stalled(clock.now, slack_s=2.0) is None
     # The job waits for its slot at 1.0; judged at 4.0 it is 3 s late (its wake-up never came).
     assert "late" in (sched.stalled(4.0, slack_s=2.0) or "")
     await sched.stop()
@@ -149,6 +150,6 @@ async def test_stalled_reports_a_crashed_job_task() -> None:
     sched = Scheduler(clock, broken_sink)
     sched.add("a", 0, Probe(clock), _cfg(interval_s=1.0))
     sched.start()
-    await clock.advance(0)
-    assert "crashed" in (sched.stalled(clock.now(), slack_s=10.0) or "")
+    await clock.run_for(0)
+    assert "crashed" in (sched.stalled(clock.now, slack_s=10.0) or "")
     await sched.stop()

@@ -21,7 +21,6 @@ from services.security import (
     JWTVerifier,
     KeyEntry,
     Level,
-    bearer_token,
     hash_token,
     load_keys_file,
 )
@@ -96,28 +95,6 @@ def test_keys_file_loading(tmp_path: Path) -> None:
     f.write_text("just a string")
     with pytest.raises(ValueError, match="list"):
         load_keys_file(f)
-
-
-@pytest.mark.parametrize(
-    ("metadata", "expected"),
-    [
-        ([("authorization", "Bearer abc")], "abc"),
-        ([("Authorization", "bearer   abc  ")], "abc"),
-        ({"authorization": "Bearer x.y.z"}, "x.y.z"),
-        ([("authorization", b"Bearer raw")], "raw"),
-    ],
-)
-def test_bearer_token_extraction(metadata, expected) -> None:  # type: ignore[no-untyped-def]
-    assert bearer_token(metadata) == expected
-
-
-@pytest.mark.parametrize(
-    "metadata",
-    [None, [], [("x-other", "Bearer a")], [("authorization", "Basic abc")], [("authorization", "Bearer ")]],
-)
-def test_bearer_token_missing_or_wrong_scheme(metadata) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(Unauthenticated):
-        bearer_token(metadata)
 
 
 # --- JWT ---------------------------------------------------------------------------------

@@ -6,18 +6,11 @@ import pytest
 
 from services.common import ResourceExhausted
 from services.security import RateLimitConfig, RateLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.clock import FakeClock
 
 
 def test_burst_then_refill_with_retry_delay() -> None:
-    clock = Clock()
+    clock = FakeClock()
     rl = RateLimiter(RateLimitConfig(rate_per_s=2, burst=3), now=clock)
     for _ in range(3):
         rl.check("alice")
@@ -25,11 +18,11 @@ def test_burst_then_refill_with_retry_delay() -> None:
         rl.check("alice")
     assert exc.value.retry_after_s == pytest.approx(0.5)
     rl.check("bob")  # buckets are per subject
-    clock.t += 0.5
+    clock.advance(0.5)
     rl.check("alice")
     with pytest.raises(ResourceExhausted):
         rl.check("alice")
-    clock.t += 100  # refill is capped at burst
+    clock.advance(100)  # refill is capped at burst
     for _ in range(3):
         rl.check("alice")
     with pytest.raises(ResourceExhausted):
@@ -37,7 +30,7 @@ def test_burst_then_refill_with_retry_delay() -> None:
 
 
 def test_overrides_disable_and_bounded_memory() -> None:
-    clock = Clock()
+    clock = FakeClock()
     rl = RateLimiter(
         RateLimitConfig(rate_per_s=1, burst=1, per_subject={"batch": 10}, max_subjects=2), now=clock
     )

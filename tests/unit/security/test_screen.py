@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from services.common import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable
 from services.security import AuditFilter, Level, ScreenInput, SecurityConfig
 from services.security._core import SecurityCore
+from tests.clock import FakeClock
 from tests.conftest import eventually
 from tests.unit.security._support import fast_key
 
@@ -22,13 +23,6 @@ SCHEMA = {
     "properties": {"prompt": {"type": "string"}, "file": {"type": "string"}, "n": {"type": "integer"}},
     "required": ["prompt"],
 }
-
-
-class Clock:
-    t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -42,7 +36,7 @@ def env(tmp_path: Path) -> dict[str, object]:
         "  - {match: 'workflow.start:*', min_level: AUTHENTICATED}\n"
     )
     (tmp_path / "data").mkdir()
-    clock = Clock()
+    clock = FakeClock(0.0)
     cfg = SecurityConfig.model_validate(
         {
             "auth": {"api_keys": [user.model_dump(), admin.model_dump()]},
@@ -168,7 +162,7 @@ async def test_rate_limit(env: dict) -> None:  # type: ignore[type-arg]
         await core.screener.screen(req(env["user"]))
     assert exc.value.retry_after_s == pytest.approx(1.0)
     await core.screener.screen(req(env["admin"]))  # other principals unaffected
-    env["clock"].t += 1
+    env["clock"].advance(1)
     await core.screener.screen(req(env["user"]))
 
 

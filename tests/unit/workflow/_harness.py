@@ -13,7 +13,7 @@ from services.workflow._isolation import ProcessPool
 from services.workflow._model import NewRun, Run
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._sqlite_store import SQLiteRunStore
-from tests.unit.workflow._fakes import FakeClock
+from tests.clock import FakeClock
 
 __all__ = ["Harness"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.common import InvalidArgument, NotFound
+from services.common import InvalidArgument, NotFound, SecurityLevel
 from services.workflow._builtins import register_builtins
 from services.workflow._config import LimitsConfig
 from services.workflow._degradation import DegradationGate
@@ -20,7 +20,7 @@ from services.workflow._security_client import Caller
 from services.workflow._sqlite_store import SQLiteRunStore
 from services.workflow._states import RunState
 
-ADMIN = Caller("root", 4)
+ADMIN = Caller("root", SecurityLevel.ADMIN)
 
 
 class MustNotScreen:

@@ -17,7 +17,7 @@ from services.workflow._policies import (
     categorize,
     with_deadline,
 )
-from tests.unit.workflow._fakes import FakeClock
+from tests.clock import FakeClock
 
 
 class Failing:
@@ -53,7 +53,7 @@ def test_categorize(exc: BaseException, category: ErrorCategory) -> None:
 
 class TestRetry:
     async def test_retries_until_success_with_jittered_backoff(self) -> None:
-        clock, fn = FakeClock(), Failing(2)
+        clock, fn = FakeClock(sleep_advances=True), Failing(2)
         policy = RetryPolicy(max_attempts=5, initial_backoff_s=1.0, max_backoff_s=3.0)
         assert await policy.call(fn, clock=clock, sleep=clock.sleep, rng=random.Random(7)) == "ok"
         assert fn.calls == 3
@@ -65,13 +65,13 @@ class TestRetry:
         assert [p.backoff_cap(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
 
     async def test_gives_up_after_max_attempts_with_last_error(self) -> None:
-        clock, fn = FakeClock(), Failing(10)
+        clock, fn = FakeClock(sleep_advances=True), Failing(10)
         with pytest.raises(RuntimeError, match="boom"):
             await RetryPolicy(max_attempts=3).call(fn, clock=clock, sleep=clock.sleep)
         assert fn.calls == 3
 
     async def test_deadline_bounds_retries(self) -> None:
-        clock, fn = FakeClock(), Failing(100)
+        clock, fn = FakeClock(sleep_advances=True), Failing(100)
         policy = RetryPolicy(max_attempts=1000, initial_backoff_s=1.0, max_backoff_s=1.0)
         with pytest.raises(RuntimeError):
             await policy.call(
@@ -82,7 +82,7 @@ class TestRetry:
 
     @pytest.mark.parametrize("exc", [InvalidArgument("bad"), PermissionDenied("no"), BreakerOpen("b", 1)])
     async def test_validation_auth_and_open_breaker_are_not_retried(self, exc: BaseException) -> None:
-        clock, fn = FakeClock(), Failing(5, exc)
+        clock, fn = FakeClock(sleep_advances=True), Failing(5, exc)
         with pytest.raises(type(exc)):
             await RetryPolicy(max_attempts=5).call(fn, clock=clock, sleep=clock.sleep)
         assert fn.calls == 1
@@ -95,7 +95,7 @@ class TestBreaker:
         )
 
     async def test_opens_on_failure_rate_only_after_min_calls(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
         for _ in range(3):
             with pytest.raises(RuntimeError):
@@ -106,7 +106,7 @@ class TestBreaker:
         assert b.state is BreakerState.OPEN
 
     async def test_rate_below_threshold_stays_closed(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
         for i in range(10):
             fn = Failing(1 if i % 4 == 0 else 0)  # 25% < 50%
@@ -115,7 +115,7 @@ class TestBreaker:
         assert b.state is BreakerState.CLOSED
 
     async def test_old_outcomes_slide_out_of_the_window(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
         for _ in range(3):
             with pytest.raises(RuntimeError):
@@ -132,7 +132,7 @@ class TestBreaker:
         assert b.state is BreakerState.OPEN
 
     async def test_open_sheds_without_calling(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
         await self.open_breaker(b)
         fn = Failing(0)
@@ -141,7 +141,7 @@ class TestBreaker:
         assert fn.calls == 0 and info.value.retry_after_s == pytest.approx(5)
 
     async def test_half_open_limits_probes_then_closes(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
         await self.open_breaker(b)
         clock.advance(5)
@@ -161,7 +161,7 @@ class TestBreaker:
         assert b.state is BreakerState.CLOSED
 
     async def test_failed_probe_reopens(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
         await self.open_breaker(b)
         clock.advance(5)
@@ -170,7 +170,7 @@ class TestBreaker:
         assert b.state is BreakerState.OPEN
 
     async def test_validation_and_auth_errors_never_count(self) -> None:
-        clock = FakeClock()
+        clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
         for exc in [InvalidArgument("x"), PermissionDenied("y")] * 5:
             with pytest.raises(type(exc)):
@@ -178,7 +178,7 @@ class TestBreaker:
         assert b.state is BreakerState.CLOSED
 
     async def test_on_change_reports_transitions(self) -> None:
-        clock, seen = FakeClock(), []
+        clock, seen = FakeClock(sleep_advances=True), []
         b = self.make(clock)
         b.on_change = lambda name, state: seen.append((name, state))
         await self.open_breaker(b)
@@ -215,7 +215,7 @@ class TestBulkhead:
 
 
 async def test_with_deadline_cancels_late_work() -> None:
-    clock = FakeClock()
+    clock = FakeClock(sleep_advances=True)
     with pytest.raises(TimeoutError):
         await with_deadline(lambda: asyncio.sleep(10), clock() + 0.01, clock)
     with pytest.raises(TimeoutError):

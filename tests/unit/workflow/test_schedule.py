@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from services.common import InvalidArgument, ResourceExhausted, Unavailable
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key, slots_between
-from tests.unit.workflow._fakes import FakeClock
+from tests.clock import FakeClock
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 30, tzinfo=dt.UTC).timestamp()  # 30 s past a minute
 
@@ -31,7 +31,7 @@ def test_invalid_cron_is_a_config_error() -> None:
 
 
 async def test_ticks_fire_each_slot_once() -> None:
-    clock, fired = FakeClock(T0), []
+    clock, fired = FakeClock(T0, sleep_advances=True), []
 
     async def start(s: ScheduleConfig, slot: float) -> None:
         fired.append(slot_key(s.name, slot))
@@ -51,7 +51,7 @@ async def test_ticks_fire_each_slot_once() -> None:
 
 
 async def test_catch_up_fires_the_latest_missed_slot_at_start() -> None:
-    clock, fired = FakeClock(T0), []
+    clock, fired = FakeClock(T0, sleep_advances=True), []
 
     async def start(s: ScheduleConfig, slot: float) -> None:
         fired.append(slot_key(s.name, slot))
@@ -61,7 +61,7 @@ async def test_catch_up_fires_the_latest_missed_slot_at_start() -> None:
 
 
 async def test_a_failing_slot_does_not_stop_other_schedules() -> None:
-    clock, fired = FakeClock(T0), []
+    clock, fired = FakeClock(T0, sleep_advances=True), []
 
     async def start(s: ScheduleConfig, slot: float) -> None:
         if s.name == "bad":
@@ -75,7 +75,7 @@ async def test_a_failing_slot_does_not_stop_other_schedules() -> None:
 
 
 async def test_next_due_and_run_sleep_until_the_slot() -> None:
-    clock = FakeClock(T0)
+    clock = FakeClock(T0, sleep_advances=True)
     sched = Scheduler([every_minute()], lambda s, t: _noop(), clock, clock.sleep)
     assert sched.next_due() == T0 + 30
 
@@ -85,7 +85,7 @@ async def _noop() -> None:
 
 
 async def test_a_slot_that_cannot_start_is_retried_with_backoff_until_it_starts() -> None:
-    clock, started, attempts = FakeClock(T0), [], []
+    clock, started, attempts = FakeClock(T0, sleep_advances=True), [], []
     failures = [Unavailable("security service unavailable"), ResourceExhausted("shed", retry_after_s=5.0)]
 
     async def start(s: ScheduleConfig, slot: float) -> None:
@@ -114,7 +114,7 @@ async def test_a_slot_that_cannot_start_is_retried_with_backoff_until_it_starts(
 
 
 async def test_slots_missed_during_an_outage_start_in_order_once_it_ends() -> None:
-    clock, started = FakeClock(T0), []
+    clock, started = FakeClock(T0, sleep_advances=True), []
     down = [True]
 
     async def start(s: ScheduleConfig, slot: float) -> None:
@@ -134,7 +134,7 @@ async def test_slots_missed_during_an_outage_start_in_order_once_it_ends() -> No
 
 
 async def test_a_slot_refused_for_good_is_given_up_and_others_go_on() -> None:
-    clock, started = FakeClock(T0), []
+    clock, started = FakeClock(T0, sleep_advances=True), []
 
     async def start(s: ScheduleConfig, slot: float) -> None:
         if s.name == "bad":
