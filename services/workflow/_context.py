@@ -36,7 +36,8 @@ class StoreJournal:
 
     Every write carries ``lease`` and goes through ``fenced`` (the executor's: a refused
     write ends the execution). `begin` is committed before the step's body starts, so the
-    step's ``executions`` counts every start.
+    step's ``executions`` counts every start; ``check_live`` then vouches that the lease is
+    still this replica's as the body starts.
     """
 
     def __init__(
@@ -48,13 +49,16 @@ class StoreJournal:
         *,
         lease: Lease | None = None,
         fenced: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
+        check_live: Callable[[], None] = lambda: None,
     ) -> None:
         self._store, self._events, self._run, self._max = store, events, run, max_result_bytes
         self._lease = lease
         self._fenced = fenced or (lambda write: write)
+        self._check_live = check_live
 
     async def begin(self, name: str) -> None:
         await self._fenced(self._store.begin_step(self._run.run_id, name, self._lease))
+        self._check_live()  # the body starts right after this, without another await
 
     async def finish(self, name: str, result: Any) -> None:
         size = len(canonical_json(result).encode())

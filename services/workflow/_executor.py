@@ -380,6 +380,7 @@ class Executor:
             self.max_result_bytes,
             lease=self.leases.held.lease(run.run_id),
             fenced=lambda write: self.leases.fenced(run.run_id, write),
+            check_live=lambda: self.leases.check_live(run.run_id),
         )
 
     async def _invoke_fallback(self, run: Run, other: Workflow) -> Any:

@@ -29,6 +29,7 @@ __all__ = ["HeldLeases", "LeaseKeeper"]
 _log = logging.getLogger("services.workflow._executor")  # one logger for what executions do
 _CLAIM_LIMIT = 256
 Stop = Literal["lost", "paused"]
+_MARGIN = 0.1  # share of lease_s a step start keeps clear of the lease's expiry
 
 
 class HeldLeases:
@@ -58,6 +59,14 @@ class HeldLeases:
             entry = self._held.get(run_id)
             if entry is not None:
                 self._held[run_id] = (entry[0], max(entry[1], at))
+
+    def live(self, run_id: str) -> bool:
+        """Whether ``run_id``'s lease was confirmed less than ``lease_s`` ago: no other replica
+        can have taken it over yet (its expiry, by this clock, has not passed)."""
+        entry = self._held.get(run_id)
+        # The margin covers the lease's expiry having been computed a little before the
+        # confirmation time was taken (a created run's lease precedes its commit).
+        return entry is not None and self._mono() - entry[1] < self._lease_s * (1 - _MARGIN)
 
     def unconfirmed(self, now: float) -> list[str]:
         """Runs whose lease was last confirmed ``lease_s`` or more before ``now``."""
@@ -162,6 +171,18 @@ class LeaseKeeper:
         except Unavailable as exc:
             self._stops.setdefault(run_id, ("paused", str(exc)))
             raise asyncio.CancelledError from exc
+
+    def check_live(self, run_id: str) -> None:
+        """Called between a step's committed begin and its body: a process stopped (SIGSTOP,
+        a long GC or swap) in between may have woken up after its lease expired and was
+        taken over, so the body starts only while the lease is provably still this
+        replica's (else the execution stops; ``executions`` then counts one start more than
+        ran: over-counting, never a body run on a moved lease)."""
+        if not self.held.live(run_id):
+            self._stops.setdefault(
+                run_id, ("lost", f"lease not confirmed within {self.lease_s:g} s at a step start")
+            )
+            raise asyncio.CancelledError
 
     def stopped(self, run: Run) -> Stop | None:
         """Why the cancelled execution of ``run`` was stopped here (logged), if it was."""

@@ -12,8 +12,10 @@ workflow's side-effect log (``CHAOS_STARTS``, see tests/chaos/plugin.py) shared 
                       moved landed: must be 0
     interrupted       bodies in flight when their lease moved (a newer epoch started the same
                       step later): cut short (no end line) + ran to the end (result refused)
-    executions        (run, step) pairs whose ``executions`` differs from the starts in the log:
-                      must be 0
+    under-counted     (run, step) pairs whose ``executions`` is below the starts in the log: must be 0
+    begun, not run    (run, step) pairs counted once more than they ran: the begin committed, then
+                      the replica was stopped before the body and woke up with its lease no longer
+                      provably its own, so the body did not start (over-counting, never a stale body)
 """
 
 from __future__ import annotations
@@ -195,6 +197,8 @@ class FenceReport:
     interrupted_cut_short: int = 0
     interrupted_ran_to_end: int = 0
     executions_mismatch: int = 0
+    """Under-counted pairs (executions < starts)."""
+    begun_not_run: int = 0
     takeovers: int = 0
     """(run, step) pairs started under more than one epoch."""
     details: list[str] = field(default_factory=list)
@@ -205,7 +209,7 @@ class FenceReport:
             f"stale writes {self.stale_writes}; "
             f"interrupted mid-body {self.interrupted_cut_short + self.interrupted_ran_to_end} "
             f"({self.interrupted_cut_short} cut short, {self.interrupted_ran_to_end} ran on, refused); "
-            f"executions != starts {self.executions_mismatch}"
+            f"executions < starts {self.executions_mismatch}, > starts {self.begun_not_run}"
         )
 
 
@@ -246,7 +250,9 @@ def audit_fencing(starts_log: Path, runs: dict[str, wpb.Run]) -> FenceReport:
         for step in {s for (r, s) in started if r == run_id} | set(steps):
             epochs = started.get((run_id, step), [])
             record = steps.get(step)
-            if record is None or record.executions != len(epochs):
+            if record is not None and record.executions > len(epochs):
+                report.begun_not_run += record.executions - len(epochs)
+            elif record is None or record.executions < len(epochs):
                 report.executions_mismatch += 1
                 report.details.append(
                     f"{run_id} {step}: executions {record and record.executions} vs {len(epochs)} starts"
