@@ -250,6 +250,14 @@ class HealthEngine:
         machine = self._heal[name]
         # Manual heals clear the window, so an empty one means an operator asked.
         attempt = f"attempt {len(machine.attempts)}" if machine.attempts else "manual"
+        # An automatic heal first asks the dependencies; an operator's heal is done as asked.
+        down = await self._dependency_down(name) if machine.attempts else None
+        if down is not None and self._heal[name].state is HealState.HEALING:
+            why = f"not healed: dependency '{down}' is down (its checks, run just now, fail)"
+            self.events.publish(EventKind.HEAL_RESULT, name, why, new="skipped")
+            self._drive(name, HealEvent.DEPENDENCY_DOWN, why)
+            self._reevaluate()
+            return
         self.events.publish(EventKind.HEAL_ATTEMPT, name, f"{attempt}: {machine.reason}")
         try:
             with heal_span(name, healer_kind(healer), len(machine.attempts)):
@@ -268,6 +276,19 @@ class HealthEngine:
             self._drive(name, HealEvent.HEAL_DONE, message)
             self._spawn(self.scheduler.check_now(name))
         self._reevaluate()
+
+    async def _dependency_down(self, name: str) -> str | None:
+        """The first hard dependency of ``name`` whose checks fail when run now, if any.
+
+        A component can report itself down (its own probe of a full disk) before the
+        dependency's next scheduled check sees the cause; asking the dependencies first keeps
+        the heal from restarting a component that only suffers from them."""
+        for dep in self.config.component(name).depends_on:
+            if dep in self._maint:
+                continue
+            if any(not r.ok for r in await self.scheduler.check_now(dep)):
+                return dep
+        return None
 
     async def _tick_at(self, name: str, at: float) -> None:
         await self.clock.sleep_until(at)

@@ -24,7 +24,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound, Now
+from services.common import FailedPrecondition, NotFound, Now, Unavailable
 from services.workflow._admission import Admission, Ticket
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
@@ -154,12 +154,22 @@ class Executor:
         self._background = []
 
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
+        failing = False  # an outage (full disk) is logged as it starts and ends, not every tick
         while True:
             await asyncio.sleep(interval)
             try:
                 await fn()
-            except Exception:  # a store hiccup must not kill the loop; the next tick retries
+            except Unavailable as exc:  # the store cannot serve now; the next tick retries
+                if not failing:
+                    _log.warning("executor %s: %s; retrying every %g s", fn.__name__, exc, interval)
+                failing = True
+                continue
+            except Exception:  # a bug must not kill the loop either; the next tick retries
                 _log.exception("executor background task failed")
+                continue
+            if failing:
+                _log.info("executor %s: the run store serves again", fn.__name__)
+            failing = False
 
     # -- entry points ------------------------------------------------------------------------
     def lease(self) -> tuple[str, float]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import os
@@ -76,6 +77,7 @@ async def test_disk_full_under_load(small_disk: Path, drill_stack) -> None:
         },
     )
     stack = drill.stack
+    stack.procs["healthd"].tail = collections.deque(stack.procs["healthd"].tail, maxlen=2000)
     pid = await stack.pid("workflow")
     drill.watch("workflow-store")  # detect / heal: healthd's store check below / above the reserve
     drill.start_load()
@@ -121,16 +123,12 @@ async def test_disk_full_under_load(small_disk: Path, drill_stack) -> None:
     try:
         await eventually(all_ended, timeout=30, interval=0.5)
     except AssertionError:
-        states = Counter(
-            wpb.RunState.Name(
-                (
-                    await drill._stub.GetRun(
-                        wpb.GetRunRequest(run_id=run_id), metadata=drill._metadata, timeout=5
-                    )
-                ).run.state
+        states = Counter[str]()
+        for run_id in pending:
+            got = await drill._stub.GetRun(
+                wpb.GetRunRequest(run_id=run_id), metadata=drill._metadata, timeout=5
             )
-            for run_id in pending
-        )
+            states[wpb.RunState.Name(got.run.state)] += 1
         raise AssertionError(
             f"{len(pending)} accepted runs unfinished 30 s after space returned: {dict(states)}\n"
             + stack.log_tail()[-4000:]
@@ -147,7 +145,7 @@ async def test_disk_full_under_load(small_disk: Path, drill_stack) -> None:
         f"reads during the fault {dict(reads)}; workflow restarted: {restarted}"
     )
     assert r.lost == 0 and r.unrecorded_steps == 0 and r.accepted > 0, r
-    assert not restarted, "the workflow service was restarted for a full disk"
+    assert not restarted, f"the workflow service was restarted for a full disk:\n{stack.log_tail()[-20000:]}"
     assert set(reads) == {"OK"}, reads
     assert not {"UNKNOWN", "INTERNAL"} & set(r.failed), r
     assert r.detect_s is not None and r.heal_s is not None, r  # the store check saw it, then recovery

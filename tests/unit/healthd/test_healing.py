@@ -165,3 +165,12 @@ def test_every_state_handles_every_event_without_error(state: HealState) -> None
     for event in HealEvent:
         m, _ = transition(HealMachine(state=state), event, now=1.0, policy=POLICY, rng=random.Random(0))
         assert isinstance(m.state, HealState)
+
+
+def test_a_heal_skipped_for_a_down_dependency_returns_to_suspect_uncounted() -> None:
+    d = Driver()
+    assert d(E.DOWN, 0) is HealState.HEALING and len(d.m.attempts) == 1
+    assert d(E.DEPENDENCY_DOWN, 0.1) is HealState.SUSPECT and d.m.attempts == ()
+    assert d(E.SAMPLE_FAILED, 0.2) is HealState.SUSPECT  # the dependency is down: no heal meanwhile
+    assert d(E.UP, 5) is HealState.HEALTHY
+    assert d.actions == [Action.HEAL]  # only the one heal that was then skipped
