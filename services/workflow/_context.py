@@ -34,8 +34,8 @@ class StepJournal(Protocol):
 class StoreJournal:
     """The executor's `StepJournal`: steps go to the run store, finished ones to watchers too.
 
-    Every write carries ``lease`` and goes through ``fenced`` (the executor's: a refused
-    write ends the execution). `begin` is committed before the step's body starts, so the
+    Every write carries ``lease()`` (the execution's lease as of that write) and goes
+    through ``fenced`` (the executor's: a refused write ends the execution). `begin` is committed before the step's body starts, so the
     step's ``executions`` counts every start; ``check_live`` then vouches that the lease is
     still this replica's as the body starts.
     """
@@ -47,7 +47,7 @@ class StoreJournal:
         run: Run,
         max_result_bytes: int,
         *,
-        lease: Lease | None = None,
+        lease: Callable[[], Lease | None] = lambda: None,
         fenced: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
         check_live: Callable[[], None] = lambda: None,
     ) -> None:
@@ -57,14 +57,14 @@ class StoreJournal:
         self._check_live = check_live
 
     async def begin(self, name: str) -> None:
-        await self._fenced(self._store.begin_step(self._run.run_id, name, self._lease))
+        await self._fenced(self._store.begin_step(self._run.run_id, name, self._lease()))
         self._check_live()  # the body starts right after this, without another await
 
     async def finish(self, name: str, result: Any) -> None:
         size = len(canonical_json(result).encode())
         if size > self._max:  # GetRun returns steps: keep them bounded like results
             raise ResourceExhausted(f"step {name!r} result of {size} bytes exceeds the limit of {self._max}")
-        await self._fenced(self._store.record_step(self._run.run_id, name, result, self._lease))
+        await self._fenced(self._store.record_step(self._run.run_id, name, result, self._lease()))
         self._events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
 

@@ -187,6 +187,18 @@ class Executor:
         held = ticket.hand_over() if ticket is not None else Ticket(None)
         task = asyncio.create_task(self._execute(run, held), name=f"run-{run.run_id}")
         self._active[run.run_id] = task
+        # A callback, not a ``finally``: a task cancelled before its first step (fenced off as
+        # it was created) never runs its body, yet must leave _active and give back its ticket.
+        task.add_done_callback(lambda done: self._ended(run.run_id, done, held))
+
+    def _ended(self, run_id: str, task: asyncio.Task[None], ticket: Ticket) -> None:
+        ticket.release()  # idempotent: the execution released it already unless it never ran
+        if self._active.get(run_id) is task:
+            del self._active[run_id]
+        self._cancel_reasons.pop(run_id, None)
+        again = self.leases.ended(run_id)
+        if again is not None:
+            self.dispatch(again)
 
     async def cancel(self, run_id: str, reason: str) -> Run:
         """Cancel a run: a running handler receives CancelledError; returns the run after it."""
@@ -265,11 +277,6 @@ class Executor:
             await self._finish(run, wf_name=run.workflow, change=self._cancelled(reason))
         finally:
             ticket.release()  # if the workflow was unknown or the task ended before ``with``
-            self._active.pop(run.run_id, None)
-            self._cancel_reasons.pop(run.run_id, None)
-            again = self.leases.ended(run.run_id)
-            if again is not None:
-                self.dispatch(again)
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
         if change.state is RunState.SUCCEEDED:
@@ -388,7 +395,7 @@ class Executor:
             self.events,
             run,
             self.max_result_bytes,
-            lease=self.leases.held.lease(run.run_id),
+            lease=lambda: self.leases.held.lease(run.run_id),
             fenced=lambda write: self.leases.fenced(run.run_id, write),
             check_live=lambda: self.leases.check_live(run.run_id),
         )
@@ -409,3 +416,9 @@ class Executor:
             fencing_token=run.lease_epoch,
         )
         return await self.breaker(other).call(lambda: self._invoke(other, ctx))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a shielded write's outcome as seen (its caller may have been cancelled)."""
+    if not future.cancelled():
+        future.exception()

@@ -115,13 +115,17 @@ class LeaseKeeper:
             self.owner, self._clock(), self.lease_s, limit=_CLAIM_LIMIT, skip=list(self._active)
         )
         for run in claimed:
-            if run.run_id in self._active:
-                # Claimed by a poll racing this task's creation: the epoch moved past the
-                # task's, so it is fenced off; the new claim starts once it has ended.
+            held = self.held.lease(run.run_id)
+            if run.run_id not in self._active:
+                self._dispatch(run, at)
+            elif held is not None and run.lease == Lease(self.owner, held.epoch + 1):
+                # A poll that raced this task's creation (same batch) claimed the run from the
+                # very epoch the task holds: nobody held it in between, so the task goes on
+                # under the new epoch.
+                self.held.hold(run, at=at)
+            else:  # the epoch moved past the task's by more: fenced off, the claim starts after
                 self._redispatch[run.run_id] = run
                 self.fence_off(run.run_id, f"re-claimed at epoch {run.lease_epoch}")
-            else:
-                self._dispatch(run, at)
 
     async def renew(self) -> None:
         """Extend the leases of the runs executing here. After a store outage or a stop
