@@ -35,9 +35,10 @@ class StoreJournal:
     """The executor's `StepJournal`: steps go to the run store, finished ones to watchers too.
 
     Every write carries ``lease()`` (the execution's lease as of that write) and goes
-    through ``fenced`` (the executor's: a refused write ends the execution). `begin` is committed before the step's body starts, so the
-    step's ``executions`` counts every start; ``check_live`` then vouches that the lease is
-    still this replica's as the body starts.
+    through ``fenced`` (the executor's: a refused write ends the execution). `begin` is
+    committed before the step's body starts, so the step's ``executions`` counts every
+    start; ``check_live`` then vouches that the lease is still this replica's as the body
+    starts.
     """
 
     def __init__(
