@@ -24,7 +24,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.common import FailedPrecondition, NotFound, Now, Unavailable
+from services.common import FailedPrecondition, NotFound, Now
 from services.workflow._admission import Admission, Ticket
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
@@ -79,7 +79,7 @@ class Executor:
         self.store, self.registry, self.owner = store, registry, owner
         self._clock, self._mono, self._sleep, self._rng = clock, monotonic, sleep, rng or random.Random()
         self._deps, self._pool = deps, pool
-        self._lease_s, self._poll_s, self.max_result_bytes = lease_s, poll_s, max_result_bytes
+        self._poll_s, self.max_result_bytes = poll_s, max_result_bytes
         self.events = RunEvents()
         self.stats: dict[str, WorkflowStats] = {}
         self.admission = admission or Admission()
@@ -132,18 +132,13 @@ class Executor:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases.
-
-        A store that cannot take the first claim (a full disk) does not stop the start-up: the
-        service answers reads and the claim loop resumes the runs once it can."""
+        """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases
+        (a first claim the store refuses, a full disk, is retried by the claim loop)."""
         try:
             await self.leases.claim_due()
         except Exception as exc:
-            _log.warning("cannot resume runs yet (%s); the claim loop retries every %s s", exc, self._poll_s)
-        self._background = [
-            asyncio.create_task(self._every(self._poll_s, self.leases.claim_due), name="executor-claims"),
-            asyncio.create_task(self._every(self._lease_s / 3, self.leases.renew), name="executor-leases"),
-        ]
+            _log.warning("cannot resume runs yet (%s); the claim loop retries", exc)
+        self._background = self.leases.loops(self._poll_s)
 
     async def stop(self) -> None:
         """Cancel background loops and in-flight runs; their runs stay resumable."""
@@ -153,28 +148,9 @@ class Executor:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._background = []
 
-    async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
-        failing = False  # an outage (full disk) is logged as it starts and ends, not every tick
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await fn()
-            except Unavailable as exc:  # the store cannot serve now; the next tick retries
-                if not failing:
-                    _log.warning("executor %s: %s; retrying every %g s", fn.__name__, exc, interval)
-                failing = True
-                continue
-            except Exception:  # a bug must not kill the loop either; the next tick retries
-                _log.exception("executor background task failed")
-                continue
-            if failing:
-                _log.info("executor %s: the run store serves again", fn.__name__)
-            failing = False
-
     # -- entry points ------------------------------------------------------------------------
     def lease(self) -> tuple[str, float]:
-        """Lease fields for a run this replica creates and will execute right away."""
-        return self.leases.lease_fields()
+        return self.leases.lease_fields()  # for a run this replica creates and executes at once
 
     def dispatch(self, run: Run, ticket: Ticket | None = None, *, confirmed_at: float | None = None) -> None:
         """Start executing ``run`` under its lease, which this replica got when it created or

@@ -105,6 +105,13 @@ class LeaseKeeper:
         # Runs claimed anew while an older execution of them still ends here: started after it.
         self._redispatch: dict[str, Run] = {}
 
+    def loops(self, poll_s: float) -> list[asyncio.Task[None]]:
+        """Start the claim loop (every ``poll_s``) and the renewal loop (``lease_s / 3``)."""
+        return [
+            asyncio.create_task(_every(poll_s, self.claim_due), name="executor-claims"),
+            asyncio.create_task(_every(self.lease_s / 3, self.renew), name="executor-leases"),
+        ]
+
     def lease_fields(self) -> tuple[str, float]:
         """Lease fields for a run this replica creates and will execute right away."""
         return self.owner, self._clock() + self.lease_s
@@ -213,3 +220,22 @@ class LeaseKeeper:
         self.held.drop(run_id)
         self._stops.pop(run_id, None)
         return self._redispatch.pop(run_id, None)
+
+
+async def _every(interval: float, fn: Callable[[], Awaitable[None]]) -> None:
+    failing = False  # an outage (full disk) is logged as it starts and ends, not every tick
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await fn()
+        except Unavailable as exc:  # the store cannot serve now; the next tick retries
+            if not failing:
+                _log.warning("executor %s: %s; retrying every %g s", fn.__name__, exc, interval)
+            failing = True
+            continue
+        except Exception:  # a bug must not kill the loop either; the next tick retries
+            _log.exception("executor background task failed")
+            continue
+        if failing:
+            _log.info("executor %s: the run store serves again", fn.__name__)
+        failing = False
