@@ -55,7 +55,7 @@ class StoreSpaceConfig(ConfigModel):
     while accepted runs finish in what is left; healthd's store check uses the same reserve."""
     reserve_percent: float = Field(default=0.0, ge=0, le=50)
     """The same as a share of the volume; the larger of the two applies."""
-    wal_limit_mb: float = Field(default=16.0, gt=0, le=4096)
+    wal_limit_mb: float = Field(default=8.0, gt=0, le=4096)
     """Bound of the write-ahead log: checkpointed at half of it, truncated back to it; when the
     writer is idle and space is not low it is checkpointed and truncated to zero."""
     preallocate_mb: float = Field(default=1.0, ge=0, le=1024)

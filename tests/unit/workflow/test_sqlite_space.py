@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common import ResourceExhausted
-from services.workflow._config import StoreSpaceConfig
+from services.common import ConfigError, ResourceExhausted, load_config
+from services.workflow._config import StoreSpaceConfig, WorkflowConfig
 from services.workflow._model import RunChange
 from services.workflow._sqlite_store import SQLiteRunStore
 from services.workflow._states import RunState
@@ -77,3 +77,11 @@ async def test_idle_writer_truncates_the_wal_and_keeps_pages_allocated(tmp_path:
         assert os.stat(path).st_size <= size + 64 * 4096  # grew by the top-up at most
     finally:
         await store.close()
+
+
+def test_space_settings_are_validated_where_the_config_is_loaded(tmp_path: Path) -> None:
+    bad = tmp_path / "workflow.yaml"
+    bad.write_text("store_space: {reserve_mb: -1}\n")
+    with pytest.raises(ConfigError, match=r"store_space\.reserve_mb"):
+        load_config(WorkflowConfig, bad)
+    assert WorkflowConfig().store_space == StoreSpaceConfig(reserve_mb=64, wal_limit_mb=8, preallocate_mb=1)
