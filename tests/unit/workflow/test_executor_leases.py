@@ -142,9 +142,10 @@ async def test_a_replica_whose_lease_moved_writes_nothing_and_starts_no_step(
 async def test_a_lease_not_renewed_for_lease_s_stops_the_execution(h: Harness) -> None:
     """The store cannot take the renewal (closed here, as when the disk or database is gone):
     once the lease was last confirmed ``lease_s`` ago the run stops at its next await."""
-    stopped = asyncio.Event()
+    running, stopped = asyncio.Event(), asyncio.Event()
 
     async def forever(ctx: RunContext) -> Any:
+        running.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -154,6 +155,7 @@ async def test_a_lease_not_renewed_for_lease_s_stops_the_execution(h: Harness) -
     h.registry.register("forever", forever)
     a = h.new_executor(owner="replica-a", lease_s=3.0)
     await _start(h, a, "forever")
+    await asyncio.wait_for(running.wait(), 10)  # its own writes are done: RUNNING is stored
     await h.store.close()  # every write is refused from now on
     await a.start()  # renews every lease_s / 3 (1 s); the monotonic clock is the test's
     try:
