@@ -62,6 +62,9 @@ class HealthEngine:
         self.events = EventLog(config.event_history)
         self.supervisor = Supervisor()
         self._maint: set[str] = set()
+        # Components last seen DEPENDENCY_DOWN: when the dependency recovers first they get
+        # their start timeout to follow before they count as down themselves.
+        self._dependency_was_down: set[str] = set()
         self._checks: dict[str, list[CheckState]] = {}
         self._heal: dict[str, HealMachine] = {}
         self._healers: dict[str, Healer | None] = {}
@@ -302,10 +305,15 @@ class HealthEngine:
             if comp.reason is Reason.MAINTENANCE:
                 continue
             if comp.reason is Reason.DEPENDENCY_DOWN:
+                self._dependency_was_down.add(comp.name)
                 self._drive(comp.name, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
+            elif comp.name in self._dependency_was_down and comp.own is Status.NOT_SERVING:
+                self._dependency_was_down.discard(comp.name)
+                self._drive(comp.name, HealEvent.DEPENDENCY_UP, "dependency recovered; waiting for checks")
             elif comp.own is Status.NOT_SERVING:
                 self._drive(comp.name, HealEvent.DOWN, self._why(comp.name))
             elif comp.own is Status.SERVING and all(c.successes for c in self._checks[comp.name]):
+                self._dependency_was_down.discard(comp.name)
                 # UP needs a success on every check since the last reset: a restarted component
                 # counts as started only once it has passed its checks itself.
                 self._drive(comp.name, HealEvent.UP)
