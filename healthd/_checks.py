@@ -37,8 +37,8 @@ from healthd._config import (
     StoreCheckConfig,
     TcpCheckConfig,
 )
+from healthd._process import signal_group
 from healthd._store_metrics import STORE_FREE_BYTES, STORE_RESERVE_BYTES, STORE_WAL_BYTES
-from healthd._supervisor import signal_group
 from healthd._types import CheckResult, Status
 from services.common import (
     VolumeSpace,

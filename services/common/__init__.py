@@ -43,6 +43,7 @@ from services.common._migrations import (
 )
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
+from services.common._pool import PooledStub, pooled_channels
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._space import SpaceSample, VolumeSpace, reserve_bytes, wal_bytes
 from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
@@ -89,6 +90,7 @@ __all__ = [
     "Observation",
     "ObservingInterceptor",
     "PermissionDenied",
+    "PooledStub",
     "ResourceExhausted",
     "SchemaTooNew",
     "SecurityLevel",
@@ -127,6 +129,7 @@ __all__ = [
     "optional_bearer_token",
     "optional_timestamp",
     "parse_yaml",
+    "pooled_channels",
     "publish_serving",
     "reserve_bytes",
     "retry_delay_s",

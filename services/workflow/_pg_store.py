@@ -11,12 +11,12 @@ pooled connection: one round trip and one commit, no BEGIN/COMMIT. What makes sh
   state from which `transition` allows the target (the row lock UPDATE takes makes the check
   and the write atomic), so two writers can never both move a run; a refused change is then
   explained by `transition` itself (InvalidTransition) or NotFound.
+- Fencing: ``claim_runs`` increments ``lease_epoch``; a fenced ``update_run`` has the lease
+  in its WHERE (the row lock UPDATE takes makes check and write one step), and a fenced step
+  write takes its row from the run's row locked ``FOR SHARE`` while it still has the lease:
+  a takeover (whose claim skips locked rows) commits strictly before or after it.
 - ``record_step`` is first-write-wins (``WHERE NOT completed``): a finished step's result
   never changes, whoever writes it again.
-- Fencing: ``claim_runs`` increments ``lease_epoch``; a fenced ``update_run`` has the lease
-  in its WHERE (the row lock makes check and write one step), and a fenced step write locks
-  the run row ``FOR SHARE`` in the same statement: a takeover (whose claim skips locked
-  rows) commits strictly before or after it, never in between.
 
 Connection failures surface as `Unavailable` (retryable), never as an internal error.
 """
@@ -33,22 +33,34 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from services.workflow._history import (
+    HistoryEvent,
+    HistoryType,
+    change_event_type,
+    error_json,
+    event_from_row,
+)
 from services.workflow._model import (
     Lease,
     NewRun,
     Run,
     RunChange,
+    RunError,
     RunPage,
     RunQuery,
     StepRecord,
     canonical_json,
 )
 from services.workflow._pg_config import PostgresConfig
+from services.workflow._pg_history import ATTEMPT_DATA, FINISHED_DATA, STEP_DATA, STEP_FAILED_DATA, with_event
 from services.workflow._pg_schema import migrate
+from services.workflow._states import RunState
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    event_args,
+    event_insert,
     explain_refusal,
     fence_sql,
     insert_values,
@@ -66,6 +78,10 @@ __all__ = ["PostgresRunStore"]
 Row = dict[str, Any]
 _OPEN = "state IN ('PENDING', 'RUNNING')"
 _MARKS = ", ".join(["%s"] * INSERT_COUNT)
+# The run's row while it has the writer's lease (args: run id, owner, epoch): the source of a
+# fenced step write, which thereby writes nothing once the lease moved.
+_FENCE = "FROM runs WHERE run_id = %s AND lease_owner = %s AND lease_epoch = %s"
+_EVENT = event_insert("%s")
 
 
 async def _one(conn: psycopg.AsyncConnection[Row], sql: str, args: Any = None) -> Row | None:
@@ -151,16 +167,26 @@ class PostgresRunStore:
             await conn.execute("UPDATE runs SET lease_owner = lease_owner WHERE false")
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
+        insert = (
+            f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
+            " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+            " RETURNING *"
+        )
+        args: list[Any] = [*insert_values(new, Jsonb(new.labels)), new.created_at]
+        extra = ""
+        if new.resume and new.retry_of:  # the finished steps of the run retried, in their order
+            extra = (
+                ", c AS (INSERT INTO steps (run_id, name, executions, completed, result, finished_at,"
+                " started_at, duration_s) SELECT w.run_id, s.name, 0, s.completed, s.result,"
+                " s.finished_at, s.started_at, s.duration_s FROM w JOIN steps s"
+                " ON s.run_id = %s AND s.completed ORDER BY s.ord)"
+            )
+            args.append(new.retry_of)
         async with self._conn() as conn:
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
-            # so of N racing creates exactly one inserts and the others read its run.
-            row = await _one(
-                conn,
-                f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
-                " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-                " RETURNING *",
-                insert_values(new, Jsonb(new.labels)),
-            )
+            # so of N racing creates exactly one inserts and the others read its run. The run,
+            # its copied steps and its RUN_CREATED event are one statement.
+            row = await _one(conn, with_event(insert, HistoryType.RUN_CREATED, extra=extra), args)
             if row is not None:
                 return row_to_run(row), True
             row = await _one(
@@ -200,12 +226,22 @@ class PostgresRunStore:
         # The states `transition` lets move to the target: the compare half of compare-and-set.
         sources = source_states(change.state)
         state = change.state
-        sets, args = change_sets(change, self._clock(), "%s")
+        now = self._clock()
+        sets, args = change_sets(change, now, "%s")
         fence, fence_args = fence_sql(lease, "%s")
         sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s){fence} RETURNING *"
+        args += [run_id, sources, *fence_args]
+        kind = change_event_type(change)  # its event is part of the same statement
+        if kind is HistoryType.ATTEMPT_STARTED:
+            sql = with_event(sql, kind, ATTEMPT_DATA)
+            args.append(now)
+        elif kind is HistoryType.RUN_FINISHED:
+            sql = with_event(sql, kind, FINISHED_DATA)
+            failed = change.error if state is not RunState.SUCCEEDED else None
+            args += [now, error_json(failed), change.fallback]
         async with self._conn() as conn:
             while True:
-                row = await _one(conn, sql, [*args, run_id, sources, *fence_args])
+                row = await _one(conn, sql, args)
                 if row is not None:
                     return row_to_run(row)
                 # NotFound, LeaseLost or InvalidTransition; or allowed now: another writer
@@ -213,80 +249,74 @@ class PostgresRunStore:
                 # finitely many states, so this loop ends.
                 explain_refusal(await _select_run(conn, run_id), state, lease)
 
-    async def _fenced_step(
-        self, conn: psycopg.AsyncConnection[Row], sql: str, args: dict[str, Any]
-    ) -> Row | None:
-        """Run a step write ``sql`` whose rows come from the ``lease`` CTE: the run's row,
-        locked FOR SHARE while it still has the writer's lease (else the write inserts nothing)."""
-        cte = (
-            "WITH lease AS (SELECT run_id FROM runs WHERE run_id = %(run_id)s"
-            " AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s"
-            " AND (%(live)s::float8 IS NULL OR lease_expires >= %(live)s::float8) FOR SHARE) "
-        )
-        return await _one(conn, cte + sql, args)
-
     async def begin_step(self, run_id: str, name: str, lease: Lease | None = None) -> int:
-        upsert = (
-            " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1 RETURNING executions"
+        now = self._clock()
+        source, args = "VALUES (%s, %s, 1, %s)", [run_id, name, now]
+        if lease is not None:  # the run's row, locked, while it still has the writer's live lease
+            source = f"(SELECT run_id, %s, 1, %s::float8 {_FENCE} AND lease_expires >= %s FOR SHARE)"
+            args = [name, now, run_id, lease.owner, lease.epoch, now]
+        write = (
+            "INSERT INTO steps (run_id, name, executions, started_at) "
+            + source
+            + " ON CONFLICT (run_id, name)"
+            " DO UPDATE SET executions = steps.executions + 1,"
+            " started_at = excluded.started_at RETURNING run_id, name, executions, duration_s"
         )
         async with self._conn() as conn:
-            if lease is None:
-                row = await _one(
-                    conn,
-                    "INSERT INTO steps (run_id, name, executions) VALUES (%s, %s, 1)" + upsert,
-                    (run_id, name),
-                )
-            else:
-                row = await self._fenced_step(
-                    conn,
-                    "INSERT INTO steps (run_id, name, executions) SELECT run_id, %(name)s, 1 FROM lease"
-                    + upsert,
-                    {
-                        "run_id": run_id,
-                        "name": name,
-                        "owner": lease.owner,
-                        "epoch": lease.epoch,
-                        "live": self._clock(),
-                    },
-                )
-                if row is None:  # the lease CTE found no row: moved or expired
-                    raise lease_lost(run_id, lease)
-        assert row is not None  # INSERT ... RETURNING always returns the row
+            sql = with_event(write, HistoryType.STEP_STARTED, STEP_DATA)
+            row = await _one(conn, sql, (*args, now))
+        if row is None:  # only when fenced: the lease moved or expired, nothing was written
+            assert lease is not None
+            raise lease_lost(run_id, lease)
         return int(row["executions"])
 
     async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
         text, now = canonical_json(result), self._clock()
-        first_wins = (
-            " ON CONFLICT (run_id, name) DO UPDATE SET"
-            " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at"
-            " WHERE NOT steps.completed RETURNING 1 AS stored"
+        source, args = "VALUES (%s, %s, 1, TRUE, %s, %s, 0)", [run_id, name, text, now]
+        if lease is not None:  # the run's row, locked, while it still has the writer's lease
+            source = f"(SELECT run_id, %s, 1, TRUE, %s::text, %s::float8, 0 {_FENCE} FOR SHARE)"
+            args = [name, text, now, run_id, lease.owner, lease.epoch]
+        # First write wins (WHERE NOT completed): a repeated finish changes and records nothing.
+        write = (
+            "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s) "
+            + source
+            + " ON CONFLICT (run_id, name) DO UPDATE SET"
+            " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at,"
+            " duration_s = GREATEST(0, excluded.finished_at"
+            " - COALESCE(steps.started_at, excluded.finished_at)),"
+            " error_category = NULL, error_message = NULL"
+            " WHERE NOT steps.completed RETURNING run_id, name, executions, duration_s"
         )
         async with self._conn() as conn:
-            if lease is None:
-                await conn.execute(
-                    "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
-                    " VALUES (%s, %s, 1, TRUE, %s, %s)" + first_wins,
-                    (run_id, name, text, now),
-                )
-                return
-            row = await self._fenced_step(
-                conn,
-                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
-                " SELECT run_id, %(name)s, 1, TRUE, %(result)s, %(now)s FROM lease" + first_wins,
-                {
-                    "run_id": run_id,
-                    "name": name,
-                    "owner": lease.owner,
-                    "epoch": lease.epoch,
-                    "live": None,
-                    "result": text,
-                    "now": now,
-                },
+            sql = with_event(write, HistoryType.STEP_FINISHED, STEP_DATA)
+            row = await _one(conn, sql, (*args, now))
+            # Nothing stored: finished before (first write wins, fine) or the lease moved (refused).
+            if row is None and lease is not None and (await _select_run(conn, run_id)).lease != lease:
+                raise lease_lost(run_id, lease)
+
+    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+        now = self._clock()
+        write = (
+            "UPDATE steps SET error_category = %s, error_message = %s,"
+            " duration_s = GREATEST(0, %s - COALESCE(started_at, %s))"
+            " WHERE run_id = %s AND name = %s AND NOT completed"
+            " RETURNING run_id, name, executions, duration_s"
+        )
+        args = (error.category.value, error.message, now, now, run_id, name, now, error_json(error))
+        async with self._conn() as conn:
+            await conn.execute(with_event(write, HistoryType.STEP_FAILED, STEP_FAILED_DATA), args)
+
+    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
+        async with self._conn() as conn:
+            await conn.execute(_EVENT, event_args(run_id, event))
+
+    async def get_history(self, run_id: str) -> list[HistoryEvent]:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT at, type, data FROM run_events WHERE run_id = %s ORDER BY id", (run_id,)
             )
-            if row is None:  # not stored: finished before (fine) or the lease moved (refused)
-                current = await _select_run(conn, run_id)
-                if current.lease != lease:
-                    raise lease_lost(run_id, lease)
+            rows = await cur.fetchall()
+        return [event_from_row(i, r["at"], r["type"], r["data"]) for i, r in enumerate(rows, 1)]
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         async with self._conn() as conn:

@@ -15,6 +15,7 @@ from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import MIGRATIONS, Migration, applied_versions, migrate
 from services.workflow._pg_store import PostgresRunStore
 from services.workflow._states import InvalidTransition, RunState
+from tests.unit.workflow.history_suite import RunHistorySuite
 from tests.unit.workflow.store_suite import V1_LEASED_RUN, FencingSuite, RunStoreSuite, new_run
 
 
@@ -31,7 +32,7 @@ async def store(postgres_dsn: str) -> AsyncIterator[PostgresRunStore]:
     await s.close()
 
 
-class TestPostgresRunStore(RunStoreSuite, FencingSuite):
+class TestPostgresRunStore(RunStoreSuite, FencingSuite, RunHistorySuite):
     async def test_values_postgres_cannot_store_are_invalid_argument(self, store: PostgresRunStore) -> None:
         # The service refuses NUL characters at the edge; the store maps psycopg's DataError
         # itself too, so a value that slips past is a client error, never INTERNAL.
@@ -85,12 +86,13 @@ class TestPostgresRunStore(RunStoreSuite, FencingSuite):
             with pytest.raises(RuntimeError, match="unknown to this release"):
                 await migrate(conn, MIGRATIONS)
 
-    async def test_a_version_1_database_gets_lease_epochs_and_its_runs_stay_claimable(
+    async def test_a_database_of_the_previous_version_gets_lease_epochs_and_its_runs_stay_claimable(
         self, postgres_dsn: str
     ) -> None:
         async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
-            await conn.execute("DROP TABLE IF EXISTS runs, steps, vigil_schema_migrations")
-            assert await migrate(conn, MIGRATIONS[:1]) == [1]
+            await conn.execute("DROP TABLE IF EXISTS runs, steps, run_events, vigil_schema_migrations")
+            previous = MIGRATIONS[:-1]  # the release before lease epochs
+            assert await migrate(conn, previous) == [m.version for m in previous]
             await conn.execute(V1_LEASED_RUN)
         store = await _open(postgres_dsn)
         try:

@@ -129,10 +129,13 @@ async def test_a_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     await newer.close()
 
 
-async def test_a_version_1_file_gets_lease_epochs_and_its_runs_stay_claimable(tmp_path: Path) -> None:
+async def test_a_file_of_the_previous_version_gets_lease_epochs_and_its_runs_stay_claimable(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "runs.db"
     conn = open_sqlite(path, synchronous="NORMAL", busy_timeout_ms=1000)
-    assert migrate_sqlite(conn, MIGRATIONS[:1], what="v1", upgrade="-") == [1]
+    previous = MIGRATIONS[:-1]  # the release before lease epochs
+    assert migrate_sqlite(conn, previous, what="previous", upgrade="-") == [m.version for m in previous]
     conn.execute(V1_LEASED_RUN)
     conn.close()
     store = SQLiteRunStore(path, clock=lambda: 20.0, synchronous="NORMAL")
