@@ -18,7 +18,7 @@ from healthd.alerts._webhook import WebhookSender
 from services.common import get_logger
 
 if TYPE_CHECKING:
-    from healthd._snapshot import Snapshot
+    from healthd._snapshot import ComponentView, Snapshot
 
 __all__ = ["Alerting", "MetricsScrape"]
 
@@ -38,6 +38,10 @@ def _store_space() -> dict[str, tuple[float, float]]:
 
     free, reserve = by_store(STORE_FREE_BYTES), by_store(STORE_RESERVE_BYTES)
     return {store: (value, reserve[store]) for store, value in free.items() if store in reserve}
+
+
+def _root_cause(view: ComponentView) -> str:
+    return view.health.cause if view.health.reason.value == "DEPENDENCY_DOWN" else ""
 
 
 class MetricsScrape:
@@ -80,7 +84,7 @@ class Alerting:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.engine = RuleEngine(list(config.rules))
+        self.engine = RuleEngine(list(config.rules), inhibit_grace_s=config.inhibit_grace_s)
         self.sender = WebhookSender(list(config.webhooks), external_url=external_url)
         self._snapshot = snapshot
         self.on_change = on_change
@@ -135,7 +139,8 @@ class Alerting:
     async def facts(self) -> Facts:
         snap = self._snapshot()
         components = {
-            v.health.name: ComponentFact(v.health.status.value, v.heal_state.value) for v in snap.components
+            v.health.name: ComponentFact(v.health.status.value, v.heal_state.value, _root_cause(v))
+            for v in snap.components
         }
         rates: dict[str, tuple[float, int]] = {}
         breakers: dict[str, tuple[str, ...]] = {}
