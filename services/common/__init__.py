@@ -14,6 +14,7 @@ from services.common._config import (
 )
 from services.common._convert import optional_timestamp
 from services.common._errors import (
+    Aborted,
     AlreadyExists,
     Cancelled,
     DeadlineExceeded,
@@ -68,6 +69,7 @@ from services.common._server import (
     run_main,
     server_credentials,
 )
+from services.common._space import SpaceSample, VolumeSpace, reserve_bytes, wal_bytes
 from services.common._sqlite import (
     SYNCHRONOUS_MODES,
     create_private_dirs,
@@ -96,6 +98,7 @@ __all__ = [
     "SYNCHRONOUS_MODES",
     "SYSTEM_CLOCK",
     "TRACE_ID_METADATA",
+    "Aborted",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
@@ -129,6 +132,7 @@ __all__ = [
     "ServerConfig",
     "ServingStatus",
     "Sleep",
+    "SpaceSample",
     "SystemClock",
     "TLSConfig",
     "TracingInterceptor",
@@ -137,6 +141,7 @@ __all__ = [
     "Unimplemented",
     "VigilError",
     "VigilServer",
+    "VolumeSpace",
     "add_log_enricher",
     "bad_request_violations",
     "bearer_token",
@@ -166,6 +171,7 @@ __all__ = [
     "pooled_channels",
     "publish_serving",
     "read_secret_file",
+    "reserve_bytes",
     "retry_delay_s",
     "run_each",
     "run_in_savepoints",
@@ -183,6 +189,7 @@ __all__ = [
     "tracer",
     "tracing_enabled",
     "value_to_py",
+    "wal_bytes",
     "wrap_handler",
     "write_private",
     "write_private_once",

@@ -20,4 +20,6 @@ def make_store(cfg: WorkflowConfig, clock: Callable[[], float]) -> RunStore:
     """
     if cfg.store_backend == "postgres":
         return PostgresRunStore(cfg.postgres, clock=clock)
-    return SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
+    return SQLiteRunStore(
+        cfg.store_path, clock=clock, synchronous=cfg.store_synchronous, space=cfg.store_space
+    )

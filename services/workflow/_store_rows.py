@@ -15,6 +15,8 @@ from services.common import AlreadyExists
 from services.workflow._history import HistoryEvent, event_to_row
 from services.workflow._model import (
     ErrorCategory,
+    Lease,
+    LeaseLost,
     NewRun,
     Run,
     RunChange,
@@ -24,7 +26,7 @@ from services.workflow._model import (
     StepRecord,
     canonical_json,
 )
-from services.workflow._states import RunState, allowed_sources
+from services.workflow._states import RunState, allowed_sources, transition
 
 __all__ = [
     "INSERT_COLUMNS",
@@ -32,7 +34,10 @@ __all__ = [
     "event_args",
     "event_insert",
     "existing_run",
+    "explain_refusal",
+    "fence_sql",
     "insert_values",
+    "lease_lost",
     "page_sql",
     "query_filters",
     "row_to_run",
@@ -61,7 +66,7 @@ def existing_run(row: Row, new: NewRun) -> tuple[Run, bool]:
 INSERT_COLUMNS = (
     "run_id, workflow, state, params, principal, priority, idempotency_key, request_hash, created_at,"
     " updated_at, not_before, deadline, degradation, labels, schedule, audit_id, redactions,"
-    " lease_owner, lease_expires, trace_id, retry_of, resumed"
+    " lease_owner, lease_expires, trace_id, retry_of, resumed, lease_epoch"
 )
 INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
 
@@ -106,6 +111,7 @@ def row_to_run(row: Row) -> Run:
         trace_id=row["trace_id"],
         retry_of=row["retry_of"],
         resumed=bool(row["resumed"]),
+        lease_epoch=row["lease_epoch"],
     )
 
 
@@ -150,6 +156,7 @@ def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
         new.trace_id,
         new.retry_of,
         int(new.resume),
+        1 if new.lease_owner is not None else 0,  # created leased: the first claim
     )
 
 
@@ -166,6 +173,30 @@ def source_states(target: RunState) -> list[str]:
     """The states from which the lifecycle table allows ``target``: the compare half of an
     update's compare-and-set (its WHERE), sorted so the statement text is stable."""
     return sorted(s.value for s in allowed_sources(target))
+
+
+def fence_sql(lease: Lease | None, mark: str) -> tuple[str, list[Any]]:
+    """The condition (`` AND ...``, or empty when unfenced) that a write of a run only lands
+    while ``lease`` is still the run's lease, and its arguments."""
+    if lease is None:
+        return "", []
+    return f" AND lease_owner = {mark} AND lease_epoch = {mark}", [lease.owner, lease.epoch]
+
+
+def lease_lost(run_id: str, lease: Lease) -> LeaseLost:
+    return LeaseLost(f"run {run_id}: lease epoch {lease.epoch} of {lease.owner!r} has moved; write refused")
+
+
+def explain_refusal(current: Run, target: RunState, lease: Lease | None) -> None:
+    """Why a fenced compare-and-set update of ``current`` to ``target`` matched no row.
+
+    Raises LeaseLost (the lease moved: checked first, the writer must stop) or
+    InvalidTransition; returns when neither holds (the run changed between the update and
+    this read, so the caller may try again). NotFound comes from reading ``current``.
+    """
+    if lease is not None and current.lease != lease:
+        raise lease_lost(current.run_id, lease)
+    transition(current.state, target)
 
 
 def change_sets(change: RunChange, now: float, mark: str) -> tuple[list[str], list[Any]]:
