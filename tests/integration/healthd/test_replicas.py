@@ -197,3 +197,19 @@ async def test_exit_2_before_serving_is_fatal_at_once(start_daemon: Any) -> None
     assert any("grace_period_s" in line and "later" in line for line in c.last_output), c.last_output
     assert "config/usage error" in c.message
     assert not (await r.stub.GetSystemHealth(_pb.GetSystemHealthRequest())).health.live
+
+
+async def test_a_restart_whose_caller_goes_away_still_finishes(replicas: Any, tokens: dict[str, Any]) -> None:
+    # Ctrl-C on `vigil ctl restart` (or a short deadline) cancels the call after the stop and
+    # before the start: the replica must come back, not stay STOPPED with nobody to start it.
+    r, meta = replicas, _auth(tokens["admin"])
+    restart = _pb.ControlComponentRequest(component="demo", action=_pb.CONTROL_ACTION_RESTART, replica=2)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await r.stub.ControlComponent(restart, metadata=meta, timeout=0.05)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def back() -> bool:
+        c = await _component(r)
+        return c.replicas[1].healing_state == _pb.HEALING_STATE_HEALTHY and await _serving(r, 2)
+
+    await eventually(back, 20, 0.1)
