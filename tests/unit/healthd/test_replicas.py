@@ -87,3 +87,10 @@ def test_components_whose_replicas_would_share_files_are_refused() -> None:
         config(components=[_comp(name="a/b"), _comp(name="a_b")])
     # Unsupervised components own no files: their short names may repeat.
     config(components=[{"name": v1, "checks": [{"kind": "tcp", "address": "h:1"}]}, _comp(name=v2)])
+
+
+def test_resolve_refuses_a_huge_name_before_searching() -> None:
+    with pytest.raises(InvalidArgument, match="longer than 256"):
+        resolve("vigil.security.v1.SecurityService" * 90_000, NAMES)
+    with pytest.raises(NotFound):
+        resolve("x" * 256, NAMES)
