@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from healthd._store_metrics import STORE_FREE_BYTES, STORE_RESERVE_BYTES
 from healthd.alerts._config import AlertsConfig
 from healthd.alerts._rules import Alert, ComponentFact, Facts, Notice, RuleEngine
 from healthd.alerts._webhook import WebhookSender
 from services.common import get_logger
 
 if TYPE_CHECKING:
-    from healthd._snapshot import Snapshot
+    from healthd._snapshot import ComponentView, Snapshot
 
 __all__ = ["Alerting", "MetricsScrape"]
 
@@ -27,6 +28,20 @@ _log = get_logger("vigil.healthd.alerts")
 _SERVER_FAULTS = frozenset(
     {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
 )
+
+
+def _store_space() -> dict[str, tuple[float, float]]:
+    """store -> (free, reserve) bytes, as healthd's own store checks last set their gauges."""
+
+    def by_store(gauge: Any) -> dict[str, float]:
+        return {s.labels["store"]: s.value for fam in gauge.collect() for s in fam.samples}
+
+    free, reserve = by_store(STORE_FREE_BYTES), by_store(STORE_RESERVE_BYTES)
+    return {store: (value, reserve[store]) for store, value in free.items() if store in reserve}
+
+
+def _root_cause(view: ComponentView) -> str:
+    return view.health.cause if view.health.reason.value == "DEPENDENCY_DOWN" else ""
 
 
 class MetricsScrape:
@@ -69,7 +84,7 @@ class Alerting:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.engine = RuleEngine(list(config.rules))
+        self.engine = RuleEngine(list(config.rules), inhibit_grace_s=config.inhibit_grace_s)
         self.sender = WebhookSender(list(config.webhooks), external_url=external_url)
         self._snapshot = snapshot
         self.on_change = on_change
@@ -124,7 +139,8 @@ class Alerting:
     async def facts(self) -> Facts:
         snap = self._snapshot()
         components = {
-            v.health.name: ComponentFact(v.health.status.value, v.heal_state.value) for v in snap.components
+            v.health.name: ComponentFact(v.health.status.value, v.heal_state.value, _root_cause(v))
+            for v in snap.components
         }
         rates: dict[str, tuple[float, int]] = {}
         breakers: dict[str, tuple[str, ...]] = {}
@@ -139,7 +155,7 @@ class Alerting:
                 requests = scrape.total - before.total
                 failed = scrape.failed - before.failed
                 rates[name] = (failed / requests if requests else 0.0, int(requests))
-        return Facts(components, rates, breakers)
+        return Facts(components, rates, breakers, _store_space())
 
     async def _scrape(self, url: str) -> MetricsScrape | None:
         if self._session is None:

@@ -13,6 +13,7 @@ from services.common._config import (
 )
 from services.common._convert import optional_timestamp
 from services.common._errors import (
+    Aborted,
     AlreadyExists,
     Cancelled,
     DeadlineExceeded,
@@ -51,6 +52,7 @@ from services.common._migrations import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
+from services.common._retry import RetryAfter
 from services.common._server import (
     SUPERVISOR_PID_ENV,
     VigilServer,
@@ -59,6 +61,7 @@ from services.common._server import (
     run_main,
     server_credentials,
 )
+from services.common._space import SpaceSample, VolumeSpace, reserve_bytes, wal_bytes
 from services.common._sqlite import (
     SYNCHRONOUS_MODES,
     create_private_dirs,
@@ -69,6 +72,7 @@ from services.common._sqlite import (
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
+    TRACE_ID_METADATA,
     TracingInterceptor,
     client_interceptors,
     setup_tracing,
@@ -85,6 +89,8 @@ __all__ = [
     "SUPERVISOR_PID_ENV",
     "SYNCHRONOUS_MODES",
     "SYSTEM_CLOCK",
+    "TRACE_ID_METADATA",
+    "Aborted",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
@@ -111,12 +117,14 @@ __all__ = [
     "PermissionDenied",
     "PooledStub",
     "ResourceExhausted",
+    "RetryAfter",
     "SchemaTooNew",
     "SecurityLevel",
     "SecurityLevelName",
     "ServerConfig",
     "ServingStatus",
     "Sleep",
+    "SpaceSample",
     "SystemClock",
     "TLSConfig",
     "TracingInterceptor",
@@ -125,6 +133,7 @@ __all__ = [
     "Unimplemented",
     "VigilError",
     "VigilServer",
+    "VolumeSpace",
     "add_log_enricher",
     "bad_request_violations",
     "bearer_token",
@@ -151,6 +160,7 @@ __all__ = [
     "parse_yaml",
     "pooled_channels",
     "publish_serving",
+    "reserve_bytes",
     "retry_delay_s",
     "run_each",
     "run_in_savepoints",
@@ -167,5 +177,6 @@ __all__ = [
     "tracer",
     "tracing_enabled",
     "value_to_py",
+    "wal_bytes",
     "wrap_handler",
 ]
