@@ -229,3 +229,26 @@ async def test_a_stop_during_a_rolling_restart_leaves_the_component_stopped(
     c = await _component(r)
     assert all(x.healing_state == _pb.HEALING_STATE_STOPPED and x.pid == 0 for x in c.replicas), c.replicas
     assert not r.engine.supervisor.pids()
+
+
+async def test_ctl_tail_follow_says_so_when_healthd_goes_away(
+    replicas: Any, tokens: dict[str, Any], tmp_path: Path
+) -> None:
+    """`vigil ctl tail -f` never ends silently with rc 0: healthd stopping is exit 3 and a line."""
+    r = replicas
+    port = r.daemon.server.port
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(VIGIL_HEALTHD_SERVER__PORT=str(port), VIGIL_TOKEN=tokens["admin"], PYTHONUNBUFFERED="1")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "--config-dir", str(tmp_path), "ctl", "tail", "demo", "-f",
+        "-n", "1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert await asyncio.wait_for(proc.stdout.readline(), 60)  # type: ignore[union-attr]
+        await r.daemon.server.stop(0.5)
+        rc = await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    err = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+    assert rc == 3 and "ended the log stream" in err, (rc, err)
