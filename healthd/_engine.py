@@ -36,7 +36,7 @@ from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
-from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger
+from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger, new_run_refusal
 
 _log = get_logger("vigil.healthd")
 
@@ -301,7 +301,14 @@ class HealthEngine:
         own = {name: own_status(states) for name, states in self._checks.items()}
         comps = component_health(self.config, own, self._maint)
         target = target_level(self.config, comps)
-        self._damper = self._damper.step(target, self.clock.monotonic(), self.config.level_recovery_s)
+        cfg = self.config
+        self._damper = self._damper.step(
+            target,
+            self.clock.monotonic(),
+            cfg.level_recovery_s,
+            flap_count=cfg.level_flap_count,
+            flap_window_s=cfg.level_flap_window_s,
+        )
         system = system_health(self.config, comps, self._damper.level)
         escalated = [n for n, m in self._heal.items() if m.escalated]
         if escalated:
@@ -310,7 +317,10 @@ class HealthEngine:
             liveness, why = Status.NOT_SERVING, f"scheduler stalled: {self._watchdog_reason}"
         else:
             liveness, why = Status.SERVING, ""
-        ready = system.ready and not self._shutting_down
+        # Readiness is the workflow service's own admission rule applied to the published
+        # level: SERVING exactly when an ordinary StartRun would be admitted.
+        admits = new_run_refusal(system.level) is None
+        ready = system.ready and admits and not self._shutting_down
         views = tuple(self._view(c) for c in comps)
         readiness = Status.SERVING if ready else Status.NOT_SERVING
         return Snapshot(system, views, liveness, why, readiness, self._shutting_down)

@@ -28,6 +28,7 @@ from services.common._levels import (
     SecurityLevel,
     SecurityLevelName,
     degradation_level_pb,
+    new_run_refusal,
     security_level_pb,
 )
 from services.common._logging import add_log_enricher, configure_logging, get_logger, set_log_redactor
@@ -117,6 +118,7 @@ __all__ = [
     "load_config",
     "log_fields",
     "migrate_sqlite",
+    "new_run_refusal",
     "next_batch",
     "open_sqlite",
     "optional_bearer_token",

@@ -49,8 +49,8 @@ class BreakerOpen(Unavailable):
     """The circuit breaker rejected the call without running it."""
 
     def __init__(self, name: str, retry_after_s: float) -> None:
-        super().__init__(f"circuit breaker {name!r} is open; retry in {retry_after_s:.1f}s")
-        self.retry_after_s = retry_after_s
+        super().__init__(f"circuit breaker {name!r} is open; retry in {retry_after_s:.1f}s", retry_after_s)
+        self.retry_after_s: float = retry_after_s
 
 
 def categorize(exc: BaseException) -> ErrorCategory:

@@ -1,8 +1,10 @@
 """The workflow service's operations in domain terms (the servicer only translates protobuf).
 
 StartRun order, cheapest refusal first: request limits -> workflow known -> not READ_ONLY
--> Screen (authn, authz, validation, sanitization; fail closed) -> degradation admission
--> bulkhead admission (shed) -> persist (committed) -> dispatch -> optionally wait.
+(UNAVAILABLE + RetryInfo) -> Screen (authn, authz, validation, sanitization; fail closed)
+-> degradation admission -> bulkhead admission (shed) -> persist (committed) -> dispatch -> optionally wait.
+A refusal because a dependency is down (security unreachable, the store down) is UNAVAILABLE
+with a retry delay; FAILED_PRECONDITION is never used for a state the caller cannot change.
 """
 
 from __future__ import annotations
@@ -201,6 +203,9 @@ class Operations:
             scheduled = req.not_before is not None and req.not_before > now
             # Sheds with ResourceExhausted when full; from here on the ticket owns the slot.
             ticket = self.executor.admission.admit(wf, defer=scheduled)
+        except Unavailable as exc:
+            self.executor.record_rejection(wf.name, self.gate.retryable(exc))
+            raise
         except Exception as exc:
             self.executor.record_rejection(wf.name, exc)
             raise
@@ -208,7 +213,11 @@ class Operations:
         # new run: so on a store failure and on an idempotent replay (the run existed already).
         with ticket:
             new = self._new_run(req, wf, run_id, screened, priority, level, now, scheduled, remaining_s)
-            run, created = await self.store.create_run(new)
+            try:
+                run, created = await self.store.create_run(new)
+            except Unavailable as exc:  # the store is down: nothing was accepted, retry later
+                self.gate.retryable(exc)
+                raise
             # Waiting starts before dispatch, so the end cannot be missed and no re-read is needed.
             ended = self.executor.events.ended(run.run_id) if req.wait and not run.terminal else None
             if created:
