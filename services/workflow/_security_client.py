@@ -81,23 +81,31 @@ class Screened:
         return self.level >= SecurityLevel.PRIVILEGED
 
 
+# The security service's answers: passed through as they are, never counted by the breaker
+# (`counts_against_breaker`), so one caller's bad token or missing file refuses nobody else.
 _DECISIONS = frozenset(
     {
         grpc.StatusCode.UNAUTHENTICATED,
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
+_RETRY_AFTER_S = 0.5
+"""Retry delay advised for a call refused because the security service is unreachable."""
 
 
 def error_from_rpc(err: grpc.aio.AioRpcError, what: str) -> VigilError:
     """The domain error for a failed call to the security service (its decision stands)."""
     if err.code() in _DECISIONS:
         return from_rpc_error(err)
-    # No decision (unreachable, timed out, broken): fail closed.
+    # No decision (unreachable, timed out, broken): fail closed, retryable.
     return Unavailable(
-        f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip()
+        f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip(),
+        retry_after_s=_RETRY_AFTER_S,
     )
 
 
@@ -135,8 +143,8 @@ class SecurityClient:
         self._auth_cache: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
         self._auth_cache_s, self._mono = auth_cache_s, monotonic
         # The dependency's breaker: while security keeps failing, calls fail fast (UNAVAILABLE)
-        # instead of each waiting out connection attempts; its refusals (auth, validation)
-        # never count as failures.
+        # instead of each waiting out connection attempts; its answers (auth, validation,
+        # not found, a caller's rate limit) never count as failures.
         self.breaker = breaker or CircuitBreaker(
             "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
         )
