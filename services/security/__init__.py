@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from services.security._findings import Finding, to_violations
     from services.security._gate import Gate
     from services.security._jwt import JWTConfig, JWTVerifier
+    from services.security._keyring import KeyMaterialAuthenticator
     from services.security._keys import ApiKeyVerifier, KeyEntry, hash_token, new_key
     from services.security._params import ParamsValidator, select_fields
     from services.security._paths import PathValidator
@@ -58,6 +59,7 @@ _EXPORTS = {
     "JWTConfig": "services.security._jwt",
     "JWTVerifier": "services.security._jwt",
     "KeyEntry": "services.security._keys",
+    "KeyMaterialAuthenticator": "services.security._keyring",
     "Level": "services.security._principal",
     "ParamsValidator": "services.security._params",
     "PathValidator": "services.security._paths",
@@ -124,6 +126,7 @@ __all__ = [
     "JWTConfig",
     "JWTVerifier",
     "KeyEntry",
+    "KeyMaterialAuthenticator",
     "Level",
     "ParamsValidator",
     "PathValidator",

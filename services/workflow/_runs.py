@@ -30,12 +30,14 @@ from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._registry import Workflow
 from services.workflow._security_client import Caller, Screened
 
-__all__ = ["Operations", "Screener", "StartRequest", "StartResult"]
+__all__ = ["Authenticates", "Operations", "Screener", "StartRequest", "StartResult"]
 
 
-class Screener(Protocol):
+class Authenticates(Protocol):
     async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller: ...
 
+
+class Screener(Authenticates, Protocol):
     async def screen(
         self,
         *,
@@ -135,6 +137,7 @@ class Operations:
         gate: DegradationGate,
         limits: LimitsConfig,
         clock: Callable[[], float],
+        readers: Authenticates | None = None,
     ) -> None:
         self.executor, self.security, self.gate, self.limits, self._clock = (
             executor,
@@ -143,6 +146,8 @@ class Operations:
             limits,
             clock,
         )
+        # Who verifies callers of reads: local key material when configured, else security.
+        self._readers: Authenticates = readers or security
         self.store, self.registry = executor.store, executor.registry
 
     def _check_request(self, req: StartRequest) -> None:
@@ -285,8 +290,13 @@ class Operations:
         return self.executor.catalogue()
 
     async def authenticate(self, token: str, remaining_s: float | None) -> Caller:
-        """The caller of a read or cancel RPC (security decides; unreachable: UNAVAILABLE)."""
+        """The caller of CancelRun (security decides; unreachable: UNAVAILABLE)."""
         return await self.security.authenticate(token, remaining_s)
+
+    async def authenticate_reader(self, token: str, remaining_s: float | None) -> Caller:
+        """The caller of a read (GetRun, ListRuns, WatchRun, ListWorkflows): verified locally
+        from the key material when the service has it, so reads survive a security outage."""
+        return await self._readers.authenticate(token, remaining_s)
 
     @staticmethod
     def _check_access(run: Run, caller: Caller) -> None:

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
@@ -33,7 +33,18 @@ from services.workflow._policy_config import WorkflowPolicy
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
-__all__ = ["SECURITY_SERVICE_CONFIG", "Caller", "Screened", "SecurityClient", "error_from_rpc"]
+if TYPE_CHECKING:
+    from services.security import Principal
+
+__all__ = [
+    "SECURITY_SERVICE_CONFIG",
+    "Caller",
+    "LocalCallers",
+    "Screened",
+    "SecurityClient",
+    "TokenVerifier",
+    "error_from_rpc",
+]
 
 SECURITY_SERVICE_CONFIG = {
     "methodConfig": [
@@ -51,6 +62,12 @@ SECURITY_SERVICE_CONFIG = {
 }
 
 _AUTH_CACHE_MAX = 10_000
+
+
+class TokenVerifier(Protocol):
+    """`services.security.KeyMaterialAuthenticator`: a token -> its principal, locally."""
+
+    async def authenticate_async(self, token: str) -> Principal: ...
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,21 @@ def error_from_rpc(err: grpc.aio.AioRpcError, what: str) -> VigilError:
         f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip(),
         retry_after_s=_RETRY_AFTER_S,
     )
+
+
+class LocalCallers:
+    """Callers of reads verified here from the security key material (no RPC, so reads work
+    while the security service is down); the same rules as its Authenticate."""
+
+    def __init__(self, auth: TokenVerifier) -> None:
+        self._auth = auth
+
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
+        """Who ``token`` belongs to; raises Unauthenticated (or Unavailable: unreadable keys)."""
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        principal = await self._auth.authenticate_async(token)
+        return Caller(principal.subject, principal.level)
 
 
 def _level(principal: _spb.Principal) -> SecurityLevel:
