@@ -1,6 +1,7 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
 from services.common._batching import next_batch
+from services.common._channels import FAST_RECONNECT
 from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
 from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
 from services.common._convert import optional_timestamp
@@ -59,6 +60,7 @@ from services.common._tokens import bearer_token, optional_bearer_token
 from services.common._writer import BatchWriter
 
 __all__ = [
+    "FAST_RECONNECT",
     "HEALTH_SERVICE_NAME",
     "LATENCY_BUCKETS",
     "SUPERVISOR_PID_ENV",

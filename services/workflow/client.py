@@ -28,7 +28,7 @@ import grpc
 import tenacity
 from google.protobuf.struct_pb2 import Struct
 
-from services.common import ResourceExhausted, Unavailable, from_rpc_error
+from services.common import FAST_RECONNECT, ResourceExhausted, Unavailable, from_rpc_error
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
@@ -72,7 +72,7 @@ class StartRetry:
     max_attempts: int = 10
     """Attempts in all, the first included (1: never retry)."""
     initial_backoff_s: float = 0.1
-    max_backoff_s: float = 2.0
+    max_backoff_s: float = 1.0
     max_total_s: float = 20.0
     """Bound on the whole logical call: attempts and waits."""
     rng: random.Random = field(default_factory=random.Random, compare=False)
@@ -134,7 +134,12 @@ class WorkflowClient:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel = grpc.aio.insecure_channel(
             address,
-            options=[("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))],
+            # Reconnect quickly: a restarted service serves again within seconds.
+            options=[
+                ("grpc.enable_retries", 1),
+                ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+                *FAST_RECONNECT,
+            ],
         )
         self._stub = pb_grpc.WorkflowServiceStub(self._channel)
 
