@@ -2,7 +2,7 @@
 
 Pure functions over frozen values; time enters only as an explicit ``now``.
 
-Rules (DESIGN.md "Health model"):
+Rules (ARCHITECTURE.md, "Health model"):
 - A check is NOT_SERVING after ``failure_threshold`` consecutive failures (or one decisive
   event: a child exit, a broken Watch stream) and SERVING again after ``success_threshold``
   consecutive successes. Before any result it is UNKNOWN.

@@ -82,7 +82,7 @@ class SecurityLevel(_OrderedLevel):
 
 
 class DegradationLevel(_OrderedLevel):
-    """Degradation levels, ordered from best to worst (DESIGN.md)."""
+    """Degradation levels, ordered from best to worst (ARCHITECTURE.md, Health model)."""
 
     NORMAL = 0
     DEGRADED = 1

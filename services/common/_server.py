@@ -4,7 +4,7 @@ Lifecycle of a `VigilServer`:
 
     created --start()--> serving --stop()/SIGTERM--> draining --> stopped
 
-Graceful shutdown order (DESIGN.md): every grpc.health.v1 status turns NOT_SERVING
+Graceful shutdown order (ARCHITECTURE.md, Processes): every grpc.health.v1 status turns NOT_SERVING
 (watchers are told, then their streams end), new RPCs are refused, in-flight RPCs get
 ``grace_period_s`` to finish and are cancelled after it, then the ``on_shutdown``
 hooks run (close stores, flush telemetry) and `wait()` returns.

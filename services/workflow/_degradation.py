@@ -1,11 +1,11 @@
 """Graceful degradation: the level healthd publishes, combined with our own dependency state.
 
-What each level admits is `services.common.new_run_refusal`, the rule healthd's
-``readiness`` follows too: NORMAL and DEGRADED accept all work (DEGRADED is recorded on
-runs); RESTRICTED sheds new work of non-privileged callers and low-priority work
-(RESOURCE_EXHAUSTED); READ_ONLY and OFFLINE refuse new runs with UNAVAILABLE and a retry
-delay (reads work). healthd unreachable means NORMAL: healthd is advisory, security is
-what fails closed.
+Levels (ARCHITECTURE.md, Health model). What each level admits is
+`services.common.new_run_refusal`, the rule healthd's ``readiness`` follows too: NORMAL and
+DEGRADED accept all work (DEGRADED is recorded on runs); RESTRICTED sheds new work of
+non-privileged callers and low-priority work (RESOURCE_EXHAUSTED); READ_ONLY and OFFLINE
+refuse new runs with UNAVAILABLE and a retry delay (reads work). healthd unreachable means
+NORMAL: healthd is advisory, security is what fails closed.
 """
 
 from __future__ import annotations

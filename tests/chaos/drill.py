@@ -9,7 +9,7 @@ Definitions (what the table prints):
                state (``run:FAILED`` ...)
     lost       accepted runs that, after the stack healed, are unknown or never end (must be 0)
     dup steps  (run, step) pairs whose body ran more than once: allowed only for a step cut
-               short by a crash (at-least-once for the unfinished step, DESIGN.md); shown as
+               short by a crash (at-least-once for the unfinished step, ARCHITECTURE.md); shown as
                "N (M unrecorded)" where M counts pairs whose body ran more often than the
                service's own record of executions says: a re-run it did not know about (must be 0)
     detect/heal  seconds from the fault to NOT_SERVING / back to SERVING on healthd's Watch
