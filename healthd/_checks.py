@@ -39,7 +39,7 @@ from healthd._config import (
 )
 from healthd._supervisor import signal_group
 from healthd._types import CheckResult, Status
-from services.common import client_interceptors, get_logger
+from services.common import FAST_RECONNECT, client_interceptors, get_logger
 
 _log = get_logger("vigil.healthd.checks")
 
@@ -109,11 +109,7 @@ def channel_credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
 
 # gRPC's default reconnect backoff (1 s, growing to 120 s) would make healthd notice a restarted
 # service late: a health checker should retry a dead address quickly and cheaply.
-_RECONNECT = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
+_RECONNECT = list(FAST_RECONNECT)
 
 
 def open_channel(address: str, tls: ClientTLS | None) -> grpc.aio.Channel:

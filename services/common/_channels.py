@@ -1,4 +1,5 @@
-"""Client channel options every Vigil client shares."""
+"""Client channel options every Vigil client shares (healthd's checks, the workflow service's
+security client, the shipped workflow client)."""
 
 from __future__ import annotations
 
