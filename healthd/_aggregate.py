@@ -27,6 +27,7 @@ from enum import StrEnum
 
 from healthd._config import ComponentConfig, HealthdConfig, Level
 from healthd._types import CheckResult, Status
+from services.common import new_run_refusal
 
 CRITICAL_WEIGHT = 3
 NORMAL_WEIGHT = 1
@@ -118,12 +119,15 @@ class SystemHealth:
 
     @property
     def ready(self) -> bool:
-        """Every critical component (not in maintenance) is SERVING."""
-        return all(
+        """Every critical component (not in maintenance) is SERVING and the level admits an
+        ordinary StartRun: `new_run_refusal`, the rule the workflow service admits by, so
+        ``readiness`` is SERVING exactly when a StartRun would be admitted."""
+        serving = all(
             c.status is Status.SERVING
             for c in self.components
             if c.critical and c.reason is not Reason.MAINTENANCE
         )
+        return serving and new_run_refusal(self.level) is None
 
 
 _REASON = {Status.SERVING: Reason.OK, Status.UNKNOWN: Reason.PENDING, Status.NOT_SERVING: Reason.FAILING}

@@ -36,7 +36,7 @@ from healthd._snapshot import CheckView, ComponentView, Snapshot
 from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
-from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger, new_run_refusal
+from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger
 
 _log = get_logger("vigil.healthd")
 
@@ -317,10 +317,7 @@ class HealthEngine:
             liveness, why = Status.NOT_SERVING, f"scheduler stalled: {self._watchdog_reason}"
         else:
             liveness, why = Status.SERVING, ""
-        # Readiness is the workflow service's own admission rule applied to the published
-        # level: SERVING exactly when an ordinary StartRun would be admitted.
-        admits = new_run_refusal(system.level) is None
-        ready = system.ready and admits and not self._shutting_down
+        ready = system.ready and not self._shutting_down  # the admission rule (SystemHealth.ready)
         views = tuple(self._view(c) for c in comps)
         readiness = Status.SERVING if ready else Status.NOT_SERVING
         return Snapshot(system, views, liveness, why, readiness, self._shutting_down)

@@ -130,6 +130,7 @@ def test_a_held_level_is_never_healthy() -> None:
     comps = component_health(CFG, {"store": S, "api": S, "cache": S, "web": S}, set())
     system = system_health(CFG, comps, Level.OFFLINE)  # the damper still holds OFFLINE
     assert system.status is SystemStatus.DEGRADED
+    assert not system.ready  # readiness follows what the level admits, not only the components
 
 
 def test_level_damper_worsens_at_once_and_a_single_recovery_applies_at_once() -> None:
