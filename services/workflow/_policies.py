@@ -95,7 +95,8 @@ def counts_against_breaker(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | DeadlineExceeded | Unavailable | OSError | MemoryError):
         return True  # OSError: connection refused/reset and the like
     if isinstance(exc, ResourceExhausted):
-        # perf-lite's `advised`: delay named by the server (a verdict) vs. the transport's own.
+        # `advised` (set by from_rpc_error when the server named a delay): a verdict on one
+        # caller. Without the attribute every RESOURCE_EXHAUSTED counts.
         return not getattr(exc, "advised", False)
     if isinstance(exc, grpc.RpcError):
         return exc.code() in _TRANSPORT_FAILURES  # type: ignore[attr-defined]

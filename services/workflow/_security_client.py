@@ -177,7 +177,7 @@ class SecurityClient:
         self._auth_cache_s, self._mono = auth_cache_s, monotonic
         # The dependency's breaker: while security keeps failing, calls fail fast (UNAVAILABLE)
         # instead of each waiting out connection attempts; its answers (auth, validation,
-        # not found, a caller's rate limit) never count as failures.
+        # not found: `counts_against_breaker`) never count as failures.
         self.breaker = breaker or CircuitBreaker(
             "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
         )
