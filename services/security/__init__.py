@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from services.security._devkey import ensure_dev_token
     from services.security._findings import Finding, to_violations
     from services.security._gate import Gate
+    from services.security._inspector import Inspector
     from services.security._jwt import JWTConfig, JWTVerifier
     from services.security._keyring import KeyMaterialAuthenticator
     from services.security._keys import ApiKeyVerifier, KeyEntry, hash_token, new_key
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from services.security._prompt import PromptLimits, PromptValidator
     from services.security._ratelimit import RateLimitConfig, RateLimiter
     from services.security._sanitize import RedactionPattern, Redactor, install_log_redaction, luhn_ok, redact
-    from services.security._screen import Inspector, Screener, ScreenInput, ScreenOutcome
+    from services.security._screen import Screener, ScreenInput, ScreenOutcome
     from services.security._trajectory import TrajectorySpec, TrajectoryValidator
 
 # Public name -> module defining it.
@@ -55,7 +56,7 @@ _EXPORTS = {
     "DownloadConfig": "services.security._artifacts",
     "Finding": "services.security._findings",
     "Gate": "services.security._gate",
-    "Inspector": "services.security._screen",
+    "Inspector": "services.security._inspector",
     "JWTConfig": "services.security._jwt",
     "JWTVerifier": "services.security._jwt",
     "KeyEntry": "services.security._keys",

@@ -166,6 +166,10 @@ class ArtifactVerifier:
         refused: list[Finding] = []
         for paths in self.roots:
             findings, real = paths.resolve(field, value)
+            if any(f.code == "PATH_SYMLINK_ESCAPE" for f in findings):
+                # The path exists in this root and leads out of it: that is the answer, whatever
+                # a later root holds (falling through would answer NOT_FOUND and hide the escape).
+                raise InvalidArgument(f"{field} is not an allowed path", to_violations(findings))
             if real is None:
                 refused = refused or findings
             elif real.exists():

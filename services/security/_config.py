@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from services.common import ConfigModel, ServerConfig
 from services.security._artifacts import DownloadConfig
 from services.security._auth import AuthConfig
+from services.security._checkpool import ValidationConfig
 from services.security._failaudit import FailureAuditConfig
 from services.security._prompt import PromptLimits
 from services.security._ratelimit import RateLimitConfig
@@ -69,6 +70,8 @@ class SecurityConfig(ConfigModel):
     dev_token_file: Path | None = None
     """Local development only: at start-up, if this file is missing, create a random ADMIN key,
     add its hash to ``auth.keys_file`` and write the token here (mode 0600). Never set in production."""
+    validation: ValidationConfig = ValidationConfig()
+    """Where input checks run (inline or on a bounded pool) and Sanitize's size limit."""
     schema_cache_size: int = Field(default=256, ge=1, le=100_000)
     """Compiled JSON Schemas kept (Screen receives the workflow's schema with every call)."""
 

@@ -18,11 +18,12 @@ from services.security._config import SecurityConfig
 from services.security._devkey import ensure_dev_key
 from services.security._failaudit import FailureAuditLimiter
 from services.security._gate import Gate
+from services.security._inspector import Inspector
 from services.security._paths import PathValidator
 from services.security._policy import PolicyError, PolicyStore
 from services.security._ratelimit import RateLimiter
 from services.security._sanitize import Redactor
-from services.security._screen import Inspector, Screener
+from services.security._screen import Screener
 
 __all__ = ["SecurityCore"]
 
@@ -71,7 +72,7 @@ class SecurityCore:
                 _log.warning("development ADMIN token created: %s (mode 0600; never use in production)", path)
         with _setting("auth"):
             auth = Authenticator(cfg.auth)
-        inspector = Inspector(cfg)
+        inspector = Inspector(cfg, redactor)
         artifact_roots = list(cfg.roots.values()) + ([cfg.artifact_root] if cfg.artifact_root else [])
         verifier = ArtifactVerifier(
             *(PathValidator([root], allow_absolute=cfg.allow_absolute_paths) for root in artifact_roots)
@@ -92,6 +93,7 @@ class SecurityCore:
         return cls(cfg, redactor, audit, gate, inspector, screener, verifier, downloader)
 
     def close(self) -> None:
+        self.inspector.close()
         self.audit.close()
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import FailedPrecondition, FieldViolation, InvalidArgument
+from services.common import FailedPrecondition, FieldViolation, InvalidArgument, VigilError
 from services.security._artifacts import ArtifactResult
 from services.security._audit import AuditFilter, AuditRecord, VerifyResult
 from services.security._core import SecurityCore
@@ -22,6 +22,7 @@ from services.security._findings import Finding, to_violations
 from services.security._policy import Decision
 from services.security._principal import Level, Principal
 from services.security._screen import ScreenInput, ScreenOutcome
+from services.security._trajectory import TrajectoryValidator
 
 __all__ = [
     "Call",
@@ -62,14 +63,19 @@ class PathInput:
 
 @dataclass(frozen=True)
 class TrajectoryInput:
-    points: list[dict[str, Any]]
+    points: Sequence[Any] | Callable[[], Sequence[Any]]
+    """The points, or a function making them (called where the check runs, off the loop when large)."""
     require_monotonic_time: bool
+    size: int = 0
+    """Serialized bytes of the input: large ones are checked on the check pool."""
 
 
 @dataclass(frozen=True)
 class ParamsInput:
     schema: Any
     params: Any
+    size: int = 0
+    """Serialized bytes of schema and params: large ones are compiled and checked on the pool."""
 
 
 ValidationInput = PromptInput | PathInput | TrajectoryInput | ParamsInput
@@ -111,6 +117,12 @@ def _check_dest_name(name: str) -> None:
             "dest_name must be a plain file name",
             [FieldViolation("dest_name", "a plain file name", "BAD_NAME")],
         )
+
+
+def _check_trajectory(
+    validator: TrajectoryValidator, points: Sequence[Any] | Callable[[], Sequence[Any]]
+) -> list[Finding]:
+    return validator.validate("trajectory.points", points() if callable(points) else points)
 
 
 class SecurityOperations:
@@ -156,18 +168,17 @@ class SecurityOperations:
         principal = await self._caller(call, Level.AUTHENTICATED, "validate")
         ins = self.core.inspector
         canonical = ""
+        # Limits first, then linear-time checks, inline or on the check pool by input size.
         if isinstance(item, PromptInput):
-            findings = ins.prompt.validate("prompt.text", item.text)
+            findings = await ins.check_prompt("prompt.text", item.text)
         elif isinstance(item, PathInput):
-            findings, real = ins.path_validator(item.root).resolve("path.path", item.path)
+            findings, real = await ins.check_path(item.root, "path.path", item.path)
             canonical = str(real) if real is not None else ""
         elif isinstance(item, TrajectoryInput):
             validator = ins.trajectory_timed if item.require_monotonic_time else ins.trajectory_untimed
-            findings = validator.validate("trajectory.points", item.points)
+            findings = await ins.run(item.size, _check_trajectory, validator, item.points)
         elif isinstance(item, ParamsInput):
-            params_check = ins.params_validator(item.schema, "params.schema")
-            # Off the loop: patterns run on RE2 (linear), but a large params value still takes a while.
-            findings = await asyncio.to_thread(params_check.validate, "params.params", item.params)
+            findings = await ins.check_params(item.schema, item.params, item.size)
         else:
             raise InvalidArgument(
                 "no input given",
@@ -195,22 +206,31 @@ class SecurityOperations:
         """A params schema converted before under ``key`` (a workflow sends the same one each time)."""
         return self.core.inspector.cached_schema(key)
 
-    async def sanitize(self, call: Call, text: str, data: Any) -> tuple[str, Any, dict[str, int]]:
-        """Redact ``text`` and every string in ``data``; counts by kind across both."""
+    async def sanitize(
+        self, call: Call, text: str, data: Any, size: int = 0
+    ) -> tuple[str, Any, dict[str, int]]:
+        """Redact ``text`` and every string in ``data`` (``size``: their serialized bytes); counts
+        by kind across both. InvalidArgument when ``text`` is over `validation.sanitize_max_chars`."""
         check_request_id(call.request_id)
         await self._caller(call, Level.AUTHENTICATED, "sanitize")
-        redactor = self.core.redactor
-        clean_text, counts = redactor.redact(text)
-        clean_data, data_counts = redactor.redact_value(data)
-        for kind, n in data_counts.items():
-            counts[kind] = counts.get(kind, 0) + n
-        return clean_text, clean_data, counts
+        return await self.core.inspector.sanitize(text, data, size)
 
     async def verify_artifact(self, call: Call, path: str, sha256: str, manifest_path: str) -> ArtifactResult:
-        """Hash ``path`` and compare (audited either way)."""
+        """Hash ``path`` and compare (audited either way, refusals too)."""
         rid = check_request_id(call.request_id)
         principal = await self._caller(call, Level.AUTHENTICATED, "artifact.verify")
-        result = await asyncio.to_thread(self.core.verifier.verify, path, sha256, manifest_path)
+        try:
+            result = await asyncio.to_thread(self.core.verifier.verify, path, sha256, manifest_path)
+        except VigilError as exc:  # a refused verification is a decision too: audit it, then refuse
+            await self.core.audit.append_async(
+                action="artifact.verify",
+                resource=path,
+                decision="DENY",
+                subject=principal.subject,
+                reason=f"refused ({exc.code.name}): {exc.message}"[:500],
+                request_id=rid,
+            )
+            raise
         await self._audit_artifact("artifact.verify", path, result, principal, rid, "digest matches")
         return result
 

@@ -1,6 +1,9 @@
 """Redaction of secrets and personal data: returns the cleaned text and counts by kind, never values.
 
-One combined regex scans the text once; each alternative is a *candidate* that a
+One combined regex scans the text once, in time linear in its length: every alternative
+either has bounded repetition or starts only where its unbounded run starts (so no run is
+rescanned from each of its positions; the linearity test in tests/unit/security checks
+pathological inputs at sizes n and 4n). Each alternative is a *candidate* that a
 checker confirms (Luhn for cards, `ipaddress` for IPs) before it is replaced by
 ``[REDACTED:<kind>]``. Alternatives earlier in the pattern win at the same position,
 so a PEM block or a bearer token is taken whole before its pieces look like anything else.
@@ -11,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -72,7 +75,9 @@ _BUILTIN: tuple[tuple[str, str, Callable[[str], bool] | None], ...] = (
         r"|AIza[0-9A-Za-z_-]{35})",
         None,
     ),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", None),
+    # Starts only where a run of token characters starts: with ``\b`` each "eyJ" inside one long
+    # dotless run ("eyJ-eyJ-...") was a start that scanned the rest of it (quadratic).
+    ("jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", None),
     (
         "email",
         r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b",
@@ -88,6 +93,10 @@ _BUILTIN: tuple[tuple[str, str, Callable[[str], bool] | None], ...] = (
 # unchanged without running the full pattern (most parameter values take this path).
 _MAYBE = re.compile(r"[\d@:]|(?i:bearer)|-----|vgl_|sk-|AKIA|gh[pousr]_|xox[abpr]-|AIza|eyJ")
 
+_WINDOW = 32 << 10  # characters searched per call (see `Redactor._matches`)
+_OVERLAP = 16 << 10  # matches up to this long are found whole; only a JWT longer than this
+# that straddles a window's end could be missed (every other built-in kind is short, or also
+# matches truncated and is then searched again whole)
 _MAX_TEXT = 1 << 20  # redact at most this much of one string; the rest is cut (and counted)
 
 
@@ -127,7 +136,37 @@ class Redactor:
             counts[kind] += 1
             return f"[REDACTED:{kind}]"
 
-        return self._regex.sub(replace, text), dict(counts)
+        out: list[str] = []
+        done = 0
+        for m in self._matches(text):
+            out += (text[done : m.start()], replace(m))
+            done = m.end()
+        out.append(text[done:])
+        return "".join(out), dict(counts)
+
+    def _matches(self, text: str) -> Iterator[re.Match[str]]:
+        """The matches ``self._regex.sub`` would replace, found one window at a time.
+
+        Python's ``re`` keeps the interpreter lock for a whole search, so one search over a
+        megabyte would freeze every other thread (the event loop included) for a second.
+        Searching windows of `_WINDOW` (+ `_OVERLAP`) characters bounds each search; ``pos``
+        and ``endpos`` keep look-behind and ``\\b`` seeing the real text before the window. A
+        match that reaches the window's end may continue past it: it is searched again
+        without an end.
+        """
+        n = len(text)
+        pos = 0
+        while pos < n:
+            stop = pos + _WINDOW
+            end = min(stop + _OVERLAP, n)
+            m = self._regex.search(text, pos, end)
+            if m is not None and m.end() == end < n:
+                m = self._regex.search(text, m.start())  # possibly longer than the window
+            if m is None or m.start() >= stop:
+                pos = stop  # nothing starts in this window (a later match is found again)
+                continue
+            yield m
+            pos = m.end() if m.end() > m.start() else m.end() + 1
 
     def redact_value(self, value: Any, counts: Counter[str] | None = None) -> tuple[Any, dict[str, int]]:
         """Redact every string (not mapping keys) inside nested dicts/lists; other values unchanged."""

@@ -9,92 +9,26 @@ audit failure refuses the request (`Unavailable`).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.common import FieldViolation, InvalidArgument, PermissionDenied
-from services.security._config import SecurityConfig
 from services.security._findings import Finding, to_violations
 from services.security._gate import Gate
+from services.security._inspector import Inspector
 from services.security._params import ParamsValidator, check_shape, select_fields
-from services.security._paths import PathValidator
 from services.security._principal import Level, Principal
-from services.security._prompt import PromptValidator
 from services.security._sanitize import Redactor
 from services.security._telemetry import VALIDATION_FAILURES
-from services.security._trajectory import TrajectoryValidator
 
 __all__ = ["Inspector", "ScreenInput", "ScreenOutcome", "Screener"]
 
 _WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.\[\]*-]{1,128}$")
 _MAX_FIELDS = 64
-_OFFLOAD_BYTES = 64 << 10
-
-
-class Inspector:
-    """All input validators, built once from config."""
-
-    def __init__(self, cfg: SecurityConfig) -> None:
-        self.prompt = PromptValidator(cfg.prompt)
-        self.paths = {
-            name: PathValidator([root], allow_absolute=cfg.allow_absolute_paths)
-            for name, root in cfg.roots.items()
-        }
-        self.default_root = cfg.default_root
-        self.trajectory = TrajectoryValidator(cfg.trajectory)
-        self.trajectory_untimed = TrajectoryValidator(
-            cfg.trajectory.model_copy(update={"time_required": False})
-        )
-        self.trajectory_timed = TrajectoryValidator(cfg.trajectory.model_copy(update={"time_required": True}))
-        self._schema_cache_size = cfg.schema_cache_size
-        # canonical JSON of a schema -> its compiled validator; LRU-bounded.
-        self._schemas: OrderedDict[bytes, ParamsValidator] = OrderedDict()
-
-    def path_validator(self, root: str = "") -> PathValidator:
-        """The validator of the named root ("" = default). Raises InvalidArgument for an unknown root."""
-        name = root or self.default_root
-        validator = self.paths.get(name)
-        if validator is None:
-            raise InvalidArgument(
-                f"unknown root '{name[:64]}'",
-                [FieldViolation("root", "not a configured root", "UNKNOWN_ROOT")],
-            )
-        return validator
-
-    def cached_schema(self, key: bytes) -> Mapping[str, Any] | None:
-        """The schema compiled under ``key`` if the cache holds it (no conversion needed then)."""
-        validator = self._schemas.get(key)
-        return validator.schema if validator is not None else None
-
-    def params_validator(
-        self, schema: Mapping[str, Any], field: str = "params_schema", key: bytes | None = None
-    ) -> ParamsValidator:
-        """Compile (or fetch from cache) a JSON Schema; InvalidArgument when it is not a valid schema."""
-        # The cache key: the caller's canonical bytes when given (cheap), else canonical JSON.
-        cache_key = key if key is not None else json.dumps(schema, sort_keys=True, default=str).encode()
-        validator = self._schemas.get(cache_key)
-        if validator is not None:
-            self._schemas.move_to_end(cache_key)
-            return validator
-        shape = check_shape(field, schema)
-        if shape:
-            raise InvalidArgument("schema is too large or deep", to_violations(shape))
-        try:
-            validator = ParamsValidator(schema)
-        except ValueError as exc:
-            raise InvalidArgument(
-                f"{field} is not a valid JSON Schema", [FieldViolation(field, str(exc)[:300], "BAD_SCHEMA")]
-            ) from None
-        self._schemas[cache_key] = validator
-        if len(self._schemas) > self._schema_cache_size:
-            self._schemas.popitem(last=False)
-        return validator
+_PROMPT_BUDGET_FIELDS = 8  # all prompt fields of one request together: this many full-size prompts
 
 
 @dataclass(frozen=True)
@@ -127,6 +61,16 @@ class ScreenOutcome:
     redactions: dict[str, int]
     warnings: list[Finding] = field(default_factory=list)
     audit_id: str = ""
+
+
+def _selected(params: Mapping[str, Any], specs: Sequence[str]) -> Iterator[tuple[str, object]]:
+    """Each value the field specs designate, once (overlapping specs select nothing twice)."""
+    seen: set[str] = set()
+    for spec in dict.fromkeys(specs):
+        for path, value in select_fields(params, spec):
+            if path not in seen:
+                seen.add(path)
+                yield path, value
 
 
 class Screener:
@@ -165,17 +109,19 @@ class Screener:
             return out
         if validator is not None:
             out += validator.validate("params", req.params, shape_checked=True)
-        for spec in req.prompt_fields:
-            for path, value in select_fields(req.params, spec):
-                out += ins.prompt.validate(path, value)
+        budget = ins.prompt.limits.max_chars * _PROMPT_BUDGET_FIELDS
+        for path, value in _selected(req.params, req.prompt_fields):
+            budget -= len(value) if isinstance(value, str) else 0
+            if budget < 0:  # many fields naming large prompts: bound the whole request, not each
+                msg = f"prompt fields hold more than {_PROMPT_BUDGET_FIELDS} x prompt.max_chars characters"
+                return [*out, Finding("PROMPTS_TOO_LONG", "prompt_fields", -1, msg)]
+            out += ins.prompt.validate(path, value)
         if req.path_fields:
             paths = ins.path_validator()
-            for spec in req.path_fields:
-                for path, value in select_fields(req.params, spec):
-                    out += paths.validate(path, value)
-        for spec in req.trajectory_fields:
-            for path, value in select_fields(req.params, spec):
-                out += ins.trajectory.validate(path, value)
+            for path, value in _selected(req.params, req.path_fields):
+                out += paths.validate(path, value)
+        for path, value in _selected(req.params, req.trajectory_fields):
+            out += ins.trajectory.validate(path, value)
         return out
 
     async def screen(self, req: ScreenInput) -> ScreenOutcome:
@@ -214,16 +160,14 @@ class Screener:
             await record(False, decision.reason)
             raise PermissionDenied(decision.reason)
         try:
-            # Compiled on the loop: the schema cache is not thread-safe.
+            ins = self.inspector
             validator = (
-                self.inspector.params_validator(req.params_schema, key=req.schema_key)
+                await ins.params_validator_async(req.params_schema, key=req.schema_key, size=req.params_bytes)
                 if req.params_schema
                 else None
             )
-            if req.params_bytes > _OFFLOAD_BYTES:  # linear-time checks, but long for large params
-                findings = await asyncio.to_thread(self._findings, req, validator)
-            else:
-                findings = self._findings(req, validator)
+            # Every check is linear with bounded input; large params are checked on the pool.
+            findings = await ins.run(req.params_bytes, self._findings, req, validator)
         except InvalidArgument as exc:  # a bad schema or root name is a refusal too: audit it
             await record(False, f"invalid request: {exc.message}")
             raise
@@ -242,7 +186,10 @@ class Screener:
                 for v in to_violations(blocking)
             ]
             raise InvalidArgument(f"workflow '{req.workflow}' parameters failed validation", violations)
-        sanitized, redactions = self.redactor.redact_value(req.params)
+        # Redaction is linear but long for large params: on the check pool like the validation.
+        sanitized, redactions = await self.inspector.run(
+            req.params_bytes, self.redactor.redact_value, req.params
+        )
         warnings = [f for f in findings if not f.blocking]
         audit_id = await record(
             True, f"rule {decision.rule}", redactions=redactions, warnings=sorted({f.code for f in warnings})

@@ -8,6 +8,7 @@ details) in one place.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +58,10 @@ def _epoch_s(when: datetime | None) -> float | None:
     return when.timestamp() if when is not None else None
 
 
+def _trajectory_points(traj: _pb.TrajectoryInput) -> list[dict[str, Any]]:
+    return [{"t": p.t, "values": list(p.values)} for p in traj.points]
+
+
 def _validation_input(request: _pb.ValidateInputRequest) -> ValidationInput | None:
     kind = request.WhichOneof("input")
     if kind == "prompt":
@@ -65,10 +70,12 @@ def _validation_input(request: _pb.ValidateInputRequest) -> ValidationInput | No
         return PathInput(request.path.root, request.path.path)
     if kind == "trajectory":
         traj = request.trajectory
-        points = [{"t": p.t, "values": list(p.values)} for p in traj.points]
-        return TrajectoryInput(points, traj.require_monotonic_time)
+        # Converted where the check runs: off the loop when the input is large.
+        points = functools.partial(_trajectory_points, traj)
+        return TrajectoryInput(points, traj.require_monotonic_time, traj.ByteSize())
     if kind == "params":
-        return ParamsInput(struct_to_py(request.params.schema), struct_to_py(request.params.params))
+        params = request.params
+        return ParamsInput(struct_to_py(params.schema), struct_to_py(params.params), params.ByteSize())
     return None
 
 
@@ -133,7 +140,9 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         )
 
     async def Sanitize(self, request: _pb.SanitizeRequest, context: grpc.aio.ServicerContext) -> Any:
-        text, data, counts = await self.ops.sanitize(_call(context), request.text, struct_to_py(request.data))
+        text, data, counts = await self.ops.sanitize(
+            _call(context), request.text, struct_to_py(request.data), request.ByteSize()
+        )
         return _pb.SanitizeResponse(text=text, data=struct_from_py(data), redactions=counts)
 
     async def VerifyArtifact(

@@ -25,6 +25,8 @@ class TrajectorySpec(ConfigModel):
 
     max_points: int = Field(default=10_000, ge=1, le=10_000_000)
     """Most points accepted."""
+    max_values: int = Field(default=100_000, ge=1, le=100_000_000)
+    """Most coordinates in one trajectory, all points together (time included)."""
     min_value: float = -1e12
     """Smallest value any coordinate may take (time included)."""
     max_value: float = 1e12
@@ -41,6 +43,15 @@ class TrajectorySpec(ConfigModel):
 
 def _is_number(v: object) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
+
+
+def _size(point: object) -> int:
+    """How many values flattening ``point`` yields at most (a shallow count)."""
+    if isinstance(point, (list, tuple)):
+        return len(point)
+    if isinstance(point, Mapping):
+        return sum(len(v) if isinstance(v, (list, tuple)) else 1 for v in point.values())
+    return 1
 
 
 class TrajectoryValidator:
@@ -62,12 +73,23 @@ class TrajectoryValidator:
             return [Finding("TRAJ_EMPTY", field, -1, "trajectory has no points")]
         if len(value) > spec.max_points:
             return [
-                Finding("TRAJ_TOO_MANY_POINTS", field, spec.max_points, f"more than {spec.max_points} points")
+                Finding(
+                    "TRAJ_TOO_MANY_POINTS",
+                    field,
+                    spec.max_points,
+                    f"more than {spec.max_points} points (limit trajectory.max_points)",
+                )
             ]
         out: list[Finding] = []
         shape: int | None = spec.dims
         prev_t: float | None = None
+        budget = spec.max_values
         for i, point in enumerate(value):
+            budget -= _size(point)
+            if budget < 0:  # checked before the point is flattened: bounded work per trajectory
+                msg = f"more than {spec.max_values} values (limit trajectory.max_values)"
+                out.append(Finding("TRAJ_TOO_MANY_VALUES", field, i, msg))
+                break
             coords = self._coords(f"{field}[{i}]", point, out)
             if coords is None:
                 if len(out) >= spec.max_findings:

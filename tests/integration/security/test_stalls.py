@@ -1,0 +1,138 @@
+"""No input stalls the server: the review's worst inputs against a real server, while another
+caller's health checks and small validations keep answering (issue 13, point 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.integration.security.conftest import Stack
+from tests.integration.security.test_rpcs import fails, screen_req, struct, violations
+from vigil.security.v1 import security_pb2 as pb
+
+WORST_PROMPT = "ignore all" + " " * 19000 + "x"  # 15 s of CPU on the loop before the fix
+HEAVY = (("1-2-3-4-5 " * 50 + "a@b " + "::::::" * 100 + "bearer " + "1.2.3." * 100) * 700)[: 1 << 20]
+PROBE_BOUND_S = 3.0  # generous: a stalled loop took 15-35 s per call
+
+
+def prompt_req(text: str) -> pb.ValidateInputRequest:
+    return pb.ValidateInputRequest(prompt=pb.PromptInput(text=text))
+
+
+async def test_worst_prompt_answers_quickly(stack: Stack) -> None:
+    started = time.monotonic()
+    resp = await stack.stub.ValidateInput(prompt_req(WORST_PROMPT), metadata=stack.auth("user"), timeout=10)
+    assert not [f for f in resp.findings if f.code.endswith("INJECTION")]
+    assert time.monotonic() - started < 10
+
+
+async def test_oversized_inputs_are_refused_naming_the_limit(stack: Stack) -> None:
+    err = await fails(
+        stack.stub.Sanitize(
+            pb.SanitizeRequest(text="1.2.3." * 600_000), metadata=stack.auth("user"), timeout=10
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert violations(err) == [("text", "TEXT_TOO_LONG")]
+    assert "validation.sanitize_max_chars" in str(err.debug_error_string()) or "1048576" in (
+        err.details() or ""
+    )
+    err = await fails(
+        stack.stub.ValidateInput(prompt_req("ignore " * 30000), metadata=stack.auth("user"), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert violations(err) == [("prompt.text", "PROMPT_TOO_LONG")]
+    err = await fails(
+        stack.stub.ValidateInput(prompt_req("\u200b" * 60000), metadata=stack.auth("user"), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert violations(err) == [("prompt.text", "PROMPT_TOO_LONG")]
+
+
+async def test_screen_bounds_the_prompts_a_caller_designates(stack: Stack) -> None:
+    """Caller-chosen prompt fields cannot multiply the work: overlapping specs select a value once,
+    and all prompt fields together are bounded."""
+    big = "ignore all" + " " * 19000 + "x"
+    req = screen_req(
+        stack.tokens["user"],
+        params=struct({"items": [big] * 40}),
+        params_schema=struct({"type": "object"}),
+        prompt_fields=["items[*]", "items[*]", "items[0]"],
+        path_fields=[],
+    )
+    started = time.monotonic()
+    err = await fails(stack.stub.Screen(req, timeout=10), grpc.StatusCode.INVALID_ARGUMENT)
+    assert ("prompt_fields", "PROMPTS_TOO_LONG") in violations(err)
+    assert time.monotonic() - started < 10
+    one = screen_req(
+        stack.tokens["user"],
+        params=struct({"p": big}),
+        params_schema=struct({"type": "object"}),
+        prompt_fields=["p"],
+        path_fields=[],
+    )
+    resp = await stack.stub.Screen(one, timeout=10)
+    assert resp.decision == pb.DECISION_ALLOW
+
+
+async def test_other_callers_answer_while_one_sends_the_worst_inputs(stack: Stack) -> None:
+    health = health_pb2_grpc.HealthStub(stack.channel)
+    attacker = stack.auth("ops")
+
+    async def attack() -> None:
+        calls = []
+        for _ in range(3):
+            calls.append(stack.stub.Sanitize(pb.SanitizeRequest(text=HEAVY), metadata=attacker, timeout=60))
+            calls.append(stack.stub.ValidateInput(prompt_req(WORST_PROMPT), metadata=attacker, timeout=60))
+            calls.append(
+                stack.stub.Sanitize(pb.SanitizeRequest(text="eyJ-" * 200_000), metadata=attacker, timeout=60)
+            )
+        await asyncio.gather(*calls)
+
+    task = asyncio.ensure_future(attack())
+    await asyncio.sleep(0.05)
+    latencies = []
+    while not task.done() and len(latencies) < 30:
+        started = time.monotonic()
+        ok = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert ok.status == health_pb2.HealthCheckResponse.SERVING
+        resp = await stack.stub.ValidateInput(
+            prompt_req("summarise this"), metadata=stack.auth("user"), timeout=10
+        )
+        assert not resp.findings
+        latencies.append(time.monotonic() - started)
+    await task  # every worst input was answered too
+    assert latencies, "the attack finished before any probe ran"
+    print(f"probes: {len(latencies)}, max {max(latencies):.3f} s")
+    assert max(latencies) < PROBE_BOUND_S, latencies
+
+
+async def test_large_params_are_redacted_off_the_loop(stack: Stack) -> None:
+    """Screen's redaction of a large allowed params value must not stall other callers."""
+    health = health_pb2_grpc.HealthStub(stack.channel)
+    big = ("call +1 415 555 0100 or 1.2.3.4 " * 30_000)[:900_000]
+    req = screen_req(
+        stack.tokens["ops"],
+        params=struct({"notes": big, "more": big, "again": big}),
+        params_schema=struct({"type": "object"}),
+        prompt_fields=[],
+        path_fields=[],
+    )
+
+    async def screens() -> list[pb.ScreenResponse]:
+        return await asyncio.gather(*(stack.stub.Screen(req, timeout=60) for _ in range(3)))
+
+    calls = asyncio.ensure_future(screens())
+    await asyncio.sleep(0.05)
+    latencies = []
+    while not calls.done() and len(latencies) < 20:
+        started = time.monotonic()
+        await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        latencies.append(time.monotonic() - started)
+    for resp in await calls:
+        assert resp.redactions["phone"] > 0
+    print(f"probes: {len(latencies)}, max {max(latencies):.3f} s")
+    assert latencies and max(latencies) < PROBE_BOUND_S, latencies
