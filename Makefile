@@ -19,16 +19,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# healthd (supervisor mode) starts both services as children, restarts them when they fail
-# and stops them first on Ctrl-C. The security service creates .vigil/dev-token (an ADMIN
+# healthd (supervisor mode) starts both services (2 replicas each) as children, restarts them
+# when they fail and stops them first on Ctrl-C. `healthd keep` restarts healthd itself when it
+# dies; the services outlive it and the new healthd adopts them. The security service creates .vigil/dev-token (an ADMIN
 # key, 0600, git-ignored) on its first start and logs where it is.
 run: $(STAMP)
 	@echo "Vigil local stack (Ctrl-C stops everything):"
 	@echo "  healthd   grpc 127.0.0.1:$${VIGIL_HEALTHD_SERVER__PORT:-50050}   dashboard http://127.0.0.1:$${VIGIL_HEALTHD_HTTP__PORT:-8050}/"
-	@echo "  workflow  grpc 127.0.0.1:$${VIGIL_WORKFLOW_SERVER__PORT:-50051}"
-	@echo "  security  grpc 127.0.0.1:$${VIGIL_SECURITY_SERVER__PORT:-50052}"
+	@echo "  workflow  grpc 127.0.0.1:$${VIGIL_WORKFLOW_SERVER__PORT:-50051}   2 replicas, health 127.0.0.1:$${VIGIL_LOCAL_WORKFLOW_HEALTH_PORT:-50061}+"
+	@echo "  security  grpc 127.0.0.1:$${VIGIL_SECURITY_SERVER__PORT:-50052}   2 replicas, health 127.0.0.1:$${VIGIL_LOCAL_SECURITY_HEALTH_PORT:-50071}+"
+	@echo "  logs      .vigil/logs/<service>-<replica>.log   (healthd status shows a failing one's last lines)"
 	@echo "  ADMIN dev token: .vigil/dev-token (created on first start; Bearer token for calls)"
-	$(PY) -m healthd --config deploy/local/healthd.yaml
+	$(PY) -m healthd keep --config deploy/local/healthd.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -5,7 +5,7 @@ from bench._load import LoadResult, closed_loop
 from bench._procs import ServerProcess, python_env, rss_mb, running
 from bench._registry import Context, Skip, benchmark
 from bench._report import Figure, Target, percentile
-from bench._stack import SECURITY, WORKFLOW, LocalStack, free_port, wait_serving
+from bench._stack import SECURITY, WORKFLOW, LocalStack, free_port, free_ports, wait_serving
 
 __all__ = [
     "SECURITY",
@@ -20,6 +20,7 @@ __all__ = [
     "benchmark",
     "closed_loop",
     "free_port",
+    "free_ports",
     "percentile",
     "python_env",
     "rss_mb",

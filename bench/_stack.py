@@ -64,6 +64,27 @@ async def wait_serving(address: str, service: str = "", wait_s: float = 30.0) ->
     raise TimeoutError(f"{service or 'server'} at {address} not SERVING within {wait_s} s")
 
 
+def free_ports(n: int) -> int:
+    """The first of ``n`` consecutive free ports (replicas' private ports are base + i - 1)."""
+    for _ in range(100):
+        base = free_port()
+        if base + n - 1 > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def _write(path: Path, data: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(data), sort_keys=False))
     return path
@@ -82,6 +103,9 @@ class LocalStack:
         env: Extra environment of both services (e.g. ``OTEL_*`` to turn tracing on).
         security_address: Where the workflow service dials security (a fault proxy), when not direct.
         healing: Overrides of both components' healing settings.
+        replicas: Replicas of each service (SO_REUSEPORT on one port, private health ports).
+        keep: Run healthd under ``healthd keep`` with a ``run_dir``: its children outlive it,
+            a killed healthd is restarted and adopts them.
     """
 
     def __init__(
@@ -96,8 +120,13 @@ class LocalStack:
         env: Mapping[str, str] | None = None,
         security_address: str | None = None,
         healing: Mapping[str, Any] | None = None,
+        replicas: int = 1,
+        keep: bool = False,
     ) -> None:
         self.root = root
+        self.replicas = replicas
+        self.keep = keep
+        self.health_ports = {"workflow": free_ports(replicas), "security": free_ports(replicas)}
         self.supervised = supervised
         self.ports = {"healthd": free_port(), "workflow": free_port(), "security": free_port()}
         self.token, user = new_key("drill", Level.AUTHENTICATED)
@@ -174,14 +203,18 @@ class LocalStack:
             },
             {"kind": "process", "interval_s": 1, "failure_threshold": 1},
         ]
+        process: dict[str, Any] = {
+            "argv": ["{python}", "-m", module, "--config", str(config)],
+            "env": dict(env),
+            "grace_s": 3,
+        }
+        if self.replicas > 1:
+            process |= {"env_prefix": f"VIGIL_{name.upper()}_", "health_port": self.health_ports[name]}
         return {
             "name": service,
             "critical": True,
-            "process": {
-                "argv": ["{python}", "-m", module, "--config", str(config)],
-                "env": dict(env),
-                "grace_s": 3,
-            },
+            "replicas": self.replicas,
+            "process": process,
             "checks": checks,
             "healing": self._healing,
         }
@@ -207,6 +240,8 @@ class LocalStack:
                 # such flaps from costing the drills seconds (a single recovery is never held).
                 "level_recovery_s": 0.5,
                 "components": components,
+                "log_dir": str(self.root / "logs"),
+                **({"run_dir": str(self.root / "run")} if self.keep else {}),
             },
         )
 
@@ -225,7 +260,10 @@ class LocalStack:
     async def _start(self, wait_s: float) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.supervised:
-            healthd = ServerProcess(["-m", "healthd", "--config", str(self.healthd_config())], name="healthd")
+            keep = ["keep"] if self.keep else []
+            healthd = ServerProcess(
+                ["-m", "healthd", *keep, "--config", str(self.healthd_config())], name="healthd"
+            )
             self.procs["healthd"] = healthd
             await asyncio.to_thread(healthd.start, wait_s)
         else:
@@ -284,6 +322,16 @@ class LocalStack:
                 self.seen_pids.add(int(component.pid))
                 return int(component.pid)
         raise LookupError(f"healthd reports no pid for {service}")
+
+    async def replica_pids(self, name: str) -> list[int]:
+        """Pids of every running replica of ``security`` or ``workflow``, replica order."""
+        service = {"security": SECURITY, "workflow": WORKFLOW}[name]
+        for component in (await self.system_health()).components:
+            if component.name == service:
+                pids = [int(r.pid) for r in component.replicas if r.pid > 0]
+                self.seen_pids.update(pids)
+                return pids
+        return []
 
     def log_tail(self) -> str:
         return "".join(line for proc in self.procs.values() for line in proc.tail)

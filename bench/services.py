@@ -28,6 +28,7 @@ from bench._procs import ServerProcess, running
 from bench._registry import Context, benchmark
 from bench._report import Figure, Target
 from bench._stack import SECURITY, WORKFLOW, LocalStack
+from services.common import PooledStub, pooled_channels
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 from vigil.workflow.v1 import workflow_pb2 as _wpb
@@ -204,4 +205,49 @@ async def tracing(ctx: Context) -> list[Figure]:
         Target.ratio_at_least(0.85),
     )
     figures[0].note = f"{spans} spans received by the OTLP receiver process during the run"
+    return figures
+
+
+@benchmark(
+    "local.replicas", "make run's stack: StartRun(echo, wait) c64, 2 workflow + 2 security replicas vs 1 + 1"
+)
+async def local_replicas(ctx: Context) -> list[Figure]:
+    """Both stacks under healthd, the same client: 8 connections (the kernel spreads them over
+    the replicas sharing the port). On 2 cores the ratio may well be flat; it is reported."""
+    conc = 64
+    with scratch() as root:
+        stacks = {"two": LocalStack(root / "two", replicas=2), "one": LocalStack(root / "one", replicas=1)}
+        pools: list[PooledStub] = []
+        try:
+            for stack in stacks.values():
+                await stack.start()
+            calls = {}
+            for name, stack in stacks.items():
+                pool = PooledStub(
+                    _wpb_grpc.WorkflowServiceStub, pooled_channels(stack.address("workflow"), 8, {})
+                )
+                pools.append(pool)
+                request = _wpb.StartRunRequest(
+                    workflow="echo", params=_struct({"message": "bench"}), wait=True
+                )
+                metadata = (("authorization", f"Bearer {stack.token}"),)
+                calls[name] = partial(pool.StartRun, request, metadata=metadata, timeout=30)
+            samples = await rotated_load(
+                calls, concurrency=conc, repeats=ctx.repeats, duration_s=ctx.seconds(2.0), warmup_s=0.5
+            )
+        finally:
+            for pool in pools:
+                await pool.close()
+            for stack in stacks.values():
+                stack.stop()
+    figures = load_figures(
+        f"StartRun c{conc} 2+2 replicas",
+        samples["two"],
+        samples["one"],
+        "the same stack with 1 workflow + 1 security replica, same client",
+        None,
+    )
+    figures[
+        0
+    ].note = "until run leases (issue 14) both workflow replicas may execute the same runs; 2 shared cores"
     return figures

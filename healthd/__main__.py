@@ -1,6 +1,7 @@
 """``healthd``: run the daemon, or a client command.
 
 healthd [--config PATH]            run the daemon (env overrides: VIGIL_HEALTHD_*)
+healthd keep [--config PATH]       run the daemon and restart it whenever it dies (make run)
 healthd status [--addr HOST:PORT]  print the system health table
 healthd watch  [--addr HOST:PORT]  stream health changes
 healthd probe -addr HOST:PORT [-service NAME] [-tls ...]   grpc_health_probe exit codes
@@ -22,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in _COMMANDS:
         return _COMMANDS[args[0]](args[1:])
+    if args and args[0] == "keep":
+        from healthd._keeper import keep  # the daemon's imports are not paid by client commands
+
+        return keep(args[1:])
     parser = argparse.ArgumentParser(prog="healthd", description="Vigil health daemon")
     parser.add_argument(
         "--config", type=Path, help="YAML config file (settings also from VIGIL_HEALTHD_* env)"

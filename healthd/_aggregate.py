@@ -9,7 +9,10 @@ Rules (ARCHITECTURE.md, "Health model"):
 - A component's own status: NOT_SERVING if any check is, else UNKNOWN if any check is, else SERVING.
 - Dependency-aware: a component whose hard dependency (``depends_on``, transitively) is not
   SERVING is reported DEPENDENCY_DOWN with the root cause named, not as its own failure.
-- Components in maintenance are excluded from system status, score and level.
+- Components in maintenance or stopped by an operator are excluded from system status,
+  score and level.
+- A replicated component serves while one replica does; while fewer than its active
+  replicas serve it is ``partial``: the system is DEGRADED (level at least DEGRADED).
 - System: UNHEALTHY if a critical component is down (own failure or dependency), DEGRADED if
   any other component is down or any component is still UNKNOWN, else HEALTHY.
 - Score 0-100: weighted mean (critical weight 3, other 1) of credit SERVING 1, UNKNOWN 0.5, down 0.
@@ -53,6 +56,12 @@ class Reason(StrEnum):
     """A hard dependency is down; this component's own checks are not to blame."""
     MAINTENANCE = "MAINTENANCE"
     """Checks and healing paused by an operator."""
+    STOPPED = "STOPPED"
+    """Every replica stopped by an operator (ControlComponent STOP)."""
+
+
+PAUSED = frozenset({Reason.MAINTENANCE, Reason.STOPPED})
+"""Reasons that take a component out of system status, score and level: not failures."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,8 @@ class ComponentHealth:
     reason: Reason
     cause: str = ""
     """For DEPENDENCY_DOWN: the dependency at the root of the failure."""
+    partial: bool = False
+    """Serving, but fewer of its active replicas serve than run."""
 
 
 @dataclass(frozen=True)
@@ -119,13 +130,11 @@ class SystemHealth:
 
     @property
     def ready(self) -> bool:
-        """Every critical component (not in maintenance) is SERVING and the level admits an
+        """Every critical component (not paused) is SERVING and the level admits an
         ordinary StartRun: `new_run_refusal`, the rule the workflow service admits by, so
         ``readiness`` is SERVING exactly when a StartRun would be admitted."""
         serving = all(
-            c.status is Status.SERVING
-            for c in self.components
-            if c.critical and c.reason is not Reason.MAINTENANCE
+            c.status is Status.SERVING for c in self.components if c.critical and c.reason not in PAUSED
         )
         return serving and new_run_refusal(self.level) is None
 
@@ -133,7 +142,9 @@ class SystemHealth:
 _REASON = {Status.SERVING: Reason.OK, Status.UNKNOWN: Reason.PENDING, Status.NOT_SERVING: Reason.FAILING}
 
 
-def _down_root(name: str, config: HealthdConfig, own: dict[str, Status], maint: set[str]) -> str | None:
+def _down_root(
+    name: str, config: HealthdConfig, own: dict[str, Status], maint: set[str] | frozenset[str]
+) -> str | None:
     """The first hard dependency (depth-first) that is itself down for its own reasons."""
     for dep in config.component(name).depends_on:
         if dep in maint:
@@ -147,16 +158,23 @@ def _down_root(name: str, config: HealthdConfig, own: dict[str, Status], maint: 
 
 
 def component_health(
-    config: HealthdConfig, own: dict[str, Status], maintenance: set[str]
+    config: HealthdConfig,
+    own: dict[str, Status],
+    maintenance: set[str],
+    stopped: frozenset[str] = frozenset(),
+    partial: frozenset[str] = frozenset(),
 ) -> tuple[ComponentHealth, ...]:
-    """Effective health of every component, in config order."""
+    """Effective health of every component, in config order (``stopped``: every replica
+    stopped by an operator; ``partial``: serving with fewer replicas than active)."""
     out = []
+    paused = maintenance | stopped
     for comp in config.components:
         status = own[comp.name]
-        if comp.name in maintenance:
-            out.append(ComponentHealth(comp.name, comp.critical, status, status, Reason.MAINTENANCE))
+        if comp.name in paused:
+            reason = Reason.MAINTENANCE if comp.name in maintenance else Reason.STOPPED
+            out.append(ComponentHealth(comp.name, comp.critical, status, status, reason))
             continue
-        root = _down_root(comp.name, config, own, maintenance)
+        root = _down_root(comp.name, config, own, paused)
         if root is not None:
             out.append(
                 ComponentHealth(
@@ -164,7 +182,8 @@ def component_health(
                 )
             )
             continue
-        out.append(ComponentHealth(comp.name, comp.critical, status, status, _REASON[status]))
+        part = comp.name in partial and status is Status.SERVING
+        out.append(ComponentHealth(comp.name, comp.critical, status, status, _REASON[status], partial=part))
     return tuple(out)
 
 
@@ -179,21 +198,23 @@ def _score(active: list[ComponentHealth]) -> int:
 
 def target_level(config: HealthdConfig, comps: tuple[ComponentHealth, ...]) -> Level:
     """The degradation level the current component health calls for (before damping)."""
-    active = [c for c in comps if c.reason is not Reason.MAINTENANCE]
+    active = [c for c in comps if c.reason not in PAUSED]
     down = [c for c in active if c.status is Status.NOT_SERVING]
     critical = [c for c in active if c.critical]
     if critical and all(c.status is Status.NOT_SERVING for c in critical):
         return Level.OFFLINE
     by_name: dict[str, ComponentConfig] = {c.name: c for c in config.components}
-    return max((by_name[c.name].level_when_down for c in down), default=Level.NORMAL)
+    floor = Level.DEGRADED if any(c.partial for c in active) else Level.NORMAL
+    levels = [floor, *(by_name[c.name].level_when_down for c in down)]
+    return max(levels)
 
 
 def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level) -> SystemHealth:
     """System status and score for component health; ``level`` comes from `LevelDamper`."""
-    active = [c for c in comps if c.reason is not Reason.MAINTENANCE]
+    active = [c for c in comps if c.reason not in PAUSED]
     if any(c.critical and c.status is Status.NOT_SERVING for c in active):
         status = SystemStatus.UNHEALTHY
-    elif any(c.status is not Status.SERVING for c in active) or level > Level.NORMAL:
+    elif any(c.status is not Status.SERVING or c.partial for c in active) or level > Level.NORMAL:
         # A level held back while flapping settles is not health: never "HEALTHY level=OFFLINE".
         status = SystemStatus.DEGRADED
     else:

@@ -37,7 +37,7 @@ from healthd._config import (
     StoreCheckConfig,
     TcpCheckConfig,
 )
-from healthd._supervisor import signal_group
+from healthd._process import signal_group
 from healthd._types import CheckResult, Status
 from services.common import FAST_RECONNECT, client_interceptors, get_logger
 

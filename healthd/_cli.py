@@ -185,7 +185,26 @@ def format_table(health: _pb.SystemHealth) -> str:
             f"{c.name:<40} {status:<12} {heal:<12} {'yes' if c.critical else 'no':<5} "
             f"{c.pid or '-':>7} {c.restarts:>8}  {message[:80]}"
         )
+    lines += _trouble_output(health)
     return "\n".join(lines)
+
+
+OUTPUT_LINES = 10
+"""Lines of a failing process's output shown under the table."""
+
+
+def _trouble_output(health: _pb.SystemHealth) -> list[str]:
+    """The last output lines of every replica that is not serving (why it failed)."""
+    out: list[str] = []
+    for c in health.components:
+        for r in c.replicas:
+            if r.status == _pb.COMPONENT_STATUS_SERVING or not r.last_output:
+                continue
+            state = _enum(_pb.HealingState, r.healing_state, "HEALING_STATE_")
+            which = f" replica {r.replica}" if len(c.replicas) > 1 else ""
+            out += ["", f"{c.name}{which} ({state}, {r.message[:60]}), last output:"]
+            out += [f"  {line[:200]}" for line in r.last_output[-OUTPUT_LINES:]]
+    return out
 
 
 def status(argv: Sequence[str]) -> int:

@@ -152,6 +152,15 @@ class ProcessConfig(ConfigModel):
     """Working directory; healthd's when unset."""
     grace_s: float = Field(default=5.0, ge=0, le=600)
     """Time between SIGTERM and SIGKILL when stopping the child."""
+    env_prefix: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*_$")
+    """The child's config env prefix (``VIGIL_WORKFLOW_``): healthd tells each replica its
+    private ports through ``<prefix>SERVER__*`` variables (see `healthd._replicas`)."""
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    """Base of the replicas' private grpc.health.v1 ports: replica i (1-based) serves health on
+    ``health_port + i - 1`` and healthd's grpc checks of the component go there, one per replica."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Base of the replicas' ``/metrics`` ports (replica i: ``metrics_port + i - 1``); unset
+    leaves the child's own ``server.metrics_port`` setting alone."""
 
 
 class AdminRpcConfig(ConfigModel):
@@ -219,6 +228,9 @@ class ComponentConfig(ConfigModel):
     """What to do when the component fails."""
     process: ProcessConfig | None = None
     """Child process to supervise (supervisor mode only)."""
+    replicas: int = Field(default=1, ge=1, le=16)
+    """Copies of the process, sharing its port (SO_REUSEPORT), each checked on its own health
+    port and restarted independently; the component serves while one replica does."""
 
     def check_names(self) -> list[str]:
         """Display names of the checks, unique within the component."""
@@ -281,6 +293,15 @@ class HealthdConfig(ConfigModel):
     """Window in which improvements of the level are counted as flapping."""
     event_history: int = Field(default=1000, ge=10, le=1_000_000)
     """Events kept in memory for ListEvents."""
+    run_dir: Path | None = None
+    """Where healthd records its children (pid, start time, argv, ports; one JSON file each,
+    directory 0700) so a restarted healthd adopts them instead of starting duplicates; unset
+    (tests) records nothing and adopts nothing."""
+    log_dir: Path | None = None
+    """Each child's output is also written to ``<log_dir>/<short-name>[-<replica>].log``
+    (rotated at ``log_max_bytes``, one ``.1`` kept); unset uses a private temporary directory."""
+    log_max_bytes: int = Field(default=4 << 20, ge=4096, le=1 << 30)
+    """Size at which a child's log file is rotated."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -302,6 +323,7 @@ class HealthdConfig(ConfigModel):
                 raise ValueError(f"component '{comp.name}': healing 'restart' needs a 'process'")
             if has_process_check and comp.process is None:
                 raise ValueError(f"component '{comp.name}': a 'process' check needs a 'process'")
+            _check_replicas(comp)
         _reject_cycles({c.name: c.depends_on for c in self.components})
         return self
 
@@ -311,6 +333,26 @@ class HealthdConfig(ConfigModel):
             if comp.name == name:
                 return comp
         raise KeyError(name)
+
+
+def _check_replicas(comp: ComponentConfig) -> None:
+    """Replicas need a process and per-replica health ports healthd can check one by one;
+    private ports are passed through the child's env prefix."""
+    proc = comp.process
+    if proc is None:
+        if comp.replicas > 1:
+            raise ValueError(f"component '{comp.name}': 'replicas' needs a 'process'")
+        return
+    if comp.replicas > 1 and proc.health_port is None:
+        raise ValueError(
+            f"component '{comp.name}': 'replicas: {comp.replicas}' needs process.health_port "
+            "(each replica serves health on a private port of its own)"
+        )
+    if (proc.health_port or proc.metrics_port) and proc.env_prefix is None:
+        raise ValueError(f"component '{comp.name}': private ports need process.env_prefix")
+    for field, base in (("health_port", proc.health_port), ("metrics_port", proc.metrics_port)):
+        if base is not None and base + comp.replicas - 1 > 65535:
+            raise ValueError(f"component '{comp.name}': process.{field} + replicas is past 65535")
 
 
 def _reject_cycles(graph: dict[str, list[str]]) -> None:

@@ -28,13 +28,18 @@ _HEAL = {
     HealState.BACKOFF: _pb.HEALING_STATE_BACKOFF,
     HealState.FATAL: _pb.HEALING_STATE_FATAL,
     HealState.MAINTENANCE: _pb.HEALING_STATE_MAINTENANCE,
+    HealState.STOPPED: _pb.HEALING_STATE_STOPPED,
 }
 
 
-def _ts(seconds: float) -> Timestamp:
+def timestamp(seconds: float) -> Timestamp:
+    """Timestamp message for a wall-clock time in seconds."""
     stamp = Timestamp()
     stamp.FromNanoseconds(int(seconds * 1e9))
     return stamp
+
+
+_ts = timestamp
 
 
 def _dur(seconds: float) -> Duration:
@@ -88,6 +93,9 @@ def component_pb(view: ComponentView, config: HealthdConfig, at: float) -> _pb.C
         for name, c in zip(cfg.check_names(), view.checks, strict=True)
     ]
     message = view.heal_reason or next((c.message for c in view.checks if c.status is not Status.SERVING), "")
+    if view.replicas_configured > 1 and view.replicas_serving < view.replicas_configured:
+        serving = f"{view.replicas_serving}/{view.replicas_configured} replicas serving"
+        message = f"{serving}: {message}" if message else serving
     msg = _pb.ComponentHealth(
         name=view.health.name,
         status=_STATUS[view.health.status],
@@ -103,6 +111,22 @@ def component_pb(view: ComponentView, config: HealthdConfig, at: float) -> _pb.C
         checks=checks,
         pid=view.pid or 0,
         restarts=view.restarts,
+        last_output=view.last_output,
+        replicas_configured=view.replicas_configured,
+        replicas_serving=view.replicas_serving,
+        replicas=[
+            _pb.ReplicaHealth(
+                replica=r.replica,
+                pid=r.pid or 0,
+                status=_STATUS[r.status],
+                healing_state=_HEAL[r.heal_state],
+                restarts=r.restarts,
+                message=r.message,
+                last_output=r.last_output,
+                health_port=r.health_port or 0,
+            )
+            for r in view.replicas
+        ],
     )
     if view.last_check_at:
         msg.last_check_time.CopyFrom(_ts(view.last_check_at))

@@ -16,6 +16,7 @@ from typing import Any
 
 from healthd._actions import Healer, HealFailed, build_healer
 from healthd._aggregate import (
+    PAUSED,
     CheckState,
     ComponentHealth,
     LevelDamper,
@@ -28,24 +29,30 @@ from healthd._aggregate import (
     target_level,
 )
 from healthd._checks import GrpcHealthCheck, build_check
-from healthd._config import HealthdConfig, Mode, dependency_order
+from healthd._config import HealthdConfig
 from healthd._events import EventKind, EventLog, Subscription
 from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
+from healthd._operator import OperatorActions
+from healthd._pidfile import RunDir
+from healthd._replicas import Unit, build_units, combine, replica_check
 from healthd._scheduler import Scheduler
-from healthd._snapshot import CheckView, ComponentView, Snapshot
-from healthd._supervisor import Child, LineSink, Supervisor, describe_exit, stderr_sink
+from healthd._snapshot import Snapshot
+from healthd._supervisor import LineSink, Supervisor, describe_exit, stderr_sink
 from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
-from services.common import SYSTEM_CLOCK, Clock, FailedPrecondition, NotFound, get_logger
+from healthd._views import component_view
+from services.common import SYSTEM_CLOCK, Clock, get_logger
 
 _log = get_logger("vigil.healthd")
 
 LIVENESS = "liveness"
 READINESS = "readiness"
 OVERALL = ""
+EXIT_USAGE = 2
+"""The config/usage exit code (run_main): before serving, restarting cannot help."""
 
 
-class HealthEngine:
+class HealthEngine(OperatorActions):
     """Runs checks, aggregates, heals; publishes snapshots and events."""
 
     def __init__(
@@ -60,47 +67,54 @@ class HealthEngine:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self._rng = rng or random.Random()
         self.events = EventLog(config.event_history)
-        self.supervisor = Supervisor()
+        self.supervisor = Supervisor(RunDir(config.run_dir) if config.run_dir is not None else None)
         self._maint: set[str] = set()
+        self._stopped: set[str] = set()
+        """Units stopped by an operator."""
+        self.units: dict[str, Unit] = {}
+        self._units_of: dict[str, list[str]] = {}
         self._checks: dict[str, list[CheckState]] = {}
         self._heal: dict[str, HealMachine] = {}
         self._healers: dict[str, Healer | None] = {}
         self._damper = LevelDamper()
-        self._last_check: dict[str, tuple[float, float]] = {}  # name -> (wall time, latency)
+        self._last_check: dict[str, tuple[float, float]] = {}  # unit -> (wall time, latency)
         self._watchdog_reason = ""
         self._shutting_down = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[Snapshot], None]] = []
-        self.scheduler = Scheduler(
-            self.clock, self._on_result, paused=self._maint.__contains__, rng=self._rng
-        )
-        for name in dependency_order(config):
-            comp = config.component(name)
-            child = None
-            if comp.process is not None and config.mode is Mode.SUPERVISOR:
-                child = Child(name, comp.process, sink=sink or stderr_sink, on_exit=self._on_exit)
-                self.supervisor.add(child)
-            self._checks[name] = [CheckState() for _ in comp.checks]
-            self._heal[name] = HealMachine(since=self.clock.monotonic())
-            self._healers[name] = build_healer(comp, child)
-            for index, check_cfg in enumerate(comp.checks):
-                check = build_check(check_cfg, child)
-                self.scheduler.add(name, index, check, check_cfg)
+        self.scheduler = Scheduler(self.clock, self._on_result, paused=self._paused, rng=self._rng)
+        for unit in build_units(config, self.supervisor, sink or stderr_sink, self._on_exit):
+            comp = config.component(unit.component)
+            self.units[unit.name] = unit
+            self._units_of.setdefault(unit.component, []).append(unit.name)
+            self._checks[unit.name] = [CheckState() for _ in comp.checks]
+            self._heal[unit.name] = HealMachine(since=self.clock.monotonic())
+            self._healers[unit.name] = build_healer(comp, unit.child)
+            for index, base_cfg in enumerate(comp.checks):
+                check_cfg = replica_check(base_cfg, unit.health_port)
+                check = build_check(check_cfg, unit.child)
+                self.scheduler.add(unit.name, index, check, check_cfg)
                 if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
-                    self.scheduler.add_stream(name, index, check.watch)
+                    self.scheduler.add_stream(unit.name, index, check.watch)
         self._last = self._compute()
 
     # ---- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start children (dependency order), the scheduler and the watchdog."""
+        """Adopt or start children (dependency order), then the scheduler and the watchdog."""
         # STARTING before the children run, so a child dying at once is a failed start.
-        for name in self._heal:
-            self._drive(name, HealEvent.STARTED)
-        await self.supervisor.start_all()
+        for unit in self._heal:
+            self._drive(unit, HealEvent.STARTED)
+        adopted = await self.supervisor.start_all()
         for child in self.supervisor.children.values():
-            self.events.publish(EventKind.PROCESS, child.name, f"started (pid {child.pid})", new="started")
+            how = "adopted" if child in adopted else "started"
+            self._publish(EventKind.PROCESS, child.name, f"{how} (pid {child.pid})", new="started")
         self.scheduler.start()
+        if adopted:
+            # A restarted healthd over running children: no start-up to wait for, so every check
+            # runs now rather than after its initial delay (the system is known again at once).
+            for name in self._units_of:
+                self._spawn(self.check_now(name))
         self._spawn(self._watchdog())
 
     async def stop(self) -> None:
@@ -118,6 +132,15 @@ class HealthEngine:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _paused(self, unit: str) -> bool:
+        return self.units[unit].component in self._maint or unit in self._stopped
+
+    def _publish(self, kind: EventKind, unit: str, message: str, old: str = "", new: str = "") -> None:
+        """An event of a unit, under its component's name (``replica 2: ...`` when replicated)."""
+        u = self.units[unit]
+        prefix = f"replica {u.replica}: " if len(self._units_of[u.component]) > 1 else ""
+        self.events.publish(kind, u.component, prefix + message, old, new)
 
     # ---- read API -----------------------------------------------------------------------
 
@@ -146,160 +169,151 @@ class HealthEngine:
         """Call ``fn(snapshot)`` synchronously after every re-evaluation that changed something."""
         self._listeners.append(fn)
 
-    # ---- operator actions -------------------------------------------------------------
-
-    def _known(self, name: str) -> None:
-        if name not in self._heal:
-            raise NotFound(f"unknown component '{name}'")
-
-    async def check_now(self, name: str) -> list[CheckResult]:
-        """Run all of a component's checks now; results fold in unless in maintenance."""
-        self._known(name)
-        return await self.scheduler.check_now(name)
-
-    def heal(self, name: str, reason: str = "manual heal") -> tuple[bool, str]:
-        """Start a heal now (clears FATAL); returns (started, why not).
-
-        Raises:
-            NotFound: unknown component.
-            FailedPrecondition: in maintenance, or no healing action configured.
-        """
-        self._known(name)
-        if name in self._maint:
-            raise FailedPrecondition(f"component '{name}' is in maintenance")
-        if self._healers[name] is None:
-            raise FailedPrecondition(f"component '{name}' has no healing action configured")
-        if self._heal[name].state is HealState.HEALING:
-            return False, "a heal is already running"
-        self._drive(name, HealEvent.MANUAL_HEAL, reason)
-        self._reevaluate()
-        return True, "heal started"
-
-    def set_maintenance(self, name: str, on: bool, reason: str = "") -> None:
-        """Pause (on) or resume (off) checks and healing of a component."""
-        self._known(name)
-        if on == (name in self._maint):
-            return
-        if on:
-            self._maint.add(name)
-        else:
-            self._maint.discard(name)
-        state = "on" if on else "off"
-        self.events.publish(EventKind.MAINTENANCE, name, reason or state, new=state)
-        self._drive(name, HealEvent.MAINTENANCE_ON if on else HealEvent.MAINTENANCE_OFF, reason)
-        self._reevaluate()
-        if not on:
-            self._spawn(self.scheduler.check_now(name))
-
     # ---- inputs -------------------------------------------------------------------------
 
-    def _on_result(self, name: str, index: int, result: CheckResult) -> None:
-        if name in self._maint or self._shutting_down:
+    def _on_result(self, unit: str, index: int, result: CheckResult) -> None:
+        if self._paused(unit) or self._shutting_down:
             return
-        cfg = self.config.component(name).checks[index]
-        states = self._checks[name]
+        cfg = self.config.component(self.units[unit].component).checks[index]
+        states = self._checks[unit]
         states[index] = apply_result(states[index], result, cfg.failure_threshold, cfg.success_threshold)
-        self._last_check[name] = (time.time(), result.latency_s)
+        self._last_check[unit] = (time.time(), result.latency_s)
         self._reevaluate()
 
-    def _on_exit(self, name: str, code: int) -> None:
+    def _on_exit(self, unit: str, code: int | None) -> None:
         if self._shutting_down:
             return
         message = describe_exit(code)
-        self.events.publish(EventKind.PROCESS, name, message, new="exited")
-        comp = self.config.component(name)
-        for index, cfg in enumerate(comp.checks):
+        self._publish(EventKind.PROCESS, unit, message, new="exited")
+        u = self.units[unit]
+        if not self._paused(unit):
+            # The verdict first: folding the process check in below would start a heal.
+            child = u.child
+            if code == EXIT_USAGE and child is not None and not child.served:
+                last = next((line for line in reversed(child.output.tail()) if line.strip()), "")
+                why = f"{message} before serving (config/usage error; restarting cannot help)"
+                self._drive(unit, HealEvent.PERMANENT, f"{why}: {last}" if last else why)
+            else:
+                self._drive(unit, HealEvent.DIED, message)
+        for index, cfg in enumerate(self.config.component(u.component).checks):
             if cfg.kind == "process":
-                self._on_result(name, index, CheckResult(Status.NOT_SERVING, 0.0, message, decisive=True))
-        if name not in self._maint:
-            self._drive(name, HealEvent.DIED, message)
-            self._reevaluate()
+                self._on_result(unit, index, CheckResult(Status.NOT_SERVING, 0.0, message, decisive=True))
+        self._reevaluate()
 
     # ---- healing ------------------------------------------------------------------------
 
-    def _drive(self, name: str, event: HealEvent, reason: str = "") -> None:
-        old = self._heal[name]
-        policy = self.config.component(name).healing
+    def _drive(self, unit: str, event: HealEvent, reason: str = "") -> None:
+        old = self._heal[unit]
+        policy = self.config.component(self.units[unit].component).healing
         now = self.clock.monotonic()
         new, actions = transition(old, event, now=now, policy=policy, rng=self._rng, reason=reason)
-        self._heal[name] = new
+        self._heal[unit] = new
         if new.state is not old.state:
-            self.events.publish(EventKind.HEAL_STATE, name, new.reason, old.state.value, new.state.value)
+            self._publish(EventKind.HEAL_STATE, unit, new.reason, old.state.value, new.state.value)
             if new.state is HealState.BACKOFF:
-                self._spawn(self._tick_at(name, new.until))
+                self._spawn(self._tick_at(unit, new.until))
             elif new.state is HealState.STARTING:
-                self._spawn(self._tick_at(name, new.deadline))
+                self._spawn(self._tick_at(unit, new.deadline))
         for action in actions:
-            self._perform(name, action, new)
+            self._perform(unit, action, new)
 
-    def _perform(self, name: str, action: Action, machine: HealMachine) -> None:
+    def _perform(self, unit: str, action: Action, machine: HealMachine) -> None:
         if action is Action.HEAL:
-            self._spawn(self._run_heal(name))
+            self._spawn(self._run_heal(unit))
         elif action is Action.RESET_CHECKS:
             # Keep each check's status (no UNKNOWN flicker on Watch) but restart its streaks,
             # so the fresh start must prove itself with success_threshold successes.
-            self._checks[name] = [CheckState(status=c.status) for c in self._checks[name]]
+            self._checks[unit] = [CheckState(status=c.status) for c in self._checks[unit]]
         elif action is Action.ESCALATE:
-            self.events.publish(EventKind.ESCALATION, name, f"FATAL: {machine.reason}", new="escalated")
+            self._publish(EventKind.ESCALATION, unit, f"FATAL: {machine.reason}", new="escalated")
         elif action is Action.CLEAR_ESCALATION:
-            self.events.publish(EventKind.ESCALATION, name, "escalation cleared", old="escalated")
+            self._publish(EventKind.ESCALATION, unit, "escalation cleared", old="escalated")
 
-    async def _run_heal(self, name: str) -> None:
-        healer = self._healers[name]
+    async def _run_heal(self, unit: str) -> None:
+        healer = self._healers[unit]
         assert healer is not None  # HEAL is only emitted for components with an action
-        machine = self._heal[name]
+        machine = self._heal[unit]
         # Manual heals clear the window, so an empty one means an operator asked.
         attempt = f"attempt {len(machine.attempts)}" if machine.attempts else "manual"
-        self.events.publish(EventKind.HEAL_ATTEMPT, name, f"{attempt}: {machine.reason}")
+        self._publish(EventKind.HEAL_ATTEMPT, unit, f"{attempt}: {machine.reason}")
         try:
-            with heal_span(name, healer_kind(healer), len(machine.attempts)):
+            with heal_span(unit, healer_kind(healer), len(machine.attempts)):
                 message = await healer.heal()
         except Exception as exc:  # logged and counted as a failed heal: a healer bug must not wedge HEALING
             why = str(exc) if isinstance(exc, HealFailed) else f"heal action crashed: {exc!r}"
             if not isinstance(exc, HealFailed):
-                _log.exception("heal action of %s crashed", name)
-            self.events.publish(EventKind.HEAL_RESULT, name, why, new="failed")
-            self._drive(name, HealEvent.HEAL_ERROR, why)
+                _log.exception("heal action of %s crashed", unit)
+            self._publish(EventKind.HEAL_RESULT, unit, why, new="failed")
+            self._drive(unit, HealEvent.HEAL_ERROR, why)
         else:
-            self.events.publish(EventKind.HEAL_RESULT, name, message, new="ok")
-            child = self.supervisor.children.get(name)
+            self._publish(EventKind.HEAL_RESULT, unit, message, new="ok")
+            child = self.units[unit].child
             if child is not None:
-                self.events.publish(EventKind.PROCESS, name, f"started (pid {child.pid})", new="started")
-            self._drive(name, HealEvent.HEAL_DONE, message)
-            self._spawn(self.scheduler.check_now(name))
+                self._publish(EventKind.PROCESS, unit, f"started (pid {child.pid})", new="started")
+            self._drive(unit, HealEvent.HEAL_DONE, message)
+            self._spawn(self.scheduler.check_now(unit))
         self._reevaluate()
 
-    async def _tick_at(self, name: str, at: float) -> None:
+    async def _tick_at(self, unit: str, at: float) -> None:
         await self.clock.sleep_until(at)
-        self._drive(name, HealEvent.TICK)
+        self._drive(unit, HealEvent.TICK)
         self._reevaluate()
 
     # ---- aggregation --------------------------------------------------------------------
 
     def _feed_healing(self, comps: tuple[ComponentHealth, ...]) -> None:
         for comp in comps:
-            if comp.reason is Reason.MAINTENANCE:
+            if comp.reason in PAUSED:
                 continue
-            if comp.reason is Reason.DEPENDENCY_DOWN:
-                self._drive(comp.name, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
-            elif comp.own is Status.NOT_SERVING:
-                self._drive(comp.name, HealEvent.DOWN, self._why(comp.name))
-            elif comp.own is Status.SERVING and all(c.successes for c in self._checks[comp.name]):
-                # UP needs a success on every check since the last reset: a restarted component
-                # counts as started only once it has passed its checks itself.
-                self._drive(comp.name, HealEvent.UP)
-            elif any(s.last is not None and not s.last.ok for s in self._checks[comp.name]):
-                self._drive(comp.name, HealEvent.SAMPLE_FAILED, self._why(comp.name))
+            for unit in self._units_of[comp.name]:
+                if unit in self._stopped:
+                    continue
+                if comp.reason is Reason.DEPENDENCY_DOWN:
+                    self._drive(unit, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
+                else:
+                    self._feed_unit(unit)
 
-    def _why(self, name: str) -> str:
-        for state in self._checks[name]:
+    def _feed_unit(self, unit: str) -> None:
+        states = self._checks[unit]
+        own = own_status(states)
+        if own is Status.NOT_SERVING:
+            self._drive(unit, HealEvent.DOWN, self._why(unit))
+        elif own is Status.SERVING and all(c.successes for c in states):
+            # UP needs a success on every check since the last reset: a restarted component
+            # counts as started only once it has passed its checks itself.
+            self._mark_served(unit)
+            self._drive(unit, HealEvent.UP)
+        elif any(s.last is not None and not s.last.ok for s in states):
+            self._drive(unit, HealEvent.SAMPLE_FAILED, self._why(unit))
+
+    def _mark_served(self, unit: str) -> None:
+        """The child has served once it passed a real check. A live pid proves nothing (a
+        config error can take seconds of imports to surface), so a child with only process
+        checks never counts as served: its exit code 2 is always permanent."""
+        child = self.units[unit].child
+        kinds = {c.kind for c in self.config.component(self.units[unit].component).checks}
+        if child is not None and kinds != {"process"}:
+            child.served = True
+
+    def _why(self, unit: str) -> str:
+        for state in self._checks[unit]:
             if state.last is not None and not state.last.ok:
                 return state.last.message
         return ""
 
     def _compute(self) -> Snapshot:
-        own = {name: own_status(states) for name, states in self._checks.items()}
-        comps = component_health(self.config, own, self._maint)
+        unit_own = {u: own_status(states) for u, states in self._checks.items()}
+        own: dict[str, Status] = {}
+        stopped: set[str] = set()
+        partial: set[str] = set()
+        for name, units in self._units_of.items():
+            active = [unit_own[u] for u in units if u not in self._stopped]
+            if not active:
+                stopped.add(name)
+            own[name] = combine(active)
+            if 0 < sum(s is Status.SERVING for s in active) < len(active):
+                partial.add(name)
+        comps = component_health(self.config, own, self._maint, frozenset(stopped), frozenset(partial))
         target = target_level(self.config, comps)
         cfg = self.config
         self._damper = self._damper.step(
@@ -310,7 +324,7 @@ class HealthEngine:
             flap_window_s=cfg.level_flap_window_s,
         )
         system = system_health(self.config, comps, self._damper.level)
-        escalated = [n for n, m in self._heal.items() if m.escalated]
+        escalated = sorted({self.units[u].component for u, m in self._heal.items() if m.escalated})
         if escalated:
             liveness, why = Status.NOT_SERVING, f"FATAL: {', '.join(escalated)}"
         elif self._watchdog_reason:
@@ -318,37 +332,22 @@ class HealthEngine:
         else:
             liveness, why = Status.SERVING, ""
         ready = system.ready and not self._shutting_down  # the admission rule (SystemHealth.ready)
-        views = tuple(self._view(c) for c in comps)
+        now = self.clock.monotonic()
+        views = tuple(
+            component_view(
+                c,
+                self.config.component(c.name),
+                [self.units[u] for u in self._units_of[c.name]],
+                {u: self._heal[u] for u in self._units_of[c.name]},
+                {u: self._checks[u] for u in self._units_of[c.name]},
+                self._last_check,
+                c.name in self._maint,
+                now,
+            )
+            for c in comps
+        )
         readiness = Status.SERVING if ready else Status.NOT_SERVING
         return Snapshot(system, views, liveness, why, readiness, self._shutting_down)
-
-    def _view(self, health: ComponentHealth) -> ComponentView:
-        machine = self._heal[health.name]
-        child = self.supervisor.children.get(health.name)
-        cfgs = self.config.component(health.name).checks
-        checks = tuple(
-            CheckView(cfg.kind, st.status, st.last.message, st.last.latency_s)
-            if st.last is not None
-            else CheckView(cfg.kind, st.status, "", 0.0)
-            for cfg, st in zip(cfgs, self._checks[health.name], strict=True)
-        )
-        states = self._checks[health.name]
-        backoff = machine.state is HealState.BACKOFF
-        return ComponentView(
-            health,
-            machine.state,
-            machine.reason,
-            len(machine.attempts),
-            machine.last_delay if backoff else 0.0,
-            max(0.0, machine.until - self.clock.monotonic()) if backoff else 0.0,
-            health.name in self._maint,
-            child.pid if child is not None else None,
-            child.restarts if child is not None else 0,
-            checks,
-            max(s.failures for s in states),
-            min(s.successes for s in states),
-            *self._last_check.get(health.name, (0.0, 0.0)),
-        )
 
     def _reevaluate(self) -> None:
         """Recompute, feed healing, publish what changed. Never awaits (state stays consistent)."""
@@ -366,7 +365,9 @@ class HealthEngine:
         for before, after in zip(old.components, new.components, strict=True):
             a, b = before.health, after.health
             if (a.status, a.reason) != (b.status, b.reason):
-                why = (b.cause and f"dependency '{b.cause}' is down") or self._why(b.name) or b.reason.value
+                units = self._units_of[b.name]
+                own_why = next((w for u in units if (w := self._why(u))), "")
+                why = (b.cause and f"dependency '{b.cause}' is down") or own_why or b.reason.value
                 self.events.publish(EventKind.STATUS, b.name, why, a.status.value, b.status.value)
         o, n = old.system, new.system
         if (o.status, o.level) != (n.status, n.level):
@@ -391,7 +392,7 @@ class HealthEngine:
             if not reason and lag > wd.stall_after_s:
                 reason = f"event loop lagged {lag:.1f}s"
             self._watchdog_reason = reason
-            for name in self._heal:
-                self._drive(name, HealEvent.TICK)
+            for unit in self._heal:
+                self._drive(unit, HealEvent.TICK)
             self._reevaluate()
             expected = now + wd.interval_s

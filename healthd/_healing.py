@@ -31,6 +31,8 @@ class HealState(StrEnum):
     """Too many failed heals in the window: escalated, no more automatic heals."""
     MAINTENANCE = "MAINTENANCE"
     """An operator paused checks and healing."""
+    STOPPED = "STOPPED"
+    """An operator stopped the process: not healed, not a failure, until started again."""
 
 
 class HealEvent(StrEnum):
@@ -56,6 +58,12 @@ class HealEvent(StrEnum):
     """An operator asked for a heal (does not count against the window)."""
     MAINTENANCE_ON = "MAINTENANCE_ON"
     MAINTENANCE_OFF = "MAINTENANCE_OFF"
+    PERMANENT = "PERMANENT"
+    """The process exited with the config/usage code before ever serving: restarting cannot help."""
+    STOP = "STOP"
+    """An operator stopped the process."""
+    START = "START"
+    """An operator started the process (from STOPPED or FATAL)."""
 
 
 class Action(StrEnum):
@@ -137,6 +145,19 @@ def transition(
 ) -> tuple[HealMachine, list[Action]]:
     """Apply ``event`` at time ``now``; returns the new machine and actions to perform."""
     s = m.state
+    if event is HealEvent.STOP:
+        # any -> STOPPED: an operator stopped it; escalation is withdrawn (nothing is failing).
+        acts = [Action.CLEAR_ESCALATION] if m.escalated else []
+        return replace(_go(m, HealState.STOPPED, now, reason or "stopped"), escalated=False), acts
+    if event is HealEvent.START:
+        if s not in (HealState.STOPPED, HealState.FATAL):
+            return m, []  # running (or being healed) already
+        # STOPPED|FATAL -> STARTING: an operator started it; a clean window, FATAL cleared.
+        started = _go(m, HealState.STARTING, now, reason or "started; waiting for checks")
+        acts = [Action.RESET_CHECKS] + ([Action.CLEAR_ESCALATION] if m.escalated else [])
+        return replace(started, deadline=now + policy.start_timeout_s, attempts=(), escalated=False), acts
+    if s is HealState.STOPPED:
+        return m, []  # STOPPED: every other input waits for START
     if event is HealEvent.MAINTENANCE_ON:
         if s is HealState.MAINTENANCE:
             return m, []
@@ -160,6 +181,10 @@ def transition(
         return replace(
             _go(m, HealState.HEALING, now, reason or "manual heal"), escalated=False, attempts=()
         ), acts
+    if event is HealEvent.PERMANENT:
+        # any -> FATAL: a start-up error restarting cannot fix (exit code 2 before serving).
+        fatal = replace(_go(m, HealState.FATAL, now, reason or "permanent start-up error"), escalated=True)
+        return fatal, [] if m.escalated else [Action.ESCALATE]
     if event is HealEvent.STARTED and s is HealState.HEALTHY:
         # HEALTHY -> STARTING: first start; start-up failures are not failures until the deadline.
         started = _go(m, HealState.STARTING, now, reason or "starting; waiting for checks")

@@ -1,14 +1,16 @@
 """Thin servicers: grpc.health.v1 fed from the engine, and vigil.healthd.v1.HealthDaemon.
 
 Reads (GetSystemHealth, WatchSystemHealth, ListEvents, grpc.health.v1) are open; CheckNow,
-Heal and SetMaintenance need an ADMIN bearer token that healthd verifies itself with the
-security service's `Authenticator` over the same key material, so operators can act while
-the security service is down.
+Heal, SetMaintenance, ControlComponent and TailLog need an ADMIN bearer token that healthd
+verifies itself with the security service's `Authenticator` over the same key material, so
+operators can act while the security service is down. Every mutating action is written to
+healthd's log as an ``audit:`` line (who, what). Component names may be short (`_names`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
@@ -17,16 +19,21 @@ import grpc
 from grpc_health.v1 import health_pb2 as _hpb
 
 from healthd._config import HealthdConfig
-from healthd._convert import component_pb, event_pb, event_type, system_pb
+from healthd._control import Control, Controller
+from healthd._convert import component_pb, event_pb, event_type, system_pb, timestamp
 from healthd._engine import HealthEngine
+from healthd._names import resolve
+from healthd._output import Tagged
 from healthd._snapshot import Snapshot
 from healthd._types import Status
 from services.common import (
+    FailedPrecondition,
     FieldViolation,
     HealthServicer,
     InvalidArgument,
     PermissionDenied,
     bearer_token,
+    get_logger,
 )
 from services.security import AuthConfig, KeyMaterialAuthenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
@@ -39,6 +46,22 @@ _HEALTH = {
 }
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+DEFAULT_TAIL = 50
+MAX_TAIL = 10_000
+
+_log = get_logger("vigil.healthd")
+
+
+def audit(principal: Principal, action: str, component: str, detail: str = "") -> None:
+    """One log line per operator action: who did what to which component."""
+    _log.info(
+        "audit: %s %s %s%s",
+        principal.subject,
+        action,
+        component,
+        f" ({detail})" if detail else "",
+        extra={"audit": True, "subject": principal.subject, "action": action, "component": component},
+    )
 
 
 class TokenAuthenticator(Protocol):
@@ -136,15 +159,15 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
         self._engine = engine
         self._config = config
         self._gate = gate
+        self._control = Controller(engine)
 
     def _component(self, name: str) -> _pb.ComponentHealth:
         snap = self._engine.snapshot()
         view = next(v for v in snap.components if v.health.name == name)
         return component_pb(view, self._config, time.time())
 
-    def _known(self, field: str, name: str) -> None:
-        if not name:
-            raise InvalidArgument(f"{field} is required", [FieldViolation(field, "must name a component")])
+    def _resolve(self, name: str) -> str:
+        return resolve(name, [c.name for c in self._config.components])
 
     async def GetSystemHealth(
         self, request: _pb.GetSystemHealthRequest, context: grpc.aio.ServicerContext
@@ -183,24 +206,81 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
         self, request: _pb.CheckNowRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CheckNowResponse:
         self._gate.require_admin(context.invocation_metadata())
-        self._known("component", request.component)
-        await self._engine.check_now(request.component)
-        return _pb.CheckNowResponse(component=self._component(request.component))
+        name = self._resolve(request.component)
+        await self._engine.check_now(name)
+        return _pb.CheckNowResponse(component=self._component(name))
 
     async def Heal(self, request: _pb.HealRequest, context: grpc.aio.ServicerContext) -> _pb.HealResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
-        self._known("component", request.component)
+        name = self._resolve(request.component)
+        audit(principal, "heal", name, request.reason)
         reason = f"manual heal by {principal.subject}" + (f": {request.reason}" if request.reason else "")
-        started, message = self._engine.heal(request.component, reason)
-        return _pb.HealResponse(
-            component=self._component(request.component), started=started, message=message
-        )
+        started, message = self._engine.heal(name, reason)
+        return _pb.HealResponse(component=self._component(name), started=started, message=message)
 
     async def SetMaintenance(
         self, request: _pb.SetMaintenanceRequest, context: grpc.aio.ServicerContext
     ) -> _pb.SetMaintenanceResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
-        self._known("component", request.component)
+        name = self._resolve(request.component)
+        audit(principal, "maintenance on" if request.enabled else "maintenance off", name, request.reason)
         reason = f"{principal.subject}: {request.reason}" if request.reason else principal.subject
-        self._engine.set_maintenance(request.component, request.enabled, reason)
-        return _pb.SetMaintenanceResponse(component=self._component(request.component))
+        self._engine.set_maintenance(name, request.enabled, reason)
+        return _pb.SetMaintenanceResponse(component=self._component(name))
+
+    async def ControlComponent(
+        self, request: _pb.ControlComponentRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.ControlComponentResponse:
+        principal = self._gate.require_admin(context.invocation_metadata())
+        name = self._resolve(request.component)
+        action = _ACTIONS.get(request.action)
+        if action is None:
+            raise InvalidArgument(
+                "action is required", [FieldViolation("action", "must be START, STOP or RESTART")]
+            )
+        self._control.targets(name, request.replica)  # validate before the audit line
+        which = f"replica {request.replica}" if request.replica else "all replicas"
+        audit(principal, action.value, name, which)
+        await self._control.control(name, action, request.replica, f"{action.value} by {principal.subject}")
+        return _pb.ControlComponentResponse(component=self._component(name))
+
+    async def TailLog(
+        self, request: _pb.TailLogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[_pb.TailLogResponse]:
+        self._gate.require_admin(context.invocation_metadata())
+        name = self._resolve(request.component)
+        children = self._engine.children_of(name)
+        if not children:
+            raise FailedPrecondition(f"component '{name}' has no supervised process")
+        if not 0 <= request.lines <= MAX_TAIL:
+            violation = FieldViolation("lines", f"must be between 0 and {MAX_TAIL} (0 means {DEFAULT_TAIL})")
+            raise InvalidArgument(f"lines {request.lines} out of range", [violation])
+        wanted = request.lines or DEFAULT_TAIL
+        queue: asyncio.Queue[Tagged | None] = asyncio.Queue(maxsize=10_000)
+        with contextlib.ExitStack() as stack:
+            # Subscribing and copying the history happen without an await in between, so no
+            # line is read in between: none is lost or sent twice.
+            if request.follow:
+                for child in children:
+                    stack.enter_context(child.output.subscribe(queue, child.replica))
+            history = sorted(
+                (at, child.replica, line) for child in children for at, line in child.output.lines
+            )[-wanted:]
+            for at, replica, line in history:
+                yield _tail_pb(name, replica, line, at)
+            while request.follow:
+                item = await queue.get()
+                if item is None:
+                    return  # healthd is stopping
+                yield _tail_pb(name, item[1], item[2], item[0])
+
+
+_ACTIONS = {
+    _pb.CONTROL_ACTION_START: Control.START,
+    _pb.CONTROL_ACTION_STOP: Control.STOP,
+    _pb.CONTROL_ACTION_RESTART: Control.RESTART,
+}
+
+
+def _tail_pb(component: str, replica: int, line: str, at: float) -> _pb.TailLogResponse:
+    return _pb.TailLogResponse(component=component, replica=replica, line=line, time=timestamp(at))

@@ -21,6 +21,20 @@ class CheckView:
 
 
 @dataclass(frozen=True)
+class ReplicaView:
+    """One replica (supervised process) of a component."""
+
+    replica: int
+    pid: int | None
+    status: Status
+    heal_state: HealState
+    restarts: int
+    message: str
+    last_output: tuple[str, ...]
+    health_port: int | None
+
+
+@dataclass(frozen=True)
 class ComponentView:
     """One component as shown to readers."""
 
@@ -44,6 +58,12 @@ class ComponentView:
     """Wall-clock time of its latest check result (0 before any)."""
     last_latency_s: float
     """Latency of that latest check result."""
+    replicas_configured: int = 1
+    replicas_serving: int = 0
+    replicas: tuple[ReplicaView, ...] = ()
+    """Each supervised process (empty without one)."""
+    last_output: tuple[str, ...] = ()
+    """The last output lines of its process (of the replica that last failed, prefixed)."""
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,21 @@ class DashboardModel:
                 for c in view.checks
             ],
             "latency": [list(p) for p in self._history.get(h.name, ())],
+            "replicas_configured": view.replicas_configured,
+            "replicas_serving": view.replicas_serving,
+            "replicas": [
+                {
+                    "replica": r.replica,
+                    "pid": r.pid,
+                    "status": r.status.value,
+                    "heal_state": r.heal_state.value,
+                    "restarts": r.restarts,
+                    "message": r.message,
+                    "last_output": list(r.last_output),
+                }
+                for r in view.replicas
+            ],
+            "last_output": list(view.last_output),
         }
 
     def state(self) -> dict[str, Any]:

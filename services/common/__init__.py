@@ -44,6 +44,7 @@ from services.common._migrations import (
 )
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
+from services.common._pool import PooledStub, pooled_channels
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
@@ -89,6 +90,7 @@ __all__ = [
     "Observation",
     "ObservingInterceptor",
     "PermissionDenied",
+    "PooledStub",
     "ResourceExhausted",
     "SchemaTooNew",
     "SecurityLevel",
@@ -126,6 +128,7 @@ __all__ = [
     "optional_bearer_token",
     "optional_timestamp",
     "parse_yaml",
+    "pooled_channels",
     "publish_serving",
     "retry_delay_s",
     "run_each",

@@ -100,6 +100,14 @@ class ServerConfig(ConfigModel):
     """Cap on RPCs in progress; beyond it gRPC answers RESOURCE_EXHAUSTED."""
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """Port of this process's Prometheus ``/metrics`` endpoint; unset disables it."""
+    reuse_port: bool = False
+    """Bind ``port`` with SO_REUSEPORT so several replicas share it (the kernel spreads
+    connections); healthd sets it for replicated components. Off, a taken port fails the start."""
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    """A private port serving only grpc.health.v1 (the same statuses as ``port``), never shared:
+    healthd checks each replica there, not whichever replica the kernel picks on ``port``."""
+    replica: int = Field(default=0, ge=0, le=1000)
+    """This process's replica index (1-based; 0 when not started as a replica), for logs."""
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     """Minimum level of the JSON log lines written to stderr."""
     tls: TLSConfig | None = None

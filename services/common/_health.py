@@ -96,6 +96,11 @@ class HealthServicer(_hpb_grpc.HealthServicer):
         self._shutting_down = True
         for service in list(self._status):
             self._publish(service, _NOT_SERVING)
+        # Wake every watcher, also those whose service was NOT_SERVING already (no change to
+        # post): each sends its latest status and ends instead of holding the drain open.
+        for boxes in self._watchers.values():
+            for box in boxes:
+                box.changed.set()
 
     @property
     def shutting_down(self) -> bool:

@@ -83,16 +83,24 @@ class VigilServer:
         self._stopped = asyncio.Event()
         self._service_names: list[str] = []
         self._hooks: list[Callable[[], Awaitable[Any]]] = []
+        # SO_REUSEPORT only when asked (replicas): otherwise a port in use must fail the start,
+        # not silently share traffic with a stranger (grpc enables it by default on Linux).
         self._server = grpc.aio.server(
             interceptors=[*interceptors, ErrorMapping()],
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         )
         _hpb_grpc.add_HealthServicer_to_server(self.health, self._server)
+        # The private health port: this process's own statuses, on a port no replica shares.
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
+        if config.health_port is not None:
+            self._health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+            _hpb_grpc.add_HealthServicer_to_server(self.health, self._health_server)
 
     @property
     def grpc_server(self) -> grpc.aio.Server:
@@ -128,11 +136,21 @@ class VigilServer:
             self.port = self._server.add_insecure_port(bind)
         if not self.port:
             raise OSError(f"cannot bind {bind}")
+        if self._health_server is not None:
+            health_bind = f"{self.config.host}:{self.config.health_port}"
+            self.health_port = self._health_server.add_insecure_port(health_bind)
+            if not self.health_port:
+                raise OSError(f"cannot bind the health port {health_bind}")
+            await self._health_server.start()
         await self._server.start()
         for service in ("", *self._service_names):
             if self.health.get(service) is None:
                 await self.health.set(service, _SERVING)
-        _log.info("%s listening on %s", self.name, self.address, extra={"port": self.port})
+        extra = {"port": self.port, "health_port": self.health_port, "replica": self.config.replica}
+        replica = (
+            f" (replica {self.config.replica}, health port {self.health_port})" if self.config.replica else ""
+        )
+        _log.info("%s listening on %s%s", self.name, self.address, replica, extra=extra)
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
@@ -145,7 +163,10 @@ class VigilServer:
         _log.info("%s shutting down (grace %.1fs)", self.name, grace)
         await self.health.enter_graceful_shutdown()
         await asyncio.sleep(0)  # let watchers receive NOT_SERVING before their streams end
-        await self._server.stop(grace)
+        stops = [self._server.stop(grace)]
+        if self._health_server is not None:
+            stops.append(self._health_server.stop(0))
+        await asyncio.gather(*stops)
         for hook in self._hooks:
             try:
                 await hook()
@@ -175,9 +196,10 @@ def _supervisor_pid(environ: Mapping[str, str]) -> int | None:
 async def _stop_when_orphaned(server: VigilServer, supervisor: int, interval_s: float = 0.5) -> None:
     """Shut ``server`` down gracefully once ``supervisor`` is no longer our parent.
 
-    healthd sets VIGIL_SUPERVISOR_PID for its children. If healthd is killed -9, the
-    children (in their own sessions, so no signal reaches them) would keep their ports
-    and the restarted healthd's new children could not bind. Polling getppid is the
+    healthd sets VIGIL_SUPERVISOR_PID only for children it cannot adopt after a restart (no
+    ``run_dir``: tests). If that healthd is killed -9, the children (in their own sessions,
+    so no signal reaches them) would keep their ports forever. A healthd with a ``run_dir``
+    does not set it: its children outlive it and the next healthd adopts them. Polling getppid is the
     thread-safe alternative to prctl(PR_SET_PDEATHSIG) in a preexec_fn, which is unsafe
     with grpc's threads.
     """

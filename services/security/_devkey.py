@@ -9,6 +9,7 @@ config names (``auth.keys_file``), and nothing secret is ever printed except by
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import sys
 import tempfile
@@ -73,6 +74,17 @@ def ensure_dev_key(keys_file: Path | None, token_file: Path, *, source: str) -> 
         raise ConfigError(source, "auth.keys_file", "must be set to store the dev key's hash")
     if token_file.exists():
         return token_file, False
+    # Replicas start together: one creates the key, the others wait and find it (without the
+    # lock two would interleave and leave a token whose hash the keys file no longer holds).
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(token_file.with_name(token_file.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if token_file.exists():
+            return token_file, False
+        return _create_dev_key(keys_file, token_file), True
+
+
+def _create_dev_key(keys_file: Path, token_file: Path) -> Path:
     token, entry = new_key(DEV_SUBJECT, Level.ADMIN)
     try:
         kept = [e for e in load_keys_file(keys_file) if e.subject != DEV_SUBJECT]
@@ -83,7 +95,7 @@ def ensure_dev_key(keys_file: Path | None, token_file: Path, *, source: str) -> 
         keys_file, "# API key hashes (generated; tokens are never stored here)\n" + yaml.safe_dump(entries)
     )
     _write_private(token_file, token + "\n")
-    return token_file, True
+    return token_file
 
 
 def cli(argv: Sequence[str]) -> int:

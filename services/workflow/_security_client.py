@@ -9,7 +9,6 @@ anything that prevents a decision is Unavailable, so no run starts without one.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,12 +20,14 @@ from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
     FAST_RECONNECT,
+    PooledStub,
     SecurityLevel,
     Unauthenticated,
     Unavailable,
     VigilError,
     client_interceptors,
     from_rpc_error,
+    pooled_channels,
     struct_to_dict,
 )
 from services.workflow._policies import CircuitBreaker
@@ -62,6 +63,8 @@ SECURITY_SERVICE_CONFIG = {
     ]
 }
 
+SECURITY_CHANNELS = 4
+"""Connections to the security service (its replicas share one port)."""
 _AUTH_CACHE_MAX = 10_000
 
 
@@ -181,17 +184,19 @@ class SecurityClient:
         self.breaker = breaker or CircuitBreaker(
             "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
         )
-        self._channel = grpc.aio.insecure_channel(
+        # A few connections, spread by the kernel over the security replicas sharing the port:
+        # a dying replica costs a retry on another connection, not a failed call.
+        channels = pooled_channels(
             address,
+            SECURITY_CHANNELS,
+            SECURITY_SERVICE_CONFIG,
             interceptors=client_interceptors(),  # trace context to security (none when off)
             options=[
-                ("grpc.enable_retries", 1),
-                ("grpc.service_config", json.dumps(SECURITY_SERVICE_CONFIG)),
                 # Reconnect quickly after an outage, or every run is refused although security is back.
                 *FAST_RECONNECT,
             ],
         )
-        self._stub = _spb_grpc.SecurityServiceStub(self._channel)
+        self._stub = PooledStub(_spb_grpc.SecurityServiceStub, channels)
         # Each policy's input schema as a Struct, built once: policies are frozen and few.
         self._schemas: dict[int, tuple[WorkflowPolicy, Struct]] = {}
 
@@ -203,7 +208,7 @@ class SecurityClient:
         return entry[1]
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._stub.close()
 
     async def _call(
         self,

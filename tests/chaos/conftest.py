@@ -26,14 +26,22 @@ async def drill_stack(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[tuple[LocalStack, Drill]] = []
 
     async def make(
-        name: str, *, concurrency: int = 4, delay_s: float = 0.1, start: bool = True, **kw: Any
+        name: str,
+        *,
+        concurrency: int = 4,
+        delay_s: float = 0.1,
+        start: bool = True,
+        retry_unavailable: bool = False,
+        **kw: Any,
     ) -> Drill:
         ledger = tmp_path / f"{name}.ledger"
         workflow = {"workflows": PLUGIN, **kw.pop("workflow", {})}
         stack = LocalStack(
             tmp_path / name, workflow=workflow, workflow_env={"CHAOS_LEDGER": str(ledger)}, **kw
         )
-        drill = Drill(name, stack, ledger, concurrency=concurrency, delay_s=delay_s)
+        drill = Drill(
+            name, stack, ledger, concurrency=concurrency, delay_s=delay_s, retry_unavailable=retry_unavailable
+        )
         made.append((stack, drill))
         if start:
             await stack.start()
@@ -43,7 +51,7 @@ async def drill_stack(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     for stack, drill in made:
         await drill.close()
         stack.stop()
-        for pid in stack.seen_pids:  # children orphaned by a killed healthd
+        for pid in stack.seen_pids:  # children orphaned by a killed healthd (or adopted ones)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -13,12 +13,20 @@ Definitions (what the table prints):
                "N (M unrecorded)" where M counts pairs whose body ran more often than the
                service's own record of executions says: a re-run it did not know about (must be 0)
     detect/heal  seconds from the fault to NOT_SERVING / back to SERVING on healthd's Watch
+    retried    UNAVAILABLE answers retried with the same idempotency key (``retry_unavailable``:
+               what the shipped client does); only a call still refused after its retries fails
+    gap s      the longest time after the fault without any good StartRun answer ("never":
+               none came before the load stopped)
+    @ready     refusals while healthd's ``readiness`` said SERVING (``watch_readiness``)
+    dup runs   idempotency keys that got more than one run id (must be 0)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import math
 import time
 import uuid
 from collections import Counter
@@ -55,6 +63,11 @@ class DrillReport:
     detect_s: float | None = None
     heal_s: float | None = None
     note: str = ""
+    retried: int = 0
+    gap_s: float | None = None
+    refused_ready: int | None = None
+    """None unless the drill watched healthd's readiness."""
+    duplicated_runs: int = 0
 
 
 REPORTS: list[DrillReport] = []
@@ -71,6 +84,10 @@ def render(reports: list[DrillReport]) -> str:
         "dup steps",
         "detect s",
         "heal s",
+        "retried",
+        "gap s",
+        "@ready",
+        "dup runs",
     ]
     rows = [
         [
@@ -83,6 +100,10 @@ def render(reports: list[DrillReport]) -> str:
             f"{r.duplicated_steps} ({r.unrecorded_steps} unrecorded)",
             "-" if r.detect_s is None else f"{r.detect_s:.2f}",
             "-" if r.heal_s is None else f"{r.heal_s:.2f}",
+            str(r.retried),
+            "-" if r.gap_s is None else "never" if math.isinf(r.gap_s) else f"{r.gap_s:.2f}",
+            "-" if r.refused_ready is None else str(r.refused_ready),
+            str(r.duplicated_runs),
         ]
         for r in reports
     ]
@@ -97,9 +118,20 @@ class Drill:
     """One drill against ``stack`` (already started, with the ``chaos.counted`` plugin)."""
 
     def __init__(
-        self, name: str, stack: LocalStack, ledger: Path, *, concurrency: int = 4, delay_s: float = 0.1
+        self,
+        name: str,
+        stack: LocalStack,
+        ledger: Path,
+        *,
+        concurrency: int = 4,
+        delay_s: float = 0.1,
+        retry_unavailable: bool = False,
     ):
         self.report = DrillReport(name)
+        self.retry_unavailable = retry_unavailable
+        self._runs_of: dict[str, set[str]] = {}  # idempotency key -> run ids answered
+        self._good: list[float] = []  # perf_counter of each good answer
+        self._ready: bool | None = None  # healthd's readiness, when watched
         self.stack = stack
         self.ledger = ledger
         self.concurrency = concurrency
@@ -115,6 +147,14 @@ class Drill:
         self._watches: list[asyncio.Task[None]] = []
         self._channel = grpc.aio.insecure_channel(stack.address("workflow"))
         self._stub = wpb_grpc.WorkflowServiceStub(self._channel)
+        # One connection per caller (no shared subchannel): with replicas on one port the
+        # kernel spreads them, so a killed replica hits the callers connected to it.
+        self._caller_channels = [
+            grpc.aio.insecure_channel(
+                stack.address("workflow"), options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            for _ in range(concurrency)
+        ]
         self._metadata = (("authorization", f"Bearer {stack.token}"),)
 
     # --- load --------------------------------------------------------------------------
@@ -123,23 +163,59 @@ class Drill:
         deadline = time.monotonic() + max_s
         budget = [max_requests]
 
-        async def caller() -> None:
+        async def caller(stub: wpb_grpc.WorkflowServiceStub) -> None:
             while not self._stop.is_set() and budget[0] > 0 and time.monotonic() < deadline:
                 budget[0] -= 1
                 self.report.sent += 1
-                request = wpb.StartRunRequest(
-                    workflow=WORKFLOW, params=self._params, idempotency_key=f"drill-{uuid.uuid4().hex}"
-                )
-                try:
-                    reply = await self._stub.StartRun(request, metadata=self._metadata, timeout=5)
-                except grpc.aio.AioRpcError as exc:
-                    self.report.failed[exc.code().name] += 1
+                key = f"drill-{uuid.uuid4().hex}"
+                request = wpb.StartRunRequest(workflow=WORKFLOW, params=self._params, idempotency_key=key)
+                reply = await self._start(stub, request)
+                if reply is None:
                     await asyncio.sleep(0.05)  # a refused client backs off a little, as real ones do
                     continue
+                self._good.append(time.perf_counter())
+                self._runs_of.setdefault(key, set()).add(reply.run.run_id)
                 self.accepted.append(reply.run.run_id)
                 await asyncio.sleep(0.02)
 
-        self._load += [asyncio.ensure_future(caller()) for _ in range(self.concurrency)]
+        stubs = [wpb_grpc.WorkflowServiceStub(c) for c in self._caller_channels]
+        self._load += [asyncio.ensure_future(caller(stub)) for stub in stubs]
+
+    async def _start(
+        self, stub: wpb_grpc.WorkflowServiceStub, request: wpb.StartRunRequest
+    ) -> wpb.StartRunResponse | None:
+        """One StartRun, retried (same idempotency key, up to 10 s) on UNAVAILABLE if asked."""
+        give_up = time.monotonic() + 10.0
+        while True:
+            try:
+                return await stub.StartRun(request, metadata=self._metadata, timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                retry = exc.code() == grpc.StatusCode.UNAVAILABLE and self.retry_unavailable
+                if retry and time.monotonic() < give_up and not self._stop.is_set():
+                    self.report.retried += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                self.report.failed[exc.code().name] += 1
+                if self._ready:
+                    self.report.refused_ready = (self.report.refused_ready or 0) + 1
+                return None
+
+    def watch_readiness(self) -> None:
+        """Follow healthd's ``readiness`` (reconnecting: healthd itself may be killed)."""
+        self.report.refused_ready = 0
+
+        async def follow() -> None:
+            while not self._stop.is_set():
+                async with grpc.aio.insecure_channel(self.stack.address("healthd")) as channel:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        async for reply in hpb_grpc.HealthStub(channel).Watch(
+                            hpb.HealthCheckRequest(service="readiness")
+                        ):
+                            self._ready = reply.status == SERVING
+                self._ready = None
+                await asyncio.sleep(0.2)
+
+        self._watches.append(asyncio.ensure_future(follow()))
 
     async def stop_load(self) -> None:
         self._stop.set()
@@ -165,6 +241,10 @@ class Drill:
     def _detect_heal(self) -> None:
         if self.fault_at is None:
             return
+        after = [t for t in self._good if t >= self.fault_at]
+        marks = [self.fault_at, *after]
+        # inf: no good answer at all between the fault and the end of the load ("never").
+        self.report.gap_s = max(b - a for a, b in itertools.pairwise(marks)) if after else math.inf
         after = [(t, s) for t, s in self.transitions if t >= self.fault_at]
         down = next((t for t, s in after if s != SERVING), None)
         if down is not None:
@@ -212,6 +292,7 @@ class Drill:
         for state, n in states.items():
             self.report.failed[f"run:{wpb.RunState.Name(state).removeprefix('RUN_STATE_')}"] += n
         self.report.duplicated_steps, self.report.unrecorded_steps = self._duplicates()
+        self.report.duplicated_runs = sum(1 for ids in self._runs_of.values() if len(ids) > 1)
         self._detect_heal()
         await self.close()
         REPORTS.append(self.report)
@@ -235,3 +316,5 @@ class Drill:
             task.cancel()
         await asyncio.gather(*self._load, *self._watches, return_exceptions=True)
         await self._channel.close()
+        for channel in self._caller_channels:
+            await channel.close()

@@ -17,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
+from bench import free_ports
 from tests.conftest import REPO, eventually, python_env
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +41,9 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("HEALTHD", "WORKFLOW", "SECURITY")}
     env = python_env(**{f"VIGIL_{n}_SERVER__PORT": str(p) for n, p in ports.items()})
     env["VIGIL_HEALTHD_HTTP__PORT"] = str(free_port())
+    # The replicas' private health ports (base + replica - 1): free ones, not the defaults.
+    env["VIGIL_LOCAL_WORKFLOW_HEALTH_PORT"] = str(free_ports(2))
+    env["VIGIL_LOCAL_SECURITY_HEALTH_PORT"] = str(free_ports(2))
     env.pop("VIRTUAL_ENV", None)
     log_path = tmp_path / "make-run.log"
     log = log_path.open("w")

@@ -110,3 +110,25 @@ async def test_reflection_lists_services(server) -> None:
         call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name async for r in call for s in r.list_services_response.service}
     assert {WF, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
+
+
+async def test_shutdown_ends_watches_of_services_already_not_serving() -> None:
+    """A watcher whose service was NOT_SERVING before shutdown gets no new status to wake it;
+    it must still end at once, not hold the drain for the whole grace period."""
+    srv = VigilServer(ServerConfig(port=0, grace_period_s=30), "test")
+    await srv.start()
+    await srv.health.set("down", NOT_SERVING)
+    async with grpc.aio.insecure_channel(srv.address) as channel:
+        stub = hpb_grpc.HealthStub(channel)
+        calls = [stub.Watch(hpb.HealthCheckRequest(service=s)) for s in ("down", "", "never-registered")]
+        for call in calls:
+            await call.read()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await srv.stop()
+        assert loop.time() - t0 < 5, "shutdown waited for the watchers"
+        for call in calls:  # each stream is over: what is left is at most its last status
+            rest = []
+            while (reply := await asyncio.wait_for(call.read(), 2)) is not grpc.aio.EOF:
+                rest.append(reply.status)
+            assert rest in ([], [NOT_SERVING]), rest

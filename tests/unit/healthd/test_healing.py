@@ -165,3 +165,26 @@ def test_every_state_handles_every_event_without_error(state: HealState) -> None
     for event in HealEvent:
         m, _ = transition(HealMachine(state=state), event, now=1.0, policy=POLICY, rng=random.Random(0))
         assert isinstance(m.state, HealState)
+
+
+def test_permanent_start_up_error_is_fatal_at_once() -> None:
+    d = Driver()
+    d(E.STARTED, 0)
+    assert d(E.PERMANENT, 1) is HealState.FATAL
+    assert d.m.escalated and d.actions == [Action.ESCALATE]
+    assert d(E.DIED, 2) is HealState.FATAL and d.actions == [Action.ESCALATE]  # no heal
+
+
+def test_operator_stop_is_not_healed_and_start_clears_fatal() -> None:
+    d = Driver()
+    assert d(E.STOP, 0) is HealState.STOPPED
+    for event in (E.DOWN, E.DIED, E.SAMPLE_FAILED, E.TICK, E.UP):
+        assert d(event, 1) is HealState.STOPPED
+    assert d.actions == []
+    assert d(E.START, 2) is HealState.STARTING and d.m.deadline == 2 + POLICY.start_timeout_s
+    assert d.actions == [Action.RESET_CHECKS]
+    d(E.PERMANENT, 3)
+    assert d(E.START, 4) is HealState.STARTING
+    assert not d.m.escalated and d.m.attempts == ()
+    assert Action.CLEAR_ESCALATION in d.actions
+    assert d(E.START, 5) is HealState.STARTING  # already starting: no-op

@@ -43,6 +43,14 @@ class HealingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HEALING_STATE_BACKOFF: _ClassVar[HealingState]
     HEALING_STATE_FATAL: _ClassVar[HealingState]
     HEALING_STATE_MAINTENANCE: _ClassVar[HealingState]
+    HEALING_STATE_STOPPED: _ClassVar[HealingState]
+
+class ControlAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTROL_ACTION_UNSPECIFIED: _ClassVar[ControlAction]
+    CONTROL_ACTION_START: _ClassVar[ControlAction]
+    CONTROL_ACTION_STOP: _ClassVar[ControlAction]
+    CONTROL_ACTION_RESTART: _ClassVar[ControlAction]
 
 class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -80,6 +88,11 @@ HEALING_STATE_HEALING: HealingState
 HEALING_STATE_BACKOFF: HealingState
 HEALING_STATE_FATAL: HealingState
 HEALING_STATE_MAINTENANCE: HealingState
+HEALING_STATE_STOPPED: HealingState
+CONTROL_ACTION_UNSPECIFIED: ControlAction
+CONTROL_ACTION_START: ControlAction
+CONTROL_ACTION_STOP: ControlAction
+CONTROL_ACTION_RESTART: ControlAction
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_COMPONENT_STATUS_CHANGED: EventType
 EVENT_TYPE_SYSTEM_STATUS_CHANGED: EventType
@@ -111,7 +124,7 @@ class CheckResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., status: _Optional[_Union[ComponentStatus, str]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., message: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ComponentHealth(_message.Message):
-    __slots__ = ("name", "status", "critical", "depends_on", "blocked_by", "last_check_time", "last_latency", "consecutive_failures", "consecutive_successes", "healing_state", "heal_attempts", "message", "maintenance", "checks", "next_heal_time", "pid", "restarts")
+    __slots__ = ("name", "status", "critical", "depends_on", "blocked_by", "last_check_time", "last_latency", "consecutive_failures", "consecutive_successes", "healing_state", "heal_attempts", "message", "maintenance", "checks", "next_heal_time", "pid", "restarts", "last_output", "replicas_configured", "replicas_serving", "replicas")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CRITICAL_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +142,10 @@ class ComponentHealth(_message.Message):
     NEXT_HEAL_TIME_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_SERVING_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: ComponentStatus
     critical: bool
@@ -146,7 +163,31 @@ class ComponentHealth(_message.Message):
     next_heal_time: _timestamp_pb2.Timestamp
     pid: int
     restarts: int
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[ComponentStatus, str]] = ..., critical: _Optional[bool] = ..., depends_on: _Optional[_Iterable[str]] = ..., blocked_by: _Optional[str] = ..., last_check_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ..., healing_state: _Optional[_Union[HealingState, str]] = ..., heal_attempts: _Optional[int] = ..., message: _Optional[str] = ..., maintenance: _Optional[bool] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., next_heal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ..., restarts: _Optional[int] = ...) -> None: ...
+    last_output: _containers.RepeatedScalarFieldContainer[str]
+    replicas_configured: int
+    replicas_serving: int
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaHealth]
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[ComponentStatus, str]] = ..., critical: _Optional[bool] = ..., depends_on: _Optional[_Iterable[str]] = ..., blocked_by: _Optional[str] = ..., last_check_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., consecutive_successes: _Optional[int] = ..., healing_state: _Optional[_Union[HealingState, str]] = ..., heal_attempts: _Optional[int] = ..., message: _Optional[str] = ..., maintenance: _Optional[bool] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., next_heal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ..., restarts: _Optional[int] = ..., last_output: _Optional[_Iterable[str]] = ..., replicas_configured: _Optional[int] = ..., replicas_serving: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaHealth, _Mapping]]] = ...) -> None: ...
+
+class ReplicaHealth(_message.Message):
+    __slots__ = ("replica", "pid", "status", "healing_state", "restarts", "message", "last_output", "health_port")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HEALING_STATE_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_PORT_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    pid: int
+    status: ComponentStatus
+    healing_state: HealingState
+    restarts: int
+    message: str
+    last_output: _containers.RepeatedScalarFieldContainer[str]
+    health_port: int
+    def __init__(self, replica: _Optional[int] = ..., pid: _Optional[int] = ..., status: _Optional[_Union[ComponentStatus, str]] = ..., healing_state: _Optional[_Union[HealingState, str]] = ..., restarts: _Optional[int] = ..., message: _Optional[str] = ..., last_output: _Optional[_Iterable[str]] = ..., health_port: _Optional[int] = ...) -> None: ...
 
 class SystemHealth(_message.Message):
     __slots__ = ("status", "degradation_level", "score", "components", "time", "live", "ready")
@@ -271,3 +312,41 @@ class SetMaintenanceResponse(_message.Message):
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     component: ComponentHealth
     def __init__(self, component: _Optional[_Union[ComponentHealth, _Mapping]] = ...) -> None: ...
+
+class ControlComponentRequest(_message.Message):
+    __slots__ = ("component", "action", "replica")
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    component: str
+    action: ControlAction
+    replica: int
+    def __init__(self, component: _Optional[str] = ..., action: _Optional[_Union[ControlAction, str]] = ..., replica: _Optional[int] = ...) -> None: ...
+
+class ControlComponentResponse(_message.Message):
+    __slots__ = ("component",)
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    component: ComponentHealth
+    def __init__(self, component: _Optional[_Union[ComponentHealth, _Mapping]] = ...) -> None: ...
+
+class TailLogRequest(_message.Message):
+    __slots__ = ("component", "lines", "follow")
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    component: str
+    lines: int
+    follow: bool
+    def __init__(self, component: _Optional[str] = ..., lines: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class TailLogResponse(_message.Message):
+    __slots__ = ("component", "replica", "line", "time")
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    component: str
+    replica: int
+    line: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, component: _Optional[str] = ..., replica: _Optional[int] = ..., line: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -71,6 +71,16 @@ class HealthDaemonStub:
                 request_serializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.SetMaintenanceRequest.SerializeToString,
                 response_deserializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.SetMaintenanceResponse.FromString,
                 _registered_method=True)
+        self.ControlComponent = channel.unary_unary(
+                '/vigil.healthd.v1.HealthDaemon/ControlComponent',
+                request_serializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.ControlComponentRequest.SerializeToString,
+                response_deserializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.ControlComponentResponse.FromString,
+                _registered_method=True)
+        self.TailLog = channel.unary_stream(
+                '/vigil.healthd.v1.HealthDaemon/TailLog',
+                request_serializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.TailLogRequest.SerializeToString,
+                response_deserializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.TailLogResponse.FromString,
+                _registered_method=True)
 
 
 class HealthDaemonServicer:
@@ -125,6 +135,23 @@ class HealthDaemonServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ControlComponent(self, request, context):
+        """ControlComponent starts, stops or restarts a supervised component: all its replicas, or one (ADMIN).
+        A stopped component is not healed and does not count as failing (like maintenance); starting a
+        FATAL component clears FATAL. FAILED_PRECONDITION when the component has no supervised process.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TailLog(self, request, context):
+        """TailLog streams the last lines of a supervised component's output, then new lines while follow
+        is set (ADMIN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HealthDaemonServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +184,16 @@ def add_HealthDaemonServicer_to_server(servicer, server):
                     servicer.SetMaintenance,
                     request_deserializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.SetMaintenanceRequest.FromString,
                     response_serializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.SetMaintenanceResponse.SerializeToString,
+            ),
+            'ControlComponent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ControlComponent,
+                    request_deserializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.ControlComponentRequest.FromString,
+                    response_serializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.ControlComponentResponse.SerializeToString,
+            ),
+            'TailLog': grpc.unary_stream_rpc_method_handler(
+                    servicer.TailLog,
+                    request_deserializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.TailLogRequest.FromString,
+                    response_serializer=vigil_dot_healthd_dot_v1_dot_healthd__pb2.TailLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -328,6 +365,60 @@ class HealthDaemon:
             '/vigil.healthd.v1.HealthDaemon/SetMaintenance',
             vigil_dot_healthd_dot_v1_dot_healthd__pb2.SetMaintenanceRequest.SerializeToString,
             vigil_dot_healthd_dot_v1_dot_healthd__pb2.SetMaintenanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ControlComponent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigil.healthd.v1.HealthDaemon/ControlComponent',
+            vigil_dot_healthd_dot_v1_dot_healthd__pb2.ControlComponentRequest.SerializeToString,
+            vigil_dot_healthd_dot_v1_dot_healthd__pb2.ControlComponentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vigil.healthd.v1.HealthDaemon/TailLog',
+            vigil_dot_healthd_dot_v1_dot_healthd__pb2.TailLogRequest.SerializeToString,
+            vigil_dot_healthd_dot_v1_dot_healthd__pb2.TailLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

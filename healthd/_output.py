@@ -1,0 +1,163 @@
+"""A supervised child's output: a log file the child writes itself, followed by healthd.
+
+The child's stdout and stderr are the same append-only file (``O_APPEND``), not pipes to
+healthd: a pipe dies with healthd and a child writing to it then loses its logs (or its life,
+to SIGPIPE), while a file outlives healthd and the next one follows it from where it is.
+healthd polls the file (cheap: a few children, a ``stat`` and a ``read`` each tick), forwards
+each new line to its sink (stderr, prefixed), keeps the last lines for status and TailLog, and
+rotates the file itself by copy-and-truncate (the child keeps its descriptor; with O_APPEND its
+next write lands at the new end). A line written between the final read and the truncate of
+a rotation can be missing from the forwarded stream (it is still in the ``.1`` file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+LineSink = Callable[[str], None]
+Tagged = tuple[float, int, str]
+"""(time read, tag such as the replica index, line) as put on a subscriber's queue."""
+POLL_S = 0.05
+"""How often the file is read for new output."""
+TAIL_LINES = 20
+"""Lines shown as ``last_output`` (status, dashboard, GetSystemHealth)."""
+KEPT_LINES = 10_000
+"""Lines kept in memory for TailLog."""
+LINE_LIMIT = 1 << 20
+"""Longest line forwarded whole; a longer one is forwarded in pieces of this size."""
+_SEED_BYTES = 64 << 10
+"""How much of an existing file is read to seed the kept lines when following it anew."""
+
+
+class OutputLog:
+    """The output file of one child (one replica), its follower and its recent lines.
+
+    Invariant: ``_offset`` is the position up to which the file has been read and split
+    into lines; ``_partial`` holds the bytes after the last newline read so far.
+    """
+
+    def __init__(self, path: Path, prefix: str, sink: LineSink, max_bytes: int = 4 << 20) -> None:
+        self.path = path
+        self._prefix = prefix
+        self._sink = sink
+        self._max_bytes = max_bytes
+        self._offset = 0
+        self._partial = b""
+        self.lines: deque[tuple[float, str]] = deque(maxlen=KEPT_LINES)
+        self._subscribers: dict[asyncio.Queue[Tagged | None], int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def open_for_child(self) -> int:
+        """A fresh append-only descriptor for a new child's stdout/stderr (caller closes it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def follow(self, *, from_end: bool) -> None:
+        """Start following; ``from_end`` (adoption) seeds the kept lines from the file's tail
+        without forwarding them again, and forwards only what is written from now on."""
+        if from_end:
+            self._seed()
+        else:
+            with contextlib.suppress(OSError):
+                self._offset = self.path.stat().st_size
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._poll())
+
+    async def stop(self) -> None:
+        """Read what is left, then stop following (subscribers get their end marker)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self.drain()
+        for queue in self._subscribers:
+            if queue.full():  # the end marker must get through: drop the oldest line instead
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    def tail(self, n: int = TAIL_LINES) -> list[str]:
+        """The last ``n`` lines, oldest first."""
+        return [line for _, line in list(self.lines)[-n:]] if n > 0 else []
+
+    @contextlib.contextmanager
+    def subscribe(self, queue: asyncio.Queue[Tagged | None], tag: int) -> Iterator[None]:
+        """Put new lines as (time, tag, line) on ``queue`` while the context is open; ``None``
+        when following ends (healthd stops). A full queue loses lines, never blocks healthd."""
+        self._subscribers[queue] = tag
+        try:
+            yield
+        finally:
+            self._subscribers.pop(queue, None)
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        try:
+            size = self.path.stat().st_size
+            with self.path.open("rb") as f:
+                f.seek(max(0, size - _SEED_BYTES))
+                data = f.read(size)
+        except OSError:
+            return
+        self._offset = size
+        now = time.time()
+        for raw in data.splitlines()[-TAIL_LINES:]:
+            self.lines.append((now, raw.decode(errors="replace").rstrip()))
+
+    async def _poll(self) -> None:
+        while True:
+            self.drain()
+            await asyncio.sleep(POLL_S)
+
+    def drain(self) -> None:
+        """Read and dispatch everything written since the last read; rotate if too big."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return
+        if size < self._offset:  # truncated by someone else: start over
+            self._offset, self._partial = 0, b""
+        if size > self._offset:
+            try:
+                with self.path.open("rb") as f:
+                    f.seek(self._offset)
+                    data = f.read(size - self._offset)
+            except OSError:
+                return
+            self._offset += len(data)
+            self._split(data)
+        if self._offset >= self._max_bytes:
+            self._rotate()
+
+    def _split(self, data: bytes) -> None:
+        buf = self._partial + data
+        *complete, self._partial = buf.split(b"\n")
+        while len(self._partial) > LINE_LIMIT:  # no newline for a long time: forward in pieces
+            complete.append(self._partial[:LINE_LIMIT])
+            self._partial = self._partial[LINE_LIMIT:]
+        now = time.time()
+        for raw in complete:
+            for start in range(0, max(len(raw), 1), LINE_LIMIT):
+                self._emit(now, raw[start : start + LINE_LIMIT].decode(errors="replace").rstrip())
+
+    def _emit(self, now: float, line: str) -> None:
+        self.lines.append((now, line))
+        self._sink(f"[{self._prefix}] {line}")
+        for queue, tag in self._subscribers.items():
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait((now, tag, line))
+
+    def _rotate(self) -> None:
+        try:
+            shutil.copyfile(self.path, self.path.with_name(self.path.name + ".1"))
+            os.truncate(self.path, 0)
+        except OSError:
+            return
+        self._offset = 0

@@ -1,0 +1,61 @@
+"""A child's output file: lines forwarded and kept, rotation, following an existing file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from healthd._output import OutputLog, Tagged
+from tests.healthd_util import eventually
+
+
+def _write(log: OutputLog, text: str) -> None:
+    fd = log.open_for_child()
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+async def test_lines_are_forwarded_kept_and_published(tmp_path: Path) -> None:
+    sink: list[str] = []
+    log = OutputLog(tmp_path / "logs" / "svc.log", "svc", sink.append)
+    log.follow(from_end=False)
+    queue: asyncio.Queue[Tagged | None] = asyncio.Queue()
+    with log.subscribe(queue, 3):
+        _write(log, "one\ntwo\npart")
+        await eventually(lambda: len(sink) == 2)
+        _write(log, "ial\n")
+        await eventually(lambda: len(sink) == 3)
+        assert sink == ["[svc] one", "[svc] two", "[svc] partial"]
+        assert log.tail(2) == ["two", "partial"]
+        assert [(await queue.get())[1:] for _ in range(3)] == [(3, "one"), (3, "two"), (3, "partial")]  # type: ignore[index]
+        await log.stop()
+        assert await queue.get() is None  # the end marker
+    assert oct((tmp_path / "logs" / "svc.log").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_rotation_keeps_one_old_file(tmp_path: Path) -> None:
+    sink: list[str] = []
+    log = OutputLog(tmp_path / "svc.log", "svc", sink.append, max_bytes=4096)
+    log.follow(from_end=False)
+    _write(log, "x" * 100 + "\n" * 1 + ("y" * 99 + "\n") * 50)
+    await eventually(lambda: len(sink) == 51)
+    await eventually(lambda: (tmp_path / "svc.log.1").exists())
+    assert (tmp_path / "svc.log").stat().st_size < 4096
+    _write(log, "after\n")
+    await eventually(lambda: sink[-1] == "[svc] after")
+    await log.stop()
+
+
+async def test_following_an_existing_file_seeds_without_forwarding_again(tmp_path: Path) -> None:
+    path = tmp_path / "svc.log"
+    path.write_text("old 1\nold 2\n")
+    sink: list[str] = []
+    log = OutputLog(path, "svc", sink.append)
+    log.follow(from_end=True)
+    assert log.tail() == ["old 1", "old 2"]
+    _write(log, "new\n")
+    await eventually(lambda: sink == ["[svc] new"])
+    await log.stop()

@@ -1,0 +1,41 @@
+"""Child records: a record names our process only while pid AND start time match."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from healthd._pidfile import ChildRecord, RunDir, cmdline, start_time
+
+
+def test_live_record_of_this_process(tmp_path: Path) -> None:
+    runs = RunDir(tmp_path / "run")
+    started = start_time(os.getpid())
+    assert started is not None
+    runs.write("svc", ChildRecord("svc", 1, os.getpid(), started, cmdline(os.getpid()) or []))
+    assert runs.live("svc") is not None
+    assert list(runs.records()) == ["svc"]
+    assert oct((tmp_path / "run").stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_reused_pid_is_not_ours(tmp_path: Path) -> None:
+    runs = RunDir(tmp_path / "run")
+    started = start_time(os.getpid())
+    assert started is not None
+    runs.write("svc", ChildRecord("svc", 1, os.getpid(), started - 1, []))  # another start time
+    assert runs.live("svc") is None
+    assert runs.read("svc") is None, "a stale record is removed"
+
+
+def test_dead_and_unreadable_records(tmp_path: Path) -> None:
+    runs = RunDir(tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = start_time(proc.pid) or 0
+    proc.wait()
+    runs.write("gone", ChildRecord("gone", 1, proc.pid, started, []))
+    assert runs.live("gone") is None
+    (tmp_path / "run" / "junk.json").write_text("{not json")
+    assert runs.records() == {}
+    assert start_time(2**22 + 1) is None
