@@ -41,6 +41,7 @@ class CallerFigures:
     unreached_ready: int = 0
     ready_again_s: float | None = None
     slowest_s: float = 0.0
+    gap_s: float | None = None
     run_ids: list[str] = field(default_factory=list)
     calls_ok: list[str] = field(default_factory=list)
 
@@ -92,4 +93,8 @@ def figures(events: list[dict[str, Any]], group: str, fault_at: float | None) ->
                     out.unreached_ready += 1
                 else:
                     out.refused_ready += 1
+    if fault_at is not None:
+        good = sorted(e["t1"] for e in events if e.get("group") == group and e["ok"] and e["t1"] >= fault_at)
+        marks = [fault_at, *good]
+        out.gap_s = max(b - a for a, b in zip(marks, marks[1:], strict=False)) if good else float("inf")
     return out
