@@ -12,6 +12,7 @@ ready s    seconds from the fault to readiness SERVING again
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -96,5 +97,5 @@ def figures(events: list[dict[str, Any]], group: str, fault_at: float | None) ->
     if fault_at is not None:
         good = sorted(e["t1"] for e in events if e.get("group") == group and e["ok"] and e["t1"] >= fault_at)
         marks = [fault_at, *good]
-        out.gap_s = max(b - a for a, b in zip(marks, marks[1:], strict=False)) if good else float("inf")
+        out.gap_s = max(b - a for a, b in itertools.pairwise(marks)) if good else float("inf")
     return out
