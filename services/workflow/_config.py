@@ -62,7 +62,9 @@ class WorkflowConfig(ConfigModel):
     store_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """FULL: every commit survives power loss; NORMAL: survives a process crash only."""
     instance_id: str = Field(default="local", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    """Replica id owning run leases; keep it stable across restarts so runs resume at once."""
+    """Replica id owning run leases; keep it stable across restarts so runs resume at once.
+    A supervised replica (``server.replica`` > 0) owns its runs as ``<instance_id>-r<replica>``
+    (see `lease_owner`), so replicas sharing one config never claim each other's runs."""
     security_address: str = "127.0.0.1:50052"
     """host:port of the security service (Screen, VerifyArtifact)."""
     security_timeout_s: float = Field(default=2.0, gt=0, le=60)
@@ -97,3 +99,13 @@ class WorkflowConfig(ConfigModel):
         if dupes:
             raise ValueError(f"duplicate schedule names: {', '.join(dupes)}")
         return value
+
+    @property
+    def lease_owner(self) -> str:
+        """Who owns this process's run leases: ``instance_id``, per replica when supervised as one.
+
+        Stable across restarts of the same replica (its runs resume at once), distinct between
+        replicas (a living replica takes a dead one's runs only once their leases expire)."""
+        if self.server.replica:
+            return f"{self.instance_id}-r{self.server.replica}"
+        return self.instance_id
