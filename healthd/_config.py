@@ -15,8 +15,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from healthd.alerts._config import AlertsConfig
-from services.common import ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
-from services.security import AuthConfig
+from services.common import ClientTLSConfig, ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
+from services.security import AuditConfig, AuthConfig
 
 
 class Mode(StrEnum):
@@ -32,17 +32,8 @@ Level = DegradationLevel
 """The degradation level (`services.common.DegradationLevel`; config files name it)."""
 
 
-class ClientTLS(ConfigModel):
-    """TLS used by healthd as a client (checks, admin RPCs); mTLS when a client cert is set."""
-
-    ca_file: Path | None = None
-    """PEM CA bundle that signed the server's certificate; system roots when unset."""
-    cert_file: Path | None = None
-    """PEM client certificate presented for mTLS."""
-    key_file: Path | None = None
-    """PEM private key of ``cert_file``."""
-    server_name: str | None = None
-    """Overrides the name checked against the server certificate (SNI/authority)."""
+ClientTLS = ClientTLSConfig
+"""TLS used by healthd as a client (checks, admin RPCs): the shared `ClientTLSConfig`."""
 
 
 class _CheckBase(ConfigModel):
@@ -282,6 +273,10 @@ class HealthdConfig(ConfigModel):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     """The security service's key material (API key hashes, keys file, JWT settings): healthd
     verifies ADMIN tokens on mutating RPCs itself, so they work while that service is down."""
+    audit: AuditConfig | None = None
+    """Keyed, anchored audit log of the mutating RPCs (CheckNow, Heal, SetMaintenance); unset:
+    not audited. Same format as the security service's; pointed at the same SQLite file, key
+    and head file (supervisor mode) or PostgreSQL database, healthd appends to its chain."""
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     """Self-check of the scheduler."""
     level_recovery_s: float = Field(default=5.0, ge=0, le=3600)

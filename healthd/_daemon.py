@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -24,11 +25,13 @@ from services.common import (
     Clock,
     ConfigError,
     Instrumentation,
+    SchemaTooNew,
     VigilServer,
     configure_logging,
     get_logger,
     load_config,
 )
+from services.security import AuditLog, AuditStoreError, open_audit_log
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
 ENV_PREFIX = "VIGIL_HEALTHD_"
@@ -68,7 +71,8 @@ class Daemon:
         )
         self.alerting.on_change = self.dashboard.model.notify
         self.bridge = HealthBridge(self.engine, self.server.health)
-        service = HealthDaemonService(self.engine, config, AdminGate(config.auth))
+        self.audit = _open_audit(config)
+        service = HealthDaemonService(self.engine, config, AdminGate(config.auth), self.audit)
         self.server.add_servicer(_pb_grpc.add_HealthDaemonServicer_to_server, service, SERVICE_NAME)
         self._last_summary = ""
         if config.mode is Mode.SUPERVISOR:
@@ -103,6 +107,22 @@ class Daemon:
         await self.dashboard.stop()
         await self.bridge.stop()
         await self.server.stop()
+        if self.audit is not None:
+            self.audit.close()
+
+
+def _open_audit(config: HealthdConfig) -> AuditLog | None:
+    """healthd's audit log (None when not configured).
+
+    Raises:
+        ValueError: naming ``audit`` when the key or the database is unusable.
+    """
+    if config.audit is None:
+        return None
+    try:
+        return open_audit_log(config.audit, name="healthd")
+    except (ValueError, OSError, sqlite3.Error, SchemaTooNew, AuditStoreError) as exc:
+        raise ValueError(f"audit: {exc}") from None
 
 
 def serve(config_path: Path | None) -> int:

@@ -35,7 +35,7 @@ from services.common import (
     bearer_token,
     get_logger,
 )
-from services.security import AuthConfig, KeyMaterialAuthenticator, Level, Principal
+from services.security import AuditLog, AuthConfig, KeyMaterialAuthenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -155,11 +155,25 @@ def _page_token(token: str) -> int | None:
 class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     """vigil.healthd.v1.HealthDaemon over a `HealthEngine`."""
 
-    def __init__(self, engine: HealthEngine, config: HealthdConfig, gate: AdminGate) -> None:
+    def __init__(
+        self, engine: HealthEngine, config: HealthdConfig, gate: AdminGate, audit_log: AuditLog | None = None
+    ) -> None:
         self._engine = engine
         self._config = config
         self._gate = gate
         self._control = Controller(engine)
+        self._audit_log = audit_log
+
+    async def _audit(self, principal: Principal, action: str, component: str, detail: str = "") -> None:
+        """Record an operator action *before* doing it: a log line, and a record in the keyed
+        audit chain when one is configured; if that cannot be written the action is refused
+        (`Unavailable`) and not done."""
+        audit(principal, action, component, detail)
+        if self._audit_log is not None:
+            await self._audit_log.append_async(
+                action=f"healthd.{action.replace(' ', '.')}", decision="ALLOW", subject=principal.subject,
+                resource=component, reason=detail,
+            )  # fmt: skip
 
     def _component(self, name: str) -> _pb.ComponentHealth:
         snap = self._engine.snapshot()
@@ -205,15 +219,16 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     async def CheckNow(
         self, request: _pb.CheckNowRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CheckNowResponse:
-        self._gate.require_admin(context.invocation_metadata())
+        principal = self._gate.require_admin(context.invocation_metadata())
         name = self._resolve(request.component)
+        await self._audit(principal, "check now", name)
         await self._engine.check_now(name)
         return _pb.CheckNowResponse(component=self._component(name))
 
     async def Heal(self, request: _pb.HealRequest, context: grpc.aio.ServicerContext) -> _pb.HealResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
         name = self._resolve(request.component)
-        audit(principal, "heal", name, request.reason)
+        await self._audit(principal, "heal", name, request.reason)
         reason = f"manual heal by {principal.subject}" + (f": {request.reason}" if request.reason else "")
         started, message = self._engine.heal(name, reason)
         return _pb.HealResponse(component=self._component(name), started=started, message=message)
@@ -223,7 +238,8 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     ) -> _pb.SetMaintenanceResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
         name = self._resolve(request.component)
-        audit(principal, "maintenance on" if request.enabled else "maintenance off", name, request.reason)
+        action = "maintenance on" if request.enabled else "maintenance off"
+        await self._audit(principal, action, name, request.reason)
         reason = f"{principal.subject}: {request.reason}" if request.reason else principal.subject
         self._engine.set_maintenance(name, request.enabled, reason)
         return _pb.SetMaintenanceResponse(component=self._component(name))
@@ -240,7 +256,7 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
             )
         self._control.targets(name, request.replica)  # validate before the audit line
         which = f"replica {request.replica}" if request.replica else "all replicas"
-        audit(principal, action.value, name, which)
+        await self._audit(principal, action.value, name, which)
         await self._control.control(name, action, request.replica, f"{action.value} by {principal.subject}")
         return _pb.ControlComponentResponse(component=self._component(name))
 

@@ -3,7 +3,15 @@
 from services.common._batching import next_batch
 from services.common._channels import FAST_RECONNECT
 from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
-from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
+from services.common._config import (
+    ClientTLSConfig,
+    ConfigError,
+    ConfigModel,
+    ServerConfig,
+    TLSConfig,
+    load_config,
+    parse_yaml,
+)
 from services.common._convert import optional_timestamp
 from services.common._errors import (
     AlreadyExists,
@@ -45,8 +53,21 @@ from services.common._migrations import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
-from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
-from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
+from services.common._server import (
+    SUPERVISOR_PID_ENV,
+    VigilServer,
+    channel_credentials,
+    open_client_channel,
+    run_main,
+    server_credentials,
+)
+from services.common._sqlite import (
+    SYNCHRONOUS_MODES,
+    create_private_dirs,
+    open_sqlite,
+    run_each,
+    run_in_savepoints,
+)
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
@@ -70,6 +91,7 @@ __all__ = [
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
+    "ClientTLSConfig",
     "Clock",
     "ConfigError",
     "ConfigModel",
@@ -109,9 +131,11 @@ __all__ = [
     "add_log_enricher",
     "bad_request_violations",
     "bearer_token",
+    "channel_credentials",
     "check_migrations",
     "client_interceptors",
     "configure_logging",
+    "create_private_dirs",
     "degradation_level_pb",
     "every",
     "from_rpc_error",
@@ -124,6 +148,7 @@ __all__ = [
     "migrate_sqlite",
     "new_run_refusal",
     "next_batch",
+    "open_client_channel",
     "open_sqlite",
     "optional_bearer_token",
     "optional_timestamp",

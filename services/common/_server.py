@@ -26,12 +26,19 @@ from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import BaseModel
 
-from services.common._config import ConfigError, ServerConfig, TLSConfig, load_config
+from services.common._config import ClientTLSConfig, ConfigError, ServerConfig, TLSConfig, load_config
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer
 from services.common._interceptors import ErrorMapping, grpc_receive_limit
 from services.common._logging import configure_logging, get_logger
 
-__all__ = ["SUPERVISOR_PID_ENV", "VigilServer", "run_main", "server_credentials"]
+__all__ = [
+    "SUPERVISOR_PID_ENV",
+    "VigilServer",
+    "channel_credentials",
+    "open_client_channel",
+    "run_main",
+    "server_credentials",
+]
 
 _log = get_logger("vigil.server")
 M = TypeVar("M", bound=BaseModel)
@@ -44,6 +51,32 @@ def _read(path: Path, field: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), field, f"cannot read: {exc.strerror}") from None
+
+
+def channel_credentials(tls: ClientTLSConfig) -> grpc.ChannelCredentials:
+    """Client TLS credentials from PEM files (a client certificate when set: mTLS)."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_file, "tls.ca_file") if tls.ca_file else None,
+        private_key=_read(tls.key_file, "tls.key_file") if tls.key_file else None,
+        certificate_chain=_read(tls.cert_file, "tls.cert_file") if tls.cert_file else None,
+    )
+
+
+def open_client_channel(
+    address: str,
+    tls: ClientTLSConfig | None,
+    *,
+    options: Sequence[tuple[str, Any]] = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+) -> grpc.aio.Channel:
+    """An aio channel to ``address``: plaintext when ``tls`` is None, else TLS/mTLS as it says."""
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=list(options), interceptors=interceptors)
+    if tls.server_name:
+        options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+    return grpc.aio.secure_channel(
+        address, channel_credentials(tls), options=list(options), interceptors=interceptors
+    )
 
 
 def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
         sha256_file,
     )
     from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
+    from services.security._audit_anchor import HeadFile
+    from services.security._audit_keys import AuditKeyConfig, AuditKeyError, AuditKeys
+    from services.security._audit_open import open_audit_log
+    from services.security._audit_pg import AuditPostgresConfig, PostgresAuditStore
+    from services.security._audit_store import AuditStoreError, SqliteAuditStore
     from services.security._auth import AuthConfig, Authenticator, load_keys_file
     from services.security._config import AuditConfig, SecurityConfig
     from services.security._devkey import ensure_dev_token
@@ -48,7 +53,16 @@ _EXPORTS = {
     "ArtifactVerifier": "services.security._artifacts",
     "AuditConfig": "services.security._config",
     "AuditFilter": "services.security._audit",
+    "AuditKeyConfig": "services.security._audit_keys",
+    "AuditKeyError": "services.security._audit_keys",
+    "AuditKeys": "services.security._audit_keys",
     "AuditLog": "services.security._audit",
+    "AuditPostgresConfig": "services.security._audit_pg",
+    "HeadFile": "services.security._audit_anchor",
+    "PostgresAuditStore": "services.security._audit_pg",
+    "SqliteAuditStore": "services.security._audit_store",
+    "AuditStoreError": "services.security._audit_store",
+    "open_audit_log": "services.security._audit_open",
     "AuditRecord": "services.security._audit",
     "AuthConfig": "services.security._auth",
     "Authenticator": "services.security._auth",
@@ -115,14 +129,20 @@ __all__ = [
     "ArtifactVerifier",
     "AuditConfig",
     "AuditFilter",
+    "AuditKeyConfig",
+    "AuditKeyError",
+    "AuditKeys",
     "AuditLog",
+    "AuditPostgresConfig",
     "AuditRecord",
+    "AuditStoreError",
     "AuthConfig",
     "Authenticator",
     "Decision",
     "DownloadConfig",
     "Finding",
     "Gate",
+    "HeadFile",
     "Inspector",
     "JWTConfig",
     "JWTVerifier",
@@ -134,6 +154,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyStore",
+    "PostgresAuditStore",
     "Principal",
     "PromptLimits",
     "PromptValidator",
@@ -147,6 +168,7 @@ __all__ = [
     "Screener",
     "SecureDownloader",
     "SecurityConfig",
+    "SqliteAuditStore",
     "TrajectorySpec",
     "TrajectoryValidator",
     "VerifyResult",
@@ -156,6 +178,7 @@ __all__ = [
     "load_keys_file",
     "luhn_ok",
     "new_key",
+    "open_audit_log",
     "redact",
     "select_fields",
     "sha256_file",

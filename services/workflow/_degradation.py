@@ -16,7 +16,13 @@ from collections.abc import Callable
 
 import grpc
 
-from services.common import DegradationLevel, Unavailable, new_run_refusal
+from services.common import (
+    ClientTLSConfig,
+    DegradationLevel,
+    Unavailable,
+    new_run_refusal,
+    open_client_channel,
+)
 from vigil.healthd.v1 import healthd_pb2 as _hpb
 from vigil.healthd.v1 import healthd_pb2_grpc as _hpb_grpc
 
@@ -91,8 +97,10 @@ class HealthdWatcher:
         *,
         max_backoff_s: float = 10.0,
         on_change: Callable[[DegradationLevel], None] | None = None,
+        tls: ClientTLSConfig | None = None,
     ) -> None:
         self._address, self._gate, self._max_backoff = address, gate, max_backoff_s
+        self._tls = tls
         self._on_change = on_change
         self.connected = asyncio.Event()
 
@@ -107,7 +115,7 @@ class HealthdWatcher:
         backoff = 0.5
         while True:
             try:
-                async with grpc.aio.insecure_channel(self._address) as channel:
+                async with open_client_channel(self._address, self._tls) as channel:
                     stub = _hpb_grpc.HealthDaemonStub(channel)
                     async for msg in stub.WatchSystemHealth(_hpb.WatchSystemHealthRequest()):
                         self.connected.set()

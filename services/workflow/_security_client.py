@@ -20,6 +20,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
     FAST_RECONNECT,
+    ClientTLSConfig,
     PooledStub,
     SecurityLevel,
     Unauthenticated,
@@ -174,6 +175,7 @@ class SecurityClient:
         auth_cache_s: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
+        tls: ClientTLSConfig | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._service_token = service_token or (lambda: None)
@@ -189,11 +191,13 @@ class SecurityClient:
             "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
         )
         # A few connections, spread by the kernel over the security replicas sharing the port:
-        # a dying replica costs a retry on another connection, not a failed call.
+        # a dying replica costs a retry on another connection, not a failed call. TLS/mTLS
+        # when configured: the end caller's token travels in every Screen request.
         channels = pooled_channels(
             address,
             SECURITY_CHANNELS,
             SECURITY_SERVICE_CONFIG,
+            tls=tls,
             interceptors=client_interceptors(),  # trace context to security (none when off)
             options=[
                 # Reconnect quickly after an outage, or every run is refused although security is back.

@@ -126,7 +126,7 @@ class SecurityEnv:
 FAST_SCRYPT_N = 1 << 4
 
 
-async def start_security(tmp_path: Path, port: int = 0) -> SecurityEnv:
+async def start_security(tmp_path: Path, port: int = 0, tls: dict[str, str] | None = None) -> SecurityEnv:
     from services.security import Level, new_key
     from services.security._app import build as build_security
     from services.security._config import SecurityConfig
@@ -137,7 +137,7 @@ async def start_security(tmp_path: Path, port: int = 0) -> SecurityEnv:
     root_dir.mkdir(exist_ok=True)
     cfg = SecurityConfig.model_validate(
         {
-            "server": {"port": port},
+            "server": {"port": port, "tls": tls},
             "auth": {"api_keys": [alice.model_dump(), admin.model_dump()]},
             "roots": {"default": str(root_dir)},
             "audit": {"db_path": str(tmp_path / "audit.db")},
