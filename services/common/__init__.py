@@ -53,6 +53,7 @@ from services.common._migrations import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
+from services.common._retry import RetryAfter
 from services.common._server import (
     SUPERVISOR_PID_ENV,
     VigilServer,
@@ -71,6 +72,7 @@ from services.common._sqlite import (
 from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
+    TRACE_ID_METADATA,
     TracingInterceptor,
     client_interceptors,
     setup_tracing,
@@ -88,6 +90,7 @@ __all__ = [
     "SUPERVISOR_PID_ENV",
     "SYNCHRONOUS_MODES",
     "SYSTEM_CLOCK",
+    "TRACE_ID_METADATA",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
@@ -114,6 +117,7 @@ __all__ = [
     "PermissionDenied",
     "PooledStub",
     "ResourceExhausted",
+    "RetryAfter",
     "SchemaTooNew",
     "SecurityLevel",
     "SecurityLevelName",

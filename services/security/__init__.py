@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from services.security._policy import Decision, Policy, PolicyError, PolicyStore, Rule
     from services.security._principal import Level, Principal
     from services.security._prompt import PromptLimits, PromptValidator
-    from services.security._ratelimit import RateLimitConfig, RateLimiter
+    from services.security._ratelimit import Rate, RateLimitConfig, RateLimiter
     from services.security._sanitize import RedactionPattern, Redactor, install_log_redaction, luhn_ok, redact
     from services.security._screen import Screener, ScreenInput, ScreenOutcome
     from services.security._trajectory import TrajectorySpec, TrajectoryValidator
@@ -84,6 +84,7 @@ _EXPORTS = {
     "Principal": "services.security._principal",
     "PromptLimits": "services.security._prompt",
     "PromptValidator": "services.security._prompt",
+    "Rate": "services.security._ratelimit",
     "RateLimitConfig": "services.security._ratelimit",
     "RateLimiter": "services.security._ratelimit",
     "RedactionPattern": "services.security._sanitize",
@@ -158,6 +159,7 @@ __all__ = [
     "Principal",
     "PromptLimits",
     "PromptValidator",
+    "Rate",
     "RateLimitConfig",
     "RateLimiter",
     "RedactionPattern",

@@ -24,6 +24,7 @@ from services.security._auth import load_keys_file
 from services.security._config import SecurityConfig
 from services.security._keys import KeyEntry, new_key
 from services.security._principal import Level
+from services.security._ratelimit import parse_rate
 
 __all__ = ["DEV_SUBJECT", "cli", "ensure_dev_key", "ensure_dev_token"]
 
@@ -118,6 +119,9 @@ def cli(argv: Sequence[str]) -> int:
     create.add_argument("--subject", required=True)
     create.add_argument("--level", default="AUTHENTICATED", choices=[lv.name for lv in Level])
     create.add_argument("--role", action="append", default=[], help="role to grant (repeatable)")
+    create.add_argument(
+        "--rate-limit", default=None, help="the key's own rate limit: requests/s, or 'unlimited'"
+    )
     dev = sub.add_parser("dev-token", help="create the local ADMIN dev token if missing")
     dev.add_argument("--config", type=Path, default=None)
     dev.add_argument("--token-file", type=Path, default=Path(".vigil/dev-token"))
@@ -133,6 +137,14 @@ def cli(argv: Sequence[str]) -> int:
         return 0
     if args.command == "keys":
         token, entry = new_key(args.subject, Level.parse(args.level), args.role)
+        if args.rate_limit is not None:
+            raw = args.rate_limit.strip()
+            try:
+                limit = parse_rate(raw if raw.lower() == "unlimited" else float(raw))
+            except ValueError as exc:
+                print(f"keys create: --rate-limit: {exc}", file=sys.stderr)
+                return 2
+            entry = entry.model_copy(update={"rate_limit": limit})
         print(f"token (shown once, store it now): {token}")
         print("add this entry to auth.api_keys (or the keys file):")
         print(yaml.safe_dump([_entry_dict(entry)], sort_keys=False), end="")

@@ -4,11 +4,13 @@ Every call has a deadline; the token goes in ``authorization: Bearer`` metadata;
 retries UNAVAILABLE with gRPC's own retry policy. StartRun always carries an idempotency key
 (generated once per `WorkflowClient.start_run` call when the caller gives none), and the call
 is retried under that same key (`StartRetry`) while the service refuses it as UNAVAILABLE (a
-restart, a dependency down) or RESOURCE_EXHAUSTED (shed), waiting the RetryInfo delay the
-service names or else a jittered exponential backoff, within bounded attempts and time: a
-retry returns the run the first attempt created, never a second one.
+restart, a dependency down), waiting the RetryInfo delay the service names or else a jittered
+exponential backoff, within bounded attempts and time: a retry returns the run the first
+attempt created, never a second one.
 Failures are raised as the domain errors of `services.common` (InvalidArgument keeps its
-field violations, ResourceExhausted and Unavailable their retry delay).
+field violations, ResourceExhausted and Unavailable their retry delay). A RESOURCE_EXHAUSTED
+refusal (rate limit, full bulkhead) is first waited out as its RetryInfo says, a bounded number
+of times (`RetryAfter`): every unary call here is safe to repeat, StartRun because of its key.
 """
 
 from __future__ import annotations
@@ -28,13 +30,21 @@ import grpc
 import tenacity
 from google.protobuf.struct_pb2 import Struct
 
-from services.common import FAST_RECONNECT, ResourceExhausted, Unavailable, from_rpc_error
+from services.common import FAST_RECONNECT, TRACE_ID_METADATA, RetryAfter, Unavailable, from_rpc_error
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
 __all__ = ["SERVICE_CONFIG", "StartRetry", "WorkflowClient", "pb"]
 
 T = TypeVar("T")
+
+
+def _trace_id(trailers: Any) -> str:
+    for key, value in trailers or ():
+        if key == TRACE_ID_METADATA:
+            return str(value)
+    return ""
+
 
 SERVICE_CONFIG = {
     "methodConfig": [
@@ -54,15 +64,13 @@ SERVICE_CONFIG = {
 
 def _retryable(exc: BaseException) -> bool:
     """Refusals a StartRun retry under the same key can outlast: the service or a dependency
-    is down (UNAVAILABLE), or load was shed (RESOURCE_EXHAUSTED with the server's delay)."""
-    if isinstance(exc, ResourceExhausted):
-        return getattr(exc, "advised", True)  # no RetryInfo: the transport's, e.g. message too large
+    is down (UNAVAILABLE). RESOURCE_EXHAUSTED is waited out per attempt (`RetryAfter`)."""
     return isinstance(exc, Unavailable)
 
 
 @dataclass(frozen=True)
 class StartRetry:
-    """How `WorkflowClient.start_run` retries a refused StartRun under its idempotency key.
+    """How `WorkflowClient.start_run` retries an UNAVAILABLE StartRun under its idempotency key.
 
     The wait before attempt n+1 is the server's RetryInfo delay (plus up to 10% jitter) when
     it names one, else uniform in [0, min(max_backoff_s, initial_backoff_s * 2**(n-1))] (full
@@ -117,8 +125,9 @@ class WorkflowClient:
     Args:
         address: ``host:port``.
         token: Bearer token (API key or JWT); None sends no credentials.
-        timeout_s: Default deadline of unary calls (of each StartRun attempt).
-        start_retry: How a refused StartRun is retried under its key (``StartRetry(max_attempts=1)``: never).
+        timeout_s: Default deadline of unary calls (of each attempt).
+        retry_after: How RESOURCE_EXHAUSTED refusals are waited out (``RetryAfter(max_attempts=1)``: never).
+        start_retry: How an UNAVAILABLE StartRun is retried (``StartRetry(max_attempts=1)``: never).
     """
 
     def __init__(
@@ -127,9 +136,11 @@ class WorkflowClient:
         *,
         token: str | None = None,
         timeout_s: float = 10.0,
+        retry_after: RetryAfter | None = None,
         start_retry: StartRetry | None = None,
     ) -> None:
         self._timeout_s = timeout_s
+        self._retry_after = retry_after or RetryAfter(max_attempts=4, max_wait_s=5.0)
         self._start_retry = start_retry or StartRetry()
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel = grpc.aio.insecure_channel(
@@ -142,6 +153,10 @@ class WorkflowClient:
             ],
         )
         self._stub = pb_grpc.WorkflowServiceStub(self._channel)
+        self.last_trace_id = ""
+        """Trace id of this client's latest unary call (failed ones too) when the service
+        traces (``x-vigil-trace-id`` trailing metadata), else "". Read it right after the
+        ``await``: no other call of this client can finish in between."""
 
     async def __aenter__(self) -> WorkflowClient:
         return self
@@ -155,10 +170,17 @@ class WorkflowClient:
         await self._channel.close()
 
     async def _call(self, method: Any, request: Any, timeout_s: float | None) -> Any:
-        try:
-            return await method(request, timeout=timeout_s or self._timeout_s, metadata=self._metadata)
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+        async def attempt() -> Any:
+            call = method(request, timeout=timeout_s or self._timeout_s, metadata=self._metadata)
+            try:
+                response = await call
+            except grpc.aio.AioRpcError as err:
+                self.last_trace_id = _trace_id(err.trailing_metadata())
+                raise from_rpc_error(err) from None
+            self.last_trace_id = _trace_id(await call.trailing_metadata())
+            return response
+
+        return await self._retry_after.call(attempt)
 
     async def start_run(
         self,
@@ -174,9 +196,9 @@ class WorkflowClient:
     ) -> tuple[pb.Run, bool]:
         """Start a run; returns (run, created). With ``wait`` the run is terminal if it finished in time.
 
-        Refusals the service may outgrow (UNAVAILABLE, RESOURCE_EXHAUSTED) are retried under
-        one idempotency key, generated here once for the whole call when none is given, so
-        the call starts at most one run however many attempts it takes.
+        Refusals the service may outgrow (UNAVAILABLE; RESOURCE_EXHAUSTED per `RetryAfter`) are
+        retried under one idempotency key, generated here once for the whole call when none is
+        given, so the call starts at most one run however many attempts it takes.
         """
         request = pb.StartRunRequest(
             workflow=workflow,
