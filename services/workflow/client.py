@@ -30,7 +30,14 @@ import grpc
 import tenacity
 from google.protobuf.struct_pb2 import Struct
 
-from services.common import FAST_RECONNECT, TRACE_ID_METADATA, RetryAfter, Unavailable, from_rpc_error
+from services.common import (
+    FAST_RECONNECT,
+    TRACE_ID_METADATA,
+    Cancelled,
+    RetryAfter,
+    Unavailable,
+    from_rpc_error,
+)
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
@@ -64,8 +71,10 @@ SERVICE_CONFIG = {
 
 def _retryable(exc: BaseException) -> bool:
     """Refusals a StartRun retry under the same key can outlast: the service or a dependency
-    is down (UNAVAILABLE). RESOURCE_EXHAUSTED is waited out per attempt (`RetryAfter`)."""
-    return isinstance(exc, Unavailable)
+    is down (UNAVAILABLE), or the server cancelled the call (CANCELLED: a server stopping
+    without grace; this client never cancels a call it still awaits). RESOURCE_EXHAUSTED is
+    waited out per attempt (`RetryAfter`)."""
+    return isinstance(exc, Unavailable | Cancelled)
 
 
 @dataclass(frozen=True)
