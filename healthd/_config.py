@@ -114,11 +114,17 @@ class ProcessCheckConfig(_CheckBase):
 
 
 class StoreCheckConfig(_CheckBase):
-    """Opens the workflow SQLite store read-only and runs a trivial query."""
+    """Opens the workflow SQLite store read-only, runs a trivial query and measures its space:
+    NOT_SERVING below the free-space reserve (the workflow service then refuses new runs)."""
 
     kind: Literal["store"]
     path: Path
     """SQLite database file of the workflow run store."""
+    reserve_mb: float = Field(default=64.0, ge=0, le=1 << 20)
+    """Free space (MiB) below which the store counts as down: keep it equal to the workflow
+    service's ``store_space.reserve_mb``."""
+    reserve_percent: float = Field(default=0.0, ge=0, le=50)
+    """The same as a share of the volume (the larger applies), as ``store_space.reserve_percent``."""
 
 
 CheckConfig = Annotated[
