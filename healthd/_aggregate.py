@@ -130,12 +130,14 @@ class SystemHealth:
 
     @property
     def ready(self) -> bool:
-        """Every critical component (not paused) is SERVING and the level admits an
-        ordinary StartRun: `new_run_refusal`, the rule the workflow service admits by, so
-        ``readiness`` is SERVING exactly when a StartRun would be admitted."""
-        serving = all(
-            c.status is Status.SERVING for c in self.components if c.critical and c.reason not in PAUSED
-        )
+        """Every critical component is SERVING and the level admits an ordinary StartRun:
+        `new_run_refusal`, the rule the workflow service admits by, so ``readiness`` is SERVING
+        exactly when a StartRun would be admitted.
+
+        Paused components count by their own checks here: maintenance or an operator's stop
+        keeps healthd from healing and blaming, but a stopped security service still refuses
+        every StartRun, so readiness must not say SERVING while it is down."""
+        serving = all(c.status is Status.SERVING for c in self.components if c.critical)
         return serving and new_run_refusal(self.level) is None
 
 

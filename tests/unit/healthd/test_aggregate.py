@@ -126,6 +126,17 @@ def test_maintenance_is_excluded_and_does_not_blame_dependents() -> None:
     assert system.status is SystemStatus.HEALTHY and system.score == 100
 
 
+def test_readiness_counts_a_paused_critical_component_by_its_own_checks() -> None:
+    """Maintenance or an operator's stop pauses healing and blame, not the truth: a critical
+    component that is down refuses StartRuns, so readiness is NOT_SERVING while it is."""
+    down, _ = _system({"store": N, "api": S, "cache": S, "web": S}, frozenset({"store"}))
+    assert not down.ready
+    stopped = component_health(CFG, {"store": N, "api": S, "cache": S, "web": S}, set(), frozenset({"store"}))
+    assert not system_health(CFG, stopped, target_level(CFG, stopped)).ready
+    still_up, _ = _system({"store": S, "api": S, "cache": S, "web": S}, frozenset({"store"}))
+    assert still_up.ready
+
+
 def test_a_held_level_is_never_healthy() -> None:
     comps = component_health(CFG, {"store": S, "api": S, "cache": S, "web": S}, set())
     system = system_health(CFG, comps, Level.OFFLINE)  # the damper still holds OFFLINE
