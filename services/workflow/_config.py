@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from services.common import ClientTLSConfig, ConfigModel, ServerConfig
+from services.security import AuthConfig
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._schedule import ScheduleConfig
@@ -90,6 +91,11 @@ class WorkflowConfig(ConfigModel):
     """TLS/mTLS towards the security service (CA, client certificate, server name); plaintext when unset."""
     security_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
+    auth: AuthConfig | None = None
+    """The security service's key material (API key hashes, keys file, JWT settings). When set,
+    callers of reads (GetRun, ListRuns, WatchRun, ListWorkflows) are verified here with it, so
+    reads survive a security outage; unset: they are authenticated by the security service.
+    New runs are always screened by the security service (fail closed)."""
     service_token_file: Path | None = None
     """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
     idempotency_secret_file: Path | None = None
