@@ -19,7 +19,7 @@ import grpc
 from services.cli._output import emit_json, enum_name, progress, table
 from services.cli._runs import CALL_TIMEOUT_S, client_options
 from services.cli._settings import Settings
-from services.common import InvalidArgument, from_rpc_error
+from services.common import InvalidArgument, from_rpc_error, rpc_code
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -149,7 +149,7 @@ def _control(ctl: _Ctl, args: argparse.Namespace, name: str) -> int:
                     prefix = f"[{msg.replica}] " if msg.replica else ""
                     print(f"{prefix}{msg.line}", flush=True)
         except grpc.RpcError as exc:
-            gone = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)  # type: ignore[attr-defined]
+            gone = rpc_code(exc) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
             if not (args.follow and gone):
                 raise from_rpc_error(exc) from None
         if args.follow:

@@ -79,7 +79,13 @@ from services.common._sqlite import (
     run_each,
     run_in_savepoints,
 )
-from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
+from services.common._status import (
+    bad_request_violations,
+    from_rpc_error,
+    retry_delay_s,
+    rpc_code,
+    to_grpc_status,
+)
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
     TRACE_ID_METADATA,
@@ -177,6 +183,7 @@ __all__ = [
     "read_secret_file",
     "reserve_bytes",
     "retry_delay_s",
+    "rpc_code",
     "run_each",
     "run_in_savepoints",
     "run_main",

@@ -20,7 +20,7 @@ from services.common._errors import (
     VigilError,
 )
 
-__all__ = ["bad_request_violations", "from_rpc_error", "retry_delay_s", "to_grpc_status"]
+__all__ = ["bad_request_violations", "from_rpc_error", "retry_delay_s", "rpc_code", "to_grpc_status"]
 
 # Status messages travel in a trailer; keep them bounded so a huge echoed value cannot
 # blow the metadata limit and turn a clear error into a transport failure.
@@ -91,6 +91,13 @@ def retry_delay_s(error: grpc.aio.AioRpcError | grpc.RpcError) -> float | None:
 _BY_CODE: dict[grpc.StatusCode, type[VigilError]] = {cls.code: cls for cls in VigilError.__subclasses__()}
 
 
+def rpc_code(error: grpc.RpcError) -> grpc.StatusCode:
+    """The status code of a failed call. ``grpc.RpcError`` declares no ``code()``, but every
+    error a call raises (sync `grpc.Call`, `grpc.aio.AioRpcError`) has one; UNKNOWN otherwise."""
+    code = getattr(error, "code", None)
+    return code() if callable(code) else grpc.StatusCode.UNKNOWN
+
+
 def from_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> VigilError:
     """The domain error a failed call stands for (client side), rich details kept.
 
@@ -98,8 +105,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> VigilError:
     `InvalidArgument.violations` and `ResourceExhausted.retry_after_s` (`Unavailable.retry_after_s`).
     Codes without a domain class (UNKNOWN, INTERNAL, ...) become a plain VigilError carrying the code.
     """
-    code: grpc.StatusCode = error.code()  # type: ignore[union-attr]
-    message = error.details() or ""  # type: ignore[union-attr]
+    code = rpc_code(error)
+    details = getattr(error, "details", None)
+    message = (details() if callable(details) else None) or ""
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument(message, bad_request_violations(error))
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2 ships no type stubs
+import re2  # google-re2 ships no type stubs (mypy: ignore_missing_imports)
 
 from services.security._injection_vocab import (
     HIDDEN,

@@ -17,7 +17,7 @@ import re
 import unicodedata
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2 ships no type stubs
+import re2  # google-re2 ships no type stubs (mypy: ignore_missing_imports)
 from pydantic import Field, field_validator
 
 from services.common import ConfigModel

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2 ships no type stubs
+import re2  # google-re2 ships no type stubs (mypy: ignore_missing_imports)
 from jsonschema import ValidationError
 from jsonschema import _utils as js_utils
 from jsonschema.protocols import Validator

@@ -29,6 +29,7 @@ from services.common import (
     Unauthenticated,
     Unavailable,
     VigilError,
+    rpc_code,
 )
 from services.workflow._model import ErrorCategory
 
@@ -99,7 +100,7 @@ def counts_against_breaker(exc: BaseException) -> bool:
         # caller. Without the attribute every RESOURCE_EXHAUSTED counts.
         return not getattr(exc, "advised", False)
     if isinstance(exc, grpc.RpcError):
-        return exc.code() in _TRANSPORT_FAILURES  # type: ignore[attr-defined]
+        return rpc_code(exc) in _TRANSPORT_FAILURES
     return not isinstance(exc, VigilError)  # an unexpected handler exception is a failure
 
 
