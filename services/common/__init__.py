@@ -21,7 +21,7 @@ from services.common._errors import (
 )
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer, ServingStatus
 from services.common._instrument import Instrumentation
-from services.common._interceptors import ErrorMapping, wrap_handler
+from services.common._interceptors import ErrorMapping, error_for, wrap_handler
 from services.common._levels import (
     DegradationLevel,
     DegradationLevelName,
@@ -45,7 +45,14 @@ from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
 from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
 from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
-from services.common._status import bad_request_violations, from_rpc_error, retry_delay_s, to_grpc_status
+from services.common._status import (
+    bad_request_violations,
+    from_rpc_error,
+    retry_delay_s,
+    rpc_error_from_status,
+    status_proto,
+    to_grpc_status,
+)
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
     TracingInterceptor,
@@ -110,6 +117,7 @@ __all__ = [
     "client_interceptors",
     "configure_logging",
     "degradation_level_pb",
+    "error_for",
     "every",
     "from_rpc_error",
     "get_logger",
@@ -127,6 +135,7 @@ __all__ = [
     "pooled_channels",
     "publish_serving",
     "retry_delay_s",
+    "rpc_error_from_status",
     "run_each",
     "run_in_savepoints",
     "run_main",
@@ -137,6 +146,7 @@ __all__ = [
     "set_value",
     "setup_tracing",
     "shutdown_tracing",
+    "status_proto",
     "struct_to_dict",
     "to_grpc_status",
     "tracer",

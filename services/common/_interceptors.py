@@ -24,26 +24,31 @@ from google.protobuf.message import DecodeError
 from services.common._errors import FieldViolation, InvalidArgument, Unimplemented, VigilError
 from services.common._status import to_grpc_status
 
-__all__ = ["ErrorMapping", "wrap_handler"]
+__all__ = ["ErrorMapping", "error_for", "wrap_handler"]
 
 _log = logging.getLogger("vigil.rpc")
 
 Behavior = Callable[..., Any]
 
 
-async def _abort_for(exc: BaseException, method: str, context: grpc.aio.ServicerContext) -> None:
-    """Abort the call with the status that `exc` stands for. Always raises."""
+def error_for(exc: BaseException, method: str) -> VigilError:
+    """The domain error a servicer's exception is answered with (also per item of a stream)."""
     if isinstance(exc, VigilError):
-        await context.abort_with_status(to_grpc_status(exc))
+        return exc
     if isinstance(exc, NotImplementedError):
         # The generated base servicer raises this for RPCs a service has not built yet.
-        await context.abort_with_status(to_grpc_status(Unimplemented(f"{method} is not implemented")))
+        return Unimplemented(f"{method} is not implemented")
     # A bug, not bad input: log it with a reference the caller can quote, reveal nothing else.
     ref = uuid.uuid4().hex[:12]
     _log.error(
         "unhandled error in %s (ref %s)", method, ref, exc_info=exc, extra={"method": method, "ref": ref}
     )
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+    return VigilError(f"internal error (ref {ref})")  # code INTERNAL
+
+
+async def _abort_for(exc: BaseException, method: str, context: grpc.aio.ServicerContext) -> None:
+    """Abort the call with the status that `exc` stands for. Always raises."""
+    await context.abort_with_status(to_grpc_status(error_for(exc, method)))
 
 
 class _Malformed:

@@ -15,6 +15,8 @@ Invariants:
   e.g. `services.common.run_isolated`). If ``handle`` raises, every caller in the batch gets
   that exception: nothing of the batch was committed.
 - A caller that was cancelled meanwhile is skipped; its item was handled all the same.
+- The items of one `submit_all` are handled in the same batch (one transaction), even when
+  that makes the batch exceed ``limit``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ I = TypeVar("I")  # noqa: E741 -- the item type
 R = TypeVar("R")
 _Entry: TypeAlias = tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]
 _STOP = object()
+
+
+class _Group(Generic[I, R]):
+    """Entries queued as one unit by `BatchWriter.submit_all`: they go in the same batch."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: list[_Entry[I, R]]) -> None:
+        self.entries = entries
 
 
 class BatchWriter(Generic[I, R]):
@@ -74,6 +85,17 @@ class BatchWriter(Generic[I, R]):
             self._queue.put((item, future, loop))
         return await future
 
+    async def submit_all(self, items: Sequence[I]) -> list[R | BaseException]:
+        """Queue ``items`` as one unit and wait for their outcomes, in order (exceptions returned,
+        not raised): they are handled in one batch, so a group commit stores all or none of them."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        with self._lock:
+            if self._closing:
+                raise self._closed()
+            self._queue.put(_Group([(item, f, loop) for item, f in zip(items, futures, strict=True)]))
+        return await asyncio.gather(*futures, return_exceptions=True)
+
     def close(self, timeout: float | None = None) -> None:
         """Handle everything accepted so far, then stop the thread (waits up to ``timeout``)."""
         with self._lock:
@@ -86,6 +108,8 @@ class BatchWriter(Generic[I, R]):
         stopping = False
         while not stopping:
             batch, stopping = next_batch(self._queue, _STOP, self._limit)
+            if any(isinstance(e, _Group) for e in batch):
+                batch = [x for e in batch for x in (e.entries if isinstance(e, _Group) else (e,))]
             if batch:
                 self._serve(batch)
 

@@ -31,6 +31,7 @@ from services.common import (
     open_sqlite,
 )
 from services.security._audit_schema import MIGRATIONS
+from services.security._auditgroup import submit_record
 from services.security._sanitize import Redactor
 from services.security._telemetry import AUDIT_EVENTS
 
@@ -274,7 +275,8 @@ class AuditLog:
         if self._committer is None:
             # One transaction per batch: every record of it is stored, or every caller gets the error.
             self._committer = BatchWriter(self._write, name="audit-writer", closed=_closed)
-        return await self._committer.submit(self._prepare(entry))
+        # Inside a ScreenStream batch the record waits for the batch's (`_auditgroup`).
+        return await submit_record(self._committer, self._prepare(entry))
 
     def list(
         self,

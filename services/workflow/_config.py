@@ -68,6 +68,9 @@ class WorkflowConfig(ConfigModel):
     """host:port of the security service (Screen, VerifyArtifact)."""
     security_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
+    security_stream: bool = True
+    """Screen over one long-lived ScreenStream per connection (batched, cheaper per call) instead
+    of one unary Screen per run; a security service without ScreenStream is screened unary."""
     service_token_file: Path | None = None
     """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
     healthd_address: str | None = "127.0.0.1:50050"

@@ -31,6 +31,7 @@ from services.common import (
 )
 from services.workflow._policies import CircuitBreaker
 from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._screen_stream import ScreenStreams
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
@@ -127,6 +128,7 @@ class SecurityClient:
         timeout_s: float = 2.0,
         service_token: Callable[[], str | None] | None = None,
         auth_cache_s: float = 30.0,
+        stream: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
     ) -> None:
@@ -149,7 +151,8 @@ class SecurityClient:
             address,
             SECURITY_CHANNELS,
             SECURITY_SERVICE_CONFIG,
-            interceptors=client_interceptors(),  # trace context to security (none when off)
+            # Trace context to security (none when off); unary only: ScreenStream uses read/write.
+            interceptors=client_interceptors(streams=False),
             options=[
                 # Reconnect quickly after an outage: gRPC's default backoff grows to 120 s,
                 # during which every run would be refused although security is back.
@@ -159,6 +162,10 @@ class SecurityClient:
             ],
         )
         self._stub = PooledStub(_spb_grpc.SecurityServiceStub, channels)
+        # Screen on one long-lived stream per connection (unary when off or unsupported).
+        self._screens: ScreenStreams | None = (
+            ScreenStreams(channels, self._stub.Screen, monotonic=monotonic) if stream else None
+        )
         # Each policy's input schema as a Struct, built once: policies are frozen and few.
         self._schemas: dict[int, tuple[WorkflowPolicy, Struct]] = {}
 
@@ -170,6 +177,8 @@ class SecurityClient:
         return entry[1]
 
     async def close(self) -> None:
+        if self._screens is not None:
+            await self._screens.close()
         await self._stub.close()
 
     async def _call(
@@ -218,7 +227,8 @@ class SecurityClient:
         )
         # The token travels in the request (Screen reads it there), not also as metadata:
         # each metadata entry costs both ends ~20 us per call.
-        resp = await self._call(self._stub.Screen, request, self._timeout(remaining_s), None, "Screen")
+        method = self._stub.Screen if self._screens is None else self._screens.Screen
+        resp = await self._call(method, request, self._timeout(remaining_s), None, "Screen")
         return Screened(
             subject=resp.principal.subject,
             level=_level(resp.principal),
