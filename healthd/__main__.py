@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from healthd._cli import probe, status, watch
+from healthd._cli import DESCRIPTIONS, probe, status, watch
 
 _COMMANDS = {"probe": probe, "status": status, "watch": watch}
 
@@ -27,7 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from healthd._keeper import keep  # the daemon's imports are not paid by client commands
 
         return keep(args[1:])
-    parser = argparse.ArgumentParser(prog="healthd", description="Vigil health daemon")
+    parser = argparse.ArgumentParser(
+        prog="healthd",
+        description="Vigil health daemon. Client commands (also `vigil status|watch|probe`):\n"
+        + "\n".join(f"  healthd {name:<7} {text}" for name, text in DESCRIPTIONS.items())
+        + "\n  healthd keep    run the daemon and restart it when it dies (make run)"
+        + "\n`healthd COMMAND -h` lists a command's flags; `vigil --help` the whole CLI.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--config", type=Path, help="YAML config file (settings also from VIGIL_HEALTHD_* env)"
     )

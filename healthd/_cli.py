@@ -1,7 +1,10 @@
 """Client commands: ``probe`` (grpc_health_probe compatible), ``status`` and ``watch``.
 
-Flags follow grpc_health_probe (single dash; double dash accepted too). Exit codes of
-``probe``: 0 serving, 1 bad arguments, 2 connection failure, 3 RPC failure, 4 not serving.
+Shared by ``vigil status|watch|probe`` and the older ``healthd status|watch|probe``. Flags follow
+grpc_health_probe (single dash; double dash accepted too). Without ``-addr`` they dial healthd where
+the stack's own config and ``VIGIL_HEALTHD_*`` variables put it (`services.cli.Settings`). Exit
+codes: 0 serving, 1 bad arguments, 2 connection failure, 3 RPC failure (or the daemon went away
+during ``watch``), 4 not serving (``status``: system UNHEALTHY).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
+from services.cli._settings import Settings
+from services.common import ConfigError
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -43,9 +48,20 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
-def _client_flags(parser: argparse.ArgumentParser, addr_default: str | None) -> None:
+def _client_flags(parser: argparse.ArgumentParser, addr_required: bool) -> None:
+    # probe requires -addr as grpc_health_probe does; status/watch find healthd themselves.
     parser.add_argument(
-        "-addr", "--addr", default=addr_default, required=addr_default is None, help="host:port"
+        "-addr",
+        "--addr",
+        required=addr_required,
+        help="host:port"
+        if addr_required
+        else "host:port (default: healthd's, from the stack's config and env)",
+    )
+    parser.add_argument(
+        "-config-dir",
+        "--config-dir",
+        help="directory of the stack's healthd.yaml (default $VIGIL_CONFIG_DIR, else ./deploy/local)",
     )
     parser.add_argument("-tls", "--tls", action="store_true", help="use TLS")
     parser.add_argument(
@@ -91,9 +107,11 @@ def _metadata(args: argparse.Namespace) -> list[tuple[str, str]]:
 def _connect(args: argparse.Namespace) -> grpc.Channel | int:
     """A ready channel, or an exit code after printing why not."""
     try:
+        if not args.addr:
+            args.addr = Settings.resolve(args.config_dir).address("healthd")
         channel = _channel(args)
         _metadata(args)
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ARGS
     try:
@@ -108,23 +126,29 @@ def _connect(args: argparse.Namespace) -> grpc.Channel | int:
     return channel
 
 
-def _open(
-    command: str, description: str, argv: Sequence[str], addr_default: str | None = "127.0.0.1:50050"
-) -> tuple[argparse.Namespace, grpc.Channel | int]:
+DESCRIPTIONS = {
+    "probe": "grpc.health.v1 Check of one service, grpc_health_probe's flags and exit codes",
+    "status": "the system health table (exit 4 when UNHEALTHY)",
+    "watch": "stream health changes until interrupted (exit 3 when the daemon goes away)",
+}
+
+
+def _open(command: str, argv: Sequence[str], prog: str) -> tuple[argparse.Namespace, grpc.Channel | int]:
     """Parse a client command's flags and connect: (args, ready channel or exit code)."""
-    parser = _ArgParser(prog=f"healthd {command}", description=description)
-    _client_flags(parser, addr_default)
+    parser = _ArgParser(prog=f"{prog} {command}", description=DESCRIPTIONS[command], epilog=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _client_flags(parser, addr_required=command == "probe")
     if command == "probe":
         parser.add_argument("-service", "--service", default="", help="service name to check ('' = overall)")
-    if command == "status":
-        parser.add_argument("-json", "--json", action="store_true", help="print GetSystemHealth as JSON")
+    else:
+        parser.add_argument("-json", "--json", action="store_true", help="print messages as JSON")
     args = parser.parse_args(argv)
     return args, _connect(args)
 
 
-def probe(argv: Sequence[str]) -> int:
+def probe(argv: Sequence[str], prog: str = "healthd") -> int:
     """grpc_health_probe: Check one service name; exit code says the outcome."""
-    args, channel = _open("probe", "grpc.health.v1 Check, grpc_health_probe style", argv, None)
+    args, channel = _open("probe", argv, prog)
     if isinstance(channel, int):
         return channel
     with channel:
@@ -207,9 +231,9 @@ def _trouble_output(health: _pb.SystemHealth) -> list[str]:
     return out
 
 
-def status(argv: Sequence[str]) -> int:
+def status(argv: Sequence[str], prog: str = "healthd") -> int:
     """Print the system health table of a running healthd; exit 4 when UNHEALTHY."""
-    args, channel = _open("status", "print the system health table", argv)
+    args, channel = _open("status", argv, prog)
     if isinstance(channel, int):
         return channel
     with channel:
@@ -225,9 +249,13 @@ def status(argv: Sequence[str]) -> int:
     return EXIT_UNHEALTHY if resp.health.status == _pb.SYSTEM_STATUS_UNHEALTHY else EXIT_OK
 
 
-def watch(argv: Sequence[str]) -> int:
-    """Stream changes (events and the resulting system status) until interrupted."""
-    args, channel = _open("watch", "stream health changes", argv)
+def watch(argv: Sequence[str], prog: str = "healthd") -> int:
+    """Stream changes (events and the resulting system status) until interrupted.
+
+    The stream never ends while healthd runs, so its end (even a clean one, at healthd's
+    shutdown) is reported as an error with exit code 3.
+    """
+    args, channel = _open("watch", argv, prog)
     if isinstance(channel, int):
         return channel
     with channel:
@@ -236,6 +264,9 @@ def watch(argv: Sequence[str]) -> int:
         )
         try:
             for update in stream:
+                if args.json:
+                    print(json_format.MessageToJson(update, indent=None), flush=True)
+                    continue
                 h = update.health
                 system = _enum(_pb.SystemStatus, h.status, "SYSTEM_STATUS_")
                 level = _enum(_pb.DegradationLevel, h.degradation_level, "DEGRADATION_LEVEL_")
@@ -253,4 +284,5 @@ def watch(argv: Sequence[str]) -> int:
             return EXIT_RPC
         except KeyboardInterrupt:
             return EXIT_OK
-    return EXIT_OK
+    print(f"error: healthd at {args.addr} ended the stream (it is shutting down)", file=sys.stderr)
+    return EXIT_RPC

@@ -95,7 +95,8 @@ class ServerConfig(ConfigModel):
     grace_period_s: float = Field(default=10.0, ge=0, le=600)
     """How long shutdown waits for in-flight RPCs before cancelling them."""
     max_message_bytes: int = Field(default=4 << 20, ge=1024, le=64 << 20)
-    """Largest request/response message accepted."""
+    """Largest request (and response) message, in bytes: the one documented request limit. A larger
+    request is INVALID_ARGUMENT naming this limit, on every RPC of every server."""
     max_concurrent_rpcs: int | None = Field(default=None, ge=1, le=100_000)
     """Cap on RPCs in progress; beyond it gRPC answers RESOURCE_EXHAUSTED."""
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -236,10 +237,33 @@ def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, .
     return found
 
 
-def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any, source: str) -> None:
+def _section_default(
+    model: type[BaseModel] | None, key: str
+) -> tuple[dict[str, Any], type[BaseModel] | None]:
+    """The default of section ``key`` of ``model`` as data (and its model), so an env override of
+    one nested field keeps the section's other defaults: ``VIGIL_SECURITY_SERVER__HOST`` alone
+    must not turn the security server's default port 50052 into ServerConfig's generic 0."""
+    info = model.model_fields.get(key) if model is not None else None
+    if info is None:
+        return {}, None
+    default = info.get_default(call_default_factory=True)
+    sub = type(default) if isinstance(default, BaseModel) else None
+    if sub is None and isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+        sub = info.annotation
+    data = default.model_dump(exclude_unset=True) if isinstance(default, BaseModel) else {}
+    return data, sub
+
+
+def _set_path(
+    data: dict[str, Any], path: tuple[str, ...], value: Any, source: str, model: type[BaseModel] | None = None
+) -> None:
     node = data
     for key in path[:-1]:
-        child = node.setdefault(key, {})
+        if key not in node:
+            node[key], model = _section_default(model, key)
+        else:
+            model = _section_default(model, key)[1]
+        child = node[key]
         if not isinstance(child, dict):
             raise ConfigError(source, ".".join(path), f"'{key}' is not a section", child)
         node = child
@@ -270,7 +294,7 @@ def load_config(
     env_sources: dict[tuple[str, ...], str] = {}
     if env_prefix:
         for field_path, (var, value) in _env_overrides(env_prefix, env).items():
-            _set_path(data, field_path, value, var)
+            _set_path(data, field_path, value, var, model)
             env_sources[field_path] = var
     try:
         return model.model_validate(data)

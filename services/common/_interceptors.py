@@ -8,6 +8,12 @@ Unparseable request bytes: grpc answers UNKNOWN ("Unexpected DecodeError") when 
 deserializer raises, before any servicer code runs. `ErrorMapping` wraps each unary
 request's deserializer so a parse failure becomes a `_Malformed` marker, which the
 wrapped behavior answers with INVALID_ARGUMENT like any other bad input.
+
+Request size: the one documented limit is ``server.max_message_bytes`` (`ServerConfig`),
+checked here, in the same wrapped deserializer, for every unary RPC of every server: a larger
+request is INVALID_ARGUMENT naming the limit. gRPC's own receive limit is set higher
+(`grpc_receive_limit`), so its RESOURCE_EXHAUSTED (which means "shed load, retry later"
+elsewhere) is only the last line for requests far beyond the documented limit.
 """
 
 from __future__ import annotations
@@ -24,7 +30,17 @@ from google.protobuf.message import DecodeError
 from services.common._errors import FieldViolation, InvalidArgument, Unimplemented, VigilError
 from services.common._status import to_grpc_status
 
-__all__ = ["ErrorMapping", "error_for", "wrap_handler"]
+__all__ = ["ErrorMapping", "error_for", "grpc_receive_limit", "wrap_handler"]
+
+# gRPC refuses messages beyond this with its own RESOURCE_EXHAUSTED before our code can
+# answer; up to it, an oversized request gets our INVALID_ARGUMENT naming the real limit.
+_GRPC_RECEIVE_CEILING = 64 << 20
+
+
+def grpc_receive_limit(max_request_bytes: int) -> int:
+    """gRPC's max receive length for a server whose documented request limit is ``max_request_bytes``."""
+    return max(_GRPC_RECEIVE_CEILING, max_request_bytes + 1)
+
 
 _log = logging.getLogger("vigil.rpc")
 
@@ -68,11 +84,32 @@ class _Malformed:
         )
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+class _TooLarge(_Malformed):
+    """Stands in for a request larger than the documented limit (never parsed)."""
+
+    __slots__ = ("limit", "size")
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__("too large")
+        self.size, self.limit = size, limit
+
+    def error(self) -> InvalidArgument:
+        problem = (
+            f"request is {self.size} bytes, larger than the limit of {self.limit} bytes "
+            "(server.max_message_bytes)"
+        )
+        return InvalidArgument(problem, [FieldViolation("request", problem, "TOO_LARGE")])
+
+
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None, max_request_bytes: int
+) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
     def parse(data: bytes) -> Any:
+        if len(data) > max_request_bytes:
+            return _TooLarge(len(data), max_request_bytes)
         try:
             return deserializer(data)
         except (DecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -151,16 +188,17 @@ def wrap_handler(
 
 class ErrorMapping(grpc.aio.ServerInterceptor):
     """Turns `VigilError`s raised by servicers into statuses (rich details included),
-    unparseable unary requests into INVALID_ARGUMENT, NotImplementedError into
-    UNIMPLEMENTED, and anything else into a logged INTERNAL.
+    unparseable or oversized (``max_request_bytes``) unary requests into INVALID_ARGUMENT,
+    NotImplementedError into UNIMPLEMENTED, and anything else into a logged INTERNAL.
 
     Wrapped handlers are cached per method: the registered handler of a method never
     changes after the server starts, and `VigilServer` installs this interceptor
     innermost, so no per-call interceptor sits between it and the handler.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_request_bytes: int = 4 << 20) -> None:
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
+        self._max_request_bytes = max_request_bytes
 
     async def intercept_service(
         self,
@@ -174,7 +212,8 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler  # unknown method: grpc answers UNIMPLEMENTED; not cached (unbounded names)
-        tolerant = None if handler.request_streaming else _tolerant
+        limit = self._max_request_bytes
+        tolerant = None if handler.request_streaming else (lambda parse: _tolerant(parse, limit))
         wrapped = wrap_handler(handler, lambda kind, behavior: _WRAPPERS[kind](behavior, method), tolerant)
         self._cache[method] = wrapped
         return wrapped

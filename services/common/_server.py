@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from services.common._config import ConfigError, ServerConfig, TLSConfig, load_config
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer
-from services.common._interceptors import ErrorMapping
+from services.common._interceptors import ErrorMapping, grpc_receive_limit
 from services.common._logging import configure_logging, get_logger
 
 __all__ = ["SUPERVISOR_PID_ENV", "VigilServer", "run_main", "server_credentials"]
@@ -86,9 +86,10 @@ class VigilServer:
         # SO_REUSEPORT only when asked (replicas): otherwise a port in use must fail the start,
         # not silently share traffic with a stranger (grpc enables it by default on Linux).
         self._server = grpc.aio.server(
-            interceptors=[*interceptors, ErrorMapping()],
+            interceptors=[*interceptors, ErrorMapping(config.max_message_bytes)],
             options=[
-                ("grpc.max_receive_message_length", config.max_message_bytes),
+                # The documented limit is checked by ErrorMapping (INVALID_ARGUMENT naming it).
+                ("grpc.max_receive_message_length", grpc_receive_limit(config.max_message_bytes)),
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 from services.common import ResourceExhausted
 from services.workflow._events import EventType, RunEvent, RunEvents
-from services.workflow._model import Run, canonical_json
+from services.workflow._model import Run, RunError, canonical_json
+from services.workflow._policies import categorize, describe
 from services.workflow._store import RunStore
 from services.workflow._telemetry import step_span
 
@@ -30,6 +31,8 @@ class StepJournal(Protocol):
 
     async def finish(self, name: str, result: Any) -> None: ...
 
+    async def fail(self, name: str, exc: Exception) -> None: ...
+
 
 class StoreJournal:
     """The executor's `StepJournal`: steps go to the run store, finished ones to watchers too."""
@@ -46,6 +49,9 @@ class StoreJournal:
             raise ResourceExhausted(f"step {name!r} result of {size} bytes exceeds the limit of {self._max}")
         await self._store.record_step(self._run.run_id, name, result)
         self._events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
+
+    async def fail(self, name: str, exc: Exception) -> None:
+        await self._store.fail_step(self._run.run_id, name, RunError(categorize(exc), describe(exc)))
 
 
 class RunContext:
@@ -75,7 +81,9 @@ class RunContext:
     ) -> None:
         self.run_id, self.workflow, self.principal = run_id, workflow, principal
         self.params, self.attempt, self.deadline, self.deps = params, attempt, deadline, deps
-        self._finished = dict(finished_steps)
+        # Shared with the executor across the attempts of one execution (not copied), so a retry
+        # skips the steps an earlier attempt finished, as a resume after a crash does.
+        self._finished = finished_steps
         self._journal = journal
         self._clock = clock
 
@@ -92,10 +100,14 @@ class RunContext:
         if name in self._finished:
             return self._finished[name]
         await self._journal.begin(name)
-        with step_span(self.run_id, self.workflow, name):
-            value = fn()
-            if inspect.isawaitable(value):
-                value = await value
+        try:
+            with step_span(self.run_id, self.workflow, name):
+                value = fn()
+                if inspect.isawaitable(value):
+                    value = await value
+        except Exception as exc:  # recorded in the run's history, then the attempt fails as before
+            await asyncio.shield(self._journal.fail(name, exc))
+            raise
         canonical_json(value)  # fail here, in the step, when the result is not JSON
         # Shielded: a cancellation arriving now must not lose a result already computed.
         await asyncio.shield(self._journal.finish(name, value))

@@ -21,6 +21,7 @@ from services.common import (
 )
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._events import RunEvent
+from services.workflow._history import HistoryEvent
 from services.workflow._model import ErrorCategory, Run, RunError, RunQuery, StepRecord
 from services.workflow._runs import StartRequest
 from services.workflow._states import RunState
@@ -28,6 +29,7 @@ from vigil.workflow.v1 import workflow_pb2 as _pb
 
 __all__ = [
     "event_to_proto",
+    "history_to_proto",
     "query_from_proto",
     "run_to_proto",
     "start_from_proto",
@@ -90,6 +92,32 @@ def _step_to_proto(step: StepRecord) -> _pb.StepRecord:
         set_value(msg.result, step.result)
     if step.finished_at is not None:
         msg.finished_at.CopyFrom(_ts(step.finished_at))
+    if step.started_at is not None:
+        msg.started_at.CopyFrom(_ts(step.started_at))
+    if step.duration_s is not None:
+        msg.duration.CopyFrom(_dur(step.duration_s))
+    if step.error is not None:
+        msg.error.CopyFrom(error_to_proto(step.error))
+    return msg
+
+
+def history_to_proto(event: HistoryEvent) -> _pb.HistoryEvent:
+    msg = _pb.HistoryEvent(
+        event_id=event.event_id,
+        type=_pb.HistoryEventType.Value(f"HISTORY_EVENT_TYPE_{event.type.value}"),
+        attempt=event.attempt,
+        step=event.step,
+        fallback=event.fallback,
+    )
+    msg.time.CopyFrom(_ts(event.at))
+    if event.duration_s is not None:
+        msg.duration.CopyFrom(_dur(event.duration_s))
+    if event.retry_delay_s is not None:
+        msg.retry_delay.CopyFrom(_dur(event.retry_delay_s))
+    if event.error is not None:
+        msg.error.CopyFrom(error_to_proto(event.error))
+    if event.state is not None:
+        msg.state = _STATE_TO_PB[event.state]
     return msg
 
 
@@ -113,6 +141,9 @@ def run_to_proto(run: Run, steps: list[StepRecord] | None = None) -> _pb.Run:
         redactions=run.redactions,
         priority=run.priority,
         steps=[_step_to_proto(s) for s in steps or ()],
+        trace_id=run.trace_id,
+        retry_of=run.retry_of or "",
+        resumed=run.resumed,
     )
     msg.params.Clear()  # present even when empty, as before
     if isinstance(run.params, dict):

@@ -24,6 +24,7 @@ from services.workflow._admission import Admission, Ticket
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
+from services.workflow._history import HistoryEvent, HistoryType
 from services.workflow._isolation import ProcessPool
 from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
 from services.workflow._policies import (
@@ -237,6 +238,15 @@ class Executor:
         self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
         return run
 
+    async def _history(self, run_id: str, kind: HistoryType, **fields: Any) -> None:
+        """Append an event only the executor sees; shielded like state changes. The history is
+        a record, not the run: a store error here is logged and the run goes on."""
+        event = HistoryEvent(kind, at=self._clock(), **fields)
+        try:
+            await asyncio.shield(self.store.append_event(run_id, event))
+        except Exception:
+            _log.warning("run %s: history event %s not recorded", run_id, kind.value, exc_info=True)
+
     async def _execute(self, run: Run, ticket: Ticket) -> None:
         # ``ticket`` is this task's: released exactly once when it ends (by ``with``).
         try:
@@ -293,12 +303,15 @@ class Executor:
     async def _run(self, run: Run, wf: Workflow) -> None:
         self.stats_of(wf.name).started += 1
         finished = {}
-        if run.attempts > 0:  # resumed or retried before: load the steps it finished
+        if run.attempts > 0 or run.resumed:  # resumed or retried before: load the steps it finished
             finished = {s.name: s.result for s in await self.store.get_steps(run.run_id) if s.completed}
         retry = self.retry_policy(wf)
+        last_attempt = run.attempts
 
         async def attempt() -> Any:
+            nonlocal last_attempt
             current = await self._update(run.run_id, RunChange(RunState.RUNNING, attempt=True))
+            last_attempt = current.attempts
             ctx = RunContext(
                 run_id=run.run_id,
                 workflow=wf.name,
@@ -315,16 +328,25 @@ class Executor:
                 try:
                     return await self.breaker(wf).call(lambda: self._invoke(wf, ctx))
                 except Exception as exc:
+                    kind = HistoryType.ATTEMPT_FAILED
                     if isinstance(exc, BreakerOpen):
                         breaker_rejected(run.run_id, wf.name, wf.name, exc.retry_after_s)
+                        kind = HistoryType.BREAKER_OPEN
                     err = RunError(categorize(exc), describe(exc))
+                    await self._history(run.run_id, kind, attempt=current.attempts, error=err)
                     self.events.publish(RunEvent(EventType.ATTEMPT_FAILED, current, error=err))
                     raise
+
+        async def backoff(delay_s: float) -> None:
+            await self._history(
+                run.run_id, HistoryType.RETRY_SCHEDULED, attempt=last_attempt + 1, retry_delay_s=delay_s
+            )
+            await self._sleep(delay_s)
 
         try:
             result = await with_deadline(
                 lambda: retry.call(
-                    attempt, deadline=run.deadline, clock=self._clock, sleep=self._sleep, rng=self._rng
+                    attempt, deadline=run.deadline, clock=self._clock, sleep=backoff, rng=self._rng
                 ),
                 run.deadline,
                 self._clock,
@@ -364,15 +386,17 @@ class Executor:
         error = RunError(categorize(exc), describe(exc))
         for fb in wf.policy.fallback:
             if fb.workflow is None:
+                await self._history(run.run_id, HistoryType.FALLBACK_USED, fallback="static")
                 return RunChange(RunState.SUCCEEDED, result=fb.result, fallback="static", error=error)
             try:
                 with fallback_span(run.run_id, wf.name, fb.workflow):
                     result = await self._invoke_fallback(run, self.registry.get(fb.workflow))
             except Exception as fb_exc:  # this fallback failed too: try the next one
-                error = RunError(
-                    categorize(fb_exc), f"{error.message}; fallback {fb.workflow}: {describe(fb_exc)}"
-                )
+                own = RunError(categorize(fb_exc), describe(fb_exc))
+                await self._history(run.run_id, HistoryType.FALLBACK_FAILED, fallback=fb.workflow, error=own)
+                error = RunError(own.category, f"{error.message}; fallback {fb.workflow}: {own.message}")
                 continue
+            await self._history(run.run_id, HistoryType.FALLBACK_USED, fallback=fb.workflow)
             return RunChange(RunState.SUCCEEDED, result=result, fallback=fb.workflow, error=error)
         return RunChange(RunState.FAILED, error=error)
 

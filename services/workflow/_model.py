@@ -86,6 +86,12 @@ class NewRun:
     lease_owner: str | None = None
     """Replica that will execute the run right away (leased from creation, so no other claims it)."""
     lease_expires: float | None = None
+    trace_id: str = ""
+    """Trace id of the StartRun that created it (32 hex digits), or "" when untraced."""
+    retry_of: str | None = None
+    """The run this one retries (RetryRun)."""
+    resume: bool = False
+    """Copy ``retry_of``'s finished steps into this run (in the same transaction as its creation)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,10 @@ class Run:
     finished_at: float | None = None
     lease_owner: str | None = None
     lease_expires: float | None = None
+    trace_id: str = ""
+    retry_of: str | None = None
+    resumed: bool = False
+    """Created by RetryRun with resume: it starts with ``retry_of``'s finished steps."""
 
     @property
     def terminal(self) -> bool:
@@ -146,6 +156,10 @@ class RunChange:
     attempt: bool = False
     lease_owner: str | None = None
     lease_expires: float | None = None
+    trace_id: str = ""
+    retry_of: str | None = None
+    resumed: bool = False
+    """Created by RetryRun with resume: it starts with ``retry_of``'s finished steps."""
 
     @property
     def has_result(self) -> bool:
@@ -179,6 +193,12 @@ class StepRecord:
     result: Any = None
     finished_at: float | None = None
     executions: int = 0
+    started_at: float | None = None
+    """When its last execution started."""
+    duration_s: float | None = None
+    """How long its finishing (or last failed) execution took."""
+    error: RunError | None = None
+    """Error of its last execution, when that one failed."""
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "run history, step timings and errors, trace ids and retries",
+        """
+        ALTER TABLE runs ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN retry_of TEXT;
+        ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN started_at DOUBLE PRECISION;
+        ALTER TABLE steps ADD COLUMN duration_s DOUBLE PRECISION;
+        ALTER TABLE steps ADD COLUMN error_category TEXT;
+        ALTER TABLE steps ADD COLUMN error_message TEXT;
+        CREATE TABLE run_events (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            type TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX run_events_run ON run_events (run_id, id);
+        """,
+    ),
 )
 
 

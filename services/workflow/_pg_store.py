@@ -29,14 +29,33 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common import AlreadyExists, InvalidArgument, NotFound, Unavailable
-from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
+from services.workflow._history import (
+    HistoryEvent,
+    HistoryType,
+    change_event_type,
+    error_json,
+    event_from_row,
+)
+from services.workflow._model import (
+    NewRun,
+    Run,
+    RunChange,
+    RunError,
+    RunPage,
+    RunQuery,
+    StepRecord,
+    canonical_json,
+)
 from services.workflow._pg_config import PostgresConfig
+from services.workflow._pg_history import ATTEMPT_DATA, FINISHED_DATA, STEP_DATA, STEP_FAILED_DATA, with_event
 from services.workflow._pg_schema import migrate
-from services.workflow._states import transition
+from services.workflow._states import RunState, transition
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    event_args,
+    event_insert,
     insert_values,
     page_sql,
     query_filters,
@@ -51,6 +70,7 @@ __all__ = ["PostgresRunStore"]
 Row = dict[str, Any]
 _OPEN = "state IN ('PENDING', 'RUNNING')"
 _MARKS = ", ".join(["%s"] * INSERT_COUNT)
+_EVENT = event_insert("%s")
 
 
 async def _one(conn: psycopg.AsyncConnection[Row], sql: str, args: Any = None) -> Row | None:
@@ -136,16 +156,26 @@ class PostgresRunStore:
             await conn.execute("UPDATE runs SET lease_owner = lease_owner WHERE false")
 
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
+        insert = (
+            f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
+            " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+            " RETURNING *"
+        )
+        args: list[Any] = [*insert_values(new, Jsonb(new.labels)), new.created_at]
+        extra = ""
+        if new.resume and new.retry_of:  # the finished steps of the run retried, in their order
+            extra = (
+                ", c AS (INSERT INTO steps (run_id, name, executions, completed, result, finished_at,"
+                " started_at, duration_s) SELECT w.run_id, s.name, 0, s.completed, s.result,"
+                " s.finished_at, s.started_at, s.duration_s FROM w JOIN steps s"
+                " ON s.run_id = %s AND s.completed ORDER BY s.ord)"
+            )
+            args.append(new.retry_of)
         async with self._conn() as conn:
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
-            # so of N racing creates exactly one inserts and the others read its run.
-            row = await _one(
-                conn,
-                f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS})"
-                " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-                " RETURNING *",
-                insert_values(new, Jsonb(new.labels)),
-            )
+            # so of N racing creates exactly one inserts and the others read its run. The run,
+            # its copied steps and its RUN_CREATED event are one statement.
+            row = await _one(conn, with_event(insert, HistoryType.RUN_CREATED, extra=extra), args)
             if row is not None:
                 return row_to_run(row), True
             row = await _one(
@@ -185,11 +215,21 @@ class PostgresRunStore:
         # The states `transition` lets move to the target: the compare half of compare-and-set.
         sources = source_states(change.state)
         state = change.state
-        sets, args = change_sets(change, self._clock(), "%s")
+        now = self._clock()
+        sets, args = change_sets(change, now, "%s")
         sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
+        args += [run_id, sources]
+        kind = change_event_type(change)  # its event is part of the same statement
+        if kind is HistoryType.ATTEMPT_STARTED:
+            sql = with_event(sql, kind, ATTEMPT_DATA)
+            args.append(now)
+        elif kind is HistoryType.RUN_FINISHED:
+            sql = with_event(sql, kind, FINISHED_DATA)
+            failed = change.error if state is not RunState.SUCCEEDED else None
+            args += [now, error_json(failed), change.fallback]
         async with self._conn() as conn:
             while True:
-                row = await _one(conn, sql, [*args, run_id, sources])
+                row = await _one(conn, sql, args)
                 if row is not None:
                     return row_to_run(row)
                 current = await _select_run(conn, run_id)  # NotFound, or:
@@ -198,27 +238,57 @@ class PostgresRunStore:
                 # only move forward through finitely many states, so this loop ends.
 
     async def begin_step(self, run_id: str, name: str) -> int:
+        now = self._clock()
+        write = (
+            "INSERT INTO steps (run_id, name, executions, started_at) VALUES (%s, %s, 1, %s)"
+            " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1,"
+            " started_at = excluded.started_at RETURNING run_id, name, executions, duration_s"
+        )
         async with self._conn() as conn:
-            row = await _one(
-                conn,
-                "INSERT INTO steps (run_id, name, executions) VALUES (%s, %s, 1)"
-                " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1"
-                " RETURNING executions",
-                (run_id, name),
-            )
+            sql = with_event(write, HistoryType.STEP_STARTED, STEP_DATA)
+            row = await _one(conn, sql, (run_id, name, now, now))
         assert row is not None  # INSERT ... RETURNING always returns the row
         return int(row["executions"])
 
     async def record_step(self, run_id: str, name: str, result: Any) -> None:
         text, now = canonical_json(result), self._clock()
+        # First write wins (WHERE NOT completed): a repeated finish changes and records nothing.
+        write = (
+            "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
+            " VALUES (%s, %s, 1, TRUE, %s, %s, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
+            " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at,"
+            " duration_s = GREATEST(0, excluded.finished_at"
+            " - COALESCE(steps.started_at, excluded.finished_at)),"
+            " error_category = NULL, error_message = NULL"
+            " WHERE NOT steps.completed RETURNING run_id, name, executions, duration_s"
+        )
         async with self._conn() as conn:
-            await conn.execute(
-                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
-                " VALUES (%s, %s, 1, TRUE, %s, %s) ON CONFLICT (run_id, name) DO UPDATE SET"
-                " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at"
-                " WHERE NOT steps.completed",
-                (run_id, name, text, now),
+            sql = with_event(write, HistoryType.STEP_FINISHED, STEP_DATA)
+            await conn.execute(sql, (run_id, name, text, now, now))
+
+    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+        now = self._clock()
+        write = (
+            "UPDATE steps SET error_category = %s, error_message = %s,"
+            " duration_s = GREATEST(0, %s - COALESCE(started_at, %s))"
+            " WHERE run_id = %s AND name = %s AND NOT completed"
+            " RETURNING run_id, name, executions, duration_s"
+        )
+        args = (error.category.value, error.message, now, now, run_id, name, now, error_json(error))
+        async with self._conn() as conn:
+            await conn.execute(with_event(write, HistoryType.STEP_FAILED, STEP_FAILED_DATA), args)
+
+    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
+        async with self._conn() as conn:
+            await conn.execute(_EVENT, event_args(run_id, event))
+
+    async def get_history(self, run_id: str) -> list[HistoryEvent]:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT at, type, data FROM run_events WHERE run_id = %s ORDER BY id", (run_id,)
             )
+            rows = await cur.fetchall()
+        return [event_from_row(i, r["at"], r["type"], r["data"]) for i, r in enumerate(rows, 1)]
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         async with self._conn() as conn:

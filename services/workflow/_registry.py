@@ -8,6 +8,7 @@ a plain callable (default policy).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import inspect
@@ -132,7 +133,9 @@ class WorkflowRegistry:
         try:
             return self._by_name[name]
         except KeyError:
-            raise NotFound(f"workflow {name!r} is not registered") from None
+            close = difflib.get_close_matches(name, self._by_name, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise NotFound(f"workflow {name!r} is not registered{hint} (ListWorkflows lists them)") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name

@@ -16,17 +16,26 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.common import DegradationLevel, FieldViolation, InvalidArgument, PermissionDenied, Unavailable
+from services.common import (
+    DegradationLevel,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from services.workflow._catalogue import CatalogueEntry
 from services.workflow._config import LimitsConfig
 from services.workflow._degradation import DegradationGate
 from services.workflow._events import EventType, RunEvent
 from services.workflow._executor import Executor
+from services.workflow._history import HistoryEvent
 from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
 from services.workflow._paging import decode_page_token, encode_page_token
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._registry import Workflow
 from services.workflow._security_client import Caller, Screened
+from services.workflow._telemetry import current_trace_id
 
 __all__ = ["Operations", "Screener", "StartRequest", "StartResult"]
 
@@ -56,6 +65,10 @@ class StartRequest:
     not_before: float | None = None
     priority: int = 0
     schedule: str | None = None
+    retry_of: str | None = None
+    """RetryRun: the run retried (its access was checked before)."""
+    resume: bool = False
+    """RetryRun: copy ``retry_of``'s finished steps."""
 
 
 @dataclass(frozen=True)
@@ -242,15 +255,16 @@ class Operations:
         if req.wait and remaining_s is not None:
             deadline = min(deadline, now + remaining_s)
         owner, lease_expires = self.executor.lease()
-        digest = request_hash(
-            {
-                "workflow": wf.name,
-                "params": req.params,
-                "labels": req.labels,
-                "not_before": req.not_before,
-                "priority": req.priority,
-            }
-        )
+        asked: dict[str, Any] = {
+            "workflow": wf.name,
+            "params": req.params,
+            "labels": req.labels,
+            "not_before": req.not_before,
+            "priority": req.priority,
+        }
+        if req.retry_of is not None:  # only then, so the hashes of plain starts stay as they were
+            asked.update(retry_of=req.retry_of, resume=req.resume)
+        digest = request_hash(asked)
         return NewRun(
             run_id=run_id,
             workflow=wf.name,
@@ -269,6 +283,9 @@ class Operations:
             redactions=screened.redactions,
             lease_owner=owner,
             lease_expires=lease_expires,
+            trace_id=current_trace_id(),
+            retry_of=req.retry_of,
+            resume=req.resume,
         )
 
     def catalogue(self) -> list[CatalogueEntry]:
@@ -279,17 +296,55 @@ class Operations:
         """The caller of a read or cancel RPC (security decides; unreachable: UNAVAILABLE)."""
         return await self.security.authenticate(token, remaining_s)
 
-    @staticmethod
-    def _check_access(run: Run, caller: Caller) -> None:
-        # Runs carry their params and results: only their principal and privileged callers see them.
-        if not caller.privileged and run.principal != caller.subject:
-            raise PermissionDenied(f"run {run.run_id} belongs to another principal")
+    async def _visible_run(self, run_id: str, caller: Caller) -> Run:
+        """The run, if ``caller`` may see it. Runs carry their params and results: only their
+        principal and ADMIN callers see them. Another principal's run is NotFound with the very
+        message of an unknown id, so a caller cannot learn that a run id exists."""
+        check_run_id(run_id)
+        try:
+            run = await self.store.get_run(run_id)
+        except NotFound:
+            raise NotFound(f"run {run_id!r} not found") from None
+        if not caller.admin and run.principal != caller.subject:
+            raise NotFound(f"run {run_id!r} not found")
+        return run
 
     async def get(self, run_id: str, caller: Caller) -> tuple[Run, list[StepRecord]]:
-        check_run_id(run_id)
-        run = await self.store.get_run(run_id)
-        self._check_access(run, caller)
+        run = await self._visible_run(run_id, caller)
         return run, await self.store.get_steps(run_id)
+
+    async def history(self, run_id: str, caller: Caller) -> tuple[Run, list[HistoryEvent]]:
+        run = await self._visible_run(run_id, caller)
+        return run, await self.store.get_history(run_id)
+
+    async def retry(
+        self,
+        run_id: str,
+        *,
+        resume: bool,
+        idempotency_key: str,
+        wait: bool,
+        token: str,
+        remaining_s: float | None,
+    ) -> StartResult:
+        """A new run with a terminal run's workflow, params, labels and priority, screened again
+        for the caller; with ``resume`` it starts with the old run's finished steps."""
+        old = await self._visible_run(run_id, await self.authenticate(token, remaining_s))
+        if not old.terminal:
+            raise FailedPrecondition(
+                f"run {run_id} is still {old.state.value}: cancel it or let it end first"
+            )
+        request = StartRequest(
+            workflow=old.workflow,
+            params=old.params,
+            idempotency_key=idempotency_key,
+            wait=wait,
+            labels=old.labels,
+            priority=old.priority,
+            retry_of=old.run_id,
+            resume=resume,
+        )
+        return await self.start(request, token=token, remaining_s=remaining_s)
 
     async def list(
         self,
@@ -307,7 +362,7 @@ class Operations:
         check_text("workflow", query.workflow or "")
         for k, v in query.labels.items():
             check_text(f"labels[{k[:32]!r}]", k + v)
-        if not caller.privileged:  # part of the filters, so page tokens are bound to the caller
+        if not caller.admin:  # part of the filters, so page tokens are bound to the caller
             query = dataclasses.replace(query, principal=caller.subject)
         if page_token:
             query = dataclasses.replace(query, before_seq=decode_page_token(page_token, query))
@@ -348,6 +403,5 @@ class Operations:
             self.executor.events.unsubscribe(run_id, q)
 
     async def cancel(self, run_id: str, reason: str, caller: Caller) -> Run:
-        check_run_id(run_id)
-        self._check_access(await self.store.get_run(run_id), caller)
+        await self._visible_run(run_id, caller)
         return await self.executor.cancel(run_id, reason[:512])

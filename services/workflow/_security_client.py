@@ -66,8 +66,12 @@ class Caller:
 
     @property
     def privileged(self) -> bool:
-        """PRIVILEGED and ADMIN callers may see and cancel every principal's runs."""
         return self.level >= SecurityLevel.PRIVILEGED
+
+    @property
+    def admin(self) -> bool:
+        """ADMIN callers may see, cancel and retry every principal's runs (others only their own)."""
+        return self.level >= SecurityLevel.ADMIN
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import grpc
 from services.common import optional_bearer_token
 from services.workflow._convert import (
     event_to_proto,
+    history_to_proto,
     query_from_proto,
     run_to_proto,
     start_from_proto,
@@ -89,3 +90,23 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         caller = await self._ops.authenticate(_token(context), context.time_remaining())
         run = await self._ops.cancel(request.run_id, request.reason, caller)
         return _pb.CancelRunResponse(run=run_to_proto(run))
+
+    async def GetRunHistory(
+        self, request: _pb.GetRunHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.GetRunHistoryResponse:
+        caller = await self._ops.authenticate(_token(context), context.time_remaining())
+        run, events = await self._ops.history(request.run_id, caller)
+        return _pb.GetRunHistoryResponse(run=run_to_proto(run), events=[history_to_proto(e) for e in events])
+
+    async def RetryRun(
+        self, request: _pb.RetryRunRequest, context: grpc.aio.ServicerContext
+    ) -> _pb.RetryRunResponse:
+        result = await self._ops.retry(
+            request.run_id,
+            resume=request.resume,
+            idempotency_key=request.idempotency_key,
+            wait=request.wait,
+            token=_token(context),
+            remaining_s=context.time_remaining(),
+        )
+        return _pb.RetryRunResponse(run=run_to_proto(result.run), created=result.created)

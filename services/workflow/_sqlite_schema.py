@@ -63,4 +63,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "run history (GetRunHistory), step timings and errors, trace ids and retries",
+        """
+        ALTER TABLE runs ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN retry_of TEXT;
+        ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN started_at REAL;
+        ALTER TABLE steps ADD COLUMN duration_s REAL;
+        ALTER TABLE steps ADD COLUMN error_category TEXT;
+        ALTER TABLE steps ADD COLUMN error_message TEXT;
+        CREATE TABLE run_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            type TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX run_events_run ON run_events(run_id, id);
+        """,
+    ),
 )

@@ -27,13 +27,25 @@ from services.common import (
     run_each,
     run_in_savepoints,
 )
-from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord, canonical_json
+from services.workflow._history import HistoryEvent, HistoryType, change_event, event_from_row
+from services.workflow._model import (
+    NewRun,
+    Run,
+    RunChange,
+    RunError,
+    RunPage,
+    RunQuery,
+    StepRecord,
+    canonical_json,
+)
 from services.workflow._sqlite_schema import MIGRATIONS
 from services.workflow._states import transition
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    event_args,
+    event_insert,
     insert_values,
     page_sql,
     query_filters,
@@ -46,6 +58,13 @@ from services.workflow._store_rows import (
 __all__ = ["SQLiteRunStore"]
 
 _MARKS = ", ".join("?" * INSERT_COUNT)
+_EVENT = event_insert("?")
+# RetryRun with resume: the retried run's finished steps, copied into the new run (args: new, old).
+_COPY_FINISHED_STEPS = (
+    "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, started_at, duration_s)"
+    " SELECT ?, name, 0, completed, result, finished_at, started_at, duration_s FROM steps"
+    " WHERE run_id = ? AND completed = 1 ORDER BY rowid"
+)
 _RENEW_CHUNK = 500
 # Upper bound on operations per transaction: keeps one commit's latency bounded.
 _MAX_BATCH = 512
@@ -71,6 +90,13 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn = open_sqlite(path, synchronous=synchronous, busy_timeout_ms=_BUSY_TIMEOUT_MS)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _events_of(conn: sqlite3.Connection, run_id: str) -> list[HistoryEvent]:
+    rows = conn.execute(
+        "SELECT at, type, data FROM run_events WHERE run_id = ? ORDER BY id", (run_id,)
+    ).fetchall()
+    return [event_from_row(i, r["at"], r["type"], r["data"]) for i, r in enumerate(rows, 1)]
 
 
 def _select_run(conn: sqlite3.Connection, run_id: str) -> Run:
@@ -190,6 +216,10 @@ class SQLiteRunStore:
                 f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS}) RETURNING *",
                 insert_values(new, canonical_json(new.labels)),
             ).fetchone()
+            if new.resume and new.retry_of:
+                conn.execute(_COPY_FINISHED_STEPS, (new.run_id, new.retry_of))
+            created = HistoryEvent(HistoryType.RUN_CREATED, at=new.created_at)
+            conn.execute(_EVENT, event_args(new.run_id, created))
             return row_to_run(row), True
 
         return await self._write(op)
@@ -224,7 +254,8 @@ class SQLiteRunStore:
         sources = source_states(state)
 
         def op(conn: sqlite3.Connection) -> Run:
-            sets, args = change_sets(change, self._clock(), "?")
+            now = self._clock()
+            sets, args = change_sets(change, now, "?")
             marks = ", ".join("?" * len(sources))
             row = conn.execute(
                 f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}) RETURNING *",
@@ -233,19 +264,28 @@ class SQLiteRunStore:
             if row is None:  # unknown run (NotFound) or an edge the table refuses (InvalidTransition)
                 transition(_select_run(conn, run_id).state, state)
                 raise AssertionError("unreachable: transition() accepted a refused edge")
-            return row_to_run(row)
+            run = row_to_run(row)
+            event = change_event(change, run.attempts, run.created_at, now)
+            if event is not None:
+                conn.execute(_EVENT, event_args(run_id, event))
+            return run
 
         return await self._write(op)
 
     async def begin_step(self, run_id: str, name: str) -> int:
+        now = self._clock()
+
         def op(conn: sqlite3.Connection) -> int:
             row = conn.execute(
-                "INSERT INTO steps (run_id, name, executions) VALUES (?, ?, 1)"
-                " ON CONFLICT (run_id, name) DO UPDATE SET executions = executions + 1"
-                " RETURNING executions",
-                (run_id, name),
+                "INSERT INTO steps (run_id, name, executions, started_at) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (run_id, name) DO UPDATE SET executions = executions + 1,"
+                " started_at = excluded.started_at RETURNING executions",
+                (run_id, name, now),
             ).fetchone()
-            return int(row[0])
+            executions = int(row[0])
+            started = HistoryEvent(HistoryType.STEP_STARTED, at=now, step=name, attempt=executions)
+            conn.execute(_EVENT, event_args(run_id, started))
+            return executions
 
         return await self._write(op)
 
@@ -253,15 +293,49 @@ class SQLiteRunStore:
         text, now = canonical_json(result), self._clock()
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at)"
-                " VALUES (?, ?, 1, 1, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET"
-                " completed = 1, result = excluded.result, finished_at = excluded.finished_at"
-                " WHERE completed = 0",
+            row = conn.execute(
+                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
+                " VALUES (?, ?, 1, 1, ?, ?, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
+                " completed = 1, result = excluded.result, finished_at = excluded.finished_at,"
+                " duration_s = MAX(0, excluded.finished_at - COALESCE(started_at, excluded.finished_at)),"
+                " error_category = NULL, error_message = NULL"
+                " WHERE completed = 0 RETURNING executions, duration_s",
                 (run_id, name, text, now),
-            )
+            ).fetchone()
+            if row is not None:  # first write wins: a repeated finish records nothing
+                finished = HistoryEvent(
+                    HistoryType.STEP_FINISHED, at=now, step=name, attempt=row[0], duration_s=row[1]
+                )
+                conn.execute(_EVENT, event_args(run_id, finished))
 
         await self._write(op)
+
+    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "UPDATE steps SET error_category = ?, error_message = ?,"
+                " duration_s = MAX(0, ? - COALESCE(started_at, ?))"
+                " WHERE run_id = ? AND name = ? AND completed = 0 RETURNING executions, duration_s",
+                (error.category.value, error.message, now, now, run_id, name),
+            ).fetchone()
+            if row is not None:
+                failed = HistoryEvent(
+                    HistoryType.STEP_FAILED, at=now, step=name, attempt=row[0], duration_s=row[1], error=error
+                )
+                conn.execute(_EVENT, event_args(run_id, failed))
+
+        await self._write(op)
+
+    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_EVENT, event_args(run_id, event))
+
+        await self._write(op)
+
+    async def get_history(self, run_id: str) -> list[HistoryEvent]:
+        return await self._read(lambda conn: _events_of(conn, run_id))
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         def op(conn: sqlite3.Connection) -> list[StepRecord]:

@@ -10,6 +10,9 @@ Invariants every implementation keeps:
 - `update_run` reads the current state and applies `transition()` in one transaction.
 - `list_runs` is keyset-paginated on ``seq`` (newest first): a run inserted while a caller
   pages never shifts or duplicates rows of later pages.
+- History: `create_run` (RUN_CREATED), `update_run` (a new attempt, the end), `begin_step`,
+  `record_step` and `fail_step` append their history event in the same transaction as their
+  write; `append_event` records the others. `get_history` returns them in order.
 - Leases make multi-replica execution possible: a run is executed by the owner of its
   unexpired lease; `claim_runs` hands out unfinished runs whose lease is free, expired,
   or already the caller's (a restarted replica with the same owner id resumes at once).
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from services.workflow._model import NewRun, Run, RunChange, RunPage, RunQuery, StepRecord
+from services.workflow._history import HistoryEvent
+from services.workflow._model import NewRun, Run, RunChange, RunError, RunPage, RunQuery, StepRecord
 
 __all__ = ["RunStore"]
 
@@ -62,6 +66,15 @@ class RunStore(Protocol):
 
     async def record_step(self, run_id: str, name: str, result: Any) -> None:
         """Persist a finished step's JSON result (first write wins: finished steps never change)."""
+
+    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+        """Record that an unfinished step's execution raised ``error`` (a finished step is kept)."""
+
+    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
+        """Append one history event the executor observed (failed attempt, retry, fallback...)."""
+
+    async def get_history(self, run_id: str) -> list[HistoryEvent]:
+        """The run's history events, oldest first, numbered from 1 (empty for an unknown id)."""
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         """Steps of a run, started or finished, in the order they were first started."""

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from services.workflow._history import HistoryEvent, event_to_row
 from services.workflow._model import (
     ErrorCategory,
     NewRun,
@@ -27,6 +28,8 @@ from services.workflow._states import RunState, allowed_sources
 __all__ = [
     "INSERT_COLUMNS",
     "change_sets",
+    "event_args",
+    "event_insert",
     "insert_values",
     "page_sql",
     "query_filters",
@@ -42,7 +45,7 @@ Row = Mapping[str, Any]
 INSERT_COLUMNS = (
     "run_id, workflow, state, params, principal, priority, idempotency_key, request_hash, created_at,"
     " updated_at, not_before, deadline, degradation, labels, schedule, audit_id, redactions,"
-    " lease_owner, lease_expires"
+    " lease_owner, lease_expires, trace_id, retry_of, resumed"
 )
 INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
 
@@ -84,6 +87,9 @@ def row_to_run(row: Row) -> Run:
         finished_at=row["finished_at"],
         lease_owner=row["lease_owner"],
         lease_expires=row["lease_expires"],
+        trace_id=row["trace_id"],
+        retry_of=row["retry_of"],
+        resumed=bool(row["resumed"]),
     )
 
 
@@ -95,6 +101,11 @@ def row_to_step(row: Row) -> StepRecord:
         result=json.loads(row["result"]) if row["result"] is not None else None,
         finished_at=row["finished_at"],
         executions=row["executions"],
+        started_at=row["started_at"],
+        duration_s=row["duration_s"],
+        error=RunError(ErrorCategory(row["error_category"]), row["error_message"] or "")
+        if row["error_category"] is not None
+        else None,
     )
 
 
@@ -120,7 +131,19 @@ def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
         canonical_json(new.redactions),
         new.lease_owner,
         new.lease_expires,
+        new.trace_id,
+        new.retry_of,
+        int(new.resume),
     )
+
+
+def event_insert(mark: str) -> str:
+    """INSERT of one history event (run_id, at, type, data) with placeholder ``mark``."""
+    return f"INSERT INTO run_events (run_id, at, type, data) VALUES ({mark}, {mark}, {mark}, {mark})"
+
+
+def event_args(run_id: str, event: HistoryEvent) -> tuple[Any, ...]:
+    return (run_id, event.at, *event_to_row(event))
 
 
 def source_states(target: RunState) -> list[str]:

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode, get_current_span
 from prometheus_client import Counter
 
 from services.common import log_fields, tracer, tracing_enabled
@@ -51,6 +51,14 @@ def _span_cm(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
     # record_exception/set_status_on_exception: a failed attempt or step shows as an error.
     with tracer().start_as_current_span(name, attributes=attributes) as span:
         yield span
+
+
+def current_trace_id() -> str:
+    """The current span's trace id as 32 hex digits, or "" when not tracing."""
+    if not tracing_enabled():
+        return ""
+    context = get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""
 
 
 @contextlib.contextmanager

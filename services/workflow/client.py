@@ -146,6 +146,31 @@ class WorkflowClient:
         request = pb.CancelRunRequest(run_id=run_id, reason=reason)
         return (await self._call(self._stub.CancelRun, request, timeout_s)).run
 
+    async def get_run_history(
+        self, run_id: str, *, timeout_s: float | None = None
+    ) -> pb.GetRunHistoryResponse:
+        """The run as it is now and its history events, oldest first."""
+        return await self._call(self._stub.GetRunHistory, pb.GetRunHistoryRequest(run_id=run_id), timeout_s)
+
+    async def retry_run(
+        self,
+        run_id: str,
+        *,
+        resume: bool = False,
+        wait: bool = False,
+        idempotency_key: str | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[pb.Run, bool]:
+        """A new run from a terminal run's input (``resume``: skipping its finished steps)."""
+        request = pb.RetryRunRequest(
+            run_id=run_id,
+            resume=resume,
+            wait=wait,
+            idempotency_key=idempotency_key or f"client-{uuid.uuid4().hex}",
+        )
+        resp = await self._call(self._stub.RetryRun, request, timeout_s)
+        return resp.run, resp.created
+
     async def list_workflows(self, *, timeout_s: float | None = None) -> list[pb.WorkflowInfo]:
         return list(
             (await self._call(self._stub.ListWorkflows, pb.ListWorkflowsRequest(), timeout_s)).workflows

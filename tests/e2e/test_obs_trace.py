@@ -97,6 +97,7 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
     attempt = by_name["workflow.attempt"]
     steps = [s for s in rx.spans if s.name.startswith("workflow.step ")]
     trace = {start_span.trace_id}
+    assert run.trace_id == start_span.trace_id  # the run names its trace (GetRun, vigil runs get)
     assert {s.trace_id for s in (screen_client, screen_server, run_span, attempt, *steps)} == trace
     assert start_span.kind == SERVER and start_span.parent_id == "" and start_span.service == "workflow"
     assert screen_client.parent_id == start_span.span_id and screen_client.service == "workflow"

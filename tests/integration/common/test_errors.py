@@ -125,11 +125,16 @@ async def test_every_error_class_maps_to_its_own_code() -> None:
     assert len(codes) == len(classes) and grpc.StatusCode.UNKNOWN not in codes
 
 
-async def test_oversized_request_is_refused_cleanly(stub) -> None:
+@pytest.mark.parametrize("size", [5 << 20, 10 << 20])
+async def test_oversized_request_is_invalid_argument_naming_the_limit(stub, size: int) -> None:
+    # One documented limit (server.max_message_bytes, 4 MiB by default), one code: never gRPC's
+    # own RESOURCE_EXHAUSTED, which elsewhere means "shed load, retry later".
     params = struct_pb2.Struct()
-    params.update({"blob": "x" * (5 << 20)})
+    params.update({"blob": "x" * size})
     err = await call_error(stub.StartRun(wpb.StartRunRequest(workflow="echo", params=params)))
-    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"limit of {4 << 20} bytes (server.max_message_bytes)" in (err.details() or "")
+    assert bad_request_violations(err)[0].reason == "TOO_LARGE"
 
 
 @pytest.mark.parametrize("payload", [b"\xff\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f", bytes(range(256))])

@@ -15,6 +15,7 @@ from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import MIGRATIONS, Migration, applied_versions, migrate
 from services.workflow._pg_store import PostgresRunStore
 from services.workflow._states import InvalidTransition, RunState
+from tests.unit.workflow.history_suite import RunHistorySuite
 from tests.unit.workflow.store_suite import RunStoreSuite, new_run
 
 
@@ -31,7 +32,7 @@ async def store(postgres_dsn: str) -> AsyncIterator[PostgresRunStore]:
     await s.close()
 
 
-class TestPostgresRunStore(RunStoreSuite):
+class TestPostgresRunStore(RunStoreSuite, RunHistorySuite):
     async def test_values_postgres_cannot_store_are_invalid_argument(self, store: PostgresRunStore) -> None:
         # The service refuses NUL characters at the edge; the store maps psycopg's DataError
         # itself too, so a value that slips past is a client error, never INTERNAL.

@@ -55,6 +55,21 @@ class RunEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_EVENT_TYPE_STATE_CHANGED: _ClassVar[RunEventType]
     RUN_EVENT_TYPE_STEP_FINISHED: _ClassVar[RunEventType]
     RUN_EVENT_TYPE_ATTEMPT_FAILED: _ClassVar[RunEventType]
+
+class HistoryEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HISTORY_EVENT_TYPE_UNSPECIFIED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_RUN_CREATED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_ATTEMPT_STARTED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_STEP_STARTED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_STEP_FINISHED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_STEP_FAILED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_ATTEMPT_FAILED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_RETRY_SCHEDULED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_BREAKER_OPEN: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_FALLBACK_USED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_FALLBACK_FAILED: _ClassVar[HistoryEventType]
+    HISTORY_EVENT_TYPE_RUN_FINISHED: _ClassVar[HistoryEventType]
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_PENDING: RunState
 RUN_STATE_RUNNING: RunState
@@ -82,6 +97,18 @@ RUN_EVENT_TYPE_SNAPSHOT: RunEventType
 RUN_EVENT_TYPE_STATE_CHANGED: RunEventType
 RUN_EVENT_TYPE_STEP_FINISHED: RunEventType
 RUN_EVENT_TYPE_ATTEMPT_FAILED: RunEventType
+HISTORY_EVENT_TYPE_UNSPECIFIED: HistoryEventType
+HISTORY_EVENT_TYPE_RUN_CREATED: HistoryEventType
+HISTORY_EVENT_TYPE_ATTEMPT_STARTED: HistoryEventType
+HISTORY_EVENT_TYPE_STEP_STARTED: HistoryEventType
+HISTORY_EVENT_TYPE_STEP_FINISHED: HistoryEventType
+HISTORY_EVENT_TYPE_STEP_FAILED: HistoryEventType
+HISTORY_EVENT_TYPE_ATTEMPT_FAILED: HistoryEventType
+HISTORY_EVENT_TYPE_RETRY_SCHEDULED: HistoryEventType
+HISTORY_EVENT_TYPE_BREAKER_OPEN: HistoryEventType
+HISTORY_EVENT_TYPE_FALLBACK_USED: HistoryEventType
+HISTORY_EVENT_TYPE_FALLBACK_FAILED: HistoryEventType
+HISTORY_EVENT_TYPE_RUN_FINISHED: HistoryEventType
 
 class RunError(_message.Message):
     __slots__ = ("category", "code", "message", "retryable")
@@ -96,21 +123,27 @@ class RunError(_message.Message):
     def __init__(self, category: _Optional[_Union[ErrorCategory, str]] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class StepRecord(_message.Message):
-    __slots__ = ("name", "completed", "result", "finished_at", "executions")
+    __slots__ = ("name", "completed", "result", "finished_at", "executions", "started_at", "duration", "error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     completed: bool
     result: _struct_pb2.Value
     finished_at: _timestamp_pb2.Timestamp
     executions: int
-    def __init__(self, name: _Optional[str] = ..., completed: _Optional[bool] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., executions: _Optional[int] = ...) -> None: ...
+    started_at: _timestamp_pb2.Timestamp
+    duration: _duration_pb2.Duration
+    error: RunError
+    def __init__(self, name: _Optional[str] = ..., completed: _Optional[bool] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., executions: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "workflow", "state", "params", "result", "error", "attempts", "steps", "created_at", "started_at", "finished_at", "principal", "labels", "idempotency_key", "fallback_applied", "fallback", "degradation_applied", "degradation_level", "not_before", "schedule", "audit_id", "redactions", "priority", "updated_at")
+    __slots__ = ("run_id", "workflow", "state", "params", "result", "error", "attempts", "steps", "created_at", "started_at", "finished_at", "principal", "labels", "idempotency_key", "fallback_applied", "fallback", "degradation_applied", "degradation_level", "not_before", "schedule", "audit_id", "redactions", "priority", "updated_at", "trace_id", "retry_of", "resumed")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +182,9 @@ class Run(_message.Message):
     REDACTIONS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRY_OF_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     workflow: str
     state: RunState
@@ -173,7 +209,10 @@ class Run(_message.Message):
     redactions: _containers.ScalarMap[str, int]
     priority: int
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., attempts: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., fallback_applied: _Optional[bool] = ..., fallback: _Optional[str] = ..., degradation_applied: _Optional[bool] = ..., degradation_level: _Optional[_Union[_healthd_pb2.DegradationLevel, str]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule: _Optional[str] = ..., audit_id: _Optional[str] = ..., redactions: _Optional[_Mapping[str, int]] = ..., priority: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    trace_id: str
+    retry_of: str
+    resumed: bool
+    def __init__(self, run_id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., attempts: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., fallback_applied: _Optional[bool] = ..., fallback: _Optional[str] = ..., degradation_applied: _Optional[bool] = ..., degradation_level: _Optional[_Union[_healthd_pb2.DegradationLevel, str]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule: _Optional[str] = ..., audit_id: _Optional[str] = ..., redactions: _Optional[_Mapping[str, int]] = ..., priority: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., retry_of: _Optional[str] = ..., resumed: _Optional[bool] = ...) -> None: ...
 
 class RetryPolicy(_message.Message):
     __slots__ = ("max_attempts", "initial_backoff", "max_backoff", "multiplier")
@@ -363,3 +402,61 @@ class CancelRunResponse(_message.Message):
     RUN_FIELD_NUMBER: _ClassVar[int]
     run: Run
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
+class HistoryEvent(_message.Message):
+    __slots__ = ("event_id", "time", "type", "attempt", "step", "duration", "error", "fallback", "state", "retry_delay")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_DELAY_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    time: _timestamp_pb2.Timestamp
+    type: HistoryEventType
+    attempt: int
+    step: str
+    duration: _duration_pb2.Duration
+    error: RunError
+    fallback: str
+    state: RunState
+    retry_delay: _duration_pb2.Duration
+    def __init__(self, event_id: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[HistoryEventType, str]] = ..., attempt: _Optional[int] = ..., step: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., fallback: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., retry_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class GetRunHistoryRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunHistoryResponse(_message.Message):
+    __slots__ = ("run", "events")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    events: _containers.RepeatedCompositeFieldContainer[HistoryEvent]
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., events: _Optional[_Iterable[_Union[HistoryEvent, _Mapping]]] = ...) -> None: ...
+
+class RetryRunRequest(_message.Message):
+    __slots__ = ("run_id", "resume", "idempotency_key", "wait")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    resume: bool
+    idempotency_key: str
+    wait: bool
+    def __init__(self, run_id: _Optional[str] = ..., resume: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class RetryRunResponse(_message.Message):
+    __slots__ = ("run", "created")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    created: bool
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...

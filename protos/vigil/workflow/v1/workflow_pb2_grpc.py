@@ -77,6 +77,16 @@ class WorkflowServiceStub:
                 request_serializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.CancelRunResponse.FromString,
                 _registered_method=True)
+        self.GetRunHistory = channel.unary_unary(
+                '/vigil.workflow.v1.WorkflowService/GetRunHistory',
+                request_serializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.GetRunHistoryRequest.SerializeToString,
+                response_deserializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.GetRunHistoryResponse.FromString,
+                _registered_method=True)
+        self.RetryRun = channel.unary_unary(
+                '/vigil.workflow.v1.WorkflowService/RetryRun',
+                request_serializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.RetryRunRequest.SerializeToString,
+                response_deserializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.RetryRunResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -139,6 +149,24 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunHistory(self, request, context):
+        """GetRunHistory returns what happened to a run, in order (like Temporal's event history):
+        created, attempts, steps with durations and errors, retries, breaker rejections,
+        fallbacks, the end. Only the run's principal and ADMIN callers see it (else NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryRun(self, request, context):
+        """RetryRun starts a new run of a terminal run's workflow with its params and labels,
+        screened again for the caller. With `resume` the new run skips the steps the old one
+        finished (their results are copied). The run's principal or an ADMIN caller only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +199,16 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.CancelRun,
                     request_deserializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.CancelRunRequest.FromString,
                     response_serializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.CancelRunResponse.SerializeToString,
+            ),
+            'GetRunHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunHistory,
+                    request_deserializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.GetRunHistoryRequest.FromString,
+                    response_serializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.GetRunHistoryResponse.SerializeToString,
+            ),
+            'RetryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRun,
+                    request_deserializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.RetryRunRequest.FromString,
+                    response_serializer=vigil_dot_workflow_dot_v1_dot_workflow__pb2.RetryRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +386,60 @@ class WorkflowService:
             '/vigil.workflow.v1.WorkflowService/CancelRun',
             vigil_dot_workflow_dot_v1_dot_workflow__pb2.CancelRunRequest.SerializeToString,
             vigil_dot_workflow_dot_v1_dot_workflow__pb2.CancelRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigil.workflow.v1.WorkflowService/GetRunHistory',
+            vigil_dot_workflow_dot_v1_dot_workflow__pb2.GetRunHistoryRequest.SerializeToString,
+            vigil_dot_workflow_dot_v1_dot_workflow__pb2.GetRunHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigil.workflow.v1.WorkflowService/RetryRun',
+            vigil_dot_workflow_dot_v1_dot_workflow__pb2.RetryRunRequest.SerializeToString,
+            vigil_dot_workflow_dot_v1_dot_workflow__pb2.RetryRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
