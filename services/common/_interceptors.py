@@ -5,13 +5,14 @@ passed to `VigilServer(interceptors=...)`; they run outside `ErrorMapping`, so t
 the final status of every call.
 
 Unparseable request bytes: grpc answers UNKNOWN ("Unexpected DecodeError") when a
-deserializer raises, before any servicer code runs. `ErrorMapping` wraps each unary
-request's deserializer so a parse failure becomes a `_Malformed` marker, which the
-wrapped behavior answers with INVALID_ARGUMENT like any other bad input.
+deserializer raises, before any servicer code runs. `ErrorMapping` wraps each request's
+deserializer so a parse failure becomes a `_Malformed` marker, which the wrapped behavior
+answers with INVALID_ARGUMENT like any other bad input (in a request stream, the first
+such message ends the call with it: its items cannot be told apart).
 
 Request size: the one documented limit is ``server.max_message_bytes`` (`ServerConfig`),
-checked here, in the same wrapped deserializer, for every unary RPC of every server: a larger
-request is INVALID_ARGUMENT naming the limit. gRPC's own receive limit is set higher
+checked here, in the same wrapped deserializer, for every request message of every server: a
+larger one is INVALID_ARGUMENT naming the limit. gRPC's own receive limit is set higher
 (`grpc_receive_limit`), so its RESOURCE_EXHAUSTED (which means "shed load, retry later"
 elsewhere) is only the last line for requests far beyond the documented limit.
 """
@@ -118,8 +119,18 @@ def _tolerant(
     return parse
 
 
-def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A request stream whose first malformed or oversized message ends the call (INVALID_ARGUMENT)."""
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.error()
+        yield request
+
+
+def _wrap_unary(behavior: Behavior, method: str, streamed: bool = False) -> Behavior:
     async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        if streamed:
+            request_or_iterator = _checked(request_or_iterator)
         try:
             if isinstance(request_or_iterator, _Malformed):
                 raise request_or_iterator.error()
@@ -132,10 +143,12 @@ def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
     return call
 
 
-def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
+def _wrap_stream(behavior: Behavior, method: str, streamed: bool = False) -> Behavior:
     if inspect.isasyncgenfunction(behavior):
 
         async def gen(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if streamed:
+                request_or_iterator = _checked(request_or_iterator)
             try:
                 if isinstance(request_or_iterator, _Malformed):
                     raise request_or_iterator.error()
@@ -147,14 +160,15 @@ def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
                 await _abort_for(exc, method, context)
 
         return gen
-    return _wrap_unary(behavior, method)  # a coroutine that writes with context.write()
+    return _wrap_unary(behavior, method, streamed)  # a coroutine that writes with context.write()
 
 
+# Request streams get the same size and parse checks per message (`_checked`).
 _WRAPPERS: dict[str, Callable[[Behavior, str], Behavior]] = {
     "unary_unary": _wrap_unary,
-    "stream_unary": _wrap_unary,
+    "stream_unary": lambda behavior, method: _wrap_unary(behavior, method, streamed=True),
     "unary_stream": _wrap_stream,
-    "stream_stream": _wrap_stream,
+    "stream_stream": lambda behavior, method: _wrap_stream(behavior, method, streamed=True),
 }
 _FACTORIES = {
     "unary_unary": grpc.unary_unary_rpc_method_handler,
@@ -188,7 +202,8 @@ def wrap_handler(
 
 class ErrorMapping(grpc.aio.ServerInterceptor):
     """Turns `VigilError`s raised by servicers into statuses (rich details included),
-    unparseable or oversized (``max_request_bytes``) unary requests into INVALID_ARGUMENT,
+    unparseable or oversized (``max_request_bytes``) requests (each message of a request
+    stream) into INVALID_ARGUMENT,
     NotImplementedError into UNIMPLEMENTED, and anything else into a logged INTERNAL.
 
     Wrapped handlers are cached per method: the registered handler of a method never
@@ -213,7 +228,10 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler  # unknown method: grpc answers UNIMPLEMENTED; not cached (unbounded names)
         limit = self._max_request_bytes
-        tolerant = None if handler.request_streaming else (lambda parse: _tolerant(parse, limit))
-        wrapped = wrap_handler(handler, lambda kind, behavior: _WRAPPERS[kind](behavior, method), tolerant)
+        wrapped = wrap_handler(
+            handler,
+            lambda kind, behavior: _WRAPPERS[kind](behavior, method),
+            lambda parse: _tolerant(parse, limit),
+        )
         self._cache[method] = wrapped
         return wrapped

@@ -181,3 +181,24 @@ async def test_half_close_answers_what_is_in_flight_then_ends(stack: Stack) -> N
     await stream.answers(list(range(1, 11)))
     assert await stream.call.read() is grpc.aio.EOF
     assert await stream.call.code() == grpc.StatusCode.OK
+
+
+async def test_an_oversized_or_malformed_message_ends_the_stream_invalid_argument(start_stack: Any) -> None:
+    stack = await start_stack(server={"port": 0, "grace_period_s": 0.5, "max_message_bytes": 64 << 10})
+    big = screen_req(stack.tokens["user"], params=struct({"prompt": "x" * (80 << 10)}))
+    stream = Stream(stack)
+    await stream.send([(1, big)])
+    err = await fails(stream.call.read(), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "max_message_bytes" in (err.details() or "")
+    # Bytes that are not a ScreenStreamRequest: the raw method, without the generated serializer.
+    raw = stack.channel.stream_stream(
+        "/vigil.security.v1.SecurityService/ScreenStream", request_serializer=None, response_deserializer=None
+    )
+    call = raw()
+    await call.write(b"\xff\xff\xff")
+    await fails(call.read(), grpc.StatusCode.INVALID_ARGUMENT)
+    # The server is fine: the next stream is answered.
+    stream = Stream(stack)
+    await stream.send([(2, screen_req(stack.tokens["user"]))])
+    assert (await stream.answers([2]))[2].WhichOneof("outcome") == "response"
+    stream.call.cancel()
