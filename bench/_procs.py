@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["ServerProcess", "python_env", "rss_mb", "running", "wait_until"]
+__all__ = ["ServerProcess", "cpu_s", "python_env", "rss_mb", "running", "wait_until"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +39,13 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise ProcessLookupError(pid)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) ``pid`` has used so far (from /proc; Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)": comm may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 class ServerProcess:

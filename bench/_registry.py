@@ -20,7 +20,14 @@ from bench._report import Figure
 __all__ = ["MODULES", "Benchmark", "Context", "Skip", "benchmark", "load_all", "registry"]
 
 # Modules holding benchmarks, imported in this order (which is also the table's order).
-MODULES = ("bench.health", "bench.services", "bench.healthd_bench", "bench.runstore", "bench.screening")
+MODULES = (
+    "bench.health",
+    "bench.services",
+    "bench.screen_stream",
+    "bench.healthd_bench",
+    "bench.runstore",
+    "bench.screening",
+)
 
 
 class Skip(Exception):
