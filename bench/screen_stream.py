@@ -121,7 +121,8 @@ async def security_screen_stream(ctx: Context) -> list[Figure]:
             try:
                 await unary.Screen(request, timeout=10)  # refused loudly if misconfigured
                 await streams.Screen(request, timeout=10)
-                pids = {"security": proc.pid}
+                # The client's CPU too: the bench process is the caller, as the workflow service is.
+                pids = {"security": proc.pid, "client": os.getpid()}
                 variants = {
                     "stream": (partial(streams.Screen, request, timeout=10), pids),
                     "unary": (partial(unary.Screen, request, timeout=10), pids),
@@ -148,6 +149,7 @@ async def security_screen_stream(ctx: Context) -> list[Figure]:
                             note,
                         ),
                         _cpu_figures(label, "security", s["stream"], s["unary"], "unary Screen", None),
+                        _cpu_figures(label, "client", s["stream"], s["unary"], "unary Screen", None),
                         _cpu_figures(
                             f"{label} vs Check",
                             "security",

@@ -66,6 +66,7 @@ async def serve_screen_stream(
     async def write() -> None:
         while True:
             await ready.wait()
+            await asyncio.sleep(0)  # one loop turn more: results finishing in it share the write
             ready.clear()
             batch = done[:]
             done.clear()

@@ -94,6 +94,8 @@ class _Stream:
         try:
             while True:
                 await self._wake.wait()
+                # One loop turn more: calls started in this turn join the message (one write).
+                await asyncio.sleep(0)
                 self._wake.clear()
                 while self._outbox:
                     batch, self._outbox = self._outbox[:MAX_BATCH], self._outbox[MAX_BATCH:]
