@@ -100,8 +100,8 @@ class _Stream:
                 while self._outbox:
                     batch, self._outbox = self._outbox[:MAX_BATCH], self._outbox[MAX_BATCH:]
                     await self._call.write(_spb.ScreenStreamRequest(calls=batch))
-        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
-            self._break(exc)  # the reader sees the call's status; this covers a write-side failure
+        except Exception as exc:  # the call failed or finished: the stream is unusable either way
+            self._break(exc)
 
     async def _read(self) -> None:
         try:
@@ -119,6 +119,8 @@ class _Stream:
                         future.set_exception(rpc_error_from_status(result.status))  # type: ignore[arg-type]
         except grpc.aio.AioRpcError as err:
             self._break(_Unimplemented() if err.code() is grpc.StatusCode.UNIMPLEMENTED else err)
+        except Exception as exc:  # anything else leaves no reader: nothing pending may wait forever
+            self._break(exc)
         except asyncio.CancelledError:
             self._break(_failure(grpc.StatusCode.UNAVAILABLE, "screen stream closed"))
             raise
