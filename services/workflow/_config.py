@@ -70,7 +70,8 @@ class WorkflowConfig(ConfigModel):
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
     security_stream: bool = True
     """Screen over one long-lived ScreenStream per connection (batched, cheaper per call) instead
-    of one unary Screen per run; a security service without ScreenStream is screened unary."""
+    of one unary Screen per run; a security service without ScreenStream is screened unary, and
+    so is every run while tracing is on (the stream carries no per-call trace context yet)."""
     service_token_file: Path | None = None
     """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
     healthd_address: str | None = "127.0.0.1:50050"
