@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from bench._procs import cpu_s
 from bench._report import Figure, Target, percentile
 
 __all__ = ["LoadResult", "closed_loop", "load_figures", "rotated_load"]
@@ -29,6 +30,12 @@ class LoadResult:
     window_s: float
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each watched server process used during the window (by name)."""
+
+    def cpu_ms_per_call(self, name: str) -> float:
+        """Milliseconds of ``name``'s CPU per completed call in the window."""
+        return 1000 * self.cpu_s[name] / self.completed if self.completed else float("nan")
 
     @property
     def completed(self) -> int:
@@ -55,11 +62,13 @@ async def closed_loop(
     duration_s: float,
     warmup_s: float = 0.5,
     max_calls: int = 2_000_000,
+    pids: Mapping[str, int] | None = None,
 ) -> LoadResult:
     """Run ``concurrency`` callers of ``call`` for ``warmup_s + duration_s`` seconds.
 
     A failed call (gRPC error) counts under its status code name and is not timed;
     ``max_calls`` bounds the total in case a call fails instantly in a tight loop.
+    ``pids``: server processes whose CPU time over the window is recorded (`LoadResult.cpu_s`).
     """
     start = time.perf_counter()
     window_start = start + warmup_s
@@ -84,7 +93,14 @@ async def closed_loop(
             if t0 >= window_start and t1 <= window_end:
                 result.latencies_ms.append((t1 - t0) * 1000)
 
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    async def cpu_meter(pid_map: Mapping[str, int]) -> None:
+        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
+        before = {name: cpu_s(pid) for name, pid in pid_map.items()}
+        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
+        result.cpu_s = {name: cpu_s(pid) - before[name] for name, pid in pid_map.items()}
+
+    meter = [cpu_meter(pids)] if pids else []
+    await asyncio.gather(*(caller() for _ in range(concurrency)), *meter)
     return result
 
 
@@ -98,11 +114,13 @@ async def rotated_load(
     repeats: int,
     duration_s: float,
     warmup_s: float = 0.3,
+    pids: Mapping[str, int] | None = None,
 ) -> dict[str, list[LoadResult]]:
     """``repeats`` closed-loop samples of each variant in ``calls``, back to back.
 
     The variant that goes first rotates each repeat, so a drift in the machine's load
-    (other processes on a shared machine) falls on every variant alike.
+    (other processes on a shared machine) falls on every variant alike. ``pids`` as in
+    `closed_loop` (the same processes watched for every variant).
     """
     names = list(calls)
     samples: dict[str, list[LoadResult]] = {name: [] for name in names}
@@ -110,7 +128,7 @@ async def rotated_load(
         k = rep % len(names)
         for name in names[k:] + names[:k]:
             result = await closed_loop(
-                calls[name], concurrency=concurrency, duration_s=duration_s, warmup_s=warmup_s
+                calls[name], concurrency=concurrency, duration_s=duration_s, warmup_s=warmup_s, pids=pids
             )
             samples[name].append(result)
     return samples

@@ -32,6 +32,17 @@ def python_env(**extra: str) -> dict[str, str]:
     return env
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) ``pid`` has used so far (from /proc; Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of ``pid`` in MB (from /proc; Linux)."""
     with open(f"/proc/{pid}/status") as status:
@@ -39,13 +50,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise ProcessLookupError(pid)
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, every thread) ``pid`` has used so far (from /proc; Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)": comm may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 class ServerProcess:
@@ -56,8 +60,12 @@ class ServerProcess:
     on a full pipe; the last lines are kept for error messages.
     """
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, name: str = "") -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str] | None = None, name: str = "", cwd: Path = REPO
+    ) -> None:
         self.name = name or " ".join(args)
+        self.cwd = cwd
+        """Where the process runs: its ``-m`` modules are imported from this source tree."""
         self.args = [sys.executable, *args]
         self.env = env or python_env()
         self.popen: subprocess.Popen[str] | None = None
@@ -85,7 +93,7 @@ class ServerProcess:
         self.popen = subprocess.Popen(
             self.args,
             env=self.env,
-            cwd=REPO,
+            cwd=self.cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -25,6 +25,7 @@ MODULES = (
     "bench.services",
     "bench.screen_stream",
     "bench.healthd_bench",
+    "bench.dashboard_bench",
     "bench.runstore",
     "bench.screening",
 )

@@ -164,7 +164,6 @@ class LocalStack:
                 "server": {"port": self.ports["security"], "grace_period_s": 2},
                 "auth": {"api_keys": self._keys},
                 "audit": {"db_path": str(self.root / "audit.db")},
-                "rate_limit": {"enabled": False},
                 "roots": {"default": str(self.root / "data")},
                 **self._security_extra,
             },

@@ -67,6 +67,7 @@ async def check_throughput(ctx: Context) -> list[Figure]:
                     concurrency=conc,
                     repeats=ctx.repeats,
                     duration_s=ctx.seconds(1.2),
+                    pids={who: proc.pid for who, proc in procs.items()},
                 )
                 last = ", ".join(f"{w} {samples[w][-1].throughput:.0f}" for w in samples)
                 ctx.log(f"health.check c{conc}: {last} req/s")
@@ -88,6 +89,19 @@ async def check_throughput(ctx: Context) -> list[Figure]:
                         REF_LABEL,
                         Target.ratio_at_least(1.0),
                         "ours on a bare grpc.aio server (no VigilServer interceptor), like the reference",
+                    )
+                )
+                # Throughput of one server process depends on where it falls among the three
+                # on a loaded machine (grpcio beside grpcio differs up to 2x at c16); the server
+                # CPU each answer costs does not.
+                figures.append(
+                    Figure(
+                        f"Check c{conc} server CPU per call",
+                        "ms",
+                        [r.cpu_ms_per_call("ours") for r in samples["ours"]],
+                        [r.cpu_ms_per_call("ref") for r in samples["ref"]],
+                        f"{REF_LABEL} (/proc utime+stime over the window)",
+                        Target.ratio_at_most(1.0),
                     )
                 )
     return figures

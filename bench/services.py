@@ -81,11 +81,21 @@ async def _paired(
     ours: Callable[[], Awaitable[Any]],
     bare: Callable[[], Awaitable[Any]],
     target: Target,
+    pids: dict[str, int],
+    cpu_target: Target,
 ) -> list[Figure]:
+    """Throughput/latency of ``ours`` vs ``bare`` at each concurrency, and the CPU per call of
+    the first of ``pids`` (the server both calls reach) for each, from /proc; the CPU of
+    the other processes in ``pids`` per call of ``ours`` is reported alone."""
     figures: list[Figure] = []
+    served, *others = pids
     for conc in CONCURRENCY:
         samples = await rotated_load(
-            {"ours": ours, "bare": bare}, concurrency=conc, repeats=ctx.repeats, duration_s=ctx.seconds(1.5)
+            {"ours": ours, "bare": bare},
+            concurrency=conc,
+            repeats=ctx.repeats,
+            duration_s=ctx.seconds(1.5),
+            pids=pids,
         )
         ours_tp, bare_tp = samples["ours"][-1].throughput, samples["bare"][-1].throughput
         ctx.log(f"{label} c{conc}: {ours_tp:.0f} vs bare {bare_tp:.0f}/s")
@@ -96,6 +106,25 @@ async def _paired(
             "bare grpc.health.v1 Check on the same server, same client",
             target,
         )
+        figures.append(
+            Figure(
+                f"{label} c{conc} {served} CPU per call",
+                "ms",
+                [r.cpu_ms_per_call(served) for r in samples["ours"]],
+                [r.cpu_ms_per_call(served) for r in samples["bare"]],
+                f"{served} CPU per bare Check, same run (/proc utime+stime over the window)",
+                cpu_target,
+            )
+        )
+        figures += [
+            Figure(
+                f"{label} c{conc} {other} CPU per call",
+                "ms",
+                [r.cpu_ms_per_call(other) for r in samples["ours"]],
+                note=f"{other} process CPU (/proc) per {label} over the window",
+            )
+            for other in others
+        ]
     return figures
 
 
@@ -119,6 +148,8 @@ async def screen(ctx: Context) -> list[Figure]:
                     partial(stub.Screen, request, timeout=10),
                     partial(health.Check, hpb.HealthCheckRequest(service=SECURITY), timeout=10),
                     Target.ratio_at_least(0.5),
+                    {"security": proc.pid},
+                    Target.ratio_at_most(1.5),
                 )
 
 
@@ -141,6 +172,8 @@ async def start_run(ctx: Context) -> list[Figure]:
                     partial(stub.StartRun, request, metadata=metadata, timeout=30),
                     partial(health.Check, hpb.HealthCheckRequest(service=WORKFLOW), timeout=10),
                     Target.ratio_at_least(0.3),
+                    {"workflow": await stack.pid("workflow"), "security": await stack.pid("security")},
+                    Target.ratio_at_most(2.0),
                 )
         finally:
             stack.stop()
@@ -157,17 +190,20 @@ async def start_run(ctx: Context) -> list[Figure]:
     return figures
 
 
-@benchmark("obs.tracing", "StartRun(echo, wait) c16 with tracing exported (always_on, OTLP) vs tracing off")
+@benchmark(
+    "obs.tracing",
+    "StartRun(echo, wait) c16 with tracing exported (OTLP; default sampler, and always_on) vs tracing off",
+)
 async def tracing(ctx: Context) -> list[Figure]:
     conc = 16
     receiver = ServerProcess(["-m", "bench.servers.otlp_receiver"], name="otlp-receiver")
     with scratch() as root, running(receiver):
-        otel = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.address}",
-            "OTEL_TRACES_SAMPLER": "always_on",
-        }
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.address}"}
         stacks = {
             "on": LocalStack(root / "on", supervised=False, env=otel),
+            "always_on": LocalStack(
+                root / "always", supervised=False, env={**otel, "OTEL_TRACES_SAMPLER": "always_on"}
+            ),
             "off": LocalStack(root / "off", supervised=False),
         }
         try:
@@ -197,15 +233,19 @@ async def tracing(ctx: Context) -> list[Figure]:
                 stack.stop()
     if spans == 0:
         raise RuntimeError("tracing on, yet the receiver got no span: the comparison would be meaningless")
+    off = "the same stack with tracing off (no OTEL_* variables), same client"
     figures = load_figures(
-        f"StartRun traced c{conc}",
-        samples["on"],
-        samples["off"],
-        "the same stack with tracing off (no OTEL_* variables), same client",
-        Target.ratio_at_least(0.85),
+        f"StartRun traced c{conc}", samples["on"], samples["off"], off, Target.ratio_at_least(0.85)
     )
-    figures[0].note = f"{spans} spans received by the OTLP receiver process during the run"
-    return figures
+    figures[0].note = (
+        "the default sampler (parent-based, 10% of new traces); "
+        f"{spans} spans received by the OTLP receiver process during the run (both traced stacks)"
+    )
+    always = load_figures(
+        f"StartRun traced always_on c{conc}", samples["always_on"], samples["off"], off, None
+    )
+    always[0].note = "OTEL_TRACES_SAMPLER=always_on: every request recorded and exported"
+    return figures + always
 
 
 @benchmark(

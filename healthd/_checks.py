@@ -20,7 +20,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Protocol
 
 import grpc
@@ -39,7 +38,7 @@ from healthd._config import (
 )
 from healthd._process import signal_group
 from healthd._types import CheckResult, Status
-from services.common import client_interceptors, get_logger
+from services.common import client_interceptors, get_logger, open_client_channel
 
 _log = get_logger("vigil.healthd.checks")
 
@@ -94,19 +93,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
-def _read(path: Path | None) -> bytes | None:
-    return path.read_bytes() if path is not None else None
-
-
-def channel_credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
-    """gRPC client credentials from a `ClientTLS` section."""
-    return grpc.ssl_channel_credentials(
-        root_certificates=_read(tls.ca_file),
-        private_key=_read(tls.key_file),
-        certificate_chain=_read(tls.cert_file),
-    )
-
-
 # gRPC's default reconnect backoff (1 s, growing to 120 s) would make healthd notice a restarted
 # service late: a health checker should retry a dead address quickly and cheaply.
 _RECONNECT = [
@@ -119,14 +105,9 @@ _RECONNECT = [
 def open_channel(address: str, tls: ClientTLS | None) -> grpc.aio.Channel:
     """An aio channel to ``address`` with fast reconnects; TLS when ``tls`` is set."""
     # Unary calls traced (a probe is a child of its healthd.check span); Watch streams not.
-    traced = client_interceptors(streams=False)
-    if tls is None:
-        return grpc.aio.insecure_channel(address, options=_RECONNECT, interceptors=traced)
-    options = [
-        *_RECONNECT,
-        *([("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []),
-    ]
-    return grpc.aio.secure_channel(address, channel_credentials(tls), options=options, interceptors=traced)
+    return open_client_channel(
+        address, tls, options=_RECONNECT, interceptors=client_interceptors(streams=False)
+    )
 
 
 class GrpcHealthCheck:

@@ -15,8 +15,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from healthd.alerts._config import AlertsConfig
-from services.common import ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
-from services.security import AuthConfig
+from services.common import ClientTLSConfig, ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
+from services.security import AuditConfig, AuthConfig
 
 
 class Mode(StrEnum):
@@ -32,17 +32,8 @@ Level = DegradationLevel
 """The degradation level (`services.common.DegradationLevel`; config files name it)."""
 
 
-class ClientTLS(ConfigModel):
-    """TLS used by healthd as a client (checks, admin RPCs); mTLS when a client cert is set."""
-
-    ca_file: Path | None = None
-    """PEM CA bundle that signed the server's certificate; system roots when unset."""
-    cert_file: Path | None = None
-    """PEM client certificate presented for mTLS."""
-    key_file: Path | None = None
-    """PEM private key of ``cert_file``."""
-    server_name: str | None = None
-    """Overrides the name checked against the server certificate (SNI/authority)."""
+ClientTLS = ClientTLSConfig
+"""TLS used by healthd as a client (checks, admin RPCs): the shared `ClientTLSConfig`."""
 
 
 class _CheckBase(ConfigModel):
@@ -257,6 +248,43 @@ class HttpConfig(ConfigModel):
     """TCP port; 0 picks a free port."""
 
 
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+class DashboardConfig(ConfigModel):
+    """What the dashboard answers, where it reads runs from, and where traces are shown."""
+
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+    """Host header values the dashboard answers (``name`` for any port, ``name:port`` for one;
+    IPv6 literals in brackets). Others get 421, so a page whose DNS name is rebound to
+    127.0.0.1 cannot read it. Empty: ``localhost``, ``127.0.0.1`` and ``[::1]`` with the bound
+    port. ``/metrics`` is exempt (Prometheus scrapes by pod IP)."""
+    workflow_address: str | None = None
+    """``host:port`` of the workflow service for the runs view: healthd calls its ListRuns and
+    GetRun with the bearer token the browser sends (never stored); unset turns the view off."""
+    workflow_tls: ClientTLS | None = None
+    """TLS to the workflow service; plaintext when unset."""
+    trace_url: str = ""
+    """Link from a run to its trace, e.g. ``http://jaeger:16686/trace/{trace_id}``; empty: no link."""
+    runs_window: int = Field(default=200, ge=10, le=1000)
+    """Most recent runs the runs view reads (state counts, throughput, failure rate)."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        for h in self.allowed_hosts:
+            if not h or h != h.strip() or any(c in h for c in "/@ \t"):
+                raise ValueError(f"allowed_hosts: '{h}' is not a host name or host:port")
+        url = self.trace_url
+        if url and (not url.startswith(("http://", "https://")) or "{trace_id}" not in url):
+            raise ValueError("trace_url must be an http(s) URL containing '{trace_id}'")
+        return self
+
+    def hosts(self, port: int) -> frozenset[str]:
+        """Lower-cased Host values answered on ``port``."""
+        names = self.allowed_hosts or [f"{n}:{port}" for n in _LOOPBACK_NAMES]
+        return frozenset(h.lower() for h in names)
+
+
 class WatchdogConfig(ConfigModel):
     """healthd's own honesty: `liveness` turns NOT_SERVING when its scheduler stalls."""
 
@@ -273,6 +301,8 @@ class HealthdConfig(ConfigModel):
     """gRPC server (grpc.health.v1 and vigil.healthd.v1.HealthDaemon); default port 50050."""
     http: HttpConfig = Field(default_factory=HttpConfig)
     """HTTP dashboard / metrics port (default 8050)."""
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    """Dashboard: allowed Host names, the runs view's workflow service, trace links."""
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     """Alert rules and webhook receivers (shown on the dashboard either way)."""
     mode: Mode = Mode.SUPERVISOR
@@ -282,6 +312,10 @@ class HealthdConfig(ConfigModel):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     """The security service's key material (API key hashes, keys file, JWT settings): healthd
     verifies ADMIN tokens on mutating RPCs itself, so they work while that service is down."""
+    audit: AuditConfig | None = None
+    """Keyed, anchored audit log of the mutating RPCs (CheckNow, Heal, SetMaintenance); unset:
+    not audited. Same format as the security service's; pointed at the same SQLite file, key
+    and head file (supervisor mode) or PostgreSQL database, healthd appends to its chain."""
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     """Self-check of the scheduler."""
     level_recovery_s: float = Field(default=5.0, ge=0, le=3600)

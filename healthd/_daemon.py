@@ -9,26 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import sys
+from functools import partial
 from pathlib import Path
 
 from healthd._config import HealthdConfig, Mode
 from healthd._engine import HealthEngine
+from healthd._names import resolve
 from healthd._service import AdminGate, HealthBridge, HealthDaemonService
 from healthd._snapshot import Snapshot
 from healthd._supervisor import LineSink
 from healthd._telemetry import observe_snapshot
 from healthd.alerts import Alerting
-from healthd.dashboard import DashboardModel, DashboardServer
+from healthd.dashboard import DashboardApi, DashboardModel, DashboardServer, RunsReader
 from services.common import (
     Clock,
     ConfigError,
     Instrumentation,
+    SchemaTooNew,
     VigilServer,
     configure_logging,
     get_logger,
     load_config,
 )
+from services.security import AuditLog, AuditStoreError, open_audit_log
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
 ENV_PREFIX = "VIGIL_HEALTHD_"
@@ -63,12 +68,22 @@ class Daemon:
         self.telemetry.attach(self.server)
         self.engine.add_listener(observe_snapshot)
         self.alerting = Alerting(config.alerts, self.engine.snapshot)
+        gate = AdminGate(config.auth)
+        self.audit = _open_audit(config)
+        service = HealthDaemonService(self.engine, config, gate, self.audit)
+        board = config.dashboard
+        runs = RunsReader(board) if board.workflow_address else None
+        model = DashboardModel(self.engine, self.alerting, runs_view=runs is not None)
+        names = [c.name for c in config.components]
         self.dashboard = DashboardServer(
-            DashboardModel(self.engine, self.alerting), config.http.host, config.http.port
+            model,
+            config.http.host,
+            config.http.port,
+            api=DashboardApi(service.operator, gate, runs, model.notify, partial(resolve, names=names)),
+            allowed_hosts=board.hosts,
         )
         self.alerting.on_change = self.dashboard.model.notify
         self.bridge = HealthBridge(self.engine, self.server.health)
-        service = HealthDaemonService(self.engine, config, AdminGate(config.auth))
         self.server.add_servicer(_pb_grpc.add_HealthDaemonServicer_to_server, service, SERVICE_NAME)
         self._last_summary = ""
         if config.mode is Mode.SUPERVISOR:
@@ -103,6 +118,22 @@ class Daemon:
         await self.dashboard.stop()
         await self.bridge.stop()
         await self.server.stop()
+        if self.audit is not None:
+            self.audit.close()
+
+
+def _open_audit(config: HealthdConfig) -> AuditLog | None:
+    """healthd's audit log (None when not configured).
+
+    Raises:
+        ValueError: naming ``audit`` when the key or the database is unusable.
+    """
+    if config.audit is None:
+        return None
+    try:
+        return open_audit_log(config.audit, name="healthd")
+    except (ValueError, OSError, sqlite3.Error, SchemaTooNew, AuditStoreError) as exc:
+        raise ValueError(f"audit: {exc}") from None
 
 
 def serve(config_path: Path | None) -> int:

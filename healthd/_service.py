@@ -36,7 +36,7 @@ from services.common import (
     bearer_token,
     get_logger,
 )
-from services.security import AuthConfig, Authenticator, Level, Principal
+from services.security import AuditLog, AuthConfig, Authenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -172,14 +172,62 @@ def _page_token(token: str) -> int | None:
     return int(token)
 
 
+class Operator:
+    """Operator actions, each recorded *before* it is done: one definition for the
+    HealthDaemon RPCs and the dashboard's ``/api/control``.
+
+    Args:
+        engine: The engine acted on.
+        audit_log: healthd's keyed audit chain, or None (log lines only).
+    """
+
+    def __init__(self, engine: HealthEngine, audit_log: AuditLog | None = None) -> None:
+        self.engine = engine
+        self.controller = Controller(engine)
+        self._audit_log = audit_log
+
+    async def audit(self, principal: Principal, action: str, component: str, detail: str = "") -> None:
+        """A log line, and a record in the keyed audit chain when one is configured; if that
+        cannot be written the action is refused (`Unavailable`) and not done."""
+        audit(principal, action, component, detail)
+        if self._audit_log is not None:
+            await self._audit_log.append_async(
+                action=f"healthd.{action.replace(' ', '.')}", decision="ALLOW", subject=principal.subject,
+                resource=component, reason=detail,
+            )  # fmt: skip
+
+    async def heal(self, principal: Principal, component: str, reason: str) -> tuple[bool, str]:
+        """A manual heal (clears FATAL); the event names who asked."""
+        await self.audit(principal, "heal", component, reason)
+        why = f"manual heal by {principal.subject}" + (f": {reason}" if reason else "")
+        return self.engine.heal(component, why)
+
+    async def maintenance(self, principal: Principal, component: str, on: bool, reason: str) -> None:
+        await self.audit(principal, "maintenance on" if on else "maintenance off", component, reason)
+        self.engine.set_maintenance(
+            component, on, f"{principal.subject}: {reason}" if reason else principal.subject
+        )
+
+    async def control(self, principal: Principal, component: str, action: Control, replica: int) -> None:
+        """Start/stop/restart one replica or (0) all; validated before the audit record."""
+        self.controller.targets(component, replica)
+        await self.audit(
+            principal, action.value, component, f"replica {replica}" if replica else "all replicas"
+        )
+        await self.controller.control(component, action, replica, f"{action.value} by {principal.subject}")
+
+
 class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     """vigil.healthd.v1.HealthDaemon over a `HealthEngine`."""
 
-    def __init__(self, engine: HealthEngine, config: HealthdConfig, gate: AdminGate) -> None:
+    def __init__(
+        self, engine: HealthEngine, config: HealthdConfig, gate: AdminGate, audit_log: AuditLog | None = None
+    ) -> None:
         self._engine = engine
         self._config = config
         self._gate = gate
-        self._control = Controller(engine)
+        self.operator = Operator(engine, audit_log)
+        self._audit = self.operator.audit
 
     def _component(self, name: str) -> _pb.ComponentHealth:
         snap = self._engine.snapshot()
@@ -225,17 +273,16 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     async def CheckNow(
         self, request: _pb.CheckNowRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CheckNowResponse:
-        self._gate.require_admin(context.invocation_metadata())
+        principal = self._gate.require_admin(context.invocation_metadata())
         name = self._resolve(request.component)
+        await self._audit(principal, "check now", name)
         await self._engine.check_now(name)
         return _pb.CheckNowResponse(component=self._component(name))
 
     async def Heal(self, request: _pb.HealRequest, context: grpc.aio.ServicerContext) -> _pb.HealResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
         name = self._resolve(request.component)
-        audit(principal, "heal", name, request.reason)
-        reason = f"manual heal by {principal.subject}" + (f": {request.reason}" if request.reason else "")
-        started, message = self._engine.heal(name, reason)
+        started, message = await self.operator.heal(principal, name, request.reason)
         return _pb.HealResponse(component=self._component(name), started=started, message=message)
 
     async def SetMaintenance(
@@ -243,9 +290,7 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
     ) -> _pb.SetMaintenanceResponse:
         principal = self._gate.require_admin(context.invocation_metadata())
         name = self._resolve(request.component)
-        audit(principal, "maintenance on" if request.enabled else "maintenance off", name, request.reason)
-        reason = f"{principal.subject}: {request.reason}" if request.reason else principal.subject
-        self._engine.set_maintenance(name, request.enabled, reason)
+        await self.operator.maintenance(principal, name, request.enabled, request.reason)
         return _pb.SetMaintenanceResponse(component=self._component(name))
 
     async def ControlComponent(
@@ -258,10 +303,7 @@ class HealthDaemonService(_pb_grpc.HealthDaemonServicer):
             raise InvalidArgument(
                 "action is required", [FieldViolation("action", "must be START, STOP or RESTART")]
             )
-        self._control.targets(name, request.replica)  # validate before the audit line
-        which = f"replica {request.replica}" if request.replica else "all replicas"
-        audit(principal, action.value, name, which)
-        await self._control.control(name, action, request.replica, f"{action.value} by {principal.subject}")
+        await self.operator.control(principal, name, action, request.replica)
         return _pb.ControlComponentResponse(component=self._component(name))
 
     async def TailLog(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,17 @@ def python_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIL_", "OTEL_"))}
     env.update(PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+def stop_group(popen: subprocess.Popen[Any], grace_s: float = 30.0) -> None:
+    """SIGTERM the process group a test started (``start_new_session=True``: the process and
+    whatever it supervises), wait ``grace_s``, then SIGKILL the group if it is still there."""
+    os.killpg(popen.pid, signal.SIGTERM)
+    try:
+        popen.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(10)
 
 
 class Proc:

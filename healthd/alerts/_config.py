@@ -28,6 +28,9 @@ class AlertsConfig(ConfigModel):
     """Alertmanager-compatible webhook receivers; none means alerts only on the dashboard."""
     evaluate_interval_s: float = Field(default=1.0, gt=0, le=300)
     """How often rules are evaluated (and metric targets scraped)."""
+    inhibit_grace_s: float = Field(default=30.0, ge=0, le=3600)
+    """After a root cause recovers, how long alerts it caused stay grouped under it (and do not
+    page on their own) while they follow it back up."""
     metrics_targets: dict[str, str] = Field(default_factory=dict)
     """Name -> ``/metrics`` URL of a service, scraped for the error_rate and breaker_open rules
     (the name is the alert's ``component`` label)."""

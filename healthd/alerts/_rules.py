@@ -76,6 +76,9 @@ class AlertRule(ConfigModel):
 class ComponentFact:
     status: str  # SERVING / NOT_SERVING / UNKNOWN
     heal_state: str  # HealState value
+    cause: str = ""
+    """The down dependency at the root of this component's failure (aggregation walks the
+    ``depends_on`` graph); empty when it fails on its own or is up."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,11 @@ class Alert:
     last_notified: float = 0.0
     resolved_at: float = 0.0
     escalations: int = 0
+    caused_by: str = ""
+    """Root-cause component while a dependency's failure explains this alert (`correlate`)."""
+    cause_cleared_at: float = 0.0
+    paged: bool = False
+    """Whether a firing notice of this alert went out (an inhibited one did not)."""
 
     @property
     def fingerprint(self) -> str:
@@ -129,7 +137,12 @@ class Alert:
             "resolved_at": self.resolved_at,
             "escalations": self.escalations,
             "fingerprint": self.fingerprint,
+            "caused_by": self.caused_by,
         }
+
+    @property
+    def component(self) -> str:
+        return dict(self.labels).get("component", "")
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,8 @@ class Notice:
 
     kind: Literal["firing", "escalated", "resolved"]
     alert: Alert
+    related: tuple[Alert, ...] = ()
+    """Alerts grouped under this one: caused by the failure of its component (inhibited)."""
 
 
 def transition(
@@ -179,6 +194,64 @@ def transition(
 Labels = tuple[tuple[str, str], ...]
 
 
+def correlate(
+    alerts: dict[tuple[str, Labels], Alert],
+    facts: Facts,
+    notices: list[Notice],
+    *,
+    now: float,
+    grace_s: float,
+) -> list[Notice]:
+    """Group alerts under their root cause and inhibit the rest (Alertmanager's grouping and
+    inhibition, with the cause taken from the ``depends_on`` graph), so one fault pages once.
+
+    An alert whose component is down because a dependency is (its `ComponentFact.cause`),
+    while that root component has an alert pending or firing, is *caused*: its own notices
+    are held back, and it rides along (``Notice.related``) in the root's notices. Once the
+    root recovers, a caused alert still firing pages on its own; a resolve is sent only for
+    alerts that paged. A caused alert stays grouped for ``grace_s`` after its root stopped
+    being down (dependents recover a little after their dependency). ``alerts`` is updated
+    in place (``caused_by``, ``paged``).
+    """
+    active = {AlertState.PENDING, AlertState.FIRING}
+    roots = {a.component for a in alerts.values() if a.state in active and a.component}
+    for key, a in alerts.items():
+        fact = facts.components.get(a.component)
+        cause = fact.cause if fact is not None and fact.cause in roots and a.state in active else ""
+        if cause:
+            alerts[key] = replace(a, caused_by=cause, cause_cleared_at=0.0)
+        elif a.caused_by and a.state in active and now - (a.cause_cleared_at or now) < grace_s:
+            # The root just recovered; dependents take a moment to follow: no page meanwhile.
+            alerts[key] = replace(a, cause_cleared_at=a.cause_cleared_at or now)
+        elif a.caused_by:
+            alerts[key] = replace(a, caused_by="", cause_cleared_at=0.0)
+    out: list[Notice] = []
+    sent: set[tuple[str, Labels]] = set()
+    for n in notices:
+        key = (n.alert.rule, n.alert.labels)
+        a = alerts[key]
+        if a.caused_by or (n.kind == "resolved" and not a.paged):
+            continue  # inhibited by its root cause, or a resolve of something never paged
+        sent.add(key)
+        out.append(replace(n, alert=a))
+    for key, a in alerts.items():  # inhibited before, root recovered, still firing: page now
+        if a.state is AlertState.FIRING and not a.caused_by and not a.paged and key not in sent:
+            out.append(Notice("firing", a))
+    result = []
+    for n in out:
+        key = (n.alert.rule, n.alert.labels)
+        if n.kind != "resolved":
+            alerts[key] = replace(alerts[key], paged=True)
+        related = tuple(
+            sorted(
+                (a for a in alerts.values() if a.caused_by and a.caused_by == n.alert.component),
+                key=lambda a: (a.component, a.rule),
+            )
+        )
+        result.append(replace(n, alert=alerts[key], related=related))
+    return result
+
+
 def _matches(rule: AlertRule, name: str) -> bool:
     return rule.component in ("*", name)
 
@@ -211,8 +284,11 @@ def conditions(rule: AlertRule, facts: Facts) -> dict[Labels, str]:
 class RuleEngine:
     """Evaluates every rule against facts; keeps alert states; returns notices to send."""
 
-    def __init__(self, rules: list[AlertRule], keep_resolved: int = 50) -> None:
+    def __init__(
+        self, rules: list[AlertRule], keep_resolved: int = 50, inhibit_grace_s: float = 30.0
+    ) -> None:
         self.rules = rules
+        self.inhibit_grace_s = inhibit_grace_s
         self._alerts: dict[tuple[str, Labels], Alert] = {}
         self._keep_resolved = keep_resolved
 
@@ -233,6 +309,7 @@ class RuleEngine:
                 self._alerts[key] = new
                 if notice is not None:
                     notices.append(notice)
+        notices = correlate(self._alerts, facts, notices, now=now, grace_s=self.inhibit_grace_s)
         self._prune()
         return notices
 

@@ -17,7 +17,7 @@ from healthd.alerts._webhook import WebhookSender
 from services.common import get_logger
 
 if TYPE_CHECKING:
-    from healthd._snapshot import Snapshot
+    from healthd._snapshot import ComponentView, Snapshot
 
 __all__ = ["Alerting", "MetricsScrape"]
 
@@ -27,6 +27,10 @@ _log = get_logger("vigil.healthd.alerts")
 _SERVER_FAULTS = frozenset(
     {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
 )
+
+
+def _root_cause(view: ComponentView) -> str:
+    return view.health.cause if view.health.reason.value == "DEPENDENCY_DOWN" else ""
 
 
 class MetricsScrape:
@@ -69,7 +73,7 @@ class Alerting:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.engine = RuleEngine(list(config.rules))
+        self.engine = RuleEngine(list(config.rules), inhibit_grace_s=config.inhibit_grace_s)
         self.sender = WebhookSender(list(config.webhooks), external_url=external_url)
         self._snapshot = snapshot
         self.on_change = on_change
@@ -124,7 +128,8 @@ class Alerting:
     async def facts(self) -> Facts:
         snap = self._snapshot()
         components = {
-            v.health.name: ComponentFact(v.health.status.value, v.heal_state.value) for v in snap.components
+            v.health.name: ComponentFact(v.health.status.value, v.heal_state.value, _root_cause(v))
+            for v in snap.components
         }
         rates: dict[str, tuple[float, int]] = {}
         breakers: dict[str, tuple[str, ...]] = {}

@@ -18,10 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import tenacity
 from pydantic import Field, HttpUrl
 
-from healthd.alerts._rules import Notice
+from healthd.alerts._rules import Alert, Notice
 from services.common import ConfigModel, get_logger
 
 __all__ = ["WebhookConfig", "WebhookSender", "alertmanager_payload"]
@@ -55,24 +54,36 @@ def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def alertmanager_payload(
-    notice: Notice, *, receiver: str = "vigil", external_url: str = ""
-) -> dict[str, Any]:
-    """The Alertmanager webhook body for one notice (one alert per group)."""
-    a = notice.alert
-    status = "resolved" if notice.kind == "resolved" else "firing"
-    labels = {"alertname": a.rule, "severity": a.severity.value, **dict(a.labels)}
-    annotations = {"summary": a.summary, "notice": notice.kind, "escalations": str(a.escalations)}
-    alert = {
+def _alert_json(a: Alert, status: str, kind: str, external_url: str) -> dict[str, Any]:
+    annotations = {"summary": a.summary, "notice": kind, "escalations": str(a.escalations)}
+    if a.caused_by:
+        annotations["caused_by"] = a.caused_by
+    return {
         "status": status,
-        "labels": labels,
+        "labels": {"alertname": a.rule, "severity": a.severity.value, **dict(a.labels)},
         "annotations": annotations,
         "startsAt": _rfc3339(a.fired_at or a.since),
         "endsAt": _rfc3339(a.resolved_at) if status == "resolved" else _ZERO_TIME,
         "generatorURL": external_url,
         "fingerprint": a.fingerprint,
     }
+
+
+def alertmanager_payload(
+    notice: Notice, *, receiver: str = "vigil", external_url: str = ""
+) -> dict[str, Any]:
+    """The Alertmanager webhook body for one notice: one group, keyed by the root cause's
+    alert, holding it first and then the alerts it caused (``Notice.related``)."""
+    a = notice.alert
+    status = "resolved" if notice.kind == "resolved" else "firing"
+    root = _alert_json(a, status, notice.kind, external_url)
+    caused = [
+        _alert_json(r, "resolved" if r.state.value == "resolved" else status, notice.kind, external_url)
+        for r in notice.related
+    ]
+    alerts = [root, *caused]
     group = {"alertname": a.rule, **dict(a.labels)}
+    common = dict(set.intersection(*(set(x["labels"].items()) for x in alerts)))
     return {
         "version": "4",
         "groupKey": "{}:{" + ",".join(f'{k}="{v}"' for k, v in sorted(group.items())) + "}",
@@ -80,10 +91,10 @@ def alertmanager_payload(
         "status": status,
         "receiver": receiver,
         "groupLabels": group,
-        "commonLabels": labels,
-        "commonAnnotations": annotations,
+        "commonLabels": common,
+        "commonAnnotations": root["annotations"] if not caused else {"summary": a.summary},
         "externalURL": external_url,
-        "alerts": [alert],
+        "alerts": alerts,
     }
 
 
@@ -169,6 +180,8 @@ class WebhookSender:
                 self._queue.task_done()
 
     async def _deliver(self, target: WebhookConfig, body: dict[str, Any]) -> None:
+        import tenacity  # only once a notice is delivered: healthd without webhooks never loads it
+
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(target.max_attempts),
             wait=tenacity.wait_random_exponential(multiplier=target.backoff_s, max=target.max_backoff_s),

@@ -40,11 +40,13 @@ class DashboardModel:
         alerting: Alerting | None = None,
         *,
         title: str = "Vigil",
+        runs_view: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.alerting = alerting
         self.title = title
+        self.runs_view = runs_view
         self._clock = clock
         self._history: dict[str, deque[tuple[float, float, str]]] = {}
         self._seen: dict[str, float] = {}
@@ -113,6 +115,7 @@ class DashboardModel:
                 for c in view.checks
             ],
             "latency": [list(p) for p in self._history.get(h.name, ())],
+            "last_error": _last_error(view),
             "replicas_configured": view.replicas_configured,
             "replicas_serving": view.replicas_serving,
             "replicas": [
@@ -138,6 +141,7 @@ class DashboardModel:
         alerts = self.alerting.alerts() if self.alerting is not None else []
         return {
             "title": self.title,
+            "runs_view": self.runs_view,
             "generated_at": self._clock(),
             "system": {
                 "status": system.status.value,
@@ -164,3 +168,14 @@ class DashboardModel:
             ],
             "alerts": [a.as_dict() for a in alerts],
         }
+
+
+def _last_error(view: ComponentView) -> str:
+    """Why a component that is not SERVING fails: its failing check's latest message (a card
+    must not show the last good latency of a dead service), else the healing or cause text."""
+    if view.health.status.value == "SERVING":
+        return ""
+    for c in view.checks:
+        if c.status.value != "SERVING" and c.message:
+            return f"{c.kind}: {c.message}"
+    return view.heal_reason or view.health.cause

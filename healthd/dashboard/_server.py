@@ -6,6 +6,10 @@
     GET /api/health    the same state as JSON (export)
     GET /report        a self-contained HTML report of the current state (export, printable)
     GET /metrics       Prometheus exposition of this process
+    /api/runs, /api/control   runs view and component controls (see ``_api``)
+
+Every path but ``/metrics`` answers only the configured Host names (421 otherwise): a
+DNS-rebinding page (evil.example resolving to 127.0.0.1) cannot read or act on it.
 
 aiohttp rather than a hand-written asyncio server: SSE needs a streaming response with
 correct chunking and client-disconnect detection, static files need safe path handling
@@ -22,6 +26,8 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from healthd._config import DashboardConfig
+from healthd.dashboard._api import DashboardApi
 from healthd.dashboard._model import DashboardModel
 from healthd.dashboard._report import render_report
 from services.common import get_logger
@@ -31,7 +37,8 @@ __all__ = ["DashboardServer"]
 STATIC = Path(__file__).parent / "static"
 _log = get_logger("vigil.healthd.dashboard")
 _KEEPALIVE_S = 15.0  # SSE comment line so proxies and browsers keep the stream open
-_COALESCE_S = 0.1  # bursts of changes (a restart is several events) become one push
+_COALESCE_S = 0.05  # bursts of changes (a restart is several events) become one push
+_HOST_EXEMPT = frozenset({"/metrics"})  # scraped by IP (pod IP on Kubernetes); no secrets
 
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -43,20 +50,35 @@ _HEADERS = {
 class DashboardServer:
     """Serves the dashboard on ``host:port`` (0 picks a free port; see ``port`` after start)."""
 
-    def __init__(self, model: DashboardModel, host: str, port: int, *, sample_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        model: DashboardModel,
+        host: str,
+        port: int,
+        *,
+        api: DashboardApi | None = None,
+        allowed_hosts: Callable[[int], frozenset[str]] | None = None,
+        sample_s: float = 1.0,
+    ) -> None:
         self.model = model
         self.host, self.port = host, port
         self._sample_s = sample_s
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
-        app = web.Application(middlewares=[_security_headers])
+        self._allowed_for = allowed_hosts or DashboardConfig().hosts
+        self.allowed_hosts: frozenset[str] = frozenset()  # set at start (needs the bound port)
+        self._api = api
+        self._sse_cache: tuple[int, bytes] = (-1, b"")
+        app = web.Application(middlewares=[self._check_host, _security_headers])
         app.router.add_get("/", self._index)
         app.router.add_get("/events", self._events)
         app.router.add_get("/api/health", self._json)
         app.router.add_get("/report", self._report)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_static("/static/", STATIC, follow_symlinks=False)
+        if api is not None:
+            api.add_routes(app)
         self.app = app
 
     @property
@@ -73,6 +95,7 @@ class DashboardServer:
         sockets = getattr(server, "sockets", None) or []
         if sockets:
             self.port = sockets[0].getsockname()[1]
+        self.allowed_hosts = self._allowed_for(self.port)
         self._sampler = asyncio.create_task(self._sample_loop(), name="dashboard-sampler")
         _log.info("dashboard on %s", self.url, extra={"http_port": self.port})
         return self.port
@@ -87,6 +110,8 @@ class DashboardServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._api is not None:
+            await self._api.close()
 
     async def _sample_loop(self) -> None:
         # Latency history grows with every check, which does not always change the snapshot.
@@ -126,7 +151,7 @@ class DashboardServer:
         try:
             await resp.write(b"retry: 1000\n\n")
             while not self._closing.is_set():
-                await resp.write(_sse("state", self.model.state()))
+                await resp.write(self._sse_state())
                 try:
                     await asyncio.wait_for(changed.wait(), _KEEPALIVE_S)
                 except TimeoutError:
@@ -139,6 +164,35 @@ class DashboardServer:
         finally:
             self.model.unsubscribe(changed)
         return resp
+
+    def _sse_state(self) -> bytes:
+        # Built once per model version and shared: with many dashboards open, a change costs
+        # one state() and one JSON encoding, not one per client.
+        version = self.model.version
+        if self._sse_cache[0] != version:
+            self._sse_cache = (version, _sse("state", self.model.state()))
+        return self._sse_cache[1]
+
+    @web.middleware
+    async def _check_host(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path in _HOST_EXEMPT or host_allowed(request.headers.get("Host", ""), self.allowed_hosts):
+            return await handler(request)
+        return web.Response(
+            status=421, text="misdirected request: this Host is not one the dashboard answers\n"
+        )
+
+
+def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """Whether a Host header matches an allowed ``name:port`` exactly or an allowed bare ``name``."""
+    host = host.strip().lower()
+    if not host:
+        return False
+    if host in allowed:
+        return True
+    name = host[: host.index("]") + 1] if host.startswith("[") and "]" in host else host.partition(":")[0]
+    return name != host and name in allowed
 
 
 def _sse(event: str, data: object) -> bytes:

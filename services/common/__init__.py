@@ -2,7 +2,15 @@
 
 from services.common._batching import next_batch
 from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
-from services.common._config import ConfigError, ConfigModel, ServerConfig, TLSConfig, load_config, parse_yaml
+from services.common._config import (
+    ClientTLSConfig,
+    ConfigError,
+    ConfigModel,
+    ServerConfig,
+    TLSConfig,
+    load_config,
+    parse_yaml,
+)
 from services.common._convert import optional_timestamp
 from services.common._errors import (
     AlreadyExists,
@@ -43,8 +51,22 @@ from services.common._migrations import (
 from services.common._observe import Observation, ObservingInterceptor
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
-from services.common._server import SUPERVISOR_PID_ENV, VigilServer, run_main, server_credentials
-from services.common._sqlite import SYNCHRONOUS_MODES, open_sqlite, run_each, run_in_savepoints
+from services.common._retry import RetryAfter
+from services.common._server import (
+    SUPERVISOR_PID_ENV,
+    VigilServer,
+    channel_credentials,
+    open_client_channel,
+    run_main,
+    server_credentials,
+)
+from services.common._sqlite import (
+    SYNCHRONOUS_MODES,
+    create_private_dirs,
+    open_sqlite,
+    run_each,
+    run_in_savepoints,
+)
 from services.common._status import (
     bad_request_violations,
     from_rpc_error,
@@ -55,6 +77,7 @@ from services.common._status import (
 )
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
+    TRACE_ID_METADATA,
     TracingInterceptor,
     client_interceptors,
     setup_tracing,
@@ -71,9 +94,11 @@ __all__ = [
     "SUPERVISOR_PID_ENV",
     "SYNCHRONOUS_MODES",
     "SYSTEM_CLOCK",
+    "TRACE_ID_METADATA",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
+    "ClientTLSConfig",
     "Clock",
     "ConfigError",
     "ConfigModel",
@@ -96,6 +121,7 @@ __all__ = [
     "PermissionDenied",
     "PooledStub",
     "ResourceExhausted",
+    "RetryAfter",
     "SchemaTooNew",
     "SecurityLevel",
     "SecurityLevelName",
@@ -113,9 +139,11 @@ __all__ = [
     "add_log_enricher",
     "bad_request_violations",
     "bearer_token",
+    "channel_credentials",
     "check_migrations",
     "client_interceptors",
     "configure_logging",
+    "create_private_dirs",
     "degradation_level_pb",
     "error_for",
     "every",
@@ -128,6 +156,7 @@ __all__ = [
     "log_fields",
     "migrate_sqlite",
     "next_batch",
+    "open_client_channel",
     "open_sqlite",
     "optional_bearer_token",
     "optional_timestamp",

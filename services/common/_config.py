@@ -27,9 +27,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ConfigError", "ConfigModel", "ServerConfig", "TLSConfig", "load_config", "parse_yaml"]
+__all__ = [
+    "ClientTLSConfig",
+    "ConfigError",
+    "ConfigModel",
+    "ServerConfig",
+    "TLSConfig",
+    "load_config",
+    "parse_yaml",
+]
 
 # A config file larger than this is refused before parsing: configs are small and a
 # huge file is a mistake (or an attack on the YAML parser).
@@ -83,6 +91,25 @@ class TLSConfig(ConfigModel):
     """PEM private key of ``cert_file``."""
     client_ca_file: Path | None = None
     """PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."""
+
+
+class ClientTLSConfig(ConfigModel):
+    """TLS of an outgoing connection (a client of another service); mTLS when a client cert is set."""
+
+    ca_file: Path | None = None
+    """PEM CA bundle that signed the server's certificate; system roots when unset."""
+    cert_file: Path | None = None
+    """PEM client certificate presented for mTLS."""
+    key_file: Path | None = None
+    """PEM private key of ``cert_file``."""
+    server_name: str | None = Field(default=None, min_length=1, max_length=253)
+    """Overrides the name checked against the server certificate (SNI/authority)."""
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> ClientTLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be set together (mTLS) or both left unset")
+        return self
 
 
 class ServerConfig(ConfigModel):

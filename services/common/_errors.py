@@ -102,13 +102,18 @@ class Cancelled(VigilError):
 
 
 class ResourceExhausted(VigilError):
-    """Load was shed or a rate limit hit; ``retry_after_s`` tells the caller when to retry."""
+    """Load was shed or a rate limit hit; ``retry_after_s`` tells the caller when to retry.
+
+    ``advised`` is False for a refusal received without RetryInfo (e.g. gRPC's own "message
+    too large"): its delay is a guess, and clients do not wait it out (`RetryAfter`).
+    """
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
-    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+    def __init__(self, message: str, retry_after_s: float = 1.0, *, advised: bool = True) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.advised = advised
 
 
 class Unimplemented(VigilError):

@@ -22,6 +22,8 @@ import grpc
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
+from services.common._interceptors import answers_own_errors, refuse_malformed
+
 __all__ = ["HEALTH_SERVICE_NAME", "HealthServicer", "ServingStatus"]
 
 HEALTH_SERVICE_NAME: str = _hpb.DESCRIPTOR.services_by_name["Health"].full_name
@@ -30,6 +32,7 @@ ServingStatus = _hpb.HealthCheckResponse.ServingStatus
 _SERVING = _hpb.HealthCheckResponse.SERVING
 _NOT_SERVING = _hpb.HealthCheckResponse.NOT_SERVING
 _SERVICE_UNKNOWN = _hpb.HealthCheckResponse.SERVICE_UNKNOWN
+_REQUEST = _hpb.HealthCheckRequest
 
 # Responses are immutable once built; reuse one per status instead of allocating per Check.
 _RESPONSES = {s: _hpb.HealthCheckResponse(status=s) for s in _hpb.HealthCheckResponse.ServingStatus.values()}
@@ -114,9 +117,12 @@ class HealthServicer(_hpb_grpc.HealthServicer):
             box.post(status)
 
     # --- RPCs ------------------------------------------------------------------------
+    @answers_own_errors  # the cheapest RPC there is: no error-mapping layer around it
     async def Check(
         self, request: _hpb.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> _hpb.HealthCheckResponse:
+        if type(request) is not _REQUEST:
+            await refuse_malformed(request, context)
         status = self._status.get(request.service)
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")

@@ -19,10 +19,15 @@ from services.common._config import ServerConfig
 from services.common._logging import get_logger
 from services.common._logs import install_log_hooks
 from services.common._metrics import MetricsInterceptor, MetricsServer
-from services.common._otlp_metrics import MetricsPusher, metrics_push_wanted
-from services.common._telemetry import server_interceptors, setup_tracing, shutdown_tracing
+from services.common._telemetry import (
+    metrics_push_wanted,
+    server_interceptors,
+    setup_tracing,
+    shutdown_tracing,
+)
 
 if TYPE_CHECKING:
+    from services.common._otlp_metrics import MetricsPusher
     from services.common._server import VigilServer
 
 __all__ = ["Instrumentation"]
@@ -61,21 +66,38 @@ class Instrumentation:
         self.server_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = tuple(interceptors)
         self.metrics_server: MetricsServer | None = None
         env = os.environ if environ is None else environ
-        self.pusher = MetricsPusher(name, env) if metrics_push_wanted(env) else None
+        self.pusher: MetricsPusher | None = None
+        if metrics_push_wanted(env):
+            # Imported only when pushing: the OTLP protos cost resident memory in every process.
+            from services.common._otlp_metrics import MetricsPusher
+
+            self.pusher = MetricsPusher(name, env)
 
     def attach(self, server: VigilServer, collectors: Iterable[Collector] = ()) -> None:
         """Start ``/metrics`` (if configured; ``collectors`` added to it) and the OTLP metrics
         push (if OTEL_* asks; call from the event loop), and flush telemetry when ``server``
         shuts down."""
         if self.config.metrics_port is not None and self.metrics_server is None:
-            self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, collectors)
-            _log.info(
-                "%s metrics on http://%s:%d/metrics",
-                self.name,
-                self.config.host,
-                self.metrics_server.port,
-                extra={"metrics_port": self.metrics_server.port},
-            )
+            try:
+                self.metrics_server = MetricsServer(self.config.host, self.config.metrics_port, collectors)
+            except OSError as exc:
+                # Serving RPCs matters more than being scraped (a second replica, or another
+                # stack, on the same metrics port): say so loudly and run without /metrics.
+                _log.error(
+                    "%s metrics disabled: cannot bind %s:%d (%s)",
+                    self.name,
+                    self.config.host,
+                    self.config.metrics_port,
+                    exc.strerror or exc,
+                )
+            else:
+                _log.info(
+                    "%s metrics on http://%s:%d/metrics",
+                    self.name,
+                    self.config.host,
+                    self.metrics_server.port,
+                    extra={"metrics_port": self.metrics_server.port},
+                )
         if self.pusher is not None:
             self.pusher.start()
         server.on_shutdown(self.close)

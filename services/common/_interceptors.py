@@ -1,8 +1,12 @@
-"""Server interceptors. `ErrorMapping` is always installed, innermost, by `VigilServer`.
+"""Per-method handler wrapping: `ErrorMapping` (always, innermost) and the observers.
 
-Later concerns (auth, tracing, metrics) plug in as further `grpc.aio.ServerInterceptor`s
-passed to `VigilServer(interceptors=...)`; they run outside `ErrorMapping`, so they see
-the final status of every call.
+`VigilServer` wraps each method's handler once, when the servicer is registered
+(`Registrar`), with every `MethodWrapper` it was given (tracing, metrics) and
+`ErrorMapping` innermost, so no gRPC interceptor runs per call: grpc.aio drives any
+``ServerInterceptor`` through a chain of coroutines for every RPC, which cost more than
+what the interceptors themselves did. Interceptors that are not `MethodWrapper`s are
+still installed as gRPC interceptors (outside all of these). Observers run outside
+`ErrorMapping`, so they see the final status of every call.
 
 Unparseable request bytes: grpc answers UNKNOWN ("Unexpected DecodeError") when a
 deserializer raises, before any servicer code runs. `ErrorMapping` wraps each request's
@@ -22,8 +26,8 @@ from __future__ import annotations
 import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -31,7 +35,18 @@ from google.protobuf.message import DecodeError
 from services.common._errors import FieldViolation, InvalidArgument, Unimplemented, VigilError
 from services.common._status import to_grpc_status
 
-__all__ = ["ErrorMapping", "error_for", "grpc_receive_limit", "wrap_handler"]
+__all__ = [
+    "ErrorMapping",
+    "MethodWrapper",
+    "Registrar",
+    "WrappingInterceptor",
+    "answers_own_errors",
+    "chain",
+    "error_for",
+    "grpc_receive_limit",
+    "refuse_malformed",
+    "wrap_handler",
+]
 
 # gRPC refuses messages beyond this with its own RESOURCE_EXHAUSTED before our code can
 # answer; up to it, an oversized request gets our INVALID_ARGUMENT naming the real limit.
@@ -46,6 +61,13 @@ def grpc_receive_limit(max_request_bytes: int) -> int:
 _log = logging.getLogger("vigil.rpc")
 
 Behavior = Callable[..., Any]
+
+
+def _keeping_trailers(status: Any, context: grpc.aio.ServicerContext) -> Any:
+    """``status`` with the trailers already set on the call (the trace id) kept: aborting with
+    a rich status would otherwise replace them."""
+    kept = tuple(context.trailing_metadata() or ())
+    return status._replace(trailing_metadata=(*kept, *status.trailing_metadata)) if kept else status
 
 
 def error_for(exc: BaseException, method: str) -> VigilError:
@@ -65,7 +87,7 @@ def error_for(exc: BaseException, method: str) -> VigilError:
 
 async def _abort_for(exc: BaseException, method: str, context: grpc.aio.ServicerContext) -> None:
     """Abort the call with the status that `exc` stands for. Always raises."""
-    await context.abort_with_status(to_grpc_status(error_for(exc, method)))
+    await context.abort_with_status(_keeping_trailers(to_grpc_status(error_for(exc, method)), context))
 
 
 class _Malformed:
@@ -117,6 +139,26 @@ def _tolerant(
             return _Malformed(str(exc)[:200])
 
     return parse
+
+
+_OWN_ERRORS = "_vigil_answers_own_errors"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def answers_own_errors(method: F) -> F:
+    """Mark a unary servicer method that never raises: it answers every outcome itself,
+    malformed requests included (`refuse_malformed`). `ErrorMapping` then wraps only its
+    request parsing, not the call: one coroutine less per call, for the hottest RPC
+    (grpc.health.v1 Check)."""
+    setattr(method, _OWN_ERRORS, True)
+    return method
+
+
+async def refuse_malformed(request: Any, context: grpc.aio.ServicerContext) -> None:
+    """Abort with INVALID_ARGUMENT if ``request`` did not parse (for `answers_own_errors`
+    methods; a no-op for a parsed request)."""
+    if isinstance(request, _Malformed):
+        await context.abort_with_status(to_grpc_status(request.error()))
 
 
 async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -200,20 +242,24 @@ def wrap_handler(
     return handler
 
 
-class ErrorMapping(grpc.aio.ServerInterceptor):
-    """Turns `VigilError`s raised by servicers into statuses (rich details included),
-    unparseable or oversized (``max_request_bytes``) requests (each message of a request
-    stream) into INVALID_ARGUMENT,
-    NotImplementedError into UNIMPLEMENTED, and anything else into a logged INTERNAL.
+@runtime_checkable
+class MethodWrapper(Protocol):
+    """Something that wraps one method's handler once, at registration."""
 
-    Wrapped handlers are cached per method: the registered handler of a method never
-    changes after the server starts, and `VigilServer` installs this interceptor
-    innermost, so no per-call interceptor sits between it and the handler.
-    """
+    def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """``handler`` of the full ``method`` name (``/pkg.Service/Method``), wrapped."""
+        ...
 
-    def __init__(self, max_request_bytes: int = 4 << 20) -> None:
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """A `MethodWrapper` usable as a plain gRPC interceptor too (wrapped handlers cached per
+    method: the registered handler of a method never changes after the server starts)."""
+
+    def __init__(self) -> None:
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
-        self._max_request_bytes = max_request_bytes
+
+    def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -227,11 +273,76 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler  # unknown method: grpc answers UNIMPLEMENTED; not cached (unbounded names)
-        limit = self._max_request_bytes
-        wrapped = wrap_handler(
-            handler,
-            lambda kind, behavior: _WRAPPERS[kind](behavior, method),
-            lambda parse: _tolerant(parse, limit),
-        )
-        self._cache[method] = wrapped
+        wrapped = self._cache[method] = self.wrap_method(method, handler)
         return wrapped
+
+
+class ErrorMapping(WrappingInterceptor):
+    """Turns `VigilError`s raised by servicers into statuses (rich details included),
+    unparseable or oversized (``max_request_bytes``) requests (each message of a request
+    stream) into INVALID_ARGUMENT,
+    NotImplementedError into UNIMPLEMENTED, and anything else into a logged INTERNAL."""
+
+    def __init__(self, max_request_bytes: int = 4 << 20) -> None:
+        super().__init__()
+        self._max_request_bytes = max_request_bytes
+
+    def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        limit = self._max_request_bytes
+        tolerant = lambda parse: _tolerant(parse, limit)  # noqa: E731
+
+        def wrap(kind: str, behavior: Behavior) -> Behavior:
+            if kind == "unary_unary" and getattr(behavior, _OWN_ERRORS, False):
+                return behavior
+            return _WRAPPERS[kind](behavior, method)
+
+        return wrap_handler(handler, wrap, tolerant)
+
+
+Wrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
+
+
+def chain(wrappers: Sequence[MethodWrapper]) -> Wrap:
+    """One wrap function applying ``wrappers``, the first outermost."""
+
+    def wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        for wrapper in reversed(wrappers):
+            handler = wrapper.wrap_method(method, handler)
+        return handler
+
+    return wrap
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):
+    """A generic handler whose answers are wrapped, once per method."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, wrap: Wrap) -> None:
+        self._inner, self._wrap = inner, wrap
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        cached = self._cache.get(method)
+        if cached is None:
+            handler = self._inner.service(handler_call_details)
+            if handler is None:
+                return None  # not ours; unknown names are not cached (unbounded)
+            cached = self._cache[method] = self._wrap(method, handler)
+        return cached
+
+
+class Registrar:
+    """What generated ``add_*Servicer_to_server`` functions are given instead of the server:
+    it registers their handlers already wrapped."""
+
+    def __init__(self, server: grpc.aio.Server, wrap: Wrap) -> None:
+        self._server, self._wrap = server, wrap
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers([_WrappedGeneric(h, self._wrap) for h in handlers])
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]
+    ) -> None:
+        wrapped = {name: self._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        self._server.add_registered_method_handlers(service, wrapped)

@@ -104,16 +104,17 @@ class MetricsInterceptor(ObservingInterceptor):
     """Counts every RPC and times it, labelled with its final status code."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        super().__init__()
         self._fam = _rpc_families(registry)
         # (method, kind) -> its metric children; methods are a small fixed set per server.
         self._methods: dict[tuple[str, str], _MethodMetrics] = {}
 
-    def begin(self, details: grpc.HandlerCallDetails, kind: str, context: Any) -> Observation:
-        key = (details.method, kind)
+    def begin(self, method: str, kind: str, context: Any) -> Observation:
+        key = (method, kind)
         m = self._methods.get(key)
         if m is None:
-            service, method = split_method(details.method)
-            m = self._methods[key] = _MethodMetrics(self._fam, (kind, service, method))
+            service, name = split_method(method)
+            m = self._methods[key] = _MethodMetrics(self._fam, (kind, service, name))
         return _Timed(m)
 
 

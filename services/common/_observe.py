@@ -23,12 +23,12 @@ import asyncio
 import contextlib
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
 
-from services.common._interceptors import wrap_handler
+from services.common._interceptors import WrappingInterceptor, wrap_handler
 
 __all__ = ["Observation", "ObservingInterceptor", "final_code", "split_method"]
 
@@ -68,35 +68,33 @@ class Observation(ABC):
         """Called exactly once with the final code (must not raise)."""
 
 
-class ObservingInterceptor(grpc.aio.ServerInterceptor, ABC):
-    """Wraps every handler so `begin` sees the start and `finish` the final status."""
+class ObservingInterceptor(WrappingInterceptor, ABC):
+    """Wraps every handler so `begin` sees the start and `finish` the final status.
+
+    A `MethodWrapper`: `VigilServer` wraps each handler once at registration; it also
+    works as a plain gRPC interceptor (wrapped handlers cached per method).
+    """
 
     @abstractmethod
-    def begin(
-        self, details: grpc.HandlerCallDetails, kind: str, context: grpc.aio.ServicerContext
-    ) -> Observation:
-        """Start observing one call (runs inside the call's task)."""
+    def begin(self, method: str, kind: str, context: grpc.aio.ServicerContext) -> Observation:
+        """Start observing one call of the full ``method`` name (runs inside the call's task)."""
 
     def wants(self, method: str) -> bool:
         """Whether to observe calls to ``method``; all by default."""
         return True
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or not self.wants(details.method):
+    def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if not self.wants(method):
             return handler
-        return wrap_handler(handler, lambda kind, behavior: self._wrap(kind, behavior, details))
+        return wrap_handler(handler, lambda kind, behavior: self._wrap(kind, behavior, method))
 
-    def _wrap(self, kind: str, behavior: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
+    def _wrap(self, kind: str, behavior: Callable[..., Any], method: str) -> Any:
         if inspect.isasyncgenfunction(behavior):
-            return self._wrap_generator(kind, behavior, details)
+            return self._wrap_generator(kind, behavior, method)
+        begin = self.begin
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            obs = self.begin(details, kind, context)
+            obs = begin(method, kind, context)
             error: BaseException | None = None
             try:
                 with obs.activate():
@@ -110,10 +108,10 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor, ABC):
         return call
 
     def _wrap_generator(
-        self, kind: str, behavior: Callable[..., AsyncGenerator[Any, None]], details: grpc.HandlerCallDetails
+        self, kind: str, behavior: Callable[..., AsyncGenerator[Any, None]], method: str
     ) -> Callable[..., AsyncIterator[Any]]:
         async def gen(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            obs = self.begin(details, kind, context)
+            obs = self.begin(method, kind, context)
             error: BaseException | None = None
             inner = behavior(request, context)
             try:

@@ -27,21 +27,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
 from services.common._logging import get_logger
+from services.common._telemetry import metrics_push_wanted
 
 __all__ = ["MetricsPusher", "metrics_push_wanted", "to_otlp"]
 
 _log = get_logger("vigil.telemetry")
 _CUMULATIVE = _m.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
-
-
-def metrics_push_wanted(environ: Mapping[str, str]) -> bool:
-    """Whether the OTEL_* variables in ``environ`` ask for OTLP metrics push."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    exporters = {e.strip().lower() for e in environ.get("OTEL_METRICS_EXPORTER", "").split(",") if e.strip()}
-    if exporters:
-        return "otlp" in exporters
-    return bool(environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
 
 
 def _attrs(labels: Mapping[str, str]) -> list[_common.KeyValue]:

@@ -22,6 +22,9 @@ from typing import Any
 
 import grpc
 
+from services.common._config import ClientTLSConfig
+from services.common._server import open_client_channel
+
 __all__ = ["PooledStub", "pooled_channels"]
 
 
@@ -31,8 +34,9 @@ def pooled_channels(
     service_config: dict[str, Any],
     options: Sequence[tuple[str, Any]] = (),
     interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+    tls: ClientTLSConfig | None = None,
 ) -> list[grpc.aio.Channel]:
-    """``size`` insecure channels to ``address``, each with a connection of its own."""
+    """``size`` channels to ``address`` (TLS/mTLS when ``tls`` is set), each with a connection of its own."""
     config = {**service_config, "loadBalancingConfig": [{"round_robin": {}}]}
     opts = [
         *options,
@@ -40,7 +44,7 @@ def pooled_channels(
         ("grpc.service_config", json.dumps(config)),
         ("grpc.use_local_subchannel_pool", 1),
     ]
-    return [grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors) for _ in range(size)]
+    return [open_client_channel(address, tls, options=opts, interceptors=interceptors) for _ in range(size)]
 
 
 class PooledStub:

@@ -23,15 +23,22 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from pydantic import BaseModel
 
-from services.common._config import ConfigError, ServerConfig, TLSConfig, load_config
+from services.common._config import ClientTLSConfig, ConfigError, ServerConfig, TLSConfig, load_config
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer
-from services.common._interceptors import ErrorMapping, grpc_receive_limit
+from services.common._interceptors import ErrorMapping, MethodWrapper, Registrar, chain, grpc_receive_limit
 from services.common._logging import configure_logging, get_logger
 
-__all__ = ["SUPERVISOR_PID_ENV", "VigilServer", "run_main", "server_credentials"]
+__all__ = [
+    "SUPERVISOR_PID_ENV",
+    "VigilServer",
+    "channel_credentials",
+    "open_client_channel",
+    "run_main",
+    "server_credentials",
+]
 
 _log = get_logger("vigil.server")
 M = TypeVar("M", bound=BaseModel)
@@ -44,6 +51,32 @@ def _read(path: Path, field: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), field, f"cannot read: {exc.strerror}") from None
+
+
+def channel_credentials(tls: ClientTLSConfig) -> grpc.ChannelCredentials:
+    """Client TLS credentials from PEM files (a client certificate when set: mTLS)."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_file, "tls.ca_file") if tls.ca_file else None,
+        private_key=_read(tls.key_file, "tls.key_file") if tls.key_file else None,
+        certificate_chain=_read(tls.cert_file, "tls.cert_file") if tls.cert_file else None,
+    )
+
+
+def open_client_channel(
+    address: str,
+    tls: ClientTLSConfig | None,
+    *,
+    options: Sequence[tuple[str, Any]] = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+) -> grpc.aio.Channel:
+    """An aio channel to ``address``: plaintext when ``tls`` is None, else TLS/mTLS as it says."""
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=list(options), interceptors=interceptors)
+    if tls.server_name:
+        options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+    return grpc.aio.secure_channel(
+        address, channel_credentials(tls), options=list(options), interceptors=interceptors
+    )
 
 
 def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
@@ -63,7 +96,8 @@ class VigilServer:
         config: Bind address, limits, TLS and grace period.
         name: Short process name used in logs ("workflow", "security", "healthd").
         interceptors: Extra server interceptors (auth, tracing, metrics), outermost first;
-            error mapping is always innermost.
+            error mapping is always innermost. `MethodWrapper`s among them wrap each
+            handler once at registration; others run as gRPC interceptors, outside those.
         health: Use this health servicer instead of a fresh one (healthd shares its own).
     """
 
@@ -83,10 +117,13 @@ class VigilServer:
         self._stopped = asyncio.Event()
         self._service_names: list[str] = []
         self._hooks: list[Callable[[], Awaitable[Any]]] = []
+        # Method wrappers (tracing, metrics) and error mapping wrap each handler once, at
+        # registration (see `_interceptors`); only other interceptors run per call.
+        wrappers = [i for i in interceptors if isinstance(i, MethodWrapper)]
         # SO_REUSEPORT only when asked (replicas): otherwise a port in use must fail the start,
         # not silently share traffic with a stranger (grpc enables it by default on Linux).
         self._server = grpc.aio.server(
-            interceptors=[*interceptors, ErrorMapping(config.max_message_bytes)],
+            interceptors=[i for i in interceptors if not isinstance(i, MethodWrapper)] or None,
             options=[
                 # The documented limit is checked by ErrorMapping (INVALID_ARGUMENT naming it).
                 ("grpc.max_receive_message_length", grpc_receive_limit(config.max_message_bytes)),
@@ -95,7 +132,8 @@ class VigilServer:
             ],
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         )
-        _hpb_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self._registrar = Registrar(self._server, chain([*wrappers, ErrorMapping(config.max_message_bytes)]))
+        _hpb_grpc.add_HealthServicer_to_server(self.health, self._registrar)  # type: ignore[arg-type]
         # The private health port: this process's own statuses, on a port no replica shares.
         self._health_server: grpc.aio.Server | None = None
         self.health_port: int | None = None
@@ -119,7 +157,7 @@ class VigilServer:
         self, add_fn: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str
     ) -> None:
         """Register a generated-stub servicer; it gets reflection and a health status."""
-        add_fn(servicer, self._server)
+        add_fn(servicer, self._registrar)
         self._service_names.append(full_name)
 
     def on_shutdown(self, hook: Callable[[], Awaitable[Any]]) -> None:
@@ -129,7 +167,10 @@ class VigilServer:
     async def start(self) -> int:
         """Bind, start serving, mark every registered service SERVING; returns the port."""
         names = [*self._service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self._server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(names),  # what enable_server_reflection picks for aio
+            self._registrar,  # type: ignore[arg-type]
+        )
         bind = f"{self.config.host}:{self.config.port}"
         if self.config.tls is not None:
             self.port = self._server.add_secure_port(bind, server_credentials(self.config.tls))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SYNCHRONOUS_MODES", "open_sqlite", "run_each", "run_in_savepoints"]
+__all__ = ["SYNCHRONOUS_MODES", "create_private_dirs", "open_sqlite", "run_each", "run_in_savepoints"]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 """FULL fsyncs every commit (survives power loss); NORMAL in WAL mode survives a process crash only."""
@@ -47,12 +47,17 @@ def open_sqlite(path: str | Path, *, synchronous: str, busy_timeout_ms: int) -> 
     return conn
 
 
+def create_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents owner-only (0700); leave existing ones as they are."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for missing_dir in reversed(missing):  # outermost first
+        with contextlib.suppress(FileExistsError):  # another process got there first
+            missing_dir.mkdir(mode=0o700)
+
+
 def _create_private(path: Path) -> None:
     """Create ``path``'s missing directories (0700) and the file itself (0600); leave existing ones."""
-    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
-    for directory in reversed(missing):  # outermost first
-        with contextlib.suppress(FileExistsError):  # another process got there first
-            directory.mkdir(mode=0o700)
+    create_private_dirs(path.parent)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 

@@ -124,7 +124,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> VigilError:
         return InvalidArgument(message, bad_request_violations(error))
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         delay = retry_delay_s(error)
-        return ResourceExhausted(message, retry_after_s=1.0 if delay is None else delay)
+        if delay is None:
+            return ResourceExhausted(message, advised=False)
+        return ResourceExhausted(message, retry_after_s=delay)
     cls = _BY_CODE.get(code)
     if cls is not None:
         return cls(message)

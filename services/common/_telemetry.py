@@ -10,6 +10,12 @@ Everything else is the SDK's own reading of the environment: ``OTEL_SERVICE_NAME
 ``OTEL_RESOURCE_ATTRIBUTES`` (resource), ``OTEL_TRACES_SAMPLER``/``_ARG`` (sampler),
 ``OTEL_EXPORTER_OTLP_*`` (endpoint, headers, TLS), ``OTEL_BSP_*`` (batching). Spans are
 exported by a BatchSpanProcessor: a request only appends to an in-memory queue.
+
+One exception: without ``OTEL_TRACES_SAMPLER`` the sampler is ``parentbased_traceidratio``
+at `DEFAULT_SAMPLE_RATIO` (or ``OTEL_TRACES_SAMPLER_ARG``), not the SDK's always-on: a
+caller's sampling decision is always followed, and of the traces that start here one in
+ten is recorded. Recording every request costs about a third of a StartRun's throughput
+(bench ``obs.tracing``); ``OTEL_TRACES_SAMPLER=always_on`` asks for that explicitly.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ from services.common._logging import get_logger
 from services.common._observe import Observation, ObservingInterceptor, split_method
 
 __all__ = [
+    "DEFAULT_SAMPLE_RATIO",
+    "TRACE_ID_METADATA",
     "TracingInterceptor",
     "client_interceptors",
+    "metrics_push_wanted",
     "server_interceptors",
     "setup_tracing",
     "shutdown_tracing",
@@ -41,6 +50,10 @@ __all__ = [
 
 _log = get_logger("vigil.telemetry")
 _TRACER_NAME = "vigil"
+DEFAULT_SAMPLE_RATIO = 0.1
+"""Share of new traces recorded when ``OTEL_TRACES_SAMPLER`` is unset (parents are followed)."""
+TRACE_ID_METADATA = "x-vigil-trace-id"
+"""Trailing metadata key holding the trace id of a traced call (32 hex digits)."""
 
 # Server-side codes that mean the server failed (OpenTelemetry RPC semantic conventions);
 # client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) leave the span status unset.
@@ -70,20 +83,41 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def tracing_wanted(environ: Mapping[str, str]) -> bool:
-    """Whether the OTEL_* variables in ``environ`` ask for trace export."""
+def _exporters(environ: Mapping[str, str]) -> set[str]:
+    """Span exporters the OTEL_* variables ask for: ``otlp`` and/or ``console``."""
     if _truthy(environ.get("OTEL_SDK_DISABLED")):
+        return set()
+    named = {e.strip().lower() for e in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
+    if named:
+        return named & {"otlp", "console"}
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return {"otlp"} if endpoint else set()
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the OTEL_* variables in ``environ`` ask for trace export (OTLP or console)."""
+    return bool(_exporters(environ))
+
+
+def metrics_push_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the OTEL_* variables in ``environ`` ask for OTLP metrics push.
+
+    Decided here, not in `_otlp_metrics`, so that module and the OTLP protos it loads are
+    imported only by processes that push.
+    """
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    exporters = {e.strip().lower() for e in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
+    exporters = {e.strip().lower() for e in environ.get("OTEL_METRICS_EXPORTER", "").split(",") if e.strip()}
     if exporters:
         return "otlp" in exporters
-    return bool(
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+    return bool(environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
 
 
 def setup_tracing(service_name: str) -> bool:
     """Configure trace export for this process if the ``OTEL_*`` environment asks for it.
+
+    ``OTEL_TRACES_EXPORTER=console`` writes each finished span as JSON to stdout (a local
+    look at traces without a collector); ``otlp,console`` does both.
 
     Args:
         service_name: ``service.name`` unless ``OTEL_SERVICE_NAME`` overrides it.
@@ -93,24 +127,43 @@ def setup_tracing(service_name: str) -> bool:
         (tests run several processes' worth of servers in one interpreter).
     """
     env = os.environ
-    if not tracing_wanted(env):
+    exporters = _exporters(env)
+    if not exporters:
         return False
     # Imported only when wanted: the SDK and exporter are not loaded by processes without tracing.
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes), sampler=_default_sampler(env))
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if "otlp" in exporters:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if "console" in exporters:
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     if _state.provider is not None:
         _state.provider.shutdown()
     _state.provider = provider
     _state.tracer = provider.get_tracer(_TRACER_NAME)
-    _log.info("tracing on: OTLP export to %s", endpoint or "the default endpoint")
+    sinks = {"otlp": f"OTLP to {endpoint or 'the default endpoint'}", "console": "console (stdout)"}
+    _log.info("tracing on: %s", ", ".join(sinks[e] for e in sorted(exporters, reverse=True)))
     return True
+
+
+def _default_sampler(env: Mapping[str, str]) -> Any:
+    """Our default when ``OTEL_TRACES_SAMPLER`` is unset; None lets the SDK read the variables."""
+    if env.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    ratio = DEFAULT_SAMPLE_RATIO
+    with contextlib.suppress(ValueError):
+        arg = float(env.get("OTEL_TRACES_SAMPLER_ARG", ""))
+        ratio = arg if 0.0 <= arg <= 1.0 else ratio
+    return ParentBased(TraceIdRatioBased(ratio))
 
 
 def tracing_enabled() -> bool:
@@ -205,6 +258,21 @@ class _SpanObservation(Observation):
         span.end()
 
 
+class _Unsampled(Observation):
+    """A call whose caller's trace was not sampled: no span, its context current for children."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: otel_context.Context) -> None:
+        self._ctx = ctx
+
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        return _Activation(self._ctx)
+
+    def finish(self, code: grpc.StatusCode, error: BaseException | None) -> None:
+        return None
+
+
 class TracingInterceptor(ObservingInterceptor):
     """SERVER span per RPC: parent from the caller's metadata, ``rpc.*`` attributes, and
     the final status code, aborts included.
@@ -214,29 +282,36 @@ class TracingInterceptor(ObservingInterceptor):
     """
 
     def __init__(self, exclude: tuple[str, ...] = ("/grpc.reflection.",)) -> None:
+        super().__init__()
         self._exclude = exclude
 
     def wants(self, method: str) -> bool:
         return not method.startswith(self._exclude)
 
-    def begin(
-        self, details: grpc.HandlerCallDetails, kind: str, context: grpc.aio.ServicerContext
-    ) -> Observation:
-        getter = _Getter(details.invocation_metadata)
+    def begin(self, method: str, kind: str, context: grpc.aio.ServicerContext) -> Observation:
+        getter = _Getter(context.invocation_metadata())
         parent = propagate.extract(None, getter=getter)  # type: ignore[arg-type]
-        service, method = split_method(details.method)
+        caller = trace.get_current_span(parent).get_span_context()
+        if caller.is_valid and not caller.trace_flags.sampled:
+            return _Unsampled(parent)  # the parent-based sampler's answer, without asking it
+        service, name = split_method(method)
         span = _state.tracer.start_span(
-            details.method.lstrip("/"),
+            method.lstrip("/"),
             context=parent,
             kind=SpanKind.SERVER,
             attributes={
                 "rpc.system": "grpc",
                 "rpc.service": service,
-                "rpc.method": method,
+                "rpc.method": name,
                 "rpc.grpc.kind": kind,
                 "network.peer.address": context.peer() or "",
             },
         )
+        trace_id = span.get_span_context().trace_id
+        if trace_id:
+            # The caller learns the trace of its call (a link to it in a trace UI); errors
+            # keep it too (`_interceptors` merges it into a rich status's trailers).
+            context.set_trailing_metadata(((TRACE_ID_METADATA, trace.format_trace_id(trace_id)),))
         return _SpanObservation(span, trace.set_span_in_context(span, parent))
 
 

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
         sha256_file,
     )
     from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
+    from services.security._audit_anchor import HeadFile
+    from services.security._audit_keys import AuditKeyConfig, AuditKeyError, AuditKeys
+    from services.security._audit_open import open_audit_log
+    from services.security._audit_pg import AuditPostgresConfig, PostgresAuditStore
+    from services.security._audit_store import AuditStoreError, SqliteAuditStore
     from services.security._auth import AuthConfig, Authenticator, load_keys_file
     from services.security._config import AuditConfig, SecurityConfig
     from services.security._devkey import ensure_dev_token
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
     from services.security._policy import Decision, Policy, PolicyError, PolicyStore, Rule
     from services.security._principal import Level, Principal
     from services.security._prompt import PromptLimits, PromptValidator
-    from services.security._ratelimit import RateLimitConfig, RateLimiter
+    from services.security._ratelimit import Rate, RateLimitConfig, RateLimiter
     from services.security._sanitize import RedactionPattern, Redactor, install_log_redaction, luhn_ok, redact
     from services.security._screen import Screener, ScreenInput, ScreenOutcome
     from services.security._trajectory import TrajectorySpec, TrajectoryValidator
@@ -47,7 +52,16 @@ _EXPORTS = {
     "ArtifactVerifier": "services.security._artifacts",
     "AuditConfig": "services.security._config",
     "AuditFilter": "services.security._audit",
+    "AuditKeyConfig": "services.security._audit_keys",
+    "AuditKeyError": "services.security._audit_keys",
+    "AuditKeys": "services.security._audit_keys",
     "AuditLog": "services.security._audit",
+    "AuditPostgresConfig": "services.security._audit_pg",
+    "HeadFile": "services.security._audit_anchor",
+    "PostgresAuditStore": "services.security._audit_pg",
+    "SqliteAuditStore": "services.security._audit_store",
+    "AuditStoreError": "services.security._audit_store",
+    "open_audit_log": "services.security._audit_open",
     "AuditRecord": "services.security._audit",
     "AuthConfig": "services.security._auth",
     "Authenticator": "services.security._auth",
@@ -68,6 +82,7 @@ _EXPORTS = {
     "Principal": "services.security._principal",
     "PromptLimits": "services.security._prompt",
     "PromptValidator": "services.security._prompt",
+    "Rate": "services.security._ratelimit",
     "RateLimitConfig": "services.security._ratelimit",
     "RateLimiter": "services.security._ratelimit",
     "RedactionPattern": "services.security._sanitize",
@@ -113,14 +128,20 @@ __all__ = [
     "ArtifactVerifier",
     "AuditConfig",
     "AuditFilter",
+    "AuditKeyConfig",
+    "AuditKeyError",
+    "AuditKeys",
     "AuditLog",
+    "AuditPostgresConfig",
     "AuditRecord",
+    "AuditStoreError",
     "AuthConfig",
     "Authenticator",
     "Decision",
     "DownloadConfig",
     "Finding",
     "Gate",
+    "HeadFile",
     "Inspector",
     "JWTConfig",
     "JWTVerifier",
@@ -131,9 +152,11 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyStore",
+    "PostgresAuditStore",
     "Principal",
     "PromptLimits",
     "PromptValidator",
+    "Rate",
     "RateLimitConfig",
     "RateLimiter",
     "RedactionPattern",
@@ -144,6 +167,7 @@ __all__ = [
     "Screener",
     "SecureDownloader",
     "SecurityConfig",
+    "SqliteAuditStore",
     "TrajectorySpec",
     "TrajectoryValidator",
     "VerifyResult",
@@ -153,6 +177,7 @@ __all__ = [
     "load_keys_file",
     "luhn_ok",
     "new_key",
+    "open_audit_log",
     "redact",
     "select_fields",
     "sha256_file",

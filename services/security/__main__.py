@@ -3,6 +3,7 @@
 ``python -m services.security --config PATH``      serve vigil.security.v1.SecurityService
 ``python -m services.security keys create ...``    create an API key (token printed once)
 ``python -m services.security dev-token ...``      create the local ADMIN dev token if missing
+``python -m services.security certs ...``          create a dev CA and service certificates (mTLS)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 from services.security._devkey import ENV_PREFIX, cli
 
-_COMMANDS = ("keys", "dev-token")
+_COMMANDS = ("keys", "dev-token", "certs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

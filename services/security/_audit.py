@@ -1,85 +1,49 @@
-"""Hash-chained audit log in SQLite.
+"""The keyed, anchored audit log: append (group commit), list, verify.
 
-Each record stores the hash of the record before it and its own hash over all of its
-fields (its sequence number included), so editing a record breaks its hash, removing
-one leaves a gap in ``seq`` and a broken ``prev_hash`` link, and reordering breaks
-both. Text is sanitized before it is hashed and stored. A write that fails raises
-`Unavailable`: callers must refuse the decision rather than let a request through
-unaudited.
+Records are chained and MAC'd (`services.security._audit_chain`) with keys kept outside the
+database (`AuditKeys`); the chain head is anchored outside it too: appended to a head file
+after every commit (`HeadFile`), exported as the ``vigil_audit_head_seq`` gauge and logged
+as ``audit chain head seq=N hash=H`` lines. Start-up and `verify` compare the database with
+the anchor, so truncating the tail, emptying or re-creating the table and re-MACing the
+chain are reported with the first bad position. Text is sanitized before it is MAC'd and
+stored. A write that fails raises `Unavailable`: callers must refuse the decision rather
+than let a request through unaudited.
+
+Storage is an `AuditStore`: one SQLite file (local stack; several processes may share it)
+or PostgreSQL (Kubernetes; replicas share one sequence).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
+import contextlib
 import json
-import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Required, TypedDict, Unpack
+from typing import Any, Required, TypedDict, Unpack
 
 from services.common import (
     BatchWriter,
     InvalidArgument,
     Unavailable,
     get_logger,
-    migrate_sqlite,
-    open_sqlite,
+    tracer,
 )
-from services.security._audit_schema import MIGRATIONS
+from services.security._audit_anchor import Anchor, HeadFile
+from services.security._audit_chain import GENESIS, AuditRecord, ChainWalk, Prepared, VerifyResult, chain_rows
+from services.security._audit_keys import AuditKeys
+from services.security._audit_store import AuditStore, AuditStoreError, SqliteAuditStore
 from services.security._auditgroup import submit_record
 from services.security._sanitize import Redactor
-from services.security._telemetry import AUDIT_EVENTS
+from services.security._telemetry import AUDIT_CHAIN_OK, AUDIT_EVENTS, AUDIT_HEAD_SEQ
 
 __all__ = ["GENESIS", "AuditEntry", "AuditFilter", "AuditLog", "AuditRecord", "VerifyResult"]
 
-GENESIS = "0" * 64
 _log = get_logger("vigil.security.audit")
 _MAX_PAGE = 1000
-_COLUMNS = "seq, id, ts, request_id, subject, action, resource, decision, reason, details, prev_hash, hash"
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One audit entry as stored."""
-
-    seq: int
-    id: str
-    ts: float
-    request_id: str
-    subject: str
-    """Who: the principal's subject, or ``anonymous``."""
-    action: str
-    """What: ``authenticate``, ``authorize``, ``screen``, ``validate``, ``audit.list``, ..."""
-    resource: str
-    """On what: e.g. the workflow name or the policy action."""
-    decision: str
-    """``ALLOW`` or ``DENY``."""
-    reason: str
-    details: str
-    """Sanitized JSON object."""
-    prev_hash: str
-    hash: str
-
-    def expected_hash(self) -> str:
-        """The hash this record's contents call for (differs from ``hash`` when edited)."""
-        return _digest(dataclasses.astuple(self)[:-1])
-
-
-def _digest(fields: tuple[Any, ...]) -> str:
-    """SHA-256 over every field but the hash itself, in a canonical JSON encoding."""
-    seq, rid, ts, *rest = fields
-    payload = json.dumps([seq, rid, repr(ts), *rest], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-# A record's fields before it has a chain position: id, ts, request_id, subject, action,
-# resource, decision, reason, details (JSON).
-_Prepared = tuple[str, float, str, str, str, str, str, str, str]
 
 
 class AuditEntry(TypedDict, total=False):
@@ -110,72 +74,159 @@ class AuditFilter:
     until_ts: float | None = None
 
 
-@dataclass
-class VerifyResult:
-    """Outcome of a chain check. ``first_bad_seq`` is where the chain first fails (None when ok)."""
-
-    ok: bool
-    checked: int
-    first_bad_seq: int | None = None
-    problems: list[str] = field(default_factory=list)
-
-    def fail(self, seq: int, problem: str) -> None:
-        if self.first_bad_seq is None:
-            self.first_bad_seq = seq
-        if len(self.problems) < 20:
-            self.problems.append(problem)
-        self.ok = False
-
-
 class AuditLog:
-    """Append-only, hash-chained audit records in one SQLite file."""
+    """Append-only, MAC-chained audit records in an `AuditStore`, anchored in a head file.
+
+    Args:
+        store: The database, or the path of a SQLite file.
+        keys: MAC keys (signing and verifying); never stored in the database.
+        head_file: The anchor file; ``None`` leaves only the exported anchor (log, gauge).
+        name: Label of the exported gauges (``security``, ``healthd``).
+    """
 
     def __init__(
         self,
-        path: Path | str,
+        store: AuditStore | Path | str,
         *,
+        keys: AuditKeys,
+        head_file: HeadFile | Path | str | None = None,
         redactor: Redactor | None = None,
-        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         now: Callable[[], float] = time.time,
+        name: str = "security",
     ) -> None:
-        self.path = str(path)
+        self._store = store if not isinstance(store, (Path, str)) else SqliteAuditStore(str(store))
+        self.path = self._store.name
+        self._keys = keys
+        self._anchor = HeadFile(head_file) if isinstance(head_file, (Path, str)) else head_file
         self._redactor = redactor or Redactor()
-        self._now = now
-        # This lock guards the connection and _head; held only for short, non-awaiting sections.
+        self._now, self.name = now, name
+        # This lock guards the store's connection and _head; held only for short, non-awaiting sections.
         self._lock = threading.Lock()
-        # NORMAL in WAL mode survives process crashes; FULL also survives power loss (slower).
-        self._conn = open_sqlite(self.path, synchronous=synchronous, busy_timeout_ms=2000)
-        try:
-            migrate_sqlite(
-                self._conn, MIGRATIONS, what=f"audit log {self.path}", upgrade="the security service"
-            )
-        except BaseException:
-            self._conn.close()
-            raise
-        # Chain tip (seq, hash): new records link to it, and verify() uses it to notice a
-        # truncated tail. Re-read from the file only when another writer got there first.
-        self._head: tuple[int, str] = self._stored_head()
-        self._committer: BatchWriter[_Prepared, AuditRecord] | None = None  # started on first use
+        self._committer: BatchWriter[Prepared, AuditRecord] | None = None  # started on first use
         self.write_ok = True
         """False after a failed write until a write or `probe` succeeds (drives the health status)."""
+        self._lost_anchor = ""
+        """Set when the head file was missing at start-up although keyed records exist."""
+        try:
+            # Chain tip (seq, MAC) this process knows of: verify() uses it to notice a truncated tail.
+            self._head: tuple[int, str] = self._call(self._store.head)
+            self._adopt_anchor()
+            startup = self._check_anchor(
+                VerifyResult(ok=True, checked=0, head=self._head), self._read_anchor()
+            )
+        except BaseException:
+            self._store.close()
+            raise
+        self._report(startup, "at start-up")
         self._anchored = (-1, "")
         self.log_anchor()
 
     @property
     def head(self) -> tuple[int, str]:
-        """(seq, hash) of the newest record this process knows of."""
+        """(seq, MAC) of the newest record this process knows of."""
         return self._head
 
-    def log_anchor(self) -> None:
-        """Log the chain head when it moved since the last anchor.
+    def _call(self, fn: Callable[[], Any], what: str = "unreadable") -> Any:
+        try:
+            return fn()
+        except AuditStoreError as exc:
+            raise Unavailable(f"audit log {what} ({exc.kind}); request refused") from None
 
-        Logs leave the machine; a head seen there cannot be taken back by editing the database,
-        so these lines let an operator notice a truncated or replaced log even across restarts.
+    @contextlib.contextmanager
+    def _serialized(self) -> Iterator[None]:
+        """This process's lock, then the head file's (every writer of the chain, any process)."""
+        with self._lock, self._anchor.locked() if self._anchor else contextlib.nullcontext():
+            yield
+
+    def _adopt_anchor(self) -> None:
+        """Start a missing head file at the current head; its first line marks the legacy boundary."""
+        if self._anchor is None:
+            return
+        with self._serialized():
+            if self._anchor.first_and_last() is not None:
+                return
+            head = self._call(self._store.head)
+            if head[0] and not self._store.adopting_keys:
+                # Only a log that takes on keys just now may lack its anchor; otherwise the file
+                # was removed (with it, what would expose a truncated or legacy-rewritten chain).
+                self._lost_anchor = (
+                    f"head file {self._anchor.path} was missing at start-up although the log has records "
+                    f"(re-anchored at seq {head[0]}; records before may have been removed)"
+                )
+            legacy = self._call(self._store.legacy_until)
+            self._anchor.append(self._keys, head[0], head[1], legacy_until=legacy)
+            self._head = head
+
+    def _read_anchor(self) -> tuple[Anchor, Anchor] | str | None:
+        """The head file's first and last lines, a problem with it, or None when there is no anchor."""
+        if self._anchor is None:
+            return None
+        try:
+            lines = self._anchor.first_and_last()
+        except (OSError, ValueError) as exc:
+            return f"head file unreadable: {exc}"
+        return lines if lines is not None else f"head file {self._anchor.path} is missing"
+
+    def _check_anchor(self, result: VerifyResult, anchor: tuple[Anchor, Anchor] | str | None) -> VerifyResult:
+        """Compare the anchor (read *before* the chain was) with the chain ``result`` walked."""
+        walked_seq, _ = result.head
+        if self._lost_anchor:
+            result.fail(1, self._lost_anchor)
+        if anchor is None:
+            return result
+        if isinstance(anchor, str):
+            result.fail(1, anchor)
+            return result
+        first, last = anchor
+        for line in (first, last):
+            if not line.authentic(self._keys):
+                result.fail(min(line.seq, walked_seq) + 1, f"head file line for seq {line.seq} is forged")
+                return result
+        with self._lock:
+            stored_legacy = self._call(self._store.legacy_until)
+            row = self._call(lambda: self._store.record_at(last.seq)) if last.seq else None
+        if first.legacy_until is not None and first.legacy_until != stored_legacy:
+            # The walk judged records by the anchored boundary and located the forgeries already.
+            at = result.first_bad_seq or min(first.legacy_until, stored_legacy) + 1
+            anchored = first.legacy_until
+            result.fail(
+                at,
+                f"legacy boundary in the database ({stored_legacy}) is not the anchored one ({anchored})",
+            )
+        if last.rollback_at is not None:
+            cut, high = last.rollback_at, last.high
+            result.fail(cut, f"records {cut}..{high} were anchored, then the chain went on below them "
+                             "(truncated, emptied or re-created earlier)")  # fmt: skip
+        if last.seq > walked_seq:
+            result.fail(walked_seq + 1, f"records {walked_seq + 1}..{last.seq} were anchored but are gone "
+                                        "(truncated, emptied or re-created)")  # fmt: skip
+        elif last.seq and (row is None or str(row[11]) != last.mac):
+            result.fail(last.seq, f"record {last.seq} differs from the anchored head (rewritten)")
+        return result
+
+    def _report(self, result: VerifyResult, when: str) -> None:
+        AUDIT_CHAIN_OK.labels(self.name).set(1 if result.ok else 0)
+        if not result.ok:
+            bad, problems = result.first_bad_seq, "; ".join(result.problems[:3])
+            _log.error("audit chain check failed %s: first bad seq=%s: %s", when, bad, problems,
+                       extra={"audit_first_bad_seq": bad})  # fmt: skip
+
+    def log_anchor(self) -> None:
+        """Log (and export as a gauge) the chain head when it moved since the last anchor.
+
+        Logs leave the machine; a head seen there cannot be taken back by editing the database
+        or the head file, so these lines let an operator notice a truncated or replaced log.
         """
         head = self._head
+        AUDIT_HEAD_SEQ.labels(self.name).set(head[0])
         if head != self._anchored:
             self._anchored = head
             _log.info("audit chain head seq=%d hash=%s", head[0], head[1], extra={"audit_seq": head[0]})
+            # And as an OTLP event (a no-op while tracing is off): the collector keeps it too.
+            with tracer().start_as_current_span("audit.anchor") as span:
+                span.add_event(
+                    "audit.chain.head", {"audit.log": self.name, "audit.seq": head[0], "audit.mac": head[1]}
+                )
 
     def close(self) -> None:
         """Flush queued group-commit records, then close the database."""
@@ -183,35 +234,15 @@ class AuditLog:
             self._committer.close(timeout=10.0)
         self.log_anchor()
         with self._lock:
-            self._conn.close()
+            self._store.close()
 
     def probe(self) -> bool:
-        """Check that a record could be written now, without writing one (insert, then roll back)."""
-        dummy = (-1, "probe", 0.0, "", "", "", "", "", "", "{}", GENESIS, "")
+        """Check that a record could be written now, without writing one."""
         with self._lock:
-            try:
-                self._conn.execute("SAVEPOINT probe")
-                try:
-                    self._conn.execute(
-                        f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", dummy
-                    )
-                finally:
-                    self._conn.execute("ROLLBACK TO probe")
-                    self._conn.execute("RELEASE probe")
-            except sqlite3.Error:
-                self.write_ok = False
-                return False
-        self.write_ok = True
-        return True
+            self.write_ok = self._store.probe()
+        return self.write_ok
 
-    def _stored_head(self) -> tuple[int, str]:
-        try:
-            row = self._conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        except sqlite3.Error as exc:
-            raise Unavailable(f"audit log unreadable ({type(exc).__name__}); request refused") from None
-        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
-
-    def _prepare(self, entry: AuditEntry) -> _Prepared:
+    def _prepare(self, entry: AuditEntry) -> Prepared:
         """Sanitize and bound one record's fields; (id, ts, ...) without its chain position."""
         clean_reason, _ = self._redactor.redact(entry.get("reason", ""))
         clean_details, _ = self._redactor.redact_value(entry.get("details") or {})
@@ -221,43 +252,24 @@ class AuditLog:
                 entry["action"][:100], entry.get("resource", "")[:500], entry["decision"], clean_reason,
                 details_json)  # fmt: skip
 
-    def _write(self, batch: list[_Prepared]) -> list[AuditRecord]:
-        """Chain and insert ``batch`` in one transaction: all records are stored, or none and it raises."""
-        with self._lock:
-            for attempt in range(2):
-                head = self._head
-                rows: list[tuple[Any, ...]] = []
-                for prepared in batch:
-                    fields = (head[0] + 1, *prepared, head[1])
-                    h = _digest(fields)
-                    rows.append((*fields, h))  # the record's fields in _COLUMNS order
-                    head = (head[0] + 1, h)
-                records = [AuditRecord(*row) for row in rows]
-                try:
-                    with self._conn:  # one transaction: committed on success, rolled back on error
-                        self._conn.execute("BEGIN")
-                        self._conn.executemany(
-                            f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows
-                        )
-                except sqlite3.IntegrityError:
-                    if attempt:
-                        raise Unavailable(
-                            "audit log write failed (chain conflict); request refused"
-                        ) from None
-                    # Another writer extended the chain: continue from the stored tip.
-                    self._head = self._stored_head()
-                    continue
-                except sqlite3.Error as exc:
-                    self.write_ok = False
-                    raise Unavailable(
-                        f"audit log write failed ({type(exc).__name__}); request refused"
-                    ) from None
-                self._head = head
-                self.write_ok = True
-                for r in records:
-                    AUDIT_EVENTS.labels(r.action, r.decision).inc()
-                return records
-        raise AssertionError("unreachable")
+    def _write(self, batch: list[Prepared]) -> list[AuditRecord]:
+        """Chain, MAC and insert ``batch`` in one transaction, then anchor it; raises if not stored."""
+        with self._serialized():
+            try:
+                records = self._store.append(lambda head: chain_rows(head, batch, self._keys))
+                tip = records[-1]
+                if self._anchor is not None:
+                    self._anchor.append(self._keys, tip.seq, tip.hash)
+            except (AuditStoreError, OSError, ValueError) as exc:  # ValueError: a malformed head file
+                self.write_ok = False
+                kind = getattr(exc, "kind", None) or type(exc).__name__
+                raise Unavailable(f"audit log write failed ({kind}); request refused") from None
+            self._head = (tip.seq, tip.hash)
+        self.write_ok = True
+        AUDIT_HEAD_SEQ.labels(self.name).set(tip.seq)
+        for r in records:
+            AUDIT_EVENTS.labels(r.action, r.decision).inc()
+        return records
 
     def append(self, **entry: Unpack[AuditEntry]) -> AuditRecord:
         """Durably append one record and return it.
@@ -274,7 +286,7 @@ class AuditLog:
         """
         if self._committer is None:
             # One transaction per batch: every record of it is stored, or every caller gets the error.
-            self._committer = BatchWriter(self._write, name="audit-writer", closed=_closed)
+            self._committer = BatchWriter(self._write, name=f"{self.name}-audit-writer", closed=_closed)
         # Inside a ScreenStream batch the record waits for the batch's (`_auditgroup`).
         return await submit_record(self._committer, self._prepare(entry))
 
@@ -313,79 +325,52 @@ class AuditLog:
         if flt.until_ts is not None:
             where.append("ts < ?")
             args.append(flt.until_ts)
-        sql = f"SELECT {_COLUMNS} FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
-        args.append(page_size + 1)
         with self._lock:
-            try:
-                rows = self._conn.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise Unavailable(f"audit log read failed ({type(exc).__name__})") from None
-        records = [_record(r) for r in rows[:page_size]]
+            rows = self._call(
+                lambda: self._store.select(where, args, newest_first, page_size + 1), "read failed"
+            )
+        records = [AuditRecord.from_row(tuple(r)) for r in rows[:page_size]]
         more = len(rows) > page_size
         return records, (str(records[-1].seq) if more and records else "")
 
     def verify(self) -> VerifyResult:
-        """Walk the whole chain and report the first place it breaks (and up to 20 problems).
+        """Walk the whole chain and the anchor; report the first place it breaks (and up to 20 problems).
 
-        Reads through its own connection (WAL readers do not block the writer), so it may run
-        in a worker thread while requests keep appending.
+        Reads through its own connection where the store can (WAL readers do not block the
+        writer), so it may run in a worker thread while requests keep appending.
         """
         with self._lock:
             head_seq, head_hash = self._head  # taken first: rows read later can only be newer
-        result = VerifyResult(ok=True, checked=0)
-        if self.path == ":memory:":
-            with self._lock:
-                prev_seq, prev_hash = _walk(self._conn, result)
-        else:
-            reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            try:
-                prev_seq, prev_hash = _walk(reader, result)
-            finally:
-                reader.close()
-        if head_seq > prev_seq:
+        anchor = self._read_anchor()  # likewise
+        walk = ChainWalk(self._keys, self._legacy_until(anchor))
+        try:
+            for row in self._store.rows():
+                walk.row(tuple(row))
+        except AuditStoreError as exc:
+            walk.unreadable(exc)
+        result = walk.result
+        walked_seq, walked_hash = result.head
+        if head_seq > walked_seq:
             result.fail(
-                prev_seq + 1, f"records {prev_seq + 1}..{head_seq} were written but are gone (truncated)"
+                walked_seq + 1, f"records {walked_seq + 1}..{head_seq} were written but are gone (truncated)"
             )
-        elif head_seq == prev_seq and head_seq and head_hash != prev_hash and result.ok:
+        elif head_seq == walked_seq and head_seq and head_hash != walked_hash and result.ok:
             result.fail(head_seq, f"record {head_seq} differs from the one this process wrote")
+        self._check_anchor(result, anchor)
+        self._report(result, "by verify")
         return result
+
+    def _legacy_until(self, anchor: tuple[Anchor, Anchor] | str | None) -> int:
+        """The legacy boundary: the anchored one when the head file has it, else the database's."""
+        if (
+            isinstance(anchor, tuple)
+            and anchor[0].legacy_until is not None
+            and anchor[0].authentic(self._keys)
+        ):
+            return anchor[0].legacy_until
+        with self._lock:
+            return int(self._call(self._store.legacy_until))
 
 
 def _closed() -> Exception:
     return Unavailable("audit log is closed; request refused")
-
-
-def _walk(conn: sqlite3.Connection, result: VerifyResult) -> tuple[int, str]:
-    """Check every record's hash and link in seq order; returns the last (seq, hash) seen."""
-    prev_seq, prev_hash = 0, GENESIS
-    try:
-        for row in conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):
-            result.checked += 1
-            try:
-                rec = _record(row)
-                recomputed = rec.expected_hash()
-            except (TypeError, ValueError):
-                result.fail(prev_seq + 1, f"record after seq {prev_seq} has malformed fields")
-                prev_seq += 1
-                continue
-            if rec.seq != prev_seq + 1:
-                result.fail(rec.seq, f"records {prev_seq + 1}..{rec.seq - 1} are missing (removed)")
-            if rec.prev_hash != prev_hash:
-                result.fail(
-                    rec.seq, f"record {rec.seq} does not link to record {prev_seq} (removed or reordered)"
-                )
-            if recomputed != rec.hash:
-                result.fail(rec.seq, f"record {rec.seq} was modified (hash mismatch)")
-            prev_seq, prev_hash = rec.seq, rec.hash
-    except sqlite3.Error as exc:
-        result.fail(prev_seq + 1, f"audit log unreadable after record {prev_seq}: {type(exc).__name__}")
-    return prev_seq, prev_hash
-
-
-def _record(row: tuple[Any, ...]) -> AuditRecord:
-    seq, rid, ts, req, subj, action, resource, decision, reason, details, prev, h = row
-    return AuditRecord(int(seq), str(rid), float(ts), str(req), str(subj), str(action), str(resource),
-                       str(decision), str(reason), str(details), str(prev), str(h))  # fmt: skip

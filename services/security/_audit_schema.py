@@ -34,4 +34,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX IF NOT EXISTS audit_request ON audit(request_id);
         """,
     ),
+    Migration(
+        2,
+        "keyed records: MAC key id, and the legacy boundary",
+        """
+        ALTER TABLE audit ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+        CREATE TABLE audit_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        -- Records up to here predate keys and verify by their plain digest; later ones need a MAC.
+        INSERT INTO audit_meta (name, value) SELECT 'legacy_until', COALESCE(MAX(seq), 0) FROM audit;
+        """,
+    ),
 )

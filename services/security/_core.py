@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from services.common import ConfigError, SchemaTooNew, Unavailable, get_logger
 from services.security._artifacts import ArtifactVerifier, SecureDownloader
 from services.security._audit import AuditLog
+from services.security._audit_keys import AuditKeys
+from services.security._audit_open import open_audit_log
+from services.security._audit_store import AuditStoreError
 from services.security._auth import Authenticator
 from services.security._config import SecurityConfig
 from services.security._devkey import ensure_dev_key
@@ -83,10 +86,10 @@ class SecurityCore:
                 cfg.artifact_root.mkdir(parents=True, exist_ok=True)
             with _setting("downloads.ca_file"):
                 downloader = SecureDownloader(cfg.downloads, PathValidator([cfg.artifact_root]))
-        with _setting("audit.db_path"):
-            audit = AuditLog(
-                cfg.audit.db_path, redactor=redactor, synchronous=cfg.audit.synchronous, now=wall
-            )
+        with _setting("audit.keys"):  # checked first: a bad key names its own setting
+            AuditKeys.load(cfg.audit.key_config())
+        with _setting("audit.db_path" if cfg.audit.backend == "sqlite" else "audit.postgres"):
+            audit = open_audit_log(cfg.audit, redactor=redactor, now=wall)
         failures = FailureAuditLimiter(cfg.audit.failures, now=clock)
         gate = Gate(auth, policy, RateLimiter(cfg.rate_limit, now=clock), audit, failures)
         screener = Screener(gate, inspector, redactor)
@@ -111,6 +114,7 @@ def _setting(name: str) -> Iterator[None]:
         ssl.SSLError,
         Unavailable,
         SchemaTooNew,
+        AuditStoreError,
     ) as exc:
         problem = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise ConfigError("security config", name, problem) from None

@@ -9,6 +9,7 @@ config names (``auth.keys_file``), and nothing secret is ever printed except by
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import sys
@@ -18,11 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from services.common import ConfigError, load_config
+from services.common import ConfigError, create_private_dirs, load_config
 from services.security._auth import load_keys_file
 from services.security._config import SecurityConfig
 from services.security._keys import KeyEntry, new_key
 from services.security._principal import Level
+from services.security._ratelimit import parse_rate
 
 __all__ = ["DEV_SUBJECT", "cli", "ensure_dev_key", "ensure_dev_token"]
 
@@ -35,8 +37,9 @@ def _entry_dict(entry: KeyEntry) -> dict[str, object]:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically replace ``path`` with ``text``, readable by the owner only (0600, its missing
+    directories 0700)."""
+    create_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600)
@@ -48,6 +51,14 @@ def _write_private(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _owner_only_dir(directory: Path) -> None:
+    """Make an existing directory that holds the ADMIN token owner-only (0700): releases before
+    this one created ``.vigil/`` 0755."""
+    with contextlib.suppress(FileNotFoundError):
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
 
 
 def ensure_dev_token(config_path: Path | None, token_file: Path) -> tuple[Path, bool]:
@@ -72,11 +83,12 @@ def ensure_dev_key(keys_file: Path | None, token_file: Path, *, source: str) -> 
     """
     if keys_file is None:
         raise ConfigError(source, "auth.keys_file", "must be set to store the dev key's hash")
+    _owner_only_dir(token_file.parent)
     if token_file.exists():
         return token_file, False
     # Replicas start together: one creates the key, the others wait and find it (without the
     # lock two would interleave and leave a token whose hash the keys file no longer holds).
-    token_file.parent.mkdir(parents=True, exist_ok=True)
+    create_private_dirs(token_file.parent)
     with open(token_file.with_name(token_file.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if token_file.exists():
@@ -107,12 +119,32 @@ def cli(argv: Sequence[str]) -> int:
     create.add_argument("--subject", required=True)
     create.add_argument("--level", default="AUTHENTICATED", choices=[lv.name for lv in Level])
     create.add_argument("--role", action="append", default=[], help="role to grant (repeatable)")
+    create.add_argument(
+        "--rate-limit", default=None, help="the key's own rate limit: requests/s, or 'unlimited'"
+    )
     dev = sub.add_parser("dev-token", help="create the local ADMIN dev token if missing")
     dev.add_argument("--config", type=Path, default=None)
     dev.add_argument("--token-file", type=Path, default=Path(".vigil/dev-token"))
+    certs = sub.add_parser("certs", help="create a dev CA and service certificates (mTLS) if missing")
+    certs.add_argument("--dir", type=Path, required=True)
+    certs.add_argument("--name", action="append", required=True, help="service name (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "certs":
+        from services.security._devcerts import ensure_dev_certs  # cryptography only when asked
+
+        issued = ensure_dev_certs(args.dir, args.name)
+        print(f"certificates in {args.dir}: {len(issued) // 2} issued, CA {args.dir / 'ca.pem'}")
+        return 0
     if args.command == "keys":
         token, entry = new_key(args.subject, Level.parse(args.level), args.role)
+        if args.rate_limit is not None:
+            raw = args.rate_limit.strip()
+            try:
+                limit = parse_rate(raw if raw.lower() == "unlimited" else float(raw))
+            except ValueError as exc:
+                print(f"keys create: --rate-limit: {exc}", file=sys.stderr)
+                return 2
+            entry = entry.model_copy(update={"rate_limit": limit})
         print(f"token (shown once, store it now): {token}")
         print("add this entry to auth.api_keys (or the keys file):")
         print(yaml.safe_dump([_entry_dict(entry)], sort_keys=False), end="")

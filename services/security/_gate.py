@@ -78,7 +78,10 @@ class Gate:
                     details={"peer": peer} if peer else {},
                 )
             raise
-        self.limiter.check(principal.subject)
+        limits = self.limiter.config
+        self.limiter.check(
+            principal.subject, rate=limits.rate_for(principal.subject, principal.roles, principal.rate)
+        )
         return principal
 
     async def flush_failures(self, *, force: bool = False) -> int:

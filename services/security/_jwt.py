@@ -8,17 +8,19 @@ so a leaked signing key for a low-trust issuer cannot mint ADMIN principals.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
-import jwt
 from pydantic import Field, field_validator
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
+from services.security._ratelimit import parse_rate
 
 __all__ = ["JWTConfig", "JWTVerifier"]
 
@@ -26,6 +28,16 @@ Algorithm = Literal["HS256", "RS256", "ES256"]
 _MIN_HMAC_SECRET = 32
 _MAX_TOKEN_CHARS = 8192
 _CACHE_LIMIT = 10_000
+
+
+@functools.cache
+def _pyjwt() -> ModuleType:
+    """PyJWT, imported when the first verifier is built: it loads cryptography's OpenSSL
+    bindings (~10 MB resident), which processes that accept no JWTs (healthd with API keys
+    only, the usual case) should not carry."""
+    import jwt
+
+    return jwt
 
 
 class JWTConfig(ConfigModel):
@@ -47,6 +59,9 @@ class JWTConfig(ConfigModel):
     """Claim naming the principal's level; absent means ``default_level``."""
     roles_claim: str = "roles"
     """Claim holding a list of role names."""
+    rate_limit_claim: str = "vigil_rate_limit"
+    """Claim with the token's own rate limit (``unlimited``, requests/s, or ``{rate_per_s, burst}``);
+    absent: the service's ``rate_limit`` config decides."""
     default_level: Level = Level.AUTHENTICATED
     """Level of a token without a level claim."""
     max_level: Level = Level.ADMIN
@@ -67,6 +82,7 @@ class JWTVerifier:
         # SHA-256 of a verified token -> (principal, its exp). Dict access is atomic under the GIL.
         self._verified: dict[bytes, tuple[Principal, float]] = {}
         self._keys: dict[str, Any] = {}
+        jwt = _pyjwt()
         if "HS256" in config.algorithms:
             if config.hmac_secret_file is None:
                 raise ValueError("jwt: HS256 accepted but hmac_secret_file is not set")
@@ -107,7 +123,7 @@ class JWTVerifier:
         return principal
 
     def _verify_signed(self, token: str) -> tuple[Principal, float]:
-        cfg = self._cfg
+        cfg, jwt = self._cfg, _pyjwt()
         try:
             alg = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
@@ -155,5 +171,11 @@ class JWTVerifier:
         roles = claims.get(cfg.roles_claim, [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated(f"invalid token: bad '{cfg.roles_claim}' claim")
+        try:
+            rate = parse_rate(claims.get(cfg.rate_limit_claim))
+        except ValueError:
+            raise Unauthenticated(f"invalid token: bad '{cfg.rate_limit_claim}' claim") from None
         jti = claims.get("jti")
-        return Principal(sub, level, frozenset(roles), via="jwt", credential_id=str(jti)[:100] if jti else "")
+        return Principal(
+            sub, level, frozenset(roles), via="jwt", credential_id=str(jti)[:100] if jti else "", rate=rate
+        )

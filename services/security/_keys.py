@@ -18,12 +18,13 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
-from pydantic import Field, field_serializer, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_serializer, field_validator, model_serializer
 
 from services.common import ConfigModel, Unauthenticated
 from services.security._principal import Level, Principal
-from services.security._ratelimit import RateLimitConfig, RateLimiter
+from services.security._ratelimit import Rate, RateLimitConfig, RateLimiter, parse_rate
 
 __all__ = ["KEY_PREFIX", "ApiKeyVerifier", "KeyEntry", "hash_token", "new_key"]
 
@@ -49,6 +50,30 @@ class KeyEntry(ConfigModel):
     """Security level granted to the key's principal."""
     roles: tuple[str, ...] = ()
     """Roles granted to the key's principal."""
+    rate_limit: Rate | None = None
+    """This key's own rate limit: ``unlimited``, requests/s (burst twice that) or
+    ``{rate_per_s, burst}``; unset: the service's ``rate_limit`` config decides."""
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _parse_rate(cls, value: object) -> Rate | None:
+        return parse_rate(value)
+
+    @field_serializer("rate_limit")
+    def _rate_text(self, rate: Rate | None) -> object:
+        if rate is None:
+            return None
+        if rate.unlimited:
+            return "unlimited"
+        return {"rate_per_s": rate.per_s, "burst": int(rate.burst)}
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_rate(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Entries without a limit are written as before, so older readers accept the file.
+        data: dict[str, Any] = dump(self)
+        if data.get("rate_limit") is None:
+            data.pop("rate_limit", None)
+        return data
 
     @field_validator("level", mode="before")
     @classmethod
@@ -148,7 +173,12 @@ class ApiKeyVerifier:
         if slow:
             self._verified[entry.id] = quick
         return Principal(
-            entry.subject, entry.level, frozenset(entry.roles), via="api_key", credential_id=entry.id
+            entry.subject,
+            entry.level,
+            frozenset(entry.roles),
+            via="api_key",
+            credential_id=entry.id,
+            rate=entry.rate_limit,
         )
 
     def verify(self, token: str) -> Principal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.common import SecurityLevel
+from services.security._ratelimit import Rate
 
 __all__ = ["Level", "Principal"]
 
@@ -24,6 +25,8 @@ class Principal:
     """How the principal was established: ``api_key`` or ``jwt`` (for audit records)."""
     credential_id: str = ""
     """API key id or JWT ``jti``: identifies the credential in audit records, never the secret."""
+    rate: Rate | None = None
+    """The credential's own rate limit (key entry ``rate_limit``, JWT claim); None: the config's."""
 
     def has_any_role(self, roles: frozenset[str]) -> bool:
         """True when ``roles`` is empty (no role required) or shares a role with this principal."""

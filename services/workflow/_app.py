@@ -129,6 +129,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
         service_token=token,
         stream=cfg.security_stream,
         monotonic=clock.monotonic,
+        tls=cfg.security_tls,
     )
     pool = ProcessPool(cfg.limits.process_workers)
     executor = Executor(
@@ -156,7 +157,9 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
     await executor.start()
     if cfg.healthd_address:
         app.tasks.append(
-            asyncio.create_task(HealthdWatcher(cfg.healthd_address, gate).run(), name="healthd-watch")
+            asyncio.create_task(
+                HealthdWatcher(cfg.healthd_address, gate, tls=cfg.healthd_tls).run(), name="healthd-watch"
+            )
         )
     if cfg.schedules:
         app.tasks.append(

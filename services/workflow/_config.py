@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from services.common import ConfigModel, ServerConfig
+from services.common import ClientTLSConfig, ConfigModel, ServerConfig
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._schedule import ScheduleConfig
@@ -66,6 +66,8 @@ class WorkflowConfig(ConfigModel):
     (see `lease_owner`), so replicas sharing one config never claim each other's runs."""
     security_address: str = "127.0.0.1:50052"
     """host:port of the security service (Screen, VerifyArtifact)."""
+    security_tls: ClientTLSConfig | None = None
+    """TLS/mTLS towards the security service (CA, client certificate, server name); plaintext when unset."""
     security_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
     security_stream: bool = True
@@ -76,6 +78,8 @@ class WorkflowConfig(ConfigModel):
     """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
     healthd_address: str | None = "127.0.0.1:50050"
     """host:port of healthd for degradation levels; unset: always NORMAL."""
+    healthd_tls: ClientTLSConfig | None = None
+    """TLS/mTLS towards healthd (compose: another container); plaintext when unset (a sidecar on loopback)."""
     workflows: dict[str, WorkflowEntry] = {}
     """Extra workflows by name (override built-ins and entry points of the same name)."""
     load_entry_points: bool = True

@@ -14,7 +14,13 @@ from collections.abc import Callable
 
 import grpc
 
-from services.common import DegradationLevel, FailedPrecondition, ResourceExhausted
+from services.common import (
+    ClientTLSConfig,
+    DegradationLevel,
+    FailedPrecondition,
+    ResourceExhausted,
+    open_client_channel,
+)
 from vigil.healthd.v1 import healthd_pb2 as _hpb
 from vigil.healthd.v1 import healthd_pb2_grpc as _hpb_grpc
 
@@ -82,8 +88,10 @@ class HealthdWatcher:
         *,
         max_backoff_s: float = 10.0,
         on_change: Callable[[DegradationLevel], None] | None = None,
+        tls: ClientTLSConfig | None = None,
     ) -> None:
         self._address, self._gate, self._max_backoff = address, gate, max_backoff_s
+        self._tls = tls
         self._on_change = on_change
         self.connected = asyncio.Event()
 
@@ -98,7 +106,7 @@ class HealthdWatcher:
         backoff = 0.5
         while True:
             try:
-                async with grpc.aio.insecure_channel(self._address) as channel:
+                async with open_client_channel(self._address, self._tls) as channel:
                     stub = _hpb_grpc.HealthDaemonStub(channel)
                     async for msg in stub.WatchSystemHealth(_hpb.WatchSystemHealthRequest()):
                         self.connected.set()

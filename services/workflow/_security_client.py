@@ -1,9 +1,13 @@
 """Client of the security service: Screen once per StartRun (fail closed), VerifyArtifact.
 
 Transport retries are gRPC's own: the channel's service config retries UNAVAILABLE with
-backoff, within the call's deadline. The security service's decision is passed through as
-the matching domain error (with BadRequest field violations and RetryInfo preserved);
-anything that prevents a decision is Unavailable, so no run starts without one.
+backoff, within the call's deadline. A RESOURCE_EXHAUSTED refusal (the caller's rate limit)
+is waited out as its RetryInfo says, within the same deadline (`RetryAfter`): every call
+here is safe to repeat (a refused Screen wrote nothing; the others only read).
+
+The security service's decision is passed through as the matching domain error (with
+BadRequest field violations and RetryInfo preserved); anything that prevents a decision is
+Unavailable, so no run starts without one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import grpc
 from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
+    ClientTLSConfig,
     PooledStub,
+    RetryAfter,
     SecurityLevel,
     Unauthenticated,
     Unavailable,
@@ -136,8 +142,11 @@ class SecurityClient:
         stream: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
+        tls: ClientTLSConfig | None = None,
+        retry_after: RetryAfter | None = None,
     ) -> None:
         self._timeout_s = timeout_s
+        self._retry_after = retry_after or RetryAfter(max_attempts=3, max_wait_s=1.0)
         self._service_token = service_token or (lambda: None)
         # Successful authentications of read/cancel callers, by token digest (never the token):
         # reads keep working for recent callers through a short security outage, and a revoked
@@ -151,11 +160,13 @@ class SecurityClient:
             "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
         )
         # A few connections, spread by the kernel over the security replicas sharing the port:
-        # a dying replica costs a retry on another connection, not a failed call.
+        # a dying replica costs a retry on another connection, not a failed call. TLS/mTLS
+        # when configured: the end caller's token travels in every Screen request.
         channels = pooled_channels(
             address,
             SECURITY_CHANNELS,
             SECURITY_SERVICE_CONFIG,
+            tls=tls,
             # Trace context to security (none when off); unary only: ScreenStream uses read/write.
             interceptors=client_interceptors(streams=False),
             options=[
@@ -198,16 +209,18 @@ class SecurityClient:
         metadata: tuple[tuple[str, str], ...] | None,
         what: str,
     ) -> Any:
-        """One RPC (gRPC deadline ``deadline_s``) through the dependency's breaker; failures
-        become domain errors."""
+        """One RPC through the dependency's breaker, all attempts within ``deadline_s``;
+        failures become domain errors."""
+        end = time.monotonic() + deadline_s
 
         async def attempt() -> Any:
+            timeout = max(0.001, end - time.monotonic())
             try:
-                return await method(request, timeout=deadline_s, metadata=metadata)
+                return await method(request, timeout=timeout, metadata=metadata)
             except grpc.aio.AioRpcError as err:
                 raise error_from_rpc(err, what) from None
 
-        return await self.breaker.call(attempt)
+        return await self._retry_after.call(lambda: self.breaker.call(attempt), budget_s=deadline_s)
 
     def _timeout(self, remaining_s: float | None) -> float:
         return self._timeout_s if remaining_s is None else max(0.001, min(self._timeout_s, remaining_s))

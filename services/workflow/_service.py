@@ -21,6 +21,7 @@ from services.workflow._convert import (
 )
 from services.workflow._model import Run
 from services.workflow._runs import Operations
+from services.workflow._telemetry import annotate_rpc
 from vigil.workflow.v1 import workflow_pb2 as _pb
 from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
@@ -52,6 +53,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         result = await self._ops.start(
             start_from_proto(request), token=_token(context), remaining_s=context.time_remaining()
         )
+        annotate_rpc(result.run.run_id, result.run.workflow)
         return _pb.StartRunResponse(run=run_to_proto(result.run), created=result.created)
 
     async def GetRun(

@@ -4,7 +4,9 @@ Every call has a deadline; the token goes in ``authorization: Bearer`` metadata;
 retries UNAVAILABLE with gRPC's own retry policy. StartRun always carries an idempotency key
 (generated when the caller gives none), so a transport retry can never start a second run.
 Failures are raised as the domain errors of `services.common` (InvalidArgument keeps its
-field violations, ResourceExhausted its retry delay).
+field violations, ResourceExhausted its retry delay). A RESOURCE_EXHAUSTED refusal (rate
+limit, full bulkhead) is first waited out as its RetryInfo says, a bounded number of times
+(`RetryAfter`): every unary call here is safe to repeat, StartRun because of its key.
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ from typing import Any
 import grpc
 from google.protobuf.struct_pb2 import Struct
 
-from services.common import from_rpc_error
+from services.common import TRACE_ID_METADATA, RetryAfter, from_rpc_error
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
 __all__ = ["SERVICE_CONFIG", "WorkflowClient", "pb"]
+
+
+def _trace_id(trailers: Any) -> str:
+    for key, value in trailers or ():
+        if key == TRACE_ID_METADATA:
+            return str(value)
+    return ""
+
 
 SERVICE_CONFIG = {
     "methodConfig": [
@@ -47,17 +57,30 @@ class WorkflowClient:
     Args:
         address: ``host:port``.
         token: Bearer token (API key or JWT); None sends no credentials.
-        timeout_s: Default deadline of unary calls; StartRun(wait) uses ``wait_timeout_s``.
+        timeout_s: Default deadline of unary calls (of each attempt).
+        retry_after: How RESOURCE_EXHAUSTED refusals are waited out (``RetryAfter(max_attempts=1)``: never).
     """
 
-    def __init__(self, address: str, *, token: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 10.0,
+        retry_after: RetryAfter | None = None,
+    ) -> None:
         self._timeout_s = timeout_s
+        self._retry_after = retry_after or RetryAfter(max_attempts=4, max_wait_s=5.0)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel = grpc.aio.insecure_channel(
             address,
             options=[("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))],
         )
         self._stub = pb_grpc.WorkflowServiceStub(self._channel)
+        self.last_trace_id = ""
+        """Trace id of this client's latest unary call (failed ones too) when the service
+        traces (``x-vigil-trace-id`` trailing metadata), else "". Read it right after the
+        ``await``: no other call of this client can finish in between."""
 
     async def __aenter__(self) -> WorkflowClient:
         return self
@@ -71,10 +94,17 @@ class WorkflowClient:
         await self._channel.close()
 
     async def _call(self, method: Any, request: Any, timeout_s: float | None) -> Any:
-        try:
-            return await method(request, timeout=timeout_s or self._timeout_s, metadata=self._metadata)
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+        async def attempt() -> Any:
+            call = method(request, timeout=timeout_s or self._timeout_s, metadata=self._metadata)
+            try:
+                response = await call
+            except grpc.aio.AioRpcError as err:
+                self.last_trace_id = _trace_id(err.trailing_metadata())
+                raise from_rpc_error(err) from None
+            self.last_trace_id = _trace_id(await call.trailing_metadata())
+            return response
+
+        return await self._retry_after.call(attempt)
 
     async def start_run(
         self,

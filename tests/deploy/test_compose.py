@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
+from services.security._devcerts import ensure_dev_certs
 from tests.conftest import REPO, python_env
 from tests.deploy._load import COMPOSE, K8S, config_arg, find, load_process_config, process_of
 
@@ -107,6 +109,46 @@ def test_dev_key_job_writes_where_security_reads(tmp_path: Path) -> None:
     assert depends["keys"]["condition"] == "service_completed_successfully"
 
 
+def _certs_job() -> tuple[str, list[str]]:
+    """The `certs` job's output directory and the service names it issues certificates for."""
+    command = _vigil_services()["certs"]["command"]
+    names = [command[i + 1] for i, arg in enumerate(command) if arg == "--name"]
+    return command[command.index("--dir") + 1], names
+
+
+def _tls_paths(value: Any) -> list[str]:
+    """Every TLS file a loaded config names (server TLS, client TLS of every dial)."""
+    found: list[str] = []
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found += _tls_paths(getattr(value, name))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found += _tls_paths(item)
+    elif isinstance(value, Path) and value.suffix == ".pem":
+        found.append(str(value))
+    return found
+
+
+def test_every_grpc_hop_is_mtls_with_the_certs_jobs_files(tmp_path: Path) -> None:
+    configs = _configs(tmp_path)
+    certs_dir, names = _certs_job()
+    issued = {f"{certs_dir}/ca.pem"} | {f"{certs_dir}/{n}{s}.pem" for n in names for s in ("", "-key")}
+    services = _compose()["services"]
+    for name, cfg in configs.items():
+        assert cfg.server.tls is not None and cfg.server.tls.client_ca_file is not None, f"{name}: not mTLS"
+        paths = _tls_paths(cfg)
+        assert paths and set(paths) <= issued, f"{name}: {set(paths) - issued} not issued by the certs job"
+        assert f"{certs_dir}/{name}.pem" in paths, name
+        assert f"certs:{certs_dir}:ro" in services[name]["volumes"], name
+        assert services[name]["depends_on"]["certs"]["condition"] == "service_completed_successfully"
+    workflow, healthd = configs["workflow"], configs["healthd"]
+    assert workflow.security_tls is not None and workflow.security_tls.cert_file is not None
+    assert workflow.healthd_tls is not None and workflow.healthd_tls.cert_file is not None
+    assert all(c.tls is not None and c.tls.cert_file for comp in healthd.components for c in comp.checks
+               if c.kind == "grpc")  # fmt: skip
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,12 +164,17 @@ def _healthchecks() -> list[list[str]]:
 
 
 @pytest.mark.parametrize("argv", _healthchecks(), ids=lambda a: a[a.index("-service") + 1])
-def test_healthchecks_are_valid_probe_commands(argv: list[str]) -> None:
+def test_healthchecks_are_valid_probe_commands(argv: list[str], tmp_path: Path) -> None:
     """Each one runs `healthd probe` with flags it accepts: nothing listens on the port, so the
-    answer is 2 (connection failure), not 1 (bad arguments)."""
+    answer is 2 (connection failure), not 1 (bad arguments). TLS files are the `certs` job's."""
     assert argv[:2] == ["healthd", "probe"]
     args = list(argv[2:])
     args[args.index("-addr") + 1] = f"127.0.0.1:{_free_port()}"
+    certs_dir, names = _certs_job()
+    ensure_dev_certs(tmp_path, names)
+    args = [
+        str(tmp_path / Path(a).relative_to(certs_dir)) if a.startswith(f"{certs_dir}/") else a for a in args
+    ]
     done = subprocess.run(
         [sys.executable, "-m", "healthd", "probe", *args, "-connect-timeout", "200ms"],
         capture_output=True,

@@ -268,3 +268,79 @@ def test_heal_script_sigterms_the_service_process(tmp_path: Path) -> None:
 
 def test_repo_root_is_where_deploy_lives() -> None:
     assert (REPO / "deploy" / "k8s" / "kustomization.yaml").is_file()
+
+
+def _loaded(name: str, process: str, tmp_path: Path) -> Any:
+    pod = find("Deployment", name)["spec"]["template"]["spec"]
+    env = {"VIGIL_WORKFLOW_INSTANCE_ID": "workflow-5d8f7c9b4-x2x7q"}
+    for c in _containers(pod):
+        if process_of(c["command"]) == process:
+            return load_process_config(
+                process, _volume_files(pod, c)[config_arg(c["command"])], tmp_path, env
+            )
+    raise AssertionError(f"no {process} in {name}")
+
+
+def test_security_audit_log_is_in_postgres_not_on_an_emptydir(tmp_path: Path) -> None:
+    cfg = _loaded("security", "services.security", tmp_path)
+    assert cfg.audit.backend == "postgres" and cfg.audit.anchor_path() is None
+    assert cfg.audit.keys.key_file is not None and not cfg.audit.keys.generate_missing
+    workflow = _loaded("workflow", "services.workflow", tmp_path)
+    assert cfg.audit.postgres.dsn == workflow.postgres.dsn  # the one database of the deployment
+    pod = find("Deployment", "security")["spec"]["template"]["spec"]
+    assert not [v for v in pod["volumes"] if "emptyDir" in v and v["name"] != "tmp"]
+    for name in SERVICES:  # each sidecar records its admin actions in that same chain
+        sidecar = _loaded(name, "healthd", tmp_path)
+        assert sidecar.audit is not None and sidecar.audit.backend == "postgres", name
+        assert sidecar.audit.postgres.dsn == cfg.audit.postgres.dsn
+        assert sidecar.audit.keys.key_file == cfg.audit.keys.key_file
+
+
+def test_every_grpc_hop_between_pods_is_mtls(tmp_path: Path) -> None:
+    for name in SERVICES:
+        cfg = _loaded(name, f"services.{name}", tmp_path)
+        assert cfg.server.tls is not None and cfg.server.tls.client_ca_file is not None, name
+        sidecar = _loaded(name, "healthd", tmp_path)
+        (check,) = sidecar.component(SERVICES[name]).checks
+        assert check.tls is not None and check.tls.cert_file is not None, name
+    workflow = _loaded("workflow", "services.workflow", tmp_path)
+    assert workflow.security_tls is not None and workflow.security_tls.cert_file is not None
+    assert workflow.security_tls.server_name == workflow.security_address.split(":")[0]
+
+
+def _policy_edges() -> set[tuple[str, str, int]]:
+    """(from, to, port) every ingress rule allows; pods by app name, others by their label."""
+    edges = set()
+    for _, doc in documents():
+        if doc["kind"] != "NetworkPolicy":
+            continue
+        to = doc["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name", "*")
+        for rule in doc["spec"].get("ingress", []):
+            for peer in rule["from"]:
+                labels = peer.get("podSelector", {}).get("matchLabels", {})
+                source = labels.get("app.kubernetes.io/name") or ",".join(
+                    f"{k}={v}" for k, v in labels.items()
+                )
+                edges |= {(source, to, p["port"]) for p in rule["ports"]}
+    return edges
+
+
+def test_network_policies_allow_only_the_needed_paths() -> None:
+    default_deny = find("NetworkPolicy", "default-deny")["spec"]
+    assert default_deny["podSelector"] == {} and set(default_deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert not default_deny.get("ingress") and not default_deny.get("egress")
+    assert _policy_edges() == {
+        ("vigil.dev/backend=true", "workflow", 50051),
+        ("workflow", "security", 50052),
+        ("workflow", "postgres", 5432),
+        ("security", "postgres", 5432),
+        ("workflow", "otel-collector", 4317),
+        ("workflow", "otel-collector", 4318),
+        ("security", "otel-collector", 4317),
+        ("security", "otel-collector", 4318),
+        ("prometheus", "workflow", 9051),
+        ("prometheus", "workflow", 8050),
+        ("prometheus", "security", 9052),
+        ("prometheus", "security", 8050),
+        ("prometheus", "otel-collector", 13133),
+    }

@@ -81,6 +81,12 @@ async def test_page_renders_and_follows_a_kill_live(tmp_path: Path) -> None:
 
         await eventually(lambda: page.eval(f"{_status(SEC)} === 'NOT_SERVING'"), timeout=10, interval=0.1)
         assert await page.eval("window.__notReloaded === true")  # same page, updated over SSE
+        # the failing card says why (the failing check's latest error), not its last good latency
+        card = f"document.querySelector('[data-component=\"{SEC}\"]')"
+        error = await eventually(lambda: page.eval(f"{card}.querySelector('.last-error')?.textContent"), 5)
+        assert error.split(":")[0] in ("grpc", "process"), error
+        assert await page.eval(f"{card}.querySelector('.latency') === null")
+        assert await page.eval(f"document.querySelector('[data-component=\"{WF}\"] .latency') !== null")
         await eventually(
             lambda: page.eval("document.getElementById('system-status').textContent === 'UNHEALTHY'"), 5
         )

@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -18,7 +16,7 @@ from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
 from bench import free_ports
-from tests.conftest import REPO, eventually, python_env
+from tests.conftest import REPO, eventually, python_env, stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +42,8 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
     # The replicas' private health ports (base + replica - 1): free ones, not the defaults.
     env["VIGIL_LOCAL_WORKFLOW_HEALTH_PORT"] = str(free_ports(2))
     env["VIGIL_LOCAL_SECURITY_HEALTH_PORT"] = str(free_ports(2))
+    env["VIGIL_LOCAL_WORKFLOW_METRICS_PORT"] = str(free_ports(2))  # and their /metrics ports
+    env["VIGIL_LOCAL_SECURITY_METRICS_PORT"] = str(free_ports(2))
     env.pop("VIRTUAL_ENV", None)
     log_path = tmp_path / "make-run.log"
     log = log_path.open("w")
@@ -64,11 +64,6 @@ async def test_make_run_in_a_fresh_clone(tmp_path: Path) -> None:
         except Exception as exc:
             raise AssertionError(f"stack not serving: {exc}\n{log_path.read_text()[-4000:]}") from exc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
     assert proc.returncode is not None and (clone / ".venv").is_dir(), log_path.read_text()

@@ -7,9 +7,11 @@ import asyncio
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from services.common import NotFound
 from services.security import Level, new_key
 from services.workflow.client import WorkflowClient, pb
 from tests.conftest import REPO, Proc, eventually, python_env
@@ -39,7 +41,11 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
     rx = OtlpReceiver()
     endpoint = await rx.start()
     # A 10-minute batch delay: every span must arrive through the flush on graceful shutdown.
-    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    otel = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
+        "OTEL_TRACES_SAMPLER": "always_on",  # the run under test must be recorded, not one in ten
+    }
     try:
         token, entry = new_key("e2e", Level.AUTHENTICATED, n=1 << 4)
         sec_cfg = _write(
@@ -68,7 +74,12 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
         wf_port = await asyncio.to_thread(wf.wait_for_port)
         async with WorkflowClient(f"127.0.0.1:{wf_port}", token=token) as client:
             run, _ = await client.start_run("example.pipeline", {"items": ["a", "bb"]}, wait=True)
+            start_trace = client.last_trace_id  # from the x-vigil-trace-id trailer
+            with pytest.raises(NotFound):
+                await client.get_run("no-such-run")
+            failed_trace = client.last_trace_id  # errors (a rich status) keep their trace id
         assert run.state == pb.RUN_STATE_SUCCEEDED
+        assert len(start_trace) == 32 and len(failed_trace) == 32 and start_trace != failed_trace
 
         wf_metrics = await asyncio.to_thread(scrape, _metrics_port(wf))
         sec_metrics = await asyncio.to_thread(scrape, _metrics_port(sec))
@@ -100,6 +111,9 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
     assert run.trace_id == start_span.trace_id  # the run names its trace (GetRun, vigil runs get)
     assert {s.trace_id for s in (screen_client, screen_server, run_span, attempt, *steps)} == trace
     assert start_span.kind == SERVER and start_span.parent_id == "" and start_span.service == "workflow"
+    assert start_span.attributes["vigil.run_id"] == run.run_id  # the root span names its run
+    assert start_span.trace_id == start_trace  # the id the client was given is this trace
+    assert by_name[f"{WF}/GetRun"].trace_id == failed_trace
     assert screen_client.parent_id == start_span.span_id and screen_client.service == "workflow"
     assert screen_server.parent_id == screen_client.span_id and screen_server.service == "security"
     assert screen_server.kind == SERVER and screen_server.attributes["rpc.grpc.status_code"] == 0
@@ -113,3 +127,54 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
         "workflow.step summarize",
     }
     assert all(s.parent_id == attempt.span_id and s.attributes["vigil.run_id"] == run.run_id for s in steps)
+
+
+async def test_console_exporter_prints_the_run_spans(spawn, tmp_path: Path) -> None:
+    """OTEL_TRACES_EXPORTER=console: spans on stdout, no collector needed; the client still
+    learns the trace id, and the StartRun span names the run."""
+    token, entry = new_key("e2e", Level.AUTHENTICATED, n=1 << 4)
+    sec_cfg = _write(
+        tmp_path / "security.yaml",
+        {
+            "server": {"port": 0, "grace_period_s": 1},
+            "auth": {"api_keys": [entry.model_dump(mode="json")]},
+            "audit": {"db_path": str(tmp_path / "audit.db")},
+        },
+    )
+    sec = spawn("-m", "services.security", "--config", str(sec_cfg))
+    sec_port = await asyncio.to_thread(sec.wait_for_port)
+    wf_cfg = _write(
+        tmp_path / "workflow.yaml",
+        {
+            "server": {"port": 0, "grace_period_s": 1},
+            "store_path": str(tmp_path / "runs.db"),
+            "security_address": f"127.0.0.1:{sec_port}",
+            "healthd_address": None,
+            "load_entry_points": False,
+        },
+    )
+    wf = spawn(
+        "-m", "services.workflow", "--config", str(wf_cfg), env=python_env(OTEL_TRACES_EXPORTER="console")
+    )
+    wf_port = await asyncio.to_thread(wf.wait_for_port)
+    async with WorkflowClient(f"127.0.0.1:{wf_port}", token=token) as client:
+        run, _ = await client.start_run("echo", {"x": 1}, wait=True)
+        trace_id = client.last_trace_id
+    assert run.state == pb.RUN_STATE_SUCCEEDED and len(trace_id) == 32
+    await asyncio.to_thread(_stop, wf)
+    assert wf.popen.stdout is not None
+    printed = wf.popen.stdout.read()
+    spans: list[dict[str, Any]] = _json_objects(printed)  # type: ignore[assignment]
+    start = next(s for s in spans if s["name"] == f"{WF}/StartRun")
+    assert start["context"]["trace_id"] == "0x" + trace_id
+    assert start["attributes"]["vigil.run_id"] == run.run_id
+    assert any(s["name"] == "workflow.run" for s in spans)
+
+
+def _json_objects(text: str) -> list[dict[str, object]]:
+    """The JSON objects printed one after another (the console exporter pretty-prints spans)."""
+    decoder, out, pos = json.JSONDecoder(), [], 0
+    while (pos := text.find("{", pos)) != -1:
+        obj, pos = decoder.raw_decode(text, pos)
+        out.append(obj)
+    return out

@@ -92,8 +92,12 @@ function renderComponent(c) {
   card.append(sparkline(c.latency));
   const latest = c.latency.length ? c.latency[c.latency.length - 1][1] : null;
   const meta = el("div", "spark-meta");
+  // A failing card says why it fails; the last good latency would be stale and misleading.
+  const failing = c.status !== "SERVING" && c.last_error;
   meta.append(
-    el("span", "", latest === null ? "no samples yet" : `latency ${latest.toFixed(1)} ms`),
+    failing
+      ? Object.assign(el("span", "last-error", c.last_error), { title: c.last_error })
+      : el("span", "latency", latest === null ? "no samples yet" : `latency ${latest.toFixed(1)} ms`),
     el("span", "", "checked " + ago(c.last_check_at))
   );
   card.append(meta);
@@ -114,6 +118,7 @@ function renderComponent(c) {
     checks.append(row);
   }
   card.append(checks);
+  card.append(componentControls(c)); // ops.js
   return card;
 }
 
@@ -124,15 +129,18 @@ function renderAlerts(alerts) {
   if (!alerts.length) return box.replaceChildren(el("div", "empty", "No alerts."));
   box.replaceChildren(
     ...alerts.map((a) => {
-      const item = el("div", "item alert " + a.state);
+      const item = el("div", "item alert " + a.state + (a.caused_by ? " caused" : ""));
       item.dataset.rule = a.rule;
       item.dataset.state = a.state;
+      item.dataset.component = a.labels.component || "";
+      item.dataset.causedBy = a.caused_by || "";
       const head = el("div", "item-head");
       const what = el("span", "what", a.rule);
       const labels = Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(" ");
       head.append(what, el("span", ""));
       head.lastChild.append(pill(a.severity), document.createTextNode(" "), pill(a.state));
       item.append(head, el("div", "text", a.summary || labels));
+      if (a.caused_by) item.append(el("div", "text caused-by", "caused by " + a.caused_by + " (grouped, not paged)"));
       const since = a.state === "resolved" ? "resolved " + ago(a.resolved_at) : "since " + ago(a.since);
       item.append(el("div", "when", since + (a.escalations ? ` · escalated ×${a.escalations}` : "")));
       return item;
@@ -169,6 +177,7 @@ function render(state) {
   $("component-count").textContent = down ? `${down} of ${comps.length} down` : `${comps.length}`;
   renderAlerts(state.alerts);
   renderEvents(state.events);
+  showRunsView(state.runs_view); // ops.js
   $("updated").textContent = "updated " + new Date(state.generated_at * 1000).toLocaleTimeString();
 }
 

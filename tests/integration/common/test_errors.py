@@ -145,6 +145,15 @@ async def test_garbage_request_bytes_are_invalid_argument_not_unknown(channel, p
     assert bad_request_violations(err)[0].reason == "MALFORMED"
 
 
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff\xff", b"\x0a\x05hi"])
+async def test_garbage_health_check_is_invalid_argument(channel, payload: bytes) -> None:
+    # Check answers its own errors (no error-mapping layer): malformed input included.
+    raw = channel.unary_unary("/grpc.health.v1.Health/Check")
+    err = await call_error(raw(payload, timeout=5))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+    assert bad_request_violations(err)[0].reason == "MALFORMED"
+
+
 async def test_garbage_bytes_on_a_server_stream_are_invalid_argument(channel) -> None:
     raw = channel.unary_stream("/vigil.workflow.v1.WorkflowService/WatchRun")
     call = raw(b"\xff\xff\xff", timeout=5)

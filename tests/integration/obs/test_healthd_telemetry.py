@@ -29,6 +29,7 @@ async def receiver(monkeypatch):
     rx = OtlpReceiver()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", await rx.start())
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # every check traced, not one in ten
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     yield rx
     await shutdown_tracing()

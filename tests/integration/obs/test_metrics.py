@@ -114,3 +114,31 @@ async def test_otlp_metrics_push_matches_traffic(monkeypatch) -> None:
     assert len(hist.bucket_counts) == len(hist.explicit_bounds) + 1
     resource = rx.requests[-1].resource_metrics[0].resource
     assert {a.key: a.value.string_value for a in resource.attributes}["service.name"] == "pushed"
+
+
+async def test_a_busy_metrics_port_leaves_the_server_serving(monkeypatch, caplog) -> None:
+    """Two processes configured with one metrics port (replicas, a second stack): the
+    second serves its RPCs without /metrics and logs why."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    first_cfg = ServerConfig(port=0, metrics_port=0, grace_period_s=0.5)
+    first = Instrumentation("first", first_cfg)
+    first_srv = VigilServer(first_cfg, "first", interceptors=first.server_interceptors)
+    first.attach(first_srv)
+    assert first.metrics_server is not None
+    busy = first.metrics_server.port
+    cfg = ServerConfig(port=0, metrics_port=busy, grace_period_s=0.5)
+    obs = Instrumentation("second", cfg)
+    srv = VigilServer(cfg, "second", interceptors=obs.server_interceptors)
+    obs.attach(srv)
+    await srv.start()
+    try:
+        assert obs.metrics_server is None
+        assert any(
+            "metrics disabled" in r.getMessage() and str(busy) in r.getMessage() for r in caplog.records
+        )
+        async with grpc.aio.insecure_channel(srv.address) as ch:
+            reply = await hpb_grpc.HealthStub(ch).Check(hpb.HealthCheckRequest(service=""))
+        assert reply.status == hpb.HealthCheckResponse.SERVING
+    finally:
+        await srv.stop()
+        await first.close()

@@ -62,6 +62,7 @@ async def receiver(monkeypatch):
     endpoint = await rx.start()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # every call traced, not one in ten
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
     yield rx

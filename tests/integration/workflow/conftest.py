@@ -122,18 +122,22 @@ class SecurityEnv:
 FAST_SCRYPT_N = 1 << 4
 
 
-async def start_security(tmp_path: Path, port: int = 0) -> SecurityEnv:
+async def start_security(
+    tmp_path: Path, port: int = 0, tls: dict[str, str] | None = None, *, alice_rate: Any = None
+) -> SecurityEnv:
+    """A real security server; ``alice_rate`` is her key's own ``rate_limit`` (default: none)."""
     from services.security import Level, new_key
     from services.security._app import build as build_security
     from services.security._config import SecurityConfig
 
     alice_token, alice = new_key("alice", Level.AUTHENTICATED, n=FAST_SCRYPT_N)
+    alice = alice.model_validate({**alice.model_dump(), "rate_limit": alice_rate})
     admin_token, admin = new_key("root", Level.ADMIN, n=FAST_SCRYPT_N)
     root_dir = tmp_path / "artifacts"
     root_dir.mkdir(exist_ok=True)
     cfg = SecurityConfig.model_validate(
         {
-            "server": {"port": port},
+            "server": {"port": port, "tls": tls},
             "auth": {"api_keys": [alice.model_dump(), admin.model_dump()]},
             "roots": {"default": str(root_dir)},
             "audit": {"db_path": str(tmp_path / "audit.db")},

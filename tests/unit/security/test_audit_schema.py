@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from services.common import SchemaTooNew
-from services.security import AuditLog
-from services.security._audit import _COLUMNS, GENESIS, _digest
+from services.security._audit_chain import GENESIS, legacy_digest
 from services.security._audit_schema import MIGRATIONS
+from tests.unit.security.audit_util import open_log
+
+_V1_COLUMNS = "seq, id, ts, request_id, subject, action, resource, decision, reason, details, prev_hash, hash"
 
 # Frozen copy of the DDL the log ran on every open before schema versions existed (no
 # user_version): files written by that release look exactly like this.
@@ -57,15 +59,15 @@ def _unversioned_file(path: Path, records: int) -> None:
                 "{}",
                 prev,
             )
-            prev = _digest(fields)
-            conn.execute(f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 12)})", (*fields, prev))
+            prev = legacy_digest(fields)
+            conn.execute(f"INSERT INTO audit ({_V1_COLUMNS}) VALUES ({', '.join('?' * 12)})", (*fields, prev))
     conn.close()
 
 
 def test_a_file_from_before_versioning_keeps_its_chain_at_the_latest_version(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     _unversioned_file(path, 5)
-    log = AuditLog(path)
+    log = open_log(path)
     assert log.head[0] == 5
     rec = log.append(action="screen", decision="DENY")
     assert rec.seq == 6
@@ -79,18 +81,18 @@ def test_a_file_from_before_versioning_keeps_its_chain_at_the_latest_version(tmp
 
 def test_a_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
-    AuditLog(path).close()
+    open_log(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(
         SchemaTooNew, match=r"audit log .*audit\.db schema has version .*upgrade the security service"
     ):
-        AuditLog(path)
+        open_log(path)
 
 
 def test_a_new_log_is_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "private" / "audit.db"
-    AuditLog(path).close()
+    open_log(path).close()
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700

@@ -21,6 +21,7 @@ from services.security import (
     JWTVerifier,
     KeyEntry,
     Level,
+    Rate,
     hash_token,
     load_keys_file,
 )
@@ -287,3 +288,14 @@ def test_verified_jwts_are_cached_until_exp(keys) -> None:  # type: ignore[no-un
     assert verifier.verify(token) is not first  # past exp the cache entry is not used
     with pytest.raises(Unauthenticated):
         verifier.verify(token[:-2] + "xx")  # a near-miss is never served from the cache
+
+
+def test_jwt_rate_limit_claim(keys) -> None:  # type: ignore[no-untyped-def]
+    v = hs_verifier(keys)
+    own = v.verify(jwt.encode(claims(vigil_rate_limit=50), SECRET, algorithm="HS256"))
+    assert own.rate == Rate(50.0, 100.0)
+    free = v.verify(jwt.encode(claims(sub="svc", vigil_rate_limit="unlimited"), SECRET, algorithm="HS256"))
+    assert free.rate is not None and free.rate.unlimited
+    assert v.verify(jwt.encode(claims(sub="plain"), SECRET, algorithm="HS256")).rate is None
+    with pytest.raises(Unauthenticated, match="vigil_rate_limit"):
+        v.verify(jwt.encode(claims(sub="bad", vigil_rate_limit=-3), SECRET, algorithm="HS256"))

@@ -42,6 +42,11 @@ def build(tmp_path: Path, **raw: Any) -> SecurityCore:
         ),
         (lambda t: None, {"redaction_patterns": [{"kind": "x", "regex": "(open"}]}, "redaction_patterns"),
         (lambda t: (t / "dir.db").mkdir(), {"audit": {"db_path": "{t}/dir.db"}}, "audit.db_path"),
+        (
+            lambda t: (t / "audit-key").write_text("signing: k1\nkeys:\n  k1: c2hvcnQ=\n"),
+            {"audit": {"db_path": "{t}/a.db", "keys": {"key_file": "{t}/audit-key"}}},
+            "audit.keys",
+        ),
         (  # a log migrated by a newer release
             lambda t: sqlite3.connect(t / "new.db").execute("PRAGMA user_version = 99").connection.close(),
             {"audit": {"db_path": "{t}/new.db"}},

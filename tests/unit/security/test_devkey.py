@@ -14,7 +14,9 @@ from services.common import ConfigError
 from services.security import (
     AuthConfig,
     Authenticator,
+    KeyEntry,
     Level,
+    Rate,
     SecurityConfig,
     ensure_dev_token,
     load_keys_file,
@@ -110,3 +112,14 @@ def test_server_start_creates_the_dev_token_when_configured(tmp_path: Path) -> N
     assert token_file.read_text().strip() == token
     assert again.gate.auth.authenticate(token).subject == DEV_SUBJECT
     again.close()
+
+
+def test_keys_create_with_a_rate_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["keys", "create", "--subject", "backend", "--role", "service", "--rate-limit", "300"]) == 0
+    (entry,) = yaml.safe_load(capsys.readouterr().out.split("keys file):\n", 1)[1])
+    assert entry["rate_limit"] == {"rate_per_s": 300.0, "burst": 600}
+    assert KeyEntry.model_validate(entry).rate_limit == Rate(300.0, 600.0)
+    assert cli(["keys", "create", "--subject", "b", "--rate-limit", "unlimited"]) == 0
+    assert "rate_limit: unlimited" in capsys.readouterr().out
+    assert cli(["keys", "create", "--subject", "b", "--rate-limit", "fast"]) == 2
+    assert "--rate-limit" in capsys.readouterr().err
