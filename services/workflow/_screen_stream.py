@@ -8,8 +8,10 @@ modes, so `SecurityClient` treats both paths alike (breaker, error classificatio
 - its deadline is kept here: when it passes, the caller gets DEADLINE_EXCEEDED and a late
   answer is dropped;
 - when a stream breaks (the security process died, the connection dropped), every
-  screening pending on it fails UNAVAILABLE (fail closed, retryable as a unary transport
-  failure) and the next call opens a new stream;
+  screening pending on it fails UNAVAILABLE and the next call opens a new stream; like the
+  unary `PooledStub`, a call that fails UNAVAILABLE is tried again on each other usable
+  connection (another replica) within its deadline, and with none it fails UNAVAILABLE
+  (fail closed, the same classification as a unary transport failure);
 - a security service without ScreenStream (UNIMPLEMENTED, an older release) is screened by
   the unary ``fallback`` instead; the stream is tried again after `RETRY_STREAM_S`.
 
@@ -186,27 +188,32 @@ class ScreenStreams:
         """Screenings waiting for their answer, over every stream."""
         return sum(s.in_flight for s in self._streams if s is not None)
 
-    def _stream(self) -> _Stream:
-        """The next usable stream in rotation (open, or on a connected channel), opened if needed.
+    def _usable(self, index: int) -> bool:
+        """The stream there is open, or its connection is READY (asked to connect otherwise)."""
+        stream = self._streams[index]
+        if stream is not None and stream.broken is None:
+            return True
+        return self._channels[index].get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY
+
+    def _pick(self, tried: set[int]) -> int | None:
+        """The next usable channel in rotation not ``tried``; with none usable, the next in rotation
+        on a first attempt (one attempt, no waiting), None on a retry.
 
         As `PooledStub` does for unary calls: connections that are not READY are skipped while
-        another is usable (and asked to connect meanwhile, so the streams spread over the
-        replicas); with none usable, the next in rotation is tried (one attempt, no waiting).
+        another is usable (and asked to connect meanwhile, so the streams spread over the replicas).
         """
         n = len(self._stubs)
         first = next(self._next) % n
-        chosen = first
-        for index in ((first + i) % n for i in range(n)):
-            stream = self._streams[index]
-            if stream is not None and stream.broken is None:
-                chosen = index
-                break
-            if self._channels[index].get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
-                chosen = index
-                break
-        stream = self._streams[chosen]
+        rotation = [i for i in ((first + k) % n for k in range(n)) if i not in tried]
+        for index in rotation:
+            if self._usable(index):
+                return index
+        return None if tried or not rotation else rotation[0]
+
+    def _stream(self, index: int) -> _Stream:
+        stream = self._streams[index]
         if stream is None or stream.broken is not None:
-            stream = self._streams[chosen] = _Stream(self._stubs[chosen], self._ids)
+            stream = self._streams[index] = _Stream(self._stubs[index], self._ids)
             self.opened += 1
         return stream
 
@@ -218,17 +225,33 @@ class ScreenStreams:
         timeout: float | None = None,  # noqa: ASYNC109
         metadata: Any = None,
     ) -> _spb.ScreenResponse:
+        """Screen on a stream. UNAVAILABLE (a broken stream, or the server's own) is tried again
+        on each other usable connection within the deadline, as `PooledStub` does for the unary
+        call: a dying replica costs a retry on another, not a failed run."""
         if not self.streaming:
             return await self._fallback(request, timeout=timeout, metadata=metadata)
-        start = self._mono()
-        try:
-            return await self._stream().screen(request, timeout)
-        except _Unimplemented:
-            if self.streaming:
-                _log.warning("security service has no ScreenStream: using unary Screen")
-            self._unary_until = self._mono() + RETRY_STREAM_S
-            left = None if timeout is None else max(0.001, timeout - (self._mono() - start))
-            return await self._fallback(request, timeout=left, metadata=metadata)
+        deadline = None if timeout is None else self._mono() + timeout
+        tried: set[int] = set()
+        index = self._pick(tried)
+        while True:
+            assert index is not None
+            left = None if deadline is None else max(0.001, deadline - self._mono())
+            try:
+                return await self._stream(index).screen(request, left)
+            except _Unimplemented:
+                if self.streaming:
+                    _log.warning("security service has no ScreenStream: using unary Screen")
+                self._unary_until = self._mono() + RETRY_STREAM_S
+                left = None if deadline is None else max(0.001, deadline - self._mono())
+                return await self._fallback(request, timeout=left, metadata=metadata)
+            except grpc.aio.AioRpcError as err:
+                tried.add(index)
+                retry = err.code() is grpc.StatusCode.UNAVAILABLE
+                if not retry or (deadline is not None and self._mono() >= deadline):
+                    raise
+                index = self._pick(tried)
+                if index is None:
+                    raise
 
     async def close(self) -> None:
         streams = [s for s in self._streams if s is not None]

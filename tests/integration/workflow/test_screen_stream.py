@@ -6,21 +6,30 @@ service without ScreenStream is screened unary."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 
-from services.common import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
+from services.common import (
+    InvalidArgument,
+    PermissionDenied,
+    PooledStub,
+    Unauthenticated,
+    Unavailable,
+    pooled_channels,
+)
 from services.security import Level, new_key
 from services.security._service import SecurityServicer
 from services.workflow._app import WorkflowApp
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._screen_stream import ScreenStreams
-from services.workflow._security_client import Screened, SecurityClient
+from services.workflow._security_client import SECURITY_SERVICE_CONFIG, Screened, SecurityClient
 from tests.conftest import Proc, eventually
 from tests.integration.workflow.conftest import (
     FAST_SCRYPT_N,
@@ -29,6 +38,7 @@ from tests.integration.workflow.conftest import (
     free_port,
     start_security,
 )
+from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 from vigil.workflow.v1 import workflow_pb2 as pb
 
@@ -149,7 +159,7 @@ class SecurityProcess:
         self.token, entry = new_key("alice", Level.AUTHENTICATED, n=FAST_SCRYPT_N)
         self.config = tmp / "security.yaml"
         raw = {
-            "server": {"port": self.port, "host": "127.0.0.1", "grace_period_s": 0.5},
+            "server": {"port": self.port, "host": "127.0.0.1", "grace_period_s": 0.5, "reuse_port": True},
             "auth": {"api_keys": [entry.model_dump(mode="json")]},
             "audit": {"db_path": str(tmp / "audit.db")},
         }
@@ -231,3 +241,38 @@ async def test_deadline_is_kept_locally_and_the_late_answer_dropped(on_stream: O
     results = await asyncio.gather(*(screen(c, sec.token, {"n": i}, remaining_s=10) for i in range(2, 6)))
     assert [r.params["n"] for r in results] == [2, 3, 4, 5]
     assert stream.broken is None and stream in streams._streams
+
+
+async def test_a_killed_replica_costs_a_retry_on_another_not_a_failed_call(
+    spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """Two replicas on one SO_REUSEPORT port (one audit log, as under healthd). Calls stuck on
+    streams to a stopped replica are screened by the other once it is killed."""
+    a = SecurityProcess(spawn, tmp_path)
+    a.start()
+    b = copy.copy(a)  # the same config: keys, audit log and port
+    b.start()
+    # 16 connections: the kernel spreads them over both replicas (all on one: 2 ** -15).
+    channels = pooled_channels(a.address, 16, SECURITY_SERVICE_CONFIG)
+    unary = PooledStub(_spb_grpc.SecurityServiceStub, channels)
+    streams = ScreenStreams(channels, unary.Screen)
+    request = _spb.ScreenRequest(token=a.token, workflow="echo", request_id="t")
+    try:
+        for _ in range(64):  # streams opened on every connection
+            await streams.Screen(request, timeout=10)
+        await eventually(lambda: all(c.get_state() is grpc.ChannelConnectivity.READY for c in channels))
+        for _ in range(16):
+            await streams.Screen(request, timeout=10)
+        a.signal(signal.SIGSTOP)
+        calls = [asyncio.create_task(streams.Screen(request, timeout=20)) for _ in range(32)]
+        await eventually(
+            lambda: streams.in_flight > 0 and sum(t.done() for t in calls) == 32 - streams.in_flight
+        )
+        stuck = streams.in_flight
+        a.kill()
+        answered = await asyncio.wait_for(asyncio.gather(*calls), 20)
+        assert all(r.principal.subject == "alice" for r in answered)
+        assert stuck > 0, "no connection reached the stopped replica: nothing was tested"
+    finally:
+        await streams.close()
+        await unary.close()
