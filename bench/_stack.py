@@ -106,6 +106,9 @@ class LocalStack:
         replicas: Replicas of each service (SO_REUSEPORT on one port, private health ports).
         keep: Run healthd under ``healthd keep`` with a ``run_dir``: its children outlive it,
             a killed healthd is restarted and adopts them.
+        store_reserve_mb: Also check the workflow's SQLite store (free space against this
+            reserve, as the local config does): the workflow component depends on it, so a
+            full disk is not "healed" by restarts; the workflow service gets the same reserve.
     """
 
     def __init__(
@@ -122,8 +125,10 @@ class LocalStack:
         healing: Mapping[str, Any] | None = None,
         replicas: int = 1,
         keep: bool = False,
+        store_reserve_mb: float | None = None,
     ) -> None:
         self.root = root
+        self._store_reserve_mb = store_reserve_mb
         self.replicas = replicas
         self.keep = keep
         self.health_ports = {"workflow": free_ports(replicas), "security": free_ports(replicas)}
@@ -184,9 +189,31 @@ class LocalStack:
                 "healthd_address": self.address("healthd") if self.supervised else None,
                 "load_entry_points": False,
                 "limits": {"poll_s": 0.2, "process_workers": 1},
+                **self._store_space(),
                 **self._workflow_extra,
             },
         )
+
+    def store_path(self) -> Path:
+        return Path(self._workflow_extra.get("store_path", self.root / "runs.db"))
+
+    def _store_space(self) -> dict[str, Any]:
+        if self._store_reserve_mb is None:
+            return {}
+        return {"store_space": {"reserve_mb": self._store_reserve_mb}}
+
+    def _store_component(self) -> list[dict[str, Any]]:
+        if self._store_reserve_mb is None:
+            return []
+        check = {
+            "kind": "store",
+            "path": str(self.store_path()),
+            "reserve_mb": self._store_reserve_mb,
+            "interval_s": self._interval,
+            "timeout_s": self._interval,
+            "failure_threshold": 1,
+        }
+        return [{"name": "workflow-store", "critical": True, "degrades_to": "READ_ONLY", "checks": [check]}]
 
     def _component(self, name: str, service: str, module: str, config: Path, env: Mapping[str, str]) -> dict:
         checks = [
@@ -210,6 +237,9 @@ class LocalStack:
         return {
             "name": service,
             "critical": True,
+            "depends_on": ["workflow-store"]
+            if name == "workflow" and self._store_reserve_mb is not None
+            else [],
             "replicas": self.replicas,
             "process": process,
             "checks": checks,
@@ -218,6 +248,7 @@ class LocalStack:
 
     def healthd_config(self, extra_components: list[dict] | None = None) -> Path:
         components = [
+            *self._store_component(),
             self._component(
                 "security", SECURITY, "services.security", self.security_config(), self._security_env
             ),

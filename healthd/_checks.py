@@ -37,8 +37,9 @@ from healthd._config import (
     TcpCheckConfig,
 )
 from healthd._process import signal_group
+from healthd._store_metrics import STORE_FREE_BYTES, STORE_RESERVE_BYTES, STORE_WAL_BYTES
 from healthd._types import CheckResult, Status
-from services.common import client_interceptors, get_logger, open_client_channel
+from services.common import VolumeSpace, client_interceptors, get_logger, open_client_channel, wal_bytes
 
 _log = get_logger("vigil.healthd.checks")
 
@@ -292,10 +293,20 @@ class ProcessCheck:
 
 
 class StoreCheck:
-    """Opens the SQLite store read-only (never creates it) and runs a trivial query."""
+    """Opens the SQLite store read-only (never creates it), runs a trivial query and measures
+    the free space of its volume and the size of its WAL (message and ``vigil_store_*`` gauges).
+
+    Below the reserve it is NOT_SERVING: the workflow service refuses new runs then, and a
+    component that ``depends_on`` this one is reported DEPENDENCY_DOWN instead of being
+    restarted (a restart frees no space: that is how a full disk became a crash loop).
+    """
 
     def __init__(self, cfg: StoreCheckConfig) -> None:
         self._path = cfg.path
+        self._space = VolumeSpace(
+            cfg.path, reserve_mb=cfg.reserve_mb, reserve_percent=cfg.reserve_percent, ttl_s=0
+        )
+        self._label = str(cfg.path)
 
     def _query(self, timeout_s: float) -> int:
         uri = f"file:{self._path.resolve()}?mode=ro"
@@ -307,11 +318,20 @@ class StoreCheck:
 
     async def check(self, timeout_s: float) -> CheckResult:
         start = time.monotonic()
+        space, wal = await asyncio.to_thread(lambda: (self._space.sample(), wal_bytes(self._path)))
+        STORE_FREE_BYTES.labels(self._label).set(space.free_bytes)
+        STORE_RESERVE_BYTES.labels(self._label).set(space.reserve_bytes)
+        STORE_WAL_BYTES.labels(self._label).set(wal)
+        figures = f"{space.describe()}, WAL {wal / (1 << 20):.1f} MiB"
         try:
             tables = await asyncio.to_thread(self._query, timeout_s)
         except sqlite3.Error as exc:
-            return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"store: {exc}")
-        return CheckResult(Status.SERVING, time.monotonic() - start, f"store ok ({tables} schema objects)")
+            return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"store: {exc} ({figures})")
+        if space.low:
+            return CheckResult(Status.NOT_SERVING, time.monotonic() - start, f"store space low: {figures}")
+        return CheckResult(
+            Status.SERVING, time.monotonic() - start, f"store ok ({tables} schema objects; {figures})"
+        )
 
     async def close(self) -> None:
         return None

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
+from healthd._names import unit_key
 from healthd.alerts._config import AlertsConfig
 from services.common import ClientTLSConfig, ConfigModel, DegradationLevel, DegradationLevelName, ServerConfig
 from services.security import AuditConfig, AuthConfig
@@ -114,11 +115,17 @@ class ProcessCheckConfig(_CheckBase):
 
 
 class StoreCheckConfig(_CheckBase):
-    """Opens the workflow SQLite store read-only and runs a trivial query."""
+    """Opens the workflow SQLite store read-only, runs a trivial query and measures its space:
+    NOT_SERVING below the free-space reserve (the workflow service then refuses new runs)."""
 
     kind: Literal["store"]
     path: Path
     """SQLite database file of the workflow run store."""
+    reserve_mb: float = Field(default=64.0, ge=0, le=1 << 20)
+    """Free space (MiB) below which the store counts as down: keep it equal to the workflow
+    service's ``store_space.reserve_mb``."""
+    reserve_percent: float = Field(default=0.0, ge=0, le=50)
+    """The same as a share of the volume (the larger applies), as ``store_space.reserve_percent``."""
 
 
 CheckConfig = Annotated[
@@ -353,6 +360,7 @@ class HealthdConfig(ConfigModel):
             if has_process_check and comp.process is None:
                 raise ValueError(f"component '{comp.name}': a 'process' check needs a 'process'")
             _check_replicas(comp)
+        _reject_shared_files(self.components)
         _reject_cycles({c.name: c.depends_on for c in self.components})
         return self
 
@@ -382,6 +390,18 @@ def _check_replicas(comp: ComponentConfig) -> None:
     for field, base in (("health_port", proc.health_port), ("metrics_port", proc.metrics_port)):
         if base is not None and base + comp.replicas - 1 > 65535:
             raise ValueError(f"component '{comp.name}': process.{field} + replicas is past 65535")
+
+
+def _reject_shared_files(components: list[ComponentConfig]) -> None:
+    """Supervised replicas with one unit key (`healthd._names`) would share a pid record and a
+    log: the next healthd would adopt one's process for the other and orphan the first."""
+    owner: dict[str, str] = {}
+    for comp in (c for c in components if c.process is not None):
+        for key in (unit_key(comp.name, i, comp.replicas) for i in range(1, comp.replicas + 1)):
+            if owner.setdefault(key, comp.name) != comp.name:
+                raise ValueError(
+                    f"components '{owner[key]}' and '{comp.name}' would share the files of '{key}'"
+                )
 
 
 def _reject_cycles(graph: dict[str, list[str]]) -> None:

@@ -31,6 +31,10 @@ class Controller:
 
     def __init__(self, engine: HealthEngine) -> None:
         self._engine = engine
+        self._actions: set[asyncio.Task[None]] = set()
+        """Actions under way, held here so one whose caller went away still finishes."""
+        self._locks: dict[str, asyncio.Lock] = {}
+        """One per component: its actions run one after the other, in the order asked."""
 
     def targets(self, name: str, replica: int) -> list[Unit]:
         """The replicas an action addresses (0 = every replica).
@@ -51,8 +55,24 @@ class Controller:
         return [units[replica - 1]]
 
     async def control(self, name: str, action: Control, replica: int, reason: str) -> None:
-        """Do ``action`` to one replica of ``name`` or (``replica`` 0) to all of them."""
+        """Do ``action`` to one replica of ``name`` or (``replica`` 0) to all of them.
+
+        The action runs to its end even when the caller is cancelled (Ctrl-C, a deadline): a
+        restart cut between its stop and its start would leave the replica STOPPED for good.
+        """
         units = self.targets(name, replica)
+        task = asyncio.ensure_future(self._serially(name, units, action, reason))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+        await asyncio.shield(task)
+
+    async def _serially(self, name: str, units: list[Unit], action: Control, reason: str) -> None:
+        # A STOP asked during a rolling RESTART waits for it: interleaved, the restart's
+        # starts came after the stop's stops and the component ran again after an answered STOP.
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            await self._act(units, action, reason)
+
+    async def _act(self, units: list[Unit], action: Control, reason: str) -> None:
         if action is Control.STOP:
             await asyncio.gather(*(self.stop(u, reason) for u in units))
         elif action is Control.START:

@@ -69,6 +69,9 @@ class HealthEngine(OperatorActions):
         self.events = EventLog(config.event_history)
         self.supervisor = Supervisor(RunDir(config.run_dir) if config.run_dir is not None else None)
         self._maint: set[str] = set()
+        # Units last seen DEPENDENCY_DOWN: when the dependency recovers first they get their
+        # start timeout to follow before they count as down themselves.
+        self._dependency_was_down: set[str] = set()
         self._stopped: set[str] = set()
         """Units stopped by an operator."""
         self.units: dict[str, Unit] = {}
@@ -235,6 +238,14 @@ class HealthEngine(OperatorActions):
         machine = self._heal[unit]
         # Manual heals clear the window, so an empty one means an operator asked.
         attempt = f"attempt {len(machine.attempts)}" if machine.attempts else "manual"
+        # An automatic heal first asks the dependencies; an operator's heal is done as asked.
+        down = await self._dependency_down(unit) if machine.attempts else None
+        if down is not None and self._heal[unit].state is HealState.HEALING:
+            why = f"not healed: dependency '{down}' is down (its checks, run just now, fail)"
+            self._publish(EventKind.HEAL_RESULT, unit, why, new="skipped")
+            self._drive(unit, HealEvent.DEPENDENCY_DOWN, why)
+            self._reevaluate()
+            return
         self._publish(EventKind.HEAL_ATTEMPT, unit, f"{attempt}: {machine.reason}")
         try:
             with heal_span(unit, healer_kind(healer), len(machine.attempts)):
@@ -254,6 +265,20 @@ class HealthEngine(OperatorActions):
             self._spawn(self.scheduler.check_now(unit))
         self._reevaluate()
 
+    async def _dependency_down(self, unit: str) -> str | None:
+        """The first hard dependency of ``unit``'s component whose checks fail when run now.
+
+        A component can report itself down (its own probe of a full disk) before the
+        dependency's next scheduled check sees the cause; asking the dependencies first keeps
+        the heal from restarting a component that only suffers from them."""
+        for dep in self.config.component(self.units[unit].component).depends_on:
+            if dep in self._maint:
+                continue
+            for dep_unit in self._units_of[dep]:
+                if any(not r.ok for r in await self.scheduler.check_now(dep_unit)):
+                    return dep
+        return None
+
     async def _tick_at(self, unit: str, at: float) -> None:
         await self.clock.sleep_until(at)
         self._drive(unit, HealEvent.TICK)
@@ -269,8 +294,15 @@ class HealthEngine(OperatorActions):
                 if unit in self._stopped:
                     continue
                 if comp.reason is Reason.DEPENDENCY_DOWN:
+                    self._dependency_was_down.add(unit)
                     self._drive(unit, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
+                elif (
+                    unit in self._dependency_was_down and own_status(self._checks[unit]) is Status.NOT_SERVING
+                ):
+                    self._dependency_was_down.discard(unit)
+                    self._drive(unit, HealEvent.DEPENDENCY_UP, "dependency recovered; waiting for checks")
                 else:
+                    self._dependency_was_down.discard(unit)
                     self._feed_unit(unit)
 
     def _feed_unit(self, unit: str) -> None:

@@ -50,6 +50,10 @@ class HealEvent(StrEnum):
     """The heal action completed (child respawned, command exited 0, RPC returned OK)."""
     HEAL_ERROR = "HEAL_ERROR"
     """The heal action itself failed."""
+    DEPENDENCY_DOWN = "DEPENDENCY_DOWN"
+    """As a heal was to start, a hard dependency's checks (run just then) failed: it is the cause."""
+    DEPENDENCY_UP = "DEPENDENCY_UP"
+    """The hard dependency that was down serves again while the component itself still fails."""
     TICK = "TICK"
     """Time passed: backoff or start deadline may have expired."""
     STARTED = "STARTED"
@@ -212,6 +216,16 @@ def transition(
     if event is HealEvent.HEAL_DONE and s is HealState.HEALING:
         # HEALING -> STARTING: action done; must pass checks by the deadline.
         started = _go(m, HealState.STARTING, now, reason or "healed; waiting for checks")
+        return replace(started, deadline=now + policy.start_timeout_s), [Action.RESET_CHECKS]
+    if event is HealEvent.DEPENDENCY_DOWN and s is HealState.HEALING:
+        # HEALING -> SUSPECT: not healed, the dependency is down (a restart would not help: a
+        # full disk became a crash loop that way); the attempt is not counted. Its recovery
+        # decides: still down afterwards is DOWN, a heal again.
+        return _go(m, HealState.SUSPECT, now, reason or "dependency down", attempts=m.attempts[:-1]), []
+    if event is HealEvent.DEPENDENCY_UP and s in (HealState.HEALTHY, HealState.SUSPECT):
+        # HEALTHY|SUSPECT -> STARTING: the dependency recovered; the component gets its start
+        # timeout to recover too (its own probe may lag) before it counts as down itself.
+        started = _go(m, HealState.STARTING, now, reason or "dependency recovered; waiting for checks")
         return replace(started, deadline=now + policy.start_timeout_s), [Action.RESET_CHECKS]
     if event is HealEvent.HEAL_ERROR and s is HealState.HEALING:
         # HEALING -> BACKOFF|FATAL: the action itself failed.

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 from services.common import FieldViolation, InvalidArgument, NotFound
 
+MAX_QUERY = 256
+"""Longest name ``resolve`` looks up: no component name is longer, and the did-you-mean
+search over a multi-megabyte query held healthd's loop for seconds (readiness answered in 3.8 s)."""
 _VERSIONED = re.compile(r"^(?:[\w-]+\.)*?([\w-]+)\.v\d+\w*\.\w+$")
 
 
@@ -39,11 +42,14 @@ def resolve(query: str, names: Sequence[str], field: str = "component") -> str:
     Exact name first, then exact short name, then a unique case-insensitive substring.
 
     Raises:
-        InvalidArgument: empty, or matching several components.
+        InvalidArgument: empty, longer than `MAX_QUERY`, or matching several components.
         NotFound: matching none (with the closest names suggested).
     """
     if not query:
         raise InvalidArgument(f"{field} is required", [FieldViolation(field, "must name a component")])
+    if len(query) > MAX_QUERY:
+        violation = FieldViolation(field, f"at most {MAX_QUERY} characters")
+        raise InvalidArgument(f"{field} is {len(query)} characters, longer than {MAX_QUERY}", [violation])
     if query in names:
         return query
     by_short = [n for n in names if short_name(n) == query]

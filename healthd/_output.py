@@ -149,7 +149,10 @@ class OutputLog:
 
     def _emit(self, now: float, line: str) -> None:
         self.lines.append((now, line))
-        self._sink(f"[{self._prefix}] {line}")
+        # healthd's stderr may be gone (closed terminal, dead pipe): the line is still kept,
+        # published and in the file; a raise here would end the follower (and rotation) for good.
+        with contextlib.suppress(OSError, ValueError):
+            self._sink(f"[{self._prefix}] {line}")
         for queue, tag in self._subscribers.items():
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait((now, tag, line))

@@ -4,7 +4,8 @@ One JSON file per child (``<short-name>[-<replica>].json``, mode 0600, directory
 pid, the process's start time (``/proc/<pid>/stat`` field 22, clock ticks since boot), argv,
 the ports it owns, the healthd that started it and a digest of its configured env. A record
 names *our* process only while the pid is alive with the same start time: a reused pid has a
-later start time, so it is never adopted nor signalled. Written atomically (temp file +
+later start time, so it is never adopted nor signalled; a record whose pid runs another
+command line (a tampered or hand-edited file) is not ours either. Written atomically (temp file +
 rename); removed when healthd stops the child on purpose, kept when healthd dies (the point).
 """
 
@@ -94,11 +95,11 @@ class RunDir:
             return None
 
     def live(self, key: str) -> ChildRecord | None:
-        """The record if its process is still the one recorded (alive, same start time)."""
+        """The record if its process is still the one recorded (alive, same start time, same argv)."""
         record = self.read(key)
         if record is None:
             return None
-        if start_time(record.pid) != record.start_time:
+        if start_time(record.pid) != record.start_time or cmdline(record.pid) != record.argv:
             self.remove(key)  # dead, or the pid now belongs to another process
             return None
         return record

@@ -182,8 +182,12 @@ class Child:
         }
 
     def _fingerprint(self) -> str:
-        """Digest of what the child was started with beyond argv (its configured env)."""
-        env = sorted({**self._cfg.env, **self._env}.items())
+        """Digest of what the child was started with beyond argv: its configured env and the
+        variables of its own prefix it inherits from healthd (``VIGIL_WORKFLOW_SERVER__PORT``
+        of make run: a child listening on an old port must be replaced, not adopted)."""
+        prefix = self._cfg.env_prefix
+        inherited = {k: v for k, v in os.environ.items() if prefix and k.startswith(prefix)}
+        env = sorted({**inherited, **self._cfg.env, **self._env}.items())
         return hashlib.sha256(json.dumps([env, str(self._cfg.cwd)]).encode()).hexdigest()[:16]
 
     async def adopt(self, record: ChildRecord) -> bool:

@@ -15,6 +15,7 @@ DEFAULT_RULES = [
     AlertRule(name="HealFatal", kind="heal_fatal", severity=Severity.CRITICAL),
     AlertRule(name="HighErrorRate", kind="error_rate", threshold=0.05, for_s=60),
     AlertRule(name="BreakerOpen", kind="breaker_open", for_s=0),
+    AlertRule(name="StoreSpaceLow", kind="store_space_low", severity=Severity.CRITICAL, for_s=0),
 ]
 
 
@@ -23,7 +24,8 @@ class AlertsConfig(ConfigModel):
 
     rules: list[AlertRule] = Field(default_factory=lambda: list(DEFAULT_RULES))
     """Alert rules; by default: component down 10 s (critical), heal FATAL (critical),
-    error rate over 5 % for 60 s, any circuit breaker open."""
+    error rate over 5 % for 60 s, any circuit breaker open, a store below its free-space
+    reserve (critical)."""
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     """Alertmanager-compatible webhook receivers; none means alerts only on the dashboard."""
     evaluate_interval_s: float = Field(default=1.0, gt=0, le=300)

@@ -53,9 +53,10 @@ class AlertRule(ConfigModel):
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     """Alert name (``alertname`` label), e.g. ``ComponentDown``."""
-    kind: Literal["component_down", "error_rate", "breaker_open", "heal_fatal"]
+    kind: Literal["component_down", "error_rate", "breaker_open", "heal_fatal", "store_space_low"]
     """What to watch: a component NOT_SERVING, the share of failed RPCs of a scraped
-    target, an open circuit breaker of a scraped target, or healing that gave up (FATAL)."""
+    target, an open circuit breaker of a scraped target, healing that gave up (FATAL), or a
+    store's volume below its free-space reserve (from healthd's store checks)."""
     severity: Severity = Severity.WARNING
     """Severity when it starts firing."""
     for_s: float = Field(default=0.0, ge=0, le=86400)
@@ -90,6 +91,8 @@ class Facts:
     """target -> (failed fraction, requests) since the previous scrape."""
     open_breakers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """target -> names of breakers that are open."""
+    store_space: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """store path -> (free bytes, reserve bytes) as healthd's store checks last measured."""
 
 
 class AlertState(StrEnum):
@@ -278,6 +281,11 @@ def conditions(rule: AlertRule, facts: Facts) -> dict[Labels, str]:
             if _matches(rule, target):
                 for b in names:
                     out[(("component", target), ("breaker", b))] = f"{target}: circuit breaker {b} is open"
+    elif rule.kind == "store_space_low":
+        for store, (free, reserve) in facts.store_space.items():
+            if _matches(rule, store) and free < reserve:
+                mib = f"{free / 2**20:.1f} MiB free, below the reserve of {reserve / 2**20:.1f} MiB"
+                out[(("store", store),)] = f"store {store}: {mib} (new runs are refused)"
     return out
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from healthd._store_metrics import STORE_FREE_BYTES, STORE_RESERVE_BYTES
 from healthd.alerts._config import AlertsConfig
 from healthd.alerts._rules import Alert, ComponentFact, Facts, Notice, RuleEngine
 from healthd.alerts._webhook import WebhookSender
@@ -27,6 +28,16 @@ _log = get_logger("vigil.healthd.alerts")
 _SERVER_FAULTS = frozenset(
     {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
 )
+
+
+def _store_space() -> dict[str, tuple[float, float]]:
+    """store -> (free, reserve) bytes, as healthd's own store checks last set their gauges."""
+
+    def by_store(gauge: Any) -> dict[str, float]:
+        return {s.labels["store"]: s.value for fam in gauge.collect() for s in fam.samples}
+
+    free, reserve = by_store(STORE_FREE_BYTES), by_store(STORE_RESERVE_BYTES)
+    return {store: (value, reserve[store]) for store, value in free.items() if store in reserve}
 
 
 def _root_cause(view: ComponentView) -> str:
@@ -144,7 +155,7 @@ class Alerting:
                 requests = scrape.total - before.total
                 failed = scrape.failed - before.failed
                 rates[name] = (failed / requests if requests else 0.0, int(requests))
-        return Facts(components, rates, breakers)
+        return Facts(components, rates, breakers, _store_space())
 
     async def _scrape(self, url: str) -> MetricsScrape | None:
         if self._session is None:

@@ -2,13 +2,15 @@
 maintenance, heal). Names may be short: ``workflow`` is ``vigil.workflow.v1.WorkflowService``.
 
 Control calls need an ADMIN token (found like every command's: --token, --token-file,
-$VIGIL_TOKEN, .vigil/dev-token). Exit codes: 0 done, 2 bad usage or a failed call.
+$VIGIL_TOKEN, .vigil/dev-token). Exit codes: 0 done, 2 bad usage or a failed call, 3 a followed
+log (``tail -f``) ended because healthd stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -147,7 +149,13 @@ def _control(ctl: _Ctl, args: argparse.Namespace, name: str) -> int:
                     prefix = f"[{msg.replica}] " if msg.replica else ""
                     print(f"{prefix}{msg.line}", flush=True)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+            gone = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)  # type: ignore[attr-defined]
+            if not (args.follow and gone):
+                raise from_rpc_error(exc) from None
+        if args.follow:
+            # A followed log never ends by itself: healthd closed it or went away (as `watch`: 3).
+            print("error: healthd ended the log stream (it stopped or is shutting down)", file=sys.stderr)
+            return 3
         return 0
     action = _pb.ControlAction.Value(f"CONTROL_ACTION_{args.ctl_command.upper()}")
     if not args.json:

@@ -13,6 +13,7 @@ from services.common._config import (
 )
 from services.common._convert import optional_timestamp
 from services.common._errors import (
+    Aborted,
     AlreadyExists,
     Cancelled,
     DeadlineExceeded,
@@ -60,6 +61,7 @@ from services.common._server import (
     run_main,
     server_credentials,
 )
+from services.common._space import SpaceSample, VolumeSpace, reserve_bytes, wal_bytes
 from services.common._sqlite import (
     SYNCHRONOUS_MODES,
     create_private_dirs,
@@ -95,6 +97,7 @@ __all__ = [
     "SYNCHRONOUS_MODES",
     "SYSTEM_CLOCK",
     "TRACE_ID_METADATA",
+    "Aborted",
     "AlreadyExists",
     "BatchWriter",
     "Cancelled",
@@ -128,6 +131,7 @@ __all__ = [
     "ServerConfig",
     "ServingStatus",
     "Sleep",
+    "SpaceSample",
     "SystemClock",
     "TLSConfig",
     "TracingInterceptor",
@@ -136,6 +140,7 @@ __all__ = [
     "Unimplemented",
     "VigilError",
     "VigilServer",
+    "VolumeSpace",
     "add_log_enricher",
     "bad_request_violations",
     "bearer_token",
@@ -163,6 +168,7 @@ __all__ = [
     "parse_yaml",
     "pooled_channels",
     "publish_serving",
+    "reserve_bytes",
     "retry_delay_s",
     "rpc_error_from_status",
     "run_each",
@@ -181,5 +187,6 @@ __all__ = [
     "tracer",
     "tracing_enabled",
     "value_to_py",
+    "wal_bytes",
     "wrap_handler",
 ]

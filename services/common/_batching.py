@@ -8,15 +8,21 @@ from typing import Any
 __all__ = ["next_batch"]
 
 
-def next_batch(q: queue.SimpleQueue[Any], stop: object, limit: int = 1 << 30) -> tuple[list[Any], bool]:
+def next_batch(
+    q: queue.SimpleQueue[Any], stop: object, limit: int = 1 << 30, timeout: float | None = None
+) -> tuple[list[Any], bool]:
     """Wait for one item, then take whatever else is queued already (at most ``limit``).
 
     Returns the batch and whether the ``stop`` marker was taken (items queued behind the
     marker stay queued). Whoever waits on the queue gets the whole backlog in one go: that
-    is what lets N concurrent requests share one transaction.
+    is what lets N concurrent requests share one transaction. With ``timeout``, an empty
+    batch means nothing arrived for that long (the queue was idle).
     """
     batch: list[Any] = []
-    item = q.get()
+    try:
+        item = q.get(timeout=timeout)
+    except queue.Empty:
+        return batch, False
     while True:
         if item is stop:
             return batch, True

@@ -83,6 +83,12 @@ class FailedPrecondition(VigilError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Aborted(VigilError):
+    """A concurrency conflict: another writer won (e.g. a fenced write after a lease moved)."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 class Unavailable(VigilError):
     """A dependency cannot be reached; the caller may retry later."""
 

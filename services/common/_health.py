@@ -125,7 +125,10 @@ class HealthServicer(_hpb_grpc.HealthServicer):
             await refuse_malformed(request, context)
         status = self._status.get(request.service)
         if status is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+            # The name is the caller's (up to the request limit): echo only its start, so the
+            # status fits a client's metadata limit and still reads as NOT_FOUND there.
+            name = request.service if len(request.service) <= 200 else request.service[:200] + "..."
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {name!r}")
         return _RESPONSES[status]
 
     async def List(

@@ -24,11 +24,17 @@ SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 SQLiteOp = Callable[[sqlite3.Connection], Any]
 
 
-def open_sqlite(path: str | Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
+def open_sqlite(
+    path: str | Path, *, synchronous: str, busy_timeout_ms: int, wal_limit_bytes: int | None = None
+) -> sqlite3.Connection:
     """Connect to ``path`` (created 0600 if missing) in WAL mode; the caller issues BEGIN/COMMIT.
 
     The connection may be used from any one thread at a time (``check_same_thread=False``):
     each store hands it to one writer thread or guards it with a lock.
+
+    ``wal_limit_bytes`` bounds the write-ahead log: a checkpoint starts once the WAL holds
+    half of it (``wal_autocheckpoint``) and a reset WAL is truncated back to it
+    (``journal_size_limit``); without it SQLite's defaults apply (1000 pages, never truncated).
     """
     if synchronous not in SYNCHRONOUS_MODES:
         raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
@@ -41,6 +47,10 @@ def open_sqlite(path: str | Path, *, synchronous: str, busy_timeout_ms: int) -> 
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if wal_limit_bytes is not None:
+            page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            conn.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={max(16, int(wal_limit_bytes) // page // 2)}")
     except BaseException:
         conn.close()
         raise

@@ -17,12 +17,16 @@ Invariants:
 - A caller that was cancelled meanwhile is skipped; its item was handled all the same.
 - The items of one `submit_all` are handled in the same batch (one transaction), even when
   that makes the batch exceed ``limit``.
+- ``idle`` (housekeeping such as a WAL checkpoint) runs on the thread once the queue has
+  been empty for ``idle_s`` after a batch, never between the items of one: it cannot delay a
+  commit already waiting, and it runs again only after more work arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -36,6 +40,7 @@ I = TypeVar("I")  # noqa: E741 -- the item type
 R = TypeVar("R")
 _Entry: TypeAlias = tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]
 _STOP = object()
+_log = logging.getLogger(__name__)
 
 
 class _Group(Generic[I, R]):
@@ -55,6 +60,7 @@ class BatchWriter(Generic[I, R]):
         name: The thread's name (shows in stack dumps).
         limit: Upper bound on items per batch: bounds one commit's latency.
         closed: Builds the exception `submit` raises once `close` was called.
+        idle: Called on the thread after ``idle_s`` without work (its errors are logged).
     """
 
     def __init__(
@@ -64,8 +70,11 @@ class BatchWriter(Generic[I, R]):
         name: str,
         limit: int = 1 << 30,
         closed: Callable[[], Exception] = lambda: RuntimeError("batch writer is closed"),
+        idle: Callable[[], None] | None = None,
+        idle_s: float = 1.0,
     ) -> None:
         self._handle, self._limit, self._closed = handle, limit, closed
+        self._idle, self._idle_s = idle, idle_s
         # A C-level queue: put() is one call that wakes the writer only if it waits (a
         # threading.Condition costs a Python-level lock dance and notify per request).
         self._queue: queue.SimpleQueue[_Entry[I, R] | object] = queue.SimpleQueue()
@@ -105,13 +114,22 @@ class BatchWriter(Generic[I, R]):
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        stopping = False
+        stopping, busy = False, False
         while not stopping:
-            batch, stopping = next_batch(self._queue, _STOP, self._limit)
+            # After work, wait at most idle_s for more; once idle, block until work arrives.
+            timeout = self._idle_s if busy and self._idle is not None else None
+            batch, stopping = next_batch(self._queue, _STOP, self._limit, timeout)
             if any(isinstance(e, _Group) for e in batch):
                 batch = [x for e in batch for x in (e.entries if isinstance(e, _Group) else (e,))]
             if batch:
                 self._serve(batch)
+                busy = True
+            elif not stopping and self._idle is not None:
+                busy = False
+                try:
+                    self._idle()
+                except Exception:  # housekeeping only: the writer must live on whatever happens
+                    _log.exception("%s: idle housekeeping failed", self._thread.name)
 
     def _serve(self, batch: list[_Entry[I, R]]) -> None:
         try:

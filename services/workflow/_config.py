@@ -12,7 +12,7 @@ from services.workflow._pg_config import PostgresConfig
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._schedule import ScheduleConfig
 
-__all__ = ["LimitsConfig", "WorkflowConfig", "WorkflowEntry"]
+__all__ = ["LimitsConfig", "StoreSpaceConfig", "WorkflowConfig", "WorkflowEntry"]
 
 
 class WorkflowEntry(ConfigModel):
@@ -47,6 +47,24 @@ class LimitsConfig(ConfigModel):
     """How often due runs (scheduled, orphaned) are claimed."""
 
 
+class StoreSpaceConfig(ConfigModel):
+    """How the SQLite run store manages the space of its volume (PostgreSQL manages its own)."""
+
+    reserve_mb: float = Field(default=64.0, ge=0, le=1 << 20)
+    """Free space (MiB) below which new runs are refused (RESOURCE_EXHAUSTED with a retry delay)
+    while accepted runs finish in what is left; healthd's store check uses the same reserve."""
+    reserve_percent: float = Field(default=0.0, ge=0, le=50)
+    """The same as a share of the volume; the larger of the two applies."""
+    wal_limit_mb: float = Field(default=8.0, gt=0, le=4096)
+    """Bound of the write-ahead log: checkpointed at half of it, truncated back to it; when the
+    writer is idle and space is not low it is checkpointed and truncated to zero."""
+    preallocate_mb: float = Field(default=1.0, ge=0, le=1024)
+    """Free pages kept allocated inside the database file (topped up while space is not low), so
+    accepted runs can still write their steps and results when the volume is full."""
+    retry_after_s: float = Field(default=5.0, gt=0, le=3600)
+    """Retry delay a refusal for low space tells the caller."""
+
+
 class WorkflowConfig(ConfigModel):
     """Workflow service settings (env prefix ``VIGIL_WORKFLOW_``)."""
 
@@ -60,6 +78,8 @@ class WorkflowConfig(ConfigModel):
     """SQLite run store (WAL); created with its directory."""
     store_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """FULL: every commit survives power loss; NORMAL: survives a process crash only."""
+    store_space: StoreSpaceConfig = StoreSpaceConfig()
+    """Free-space reserve, WAL bound and pre-allocation of the SQLite run store."""
     instance_id: str = Field(default="local", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     """Replica id owning run leases; keep it stable across restarts so runs resume at once.
     A supervised replica (``server.replica`` > 0) owns its runs as ``<instance_id>-r<replica>``

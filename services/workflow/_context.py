@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from services.common import ResourceExhausted
 from services.workflow._events import EventType, RunEvent, RunEvents
-from services.workflow._model import Run, RunError, canonical_json
+from services.workflow._model import Lease, Run, RunError, canonical_json
 from services.workflow._policies import categorize, describe
 from services.workflow._store import RunStore
 from services.workflow._telemetry import step_span
@@ -35,19 +35,40 @@ class StepJournal(Protocol):
 
 
 class StoreJournal:
-    """The executor's `StepJournal`: steps go to the run store, finished ones to watchers too."""
+    """The executor's `StepJournal`: steps go to the run store, finished ones to watchers too.
 
-    def __init__(self, store: RunStore, events: RunEvents, run: Run, max_result_bytes: int) -> None:
+    Every write carries ``lease()`` (the execution's lease as of that write) and goes
+    through ``fenced`` (the executor's: a refused write ends the execution). `begin` is
+    committed before the step's body starts, so the step's ``executions`` counts every
+    start; ``check_live`` then vouches that the lease is still this replica's as the body
+    starts.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        events: RunEvents,
+        run: Run,
+        max_result_bytes: int,
+        *,
+        lease: Callable[[], Lease | None] = lambda: None,
+        fenced: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
+        check_live: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store, self._events, self._run, self._max = store, events, run, max_result_bytes
+        self._lease = lease
+        self._fenced = fenced or (lambda write: write)
+        self._check_live = check_live
 
     async def begin(self, name: str) -> None:
-        await self._store.begin_step(self._run.run_id, name)
+        await self._fenced(self._store.begin_step(self._run.run_id, name, self._lease()))
+        self._check_live()  # the body starts right after this, without another await
 
     async def finish(self, name: str, result: Any) -> None:
         size = len(canonical_json(result).encode())
         if size > self._max:  # GetRun returns steps: keep them bounded like results
             raise ResourceExhausted(f"step {name!r} result of {size} bytes exceeds the limit of {self._max}")
-        await self._store.record_step(self._run.run_id, name, result)
+        await self._fenced(self._store.record_step(self._run.run_id, name, result, self._lease()))
         self._events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
     async def fail(self, name: str, exc: Exception) -> None:
@@ -63,6 +84,9 @@ class RunContext:
         attempt: 1-based attempt number, counted durably across restarts.
         deadline: Wall-clock deadline of the run, or None.
         deps: Clients of other services (security's VerifyArtifact).
+        fencing_token: The lease epoch this execution holds (grows with every takeover of
+            the run): pass it to external systems that can refuse a write carrying an older
+            token, so a replica whose lease moved cannot overwrite its successor's effects.
     """
 
     def __init__(
@@ -78,6 +102,7 @@ class RunContext:
         journal: StepJournal,
         deps: WorkflowDeps | None,
         clock: Callable[[], float],
+        fencing_token: int = 0,
     ) -> None:
         self.run_id, self.workflow, self.principal = run_id, workflow, principal
         self.params, self.attempt, self.deadline, self.deps = params, attempt, deadline, deps
@@ -85,6 +110,7 @@ class RunContext:
         # skips the steps an earlier attempt finished, as a resume after a crash does.
         self._finished = finished_steps
         self._journal = journal
+        self.fencing_token = fencing_token
         self._clock = clock
 
     def remaining(self) -> float | None:

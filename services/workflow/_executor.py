@@ -8,6 +8,11 @@ and then every ``poll_s`` the executor claims unfinished due runs (its own after
 or any whose lease expired) and resumes them; ``ctx.step`` skips the steps they finished.
 Shutdown cancels in-flight handlers without changing their runs, so they resume later;
 only `cancel` (CancelRun) turns a cancellation into the CANCELLED state.
+
+Fencing (`services.workflow._leases`): each execution holds its run's `Lease` (owner +
+epoch) and every write it makes (state changes, step begin/finish) carries it; once the
+lease moved the execution stops at its next await ("lease lost"), writing nothing more. A
+write the store cannot take (a full disk) pauses it without burning the handler's retries.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._history import HistoryEvent, HistoryType
 from services.workflow._isolation import ProcessPool
+from services.workflow._leases import LeaseKeeper
 from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
 from services.workflow._policies import (
     BreakerOpen,
@@ -74,7 +80,7 @@ class Executor:
         self.store, self.registry, self.owner = store, registry, owner
         self._clock, self._mono, self._sleep, self._rng = clock, monotonic, sleep, rng or random.Random()
         self._deps, self._pool = deps, pool
-        self._lease_s, self._poll_s, self.max_result_bytes = lease_s, poll_s, max_result_bytes
+        self._poll_s, self.max_result_bytes = poll_s, max_result_bytes
         self.events = RunEvents()
         self.stats: dict[str, WorkflowStats] = {}
         self.admission = admission or Admission()
@@ -84,8 +90,15 @@ class Executor:
         # await and removed when it ends, so the claim loop never starts a run twice.
         self._active: dict[str, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[str, str] = {}
-        # Runs whose task was stopped because another replica took them over (and why).
-        self._lost: dict[str, str] = {}
+        self.leases = LeaseKeeper(
+            store=store,
+            owner=owner,
+            clock=clock,
+            monotonic=monotonic,
+            lease_s=lease_s,
+            active=self._active,
+            dispatch=lambda run, at: self.dispatch(run, confirmed_at=at),
+        )
         self._background: list[asyncio.Task[None]] = []
 
     # -- policies per workflow -------------------------------------------------------------
@@ -120,12 +133,13 @@ class Executor:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases."""
-        await self._claim_due()
-        self._background = [
-            asyncio.create_task(self._every(self._poll_s, self._claim_due), name="executor-claims"),
-            asyncio.create_task(self._every(self._lease_s / 3, self._renew), name="executor-leases"),
-        ]
+        """Resume this owner's unfinished runs, then keep claiming due runs and renewing leases
+        (a first claim the store refuses, a full disk, is retried by the claim loop)."""
+        try:
+            await self.leases.claim_due()
+        except Exception as exc:
+            _log.warning("cannot resume runs yet (%s); the claim loop retries", exc)
+        self._background = self.leases.loops(self._poll_s)
 
     async def stop(self) -> None:
         """Cancel background loops and in-flight runs; their runs stay resumable."""
@@ -135,63 +149,33 @@ class Executor:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._background = []
 
-    async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await fn()
-            except Exception:  # a store hiccup must not kill the loop; the next tick retries
-                _log.exception("executor background task failed")
-
-    async def _claim_due(self) -> None:
-        for run in await self.store.claim_runs(self.owner, self._clock(), self._lease_s, limit=256):
-            if run.run_id not in self._active:
-                self.dispatch(run)
-
-    async def _renew(self) -> None:
-        """Extend the leases of the runs executing here. Fencing: after a store outage longer
-        than ``lease_s`` another replica may have claimed and resumed some of them; those stop
-        here (no state change: the run is the new owner's), so no step runs twice at once."""
-        ids = list(self._active)
-        if not ids:
-            return
-        held = await self.store.renew_leases(self.owner, ids, self._clock() + self._lease_s)
-        for run_id in ids:
-            if run_id not in held and run_id in self._active:
-                await self._check_lease(run_id)
-
-    async def _check_lease(self, run_id: str) -> None:
-        # Not renewed: the run ended meanwhile (its task is finishing) or another replica owns
-        # it. Only the latter stops the task: cancelling one that is publishing its final
-        # state would leave waiters without the event.
-        run = await self.store.get_run(run_id)
-        task = self._active.get(run_id)
-        if task is None or run.terminal or run.lease_owner in (None, self.owner):
-            return
-        reason = f"lease lost to {run.lease_owner}"
-        _log.warning(
-            "run %s stops here: %s (taken over after this replica's lease expired)",
-            run_id,
-            reason,
-            extra={"run_id": run_id, "workflow": run.workflow, "lease_owner": run.lease_owner},
-        )
-        self._lost[run_id] = reason
-        self.stats_of(run.workflow).lease_lost += 1
-        task.cancel()
-
     # -- entry points ------------------------------------------------------------------------
     def lease(self) -> tuple[str, float]:
-        """Lease fields for a run this replica creates and will execute right away."""
-        return self.owner, self._clock() + self._lease_s
+        return self.leases.lease_fields()  # for a run this replica creates and executes at once
 
-    def dispatch(self, run: Run, ticket: Ticket | None = None) -> None:
-        """Start executing ``run``, taking over ``ticket`` (its bulkhead reservation, from
-        StartRun); without one (a claimed run) the execution reserves once it is due."""
+    def dispatch(self, run: Run, ticket: Ticket | None = None, *, confirmed_at: float | None = None) -> None:
+        """Start executing ``run`` under its lease, which this replica got when it created or
+        claimed it (``confirmed_at``: monotonic time before that store call; default now),
+        taking over ``ticket`` (its bulkhead reservation, from StartRun); without one (a
+        claimed run) the execution reserves once it is due."""
         if run.run_id in self._active or run.terminal:
             return  # the caller's ticket, still held, is released by the caller
+        self.leases.held.hold(run, at=confirmed_at)
         held = ticket.hand_over() if ticket is not None else Ticket(None)
         task = asyncio.create_task(self._execute(run, held), name=f"run-{run.run_id}")
         self._active[run.run_id] = task
+        # A callback, not a ``finally``: a task cancelled before its first step (fenced off as
+        # it was created) never runs its body, yet must leave _active and give back its ticket.
+        task.add_done_callback(lambda done: self._ended(run.run_id, done, held))
+
+    def _ended(self, run_id: str, task: asyncio.Task[None], ticket: Ticket) -> None:
+        ticket.release()  # idempotent: the execution released it already unless it never ran
+        if self._active.get(run_id) is task:
+            del self._active[run_id]
+        self._cancel_reasons.pop(run_id, None)
+        again = self.leases.ended(run_id)
+        if again is not None:
+            self.dispatch(again)
 
     async def cancel(self, run_id: str, reason: str) -> Run:
         """Cancel a run: a running handler receives CancelledError; returns the run after it."""
@@ -233,7 +217,10 @@ class Executor:
 
     async def _update(self, run_id: str, change: RunChange) -> Run:
         # Shielded: a final state computed must reach the store even if we are cancelled now.
-        run = await asyncio.shield(self.store.update_run(run_id, change))
+        lease = self.leases.held.lease(run_id)
+        run: Run = await self.leases.fenced(
+            run_id, asyncio.shield(self.store.update_run(run_id, change, lease))
+        )
         record_transition(run.workflow, run.state.value)
         self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
         return run
@@ -265,17 +252,17 @@ class Executor:
                     with run_span(run.run_id, wf.name):
                         await self._run(run, wf)
         except asyncio.CancelledError:
-            if self._lost.pop(run.run_id, None) is not None:
-                return  # fenced off: the run is another replica's now (logged in _check_lease)
+            stopped = self.leases.stopped(run)  # fenced off or paused: nothing more written
+            if stopped == "lost":
+                self.stats_of(run.workflow).lease_lost += 1
+            if stopped is not None:
+                return
             reason = self._cancel_reasons.pop(run.run_id, None)
             if reason is None:
                 raise  # shutdown: leave the run to be resumed
             await self._finish(run, wf_name=run.workflow, change=self._cancelled(reason))
         finally:
             ticket.release()  # if the workflow was unknown or the task ended before ``with``
-            self._active.pop(run.run_id, None)
-            self._cancel_reasons.pop(run.run_id, None)
-            self._lost.pop(run.run_id, None)
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
         if change.state is RunState.SUCCEEDED:
@@ -320,9 +307,10 @@ class Executor:
                 attempt=current.attempts,
                 deadline=run.deadline,
                 finished_steps=finished,
-                journal=StoreJournal(self.store, self.events, current, self.max_result_bytes),
+                journal=self._journal(current),
                 deps=self._deps,
                 clock=self._clock,
+                fencing_token=current.lease_epoch,
             )
             with attempt_span(run.run_id, wf.name, current.attempts):
                 try:
@@ -400,6 +388,18 @@ class Executor:
             return RunChange(RunState.SUCCEEDED, result=result, fallback=fb.workflow, error=error)
         return RunChange(RunState.FAILED, error=error)
 
+    def _journal(self, run: Run) -> StoreJournal:
+        """Step writes of ``run`` fenced by the lease this execution holds."""
+        return StoreJournal(
+            self.store,
+            self.events,
+            run,
+            self.max_result_bytes,
+            lease=lambda: self.leases.held.lease(run.run_id),
+            fenced=lambda write: self.leases.fenced(run.run_id, write),
+            check_live=lambda: self.leases.check_live(run.run_id),
+        )
+
     async def _invoke_fallback(self, run: Run, other: Workflow) -> Any:
         """One attempt of a fallback workflow through its own breaker (no retries, no fallbacks)."""
         ctx = RunContext(
@@ -410,8 +410,15 @@ class Executor:
             attempt=1,
             deadline=run.deadline,
             finished_steps={},
-            journal=StoreJournal(self.store, self.events, run, self.max_result_bytes),
+            journal=self._journal(run),
             deps=self._deps,
             clock=self._clock,
+            fencing_token=run.lease_epoch,
         )
         return await self.breaker(other).call(lambda: self._invoke(other, ctx))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a shielded write's outcome as seen (its caller may have been cancelled)."""
+    if not future.cancelled():
+        future.exception()

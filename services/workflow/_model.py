@@ -13,10 +13,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.common import Aborted
 from services.workflow._states import RunState
 
 __all__ = [
     "ErrorCategory",
+    "Lease",
+    "LeaseLost",
     "NewRun",
     "Run",
     "RunChange",
@@ -62,6 +65,27 @@ def canonical_json(value: Any) -> str:
 def request_hash(request: dict[str, Any]) -> str:
     """Fingerprint of what a StartRun asked for (as sent); idempotency compares these."""
     return hashlib.sha256(canonical_json(request).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A replica's hold on a run: the fencing token every write of the run and its steps carries.
+
+    ``epoch`` counts the claims of the run (1 at creation, +1 on every claim or takeover), so
+    a write carrying an older epoch comes from a replica whose lease moved and is refused
+    (`LeaseLost`) even if the same owner id holds the newer lease (a restarted replica).
+    """
+
+    owner: str
+    epoch: int
+
+
+class LeaseLost(Aborted):
+    """A fenced write was refused: the run's lease is no longer the writer's (owner or epoch moved).
+
+    The writer must stop executing the run (another replica owns it, or it ended); nothing
+    of the refused write was stored.
+    """
 
 
 @dataclass(frozen=True)
@@ -131,6 +155,13 @@ class Run:
     retry_of: str | None = None
     resumed: bool = False
     """Created by RetryRun with resume: it starts with ``retry_of``'s finished steps."""
+    lease_epoch: int = 0
+    """Claims of the run so far: 1 once created leased, +1 per claim or takeover (see `Lease`)."""
+
+    @property
+    def lease(self) -> Lease | None:
+        """The current holder's fencing token (None when nobody holds the run)."""
+        return None if self.lease_owner is None else Lease(self.lease_owner, self.lease_epoch)
 
     @property
     def terminal(self) -> bool:

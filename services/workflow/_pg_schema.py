@@ -95,6 +95,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX run_events_run ON run_events (run_id, id);
         """,
     ),
+    Migration(
+        3,
+        "lease epochs: the fencing token of every run write",
+        """
+        -- Claims of the run so far (see services.workflow._model.Lease); runs of version 1
+        -- start at 0 and count from their next claim.
+        ALTER TABLE runs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 

@@ -11,6 +11,10 @@ pooled connection: one round trip and one commit, no BEGIN/COMMIT. What makes sh
   state from which `transition` allows the target (the row lock UPDATE takes makes the check
   and the write atomic), so two writers can never both move a run; a refused change is then
   explained by `transition` itself (InvalidTransition) or NotFound.
+- Fencing: ``claim_runs`` increments ``lease_epoch``; a fenced ``update_run`` has the lease
+  in its WHERE (the row lock UPDATE takes makes check and write one step), and a fenced step
+  write takes its row from the run's row locked ``FOR SHARE`` while it still has the lease:
+  a takeover (whose claim skips locked rows) commits strictly before or after it.
 - ``record_step`` is first-write-wins (``WHERE NOT completed``): a finished step's result
   never changes, whoever writes it again.
 
@@ -19,7 +23,7 @@ Connection failures surface as `Unavailable` (retryable), never as an internal e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,6 +41,7 @@ from services.workflow._history import (
     event_from_row,
 )
 from services.workflow._model import (
+    Lease,
     NewRun,
     Run,
     RunChange,
@@ -49,14 +54,17 @@ from services.workflow._model import (
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_history import ATTEMPT_DATA, FINISHED_DATA, STEP_DATA, STEP_FAILED_DATA, with_event
 from services.workflow._pg_schema import migrate
-from services.workflow._states import RunState, transition
+from services.workflow._states import RunState
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
     event_args,
     event_insert,
+    explain_refusal,
+    fence_sql,
     insert_values,
+    lease_lost,
     page_sql,
     query_filters,
     row_to_run,
@@ -70,6 +78,9 @@ __all__ = ["PostgresRunStore"]
 Row = dict[str, Any]
 _OPEN = "state IN ('PENDING', 'RUNNING')"
 _MARKS = ", ".join(["%s"] * INSERT_COUNT)
+# The run's row while it has the writer's lease (args: run id, owner, epoch): the source of a
+# fenced step write, which thereby writes nothing once the lease moved.
+_FENCE = "FROM runs WHERE run_id = %s AND lease_owner = %s AND lease_epoch = %s"
 _EVENT = event_insert("%s")
 
 
@@ -211,14 +222,15 @@ class PostgresRunStore:
             runs = [row_to_run(r) for r in await cur.fetchall()]
         return to_page(runs, query.limit)
 
-    async def update_run(self, run_id: str, change: RunChange) -> Run:
+    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
         # The states `transition` lets move to the target: the compare half of compare-and-set.
         sources = source_states(change.state)
         state = change.state
         now = self._clock()
         sets, args = change_sets(change, now, "%s")
-        sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s) RETURNING *"
-        args += [run_id, sources]
+        fence, fence_args = fence_sql(lease, "%s")
+        sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s){fence} RETURNING *"
+        args += [run_id, sources, *fence_args]
         kind = change_event_type(change)  # its event is part of the same statement
         if kind is HistoryType.ATTEMPT_STARTED:
             sql = with_event(sql, kind, ATTEMPT_DATA)
@@ -232,30 +244,43 @@ class PostgresRunStore:
                 row = await _one(conn, sql, args)
                 if row is not None:
                     return row_to_run(row)
-                current = await _select_run(conn, run_id)  # NotFound, or:
-                transition(current.state, state)  # InvalidTransition: its state does not allow it
-                # Allowed now: another writer moved the run between our two statements. Runs
-                # only move forward through finitely many states, so this loop ends.
+                # NotFound, LeaseLost or InvalidTransition; or allowed now: another writer
+                # moved the run between our two statements. Runs only move forward through
+                # finitely many states, so this loop ends.
+                explain_refusal(await _select_run(conn, run_id), state, lease)
 
-    async def begin_step(self, run_id: str, name: str) -> int:
+    async def begin_step(self, run_id: str, name: str, lease: Lease | None = None) -> int:
         now = self._clock()
+        source, args = "VALUES (%s, %s, 1, %s)", [run_id, name, now]
+        if lease is not None:  # the run's row, locked, while it still has the writer's live lease
+            source = f"(SELECT run_id, %s, 1, %s::float8 {_FENCE} AND lease_expires >= %s FOR SHARE)"
+            args = [name, now, run_id, lease.owner, lease.epoch, now]
         write = (
-            "INSERT INTO steps (run_id, name, executions, started_at) VALUES (%s, %s, 1, %s)"
-            " ON CONFLICT (run_id, name) DO UPDATE SET executions = steps.executions + 1,"
+            "INSERT INTO steps (run_id, name, executions, started_at) "
+            + source
+            + " ON CONFLICT (run_id, name)"
+            " DO UPDATE SET executions = steps.executions + 1,"
             " started_at = excluded.started_at RETURNING run_id, name, executions, duration_s"
         )
         async with self._conn() as conn:
             sql = with_event(write, HistoryType.STEP_STARTED, STEP_DATA)
-            row = await _one(conn, sql, (run_id, name, now, now))
-        assert row is not None  # INSERT ... RETURNING always returns the row
+            row = await _one(conn, sql, (*args, now))
+        if row is None:  # only when fenced: the lease moved or expired, nothing was written
+            assert lease is not None
+            raise lease_lost(run_id, lease)
         return int(row["executions"])
 
-    async def record_step(self, run_id: str, name: str, result: Any) -> None:
+    async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
         text, now = canonical_json(result), self._clock()
+        source, args = "VALUES (%s, %s, 1, TRUE, %s, %s, 0)", [run_id, name, text, now]
+        if lease is not None:  # the run's row, locked, while it still has the writer's lease
+            source = f"(SELECT run_id, %s, 1, TRUE, %s::text, %s::float8, 0 {_FENCE} FOR SHARE)"
+            args = [name, text, now, run_id, lease.owner, lease.epoch]
         # First write wins (WHERE NOT completed): a repeated finish changes and records nothing.
         write = (
-            "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
-            " VALUES (%s, %s, 1, TRUE, %s, %s, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
+            "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s) "
+            + source
+            + " ON CONFLICT (run_id, name) DO UPDATE SET"
             " completed = TRUE, result = excluded.result, finished_at = excluded.finished_at,"
             " duration_s = GREATEST(0, excluded.finished_at"
             " - COALESCE(steps.started_at, excluded.finished_at)),"
@@ -264,7 +289,10 @@ class PostgresRunStore:
         )
         async with self._conn() as conn:
             sql = with_event(write, HistoryType.STEP_FINISHED, STEP_DATA)
-            await conn.execute(sql, (run_id, name, text, now, now))
+            row = await _one(conn, sql, (*args, now))
+            # Nothing stored: finished before (first write wins, fine) or the lease moved (refused).
+            if row is None and lease is not None and (await _select_run(conn, run_id)).lease != lease:
+                raise lease_lost(run_id, lease)
 
     async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
         now = self._clock()
@@ -296,31 +324,35 @@ class PostgresRunStore:
             rows = await cur.fetchall()
         return [row_to_step(r) for r in rows]
 
-    async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
+    async def claim_runs(
+        self, owner: str, now: float, lease_s: float, limit: int, skip: Collection[str] = ()
+    ) -> list[Run]:
         async with self._conn() as conn:
             # SKIP LOCKED: rows another replica is claiming or updating right now are passed
             # over (it holds them), so concurrent claimers get disjoint sets without waiting.
             cur = await conn.execute(
                 "WITH due AS (SELECT run_id FROM runs WHERE " + _OPEN + " AND (not_before IS NULL OR"
                 " not_before <= %(now)s) AND (lease_owner IS NULL OR lease_owner = %(owner)s OR"
-                " lease_expires < %(now)s) ORDER BY priority DESC, seq LIMIT %(limit)s"
-                " FOR UPDATE SKIP LOCKED)"
-                " UPDATE runs SET lease_owner = %(owner)s, lease_expires = %(until)s"
+                " lease_expires < %(now)s) AND run_id <> ALL(%(skip)s::text[])"
+                " ORDER BY priority DESC, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " UPDATE runs SET lease_owner = %(owner)s, lease_expires = %(until)s,"
+                " lease_epoch = runs.lease_epoch + 1"
                 " FROM due WHERE runs.run_id = due.run_id RETURNING runs.*",
-                {"owner": owner, "now": now, "until": now + lease_s, "limit": limit},
+                {"owner": owner, "now": now, "until": now + lease_s, "limit": limit, "skip": list(skip)},
             )
             rows = await cur.fetchall()
         return sorted((row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
-        if not run_ids:
+    async def renew_leases(self, owner: str, held: Mapping[str, int], until: float) -> set[str]:
+        if not held:
             return set()
         async with self._conn() as conn:
             cur = await conn.execute(
-                "UPDATE runs SET lease_expires = %s WHERE run_id = ANY(%s) AND lease_owner = %s AND "
+                "UPDATE runs SET lease_expires = %s FROM unnest(%s::text[], %s::bigint[]) AS h(id, epoch)"
+                " WHERE runs.run_id = h.id AND runs.lease_epoch = h.epoch AND lease_owner = %s AND "
                 + _OPEN
-                + " RETURNING run_id",
-                (until, run_ids, owner),
+                + " RETURNING runs.run_id",
+                (until, list(held), list(held.values()), owner),
             )
             rows = await cur.fetchall()
         return {r["run_id"] for r in rows}

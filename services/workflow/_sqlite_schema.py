@@ -84,4 +84,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX run_events_run ON run_events(run_id, id);
         """,
     ),
+    Migration(
+        3,
+        "lease epochs (the fencing token of run writes), pre-allocated pages",
+        """
+        -- Claims of the run so far (see services.workflow._model.Lease); runs of version 1
+        -- start at 0 and count from their next claim.
+        ALTER TABLE runs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+        -- Scratch rows the idle writer inserts and deletes to keep free pages allocated in the
+        -- file (StoreSpaceConfig.preallocate_mb); empty between two statements.
+        CREATE TABLE space_reserve (id INTEGER PRIMARY KEY, pad BLOB);
+        """,
+    ),
 )

@@ -6,13 +6,24 @@ transaction (each inside its own SAVEPOINT so one failing operation does not und
 others), then commits once: N concurrent StartRuns cost one fsync, not N. Reads run on
 a second thread with its own connection; WAL lets them proceed while the writer commits.
 The event loop never waits on SQLite: it only queues work and awaits a future.
+
+Several processes may share one file (workflow replicas): every write transaction is
+``BEGIN IMMEDIATE`` (the file's write lock, waited for up to the busy timeout), so a claim,
+a renewal and a fenced write each see and change the lease atomically, as on PostgreSQL.
+Fencing: writes of a run's executor carry its `Lease` and only land while the run's
+``lease_owner``/``lease_epoch`` still match (else `LeaseLost`); ``claim_runs`` bumps the epoch.
+
+Space (`StoreSpaceConfig`): below the free-space reserve new runs are refused while the
+accepted ones keep writing; when idle the writer checkpoints the WAL (truncating it while
+space is plentiful) and keeps a few pages pre-allocated in the file (`_housekeep`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,14 +32,18 @@ from services.common import (
     AlreadyExists,
     BatchWriter,
     NotFound,
+    ResourceExhausted,
     Unavailable,
+    VolumeSpace,
     migrate_sqlite,
     open_sqlite,
     run_each,
     run_in_savepoints,
 )
+from services.workflow._config import StoreSpaceConfig
 from services.workflow._history import HistoryEvent, HistoryType, change_event, event_from_row
 from services.workflow._model import (
+    Lease,
     NewRun,
     Run,
     RunChange,
@@ -39,14 +54,17 @@ from services.workflow._model import (
     canonical_json,
 )
 from services.workflow._sqlite_schema import MIGRATIONS
-from services.workflow._states import transition
+from services.workflow._sqlite_space import housekeep
 from services.workflow._store_rows import (
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
     event_args,
     event_insert,
+    explain_refusal,
+    fence_sql,
     insert_values,
+    lease_lost,
     page_sql,
     query_filters,
     row_to_run,
@@ -65,10 +83,12 @@ _COPY_FINISHED_STEPS = (
     " SELECT ?, name, 0, completed, result, finished_at, started_at, duration_s FROM steps"
     " WHERE run_id = ? AND completed = 1 ORDER BY rowid"
 )
-_RENEW_CHUNK = 500
+_RENEW_CHUNK = 400  # (id, epoch) pairs per statement: bounded host parameters
 # Upper bound on operations per transaction: keeps one commit's latency bounded.
 _MAX_BATCH = 512
 _BUSY_TIMEOUT_MS = 5000
+_IDLE_S = 1.0  # writer idle this long: checkpoint the WAL, top up pre-allocated pages
+_MIB = 1 << 20
 
 T = TypeVar("T")
 _Op = Callable[[sqlite3.Connection], Any]
@@ -86,8 +106,10 @@ def _closed() -> Exception:
     return Unavailable("run store is closed")
 
 
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
-    conn = open_sqlite(path, synchronous=synchronous, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+def _connect(path: str, synchronous: str, wal_limit_bytes: int) -> sqlite3.Connection:
+    conn = open_sqlite(
+        path, synchronous=synchronous, busy_timeout_ms=_BUSY_TIMEOUT_MS, wal_limit_bytes=wal_limit_bytes
+    )
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -115,14 +137,27 @@ class SQLiteRunStore:
         clock: Wall-clock seconds used for ``updated_at``.
         synchronous: ``FULL`` (fsync per commit: survives power loss) or ``NORMAL``
             (survives a process crash only).
+        space: Free-space reserve, WAL bound and pre-allocation.
     """
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float], synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float],
+        synchronous: str = "FULL",
+        space: StoreSpaceConfig | None = None,
+    ) -> None:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self._path = Path(path)
         self._clock = clock
         self._sync = synchronous
+        self._space_cfg = space or StoreSpaceConfig()
+        self.space = VolumeSpace(
+            self._path, reserve_mb=self._space_cfg.reserve_mb, reserve_percent=self._space_cfg.reserve_percent
+        )
+        """The volume's free space against the reserve (read by the metrics and the probe)."""
         # Each thread owns its connection; both exist between open() and close() only.
         self._conns: list[sqlite3.Connection] = []
         self._writer: _Thread | None = None
@@ -144,6 +179,8 @@ class SQLiteRunStore:
             name="runstore-writer",
             limit=_MAX_BATCH,
             closed=_closed,
+            idle=lambda: housekeep(writer, self.space, self._space_cfg),
+            idle_s=_IDLE_S,
         )
         self._reader = BatchWriter(
             lambda ops: run_each(reader, ops, _store_error),
@@ -153,10 +190,11 @@ class SQLiteRunStore:
         )
 
     def _open_connections(self) -> None:
-        writer = _connect(str(self._path), self._sync)
+        wal_limit = int(self._space_cfg.wal_limit_mb * _MIB)
+        writer = _connect(str(self._path), self._sync, wal_limit)
         try:
             migrate_sqlite(writer, MIGRATIONS, what=f"run store {self._path}", upgrade="the workflow service")
-            self._conns = [writer, _connect(str(self._path), self._sync)]
+            self._conns = [writer, _connect(str(self._path), self._sync, wal_limit)]
         except BaseException:
             writer.close()
             raise
@@ -196,6 +234,14 @@ class SQLiteRunStore:
         await self._write(write)  # committed with its batch: Unavailable if the commit fails
         await self._read(lambda conn: conn.execute("SELECT at FROM store_probe").fetchone())
 
+    def _refuse_if_low(self) -> None:
+        sample = self.space.sample()
+        if sample.low:
+            raise ResourceExhausted(
+                f"run store volume is low on space ({sample.describe()}); new runs are refused, retry later",
+                retry_after_s=self._space_cfg.retry_after_s,
+            )
+
     async def create_run(self, new: NewRun) -> tuple[Run, bool]:
         digest = new.request_hash
 
@@ -212,6 +258,7 @@ class SQLiteRunStore:
                             f"(run {row['run_id']})"
                         )
                     return row_to_run(row), False
+            self._refuse_if_low()  # an idempotent repeat above is answered even when space is low
             row = conn.execute(
                 f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS}) RETURNING *",
                 insert_values(new, canonical_json(new.labels)),
@@ -247,23 +294,25 @@ class SQLiteRunStore:
 
         return await self._read(op)
 
-    async def update_run(self, run_id: str, change: RunChange) -> Run:
+    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
         state = change.state
         # The lifecycle table decides which current states may move to ``state``; checking it
         # in the UPDATE's WHERE makes the common case one statement.
         sources = source_states(state)
+        fence, fence_args = fence_sql(lease, "?")
 
         def op(conn: sqlite3.Connection) -> Run:
             now = self._clock()
             sets, args = change_sets(change, now, "?")
             marks = ", ".join("?" * len(sources))
             row = conn.execute(
-                f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}) RETURNING *",
-                [*args, run_id, *sources],
+                f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}){fence}"
+                " RETURNING *",
+                [*args, run_id, *sources, *fence_args],
             ).fetchone()
-            if row is None:  # unknown run (NotFound) or an edge the table refuses (InvalidTransition)
-                transition(_select_run(conn, run_id).state, state)
-                raise AssertionError("unreachable: transition() accepted a refused edge")
+            if row is None:  # unknown run, lease moved, or an edge the table refuses
+                explain_refusal(_select_run(conn, run_id), state, lease)
+                raise AssertionError("unreachable: the refused update was explained as allowed")
             run = row_to_run(row)
             event = change_event(change, run.attempts, run.created_at, now)
             if event is not None:
@@ -272,10 +321,25 @@ class SQLiteRunStore:
 
         return await self._write(op)
 
-    async def begin_step(self, run_id: str, name: str) -> int:
+    def _check_lease(self, conn: sqlite3.Connection, run_id: str, lease: Lease, *, live: bool) -> None:
+        """Raise LeaseLost unless ``lease`` still holds ``run_id`` (``live``: and has not expired).
+
+        Inside the writer's transaction (the file's write lock), so no claim can move the
+        lease between this check and the write that follows it."""
+        sql = "SELECT 1 FROM runs WHERE run_id = ? AND lease_owner = ? AND lease_epoch = ?"
+        args: list[Any] = [run_id, lease.owner, lease.epoch]
+        if live:
+            sql += " AND lease_expires >= ?"
+            args.append(self._clock())
+        if conn.execute(sql, args).fetchone() is None:
+            raise lease_lost(run_id, lease)
+
+    async def begin_step(self, run_id: str, name: str, lease: Lease | None = None) -> int:
         now = self._clock()
 
         def op(conn: sqlite3.Connection) -> int:
+            if lease is not None:
+                self._check_lease(conn, run_id, lease, live=True)
             row = conn.execute(
                 "INSERT INTO steps (run_id, name, executions, started_at) VALUES (?, ?, 1, ?)"
                 " ON CONFLICT (run_id, name) DO UPDATE SET executions = executions + 1,"
@@ -289,10 +353,12 @@ class SQLiteRunStore:
 
         return await self._write(op)
 
-    async def record_step(self, run_id: str, name: str, result: Any) -> None:
+    async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
         text, now = canonical_json(result), self._clock()
 
         def op(conn: sqlite3.Connection) -> None:
+            if lease is not None:
+                self._check_lease(conn, run_id, lease, live=False)
             row = conn.execute(
                 "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
                 " VALUES (?, ?, 1, 1, ?, ?, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
@@ -344,35 +410,43 @@ class SQLiteRunStore:
 
         return await self._read(op)
 
-    async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
+    async def claim_runs(
+        self, owner: str, now: float, lease_s: float, limit: int, skip: Collection[str] = ()
+    ) -> list[Run]:
+        skipped = json.dumps(sorted(skip))
+
         def op(conn: sqlite3.Connection) -> list[Run]:
             rows = conn.execute(
-                "UPDATE runs SET lease_owner = ?, lease_expires = ? WHERE run_id IN ("
+                "UPDATE runs SET lease_owner = ?, lease_expires = ?, lease_epoch = lease_epoch + 1"
+                " WHERE run_id IN ("
                 " SELECT run_id FROM runs WHERE state IN ('PENDING', 'RUNNING')"
                 " AND (not_before IS NULL OR not_before <= ?)"
                 " AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires < ?)"
+                " AND run_id NOT IN (SELECT value FROM json_each(?))"
                 " ORDER BY priority DESC, seq LIMIT ?) RETURNING *",
-                (owner, now + lease_s, now, owner, now, limit),
+                (owner, now + lease_s, now, owner, now, skipped, limit),
             ).fetchall()
             return sorted((row_to_run(r) for r in rows), key=lambda r: (-r.priority, r.seq))
 
         return await self._write(op)
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
-        if not run_ids:
+    async def renew_leases(self, owner: str, held: Mapping[str, int], until: float) -> set[str]:
+        if not held:
             return set()
+        pairs = list(held.items())
 
         def op(conn: sqlite3.Connection) -> set[str]:
-            held: set[str] = set()
-            for i in range(0, len(run_ids), _RENEW_CHUNK):  # bounded host parameters per statement
-                chunk = run_ids[i : i + _RENEW_CHUNK]
+            renewed: set[str] = set()
+            for i in range(0, len(pairs), _RENEW_CHUNK):
+                chunk = pairs[i : i + _RENEW_CHUNK]
                 rows = conn.execute(
                     "UPDATE runs SET lease_expires = ? WHERE lease_owner = ?"
                     " AND state IN ('PENDING', 'RUNNING')"
-                    f" AND run_id IN ({', '.join('?' * len(chunk))}) RETURNING run_id",
-                    (until, owner, *chunk),
+                    f" AND (run_id, lease_epoch) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
+                    " RETURNING run_id",
+                    (until, owner, *(v for pair in chunk for v in pair)),
                 ).fetchall()
-                held.update(r[0] for r in rows)
-            return held
+                renewed.update(r[0] for r in rows)
+            return renewed
 
         return await self._write(op)

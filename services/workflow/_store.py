@@ -16,14 +16,21 @@ Invariants every implementation keeps:
 - Leases make multi-replica execution possible: a run is executed by the owner of its
   unexpired lease; `claim_runs` hands out unfinished runs whose lease is free, expired,
   or already the caller's (a restarted replica with the same owner id resumes at once).
+- Fencing: every claim increments the run's ``lease_epoch``; a write given a `Lease`
+  (``update_run``, ``begin_step``, ``record_step``) lands only while the run's owner and
+  epoch still equal it, atomically with the check, else raises `LeaseLost` and changes
+  nothing. ``begin_step`` also needs the lease unexpired, so no step body starts on a lease
+  another replica may be taking over. ``lease=None`` writes unfenced (CancelRun of a run no
+  replica here executes, tests).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from services.workflow._history import HistoryEvent
-from services.workflow._model import NewRun, Run, RunChange, RunError, RunPage, RunQuery, StepRecord
+from services.workflow._model import Lease, NewRun, Run, RunChange, RunError, RunPage, RunQuery, StepRecord
 
 __all__ = ["RunStore"]
 
@@ -58,14 +65,17 @@ class RunStore(Protocol):
     async def list_runs(self, query: RunQuery) -> RunPage:
         """Runs matching ``query``, newest first, at most ``query.limit``."""
 
-    async def update_run(self, run_id: str, change: RunChange) -> Run:
-        """Apply a transition atomically; raises NotFound or InvalidTransition."""
+    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
+        """Apply a transition atomically; raises NotFound, LeaseLost or InvalidTransition."""
 
-    async def begin_step(self, run_id: str, name: str) -> int:
-        """Count one more execution of a step about to run; returns the count."""
+    async def begin_step(self, run_id: str, name: str, lease: Lease | None = None) -> int:
+        """Count one more execution of a step about to run (committed before its body starts);
+        returns the count. Raises LeaseLost when ``lease`` moved or expired."""
 
-    async def record_step(self, run_id: str, name: str, result: Any) -> None:
-        """Persist a finished step's JSON result (first write wins: finished steps never change)."""
+    async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
+        """Persist a finished step's JSON result (first write wins: finished steps never change).
+
+        Raises LeaseLost when ``lease`` moved."""
 
     async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
         """Record that an unfinished step's execution raised ``error`` (a finished step is kept)."""
@@ -79,12 +89,16 @@ class RunStore(Protocol):
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         """Steps of a run, started or finished, in the order they were first started."""
 
-    async def claim_runs(self, owner: str, now: float, lease_s: float, limit: int) -> list[Run]:
-        """Lease up to ``limit`` unfinished runs due by ``now`` to ``owner``."""
+    async def claim_runs(
+        self, owner: str, now: float, lease_s: float, limit: int, skip: Collection[str] = ()
+    ) -> list[Run]:
+        """Lease up to ``limit`` unfinished runs due by ``now`` to ``owner``, each with its epoch
+        incremented (the returned runs carry the new `Run.lease`); runs in ``skip`` (those the
+        caller executes already) are left alone."""
 
-    async def renew_leases(self, owner: str, run_ids: list[str], until: float) -> set[str]:
-        """Extend ``owner``'s leases on ``run_ids``; returns the ids whose lease it still held.
+    async def renew_leases(self, owner: str, held: Mapping[str, int], until: float) -> set[str]:
+        """Extend ``owner``'s leases (run id -> epoch held); returns the ids it still held.
 
-        The others were taken over by another replica (their lease expired) or have ended;
-        they are left unchanged.
+        A lease that expired is renewed as long as nobody claimed it since (same epoch). The
+        others were taken over by another replica or have ended; they are left unchanged.
         """

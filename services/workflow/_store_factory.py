@@ -29,4 +29,6 @@ def make_store(cfg: WorkflowConfig, clock: Callable[[], float]) -> RunStore:
                 f"cannot read: {exc.strerror}",
                 str(cfg.postgres.password_file),
             ) from None
-    return SQLiteRunStore(cfg.store_path, clock=clock, synchronous=cfg.store_synchronous)
+    return SQLiteRunStore(
+        cfg.store_path, clock=clock, synchronous=cfg.store_synchronous, space=cfg.store_space
+    )

@@ -14,6 +14,8 @@ from typing import Any
 from services.workflow._history import HistoryEvent, event_to_row
 from services.workflow._model import (
     ErrorCategory,
+    Lease,
+    LeaseLost,
     NewRun,
     Run,
     RunChange,
@@ -23,14 +25,17 @@ from services.workflow._model import (
     StepRecord,
     canonical_json,
 )
-from services.workflow._states import RunState, allowed_sources
+from services.workflow._states import RunState, allowed_sources, transition
 
 __all__ = [
     "INSERT_COLUMNS",
     "change_sets",
     "event_args",
     "event_insert",
+    "explain_refusal",
+    "fence_sql",
     "insert_values",
+    "lease_lost",
     "page_sql",
     "query_filters",
     "row_to_run",
@@ -45,7 +50,7 @@ Row = Mapping[str, Any]
 INSERT_COLUMNS = (
     "run_id, workflow, state, params, principal, priority, idempotency_key, request_hash, created_at,"
     " updated_at, not_before, deadline, degradation, labels, schedule, audit_id, redactions,"
-    " lease_owner, lease_expires, trace_id, retry_of, resumed"
+    " lease_owner, lease_expires, trace_id, retry_of, resumed, lease_epoch"
 )
 INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
 
@@ -90,6 +95,7 @@ def row_to_run(row: Row) -> Run:
         trace_id=row["trace_id"],
         retry_of=row["retry_of"],
         resumed=bool(row["resumed"]),
+        lease_epoch=row["lease_epoch"],
     )
 
 
@@ -134,6 +140,7 @@ def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
         new.trace_id,
         new.retry_of,
         int(new.resume),
+        1 if new.lease_owner is not None else 0,  # created leased: the first claim
     )
 
 
@@ -150,6 +157,30 @@ def source_states(target: RunState) -> list[str]:
     """The states from which the lifecycle table allows ``target``: the compare half of an
     update's compare-and-set (its WHERE), sorted so the statement text is stable."""
     return sorted(s.value for s in allowed_sources(target))
+
+
+def fence_sql(lease: Lease | None, mark: str) -> tuple[str, list[Any]]:
+    """The condition (`` AND ...``, or empty when unfenced) that a write of a run only lands
+    while ``lease`` is still the run's lease, and its arguments."""
+    if lease is None:
+        return "", []
+    return f" AND lease_owner = {mark} AND lease_epoch = {mark}", [lease.owner, lease.epoch]
+
+
+def lease_lost(run_id: str, lease: Lease) -> LeaseLost:
+    return LeaseLost(f"run {run_id}: lease epoch {lease.epoch} of {lease.owner!r} has moved; write refused")
+
+
+def explain_refusal(current: Run, target: RunState, lease: Lease | None) -> None:
+    """Why a fenced compare-and-set update of ``current`` to ``target`` matched no row.
+
+    Raises LeaseLost (the lease moved: checked first, the writer must stop) or
+    InvalidTransition; returns when neither holds (the run changed between the update and
+    this read, so the caller may try again). NotFound comes from reading ``current``.
+    """
+    if lease is not None and current.lease != lease:
+        raise lease_lost(current.run_id, lease)
+    transition(current.state, target)
 
 
 def change_sets(change: RunChange, now: float, mark: str) -> tuple[list[str], list[Any]]:

@@ -14,6 +14,9 @@ import pytest
 
 from bench import LocalStack
 from tests.chaos.drill import PLUGIN, REPORTS, Drill, render
+from tests.postgres import postgres_dsn, postgres_server
+
+__all__ = ["FULL", "full", "postgres_dsn", "postgres_server"]
 
 # `make chaos` sets VIGIL_CHAOS=full; `make test` runs only the drills not marked `full`.
 FULL = os.environ.get("VIGIL_CHAOS") == "full"

@@ -132,3 +132,12 @@ async def test_shutdown_ends_watches_of_services_already_not_serving() -> None:
             while (reply := await asyncio.wait_for(call.read(), 2)) is not grpc.aio.EOF:
                 rest.append(reply.status)
             assert rest in ([], [NOT_SERVING]), rest
+
+
+async def test_check_of_a_huge_unknown_name_is_not_found_with_a_short_message(stub) -> None:
+    # The name was echoed whole into grpc-message: a client with gRPC's default 16 KiB metadata
+    # limit then saw RESOURCE_EXHAUSTED "received metadata size exceeds hard limit", not NOT_FOUND.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Check(hpb.HealthCheckRequest(service="x" * (1 << 20)))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len(info.value.details() or "") < 300

@@ -3,6 +3,7 @@ independent healing, operator control (ControlComponent), TailLog and fail-fast 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -197,3 +198,57 @@ async def test_exit_2_before_serving_is_fatal_at_once(start_daemon: Any) -> None
     assert any("grace_period_s" in line and "later" in line for line in c.last_output), c.last_output
     assert "config/usage error" in c.message
     assert not (await r.stub.GetSystemHealth(_pb.GetSystemHealthRequest())).health.live
+
+
+async def test_a_restart_whose_caller_goes_away_still_finishes(replicas: Any, tokens: dict[str, Any]) -> None:
+    # Ctrl-C on `vigil ctl restart` (or a short deadline) cancels the call after the stop and
+    # before the start: the replica must come back, not stay STOPPED with nobody to start it.
+    r, meta = replicas, _auth(tokens["admin"])
+    restart = _pb.ControlComponentRequest(component="demo", action=_pb.CONTROL_ACTION_RESTART, replica=2)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await r.stub.ControlComponent(restart, metadata=meta, timeout=0.05)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def back() -> bool:
+        c = await _component(r)
+        return c.replicas[1].healing_state == _pb.HEALING_STATE_HEALTHY and await _serving(r, 2)
+
+    await eventually(back, 20, 0.1)
+
+
+async def test_a_stop_during_a_rolling_restart_leaves_the_component_stopped(
+    replicas: Any, tokens: dict[str, Any]
+) -> None:
+    r, meta = replicas, _auth(tokens["admin"])
+    restart = _pb.ControlComponentRequest(component="demo", action=_pb.CONTROL_ACTION_RESTART)
+    stop = _pb.ControlComponentRequest(component="demo", action=_pb.CONTROL_ACTION_STOP)
+    rolling = asyncio.ensure_future(r.stub.ControlComponent(restart, metadata=meta, timeout=60))
+    await asyncio.sleep(0.3)  # the restart is under way (replica 1 stopped or starting)
+    await r.stub.ControlComponent(stop, metadata=meta, timeout=60)
+    await rolling
+    c = await _component(r)
+    assert all(x.healing_state == _pb.HEALING_STATE_STOPPED and x.pid == 0 for x in c.replicas), c.replicas
+    assert not r.engine.supervisor.pids()
+
+
+async def test_ctl_tail_follow_says_so_when_healthd_goes_away(
+    replicas: Any, tokens: dict[str, Any], tmp_path: Path
+) -> None:
+    """`vigil ctl tail -f` never ends silently with rc 0: healthd stopping is exit 3 and a line."""
+    r = replicas
+    port = r.daemon.server.port
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(VIGIL_HEALTHD_SERVER__PORT=str(port), VIGIL_TOKEN=tokens["admin"], PYTHONUNBUFFERED="1")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "--config-dir", str(tmp_path), "ctl", "tail", "demo", "-f",
+        "-n", "1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert await asyncio.wait_for(proc.stdout.readline(), 60)  # type: ignore[union-attr]
+        await r.daemon.server.stop(0.5)
+        rc = await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    err = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+    assert rc == 3 and "ended the log stream" in err, (rc, err)

@@ -10,13 +10,13 @@ import psycopg
 import pytest
 
 from services.common import InvalidArgument, Unavailable
-from services.workflow._model import RunChange, RunQuery
+from services.workflow._model import Lease, LeaseLost, RunChange, RunQuery
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import MIGRATIONS, Migration, applied_versions, migrate
 from services.workflow._pg_store import PostgresRunStore
 from services.workflow._states import InvalidTransition, RunState
 from tests.unit.workflow.history_suite import RunHistorySuite
-from tests.unit.workflow.store_suite import RunStoreSuite, new_run
+from tests.unit.workflow.store_suite import V1_LEASED_RUN, FencingSuite, RunStoreSuite, new_run
 
 
 async def _open(dsn: str, **kw: object) -> PostgresRunStore:
@@ -32,7 +32,7 @@ async def store(postgres_dsn: str) -> AsyncIterator[PostgresRunStore]:
     await s.close()
 
 
-class TestPostgresRunStore(RunStoreSuite, RunHistorySuite):
+class TestPostgresRunStore(RunStoreSuite, FencingSuite, RunHistorySuite):
     async def test_values_postgres_cannot_store_are_invalid_argument(self, store: PostgresRunStore) -> None:
         # The service refuses NUL characters at the edge; the store maps psycopg's DataError
         # itself too, so a value that slips past is a client error, never INTERNAL.
@@ -86,6 +86,27 @@ class TestPostgresRunStore(RunStoreSuite, RunHistorySuite):
             with pytest.raises(RuntimeError, match="unknown to this release"):
                 await migrate(conn, MIGRATIONS)
 
+    async def test_a_database_of_the_previous_version_gets_lease_epochs_and_its_runs_stay_claimable(
+        self, postgres_dsn: str
+    ) -> None:
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            await conn.execute("DROP TABLE IF EXISTS runs, steps, run_events, vigil_schema_migrations")
+            previous = MIGRATIONS[:-1]  # the release before lease epochs
+            assert await migrate(conn, previous) == [m.version for m in previous]
+            await conn.execute(V1_LEASED_RUN)
+        store = await _open(postgres_dsn)
+        try:
+            assert (await store.get_run("v1-run")).lease == Lease("old-replica", 0)
+            (claimed,) = await store.claim_runs("new-replica", now=1000.0, lease_s=30.0, limit=10)
+            assert claimed.lease == Lease("new-replica", 1)
+            assert await store.begin_step("v1-run", "s", claimed.lease) == 1
+            with pytest.raises(LeaseLost):
+                await store.begin_step("v1-run", "s", Lease("old-replica", 0))
+        finally:
+            await store.close()
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+            assert await applied_versions(conn) == [m.version for m in MIGRATIONS]
+
     async def test_concurrent_claimers_get_disjoint_runs(
         self, store: PostgresRunStore, postgres_dsn: str
     ) -> None:
@@ -108,11 +129,11 @@ class TestPostgresRunStore(RunStoreSuite, RunHistorySuite):
     ) -> None:
         run, _ = await store.create_run(new_run(lease_owner="dead", lease_expires=130.0))
         await store.update_run(run.run_id, RunChange(RunState.RUNNING, attempt=True))
-        await store.renew_leases("dead", [run.run_id], until=140.0)
+        await store.renew_leases("dead", {run.run_id: 1}, until=140.0)
         assert await store.claim_runs("alive", now=139.0, lease_s=30.0, limit=10) == []
         (taken,) = await store.claim_runs("alive", now=141.0, lease_s=30.0, limit=10)
         assert (taken.run_id, taken.lease_owner, taken.lease_expires) == (run.run_id, "alive", 171.0)
-        await store.renew_leases("dead", [run.run_id], until=999.0)  # too late: no longer its run
+        await store.renew_leases("dead", {run.run_id: 1}, until=999.0)  # too late: no longer its run
         assert (await store.get_run(run.run_id)).lease_owner == "alive"
 
     async def test_racing_final_states_one_wins(self, store: PostgresRunStore, postgres_dsn: str) -> None:

@@ -89,7 +89,10 @@ async def test_full_disk_turns_health_not_serving_until_space_returns(
     tiny_disk: Path, start_workflow: StartWorkflow, security: SecurityEnv
 ) -> None:
     # tiny_disk first: fixtures are torn down in reverse, so the server stops before the umount.
-    app = await start_workflow(security.address, store_path=str(tiny_disk / "runs.db"), **FAST_PROBE)
+    # No free-space reserve: this is about a write that fails, not about refusing new runs early.
+    app = await start_workflow(
+        security.address, store_path=str(tiny_disk / "runs.db"), store_space={"reserve_mb": 0}, **FAST_PROBE
+    )
     async with watching(app) as w, client(app, security.alice) as c:
         await c.start_run("echo", {"a": 1})
         filler = fill(tiny_disk)

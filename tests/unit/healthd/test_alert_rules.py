@@ -103,3 +103,15 @@ def test_metrics_scrape_counts_server_faults_not_health_traffic() -> None:
     )
     s = MetricsScrape(text + "\n")
     assert (s.total, s.failed, s.open_breakers) == (100, 7, ["echo"])
+
+
+def test_store_space_low_fires_below_the_reserve_and_resolves_when_space_returns() -> None:
+    eng = RuleEngine([AlertRule(name="StoreSpaceLow", kind="store_space_low", severity=Severity.CRITICAL)])
+    mib = 1 << 20
+    low = Facts(store_space={"/data/runs.db": (10 * mib, 64 * mib), "/other.db": (100 * mib, 64 * mib)})
+    (fired,) = eng.evaluate(low, now=0)
+    assert (fired.kind, fired.alert.labels) == ("firing", (("store", "/data/runs.db"),))
+    assert "10.0 MiB free, below the reserve of 64.0 MiB" in fired.alert.summary
+    assert eng.evaluate(low, now=1) == []  # de-duplicated while it holds
+    (resolved,) = eng.evaluate(Facts(store_space={"/data/runs.db": (80 * mib, 64 * mib)}), now=2)
+    assert resolved.kind == "resolved"

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
+from prometheus_client import REGISTRY
 
 from healthd import CheckResult, Status
 from healthd._checks import (
@@ -31,7 +32,7 @@ from healthd._config import (
     StoreCheckConfig,
     TcpCheckConfig,
 )
-from services.common import HealthServicer
+from services.common import HealthServicer, wal_bytes
 from tests.healthd_util import garbage_server, pid_alive
 
 SERVING = _hpb.HealthCheckResponse.SERVING
@@ -174,6 +175,27 @@ async def test_store_check_read_only(tmp_path: Path) -> None:
     assert result.ok and "1 schema" in result.message
     db.write_bytes(b"this is not a database" * 100)
     assert (await StoreCheck(StoreCheckConfig(kind="store", path=db)).check(1)).status is Status.NOT_SERVING
+
+
+async def test_store_check_reports_space_and_wal_and_fails_below_the_reserve(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE runs (id TEXT)")
+    conn.execute("INSERT INTO runs VALUES ('x')")
+    conn.commit()  # the connection stays open: its WAL is not checkpointed away
+    try:
+        roomy = await StoreCheck(StoreCheckConfig(kind="store", path=db, reserve_mb=0)).check(1)
+        assert roomy.ok and "MiB free of" in roomy.message and "WAL" in roomy.message
+        label = {"store": str(db)}
+        assert REGISTRY.get_sample_value("vigil_store_wal_bytes", label) == wal_bytes(db) > 0
+        assert REGISTRY.get_sample_value("vigil_store_free_bytes", label) > 0
+        # A reserve larger than any test volume's free space: low, so NOT_SERVING.
+        low = await StoreCheck(StoreCheckConfig(kind="store", path=db, reserve_mb=1 << 20)).check(1)
+        assert low.status is Status.NOT_SERVING and "store space low" in low.message
+        assert REGISTRY.get_sample_value("vigil_store_reserve_bytes", label) == (1 << 20) * (1 << 20)
+    finally:
+        conn.close()
 
 
 class _View:

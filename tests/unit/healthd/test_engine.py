@@ -155,6 +155,42 @@ async def test_dependency_down_is_not_healed_and_reported(
     await eventually(lambda: engine.snapshot().system.level is Level.NORMAL)
 
 
+async def test_a_component_down_with_its_dependency_is_not_restarted_before_the_dependency_is_checked(
+    engines: list[HealthEngine], tmp_path: Path
+) -> None:
+    """The component notices first (its own probe of a full disk) while the dependency's next
+    scheduled check is far away: the heal runs the dependency's checks, sees them fail and
+    skips the restart (a restart frees no disk space)."""
+    db_up, api_up = tmp_path / "db-up", tmp_path / "api-up"
+    db_up.touch()
+    api_up.touch()
+    engine = await _start(
+        engines,
+        components=[
+            {"name": "db", "checks": [_flag_check(db_up) | {"interval_s": 60}]},
+            {
+                "name": "api",
+                "depends_on": ["db"],
+                "process": {"argv": SLEEPER},
+                "checks": [_flag_check(api_up)],
+                "healing": _healing(),
+            },
+        ],
+    )
+    await eventually(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
+    db_up.unlink()
+    api_up.unlink()
+    await eventually(lambda: engine.snapshot().components[1].health.reason is Reason.DEPENDENCY_DOWN, 5)
+    skipped = [e for e in engine.events.since(component="api") if e.kind is EventKind.HEAL_RESULT]
+    assert skipped and skipped[0].new == "skipped" and "dependency 'db'" in skipped[0].message
+    assert engine.supervisor.children["api"].restarts == 0
+    db_up.touch()
+    api_up.touch()
+    await engine.check_now("db")
+    await eventually(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY, 5)
+    assert engine.supervisor.children["api"].restarts == 0
+
+
 async def test_maintenance_pauses_checks_and_healing(engines: list[HealthEngine]) -> None:
     engine = await _start(
         engines,

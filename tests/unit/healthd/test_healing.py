@@ -167,6 +167,23 @@ def test_every_state_handles_every_event_without_error(state: HealState) -> None
         assert isinstance(m.state, HealState)
 
 
+def test_a_heal_skipped_for_a_down_dependency_returns_to_suspect_uncounted() -> None:
+    d = Driver()
+    assert d(E.DOWN, 0) is HealState.HEALING and len(d.m.attempts) == 1
+    assert d(E.DEPENDENCY_DOWN, 0.1) is HealState.SUSPECT and d.m.attempts == ()
+    assert d(E.SAMPLE_FAILED, 0.2) is HealState.SUSPECT  # the dependency is down: no heal meanwhile
+    assert d(E.UP, 5) is HealState.HEALTHY
+    assert d.actions == [Action.HEAL]  # only the one heal that was then skipped
+
+
+def test_after_its_dependency_recovers_a_component_gets_its_start_timeout_to_follow() -> None:
+    d = Driver()
+    assert d(E.SAMPLE_FAILED, 0) is HealState.SUSPECT  # dependency down
+    assert d(E.DEPENDENCY_UP, 1) is HealState.STARTING and d.m.deadline == 1 + POLICY.start_timeout_s
+    assert d(E.DOWN, 2) is HealState.STARTING  # its own probe lags: not healed yet
+    assert d(E.UP, 3) is HealState.HEALTHY and Action.HEAL not in d.actions
+
+
 def test_permanent_start_up_error_is_fatal_at_once() -> None:
     d = Driver()
     d(E.STARTED, 0)

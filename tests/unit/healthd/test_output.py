@@ -59,3 +59,19 @@ async def test_following_an_existing_file_seeds_without_forwarding_again(tmp_pat
     _write(log, "new\n")
     await eventually(lambda: sink == ["[svc] new"])
     await log.stop()
+
+
+async def test_a_failing_sink_does_not_stop_the_follower(tmp_path: Path) -> None:
+    # healthd's stderr can go away (a closed terminal, a dead `| tee`): the follower task died
+    # on the first BrokenPipeError, silently, and with it TailLog, last_output and rotation.
+    def broken(_line: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    log = OutputLog(tmp_path / "svc.log", "svc", broken, max_bytes=4096)
+    log.follow(from_end=False)
+    _write(log, "one\n")
+    await eventually(lambda: log.tail(1) == ["one"])
+    _write(log, "x" * 5000 + "\ntwo\n")
+    await eventually(lambda: log.tail(1) == ["two"])
+    await eventually(lambda: (tmp_path / "svc.log.1").exists())  # rotation goes on too
+    await log.stop()

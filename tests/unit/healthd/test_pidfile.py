@@ -39,3 +39,21 @@ def test_dead_and_unreadable_records(tmp_path: Path) -> None:
     (tmp_path / "run" / "junk.json").write_text("{not json")
     assert runs.records() == {}
     assert start_time(2**22 + 1) is None
+
+
+def test_a_record_naming_another_program_is_not_ours(tmp_path: Path) -> None:
+    # A tampered (or hand-edited) record: right pid and start time of an unrelated process, the
+    # service's argv. It must be neither adopted nor signalled (terminate_foreign trusts live()).
+    runs = RunDir(tmp_path / "run")
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = start_time(stranger.pid)
+        assert started is not None
+        argv = [sys.executable, "-m", "services.workflow", "--config", "deploy/local/workflow.yaml"]
+        runs.write("workflow-2", ChildRecord("workflow", 2, stranger.pid, started, argv))
+        assert runs.live("workflow-2") is None
+        assert runs.records() == {}
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()

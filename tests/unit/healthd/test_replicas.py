@@ -72,3 +72,25 @@ def test_replicas_config_rules() -> None:
         config(
             components=[_comp(replicas=2, process={"argv": ["x"], "health_port": 65535, "env_prefix": "V_"})]
         )
+
+
+def test_components_whose_replicas_would_share_files_are_refused() -> None:
+    # Two supervised units with one key share a pid record and a log file: after a healthd
+    # restart one adopts the other's process, the other kills it, and its own process is orphaned.
+    v1, v2 = "vigil.workflow.v1.WorkflowService", "vigil.workflow.v2.WorkflowService"
+    with pytest.raises(ValueError, match=r"'workflow'"):
+        config(components=[_comp(name=v1), _comp(name=v2)])
+    replicated = _comp(name=v1, replicas=2, process={"argv": ["x"], "health_port": 7000, "env_prefix": "V_"})
+    with pytest.raises(ValueError, match=r"'workflow-2'"):
+        config(components=[replicated, _comp(name="workflow-2")])
+    with pytest.raises(ValueError, match=r"'a_b'"):
+        config(components=[_comp(name="a/b"), _comp(name="a_b")])
+    # Unsupervised components own no files: their short names may repeat.
+    config(components=[{"name": v1, "checks": [{"kind": "tcp", "address": "h:1"}]}, _comp(name=v2)])
+
+
+def test_resolve_refuses_a_huge_name_before_searching() -> None:
+    with pytest.raises(InvalidArgument, match="longer than 256"):
+        resolve("vigil.security.v1.SecurityService" * 90_000, NAMES)
+    with pytest.raises(NotFound):
+        resolve("x" * 256, NAMES)

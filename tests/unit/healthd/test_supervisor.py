@@ -7,8 +7,12 @@ import os
 import signal
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 from healthd import ProcessConfig
+from healthd._pidfile import RunDir
 from healthd._supervisor import Child, Supervisor, describe_exit
 from tests.healthd_util import assert_no_pid, eventually, pid_alive
 
@@ -132,3 +136,29 @@ async def test_overlong_output_line_is_forwarded_in_pieces_and_forwarding_contin
     pieces = [line for line in lines if line.startswith("[svc] x")]
     assert sum(len(p) - len("[svc] ") for p in pieces) == 3 << 20
     assert all(len(line) < (1 << 20) + 100 for line in lines)
+
+
+async def test_a_child_started_with_other_inherited_settings_is_not_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # make run's ports come from VIGIL_* in healthd's own env, which the child inherits: a
+    # healthd restarted with VIGIL_X_SERVER__PORT moved must not adopt a child on the old port
+    # (its private health port still answered, so the stack read HEALTHY on a dead port).
+    cfg = ProcessConfig(argv=[PY, "-c", "import time; time.sleep(60)"], env_prefix="VIGIL_X_", grace_s=1)
+    runs = RunDir(tmp_path / "run")
+    monkeypatch.setenv("VIGIL_X_SERVER__PORT", "50051")
+    first = Child("x", cfg, records=runs, sink=lambda _line: None, log_path=tmp_path / "x.log")
+    await first.start()
+    try:
+        record = runs.live("x")
+        assert record is not None
+        same = Child("x", cfg, records=runs, sink=lambda _line: None, log_path=tmp_path / "x.log")
+        monkeypatch.setenv("VIGIL_X_SERVER__PORT", "51051")
+        moved = Child("x", cfg, records=runs, sink=lambda _line: None, log_path=tmp_path / "x.log")
+        assert not await moved.adopt(record)
+        monkeypatch.setenv("VIGIL_X_SERVER__PORT", "50051")
+        assert await same.adopt(record)
+        await same.close()
+    finally:
+        await first.stop()
+        await first.close()

@@ -13,9 +13,16 @@ import uuid
 import pytest
 
 from services.common import AlreadyExists, NotFound
-from services.workflow._model import ErrorCategory, NewRun, RunChange, RunError, RunQuery
+from services.workflow._model import ErrorCategory, Lease, LeaseLost, NewRun, RunChange, RunError, RunQuery
 from services.workflow._states import InvalidTransition, RunState
 from services.workflow._store import RunStore
+
+V1_LEASED_RUN = (
+    "INSERT INTO runs (run_id, workflow, state, params, principal, priority, request_hash,"
+    " created_at, updated_at, lease_owner, lease_expires)"
+    " VALUES ('v1-run', 'echo', 'RUNNING', '{}', 'alice', 0, 'h', 1.0, 2.0, 'old-replica', 5.0)"
+)
+"""A leased RUNNING run as written at schema version 1 (before lease epochs), for both stores."""
 
 
 def new_run(**kw: object) -> NewRun:
@@ -205,9 +212,9 @@ class RunStoreSuite:
 
     async def test_renew_extends_only_own_leases(self, store: RunStore) -> None:
         run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))
-        assert await store.renew_leases("r2", [run.run_id], until=999.0) == set()
+        assert await store.renew_leases("r2", {run.run_id: 1}, until=999.0) == set()
         assert (await store.get_run(run.run_id)).lease_expires == 110.0
-        assert await store.renew_leases("r1", [run.run_id], until=999.0) == {run.run_id}
+        assert await store.renew_leases("r1", {run.run_id: 1}, until=999.0) == {run.run_id}
         assert (await store.get_run(run.run_id)).lease_expires == 999.0
 
     async def test_renew_reports_which_leases_are_still_held(self, store: RunStore) -> None:
@@ -216,14 +223,85 @@ class RunStoreSuite:
         ended, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))
         await store.claim_runs("r2", now=200.0, lease_s=30.0, limit=10)  # r1's leases expired
         await store.update_run(ended.run_id, RunChange(RunState.CANCELLED))
-        await store.renew_leases("r2", [kept.run_id], until=0.0)  # r2 lets kept's lease lapse...
-        await store.claim_runs("r1", now=300.0, lease_s=30.0, limit=1)  # ...and r1 claims it back
-        held = await store.renew_leases("r1", [kept.run_id, taken.run_id, ended.run_id, "nope"], until=999.0)
+        await store.renew_leases("r2", {kept.run_id: 2}, until=0.0)  # r2 lets kept's lease lapse...
+        (back,) = await store.claim_runs("r1", now=300.0, lease_s=30.0, limit=1)  # ...r1 claims it back
+        assert back.run_id == kept.run_id and back.lease_epoch == 3
+        held = await store.renew_leases(
+            "r1", {kept.run_id: 3, taken.run_id: 1, ended.run_id: 1, "nope": 1}, until=999.0
+        )
         assert held == {kept.run_id}
         assert (await store.get_run(taken.run_id)).lease_owner == "r2"
-        assert await store.renew_leases("r1", [], until=999.0) == set()
+        assert await store.renew_leases("r1", {}, until=999.0) == set()
 
     async def test_terminal_state_releases_lease(self, store: RunStore) -> None:
         run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=110.0))
         done = await store.update_run(run.run_id, RunChange(RunState.CANCELLED))
         assert done.lease_owner is None and done.lease_expires is None
+
+
+class FencingSuite:
+    """Every write of a run's executor carries its lease and is refused once the lease moved.
+
+    The clock of the ``store`` fixture returns 1000.0: leases expiring later are live."""
+
+    async def _taken_over(self, store: RunStore) -> tuple[str, Lease, Lease]:
+        """A run created leased to r1 (epoch 1), then taken over by r2 after r1's lease expired."""
+        run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=1100.0))
+        assert run.lease == Lease("r1", 1)
+        (taken,) = await store.claim_runs("r2", now=1200.0, lease_s=3600.0, limit=10)
+        assert taken.lease == Lease("r2", 2)
+        return run.run_id, Lease("r1", 1), Lease("r2", 2)
+
+    async def test_every_claim_moves_the_epoch_even_for_the_same_owner(self, store: RunStore) -> None:
+        run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=1100.0))
+        (again,) = await store.claim_runs("r1", now=1000.0, lease_s=30.0, limit=10)  # a restart of r1
+        assert again.lease == Lease("r1", 2)
+        assert await store.claim_runs("r1", now=1000.0, lease_s=30.0, limit=10, skip=[run.run_id]) == []
+        with pytest.raises(LeaseLost):  # the previous incarnation's lease is stale
+            await store.begin_step(run.run_id, "s", Lease("r1", 1))
+
+    async def test_a_stale_lease_cannot_change_the_run(self, store: RunStore) -> None:
+        run_id, stale, current = await self._taken_over(store)
+        with pytest.raises(LeaseLost):
+            await store.update_run(run_id, RunChange(RunState.RUNNING, attempt=True), stale)
+        with pytest.raises(LeaseLost):
+            await store.update_run(run_id, RunChange(RunState.SUCCEEDED, result=1), stale)
+        unchanged = await store.get_run(run_id)
+        assert (unchanged.state, unchanged.attempts, unchanged.lease) == (RunState.PENDING, 0, current)
+        running = await store.update_run(run_id, RunChange(RunState.RUNNING, attempt=True), current)
+        assert running.attempts == 1
+
+    async def test_a_stale_lease_cannot_begin_or_record_a_step(self, store: RunStore) -> None:
+        run_id, stale, current = await self._taken_over(store)
+        with pytest.raises(LeaseLost):
+            await store.begin_step(run_id, "s", stale)
+        assert await store.get_steps(run_id) == []  # nothing counted for a refused start
+        assert await store.begin_step(run_id, "s", current) == 1
+        with pytest.raises(LeaseLost):
+            await store.record_step(run_id, "s", "stale", stale)
+        await store.record_step(run_id, "s", "fresh", current)
+        await store.record_step(run_id, "s", "again", current)  # first write wins, no error
+        (step,) = await store.get_steps(run_id)
+        assert (step.completed, step.result, step.executions) == (True, "fresh", 1)
+
+    async def test_no_step_starts_on_an_expired_lease(self, store: RunStore) -> None:
+        run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=999.0))  # clock: 1000
+        with pytest.raises(LeaseLost):
+            await store.begin_step(run.run_id, "s", Lease("r1", 1))
+        # Nobody took it over: renewing the expired lease is allowed, and then the step may start.
+        assert await store.renew_leases("r1", {run.run_id: 1}, until=1100.0) == {run.run_id}
+        assert await store.begin_step(run.run_id, "s", Lease("r1", 1)) == 1
+
+    async def test_renewal_needs_the_current_epoch(self, store: RunStore) -> None:
+        run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=1100.0))
+        await store.claim_runs("r1", now=1000.0, lease_s=30.0, limit=10)  # epoch 2, same owner
+        assert await store.renew_leases("r1", {run.run_id: 1}, until=5000.0) == set()
+        assert await store.renew_leases("r1", {run.run_id: 2}, until=5000.0) == {run.run_id}
+
+    async def test_a_terminal_run_refuses_fenced_writes(self, store: RunStore) -> None:
+        run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=1100.0))
+        await store.update_run(run.run_id, RunChange(RunState.CANCELLED))  # CancelRun: unfenced
+        with pytest.raises(LeaseLost):
+            await store.begin_step(run.run_id, "s", Lease("r1", 1))
+        with pytest.raises(LeaseLost):
+            await store.update_run(run.run_id, RunChange(RunState.SUCCEEDED, result=1), Lease("r1", 1))

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from services.common import SchemaTooNew
+from services.common import SchemaTooNew, migrate_sqlite, open_sqlite
+from services.workflow._model import Lease, LeaseLost
 from services.workflow._sqlite_schema import MIGRATIONS
 from services.workflow._sqlite_store import SQLiteRunStore
-from tests.unit.workflow.store_suite import new_run
+from tests.unit.workflow.store_suite import V1_LEASED_RUN, new_run
 
 # Frozen copy of the DDL the store ran on every open before schema versions existed (no
 # user_version): files written by that release look exactly like this.
@@ -126,3 +127,29 @@ async def test_a_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     ):
         await newer.open()
     await newer.close()
+
+
+async def test_a_file_of_the_previous_version_gets_lease_epochs_and_its_runs_stay_claimable(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.db"
+    conn = open_sqlite(path, synchronous="NORMAL", busy_timeout_ms=1000)
+    previous = MIGRATIONS[:-1]  # the release before lease epochs
+    assert migrate_sqlite(conn, previous, what="previous", upgrade="-") == [m.version for m in previous]
+    conn.execute(V1_LEASED_RUN)
+    conn.close()
+    store = SQLiteRunStore(path, clock=lambda: 20.0, synchronous="NORMAL")
+    await store.open()
+    try:
+        old = await store.get_run("v1-run")
+        assert (old.lease, old.state.value) == (Lease("old-replica", 0), "RUNNING")
+        (claimed,) = await store.claim_runs("new-replica", now=20.0, lease_s=30.0, limit=10)
+        assert claimed.lease == Lease("new-replica", 1)
+        assert await store.begin_step("v1-run", "s", claimed.lease) == 1
+        with pytest.raises(LeaseLost):
+            await store.begin_step("v1-run", "s", Lease("old-replica", 0))
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    check.close()

@@ -11,7 +11,7 @@ from services.common import Unavailable
 from services.workflow._model import RunQuery
 from services.workflow._sqlite_store import SQLiteRunStore
 from tests.unit.workflow.history_suite import RunHistorySuite
-from tests.unit.workflow.store_suite import RunStoreSuite, new_run
+from tests.unit.workflow.store_suite import FencingSuite, RunStoreSuite, new_run
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteRunStore]:
     await s.close()
 
 
-class TestSQLiteRunStore(RunStoreSuite, RunHistorySuite):
+class TestSQLiteRunStore(RunStoreSuite, FencingSuite, RunHistorySuite):
     async def test_committed_before_create_returns(self, store: SQLiteRunStore, tmp_path: Path) -> None:
         new = new_run()
         await store.create_run(new)
