@@ -186,6 +186,8 @@ class LocalStack:
                 "instance_id": "drill",
                 "security_address": self.security_via,
                 "service_token_file": str(token_file),
+                # The security key material, as deploy/local gives it: reads verify callers here.
+                "auth": {"api_keys": self._keys},
                 "healthd_address": self.address("healthd") if self.supervised else None,
                 "load_entry_points": False,
                 "limits": {"poll_s": 0.2, "process_workers": 1},
@@ -264,6 +266,8 @@ class LocalStack:
                 "http": {"port": 0},
                 "mode": "supervisor",
                 "auth": {"api_keys": self._keys},
+                # Checks every 0.5 s on a loaded box flap now and then; a short hold keeps
+                # such flaps from costing the drills seconds (a single recovery is never held).
                 "level_recovery_s": 0.5,
                 "components": components,
                 "log_dir": str(self.root / "logs"),

@@ -18,7 +18,9 @@ Rules (ARCHITECTURE.md, "Health model"):
 - Score 0-100: weighted mean (critical weight 3, other 1) of credit SERVING 1, UNKNOWN 0.5, down 0.
 - Level: the worst ``level_when_down`` among down components (critical default RESTRICTED,
   non-critical DEGRADED); OFFLINE when every critical component is down. Levels worsen at
-  once and improve only after the better level held for ``level_recovery_s`` (no flapping).
+  once and improve at once; only while the level flaps (``level_flap_count`` improvements
+  within ``level_flap_window_s``) must a better level hold for ``level_recovery_s`` first.
+- The system is never HEALTHY at a level worse than NORMAL (a held level reads DEGRADED).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from enum import StrEnum
 
 from healthd._config import ComponentConfig, HealthdConfig, Level
 from healthd._types import CheckResult, Status
+from services.common import new_run_refusal
 
 CRITICAL_WEIGHT = 3
 NORMAL_WEIGHT = 1
@@ -127,10 +130,15 @@ class SystemHealth:
 
     @property
     def ready(self) -> bool:
-        """Every critical component (not in maintenance) is SERVING."""
-        return all(
-            c.status is Status.SERVING for c in self.components if c.critical and c.reason not in PAUSED
-        )
+        """Every critical component is SERVING and the level admits an ordinary StartRun:
+        `new_run_refusal`, the rule the workflow service admits by, so ``readiness`` is SERVING
+        exactly when a StartRun would be admitted.
+
+        Paused components count by their own checks here: maintenance or an operator's stop
+        keeps healthd from healing and blaming, but a stopped security service still refuses
+        every StartRun, so readiness must not say SERVING while it is down."""
+        serving = all(c.status is Status.SERVING for c in self.components if c.critical)
+        return serving and new_run_refusal(self.level) is None
 
 
 _REASON = {Status.SERVING: Reason.OK, Status.UNKNOWN: Reason.PENDING, Status.NOT_SERVING: Reason.FAILING}
@@ -208,7 +216,8 @@ def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], lev
     active = [c for c in comps if c.reason not in PAUSED]
     if any(c.critical and c.status is Status.NOT_SERVING for c in active):
         status = SystemStatus.UNHEALTHY
-    elif any(c.status is not Status.SERVING or c.partial for c in active):
+    elif any(c.status is not Status.SERVING or c.partial for c in active) or level > Level.NORMAL:
+        # A level held back while flapping settles is not health: never "HEALTHY level=OFFLINE".
         status = SystemStatus.DEGRADED
     else:
         status = SystemStatus.HEALTHY
@@ -217,26 +226,43 @@ def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], lev
 
 @dataclass(frozen=True)
 class LevelDamper:
-    """Degradation level with asymmetric damping: worse at once, better after a hold time.
+    """Degradation level that follows the components, damped only while they flap.
 
-    Invariant: ``pending`` is set only while a better level than ``level`` is being held,
-    and ``pending_since`` is when that better level was first seen.
+    Worse levels apply at once. A better level applies at once too, unless the level
+    already improved ``flap_count`` times within ``flap_window_s`` (the system is flapping):
+    then the better level must hold for ``hold_s`` first. So a single recovery (a restart
+    after a kill) reopens the system the moment its components serve again.
+
+    Invariants: ``pending`` is set only while a better level than ``level`` is being held,
+    and ``pending_since`` is when that better level was first seen; ``recoveries`` holds
+    the times the level improved, newest last, none older than the flap window.
     """
 
     level: Level = Level.NORMAL
     pending: Level | None = None
     pending_since: float = 0.0
+    recoveries: tuple[float, ...] = ()
 
-    def step(self, target: Level, now: float, hold_s: float) -> LevelDamper:
+    def step(
+        self, target: Level, now: float, hold_s: float, *, flap_count: int = 3, flap_window_s: float = 60.0
+    ) -> LevelDamper:
         """Advance toward ``target`` at time ``now``."""
+        recent = tuple(t for t in self.recoveries if t > now - flap_window_s)
         if target >= self.level:
             # Same or worse: take it immediately and forget any pending improvement.
-            return LevelDamper(target)
-        # Better: hold it; the level reached is the worst target seen while holding.
+            return LevelDamper(target, recoveries=recent)
+        if self.pending is None and len(recent) < flap_count:
+            return LevelDamper(target, recoveries=(*recent, now))  # not flapping: recover now
+        # Flapping: hold the better level; the level reached is the worst target seen while holding.
         if self.pending is None:
             pending, since = target, now
         else:
             pending, since = max(self.pending, target), self.pending_since
         if now - since >= hold_s:
-            return LevelDamper(pending)
-        return LevelDamper(self.level, pending, since)
+            return LevelDamper(pending, recoveries=(*recent, now))
+        return LevelDamper(self.level, pending, since, recent)
+
+    @property
+    def holding(self) -> bool:
+        """A better level is being held back (the system is recovering from flapping)."""
+        return self.pending is not None

@@ -39,7 +39,14 @@ from healthd._config import (
 from healthd._process import signal_group
 from healthd._store_metrics import STORE_FREE_BYTES, STORE_RESERVE_BYTES, STORE_WAL_BYTES
 from healthd._types import CheckResult, Status
-from services.common import VolumeSpace, client_interceptors, get_logger, open_client_channel, wal_bytes
+from services.common import (
+    FAST_RECONNECT,
+    VolumeSpace,
+    client_interceptors,
+    get_logger,
+    open_client_channel,
+    wal_bytes,
+)
 
 _log = get_logger("vigil.healthd.checks")
 
@@ -96,11 +103,7 @@ def _describe(exc: BaseException) -> str:
 
 # gRPC's default reconnect backoff (1 s, growing to 120 s) would make healthd notice a restarted
 # service late: a health checker should retry a dead address quickly and cheaply.
-_RECONNECT = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
+_RECONNECT = list(FAST_RECONNECT)
 
 
 def open_channel(address: str, tls: ClientTLS | None) -> grpc.aio.Channel:

@@ -326,7 +326,12 @@ class HealthdConfig(ConfigModel):
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     """Self-check of the scheduler."""
     level_recovery_s: float = Field(default=5.0, ge=0, le=3600)
-    """The degradation level improves only after the better level held this long (no flapping)."""
+    """While the level flaps, a better level applies only after holding this long. A single
+    recovery is never held: when every critical component serves, new runs are accepted."""
+    level_flap_count: int = Field(default=3, ge=1, le=1000)
+    """The level flaps once it improved this many times within ``level_flap_window_s``."""
+    level_flap_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    """Window in which improvements of the level are counted as flapping."""
     event_history: int = Field(default=1000, ge=10, le=1_000_000)
     """Events kept in memory for ListEvents."""
     run_dir: Path | None = None

@@ -347,7 +347,14 @@ class HealthEngine(OperatorActions):
                 partial.add(name)
         comps = component_health(self.config, own, self._maint, frozenset(stopped), frozenset(partial))
         target = target_level(self.config, comps)
-        self._damper = self._damper.step(target, self.clock.monotonic(), self.config.level_recovery_s)
+        cfg = self.config
+        self._damper = self._damper.step(
+            target,
+            self.clock.monotonic(),
+            cfg.level_recovery_s,
+            flap_count=cfg.level_flap_count,
+            flap_window_s=cfg.level_flap_window_s,
+        )
         system = system_health(self.config, comps, self._damper.level)
         escalated = sorted({self.units[u].component for u, m in self._heal.items() if m.escalated})
         if escalated:
@@ -356,7 +363,7 @@ class HealthEngine(OperatorActions):
             liveness, why = Status.NOT_SERVING, f"scheduler stalled: {self._watchdog_reason}"
         else:
             liveness, why = Status.SERVING, ""
-        ready = system.ready and not self._shutting_down
+        ready = system.ready and not self._shutting_down  # the admission rule (SystemHealth.ready)
         now = self.clock.monotonic()
         views = tuple(
             component_view(

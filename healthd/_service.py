@@ -32,11 +32,10 @@ from services.common import (
     HealthServicer,
     InvalidArgument,
     PermissionDenied,
-    Unavailable,
     bearer_token,
     get_logger,
 )
-from services.security import AuditLog, AuthConfig, Authenticator, Level, Principal
+from services.security import AuditLog, AuthConfig, KeyMaterialAuthenticator, Level, Principal
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -72,30 +71,11 @@ class TokenAuthenticator(Protocol):
 
 
 class AdminGate:
-    """Verifies ADMIN tokens from the security service's key material.
-
-    The authenticator is rebuilt when the keys file changes (the local dev key is written by
-    the security service at its first start, possibly after healthd started).
-    """
+    """Verifies ADMIN tokens from the security service's key material
+    (`services.security.KeyMaterialAuthenticator`: reloaded when the keys file changes)."""
 
     def __init__(self, config: AuthConfig) -> None:
-        self._config = config
-        self._auth: TokenAuthenticator | None = None
-        self._stamp: float | None = None
-
-    def _authenticator(self) -> TokenAuthenticator:
-        path = self._config.keys_file
-        try:
-            stamp = path.stat().st_mtime if path is not None else 0.0
-        except OSError:
-            stamp = -1.0  # missing file: no keys from it
-        if self._auth is None or stamp != self._stamp:
-            try:
-                self._auth = Authenticator(self._config)
-            except ValueError as exc:
-                raise Unavailable(f"cannot load key material: {exc}") from None
-            self._stamp = stamp
-        return self._auth
+        self._auth: TokenAuthenticator = KeyMaterialAuthenticator(config)
 
     def require_admin(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal:
         """The ADMIN principal behind the call's bearer token.
@@ -104,7 +84,7 @@ class AdminGate:
             Unauthenticated: no or invalid token.
             PermissionDenied: a valid token below ADMIN.
         """
-        principal = self._authenticator().authenticate(bearer_token(metadata))
+        principal = self._auth.authenticate(bearer_token(metadata))
         if principal.level < Level.ADMIN:
             raise PermissionDenied(f"ADMIN required; '{principal.subject}' is {principal.level.name}")
         return principal

@@ -1,6 +1,7 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
 from services.common._batching import next_batch
+from services.common._channels import FAST_RECONNECT
 from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
 from services.common._config import (
     ClientTLSConfig,
@@ -37,6 +38,7 @@ from services.common._levels import (
     SecurityLevel,
     SecurityLevelName,
     degradation_level_pb,
+    new_run_refusal,
     security_level_pb,
 )
 from services.common._logging import add_log_enricher, configure_logging, get_logger, set_log_redactor
@@ -91,6 +93,7 @@ from services.common._tokens import bearer_token, optional_bearer_token
 from services.common._writer import BatchWriter
 
 __all__ = [
+    "FAST_RECONNECT",
     "HEALTH_SERVICE_NAME",
     "LATENCY_BUCKETS",
     "SUPERVISOR_PID_ENV",
@@ -160,6 +163,7 @@ __all__ = [
     "load_config",
     "log_fields",
     "migrate_sqlite",
+    "new_run_refusal",
     "next_batch",
     "open_client_channel",
     "open_sqlite",

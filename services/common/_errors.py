@@ -90,9 +90,17 @@ class Aborted(VigilError):
 
 
 class Unavailable(VigilError):
-    """A dependency cannot be reached; the caller may retry later."""
+    """A dependency cannot be reached; the caller may retry later.
+
+    ``retry_after_s``, when known, is how long the caller should wait (sent as RetryInfo);
+    None: the server has no estimate (clients use their own backoff).
+    """
 
     code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DeadlineExceeded(VigilError):

@@ -7,6 +7,10 @@ and ``max`` mean "less/most privileged", "less/most severe"); their int values a
 proto values (proto 0 is UNSPECIFIED), so every conversion goes through the functions here,
 never through ``int(level) + 1`` or an f-string of the enum name.
 
+`new_run_refusal` is what each degradation level admits: the one rule both healthd's
+``readiness`` and the workflow service's admission follow, so readiness is SERVING exactly
+when an ordinary StartRun would be admitted.
+
 Config strings are the member names, case-insensitive (``"read_only"`` is READ_ONLY); use
 the ``*Name`` annotated types in pydantic models so a config file names the level while the
 program holds the enum.
@@ -21,6 +25,7 @@ from typing import Annotated, Self
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from services.common._errors import ResourceExhausted, Unavailable, VigilError
 from vigil.healthd.v1 import healthd_pb2 as _hpb
 from vigil.security.v1 import security_pb2 as _spb
 
@@ -30,6 +35,7 @@ __all__ = [
     "SecurityLevel",
     "SecurityLevelName",
     "degradation_level_pb",
+    "new_run_refusal",
     "security_level_pb",
 ]
 
@@ -136,3 +142,28 @@ DegradationLevelName = Annotated[
     PlainSerializer(lambda lv: lv.name, return_type=str),
 ]
 """A `DegradationLevel` field of a config model: written as its name, held as the enum."""
+
+
+def new_run_refusal(
+    level: DegradationLevel, *, privileged: bool = False, priority: int = 0, retry_after_s: float = 1.0
+) -> VigilError | None:
+    """Why a new run is refused at ``level``, or None when it is admitted.
+
+    NORMAL and DEGRADED admit every run. RESTRICTED sheds low-priority work (priority < 0)
+    and non-privileged callers: RESOURCE_EXHAUSTED. READ_ONLY and OFFLINE refuse every new
+    run because a component is down: UNAVAILABLE, retryable (healing is under way), never
+    FAILED_PRECONDITION, which tells a caller to change something first. Both carry
+    ``retry_after_s`` as RetryInfo. With the defaults (an ordinary caller) this is the
+    readiness rule.
+    """
+    if level >= DegradationLevel.READ_ONLY:
+        return Unavailable(
+            f"the system is {level.name} (a component is down): new runs are not accepted; retry later",
+            retry_after_s=retry_after_s,
+        )
+    if level is DegradationLevel.RESTRICTED and (priority < 0 or not privileged):
+        return ResourceExhausted(
+            "the system is RESTRICTED: only privileged, non-low-priority runs are accepted",
+            retry_after_s=retry_after_s,
+        )
+    return None

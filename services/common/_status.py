@@ -1,7 +1,7 @@
 """The one place where domain errors become gRPC statuses (rich details included).
 
-`InvalidArgument` carries `google.rpc.BadRequest` field violations and
-`ResourceExhausted` a `google.rpc.RetryInfo`, both packed into the standard
+`InvalidArgument` carries `google.rpc.BadRequest` field violations and `ResourceExhausted`
+(and `Unavailable`, when it knows a delay) a `google.rpc.RetryInfo`, packed into the standard
 `grpc-status-details-bin` trailer by grpcio-status, so any gRPC client can decode them.
 """
 
@@ -12,7 +12,13 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.common._errors import FieldViolation, InvalidArgument, ResourceExhausted, VigilError
+from services.common._errors import (
+    FieldViolation,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+    VigilError,
+)
 
 __all__ = [
     "bad_request_violations",
@@ -55,9 +61,10 @@ def status_proto(err: VigilError) -> status_pb2.Status:
                 field=_clip(v.field, 200), description=_clip(v.description, 500), reason=_clip(v.reason, 100)
             )
         details.append(_pack(bad))
-    if isinstance(err, ResourceExhausted):
+    retry_after_s = err.retry_after_s if isinstance(err, ResourceExhausted | Unavailable) else None
+    if retry_after_s is not None:
         delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(max(err.retry_after_s, 0.0) * 1e9))
+        delay.FromNanoseconds(int(max(retry_after_s, 0.0) * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(code=code.value[0], message=_clip(err.message), details=details)
 
@@ -115,8 +122,8 @@ def from_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> VigilError:
     """The domain error a failed call stands for (client side), rich details kept.
 
     The inverse of `to_grpc_status`: BadRequest violations and RetryInfo come back as
-    `InvalidArgument.violations` and `ResourceExhausted.retry_after_s`. Codes without a
-    domain class (UNKNOWN, INTERNAL, ...) become a plain VigilError carrying the code.
+    `InvalidArgument.violations` and `ResourceExhausted.retry_after_s` (`Unavailable.retry_after_s`).
+    Codes without a domain class (UNKNOWN, INTERNAL, ...) become a plain VigilError carrying the code.
     """
     code: grpc.StatusCode = error.code()  # type: ignore[union-attr]
     message = error.details() or ""  # type: ignore[union-attr]
@@ -127,6 +134,8 @@ def from_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> VigilError:
         if delay is None:
             return ResourceExhausted(message, advised=False)
         return ResourceExhausted(message, retry_after_s=delay)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(message, retry_after_s=retry_delay_s(error))
     cls = _BY_CODE.get(code)
     if cls is not None:
         return cls(message)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from services.security._gate import Gate
     from services.security._inspector import Inspector
     from services.security._jwt import JWTConfig, JWTVerifier
+    from services.security._keyring import KeyMaterialAuthenticator
     from services.security._keys import ApiKeyVerifier, KeyEntry, hash_token, new_key
     from services.security._params import ParamsValidator, select_fields
     from services.security._paths import PathValidator
@@ -73,6 +74,7 @@ _EXPORTS = {
     "JWTConfig": "services.security._jwt",
     "JWTVerifier": "services.security._jwt",
     "KeyEntry": "services.security._keys",
+    "KeyMaterialAuthenticator": "services.security._keyring",
     "Level": "services.security._principal",
     "ParamsValidator": "services.security._params",
     "PathValidator": "services.security._paths",
@@ -146,6 +148,7 @@ __all__ = [
     "JWTConfig",
     "JWTVerifier",
     "KeyEntry",
+    "KeyMaterialAuthenticator",
     "Level",
     "ParamsValidator",
     "PathValidator",

@@ -17,6 +17,7 @@ from services.common import (
     every,
     publish_serving,
 )
+from services.security import KeyMaterialAuthenticator
 from services.workflow._builtins import register_builtins
 from services.workflow._config import WorkflowConfig
 from services.workflow._degradation import DegradationGate, HealthdWatcher
@@ -26,7 +27,7 @@ from services.workflow._metrics import WorkflowCollector
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._schedule import ScheduleConfig, Scheduler, slot_key
-from services.workflow._security_client import SecurityClient
+from services.workflow._security_client import LocalCallers, SecurityClient
 from services.workflow._service import WorkflowServicer
 from services.workflow._store import RunStore
 from services.workflow._store_factory import make_store
@@ -146,7 +147,10 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
         max_result_bytes=cfg.limits.max_result_bytes,
     )
     gate = DegradationGate()
-    ops = Operations(executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock.time)
+    readers = LocalCallers(KeyMaterialAuthenticator(cfg.auth)) if cfg.auth is not None else None
+    ops = Operations(
+        executor=executor, security=security, gate=gate, limits=cfg.limits, clock=clock.time, readers=readers
+    )
     server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
     server.add_servicer(
         _pb_grpc.add_WorkflowServiceServicer_to_server,

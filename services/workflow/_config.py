@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from services.common import ClientTLSConfig, ConfigModel, ServerConfig
+from services.security import AuthConfig
 from services.workflow._pg_config import PostgresConfig
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._schedule import ScheduleConfig
@@ -94,6 +95,11 @@ class WorkflowConfig(ConfigModel):
     """Screen over one long-lived ScreenStream per connection (batched, cheaper per call) instead
     of one unary Screen per run; a security service without ScreenStream is screened unary, and
     so is every run while tracing is on (the stream carries no per-call trace context yet)."""
+    auth: AuthConfig | None = None
+    """The security service's key material (API key hashes, keys file, JWT settings). When set,
+    callers of reads (GetRun, ListRuns, WatchRun, ListWorkflows) are verified here with it, so
+    reads survive a security outage; unset: they are authenticated by the security service.
+    New runs are always screened by the security service (fail closed)."""
     service_token_file: Path | None = None
     """Token the service uses for its own calls (scheduled runs, artifact.verify); unset disables them."""
     healthd_address: str | None = "127.0.0.1:50050"

@@ -1,9 +1,11 @@
 """Graceful degradation: the level healthd publishes, combined with our own dependency state.
 
-Levels (ARCHITECTURE.md, Health model): NORMAL and DEGRADED accept all work (DEGRADED is recorded on runs);
-RESTRICTED sheds new work of non-privileged callers and low-priority work (priority < 0)
-but keeps privileged work; READ_ONLY refuses new runs (reads work); OFFLINE refuses them
-too. healthd unreachable means NORMAL: healthd is advisory, security is what fails closed.
+Levels (ARCHITECTURE.md, Health model). What each level admits is
+`services.common.new_run_refusal`, the rule healthd's ``readiness`` follows too: NORMAL and
+DEGRADED accept all work (DEGRADED is recorded on runs); RESTRICTED sheds new work of
+non-privileged callers and low-priority work (RESOURCE_EXHAUSTED); READ_ONLY and OFFLINE
+refuse new runs with UNAVAILABLE and a retry delay (reads work). healthd unreachable means
+NORMAL: healthd is advisory, security is what fails closed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import grpc
 from services.common import (
     ClientTLSConfig,
     DegradationLevel,
-    FailedPrecondition,
-    ResourceExhausted,
+    Unavailable,
+    new_run_refusal,
     open_client_channel,
 )
 from vigil.healthd.v1 import healthd_pb2 as _hpb
@@ -41,7 +43,7 @@ class DegradationGate:
     most severe of both.
     """
 
-    def __init__(self, retry_after_s: float = 5.0) -> None:
+    def __init__(self, retry_after_s: float = 1.0) -> None:
         self.published = DegradationLevel.NORMAL
         self._own: dict[str, DegradationLevel] = {}
         self.retry_after_s = retry_after_s
@@ -58,21 +60,28 @@ class DegradationGate:
             self._own[name] = level
 
     def check_writable(self) -> None:
-        """Before anything else in StartRun: READ_ONLY/OFFLINE refuse new runs."""
-        level = self.level
-        if level >= DegradationLevel.READ_ONLY:
-            raise FailedPrecondition(f"the system is {level.name}: new runs are not accepted")
+        """Before anything else in StartRun: refuse what no caller could start now
+        (READ_ONLY/OFFLINE), without spending a Screen on it."""
+        refusal = new_run_refusal(self.level, privileged=True, retry_after_s=self.retry_after_s)
+        if refusal is not None:
+            raise refusal
 
     def admit(self, *, priority: int, privileged: bool) -> DegradationLevel | None:
         """Admit a screened start; returns the level to record on the run (None when NORMAL)."""
-        self.check_writable()
         level = self.level
-        if level is DegradationLevel.RESTRICTED and (priority < 0 or not privileged):
-            raise ResourceExhausted(
-                "the system is RESTRICTED: only privileged, non-low-priority runs are accepted",
-                retry_after_s=self.retry_after_s,
-            )
+        refusal = new_run_refusal(
+            level, privileged=privileged, priority=priority, retry_after_s=self.retry_after_s
+        )
+        if refusal is not None:
+            raise refusal
         return None if level is DegradationLevel.NORMAL else level
+
+    def retryable(self, exc: Unavailable) -> Unavailable:
+        """``exc``, given a retry delay unless it has one: a StartRun refused because a dependency is down
+        (security, the store) always tells the caller when to try again."""
+        if exc.retry_after_s is None:
+            exc.retry_after_s = self.retry_after_s
+        return exc
 
 
 class HealthdWatcher:

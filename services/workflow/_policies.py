@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import grpc
 import tenacity
 
 from services.common import (
@@ -37,6 +38,7 @@ __all__ = [
     "CircuitBreaker",
     "RetryPolicy",
     "categorize",
+    "counts_against_breaker",
     "describe",
     "is_retryable",
     "with_deadline",
@@ -49,12 +51,13 @@ class BreakerOpen(Unavailable):
     """The circuit breaker rejected the call without running it."""
 
     def __init__(self, name: str, retry_after_s: float) -> None:
-        super().__init__(f"circuit breaker {name!r} is open; retry in {retry_after_s:.1f}s")
-        self.retry_after_s = retry_after_s
+        super().__init__(f"circuit breaker {name!r} is open; retry in {retry_after_s:.1f}s", retry_after_s)
+        self.retry_after_s: float = retry_after_s
 
 
 def categorize(exc: BaseException) -> ErrorCategory:
-    """The error category of a failure; drives retries, breaker counting and analytics."""
+    """The error category of a failure; drives retries and analytics (breakers count by
+    `counts_against_breaker`)."""
     if isinstance(exc, asyncio.CancelledError | Cancelled):
         return ErrorCategory.CANCELLED
     if isinstance(exc, TimeoutError | DeadlineExceeded):
@@ -70,9 +73,34 @@ def categorize(exc: BaseException) -> ErrorCategory:
     return ErrorCategory.HANDLER
 
 
-# Failures that say something about the health of the callee. Validation, auth and
-# cancellation are the caller's doing: they never trip a breaker nor get retried.
-_BREAKER_FAILURES = frozenset({ErrorCategory.HANDLER, ErrorCategory.DEPENDENCY, ErrorCategory.TIMEOUT})
+_TRANSPORT_FAILURES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+
+
+def counts_against_breaker(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of the callee (counted by a breaker) or an answer (not).
+
+    Failures: an unreachable or overloaded dependency (`Unavailable`, a gRPC UNAVAILABLE /
+    DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED, connection errors), a timeout, and a handler
+    crashing with an unexpected exception. Answers: every other `VigilError` (NOT_FOUND,
+    INVALID_ARGUMENT, PERMISSION_DENIED, UNAUTHENTICATED, ALREADY_EXISTS,
+    FAILED_PRECONDITION, ...) is the callee's verdict on one caller's request, and a
+    RESOURCE_EXHAUSTED carrying the server's RetryInfo is one caller's rate limit: counting
+    them would let one caller's bad requests refuse everyone's good ones. Cancellation is
+    the caller's doing.
+    """
+    if isinstance(exc, asyncio.CancelledError | Cancelled):
+        return False
+    if isinstance(exc, TimeoutError | DeadlineExceeded | Unavailable | OSError | MemoryError):
+        return True  # OSError: connection refused/reset and the like
+    if isinstance(exc, ResourceExhausted):
+        # `advised` (set by from_rpc_error when the server named a delay): a verdict on one
+        # caller. Without the attribute every RESOURCE_EXHAUSTED counts.
+        return not getattr(exc, "advised", False)
+    if isinstance(exc, grpc.RpcError):
+        return exc.code() in _TRANSPORT_FAILURES  # type: ignore[attr-defined]
+    return not isinstance(exc, VigilError)  # an unexpected handler exception is a failure
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -269,8 +297,7 @@ class CircuitBreaker:
         try:
             result = await fn()
         except BaseException as exc:
-            category = categorize(exc)
-            if category in _BREAKER_FAILURES:
+            if counts_against_breaker(exc):
                 self._record(True, probe)
             elif probe:  # not the callee's fault: give the probe slot back, decide nothing
                 self._probes_in_flight -= 1

@@ -1,8 +1,10 @@
 """The workflow service's operations in domain terms (the servicer only translates protobuf).
 
 StartRun order, cheapest refusal first: request limits -> workflow known -> not READ_ONLY
--> Screen (authn, authz, validation, sanitization; fail closed) -> degradation admission
--> bulkhead admission (shed) -> persist (committed) -> dispatch -> optionally wait.
+(UNAVAILABLE + RetryInfo) -> Screen (authn, authz, validation, sanitization; fail closed)
+-> degradation admission -> bulkhead admission (shed) -> persist (committed) -> dispatch -> optionally wait.
+A refusal because a dependency is down (security unreachable, the store down) is UNAVAILABLE
+with a retry delay; FAILED_PRECONDITION is never used for a state the caller cannot change.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from services.workflow._registry import Workflow
 from services.workflow._security_client import Caller, Screened
 from services.workflow._telemetry import current_trace_id
 
-__all__ = ["Operations", "Screener", "StartRequest", "StartResult"]
+__all__ = ["Authenticates", "Operations", "Screener", "StartRequest", "StartResult"]
 
 
-class Screener(Protocol):
+class Authenticates(Protocol):
     async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller: ...
 
+
+class Screener(Authenticates, Protocol):
     async def screen(
         self,
         *,
@@ -146,6 +150,7 @@ class Operations:
         gate: DegradationGate,
         limits: LimitsConfig,
         clock: Callable[[], float],
+        readers: Authenticates | None = None,
     ) -> None:
         self.executor, self.security, self.gate, self.limits, self._clock = (
             executor,
@@ -154,6 +159,8 @@ class Operations:
             limits,
             clock,
         )
+        # Who verifies callers of reads: local key material when configured, else security.
+        self._readers: Authenticates = readers or security
         self.store, self.registry = executor.store, executor.registry
 
     def _check_request(self, req: StartRequest) -> None:
@@ -214,6 +221,9 @@ class Operations:
             scheduled = req.not_before is not None and req.not_before > now
             # Sheds with ResourceExhausted when full; from here on the ticket owns the slot.
             ticket = self.executor.admission.admit(wf, defer=scheduled)
+        except Unavailable as exc:
+            self.executor.record_rejection(wf.name, self.gate.retryable(exc))
+            raise
         except Exception as exc:
             self.executor.record_rejection(wf.name, exc)
             raise
@@ -221,7 +231,11 @@ class Operations:
         # new run: so on a store failure and on an idempotent replay (the run existed already).
         with ticket:
             new = self._new_run(req, wf, run_id, screened, priority, level, now, scheduled, remaining_s)
-            run, created = await self.store.create_run(new)
+            try:
+                run, created = await self.store.create_run(new)
+            except Unavailable as exc:  # the store is down: nothing was accepted, retry later
+                self.gate.retryable(exc)
+                raise
             # Waiting starts before dispatch, so the end cannot be missed and no re-read is needed.
             ended = self.executor.events.ended(run.run_id) if req.wait and not run.terminal else None
             if created:
@@ -293,8 +307,13 @@ class Operations:
         return self.executor.catalogue()
 
     async def authenticate(self, token: str, remaining_s: float | None) -> Caller:
-        """The caller of a read or cancel RPC (security decides; unreachable: UNAVAILABLE)."""
+        """The caller of CancelRun or RetryRun (security decides; unreachable: UNAVAILABLE)."""
         return await self.security.authenticate(token, remaining_s)
+
+    async def authenticate_reader(self, token: str, remaining_s: float | None) -> Caller:
+        """The caller of a read (GetRun, GetRunHistory, ListRuns, WatchRun, ListWorkflows): verified locally
+        from the key material when the service has it, so reads survive a security outage."""
+        return await self._readers.authenticate(token, remaining_s)
 
     async def _visible_run(self, run_id: str, caller: Caller) -> Run:
         """The run, if ``caller`` may see it. Runs carry their params and results: only their

@@ -17,12 +17,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
+    FAST_RECONNECT,
     ClientTLSConfig,
     PooledStub,
     RetryAfter,
@@ -42,7 +43,18 @@ from services.workflow._screen_stream import ScreenStreams
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
-__all__ = ["SECURITY_SERVICE_CONFIG", "Caller", "Screened", "SecurityClient", "error_from_rpc"]
+if TYPE_CHECKING:
+    from services.security import Principal
+
+__all__ = [
+    "SECURITY_SERVICE_CONFIG",
+    "Caller",
+    "LocalCallers",
+    "Screened",
+    "SecurityClient",
+    "TokenVerifier",
+    "error_from_rpc",
+]
 
 SECURITY_SERVICE_CONFIG = {
     "methodConfig": [
@@ -62,6 +74,12 @@ SECURITY_SERVICE_CONFIG = {
 SECURITY_CHANNELS = 4
 """Connections to the security service (its replicas share one port)."""
 _AUTH_CACHE_MAX = 10_000
+
+
+class TokenVerifier(Protocol):
+    """`services.security.KeyMaterialAuthenticator`: a token -> its principal, locally."""
+
+    async def authenticate_async(self, token: str) -> Principal: ...
 
 
 @dataclass(frozen=True)
@@ -96,24 +114,47 @@ class Screened:
         return self.level >= SecurityLevel.PRIVILEGED
 
 
+# The security service's answers: passed through as they are, never counted by the breaker
+# (`counts_against_breaker`), so one caller's bad token or missing file refuses nobody else.
 _DECISIONS = frozenset(
     {
         grpc.StatusCode.UNAUTHENTICATED,
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
+_RETRY_AFTER_S = 0.5
+"""Retry delay advised for a call refused because the security service is unreachable."""
 
 
 def error_from_rpc(err: grpc.aio.AioRpcError, what: str) -> VigilError:
     """The domain error for a failed call to the security service (its decision stands)."""
     if err.code() in _DECISIONS:
         return from_rpc_error(err)
-    # No decision (unreachable, timed out, broken): fail closed.
+    # No decision (unreachable, timed out, broken): fail closed, retryable.
     return Unavailable(
-        f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip()
+        f"security service unavailable for {what}: {err.code().name} {err.details() or ''}".strip(),
+        retry_after_s=_RETRY_AFTER_S,
     )
+
+
+class LocalCallers:
+    """Callers of reads verified here from the security key material (no RPC, so reads work
+    while the security service is down); the same rules as its Authenticate."""
+
+    def __init__(self, auth: TokenVerifier) -> None:
+        self._auth = auth
+
+    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
+        """Who ``token`` belongs to; raises Unauthenticated (or Unavailable: unreadable keys)."""
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        principal = await self._auth.authenticate_async(token)
+        return Caller(principal.subject, principal.level)
 
 
 def _level(principal: _spb.Principal) -> SecurityLevel:
@@ -154,8 +195,8 @@ class SecurityClient:
         self._auth_cache: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
         self._auth_cache_s, self._mono = auth_cache_s, monotonic
         # The dependency's breaker: while security keeps failing, calls fail fast (UNAVAILABLE)
-        # instead of each waiting out connection attempts; its refusals (auth, validation)
-        # never count as failures.
+        # instead of each waiting out connection attempts; its answers (auth, validation,
+        # not found: `counts_against_breaker`) never count as failures.
         self.breaker = breaker or CircuitBreaker(
             "security", monotonic, window_s=10, min_calls=5, failure_rate=0.5, open_s=1.0, half_open_probes=1
         )
@@ -170,11 +211,8 @@ class SecurityClient:
             # Trace context to security (none when off); unary only: ScreenStream uses read/write.
             interceptors=client_interceptors(streams=False),
             options=[
-                # Reconnect quickly after an outage: gRPC's default backoff grows to 120 s,
-                # during which every run would be refused although security is back.
-                ("grpc.initial_reconnect_backoff_ms", 100),
-                ("grpc.min_reconnect_backoff_ms", 100),
-                ("grpc.max_reconnect_backoff_ms", 2000),
+                # Reconnect quickly after an outage, or every run is refused although security is back.
+                *FAST_RECONNECT,
             ],
         )
         self._stub = PooledStub(_spb_grpc.SecurityServiceStub, channels)

@@ -43,7 +43,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         self, request: _pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> _pb.ListWorkflowsResponse:
         # The catalogue (schemas, breaker states, error counts) is for authenticated callers.
-        await self._ops.authenticate(_token(context), context.time_remaining())
+        await self._ops.authenticate_reader(_token(context), context.time_remaining())
         catalogue = self._ops.catalogue()
         return _pb.ListWorkflowsResponse(workflows=[workflow_to_proto(entry) for entry in catalogue])
 
@@ -59,7 +59,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     async def GetRun(
         self, request: _pb.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.GetRunResponse:
-        caller = await self._ops.authenticate(_token(context), context.time_remaining())
+        caller = await self._ops.authenticate_reader(_token(context), context.time_remaining())
         run, steps = await self._ops.get(request.run_id, caller)
         return _pb.GetRunResponse(run=run_to_proto(run, steps))
 
@@ -67,7 +67,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         self, request: _pb.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> _pb.ListRunsResponse:
         query = query_from_proto(request)
-        caller = await self._ops.authenticate(_token(context), context.time_remaining())
+        caller = await self._ops.authenticate_reader(_token(context), context.time_remaining())
         converted: dict[str, _pb.Run] = {}
 
         def size_of(run: Run) -> int:
@@ -82,7 +82,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     async def WatchRun(
         self, request: _pb.WatchRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[_pb.WatchRunResponse]:
-        caller = await self._ops.authenticate(_token(context), context.time_remaining())
+        caller = await self._ops.authenticate_reader(_token(context), context.time_remaining())
         async for event in self._ops.watch(request.run_id, caller):
             yield event_to_proto(event)
 
@@ -96,7 +96,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     async def GetRunHistory(
         self, request: _pb.GetRunHistoryRequest, context: grpc.aio.ServicerContext
     ) -> _pb.GetRunHistoryResponse:
-        caller = await self._ops.authenticate(_token(context), context.time_remaining())
+        caller = await self._ops.authenticate_reader(_token(context), context.time_remaining())
         run, events = await self._ops.history(request.run_id, caller)
         return _pb.GetRunHistoryResponse(run=run_to_proto(run), events=[history_to_proto(e) for e in events])
 

@@ -2,30 +2,48 @@
 
 Every call has a deadline; the token goes in ``authorization: Bearer`` metadata; the channel
 retries UNAVAILABLE with gRPC's own retry policy. StartRun always carries an idempotency key
-(generated when the caller gives none), so a transport retry can never start a second run.
+(generated once per `WorkflowClient.start_run` call when the caller gives none), and the call
+is retried under that same key (`StartRetry`) while the service refuses it as UNAVAILABLE (a
+restart, a dependency down), waiting the RetryInfo delay the service names or else a jittered
+exponential backoff, within bounded attempts and time: a retry returns the run the first
+attempt created, never a second one.
 Failures are raised as the domain errors of `services.common` (InvalidArgument keeps its
-field violations, ResourceExhausted its retry delay). A RESOURCE_EXHAUSTED refusal (rate
-limit, full bulkhead) is first waited out as its RetryInfo says, a bounded number of times
-(`RetryAfter`): every unary call here is safe to repeat, StartRun because of its key.
+field violations, ResourceExhausted and Unavailable their retry delay). A RESOURCE_EXHAUSTED
+refusal (rate limit, full bulkhead) is first waited out as its RetryInfo says, a bounded number
+of times (`RetryAfter`): every unary call here is safe to repeat, StartRun because of its key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import random
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+import tenacity
 from google.protobuf.struct_pb2 import Struct
 
-from services.common import TRACE_ID_METADATA, RetryAfter, from_rpc_error
+from services.common import (
+    FAST_RECONNECT,
+    TRACE_ID_METADATA,
+    Cancelled,
+    RetryAfter,
+    Unavailable,
+    from_rpc_error,
+)
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
-__all__ = ["SERVICE_CONFIG", "WorkflowClient", "pb"]
+__all__ = ["SERVICE_CONFIG", "StartRetry", "WorkflowClient", "pb"]
+
+T = TypeVar("T")
 
 
 def _trace_id(trailers: Any) -> str:
@@ -51,6 +69,65 @@ SERVICE_CONFIG = {
 }
 
 
+def _retryable(exc: BaseException) -> bool:
+    """Refusals a StartRun retry under the same key can outlast: the service or a dependency
+    is down (UNAVAILABLE), or the server cancelled the call (CANCELLED: a server stopping
+    without grace; this client never cancels a call it still awaits). RESOURCE_EXHAUSTED is
+    waited out per attempt (`RetryAfter`)."""
+    return isinstance(exc, Unavailable | Cancelled)
+
+
+@dataclass(frozen=True)
+class StartRetry:
+    """How `WorkflowClient.start_run` retries an UNAVAILABLE StartRun under its idempotency key.
+
+    The wait before attempt n+1 is the server's RetryInfo delay (plus up to 10% jitter) when
+    it names one, else uniform in [0, min(max_backoff_s, initial_backoff_s * 2**(n-1))] (full
+    jitter); no attempt starts once ``max_total_s`` would be exceeded.
+    """
+
+    max_attempts: int = 10
+    """Attempts in all, the first included (1: never retry)."""
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 1.0
+    max_total_s: float = 20.0
+    """Bound on the whole logical call: attempts and waits."""
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def wait_s(self, attempt: int, exc: BaseException | None) -> float:
+        """The wait after failed attempt number ``attempt`` (1-based) that raised ``exc``."""
+        advised = getattr(exc, "retry_after_s", None)
+        if advised is not None and advised > 0:
+            return float(advised) * (1.0 + 0.1 * self.rng.random())
+        cap = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
+        return self.rng.uniform(0.0, cap)
+
+    async def call(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> T:
+        """Run ``attempt`` until it succeeds, raises a non-retryable error, or the bounds end;
+        the last refusal is raised as it came."""
+        started = time.monotonic()
+
+        def wait(rs: tenacity.RetryCallState) -> float:
+            return self.wait_s(rs.attempt_number, rs.outcome.exception() if rs.outcome else None)
+
+        def stop(rs: tenacity.RetryCallState) -> bool:
+            late = time.monotonic() - started + (rs.upcoming_sleep or 0.0) > self.max_total_s
+            return rs.attempt_number >= self.max_attempts or late
+
+        async def once() -> T:  # a coroutine function: tenacity awaits only those
+            return await attempt()
+
+        retrying = tenacity.AsyncRetrying(
+            stop=stop, wait=wait, sleep=sleep, retry=tenacity.retry_if_exception(_retryable), reraise=True
+        )
+        return await retrying(once)
+
+
 class WorkflowClient:
     """Client of one workflow service address.
 
@@ -59,6 +136,7 @@ class WorkflowClient:
         token: Bearer token (API key or JWT); None sends no credentials.
         timeout_s: Default deadline of unary calls (of each attempt).
         retry_after: How RESOURCE_EXHAUSTED refusals are waited out (``RetryAfter(max_attempts=1)``: never).
+        start_retry: How an UNAVAILABLE StartRun is retried (``StartRetry(max_attempts=1)``: never).
     """
 
     def __init__(
@@ -68,13 +146,20 @@ class WorkflowClient:
         token: str | None = None,
         timeout_s: float = 10.0,
         retry_after: RetryAfter | None = None,
+        start_retry: StartRetry | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._retry_after = retry_after or RetryAfter(max_attempts=4, max_wait_s=5.0)
+        self._start_retry = start_retry or StartRetry()
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel = grpc.aio.insecure_channel(
             address,
-            options=[("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))],
+            # Reconnect quickly: a restarted service serves again within seconds.
+            options=[
+                ("grpc.enable_retries", 1),
+                ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+                *FAST_RECONNECT,
+            ],
         )
         self._stub = pb_grpc.WorkflowServiceStub(self._channel)
         self.last_trace_id = ""
@@ -118,7 +203,12 @@ class WorkflowClient:
         priority: int = 0,
         timeout_s: float | None = None,
     ) -> tuple[pb.Run, bool]:
-        """Start a run; returns (run, created). With ``wait`` the run is terminal if it finished in time."""
+        """Start a run; returns (run, created). With ``wait`` the run is terminal if it finished in time.
+
+        Refusals the service may outgrow (UNAVAILABLE; RESOURCE_EXHAUSTED per `RetryAfter`) are
+        retried under one idempotency key, generated here once for the whole call when none is
+        given, so the call starts at most one run however many attempts it takes.
+        """
         request = pb.StartRunRequest(
             workflow=workflow,
             idempotency_key=idempotency_key or f"client-{uuid.uuid4().hex}",
@@ -132,7 +222,7 @@ class WorkflowClient:
             request.params.CopyFrom(s)
         if not_before is not None:
             request.not_before.FromDatetime(not_before.astimezone(dt.UTC))
-        resp = await self._call(self._stub.StartRun, request, timeout_s)
+        resp = await self._start_retry.call(lambda: self._call(self._stub.StartRun, request, timeout_s))
         return resp.run, resp.created
 
     async def get_run(self, run_id: str, *, timeout_s: float | None = None) -> pb.Run:

@@ -154,7 +154,11 @@ async def test_console_exporter_prints_the_run_spans(spawn, tmp_path: Path) -> N
         },
     )
     wf = spawn(
-        "-m", "services.workflow", "--config", str(wf_cfg), env=python_env(OTEL_TRACES_EXPORTER="console")
+        "-m",
+        "services.workflow",
+        "--config",
+        str(wf_cfg),
+        env=python_env(OTEL_TRACES_EXPORTER="console", OTEL_TRACES_SAMPLER="always_on"),
     )
     wf_port = await asyncio.to_thread(wf.wait_for_port)
     async with WorkflowClient(f"127.0.0.1:{wf_port}", token=token) as client:

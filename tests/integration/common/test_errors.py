@@ -12,6 +12,7 @@ from services.common import (
     NotFound,
     ResourceExhausted,
     ServerConfig,
+    Unavailable,
     VigilError,
     VigilServer,
     bad_request_violations,
@@ -36,6 +37,10 @@ class FaultyWorkflows(workflow_pb2_grpc.WorkflowServiceServicer):
                 )
             case "busy":
                 raise ResourceExhausted("queue full", retry_after_s=2.5)
+            case "down":
+                raise Unavailable("the system is OFFLINE", retry_after_s=1.5)
+            case "unreachable":
+                raise Unavailable("no estimate")
             case "bug":
                 raise RuntimeError("secret internals")
             case "huge":
@@ -89,6 +94,13 @@ async def test_invalid_argument_carries_bad_request_violations(stub) -> None:
 async def test_resource_exhausted_carries_retry_delay(stub) -> None:
     err = await call_error(stub.GetRun(wpb.GetRunRequest(run_id="busy")))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay_s(err) == 2.5
+
+
+async def test_unavailable_carries_a_retry_delay_when_it_has_one(stub) -> None:
+    err = await call_error(stub.GetRun(wpb.GetRunRequest(run_id="down")))
+    assert err.code() == grpc.StatusCode.UNAVAILABLE and retry_delay_s(err) == 1.5
+    err = await call_error(stub.GetRun(wpb.GetRunRequest(run_id="unreachable")))
+    assert err.code() == grpc.StatusCode.UNAVAILABLE and retry_delay_s(err) is None
 
 
 async def test_unexpected_error_is_internal_without_leaking(stub) -> None:
@@ -168,6 +180,8 @@ async def test_from_rpc_error_is_the_inverse_of_the_server_mapping(stub) -> None
     assert isinstance(bad, InvalidArgument) and bad.violations[0].reason == "PATH_TRAVERSAL"
     busy = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="busy"))))
     assert isinstance(busy, ResourceExhausted) and busy.retry_after_s == 2.5
+    down = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="down"))))
+    assert isinstance(down, Unavailable) and down.retry_after_s == 1.5
     missing = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="r1"))))
     assert isinstance(missing, NotFound) and "r1" in missing.message
     bug = from_rpc_error(await call_error(stub.GetRun(wpb.GetRunRequest(run_id="bug"))))

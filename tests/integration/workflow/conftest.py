@@ -13,7 +13,7 @@ import pytest
 from services.common import VigilServer
 from services.workflow._app import WorkflowApp, build_app
 from services.workflow._config import WorkflowConfig
-from services.workflow.client import WorkflowClient, pb
+from services.workflow.client import StartRetry, WorkflowClient, pb
 from tests.integration.workflow import plugins
 
 PLUGINS = "tests.integration.workflow.plugins"
@@ -102,9 +102,13 @@ async def no_security_app(start_workflow: StartWorkflow) -> WorkflowApp:
     return await start_workflow(f"127.0.0.1:{free_port()}")
 
 
-def client(app: WorkflowApp, token: str | None) -> WorkflowClient:
-    """A typed client of ``app`` presenting ``token``."""
-    return WorkflowClient(app.server.address, token=token, timeout_s=10)
+NO_RETRY = StartRetry(max_attempts=1)
+
+
+def client(app: WorkflowApp, token: str | None, *, start_retry: StartRetry = NO_RETRY) -> WorkflowClient:
+    """A typed client of ``app`` presenting ``token``; StartRun is not retried unless asked,
+    so a test sees each refusal as the service gives it."""
+    return WorkflowClient(app.server.address, token=token, timeout_s=10, start_retry=start_retry)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.common import FailedPrecondition
+from services.common import Unavailable
 from services.workflow._degradation import Level
 from services.workflow.client import pb
 from tests.conftest import Proc, eventually
@@ -54,7 +54,7 @@ async def test_read_only_from_healthd_refuses_runs_until_it_recovers(
     app = await start_workflow(security.address, healthd_address=f"127.0.0.1:{healthd.wait_for_port()}")
     async with client(app, security.alice) as c:
         await eventually(lambda: app.gate.level is Level.READ_ONLY, timeout=10)
-        with pytest.raises(FailedPrecondition, match="READ_ONLY"):
+        with pytest.raises(Unavailable, match="READ_ONLY"):
             await c.start_run("echo", {})
         listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", dep_port)
         try:

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from google.protobuf.struct_pb2 import Struct
 
-from services.common import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from services.common import InvalidArgument, NotFound, Unavailable
 from services.workflow._app import WorkflowApp
 from services.workflow._degradation import Level
 from services.workflow._model import RunQuery
@@ -70,7 +70,7 @@ async def test_reads_fail_closed_when_security_is_down(no_security_app: Workflow
 async def test_read_only_refuses_new_runs(no_security_app: WorkflowApp) -> None:
     no_security_app.gate.published = Level.READ_ONLY
     async with client(no_security_app, "tok") as c:
-        with pytest.raises(FailedPrecondition, match="READ_ONLY"):
+        with pytest.raises(Unavailable, match="READ_ONLY"):
             await c.start_run("counting", {})
 
 

@@ -126,28 +126,73 @@ def test_maintenance_is_excluded_and_does_not_blame_dependents() -> None:
     assert system.status is SystemStatus.HEALTHY and system.score == 100
 
 
-def test_level_damper_worsens_at_once_and_improves_after_hold() -> None:
+def test_readiness_counts_a_paused_critical_component_by_its_own_checks() -> None:
+    """Maintenance or an operator's stop pauses healing and blame, not the truth: a critical
+    component that is down refuses StartRuns, so readiness is NOT_SERVING while it is."""
+    down, _ = _system({"store": N, "api": S, "cache": S, "web": S}, frozenset({"store"}))
+    assert not down.ready
+    stopped = component_health(CFG, {"store": N, "api": S, "cache": S, "web": S}, set(), frozenset({"store"}))
+    assert not system_health(CFG, stopped, target_level(CFG, stopped)).ready
+    still_up, _ = _system({"store": S, "api": S, "cache": S, "web": S}, frozenset({"store"}))
+    assert still_up.ready
+
+
+def test_a_held_level_is_never_healthy() -> None:
+    comps = component_health(CFG, {"store": S, "api": S, "cache": S, "web": S}, set())
+    system = system_health(CFG, comps, Level.OFFLINE)  # the damper still holds OFFLINE
+    assert system.status is SystemStatus.DEGRADED
+    assert not system.ready  # readiness follows what the level admits, not only the components
+
+
+def test_level_damper_worsens_at_once_and_a_single_recovery_applies_at_once() -> None:
     d = LevelDamper()
     d = d.step(Level.OFFLINE, now=0.0, hold_s=5)
     assert d.level is Level.OFFLINE
-    d = d.step(Level.READ_ONLY, now=1.0, hold_s=5)
-    assert d.level is Level.OFFLINE  # held, not yet
-    d = d.step(Level.NORMAL, now=3.0, hold_s=5)
+    d = d.step(Level.NORMAL, now=0.5, hold_s=5)
+    assert d.level is Level.NORMAL and not d.holding  # no hold after one recovery
+
+
+def _flap(d: LevelDamper, times: list[float], hold_s: float = 5) -> LevelDamper:
+    for t in times:
+        d = d.step(Level.OFFLINE, now=t, hold_s=hold_s, flap_count=3, flap_window_s=60)
+        d = d.step(Level.NORMAL, now=t + 0.1, hold_s=hold_s, flap_count=3, flap_window_s=60)
+    return d
+
+
+def test_level_damper_holds_only_while_flapping() -> None:
+    d = _flap(LevelDamper(), [0.0, 10.0, 20.0])
+    assert d.level is Level.NORMAL  # three recoveries in the window: each applied at once
+    kw = {"hold_s": 5, "flap_count": 3, "flap_window_s": 60}
+    d = d.step(Level.OFFLINE, now=30.0, **kw)
+    d = d.step(Level.READ_ONLY, now=31.0, **kw)
+    assert d.level is Level.OFFLINE and d.holding  # the fourth within 60 s is held
+    d = d.step(Level.NORMAL, now=33.0, **kw)
     assert d.level is Level.OFFLINE
-    d = d.step(Level.NORMAL, now=6.0, hold_s=5)
+    d = d.step(Level.NORMAL, now=36.0, **kw)
     assert d.level is Level.READ_ONLY  # worst level seen while holding
-    d = d.step(Level.NORMAL, now=7.0, hold_s=5)
+    d = d.step(Level.NORMAL, now=37.0, **kw)
     assert d.level is Level.READ_ONLY
-    d = d.step(Level.NORMAL, now=12.0, hold_s=5)
+    d = d.step(Level.NORMAL, now=42.0, **kw)
     assert d.level is Level.NORMAL
 
 
+def test_level_damper_forgets_recoveries_outside_the_window() -> None:
+    d = _flap(LevelDamper(), [0.0, 10.0, 20.0])
+    kw = {"hold_s": 5, "flap_count": 3, "flap_window_s": 60}
+    d = d.step(Level.OFFLINE, now=100.0, **kw)
+    d = d.step(Level.NORMAL, now=100.5, **kw)
+    assert d.level is Level.NORMAL  # the old flaps left the window: a single recovery again
+
+
 def test_level_damper_flap_resets_hold() -> None:
-    d = LevelDamper().step(Level.RESTRICTED, now=0.0, hold_s=5)
-    d = d.step(Level.NORMAL, now=1.0, hold_s=5)
-    d = d.step(Level.RESTRICTED, now=4.0, hold_s=5)  # flapped back: hold restarts
-    d = d.step(Level.NORMAL, now=5.0, hold_s=5)
-    d = d.step(Level.NORMAL, now=9.0, hold_s=5)
+    kw = {"hold_s": 5, "flap_count": 1, "flap_window_s": 60}
+    d = LevelDamper().step(Level.RESTRICTED, now=-10.0, **kw)
+    d = d.step(Level.NORMAL, now=-9.0, **kw)  # the one recovery allowed unheld
+    d = d.step(Level.RESTRICTED, now=0.0, **kw)
+    d = d.step(Level.NORMAL, now=1.0, **kw)
+    d = d.step(Level.RESTRICTED, now=4.0, **kw)  # flapped back: hold restarts
+    d = d.step(Level.NORMAL, now=5.0, **kw)
+    d = d.step(Level.NORMAL, now=9.0, **kw)
     assert d.level is Level.RESTRICTED
-    d = d.step(Level.NORMAL, now=10.0, hold_s=5)
+    d = d.step(Level.NORMAL, now=10.0, **kw)
     assert d.level is Level.NORMAL

@@ -329,6 +329,7 @@ async def test_degradation_level_transitions_on_an_injected_clock(tmp_path: Path
     engine = HealthEngine(
         config(
             level_recovery_s=3,
+            level_flap_count=1,
             components=[
                 {"name": "db", "checks": [_flag_check(db)], "degrades_to": "READ_ONLY"},
                 {"name": "api", "checks": [_flag_check(db)], "depends_on": ["db"]},
@@ -356,13 +357,26 @@ async def test_degradation_level_transitions_on_an_injected_clock(tmp_path: Path
         await tick_until(lambda: level() is Level.OFFLINE)  # every critical component down
         api = engine.snapshot().components[1].health
         assert (api.reason, api.cause) == (Reason.DEPENDENCY_DOWN, "db")
-        repaired_at = clock.now
         db.touch()
         cache.touch()
+        # A single recovery is not held: the level follows the components at once, and
+        # readiness with it.
         await tick_until(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
-        assert level() is Level.OFFLINE  # better levels must hold first
+        assert level() is Level.NORMAL
+        assert engine.statuses()["readiness"] is Status.SERVING
+        # A second recovery within the flap window is held: the components serve, but the
+        # level (and so readiness) waits level_recovery_s; the system is DEGRADED meanwhile.
+        db.unlink()
+        await tick_until(lambda: level() is Level.OFFLINE)
+        repaired_at = clock.now
+        db.touch()
+        await tick_until(lambda: all(c.health.status is Status.SERVING for c in engine.snapshot().components))
+        assert level() is Level.OFFLINE
+        assert engine.snapshot().system.status is SystemStatus.DEGRADED
+        assert engine.statuses()["readiness"] is Status.NOT_SERVING
         await tick_until(lambda: level() is Level.NORMAL)
         assert clock.now - repaired_at >= 3
+        assert engine.statuses()["readiness"] is Status.SERVING
     finally:
         await engine.stop()
 

@@ -6,7 +6,7 @@ import socket
 import grpc
 import pytest
 
-from services.common import FailedPrecondition, ResourceExhausted
+from services.common import ResourceExhausted, Unavailable, new_run_refusal
 from services.workflow._degradation import DegradationGate, HealthdWatcher, Level
 from tests.conftest import eventually
 from vigil.healthd.v1 import healthd_pb2 as hpb
@@ -35,11 +35,34 @@ def test_restricted_keeps_privileged_work_only() -> None:
 
 
 @pytest.mark.parametrize("level", [Level.READ_ONLY, Level.OFFLINE])
-def test_read_only_and_offline_refuse_new_runs(level: Level) -> None:
+def test_read_only_and_offline_refuse_new_runs_as_retryable(level: Level) -> None:
+    gate = DegradationGate(retry_after_s=2)
+    gate.published = level
+    for check in (gate.check_writable, lambda: gate.admit(priority=10, privileged=True)):
+        with pytest.raises(Unavailable, match=level.name) as info:
+            check()
+        assert info.value.retry_after_s == 2  # a component is down: retry, nothing to change
+
+
+@pytest.mark.parametrize("level", list(Level))
+def test_the_gate_admits_by_the_readiness_rule(level: Level) -> None:
+    """One rule: what the gate admits for an ordinary caller is what healthd's readiness says."""
     gate = DegradationGate()
     gate.published = level
-    with pytest.raises(FailedPrecondition, match=level.name):
-        gate.admit(priority=10, privileged=True)
+    try:
+        gate.admit(priority=0, privileged=False)
+    except (Unavailable, ResourceExhausted):
+        admitted = False
+    else:
+        admitted = True
+    assert admitted == (new_run_refusal(level) is None)
+    assert admitted == (level <= Level.DEGRADED)
+
+
+def test_a_dependency_refusal_gets_a_retry_delay() -> None:
+    gate = DegradationGate(retry_after_s=0.5)
+    assert gate.retryable(Unavailable("store down")).retry_after_s == 0.5
+    assert gate.retryable(Unavailable("breaker", retry_after_s=3)).retry_after_s == 3
 
 
 def test_own_dependency_state_combines_with_published() -> None:

@@ -6,7 +6,17 @@ import random
 
 import pytest
 
-from services.common import InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
+from services.common import (
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
 from services.workflow._bulkhead import Bulkhead
 from services.workflow._model import ErrorCategory
 from services.workflow._policies import (
@@ -15,6 +25,7 @@ from services.workflow._policies import (
     CircuitBreaker,
     RetryPolicy,
     categorize,
+    counts_against_breaker,
     with_deadline,
 )
 from tests.clock import FakeClock
@@ -169,13 +180,44 @@ class TestBreaker:
             await b.call(Failing(1))
         assert b.state is BreakerState.OPEN
 
-    async def test_validation_and_auth_errors_never_count(self) -> None:
+    async def test_verdicts_never_count(self) -> None:
         clock = FakeClock(sleep_advances=True)
         b = self.make(clock)
-        for exc in [InvalidArgument("x"), PermissionDenied("y")] * 5:
+        verdicts = [
+            InvalidArgument("x"),
+            PermissionDenied("y"),
+            NotFound("no such file"),
+            Unauthenticated("bad token"),
+            AlreadyExists("key reused"),
+            FailedPrecondition("digest mismatch"),
+        ]
+        for exc in verdicts * 5:
             with pytest.raises(type(exc)):
                 await b.call(Failing(1, exc))
         assert b.state is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("exc", "counts"),
+    [
+        (Unavailable("down"), True),
+        (DeadlineExceeded("slow"), True),
+        (TimeoutError(), True),
+        (ConnectionRefusedError(), True),
+        (RuntimeError("handler crashed"), True),
+        (ResourceExhausted("transport: message too large", advised=False), True),
+        (ResourceExhausted("the caller's rate limit", retry_after_s=2.0), False),
+        (NotFound("no such file"), False),
+        (InvalidArgument("bad"), False),
+        (PermissionDenied("no"), False),
+        (Unauthenticated("who"), False),
+        (AlreadyExists("dup"), False),
+        (FailedPrecondition("state"), False),
+        (asyncio.CancelledError(), False),
+    ],
+)
+def test_breakers_count_failures_not_verdicts(exc: BaseException, counts: bool) -> None:
+    assert counts_against_breaker(exc) is counts
 
     async def test_on_change_reports_transitions(self) -> None:
         clock, seen = FakeClock(sleep_advances=True), []
