@@ -23,6 +23,7 @@ __all__ = ["MODULES", "Benchmark", "Context", "Skip", "benchmark", "load_all", "
 MODULES = (
     "bench.health",
     "bench.services",
+    "bench.screen_stream",
     "bench.healthd_bench",
     "bench.dashboard_bench",
     "bench.runstore",

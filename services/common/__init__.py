@@ -32,7 +32,7 @@ from services.common._errors import (
 )
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer, ServingStatus
 from services.common._instrument import Instrumentation
-from services.common._interceptors import ErrorMapping, wrap_handler
+from services.common._interceptors import ErrorMapping, error_for, wrap_handler
 from services.common._levels import (
     DegradationLevel,
     DegradationLevelName,
@@ -84,6 +84,8 @@ from services.common._status import (
     from_rpc_error,
     retry_delay_s,
     rpc_code,
+    rpc_error_from_status,
+    status_proto,
     to_grpc_status,
 )
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
@@ -161,6 +163,7 @@ __all__ = [
     "create_private_dirs",
     "degradation_level_pb",
     "ensure_secret_file",
+    "error_for",
     "every",
     "from_rpc_error",
     "get_logger",
@@ -184,6 +187,7 @@ __all__ = [
     "reserve_bytes",
     "retry_delay_s",
     "rpc_code",
+    "rpc_error_from_status",
     "run_each",
     "run_in_savepoints",
     "run_main",
@@ -195,6 +199,7 @@ __all__ = [
     "set_value",
     "setup_tracing",
     "shutdown_tracing",
+    "status_proto",
     "struct_to_dict",
     "to_grpc_status",
     "tracer",

@@ -9,13 +9,14 @@ still installed as gRPC interceptors (outside all of these). Observers run outsi
 `ErrorMapping`, so they see the final status of every call.
 
 Unparseable request bytes: grpc answers UNKNOWN ("Unexpected DecodeError") when a
-deserializer raises, before any servicer code runs. `ErrorMapping` wraps each unary
-request's deserializer so a parse failure becomes a `_Malformed` marker, which the
-wrapped behavior answers with INVALID_ARGUMENT like any other bad input.
+deserializer raises, before any servicer code runs. `ErrorMapping` wraps each request's
+deserializer so a parse failure becomes a `_Malformed` marker, which the wrapped behavior
+answers with INVALID_ARGUMENT like any other bad input (in a request stream, the first
+such message ends the call with it: its items cannot be told apart).
 
 Request size: the one documented limit is ``server.max_message_bytes`` (`ServerConfig`),
-checked here, in the same wrapped deserializer, for every unary RPC of every server: a larger
-request is INVALID_ARGUMENT naming the limit. gRPC's own receive limit is set higher
+checked here, in the same wrapped deserializer, for every request message of every server: a
+larger one is INVALID_ARGUMENT naming the limit. gRPC's own receive limit is set higher
 (`grpc_receive_limit`), so its RESOURCE_EXHAUSTED (which means "shed load, retry later"
 elsewhere) is only the last line for requests far beyond the documented limit.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "WrappingInterceptor",
     "answers_own_errors",
     "chain",
+    "error_for",
     "grpc_receive_limit",
     "refuse_malformed",
     "wrap_handler",
@@ -68,20 +70,24 @@ def _keeping_trailers(status: Any, context: grpc.aio.ServicerContext) -> Any:
     return status._replace(trailing_metadata=(*kept, *status.trailing_metadata)) if kept else status
 
 
-async def _abort_for(exc: BaseException, method: str, context: grpc.aio.ServicerContext) -> None:
-    """Abort the call with the status that `exc` stands for. Always raises."""
+def error_for(exc: BaseException, method: str) -> VigilError:
+    """The domain error a servicer's exception is answered with (also per item of a stream)."""
     if isinstance(exc, VigilError):
-        await context.abort_with_status(_keeping_trailers(to_grpc_status(exc), context))
+        return exc
     if isinstance(exc, NotImplementedError):
         # The generated base servicer raises this for RPCs a service has not built yet.
-        unimplemented = to_grpc_status(Unimplemented(f"{method} is not implemented"))
-        await context.abort_with_status(_keeping_trailers(unimplemented, context))
+        return Unimplemented(f"{method} is not implemented")
     # A bug, not bad input: log it with a reference the caller can quote, reveal nothing else.
     ref = uuid.uuid4().hex[:12]
     _log.error(
         "unhandled error in %s (ref %s)", method, ref, exc_info=exc, extra={"method": method, "ref": ref}
     )
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+    return VigilError(f"internal error (ref {ref})")  # code INTERNAL
+
+
+async def _abort_for(exc: BaseException, method: str, context: grpc.aio.ServicerContext) -> None:
+    """Abort the call with the status that `exc` stands for. Always raises."""
+    await context.abort_with_status(_keeping_trailers(to_grpc_status(error_for(exc, method)), context))
 
 
 class _Malformed:
@@ -155,8 +161,18 @@ async def refuse_malformed(request: Any, context: grpc.aio.ServicerContext) -> N
         await context.abort_with_status(to_grpc_status(request.error()))
 
 
-def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A request stream whose first malformed or oversized message ends the call (INVALID_ARGUMENT)."""
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.error()
+        yield request
+
+
+def _wrap_unary(behavior: Behavior, method: str, streamed: bool = False) -> Behavior:
     async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        if streamed:
+            request_or_iterator = _checked(request_or_iterator)
         try:
             if isinstance(request_or_iterator, _Malformed):
                 raise request_or_iterator.error()
@@ -169,10 +185,12 @@ def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
     return call
 
 
-def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
+def _wrap_stream(behavior: Behavior, method: str, streamed: bool = False) -> Behavior:
     if inspect.isasyncgenfunction(behavior):
 
         async def gen(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if streamed:
+                request_or_iterator = _checked(request_or_iterator)
             try:
                 if isinstance(request_or_iterator, _Malformed):
                     raise request_or_iterator.error()
@@ -184,14 +202,15 @@ def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
                 await _abort_for(exc, method, context)
 
         return gen
-    return _wrap_unary(behavior, method)  # a coroutine that writes with context.write()
+    return _wrap_unary(behavior, method, streamed)  # a coroutine that writes with context.write()
 
 
+# Request streams get the same size and parse checks per message (`_checked`).
 _WRAPPERS: dict[str, Callable[[Behavior, str], Behavior]] = {
     "unary_unary": _wrap_unary,
-    "stream_unary": _wrap_unary,
+    "stream_unary": lambda behavior, method: _wrap_unary(behavior, method, streamed=True),
     "unary_stream": _wrap_stream,
-    "stream_stream": _wrap_stream,
+    "stream_stream": lambda behavior, method: _wrap_stream(behavior, method, streamed=True),
 }
 _FACTORIES = {
     "unary_unary": grpc.unary_unary_rpc_method_handler,
@@ -260,7 +279,8 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
 
 class ErrorMapping(WrappingInterceptor):
     """Turns `VigilError`s raised by servicers into statuses (rich details included),
-    unparseable or oversized (``max_request_bytes``) unary requests into INVALID_ARGUMENT,
+    unparseable or oversized (``max_request_bytes``) requests (each message of a request
+    stream) into INVALID_ARGUMENT,
     NotImplementedError into UNIMPLEMENTED, and anything else into a logged INTERNAL."""
 
     def __init__(self, max_request_bytes: int = 4 << 20) -> None:
@@ -269,7 +289,7 @@ class ErrorMapping(WrappingInterceptor):
 
     def wrap_method(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         limit = self._max_request_bytes
-        tolerant = None if handler.request_streaming else (lambda parse: _tolerant(parse, limit))
+        tolerant = lambda parse: _tolerant(parse, limit)  # noqa: E731
 
         def wrap(kind: str, behavior: Behavior) -> Behavior:
             if kind == "unary_unary" and getattr(behavior, _OWN_ERRORS, False):

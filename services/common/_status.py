@@ -20,7 +20,15 @@ from services.common._errors import (
     VigilError,
 )
 
-__all__ = ["bad_request_violations", "from_rpc_error", "retry_delay_s", "rpc_code", "to_grpc_status"]
+__all__ = [
+    "bad_request_violations",
+    "from_rpc_error",
+    "retry_delay_s",
+    "rpc_code",
+    "rpc_error_from_status",
+    "status_proto",
+    "to_grpc_status",
+]
 
 # Status messages travel in a trailer; keep them bounded so a huge echoed value cannot
 # blow the metadata limit and turn a clear error into a transport failure.
@@ -40,6 +48,11 @@ def _pack(message: object) -> any_pb2.Any:
 
 def to_grpc_status(err: VigilError) -> grpc.Status:
     """Build the gRPC status (code, message, rich details) for a domain error."""
+    return rpc_status.to_status(status_proto(err))
+
+
+def status_proto(err: VigilError) -> status_pb2.Status:
+    """The google.rpc.Status (code, bounded message, rich details) a domain error stands for."""
     code: grpc.StatusCode = err.code
     details: list[any_pb2.Any] = []
     if isinstance(err, InvalidArgument) and err.violations:
@@ -54,8 +67,23 @@ def to_grpc_status(err: VigilError) -> grpc.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(max(retry_after_s, 0.0) * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    status = status_pb2.Status(code=code.value[0], message=_clip(err.message), details=details)
-    return rpc_status.to_status(status)
+    return status_pb2.Status(code=code.value[0], message=_clip(err.message), details=details)
+
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def rpc_error_from_status(status: status_pb2.Status) -> grpc.aio.AioRpcError:
+    """The failed call a google.rpc.Status received in a message stands for (client side).
+
+    A per-item status of a stream (e.g. ScreenStream) becomes exactly the error the unary call
+    would have raised, details in its trailer, so `from_rpc_error` and every classification of
+    failed calls apply unchanged. An unknown code is UNKNOWN.
+    """
+    code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    trailer = grpc.aio.Metadata((_DETAILS_KEY, status.SerializeToString())) if status.details else None
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailer or grpc.aio.Metadata(), status.message)
 
 
 def _details_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[any_pb2.Any]:

@@ -15,6 +15,8 @@ Invariants:
   e.g. `services.common.run_isolated`). If ``handle`` raises, every caller in the batch gets
   that exception: nothing of the batch was committed.
 - A caller that was cancelled meanwhile is skipped; its item was handled all the same.
+- The items of one `submit_all` are handled in the same batch (one transaction), even when
+  that makes the batch exceed ``limit``.
 - ``idle`` (housekeeping such as a WAL checkpoint) runs on the thread once the queue has
   been empty for ``idle_s`` after a batch, never between the items of one: it cannot delay a
   commit already waiting, and it runs again only after more work arrived.
@@ -39,6 +41,15 @@ R = TypeVar("R")
 _Entry: TypeAlias = tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]
 _STOP = object()
 _log = logging.getLogger(__name__)
+
+
+class _Group(Generic[I, R]):
+    """Entries queued as one unit by `BatchWriter.submit_all`: they go in the same batch."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: list[_Entry[I, R]]) -> None:
+        self.entries = entries
 
 
 class BatchWriter(Generic[I, R]):
@@ -83,6 +94,17 @@ class BatchWriter(Generic[I, R]):
             self._queue.put((item, future, loop))
         return await future
 
+    async def submit_all(self, items: Sequence[I]) -> list[R | BaseException]:
+        """Queue ``items`` as one unit and wait for their outcomes, in order (exceptions returned,
+        not raised): they are handled in one batch, so a group commit stores all or none of them."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        with self._lock:
+            if self._closing:
+                raise self._closed()
+            self._queue.put(_Group([(item, f, loop) for item, f in zip(items, futures, strict=True)]))
+        return await asyncio.gather(*futures, return_exceptions=True)
+
     def close(self, timeout: float | None = None) -> None:
         """Handle everything accepted so far, then stop the thread (waits up to ``timeout``)."""
         with self._lock:
@@ -97,6 +119,8 @@ class BatchWriter(Generic[I, R]):
             # After work, wait at most idle_s for more; once idle, block until work arrives.
             timeout = self._idle_s if busy and self._idle is not None else None
             batch, stopping = next_batch(self._queue, _STOP, self._limit, timeout)
+            if any(isinstance(e, _Group) for e in batch):
+                batch = [x for e in batch for x in (e.entries if isinstance(e, _Group) else (e,))]
             if batch:
                 self._serve(batch)
                 busy = True

@@ -50,7 +50,9 @@ async def build(config: SecurityConfig) -> VigilServer:
     core = SecurityCore.from_config(config)
     telemetry = Instrumentation("security", config.server)
     server = VigilServer(config.server, "security", interceptors=telemetry.server_interceptors)
-    servicer = SecurityServicer(SecurityOperations(core))
+    servicer = SecurityServicer(
+        SecurityOperations(core), stream_max_in_flight=config.screen_stream_max_in_flight
+    )
     server.add_servicer(_pb_grpc.add_SecurityServiceServicer_to_server, servicer, SERVICE_NAME)
     policy = core.gate.policy
     loop = asyncio.get_running_loop()

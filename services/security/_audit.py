@@ -36,6 +36,7 @@ from services.security._audit_anchor import Anchor, HeadFile
 from services.security._audit_chain import GENESIS, AuditRecord, ChainWalk, Prepared, VerifyResult, chain_rows
 from services.security._audit_keys import AuditKeys
 from services.security._audit_store import AuditStore, AuditStoreError, SqliteAuditStore
+from services.security._auditgroup import submit_record
 from services.security._sanitize import Redactor
 from services.security._telemetry import AUDIT_CHAIN_OK, AUDIT_EVENTS, AUDIT_HEAD_SEQ
 
@@ -294,7 +295,8 @@ class AuditLog:
         if self._committer is None:
             # One transaction per batch: every record of it is stored, or every caller gets the error.
             self._committer = BatchWriter(self._write, name=f"{self.name}-audit-writer", closed=_closed)
-        return await self._committer.submit(self._prepare(entry))
+        # Inside a ScreenStream batch the record waits for the batch's (`_auditgroup`).
+        return await submit_record(self._committer, self._prepare(entry))
 
     def list(
         self,

@@ -111,6 +111,8 @@ class SecurityConfig(ConfigModel):
     """Where input checks run (inline or on a bounded pool) and Sanitize's size limit."""
     schema_cache_size: int = Field(default=256, ge=1, le=100_000)
     """Compiled JSON Schemas kept (Screen receives the workflow's schema with every call)."""
+    screen_stream_max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    """Screenings running at once per ScreenStream; beyond it the stream is not read (back-pressure)."""
 
     @model_validator(mode="after")
     def _default_root_exists(self) -> SecurityConfig:

@@ -9,6 +9,7 @@ details) in one place.
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from services.security._operations import (
     ValidationInput,
 )
 from services.security._screen import ScreenInput
+from services.security._stream import serve_screen_stream
 from vigil.security.v1 import security_pb2 as _pb
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
@@ -82,8 +84,9 @@ def _validation_input(request: _pb.ValidateInputRequest) -> ValidationInput | No
 class SecurityServicer(_pb_grpc.SecurityServiceServicer):
     """Translates SecurityService RPCs to `SecurityOperations` calls."""
 
-    def __init__(self, ops: SecurityOperations) -> None:
+    def __init__(self, ops: SecurityOperations, *, stream_max_in_flight: int = 256) -> None:
         self.ops = ops
+        self.stream_max_in_flight = stream_max_in_flight
 
     async def Authenticate(self, request: _pb.AuthenticateRequest, context: grpc.aio.ServicerContext) -> Any:
         principal = await self.ops.authenticate(_call(context, token=request.token))
@@ -109,6 +112,17 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         )
 
     async def Screen(self, request: _pb.ScreenRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._screen(request, context)
+
+    async def ScreenStream(
+        self, request_iterator: AsyncIterator[_pb.ScreenStreamRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        async def one(request: _pb.ScreenRequest) -> _pb.ScreenResponse:
+            return await self._screen(request, context)
+
+        await serve_screen_stream(request_iterator, context, one, self.stream_max_in_flight)
+
+    async def _screen(self, request: _pb.ScreenRequest, context: grpc.aio.ServicerContext) -> Any:
         has_schema = request.HasField("params_schema") and len(request.params_schema.fields) > 0
         schema_key = request.params_schema.SerializeToString(deterministic=True) if has_schema else None
         schema = None

@@ -129,6 +129,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
         cfg.security_address,
         timeout_s=cfg.security_timeout_s,
         service_token=token,
+        stream=cfg.security_stream,
         monotonic=clock.monotonic,
         tls=cfg.security_tls,
     )

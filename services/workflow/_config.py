@@ -91,6 +91,10 @@ class WorkflowConfig(ConfigModel):
     """TLS/mTLS towards the security service (CA, client certificate, server name); plaintext when unset."""
     security_timeout_s: float = Field(default=2.0, gt=0, le=60)
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
+    security_stream: bool = True
+    """Screen over one long-lived ScreenStream per connection (batched, cheaper per call) instead
+    of one unary Screen per run; a security service without ScreenStream is screened unary, and
+    so is every run while tracing is on (the stream carries no per-call trace context yet)."""
     auth: AuthConfig | None = None
     """The security service's key material (API key hashes, keys file, JWT settings). When set,
     callers of reads (GetRun, ListRuns, WatchRun, ListWorkflows) are verified here with it, so

@@ -35,9 +35,11 @@ from services.common import (
     from_rpc_error,
     pooled_channels,
     struct_to_dict,
+    tracing_enabled,
 )
 from services.workflow._policies import CircuitBreaker
 from services.workflow._policy_config import WorkflowPolicy
+from services.workflow._screen_stream import ScreenStreams
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
@@ -178,6 +180,7 @@ class SecurityClient:
         timeout_s: float = 2.0,
         service_token: Callable[[], str | None] | None = None,
         auth_cache_s: float = 30.0,
+        stream: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
         tls: ClientTLSConfig | None = None,
@@ -205,13 +208,22 @@ class SecurityClient:
             SECURITY_CHANNELS,
             SECURITY_SERVICE_CONFIG,
             tls=tls,
-            interceptors=client_interceptors(),  # trace context to security (none when off)
+            # Trace context to security (none when off); unary only: ScreenStream uses read/write.
+            interceptors=client_interceptors(streams=False),
             options=[
                 # Reconnect quickly after an outage, or every run is refused although security is back.
                 *FAST_RECONNECT,
             ],
         )
         self._stub = PooledStub(_spb_grpc.SecurityServiceStub, channels)
+        # Screen on one long-lived stream per connection (unary when off or unsupported). With
+        # tracing on, unary: a stream carries no per-call trace context yet, and each run's trace
+        # must cross into security.
+        self._screens: ScreenStreams | None = (
+            ScreenStreams(channels, self._stub.Screen, monotonic=monotonic)
+            if stream and not tracing_enabled()
+            else None
+        )
         # Each policy's input schema as a Struct, built once: policies are frozen and few.
         self._schemas: dict[int, tuple[WorkflowPolicy, Struct]] = {}
 
@@ -223,6 +235,8 @@ class SecurityClient:
         return entry[1]
 
     async def close(self) -> None:
+        if self._screens is not None:
+            await self._screens.close()
         await self._stub.close()
 
     async def _call(
@@ -273,7 +287,8 @@ class SecurityClient:
         )
         # The token travels in the request (Screen reads it there), not also as metadata:
         # each metadata entry costs both ends ~20 us per call.
-        resp = await self._call(self._stub.Screen, request, self._timeout(remaining_s), None, "Screen")
+        method = self._stub.Screen if self._screens is None else self._screens.Screen
+        resp = await self._call(method, request, self._timeout(remaining_s), None, "Screen")
         return Screened(
             subject=resp.principal.subject,
             level=_level(resp.principal),

@@ -98,6 +98,8 @@ def fill(msg: Any, rnd: random.Random, stack: Stack, depth: int = 0) -> Any:
                 value = rnd.choice([0.0, -1e300, 1e300, float("nan"), float("inf"), rnd.uniform(-10, 10)])
             elif field.type == FieldDescriptor.TYPE_ENUM:
                 value = rnd.choice([v.number for v in field.enum_type.values] + [99])
+            elif field.type == FieldDescriptor.TYPE_UINT64:
+                value = rnd.choice([0, 1, 2**32, 2**64 - 1])
             else:
                 value = rnd.choice([0, 1, -1, 2**31 - 1, -(2**31)])
             if repeated:
@@ -129,9 +131,29 @@ def nested_params(depth: int) -> bytes:
 
 
 async def call_raw(stack: Stack, method: str, payload: bytes, metadata: Any) -> grpc.StatusCode:
+    if SERVICE.methods_by_name[method].client_streaming:
+        return await _stream_raw(stack, method, payload, metadata)
     rpc = stack.channel.unary_unary(f"/{SERVICE.full_name}/{method}")
     try:
         await rpc(payload, metadata=metadata, timeout=10)
+    except grpc.aio.AioRpcError as err:
+        assert err.code() not in FORBIDDEN, f"{method}: {err.code()} {err.details()}"
+        return err.code()
+    return grpc.StatusCode.OK
+
+
+async def _stream_raw(stack: Stack, method: str, payload: bytes, metadata: Any) -> grpc.StatusCode:
+    """One message on a streaming RPC (ScreenStream): every per-item status and the call's own are
+    deliberate too."""
+    call = stack.channel.stream_stream(f"/{SERVICE.full_name}/{method}")(metadata=metadata, timeout=10)
+    try:
+        await call.write(payload)
+        await call.done_writing()
+        async for raw in call:
+            for result in pb.ScreenStreamResponse.FromString(raw).results:
+                if result.HasField("status"):
+                    code = next(c for c in grpc.StatusCode if c.value[0] == result.status.code)
+                    assert code not in FORBIDDEN, f"{method} item {result.id}: {code} {result.status.message}"
     except grpc.aio.AioRpcError as err:
         assert err.code() not in FORBIDDEN, f"{method}: {err.code()} {err.details()}"
         return err.code()

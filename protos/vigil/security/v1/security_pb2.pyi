@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -210,6 +211,46 @@ class ScreenResponse(_message.Message):
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
     audit_id: str
     def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., sanitized_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., redactions: _Optional[_Mapping[str, int]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., audit_id: _Optional[str] = ...) -> None: ...
+
+class ScreenCall(_message.Message):
+    __slots__ = ("id", "request")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request: ScreenRequest
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[ScreenRequest, _Mapping]] = ...) -> None: ...
+
+class ScreenStreamRequest(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[ScreenCall]
+    def __init__(self, calls: _Optional[_Iterable[_Union[ScreenCall, _Mapping]]] = ...) -> None: ...
+
+class Status(_message.Message):
+    __slots__ = ("code", "message", "details")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    details: _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., details: _Optional[_Iterable[_Union[_any_pb2.Any, _Mapping]]] = ...) -> None: ...
+
+class ScreenResult(_message.Message):
+    __slots__ = ("id", "response", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    response: ScreenResponse
+    status: Status
+    def __init__(self, id: _Optional[int] = ..., response: _Optional[_Union[ScreenResponse, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ...) -> None: ...
+
+class ScreenStreamResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ScreenResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ScreenResult, _Mapping]]] = ...) -> None: ...
 
 class SanitizeRequest(_message.Message):
     __slots__ = ("text", "data")

@@ -65,6 +65,11 @@ class SecurityServiceStub:
                 request_serializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenRequest.SerializeToString,
                 response_deserializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenResponse.FromString,
                 _registered_method=True)
+        self.ScreenStream = channel.stream_stream(
+                '/vigil.security.v1.SecurityService/ScreenStream',
+                request_serializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenStreamRequest.SerializeToString,
+                response_deserializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenStreamResponse.FromString,
+                _registered_method=True)
         self.Sanitize = channel.unary_unary(
                 '/vigil.security.v1.SecurityService/Sanitize',
                 request_serializer=vigil_dot_security_dot_v1_dot_security__pb2.SanitizeRequest.SerializeToString,
@@ -136,6 +141,19 @@ class SecurityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScreenStream(self, request_iterator, context):
+        """ScreenStream is Screen for a long-lived caller (the workflow service keeps one stream per
+        connection). Each request message carries one or more screenings, each with an id the caller
+        chose; each is answered on its own, as soon as it is done, with either its ScreenResponse or the
+        status the unary Screen would have failed with (rich details included). One screening's refusal
+        never ends the stream. Screenings arriving in one message are processed as a batch: their audit
+        records are committed in one transaction. The server holds a bounded number of screenings in
+        flight per stream and stops reading beyond it (flow control pushes back on the caller).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Sanitize(self, request, context):
         """Sanitize redacts personal data and secrets from text or structured data.
         """
@@ -196,6 +214,11 @@ def add_SecurityServiceServicer_to_server(servicer, server):
                     servicer.Screen,
                     request_deserializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenRequest.FromString,
                     response_serializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenResponse.SerializeToString,
+            ),
+            'ScreenStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ScreenStream,
+                    request_deserializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenStreamRequest.FromString,
+                    response_serializer=vigil_dot_security_dot_v1_dot_security__pb2.ScreenStreamResponse.SerializeToString,
             ),
             'Sanitize': grpc.unary_unary_rpc_method_handler(
                     servicer.Sanitize,
@@ -342,6 +365,33 @@ class SecurityService:
             '/vigil.security.v1.SecurityService/Screen',
             vigil_dot_security_dot_v1_dot_security__pb2.ScreenRequest.SerializeToString,
             vigil_dot_security_dot_v1_dot_security__pb2.ScreenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScreenStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/vigil.security.v1.SecurityService/ScreenStream',
+            vigil_dot_security_dot_v1_dot_security__pb2.ScreenStreamRequest.SerializeToString,
+            vigil_dot_security_dot_v1_dot_security__pb2.ScreenStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

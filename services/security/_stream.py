@@ -1,0 +1,98 @@
+"""ScreenStream: many Screen calls on one long-lived stream (the workflow service's hop).
+
+Each request message is a batch of screenings (`ScreenCall`s). Every screening of a batch
+runs as its own task, started in the same turn inside one `audit_group`, so the batch's
+audit records are committed in one transaction; each is answered on its own as soon as it
+is done. Results finished meanwhile share one response message (one write).
+
+Invariants:
+- A screening's refusal or failure is its own result (`Status`, the unary call's status and
+  details); it never ends the stream. Only the transport, or the caller, ends it.
+- At most ``max_in_flight`` screenings run per stream: the reader waits for a slot before
+  starting the next one, and stops reading meanwhile, so HTTP/2 flow control pushes back on
+  the caller instead of the server queueing without bound.
+- When the caller half-closes, the screenings in flight are still answered, then the stream
+  ends; when the stream is cancelled, they are cancelled (nobody is left to answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from services.common import error_for, status_proto
+from services.security._auditgroup import audit_group
+from vigil.security.v1 import security_pb2 as _pb
+
+__all__ = ["METHOD", "serve_screen_stream"]
+
+METHOD = "/vigil.security.v1.SecurityService/ScreenStream"
+
+ScreenOne = Callable[[_pb.ScreenRequest], Awaitable[_pb.ScreenResponse]]
+
+
+def _failed(call_id: int, exc: BaseException) -> _pb.ScreenResult:
+    status = status_proto(error_for(exc, METHOD))
+    return _pb.ScreenResult(
+        id=call_id, status=_pb.Status(code=status.code, message=status.message, details=status.details)
+    )
+
+
+async def serve_screen_stream(
+    requests: AsyncIterator[_pb.ScreenStreamRequest],
+    context: grpc.aio.ServicerContext,
+    screen: ScreenOne,
+    max_in_flight: int,
+) -> None:
+    """Answer every ScreenCall read from ``requests`` with ``context.write`` (one writer task)."""
+    slots = asyncio.Semaphore(max_in_flight)
+    done: list[_pb.ScreenResult] = []
+    ready = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+    closing = False
+
+    async def one(call: _pb.ScreenCall) -> None:
+        try:
+            result = _pb.ScreenResult(id=call.id, response=await screen(call.request))
+        except Exception as exc:  # this screening's outcome, not the stream's
+            result = _failed(call.id, exc)
+        finally:
+            slots.release()
+        done.append(result)
+        ready.set()
+
+    async def write() -> None:
+        while True:
+            await ready.wait()
+            await asyncio.sleep(0)  # one loop turn more: results finishing in it share the write
+            ready.clear()
+            batch = done[:]
+            done.clear()
+            if batch:
+                await context.write(_pb.ScreenStreamResponse(results=batch))
+            if closing and not done:
+                return  # the reader has finished and every result is written
+
+    writer = asyncio.create_task(write(), name="screen-stream-writer")
+    try:
+        async for message in requests:
+            if writer.done():
+                break  # the writer failed (caller gone): its error ends the stream below
+            with audit_group():  # the batch's audit records: one transaction
+                for call in message.calls:
+                    # Returns at once while a slot is free (the batch's tasks start in one turn);
+                    # else back-pressure: no reading until a screening finishes.
+                    await slots.acquire()
+                    task = asyncio.create_task(one(call))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+        if tasks:  # half-closed: answer what is in flight
+            await asyncio.gather(*tasks, return_exceptions=True)
+        closing = True
+        ready.set()
+        await writer
+    finally:
+        for task in (*tasks, writer):
+            task.cancel()
