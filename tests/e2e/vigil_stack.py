@@ -96,12 +96,17 @@ class VigilStack:
                 start_new_session=True,
             )
         deadline = time.monotonic() + wait_s
-        while True:  # ready once a run goes through end to end
-            got = self.vigil(
-                "runs", "start", "echo", "--params", '{"message": "ready?"}', "--wait", timeout=30
-            )
-            if got.rc == 0:
-                return
+        ran = False
+        while True:  # ready once a run goes through end to end and every replica has been checked
+            if not ran:
+                got = self.vigil(
+                    "runs", "start", "echo", "--params", '{"message": "ready?"}', "--wait", timeout=30
+                )
+                ran = got.rc == 0
+            if ran:
+                got = self.vigil("status")
+                if got.rc == 0 and got.out.startswith("system: HEALTHY"):
+                    return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 tail = self.log.read_text(errors="replace")[-4000:]
                 raise RuntimeError(f"stack did not come up: {got.err}\n--- healthd log ---\n{tail}")
