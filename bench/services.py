@@ -289,5 +289,5 @@ async def local_replicas(ctx: Context) -> list[Figure]:
     )
     figures[
         0
-    ].note = "until run leases (issue 14) both workflow replicas may execute the same runs; 2 shared cores"
+    ].note = "each replica owns its runs by lease (<instance_id>-r<N>), fenced by epoch; on 2 shared cores a second replica has little spare CPU"
     return figures
