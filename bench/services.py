@@ -287,7 +287,8 @@ async def local_replicas(ctx: Context) -> list[Figure]:
         "the same stack with 1 workflow + 1 security replica, same client",
         None,
     )
-    figures[
-        0
-    ].note = "each replica owns its runs by lease (<instance_id>-r<N>), fenced by epoch; on 2 shared cores a second replica has little spare CPU"
+    figures[0].note = (
+        "each replica owns its runs by lease (<instance_id>-r<N>), fenced by epoch;"
+        " on 2 shared cores a second replica has little spare CPU"
+    )
     return figures
