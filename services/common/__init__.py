@@ -78,7 +78,6 @@ from services.common._sqlite import (
     open_sqlite,
     run_each,
     run_in_savepoints,
-    write_transaction,
 )
 from services.common._status import (
     bad_request_violations,
@@ -210,5 +209,4 @@ __all__ = [
     "wrap_handler",
     "write_private",
     "write_private_once",
-    "write_transaction",
 ]

@@ -17,11 +17,10 @@ tables present) is thereby adopted as version 1 with its rows; later migrations 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-
-from services.common._sqlite import write_transaction
 
 __all__ = ["Migration", "SchemaTooNew", "check_migrations", "migrate_sqlite", "schema_too_new"]
 
@@ -69,13 +68,19 @@ def migrate_sqlite(
         return []  # the common case: no write lock taken
     applied: list[int] = []
     for m in migrations:
-        # The write lock: another process migrating holds it; we then see its version.
-        with write_transaction(conn):
+        conn.execute("BEGIN IMMEDIATE")  # another process migrating holds it; we then see its version
+        try:
             if _user_version(conn, what, latest, upgrade) < m.version:
                 for statement in _statements(m.sql):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {int(m.version)}")
                 applied.append(m.version)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
     return applied
 
 

@@ -12,18 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "SYNCHRONOUS_MODES",
-    "create_private_dirs",
-    "open_sqlite",
-    "run_each",
-    "run_in_savepoints",
-    "write_transaction",
-]
+__all__ = ["SYNCHRONOUS_MODES", "create_private_dirs", "open_sqlite", "run_each", "run_in_savepoints"]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 """FULL fsyncs every commit (survives power loss); NORMAL in WAL mode survives a process crash only."""
@@ -77,23 +70,6 @@ def _create_private(path: Path) -> None:
     create_private_dirs(path.parent)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-@contextlib.contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` (the file's write lock, waited for up to the busy timeout, so what is
-    read inside is final) ... ``COMMIT``; on any exception rolled back and re-raised. A failed
-    ROLLBACK is suppressed: the caller's error is the one worth seeing, and the connection's
-    thread must live on."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
 
 
 def run_in_savepoints(

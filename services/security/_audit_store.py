@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, Protocol
 
-from services.common import migrate_sqlite, open_sqlite, write_transaction
+from services.common import migrate_sqlite, open_sqlite
 from services.security._audit_chain import COLUMNS, GENESIS, AuditRecord
 from services.security._audit_schema import MIGRATIONS
 
@@ -90,12 +90,20 @@ class SqliteAuditStore:
 
     def append(self, chain: Chain) -> list[AuditRecord]:
         conn = self._conn
-        with _wrapped(), write_transaction(conn):  # the write lock first: the head read next is final
-            records = chain(self._head())
-            conn.executemany(
-                f"INSERT INTO audit ({COLUMNS}) VALUES ({_INSERT_ARGS})",
-                [_row(r) for r in records],
-            )
+        with _wrapped():
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # the write lock first: the head read next is final
+                records = chain(self._head())
+                conn.executemany(
+                    f"INSERT INTO audit ({COLUMNS}) VALUES ({_INSERT_ARGS})",
+                    [_row(r) for r in records],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
         return records
 
     def _head(self) -> tuple[int, str]:
