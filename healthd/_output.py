@@ -32,6 +32,8 @@ KEPT_LINES = 10_000
 """Lines kept in memory for TailLog."""
 LINE_LIMIT = 1 << 20
 """Longest line forwarded whole; a longer one is forwarded in pieces of this size."""
+LOG_MODE = 0o600
+"""Every log file (the live one and its rotated ``.1``): output may hold secrets a child logs."""
 _SEED_BYTES = 64 << 10
 """How much of an existing file is read to seed the kept lines when following it anew."""
 
@@ -57,7 +59,9 @@ class OutputLog:
     def open_for_child(self) -> int:
         """A fresh append-only descriptor for a new child's stdout/stderr (caller closes it)."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, LOG_MODE)
+        os.fchmod(fd, LOG_MODE)  # a file left by an older release may be wider
+        return fd
 
     def follow(self, *, from_end: bool) -> None:
         """Start following; ``from_end`` (adoption) seeds the kept lines from the file's tail
@@ -159,7 +163,13 @@ class OutputLog:
 
     def _rotate(self) -> None:
         try:
-            shutil.copyfile(self.path, self.path.with_name(self.path.name + ".1"))
+            # Not shutil.copyfile: it creates the copy with the umask's mode (0644).
+            fd = os.open(
+                self.path.with_name(self.path.name + ".1"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, LOG_MODE
+            )
+            with os.fdopen(fd, "wb") as dst, self.path.open("rb") as src:
+                os.fchmod(dst.fileno(), LOG_MODE)
+                shutil.copyfileobj(src, dst)
             os.truncate(self.path, 0)
         except OSError:
             return

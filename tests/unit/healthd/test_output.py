@@ -75,3 +75,22 @@ async def test_a_failing_sink_does_not_stop_the_follower(tmp_path: Path) -> None
     await eventually(lambda: log.tail(1) == ["two"])
     await eventually(lambda: (tmp_path / "svc.log.1").exists())  # rotation goes on too
     await log.stop()
+
+
+async def test_every_log_file_is_0600_even_the_rotated_one_and_files_left_wider(tmp_path: Path) -> None:
+    # Files an older release left world-readable are narrowed too.
+    (tmp_path / "svc.log").write_text("")
+    (tmp_path / "svc.log.1").write_text("old rotation\n")
+    os.chmod(tmp_path / "svc.log", 0o644)
+    os.chmod(tmp_path / "svc.log.1", 0o644)
+    old = os.umask(0o022)
+    try:
+        log = OutputLog(tmp_path / "svc.log", "svc", lambda _line: None, max_bytes=1024)
+        log.follow(from_end=False)
+        _write(log, ("z" * 99 + "\n") * 20)
+        await eventually(lambda: (tmp_path / "svc.log.1").read_text().startswith("z"))
+        await log.stop()
+    finally:
+        os.umask(old)
+    for name in ("svc.log", "svc.log.1"):
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o600", name
