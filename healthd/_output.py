@@ -29,9 +29,16 @@ POLL_S = 0.05
 TAIL_LINES = 20
 """Lines shown as ``last_output`` (status, dashboard, GetSystemHealth)."""
 KEPT_LINES = 10_000
-"""Lines kept in memory for TailLog."""
-LINE_LIMIT = 1 << 20
-"""Longest line forwarded whole; a longer one is forwarded in pieces of this size."""
+"""Lines kept in memory for TailLog (at most; `KEPT_BYTES` bounds them too)."""
+KEPT_BYTES = 4 << 20
+"""Bytes of kept lines: with `LINE_LIMIT` this bounds a child's memory in healthd, however
+long the lines it writes (the oldest kept lines go first)."""
+LINE_LIMIT = 8 << 10
+"""Longest line (bytes) forwarded and kept; the rest of a longer one is dropped and the line
+marked with `TRUNCATED` (the whole line is still in the log file)."""
+TRUNCATED = " [... line truncated: {} bytes dropped]"
+READ_CHUNK = 1 << 20
+"""Most bytes read from the file at once (a child may write faster than healthd polls)."""
 LOG_MODE = 0o600
 """Every log file (the live one and its rotated ``.1``): output may hold secrets a child logs."""
 _SEED_BYTES = 64 << 10
@@ -42,7 +49,9 @@ class OutputLog:
     """The output file of one child (one replica), its follower and its recent lines.
 
     Invariant: ``_offset`` is the position up to which the file has been read and split
-    into lines; ``_partial`` holds the bytes after the last newline read so far.
+    into lines; ``_partial`` holds the bytes after the last newline read so far, at most
+    `LINE_LIMIT` of them (``_dropped`` counts the bytes of that line dropped beyond it);
+    ``_kept_bytes`` is the size of the lines in ``lines``, at most `KEPT_BYTES`.
     """
 
     def __init__(self, path: Path, prefix: str, sink: LineSink, max_bytes: int = 4 << 20) -> None:
@@ -52,7 +61,9 @@ class OutputLog:
         self._max_bytes = max_bytes
         self._offset = 0
         self._partial = b""
-        self.lines: deque[tuple[float, str]] = deque(maxlen=KEPT_LINES)
+        self._dropped = 0
+        self.lines: deque[tuple[float, str]] = deque()
+        self._kept_bytes = 0
         self._subscribers: dict[asyncio.Queue[Tagged | None], int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -113,7 +124,7 @@ class OutputLog:
         self._offset = size
         now = time.time()
         for raw in data.splitlines()[-TAIL_LINES:]:
-            self.lines.append((now, raw.decode(errors="replace").rstrip()))
+            self._keep(now, _line(raw[:LINE_LIMIT], max(0, len(raw) - LINE_LIMIT)))
 
     async def _poll(self) -> None:
         while True:
@@ -127,32 +138,42 @@ class OutputLog:
         except OSError:
             return
         if size < self._offset:  # truncated by someone else: start over
-            self._offset, self._partial = 0, b""
+            self._offset, self._partial, self._dropped = 0, b"", 0
         if size > self._offset:
             try:
                 with self.path.open("rb") as f:
                     f.seek(self._offset)
-                    data = f.read(size - self._offset)
+                    while self._offset < size and (data := f.read(min(READ_CHUNK, size - self._offset))):
+                        self._offset += len(data)
+                        self._split(data)
             except OSError:
                 return
-            self._offset += len(data)
-            self._split(data)
         if self._offset >= self._max_bytes:
             self._rotate()
 
     def _split(self, data: bytes) -> None:
-        buf = self._partial + data
-        *complete, self._partial = buf.split(b"\n")
-        while len(self._partial) > LINE_LIMIT:  # no newline for a long time: forward in pieces
-            complete.append(self._partial[:LINE_LIMIT])
-            self._partial = self._partial[LINE_LIMIT:]
         now = time.time()
-        for raw in complete:
-            for start in range(0, max(len(raw), 1), LINE_LIMIT):
-                self._emit(now, raw[start : start + LINE_LIMIT].decode(errors="replace").rstrip())
+        *complete, rest = data.split(b"\n")
+        for piece in complete:
+            self._add(piece)
+            self._emit(now, _line(self._partial, self._dropped))
+            self._partial, self._dropped = b"", 0
+        self._add(rest)
+
+    def _add(self, piece: bytes) -> None:
+        """Append to the current line up to `LINE_LIMIT`; count what is dropped beyond it."""
+        room = LINE_LIMIT - len(self._partial)
+        self._partial += piece[:room]
+        self._dropped += max(0, len(piece) - room)
+
+    def _keep(self, now: float, line: str) -> None:
+        self.lines.append((now, line))
+        self._kept_bytes += len(line)
+        while len(self.lines) > KEPT_LINES or self._kept_bytes > KEPT_BYTES:
+            self._kept_bytes -= len(self.lines.popleft()[1])
 
     def _emit(self, now: float, line: str) -> None:
-        self.lines.append((now, line))
+        self._keep(now, line)
         # healthd's stderr may be gone (closed terminal, dead pipe): the line is still kept,
         # published and in the file; a raise here would end the follower (and rotation) for good.
         with contextlib.suppress(OSError, ValueError):
@@ -174,3 +195,9 @@ class OutputLog:
         except OSError:
             return
         self._offset = 0
+
+
+def _line(raw: bytes, dropped: int) -> str:
+    """A line as forwarded and kept: decoded, trailing space gone, marked when truncated."""
+    text = raw.decode(errors="replace").rstrip()
+    return text + TRUNCATED.format(dropped) if dropped else text
