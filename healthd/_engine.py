@@ -122,7 +122,10 @@ class HealthEngine(OperatorActions):
 
     async def stop(self) -> None:
         """Shut down: overall NOT_SERVING, stop checks, stop children (dependents first)."""
+        # Before any await: from here no operator action is accepted, no task is spawned and no
+        # child process started, so nothing outlives the stop_all below.
         self._shutting_down = True
+        self.supervisor.retire()
         self._reevaluate()
         await self.scheduler.stop()
         for task in list(self._tasks):
@@ -132,6 +135,9 @@ class HealthEngine(OperatorActions):
         self.events.close_all()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self._shutting_down:
+            coro.close()  # stop() has cancelled the tasks it knows; a later one would leak
+            return
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

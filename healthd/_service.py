@@ -168,7 +168,9 @@ class Operator:
 
     async def audit(self, principal: Principal, action: str, component: str, detail: str = "") -> None:
         """A log line, and a record in the keyed audit chain when one is configured; if that
-        cannot be written the action is refused (`Unavailable`) and not done."""
+        cannot be written the action is refused (`Unavailable`) and not done; so is every
+        action once healthd's shutdown began."""
+        self.engine.refuse_if_shutting_down()
         audit(principal, action, component, detail)
         if self._audit_log is not None:
             await self._audit_log.append_async(

@@ -36,6 +36,7 @@ PYTHON_PLACEHOLDER = "{python}"
 ExitCallback = Callable[[str, int | None], Awaitable[None] | None]
 """``on_exit(name, code)``: code as `describe_exit` takes it, None when unknown (adopted child)."""
 _TEMP_LOGS: Path | None = None
+SHUTTING_DOWN = "healthd is shutting down"
 
 
 def _temp_log_dir() -> Path:
@@ -52,11 +53,21 @@ def stderr_sink(line: str) -> None:
     sys.stderr.flush()
 
 
+class ShuttingDown(RuntimeError):
+    """A start asked of a child after healthd's shutdown began (`Child.retire`)."""
+
+    def __init__(self) -> None:
+        super().__init__(SHUTTING_DOWN)
+
+
 class Child:
     """One supervised process (one replica of a component).
 
     Invariant: ``_proc`` is the current process (or None before the first start); ``_stopping``
     is True while healthd itself is terminating it, so its exit is not reported as a death.
+    Once ``retired`` (shutdown began) no process is spawned any more: a start raises
+    `ShuttingDown`; one already spawning holds the lock, so the final `stop` (which takes it)
+    comes after it and stops that process too.
     ``served`` is set by the engine once this process passed its checks; it is reset on each
     start (a permanent start-up error is an exit before ever serving).
     """
@@ -92,6 +103,7 @@ class Child:
         self.started_at: float | None = None
         self.restarts = 0
         self.served = False
+        self.retired = False
         self.argv = [sys.executable if arg == PYTHON_PLACEHOLDER else arg for arg in cfg.argv]
 
     @property
@@ -127,7 +139,13 @@ class Child:
         async with self._lock:
             await self._start_locked()
 
+    def retire(self) -> None:
+        """Shutdown began: never spawn again (see the class invariant)."""
+        self.retired = True
+
     async def _start_locked(self) -> None:
+        if self.retired:
+            raise ShuttingDown()
         if self.running:
             return
         env = {**os.environ, **self._cfg.env, **self._env}
@@ -287,6 +305,11 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.records = records
 
+    def retire(self) -> None:
+        """Shutdown began: no child is spawned any more, by anyone (heal, operator, start)."""
+        for child in self.children.values():
+            child.retire()
+
     def add(self, child: Child) -> None:
         """Register a child (start order is registration order)."""
         self.children[child.name] = child
@@ -315,8 +338,9 @@ class Supervisor:
         return adopted
 
     async def stop_all(self) -> None:
-        """Stop children, dependents first (replicas of one component together); each gets its
-        own grace period."""
+        """Retire every child, then stop them, dependents first (replicas of one component
+        together); each gets its own grace period."""
+        self.retire()
         groups: dict[str, list[Child]] = {}
         for child in self.children.values():
             groups.setdefault(child.component, []).append(child)

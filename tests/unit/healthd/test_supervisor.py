@@ -14,7 +14,7 @@ import pytest
 from healthd import ProcessConfig
 from healthd._output import LINE_LIMIT, TRUNCATED
 from healthd._pidfile import RunDir
-from healthd._supervisor import Child, Supervisor, describe_exit
+from healthd._supervisor import Child, ShuttingDown, Supervisor, describe_exit
 from tests.healthd_util import assert_no_pid, eventually, pid_alive
 
 PY = sys.executable
@@ -161,3 +161,20 @@ async def test_a_child_started_with_other_inherited_settings_is_not_adopted(
     finally:
         await first.stop()
         await first.close()
+
+
+async def test_a_start_in_flight_when_shutdown_begins_is_stopped_and_none_begins_after() -> None:
+    sup = Supervisor()
+    child = _child("svc", "import time; time.sleep(60)")
+    sup.add(child)
+    starting = asyncio.ensure_future(child.start())
+    await asyncio.sleep(0)  # the start holds the child's lock and is spawning
+    await sup.stop_all()  # retires, then waits for the lock: the spawned process is stopped
+    await starting
+    assert child.pid is not None and not child.running
+    assert_no_pid([child.pid])
+    with pytest.raises(ShuttingDown, match="healthd is shutting down"):
+        await child.start()
+    with pytest.raises(ShuttingDown):
+        await child.restart()
+    assert not child.running
