@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from healthd._config import ProcessConfig
+from healthd._gate import StartGate, close_quietly, ensure_executable
 from healthd._output import LineSink, OutputLog
 from healthd._pidfile import ChildRecord, RunDir
 from healthd._process import Proc, group_gone, signal_group, terminate_foreign
@@ -155,26 +156,38 @@ class Child:
         else:
             env.pop(SUPERVISOR_PID_ENV, None)
         self.output.follow(from_end=False)
-        out = self.output.open_for_child()
+        # With records, the child waits behind a gate until its record is written (`healthd._gate`).
+        gate = None
+        if self._records is not None:
+            ensure_executable(self.argv[0], env.get("PATH"), self._cfg.cwd)
+            gate = StartGate()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                cwd=self._cfg.cwd,
-                env=env,
-                start_new_session=True,  # own process group: signals reach grandchildren too
-            )
+            out = self.output.open_for_child()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *(self.argv if gate is None else gate.argv(self.argv)),
+                    stdin=asyncio.subprocess.DEVNULL if gate is None else gate.read_fd,
+                    stdout=out,
+                    stderr=out,
+                    cwd=self._cfg.cwd,
+                    env=env,
+                    start_new_session=True,  # own process group: signals reach grandchildren too
+                )
+            finally:
+                os.close(out)
+            try:
+                self._begin(Proc(proc.pid, proc))  # writes the record
+            except BaseException:
+                close_quietly(gate)  # never released: it exits; make sure of it
+                signal_group(proc.pid, signal.SIGKILL)
+                raise
+            if gate is not None:
+                gate.open()
         finally:
-            os.close(out)
-        self._begin(Proc(proc.pid, proc))
+            close_quietly(gate)
 
     def _begin(self, proc: Proc) -> None:
-        self._proc = proc
-        self.started_at = time.monotonic()
-        self._stopping = False
-        self.served = False
+        # The record first: a process is ours (``_proc``) only once a restarted healthd can find it.
         if self._records is not None and proc.started is not None:
             record = ChildRecord(
                 self.component,
@@ -187,6 +200,10 @@ class Child:
                 self._fingerprint(),
             )
             self._records.write(self.key, record)
+        self._proc = proc
+        self.started_at = time.monotonic()
+        self._stopping = False
+        self.served = False
         self._spawn(self._reap(proc))
 
     def _ports(self) -> dict[str, int]:
