@@ -25,6 +25,7 @@ from healthd._engine import HealthEngine
 from healthd._names import resolve
 from healthd._output import Tagged
 from healthd._snapshot import Snapshot
+from healthd._text import operator_text
 from healthd._types import Status
 from services.common import (
     FailedPrecondition,
@@ -180,11 +181,13 @@ class Operator:
 
     async def heal(self, principal: Principal, component: str, reason: str) -> tuple[bool, str]:
         """A manual heal (clears FATAL); the event names who asked."""
+        reason = operator_text(reason, "reason")
         await self.audit(principal, "heal", component, reason)
         why = f"manual heal by {principal.subject}" + (f": {reason}" if reason else "")
         return self.engine.heal(component, why)
 
     async def maintenance(self, principal: Principal, component: str, on: bool, reason: str) -> None:
+        reason = operator_text(reason, "reason")
         await self.audit(principal, "maintenance on" if on else "maintenance off", component, reason)
         self.engine.set_maintenance(
             component, on, f"{principal.subject}: {reason}" if reason else principal.subject
