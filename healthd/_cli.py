@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
+from services.cli._args import check_seconds
 from services.cli._settings import Settings
 from services.common import ConfigError
 from vigil.healthd.v1 import healthd_pb2 as _pb
@@ -43,9 +44,9 @@ class _ArgParser(argparse.ArgumentParser):
 def duration(text: str) -> float:
     """Go-style duration (``1s``, ``250ms``, ``1.5s``, ``2m``) or plain seconds, in seconds."""
     match = _DURATION.match(text.strip())
-    if match is None or float(match.group(1)) <= 0:
+    if match is None or len(text) > 32:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 1s, 250ms)")
-    return float(match.group(1)) * _UNIT[match.group(2)]
+    return check_seconds(float(match.group(1)) * _UNIT[match.group(2)], text)
 
 
 def _client_flags(parser: argparse.ArgumentParser, addr_required: bool) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from services.cli._args import INT32_MAX, int_in, seconds
 from services.cli._output import as_dict, emit_json, enum_name, progress, table, when
 from services.cli._settings import Settings
 from services.workflow.client import WorkflowClient, pb
@@ -21,6 +22,8 @@ from vigil.security.v1 import security_pb2 as _sec
 __all__ = ["add_runs_commands", "run_runs_command"]
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR = 0, 1, 2
+MAX_PAGE = 1000
+"""Largest ``--limit`` (the workflow service's largest ListRuns page)."""
 _TERMINAL = {pb.RUN_STATE_SUCCEEDED, pb.RUN_STATE_FAILED, pb.RUN_STATE_CANCELLED, pb.RUN_STATE_TIMED_OUT}
 _STATES = [pb.RunState.Name(v).removeprefix("RUN_STATE_") for v in pb.RunState.values() if v]
 
@@ -297,7 +300,7 @@ def client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", default=S, help="file holding the bearer token")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=S,
         help="deadline of each call in seconds (10; ctl start/stop/restart: 300)",
     )
@@ -319,7 +322,14 @@ def add_runs_commands(sub: Any) -> None:
     lst.add_argument("--workflow", default="")
     lst.add_argument("--state", action="append", default=[], choices=_STATES, type=str.upper)
     lst.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
-    lst.add_argument("--limit", "--page-size", dest="limit", type=int, default=20, help="page size (1-1000)")
+    lst.add_argument(
+        "--limit",
+        "--page-size",
+        dest="limit",
+        type=int_in(1, MAX_PAGE),
+        default=20,
+        help="page size (1-1000)",
+    )
     lst.add_argument("--page-token", default="")
     for name, text in (
         ("get", "one run with its steps (attempts, durations, errors) and trace id"),
@@ -332,7 +342,7 @@ def add_runs_commands(sub: Any) -> None:
     start.add_argument("--params", default="{}", help="params as a JSON object, or @FILE")
     start.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
     start.add_argument("--idempotency-key")
-    start.add_argument("--priority", type=int, default=0)
+    start.add_argument("--priority", type=int_in(-INT32_MAX - 1, INT32_MAX), default=0)
     start.add_argument("--wait", action="store_true", help="show progress until the run ends")
     cancel = rsub.add_parser("cancel", parents=[common], help="cancel a run")
     cancel.add_argument("run_id")
