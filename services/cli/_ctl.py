@@ -18,9 +18,9 @@ import grpc
 
 from services.cli._args import INT32_MAX, int_in
 from services.cli._output import emit_json, enum_name, progress, table
-from services.cli._runs import CALL_TIMEOUT_S, client_options
+from services.cli._runs import CALL_TIMEOUT_S, client_options, tls_flags
 from services.cli._settings import Settings
-from services.common import InvalidArgument, from_rpc_error, rpc_code
+from services.common import InvalidArgument, from_rpc_error, open_blocking_channel, rpc_code
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -80,7 +80,7 @@ class _Ctl:
         self.args = args
         self.address = args.address or settings.address("healthd")
         self._settings = settings
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = open_blocking_channel(self.address, settings.client_tls("healthd", tls_flags(args)))
         self.stub = _pb_grpc.HealthDaemonStub(self.channel)
 
     def metadata(self) -> list[tuple[str, str]]:

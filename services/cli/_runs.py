@@ -15,7 +15,7 @@ from google.protobuf import json_format
 
 from services.cli._args import INT32_MAX, int_in, seconds
 from services.cli._output import as_dict, emit_json, enum_name, progress, table, when
-from services.cli._settings import Settings
+from services.cli._settings import Settings, TlsFlags
 from services.workflow.client import WorkflowClient, pb
 from vigil.security.v1 import security_pb2 as _sec
 
@@ -271,8 +271,10 @@ async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
     args.params_object = parse_params(args.params) if command == "start" else {}
     args.labels_object = _labels(getattr(args, "label", []))
     address = args.address or settings.address("workflow")
+    tls = settings.client_tls("workflow", tls_flags(args))
     token = settings.token(args.token, args.token_file)
-    async with WorkflowClient(address, token=token, timeout_s=args.timeout or CALL_TIMEOUT_S) as client:
+    timeout_s = args.timeout or CALL_TIMEOUT_S
+    async with WorkflowClient(address, token=token, timeout_s=timeout_s, tls=tls) as client:
         return await _COMMANDS[command](args, client)
 
 
@@ -285,8 +287,18 @@ CLIENT_DEFAULTS: dict[str, Any] = {
     "token_file": None,
     "timeout": None,
     "json": False,
+    "tls": False,
+    "tls_ca": None,
+    "tls_cert": None,
+    "tls_key": None,
+    "tls_server_name": None,
 }
 """Values of the `client_options` flags when given at no level of the command line."""
+
+
+def tls_flags(args: argparse.Namespace) -> TlsFlags:
+    """The `client_options` TLS flags of a parsed command line."""
+    return TlsFlags(args.tls, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
 
 
 def client_options(parser: argparse.ArgumentParser) -> None:
@@ -305,6 +317,13 @@ def client_options(parser: argparse.ArgumentParser) -> None:
         help="deadline of each call in seconds (10; ctl start/stop/restart: 300)",
     )
     parser.add_argument("--json", action="store_true", default=S, help="print JSON")
+    parser.add_argument(
+        "--tls", action="store_true", default=S, help="use TLS (system roots unless --tls-ca)"
+    )
+    parser.add_argument("--tls-ca", default=S, help="CA bundle of the server certificate (implies TLS)")
+    parser.add_argument("--tls-cert", default=S, help="client certificate for mTLS (with --tls-key)")
+    parser.add_argument("--tls-key", default=S, help="private key of --tls-cert")
+    parser.add_argument("--tls-server-name", default=S, help="name checked in the server certificate")
 
 
 def add_runs_commands(sub: Any) -> None:
