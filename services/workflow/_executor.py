@@ -32,7 +32,7 @@ from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowSt
 from services.workflow._history import HistoryEvent, HistoryType
 from services.workflow._isolation import ProcessPool
 from services.workflow._leases import LeaseKeeper
-from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
+from services.workflow._model import ErrorCategory, LeaseLost, Run, RunChange, RunError, canonical_json
 from services.workflow._policies import (
     BreakerOpen,
     CircuitBreaker,
@@ -153,16 +153,24 @@ class Executor:
     def lease(self) -> tuple[str, float]:
         return self.leases.lease_fields()  # for a run this replica creates and executes at once
 
-    def dispatch(self, run: Run, ticket: Ticket | None = None, *, confirmed_at: float | None = None) -> None:
+    def dispatch(
+        self,
+        run: Run,
+        ticket: Ticket | None = None,
+        *,
+        confirmed_at: float | None = None,
+        started: bool = False,
+    ) -> None:
         """Start executing ``run`` under its lease, which this replica got when it created or
         claimed it (``confirmed_at``: monotonic time before that store call; default now),
         taking over ``ticket`` (its bulkhead reservation, from StartRun); without one (a
-        claimed run) the execution reserves once it is due."""
+        claimed run) the execution reserves once it is due. ``started``: created with its
+        first attempt started (`NewRun.started`; the ticket holds its execution slot)."""
         if run.run_id in self._active or run.terminal:
             return  # the caller's ticket, still held, is released by the caller
         self.leases.held.hold(run, at=confirmed_at)
         held = ticket.hand_over() if ticket is not None else Ticket(None)
-        task = asyncio.create_task(self._execute(run, held), name=f"run-{run.run_id}")
+        task = asyncio.create_task(self._execute(run, held, started), name=f"run-{run.run_id}")
         self._active[run.run_id] = task
         # A callback, not a ``finally``: a task cancelled before its first step (fenced off as
         # it was created) never runs its body, yet must leave _active and give back its ticket.
@@ -215,26 +223,36 @@ class Executor:
     def _cancelled(self, reason: str) -> RunChange:
         return RunChange(RunState.CANCELLED, error=RunError(ErrorCategory.CANCELLED, reason or "cancelled"))
 
-    async def _update(self, run_id: str, change: RunChange) -> Run:
+    async def _update(self, known: Run, change: RunChange) -> Run:
+        """Write ``change`` of ``known`` (this execution's run) fenced by the lease held; the new
+        run is derived from ``known`` (the lease keeps everyone else from changing it)."""
         # Shielded: a final state computed must reach the store even if we are cancelled now.
+        run_id = known.run_id
         lease = self.leases.held.lease(run_id)
         run: Run = await self.leases.fenced(
-            run_id, asyncio.shield(self.store.update_run(run_id, change, lease))
+            run_id, asyncio.shield(self.store.update_run(run_id, change, lease, known))
         )
-        record_transition(run.workflow, run.state.value)
-        self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
+        self._published(run)
         return run
 
+    def _published(self, run: Run) -> None:
+        """A state change of ``run`` is durable: count it and tell watchers."""
+        record_transition(run.workflow, run.state.value)
+        self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
+
     async def _history(self, run_id: str, kind: HistoryType, **fields: Any) -> None:
-        """Append an event only the executor sees; shielded like state changes. The history is
-        a record, not the run: a store error here is logged and the run goes on."""
+        """Append an event only the executor sees, fenced by the lease held; shielded like state
+        changes. The history is a record, not the run: a store error here is logged and the run
+        goes on, but a refusal (the lease moved) stops the execution like any fenced write."""
         event = HistoryEvent(kind, at=self._clock(), **fields)
         try:
-            await asyncio.shield(self.store.append_event(run_id, event))
+            await asyncio.shield(self.store.append_event(run_id, event, self.leases.held.lease(run_id)))
+        except LeaseLost as exc:
+            raise self.leases.lost(run_id, exc) from exc
         except Exception:
             _log.warning("run %s: history event %s not recorded", run_id, kind.value, exc_info=True)
 
-    async def _execute(self, run: Run, ticket: Ticket) -> None:
+    async def _execute(self, run: Run, ticket: Ticket, started: bool = False) -> None:
         # ``ticket`` is this task's: released exactly once when it ends (by ``with``).
         try:
             if run.not_before is not None and run.not_before > self._clock():
@@ -250,7 +268,7 @@ class Executor:
             with ticket:
                 async with ticket.slot(run.priority):
                     with run_span(run.run_id, wf.name):
-                        await self._run(run, wf)
+                        await self._run(run, wf, started)
         except asyncio.CancelledError:
             stopped = self.leases.stopped(run)  # fenced off or paused: nothing more written
             if stopped == "lost":
@@ -285,19 +303,26 @@ class Executor:
                 stats.record_error(change.error.category)
         # Already terminal (cancelled elsewhere): that decision stands.
         with contextlib.suppress(FailedPrecondition):
-            await self._update(run.run_id, change)
+            await self._update(run, change)
 
-    async def _run(self, run: Run, wf: Workflow) -> None:
+    async def _run(self, run: Run, wf: Workflow, started: bool = False) -> None:
+        """Execute ``run``; ``started``: its first attempt was counted as it was created (the
+        run is RUNNING, attempt 1 recorded), so that attempt writes no RUNNING update."""
         self.stats_of(wf.name).started += 1
         finished = {}
-        if run.attempts > 0 or run.resumed:  # resumed or retried before: load the steps it finished
+        if run.attempts > started or run.resumed:  # resumed or retried before: load its finished steps
             finished = {s.name: s.result for s in await self.store.get_steps(run.run_id) if s.completed}
         retry = self.retry_policy(wf)
         last_attempt = run.attempts
+        counted = started  # the next attempt is counted durably already
 
         async def attempt() -> Any:
-            nonlocal last_attempt
-            current = await self._update(run.run_id, RunChange(RunState.RUNNING, attempt=True))
+            nonlocal last_attempt, counted
+            if counted:
+                counted, current = False, run
+                self._published(run)
+            else:
+                current = await self._update(run, RunChange(RunState.RUNNING, attempt=True))
             last_attempt = current.attempts
             ctx = RunContext(
                 run_id=run.run_id,

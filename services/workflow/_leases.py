@@ -177,11 +177,16 @@ class LeaseKeeper:
         try:
             return await write
         except LeaseLost as exc:
-            self._stops.setdefault(run_id, ("lost", str(exc)))
-            raise asyncio.CancelledError from exc
+            raise self.lost(run_id, exc) from exc
         except Unavailable as exc:
             self._stops.setdefault(run_id, ("paused", str(exc)))
             raise asyncio.CancelledError from exc
+
+    def lost(self, run_id: str, exc: LeaseLost) -> asyncio.CancelledError:
+        """Record that a write of ``run_id``'s execution was refused (`LeaseLost`); returns the
+        cancellation that unwinds the execution (raise it)."""
+        self._stops.setdefault(run_id, ("lost", str(exc)))
+        return asyncio.CancelledError()
 
     def check_live(self, run_id: str) -> None:
         """Called between a step's committed begin and its body: a process stopped (SIGSTOP,

@@ -234,7 +234,13 @@ class Operations:
         # The ticket is released when this block ends unless the executor took it over with the
         # new run: so on a store failure and on an idempotent replay (the run existed already).
         with ticket:
-            new = self._new_run(req, wf, run_id, screened, priority, level, now, scheduled, remaining_s)
+            # A run due now with a free execution slot is created with its first attempt
+            # started (one commit instead of a create and a RUNNING update); one that would
+            # queue for a slot stays PENDING until it gets one.
+            started = not scheduled and ticket.take_free_slot()
+            new = self._new_run(
+                req, wf, run_id, screened, priority, level, now, scheduled, remaining_s, started
+            )
             try:
                 run, created = await self.store.create_run(new)
             except Unavailable as exc:  # the store is down: nothing was accepted, retry later
@@ -243,7 +249,7 @@ class Operations:
             # Waiting starts before dispatch, so the end cannot be missed and no re-read is needed.
             ended = self.executor.events.ended(run.run_id) if req.wait and not run.terminal else None
             if created:
-                self.executor.dispatch(run, ticket)
+                self.executor.dispatch(run, ticket, started=started)
         if ended is None:
             return StartResult(run, created)
         budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
@@ -266,6 +272,7 @@ class Operations:
         now: float,
         scheduled: bool,
         remaining_s: float | None,
+        started: bool,
     ) -> NewRun:
         """The run to persist for an admitted request."""
         start = req.not_before if scheduled and req.not_before is not None else now
@@ -310,6 +317,7 @@ class Operations:
             trace_id=current_trace_id(),
             retry_of=req.retry_of,
             resume=req.resume,
+            started=started,
         )
 
     def catalogue(self) -> list[CatalogueEntry]:

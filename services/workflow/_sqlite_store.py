@@ -40,7 +40,13 @@ from services.common import (
     run_in_savepoints,
 )
 from services.workflow._config import StoreSpaceConfig
-from services.workflow._history import HistoryEvent, HistoryType, change_event, event_from_row
+from services.workflow._history import (
+    HistoryEvent,
+    HistoryType,
+    change_event,
+    creation_events,
+    event_from_row,
+)
 from services.workflow._model import (
     Lease,
     NewRun,
@@ -55,9 +61,11 @@ from services.workflow._model import (
 from services.workflow._sqlite_schema import MIGRATIONS
 from services.workflow._sqlite_space import housekeep
 from services.workflow._store_rows import (
+    CHANGED_COLUMNS,
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    changed_run,
     event_args,
     event_insert,
     existing_run,
@@ -265,8 +273,8 @@ class SQLiteRunStore:
             ).fetchone()
             if new.resume and new.retry_of:
                 conn.execute(_COPY_FINISHED_STEPS, (new.run_id, new.retry_of))
-            created = HistoryEvent(HistoryType.RUN_CREATED, at=new.created_at)
-            conn.execute(_EVENT, event_args(new.run_id, created))
+            for event in creation_events(new.created_at, new.started):
+                conn.execute(_EVENT, event_args(new.run_id, event))
             return row_to_run(row), True
 
         return await self._write(op)
@@ -294,12 +302,15 @@ class SQLiteRunStore:
 
         return await self._read(op)
 
-    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
+    async def update_run(
+        self, run_id: str, change: RunChange, lease: Lease | None = None, current: Run | None = None
+    ) -> Run:
         state = change.state
         # The lifecycle table decides which current states may move to ``state``; checking it
         # in the UPDATE's WHERE makes the common case one statement.
         sources = source_states(state)
         fence, fence_args = fence_sql(lease, "?")
+        returning = "*" if current is None else CHANGED_COLUMNS
 
         def op(conn: sqlite3.Connection) -> Run:
             now = self._clock()
@@ -307,13 +318,13 @@ class SQLiteRunStore:
             marks = ", ".join("?" * len(sources))
             row = conn.execute(
                 f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}){fence}"
-                " RETURNING *",
+                f" RETURNING {returning}",
                 [*args, run_id, *sources, *fence_args],
             ).fetchone()
             if row is None:  # unknown run, lease moved, or an edge the table refuses
                 explain_refusal(_select_run(conn, run_id), state, lease)
                 raise AssertionError("unreachable: the refused update was explained as allowed")
-            run = row_to_run(row)
+            run = row_to_run(row) if current is None else changed_run(current, change, now, row)
             event = change_event(change, run.attempts, run.created_at, now)
             if event is not None:
                 conn.execute(_EVENT, event_args(run_id, event))
@@ -376,10 +387,12 @@ class SQLiteRunStore:
 
         await self._write(op)
 
-    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+    async def fail_step(self, run_id: str, name: str, error: RunError, lease: Lease | None = None) -> None:
         now = self._clock()
 
         def op(conn: sqlite3.Connection) -> None:
+            if lease is not None:
+                self._check_lease(conn, run_id, lease, live=False)
             row = conn.execute(
                 "UPDATE steps SET error_category = ?, error_message = ?,"
                 " duration_s = MAX(0, ? - COALESCE(started_at, ?))"
@@ -394,8 +407,10 @@ class SQLiteRunStore:
 
         await self._write(op)
 
-    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
+    async def append_event(self, run_id: str, event: HistoryEvent, lease: Lease | None = None) -> None:
         def op(conn: sqlite3.Connection) -> None:
+            if lease is not None:
+                self._check_lease(conn, run_id, lease, live=False)
             conn.execute(_EVENT, event_args(run_id, event))
 
         await self._write(op)
