@@ -30,9 +30,10 @@ from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._history import HistoryEvent, HistoryType
+from services.workflow._invocation import checked_result, fallback_change, invoke
 from services.workflow._isolation import ProcessPool
 from services.workflow._leases import LeaseKeeper
-from services.workflow._model import ErrorCategory, LeaseLost, Run, RunChange, RunError, canonical_json
+from services.workflow._model import ErrorCategory, LeaseLost, Run, RunChange, RunError
 from services.workflow._policies import (
     BreakerOpen,
     CircuitBreaker,
@@ -47,7 +48,6 @@ from services.workflow._store import RunStore
 from services.workflow._telemetry import (
     attempt_span,
     breaker_rejected,
-    fallback_span,
     record_transition,
     run_span,
 )
@@ -283,17 +283,7 @@ class Executor:
             ticket.release()  # if the workflow was unknown or the task ended before ``with``
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
-        if change.state is RunState.SUCCEEDED:
-            try:
-                size = len(canonical_json(change.result).encode())
-            except (TypeError, ValueError) as exc:  # not JSON: the handler's fault
-                change = RunChange(
-                    RunState.FAILED, error=RunError(ErrorCategory.HANDLER, f"result is not JSON: {exc}")
-                )
-            else:
-                if size > self.max_result_bytes:
-                    problem = f"result of {size} bytes exceeds the limit of {self.max_result_bytes}"
-                    change = RunChange(RunState.FAILED, error=RunError(ErrorCategory.RESOURCE, problem))
+        change = checked_result(change, self.max_result_bytes)
         stats = self.stats_of(wf_name)
         if change.state is RunState.SUCCEEDED:
             stats.succeeded += 1
@@ -339,7 +329,7 @@ class Executor:
             )
             with attempt_span(run.run_id, wf.name, current.attempts):
                 try:
-                    return await self.breaker(wf).call(lambda: self._invoke(wf, ctx))
+                    return await self.breaker(wf).call(lambda: invoke(wf, ctx, self._pool))
                 except Exception as exc:
                     kind = HistoryType.ATTEMPT_FAILED
                     if isinstance(exc, BreakerOpen):
@@ -372,46 +362,12 @@ class Executor:
             await self._finish(run, wf_name=wf.name, change=RunChange(RunState.TIMED_OUT, error=timed_out))
             return
         except Exception as exc:
-            change = await self._fallback(run, wf, exc)
+            change = await fallback_change(
+                run, wf, exc, registry=self.registry, record=self._history, call_other=self._invoke_fallback
+            )
             await self._finish(run, wf_name=wf.name, change=change)
             return
         await self._finish(run, wf_name=wf.name, change=RunChange(RunState.SUCCEEDED, result=result))
-
-    async def _invoke(self, wf: Workflow, ctx: RunContext) -> Any:
-        """One attempt of one handler, bounded by the per-attempt timeout and the run deadline."""
-        budget = wf.policy.timeout_s
-        remaining = ctx.remaining()
-        if remaining is not None:
-            budget = min(budget, remaining)
-        async with asyncio.timeout(budget):
-            if wf.policy.isolation == "process":
-                if self._pool is None or wf.ref is None:
-                    raise FailedPrecondition(f"workflow {wf.name!r} needs a process pool")
-                p = wf.policy
-                return await self._pool.run(
-                    wf.ref, ctx.params, cpu_time_s=p.cpu_time_s, memory_mb=p.memory_mb, wall_time_s=budget
-                )
-            assert wf.handler is not None  # guaranteed by the registry for inline workflows
-            return await wf.handler(ctx)
-
-    async def _fallback(self, run: Run, wf: Workflow, exc: Exception) -> RunChange:
-        """Try the fallback chain after ``exc``; a change to SUCCEEDED (recorded) or FAILED."""
-        error = RunError(categorize(exc), describe(exc))
-        for fb in wf.policy.fallback:
-            if fb.workflow is None:
-                await self._history(run.run_id, HistoryType.FALLBACK_USED, fallback="static")
-                return RunChange(RunState.SUCCEEDED, result=fb.result, fallback="static", error=error)
-            try:
-                with fallback_span(run.run_id, wf.name, fb.workflow):
-                    result = await self._invoke_fallback(run, self.registry.get(fb.workflow))
-            except Exception as fb_exc:  # this fallback failed too: try the next one
-                own = RunError(categorize(fb_exc), describe(fb_exc))
-                await self._history(run.run_id, HistoryType.FALLBACK_FAILED, fallback=fb.workflow, error=own)
-                error = RunError(own.category, f"{error.message}; fallback {fb.workflow}: {own.message}")
-                continue
-            await self._history(run.run_id, HistoryType.FALLBACK_USED, fallback=fb.workflow)
-            return RunChange(RunState.SUCCEEDED, result=result, fallback=fb.workflow, error=error)
-        return RunChange(RunState.FAILED, error=error)
 
     def _journal(self, run: Run) -> StoreJournal:
         """Step writes of ``run`` fenced by the lease this execution holds."""
@@ -440,10 +396,4 @@ class Executor:
             clock=self._clock,
             fencing_token=run.lease_epoch,
         )
-        return await self.breaker(other).call(lambda: self._invoke(other, ctx))
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """Mark a shielded write's outcome as seen (its caller may have been cancelled)."""
-    if not future.cancelled():
-        future.exception()
+        return await self.breaker(other).call(lambda: invoke(other, ctx, self._pool))
