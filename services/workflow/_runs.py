@@ -135,7 +135,7 @@ class Operations:
             raise
         # The ticket is released when this block ends unless the executor took it over with the
         # new run: so on a store failure and on an idempotent replay (the run existed already).
-        with ticket:
+        with ticket, self.executor.leases.creating(run_id):
             # A run due now with a free execution slot is created with its first attempt
             # started (one commit instead of a create and a RUNNING update); one that would
             # queue for a slot stays PENDING until it gets one.

@@ -130,3 +130,17 @@ async def test_a_crash_right_after_the_folded_create_still_counts_the_attempt(h:
         (HistoryType.ATTEMPT_STARTED, 2),
         (HistoryType.RUN_FINISHED, 2),
     ]
+
+
+async def test_claims_leave_runs_being_created_alone(ops: Operations, h: Harness) -> None:
+    # The harness claims every 50 ms. A claim that ran while a create was in flight used to
+    # take the new run from its creator (epoch 2): the creator's execution then lost its
+    # lease, and the run executed again. Now every run executes once, on its first lease.
+    req = StartRequest(workflow="echo", params={"n": 1}, wait=True)
+
+    async def caller() -> list[Any]:
+        return [(await ops.start(req, token="t", remaining_s=10)).run for _ in range(25)]
+
+    runs = [run for batch in await asyncio.gather(*(caller() for _ in range(16))) for run in batch]
+    assert all(r.state is RunState.SUCCEEDED and r.attempts == 1 for r in runs)
+    assert h.executor.stats_of("echo").lease_lost == 0
