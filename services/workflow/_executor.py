@@ -302,7 +302,10 @@ class Executor:
         finished = {}
         if run.attempts > started or run.resumed:  # resumed or retried before: load its finished steps
             finished = {s.name: s.result for s in await self.store.get_steps(run.run_id) if s.completed}
-        retry = self.retry_policy(wf)
+        retry = self.retry_policy(wf).resumed(run.attempts - started)
+        if retry is None:  # attempts interrupted again and again: the handler may end the process
+            error = RunError(ErrorCategory.HANDLER, f"{run.attempts} attempts started, none finished")
+            return await self._finish(run, wf_name=wf.name, change=RunChange(RunState.FAILED, error=error))
         last_attempt = run.attempts
         counted = started  # the next attempt is counted durably already
 
@@ -314,19 +317,7 @@ class Executor:
             else:
                 current = await self._update(run, RunChange(RunState.RUNNING, attempt=True))
             last_attempt = current.attempts
-            ctx = RunContext(
-                run_id=run.run_id,
-                workflow=wf.name,
-                principal=run.principal,
-                params=run.params,
-                attempt=current.attempts,
-                deadline=run.deadline,
-                finished_steps=finished,
-                journal=self._journal(current),
-                deps=self._deps,
-                clock=self._clock,
-                fencing_token=current.lease_epoch,
-            )
+            ctx = self._context(current, wf, current.attempts, finished)
             with attempt_span(run.run_id, wf.name, current.attempts):
                 try:
                     return await self.breaker(wf).call(lambda: invoke(wf, ctx, self._pool))
@@ -383,17 +374,21 @@ class Executor:
 
     async def _invoke_fallback(self, run: Run, other: Workflow) -> Any:
         """One attempt of a fallback workflow through its own breaker (no retries, no fallbacks)."""
-        ctx = RunContext(
+        ctx = self._context(run, other, 1, {})
+        return await self.breaker(other).call(lambda: invoke(other, ctx, self._pool))
+
+    def _context(self, run: Run, wf: Workflow, attempt: int, finished: dict[str, Any]) -> RunContext:
+        """What a handler of ``wf`` sees of ``run`` (as this execution last wrote it)."""
+        return RunContext(
             run_id=run.run_id,
-            workflow=other.name,
+            workflow=wf.name,
             principal=run.principal,
             params=run.params,
-            attempt=1,
+            attempt=attempt,
             deadline=run.deadline,
-            finished_steps={},
+            finished_steps=finished,
             journal=self._journal(run),
             deps=self._deps,
             clock=self._clock,
             fencing_token=run.lease_epoch,
         )
-        return await self.breaker(other).call(lambda: invoke(other, ctx, self._pool))

@@ -19,7 +19,8 @@ import pytest
 
 from services.workflow._context import RunContext
 from services.workflow._history import HistoryType
-from services.workflow._model import NewRun
+from services.workflow._model import ErrorCategory, NewRun
+from services.workflow._policies import INTERRUPT_GRACE, RetryPolicy
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._runs import Operations, StartRequest
 from services.workflow._states import RunState
@@ -144,3 +145,39 @@ async def test_claims_leave_runs_being_created_alone(ops: Operations, h: Harness
     runs = [run for batch in await asyncio.gather(*(caller() for _ in range(16))) for run in batch]
     assert all(r.state is RunState.SUCCEEDED and r.attempts == 1 for r in runs)
     assert h.executor.stats_of("echo").lease_lost == 0
+
+
+async def test_a_handler_that_ends_the_process_each_time_is_not_resumed_forever(h: Harness) -> None:
+    # Each execution is interrupted inside the handler (as a crash or a shutdown would): its
+    # attempt was counted durably, so after max_attempts + INTERRUPT_GRACE interruptions the
+    # next execution fails the run instead of calling the handler again.
+    entered: list[int] = []
+
+    async def ends_the_process(ctx: RunContext) -> None:
+        entered.append(ctx.attempt)
+        await asyncio.Event().wait()
+
+    h.registry.register("poison", ends_the_process, WorkflowPolicy())
+    run = await h.start("poison")
+    budget = WorkflowPolicy().retry.max_attempts + INTERRUPT_GRACE
+    executor = h.executor
+    for n in range(1, budget + 1):
+        await eventually(lambda n=n: len(entered) == n)  # type: ignore[misc]
+        await executor.stop()  # interrupted: nothing written, the run stays RUNNING
+        executor = h.new_executor()
+        await executor.start()
+    try:
+        done = await executor.wait_terminal(run.run_id, within_s=10)
+    finally:
+        await executor.stop()
+    assert entered == list(range(1, budget + 1))  # never called again once the budget is spent
+    assert done.state is RunState.FAILED and done.error is not None
+    assert done.error.category is ErrorCategory.HANDLER and "none finished" in done.error.message
+
+
+def test_a_resumed_run_gets_what_is_left_of_its_attempts() -> None:
+    retry = RetryPolicy(max_attempts=3)
+    assert retry.resumed(0) is retry and retry.resumed(INTERRUPT_GRACE) is retry
+    left = retry.resumed(INTERRUPT_GRACE + 2)
+    assert left is not None and left.max_attempts == 1
+    assert retry.resumed(3 + INTERRUPT_GRACE) is None
