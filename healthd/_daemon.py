@@ -8,6 +8,7 @@ NOT_SERVING, stop checks and children (dependents first), then drain and stop th
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
 import sys
@@ -32,6 +33,7 @@ from services.common import (
     configure_logging,
     get_logger,
     load_config,
+    metrics_push_wanted,
 )
 from services.security import AuditLog, AuditStoreError, open_audit_log
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
@@ -63,8 +65,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.engine = HealthEngine(config, clock=clock, sink=sink)
-        self.telemetry = Instrumentation("healthd", config.server)
-        self.server = VigilServer(config.server, "healthd", interceptors=self.telemetry.server_interceptors)
+        self.telemetry, self.server = grpc_server(config)
         self.telemetry.attach(self.server)
         self.engine.add_listener(observe_snapshot)
         self.alerting = Alerting(config.alerts, self.engine.snapshot)
@@ -120,6 +121,18 @@ class Daemon:
         await self.server.stop()
         if self.audit is not None:
             self.audit.close()
+
+
+def grpc_server(config: HealthdConfig) -> tuple[Instrumentation, VigilServer]:
+    """healthd's instrumentation and gRPC server (bench.servers.health_server serves this too).
+
+    RPCs are counted only when the counts go somewhere (``server.metrics_port``, or an OTLP
+    metrics push asked for by OTEL_*): otherwise every grpc.health.v1 Check, the call probes
+    make most, would pay a wrapper, a clock read and three locked updates that nobody reads.
+    """
+    exported = config.server.metrics_port is not None or metrics_push_wanted(os.environ)
+    telemetry = Instrumentation("healthd", config.server, metrics=exported)
+    return telemetry, VigilServer(config.server, "healthd", interceptors=telemetry.server_interceptors)
 
 
 def _open_audit(config: HealthdConfig) -> AuditLog | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2 as _hpb
+from prometheus_client import REGISTRY
 
 from healthd import HealState
 from tests.healthd_util import eventually, flag_check, pid_alive
@@ -136,3 +137,42 @@ async def test_list_matches_config(start_daemon: Any, tmp_path: Path) -> None:
     listed = (await running.health.List(_hpb.HealthListRequest(), timeout=2)).statuses
     assert set(listed) == {"", "liveness", "readiness", *names, "vigil.healthd.v1.HealthDaemon"}
     assert listed["liveness"].status == SERVING
+
+
+async def test_check_and_list_follow_each_change_a_watcher_sees(start_daemon: Any, tmp_path: Path) -> None:
+    flag = tmp_path / "up"
+    flag.touch()
+    running = await start_daemon(components=[_flag_component("a", flag)])
+    call = running.health.Watch(_hpb.HealthCheckRequest(service="a"))
+    for want in (SERVING, NOT_SERVING, SERVING):
+        if want == NOT_SERVING:
+            flag.unlink()
+        else:
+            flag.touch()
+        while (await asyncio.wait_for(call.read(), 15)).status != want:
+            pass
+        # The moment a watcher has the change, Check and List answer with it too.
+        assert await _check(running, "a") == want
+        listed = (await running.health.List(_hpb.HealthListRequest(), timeout=2)).statuses
+        assert listed["a"].status == want
+    call.cancel()
+
+
+def _checks_started() -> float:
+    labels = {"grpc_type": "unary_unary", "grpc_service": "grpc.health.v1.Health", "grpc_method": "Check"}
+    return REGISTRY.get_sample_value("grpc_server_started_total", labels) or 0.0
+
+
+async def test_rpcs_are_counted_only_when_metrics_are_exported(start_daemon: Any, tmp_path: Path) -> None:
+    # No /metrics and no OTLP push: nothing reads RPC counts, so Check pays no metrics wrapper.
+    quiet = await start_daemon(components=[_flag_component("a", tmp_path / "x")])
+    before = _checks_started()
+    for _ in range(3):
+        await _check(quiet, "a")
+    assert _checks_started() == before
+    metered = await start_daemon(
+        server={"port": 0, "metrics_port": 0}, components=[_flag_component("a", tmp_path / "x")]
+    )
+    for _ in range(3):
+        await _check(metered, "a")
+    assert _checks_started() == before + 3
