@@ -13,7 +13,7 @@ import grpc
 from healthd._channels import open_channel
 from healthd._checks import run_command
 from healthd._config import AdminRpcConfig, ComponentConfig
-from healthd._supervisor import Child
+from healthd._supervisor import Child, ShuttingDown
 
 ADMIN_RPC_TIMEOUT_S = 10.0
 
@@ -42,6 +42,8 @@ class RestartHealer:
             await self._child.restart()
         except OSError as exc:
             raise HealFailed(f"cannot start {self._child.name}: {exc.strerror or exc}") from exc
+        except ShuttingDown as exc:
+            raise HealFailed(str(exc)) from exc
         return f"restarted (pid {old} -> {self._child.pid})"
 
 

@@ -25,7 +25,9 @@ Rules (ARCHITECTURE.md, "Health model"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from healthd._config import ComponentConfig, HealthdConfig, Level
@@ -127,6 +129,9 @@ class SystemHealth:
     score: int
     level: Level
     components: tuple[ComponentHealth, ...]
+    level_without: Mapping[str, Level] = field(default_factory=dict)
+    """For a component down by its own failure, the (better) level were it serving: what
+    that component's own processes obey (`level_without`)."""
 
     @property
     def ready(self) -> bool:
@@ -211,6 +216,33 @@ def target_level(config: HealthdConfig, comps: tuple[ComponentHealth, ...]) -> L
     return max(levels)
 
 
+def level_without(
+    config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level
+) -> dict[str, Level]:
+    """For each component down by its own failure whose recovery would improve ``level``: the
+    level with it (and the components down only because of it) serving.
+
+    Why: a component's processes obey the published level, so a workflow replica restarted
+    after a crash would refuse every run (OFFLINE, because *it* was down) until healthd's next
+    check saw it SERVING, while its own readiness already said SERVING. A process that is
+    answering is up; its own failure must not gate it. Every other component's failure
+    still does. Never worse than ``level`` (damping applies to the published level alone)."""
+    out: dict[str, Level] = {}
+    for comp in comps:
+        if comp.reason is not Reason.FAILING:
+            continue
+        healed = tuple(
+            dataclasses.replace(c, status=Status.SERVING, reason=Reason.OK, cause="")
+            if c is comp or (c.reason is Reason.DEPENDENCY_DOWN and c.cause == comp.name)
+            else c
+            for c in comps
+        )
+        better = min(level, target_level(config, healed))
+        if better < level:
+            out[comp.name] = better
+    return out
+
+
 def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level) -> SystemHealth:
     """System status and score for component health; ``level`` comes from `LevelDamper`."""
     active = [c for c in comps if c.reason not in PAUSED]
@@ -221,7 +253,7 @@ def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], lev
         status = SystemStatus.DEGRADED
     else:
         status = SystemStatus.HEALTHY
-    return SystemHealth(status, _score(active), level, comps)
+    return SystemHealth(status, _score(active), level, comps, level_without(config, comps, level))
 
 
 @dataclass(frozen=True)

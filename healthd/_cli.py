@@ -21,8 +21,9 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
+from services.cli._args import check_seconds
 from services.cli._settings import Settings
-from services.common import ConfigError
+from services.common import ClientTLSConfig, ConfigError, open_blocking_channel
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -43,9 +44,9 @@ class _ArgParser(argparse.ArgumentParser):
 def duration(text: str) -> float:
     """Go-style duration (``1s``, ``250ms``, ``1.5s``, ``2m``) or plain seconds, in seconds."""
     match = _DURATION.match(text.strip())
-    if match is None or float(match.group(1)) <= 0:
+    if match is None or len(text) > 32:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 1s, 250ms)")
-    return float(match.group(1)) * _UNIT[match.group(2)]
+    return check_seconds(float(match.group(1)) * _UNIT[match.group(2)], text)
 
 
 def _client_flags(parser: argparse.ArgumentParser, addr_required: bool) -> None:
@@ -85,13 +86,13 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
         raise ValueError("-tls-client-cert and -tls-client-key go together")
     if not args.tls:
         return grpc.insecure_channel(args.addr)
-    try:
-        root, cert, key = (p.read_bytes() if p else None for p in tls_files)
-    except OSError as exc:
-        raise ValueError(f"cannot read TLS file: {exc}") from None
-    creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
-    options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
-    return grpc.secure_channel(args.addr, creds, options=options)
+    tls = ClientTLSConfig(
+        ca_file=args.tls_ca_cert,
+        cert_file=args.tls_client_cert,
+        key_file=args.tls_client_key,
+        server_name=args.tls_server_name or None,
+    )
+    return open_blocking_channel(args.addr, tls)  # an unreadable file: ConfigError naming it
 
 
 def _metadata(args: argparse.Namespace) -> list[tuple[str, str]]:

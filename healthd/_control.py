@@ -14,8 +14,8 @@ from enum import StrEnum
 from healthd._engine import HealthEngine
 from healthd._healing import HealState
 from healthd._replicas import Unit
-from healthd._supervisor import Child
-from services.common import FailedPrecondition, FieldViolation, InvalidArgument
+from healthd._supervisor import Child, ShuttingDown
+from services.common import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 
 POLL_S = 0.05
 
@@ -95,7 +95,10 @@ class Controller:
         if child.running and not self._engine.is_stopped(unit.name) and not fatal:
             return
         self._engine.mark_starting(unit.name, reason)
-        await child.start()
+        try:
+            await child.start()
+        except ShuttingDown as exc:  # shutdown began while this action waited its turn
+            raise Unavailable(str(exc), retry_after_s=1.0) from None
         self._engine.process_changed(unit.name, f"started (pid {child.pid}): {reason}", started=True)
 
     async def restart(self, unit: Unit, reason: str) -> None:

@@ -151,4 +151,5 @@ def system_pb(snap: Snapshot, config: HealthdConfig) -> _pb.SystemHealth:
         time=_ts(now),
         live=snap.liveness is Status.SERVING,
         ready=snap.readiness is Status.SERVING,
+        level_without={name: level.to_proto() for name, level in system.level_without.items()},
     )

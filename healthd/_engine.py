@@ -14,13 +14,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from healthd._actions import Healer, HealFailed, build_healer
+from healthd._actions import Healer, build_healer
 from healthd._aggregate import (
-    PAUSED,
     CheckState,
-    ComponentHealth,
     LevelDamper,
-    Reason,
     SystemStatus,
     apply_result,
     component_health,
@@ -32,14 +29,14 @@ from healthd._channels import SharedChannels
 from healthd._checks import GrpcHealthCheck, build_check
 from healthd._config import HealthdConfig
 from healthd._events import EventKind, EventLog, Subscription
-from healthd._healing import Action, HealEvent, HealMachine, HealState, transition
+from healthd._heal_driver import HealDriver
+from healthd._healing import HealEvent, HealMachine
 from healthd._operator import OperatorActions
 from healthd._pidfile import RunDir
 from healthd._replicas import Unit, build_units, combine, replica_check
 from healthd._scheduler import Scheduler
 from healthd._snapshot import Snapshot
 from healthd._supervisor import LineSink, Supervisor, describe_exit, stderr_sink
-from healthd._telemetry import heal_span, healer_kind
 from healthd._types import CheckResult, Status
 from healthd._views import component_view
 from services.common import SYSTEM_CLOCK, Clock, get_logger
@@ -53,8 +50,12 @@ EXIT_USAGE = 2
 """The config/usage exit code (run_main): before serving, restarting cannot help."""
 
 
-class HealthEngine(OperatorActions):
-    """Runs checks, aggregates, heals; publishes snapshots and events."""
+class HealthEngine(HealDriver, OperatorActions):
+    """Runs checks, aggregates, heals; publishes snapshots and events.
+
+    Healing is driven by `HealDriver`, operator actions by `OperatorActions`; HealDriver comes
+    first so its ``_drive`` is the one OperatorActions' declaration resolves to.
+    """
 
     def __init__(
         self,
@@ -124,7 +125,10 @@ class HealthEngine(OperatorActions):
 
     async def stop(self) -> None:
         """Shut down: overall NOT_SERVING, stop checks, stop children (dependents first)."""
+        # Before any await: from here no operator action is accepted, no task is spawned and no
+        # child process started, so nothing outlives the stop_all below.
         self._shutting_down = True
+        self.supervisor.retire()
         self._reevaluate()
         await self.scheduler.stop()
         for task in list(self._tasks):
@@ -134,6 +138,9 @@ class HealthEngine(OperatorActions):
         self.events.close_all()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self._shutting_down:
+            coro.close()  # stop() has cancelled the tasks it knows; a later one would leak
+            return
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -205,135 +212,7 @@ class HealthEngine(OperatorActions):
                 self._on_result(unit, index, CheckResult(Status.NOT_SERVING, 0.0, message, decisive=True))
         self._reevaluate()
 
-    # ---- healing ------------------------------------------------------------------------
-
-    def _drive(self, unit: str, event: HealEvent, reason: str = "") -> None:
-        old = self._heal[unit]
-        policy = self.config.component(self.units[unit].component).healing
-        now = self.clock.monotonic()
-        new, actions = transition(old, event, now=now, policy=policy, rng=self._rng, reason=reason)
-        self._heal[unit] = new
-        if new.state is not old.state:
-            self._publish(EventKind.HEAL_STATE, unit, new.reason, old.state.value, new.state.value)
-            if new.state is HealState.BACKOFF:
-                self._spawn(self._tick_at(unit, new.until))
-            elif new.state is HealState.STARTING:
-                self._spawn(self._tick_at(unit, new.deadline))
-        for action in actions:
-            self._perform(unit, action, new)
-
-    def _perform(self, unit: str, action: Action, machine: HealMachine) -> None:
-        if action is Action.HEAL:
-            self._spawn(self._run_heal(unit))
-        elif action is Action.RESET_CHECKS:
-            # Keep each check's status (no UNKNOWN flicker on Watch) but restart its streaks,
-            # so the fresh start must prove itself with success_threshold successes.
-            self._checks[unit] = [CheckState(status=c.status) for c in self._checks[unit]]
-        elif action is Action.ESCALATE:
-            self._publish(EventKind.ESCALATION, unit, f"FATAL: {machine.reason}", new="escalated")
-        elif action is Action.CLEAR_ESCALATION:
-            self._publish(EventKind.ESCALATION, unit, "escalation cleared", old="escalated")
-
-    async def _run_heal(self, unit: str) -> None:
-        healer = self._healers[unit]
-        assert healer is not None  # HEAL is only emitted for components with an action
-        machine = self._heal[unit]
-        # Manual heals clear the window, so an empty one means an operator asked.
-        attempt = f"attempt {len(machine.attempts)}" if machine.attempts else "manual"
-        # An automatic heal first asks the dependencies; an operator's heal is done as asked.
-        down = await self._dependency_down(unit) if machine.attempts else None
-        if down is not None and self._heal[unit].state is HealState.HEALING:
-            why = f"not healed: dependency '{down}' is down (its checks, run just now, fail)"
-            self._publish(EventKind.HEAL_RESULT, unit, why, new="skipped")
-            self._drive(unit, HealEvent.DEPENDENCY_DOWN, why)
-            self._reevaluate()
-            return
-        self._publish(EventKind.HEAL_ATTEMPT, unit, f"{attempt}: {machine.reason}")
-        try:
-            with heal_span(unit, healer_kind(healer), len(machine.attempts)):
-                message = await healer.heal()
-        except Exception as exc:  # logged and counted as a failed heal: a healer bug must not wedge HEALING
-            why = str(exc) if isinstance(exc, HealFailed) else f"heal action crashed: {exc!r}"
-            if not isinstance(exc, HealFailed):
-                _log.exception("heal action of %s crashed", unit)
-            self._publish(EventKind.HEAL_RESULT, unit, why, new="failed")
-            self._drive(unit, HealEvent.HEAL_ERROR, why)
-        else:
-            self._publish(EventKind.HEAL_RESULT, unit, message, new="ok")
-            child = self.units[unit].child
-            if child is not None:
-                self._publish(EventKind.PROCESS, unit, f"started (pid {child.pid})", new="started")
-            self._drive(unit, HealEvent.HEAL_DONE, message)
-            self._spawn(self.scheduler.check_now(unit))
-        self._reevaluate()
-
-    async def _dependency_down(self, unit: str) -> str | None:
-        """The first hard dependency of ``unit``'s component whose checks fail when run now.
-
-        A component can report itself down (its own probe of a full disk) before the
-        dependency's next scheduled check sees the cause; asking the dependencies first keeps
-        the heal from restarting a component that only suffers from them."""
-        for dep in self.config.component(self.units[unit].component).depends_on:
-            if dep in self._maint:
-                continue
-            for dep_unit in self._units_of[dep]:
-                if any(not r.ok for r in await self.scheduler.check_now(dep_unit)):
-                    return dep
-        return None
-
-    async def _tick_at(self, unit: str, at: float) -> None:
-        await self.clock.sleep_until(at)
-        self._drive(unit, HealEvent.TICK)
-        self._reevaluate()
-
     # ---- aggregation --------------------------------------------------------------------
-
-    def _feed_healing(self, comps: tuple[ComponentHealth, ...]) -> None:
-        for comp in comps:
-            if comp.reason in PAUSED:
-                continue
-            for unit in self._units_of[comp.name]:
-                if unit in self._stopped:
-                    continue
-                if comp.reason is Reason.DEPENDENCY_DOWN:
-                    self._dependency_was_down.add(unit)
-                    self._drive(unit, HealEvent.SAMPLE_FAILED, f"dependency '{comp.cause}' is down")
-                elif (
-                    unit in self._dependency_was_down and own_status(self._checks[unit]) is Status.NOT_SERVING
-                ):
-                    self._dependency_was_down.discard(unit)
-                    self._drive(unit, HealEvent.DEPENDENCY_UP, "dependency recovered; waiting for checks")
-                else:
-                    self._dependency_was_down.discard(unit)
-                    self._feed_unit(unit)
-
-    def _feed_unit(self, unit: str) -> None:
-        states = self._checks[unit]
-        own = own_status(states)
-        if own is Status.NOT_SERVING:
-            self._drive(unit, HealEvent.DOWN, self._why(unit))
-        elif own is Status.SERVING and all(c.successes for c in states):
-            # UP needs a success on every check since the last reset: a restarted component
-            # counts as started only once it has passed its checks itself.
-            self._mark_served(unit)
-            self._drive(unit, HealEvent.UP)
-        elif any(s.last is not None and not s.last.ok for s in states):
-            self._drive(unit, HealEvent.SAMPLE_FAILED, self._why(unit))
-
-    def _mark_served(self, unit: str) -> None:
-        """The child has served once it passed a real check. A live pid proves nothing (a
-        config error can take seconds of imports to surface), so a child with only process
-        checks never counts as served: its exit code 2 is always permanent."""
-        child = self.units[unit].child
-        kinds = {c.kind for c in self.config.component(self.units[unit].component).checks}
-        if child is not None and kinds != {"process"}:
-            child.served = True
-
-    def _why(self, unit: str) -> str:
-        for state in self._checks[unit]:
-            if state.last is not None and not state.last.ok:
-                return state.last.message
-        return ""
 
     def _compute(self) -> Snapshot:
         unit_own = {u: own_status(states) for u, states in self._checks.items()}

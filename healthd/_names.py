@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Sequence
 
+from healthd._text import escape_controls
 from services.common import FieldViolation, InvalidArgument, NotFound
 
 MAX_QUERY = 256
@@ -52,6 +53,7 @@ def resolve(query: str, names: Sequence[str], field: str = "component") -> str:
         raise InvalidArgument(f"{field} is {len(query)} characters, longer than {MAX_QUERY}", [violation])
     if query in names:
         return query
+    shown = escape_controls(query)  # echoed in the error (and so in client logs)
     by_short = [n for n in names if short_name(n) == query]
     if len(by_short) == 1:
         return by_short[0]
@@ -61,11 +63,11 @@ def resolve(query: str, names: Sequence[str], field: str = "component") -> str:
         return partial[0]
     if partial:
         raise InvalidArgument(
-            f"'{query}' matches several components: {', '.join(sorted(partial))}",
+            f"'{shown}' matches several components: {', '.join(sorted(partial))}",
             [FieldViolation(field, "must name exactly one component")],
         )
     candidates = {short_name(n): n for n in names} | {n: n for n in names}
     close = difflib.get_close_matches(query, list(candidates), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(candidates[c]) for c in close)}?" if close else ""
     known = ", ".join(short_name(n) for n in names)
-    raise NotFound(f"unknown component '{query}'{hint} (known: {known})")
+    raise NotFound(f"unknown component '{shown}'{hint} (known: {known})")

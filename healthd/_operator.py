@@ -16,9 +16,9 @@ from healthd._events import EventKind, EventLog
 from healthd._healing import HealEvent, HealMachine, HealState
 from healthd._replicas import Unit
 from healthd._scheduler import Scheduler
-from healthd._supervisor import Child
+from healthd._supervisor import SHUTTING_DOWN, Child
 from healthd._types import CheckResult
-from services.common import FailedPrecondition, NotFound
+from services.common import FailedPrecondition, NotFound, Unavailable
 
 
 class OperatorActions:
@@ -33,6 +33,7 @@ class OperatorActions:
     _stopped: set[str]
     _heal: dict[str, HealMachine]
     _healers: dict[str, Healer | None]
+    _shutting_down: bool
 
     def _drive(self, unit: str, event: HealEvent, reason: str = "") -> None:
         raise NotImplementedError
@@ -50,7 +51,17 @@ class OperatorActions:
         """The supervised processes (replicas) of a component, replica order."""
         return [c for u in self._units_of.get(name, ()) if (c := self.units[u].child) is not None]
 
+    def refuse_if_shutting_down(self) -> None:
+        """Operator actions are refused once shutdown began (retryable: the next healthd).
+
+        Raises:
+            Unavailable: healthd is shutting down.
+        """
+        if self._shutting_down:
+            raise Unavailable(SHUTTING_DOWN, retry_after_s=1.0)
+
     def _known(self, name: str) -> None:
+        self.refuse_if_shutting_down()
         if name not in self._units_of:
             raise NotFound(f"unknown component '{name}'")
 
@@ -115,12 +126,14 @@ class OperatorActions:
 
     def mark_stopped(self, unit: str, reason: str) -> None:
         """An operator is stopping this replica: no healing, no failure, until `mark_starting`."""
+        self.refuse_if_shutting_down()
         self._stopped.add(unit)
         self._drive(unit, HealEvent.STOP, reason)
         self._reevaluate()
 
     def mark_starting(self, unit: str, reason: str) -> None:
         """An operator is starting this replica (clears STOPPED and FATAL)."""
+        self.refuse_if_shutting_down()
         self._stopped.discard(unit)
         self._drive(unit, HealEvent.START, reason)
         self._reevaluate()

@@ -29,9 +29,18 @@ POLL_S = 0.05
 TAIL_LINES = 20
 """Lines shown as ``last_output`` (status, dashboard, GetSystemHealth)."""
 KEPT_LINES = 10_000
-"""Lines kept in memory for TailLog."""
-LINE_LIMIT = 1 << 20
-"""Longest line forwarded whole; a longer one is forwarded in pieces of this size."""
+"""Lines kept in memory for TailLog (at most; `KEPT_BYTES` bounds them too)."""
+KEPT_BYTES = 4 << 20
+"""Bytes of kept lines: with `LINE_LIMIT` this bounds a child's memory in healthd, however
+long the lines it writes (the oldest kept lines go first)."""
+LINE_LIMIT = 8 << 10
+"""Longest line (bytes) forwarded and kept; the rest of a longer one is dropped and the line
+marked with `TRUNCATED` (the whole line is still in the log file)."""
+TRUNCATED = " [... line truncated: {} bytes dropped]"
+READ_CHUNK = 1 << 20
+"""Most bytes read from the file at once (a child may write faster than healthd polls)."""
+LOG_MODE = 0o600
+"""Every log file (the live one and its rotated ``.1``): output may hold secrets a child logs."""
 _SEED_BYTES = 64 << 10
 """How much of an existing file is read to seed the kept lines when following it anew."""
 
@@ -40,7 +49,9 @@ class OutputLog:
     """The output file of one child (one replica), its follower and its recent lines.
 
     Invariant: ``_offset`` is the position up to which the file has been read and split
-    into lines; ``_partial`` holds the bytes after the last newline read so far.
+    into lines; ``_partial`` holds the bytes after the last newline read so far, at most
+    `LINE_LIMIT` of them (``_dropped`` counts the bytes of that line dropped beyond it);
+    ``_kept_bytes`` is the size of the lines in ``lines``, at most `KEPT_BYTES`.
     """
 
     def __init__(self, path: Path, prefix: str, sink: LineSink, max_bytes: int = 4 << 20) -> None:
@@ -50,14 +61,18 @@ class OutputLog:
         self._max_bytes = max_bytes
         self._offset = 0
         self._partial = b""
-        self.lines: deque[tuple[float, str]] = deque(maxlen=KEPT_LINES)
+        self._dropped = 0
+        self.lines: deque[tuple[float, str]] = deque()
+        self._kept_bytes = 0
         self._subscribers: dict[asyncio.Queue[Tagged | None], int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def open_for_child(self) -> int:
         """A fresh append-only descriptor for a new child's stdout/stderr (caller closes it)."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, LOG_MODE)
+        os.fchmod(fd, LOG_MODE)  # a file left by an older release may be wider
+        return fd
 
     def follow(self, *, from_end: bool) -> None:
         """Start following; ``from_end`` (adoption) seeds the kept lines from the file's tail
@@ -109,7 +124,7 @@ class OutputLog:
         self._offset = size
         now = time.time()
         for raw in data.splitlines()[-TAIL_LINES:]:
-            self.lines.append((now, raw.decode(errors="replace").rstrip()))
+            self._keep(now, _line(raw[:LINE_LIMIT], max(0, len(raw) - LINE_LIMIT)))
 
     async def _poll(self) -> None:
         while True:
@@ -123,32 +138,42 @@ class OutputLog:
         except OSError:
             return
         if size < self._offset:  # truncated by someone else: start over
-            self._offset, self._partial = 0, b""
+            self._offset, self._partial, self._dropped = 0, b"", 0
         if size > self._offset:
             try:
                 with self.path.open("rb") as f:
                     f.seek(self._offset)
-                    data = f.read(size - self._offset)
+                    while self._offset < size and (data := f.read(min(READ_CHUNK, size - self._offset))):
+                        self._offset += len(data)
+                        self._split(data)
             except OSError:
                 return
-            self._offset += len(data)
-            self._split(data)
         if self._offset >= self._max_bytes:
             self._rotate()
 
     def _split(self, data: bytes) -> None:
-        buf = self._partial + data
-        *complete, self._partial = buf.split(b"\n")
-        while len(self._partial) > LINE_LIMIT:  # no newline for a long time: forward in pieces
-            complete.append(self._partial[:LINE_LIMIT])
-            self._partial = self._partial[LINE_LIMIT:]
         now = time.time()
-        for raw in complete:
-            for start in range(0, max(len(raw), 1), LINE_LIMIT):
-                self._emit(now, raw[start : start + LINE_LIMIT].decode(errors="replace").rstrip())
+        *complete, rest = data.split(b"\n")
+        for piece in complete:
+            self._add(piece)
+            self._emit(now, _line(self._partial, self._dropped))
+            self._partial, self._dropped = b"", 0
+        self._add(rest)
+
+    def _add(self, piece: bytes) -> None:
+        """Append to the current line up to `LINE_LIMIT`; count what is dropped beyond it."""
+        room = LINE_LIMIT - len(self._partial)
+        self._partial += piece[:room]
+        self._dropped += max(0, len(piece) - room)
+
+    def _keep(self, now: float, line: str) -> None:
+        self.lines.append((now, line))
+        self._kept_bytes += len(line)
+        while len(self.lines) > KEPT_LINES or self._kept_bytes > KEPT_BYTES:
+            self._kept_bytes -= len(self.lines.popleft()[1])
 
     def _emit(self, now: float, line: str) -> None:
-        self.lines.append((now, line))
+        self._keep(now, line)
         # healthd's stderr may be gone (closed terminal, dead pipe): the line is still kept,
         # published and in the file; a raise here would end the follower (and rotation) for good.
         with contextlib.suppress(OSError, ValueError):
@@ -159,8 +184,20 @@ class OutputLog:
 
     def _rotate(self) -> None:
         try:
-            shutil.copyfile(self.path, self.path.with_name(self.path.name + ".1"))
+            # Not shutil.copyfile: it creates the copy with the umask's mode (0644).
+            fd = os.open(
+                self.path.with_name(self.path.name + ".1"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, LOG_MODE
+            )
+            with os.fdopen(fd, "wb") as dst, self.path.open("rb") as src:
+                os.fchmod(dst.fileno(), LOG_MODE)
+                shutil.copyfileobj(src, dst)
             os.truncate(self.path, 0)
         except OSError:
             return
         self._offset = 0
+
+
+def _line(raw: bytes, dropped: int) -> str:
+    """A line as forwarded and kept: decoded, trailing space gone, marked when truncated."""
+    text = raw.decode(errors="replace").rstrip()
+    return text + TRUNCATED.format(dropped) if dropped else text

@@ -17,6 +17,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from healthd._gate import StartGate
 from services.common import get_logger
 
 _log = get_logger("vigil.healthd.supervisor")
@@ -95,11 +96,18 @@ class RunDir:
             return None
 
     def live(self, key: str) -> ChildRecord | None:
-        """The record if its process is still the one recorded (alive, same start time, same argv)."""
+        """The record if its process is still the one recorded (alive, same start time, same
+        argv, or that argv still behind the start gate)."""
         record = self.read(key)
         if record is None:
             return None
-        if start_time(record.pid) != record.start_time or cmdline(record.pid) != record.argv:
+        # Behind the start gate (`healthd._gate`) the recorded process is still the shell for a
+        # moment; it is ours all the same (it runs the program next, or exits).
+        argv = cmdline(record.pid)
+        if start_time(record.pid) != record.start_time or argv not in (
+            record.argv,
+            StartGate.argv(record.argv),
+        ):
             self.remove(key)  # dead, or the pid now belongs to another process
             return None
         return record

@@ -25,6 +25,7 @@ from healthd._engine import HealthEngine
 from healthd._names import resolve
 from healthd._output import Tagged
 from healthd._snapshot import Snapshot
+from healthd._text import operator_text
 from healthd._types import Status
 from services.common import (
     FailedPrecondition,
@@ -168,7 +169,9 @@ class Operator:
 
     async def audit(self, principal: Principal, action: str, component: str, detail: str = "") -> None:
         """A log line, and a record in the keyed audit chain when one is configured; if that
-        cannot be written the action is refused (`Unavailable`) and not done."""
+        cannot be written the action is refused (`Unavailable`) and not done; so is every
+        action once healthd's shutdown began."""
+        self.engine.refuse_if_shutting_down()
         audit(principal, action, component, detail)
         if self._audit_log is not None:
             await self._audit_log.append_async(
@@ -178,11 +181,13 @@ class Operator:
 
     async def heal(self, principal: Principal, component: str, reason: str) -> tuple[bool, str]:
         """A manual heal (clears FATAL); the event names who asked."""
+        reason = operator_text(reason, "reason")
         await self.audit(principal, "heal", component, reason)
         why = f"manual heal by {principal.subject}" + (f": {reason}" if reason else "")
         return self.engine.heal(component, why)
 
     async def maintenance(self, principal: Principal, component: str, on: bool, reason: str) -> None:
+        reason = operator_text(reason, "reason")
         await self.audit(principal, "maintenance on" if on else "maintenance off", component, reason)
         self.engine.set_maintenance(
             component, on, f"{principal.subject}: {reason}" if reason else principal.subject

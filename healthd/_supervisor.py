@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from healthd._config import ProcessConfig
+from healthd._gate import StartGate, close_quietly, ensure_executable
 from healthd._output import LineSink, OutputLog
 from healthd._pidfile import ChildRecord, RunDir
 from healthd._process import Proc, group_gone, signal_group, terminate_foreign
@@ -36,6 +37,7 @@ PYTHON_PLACEHOLDER = "{python}"
 ExitCallback = Callable[[str, int | None], Awaitable[None] | None]
 """``on_exit(name, code)``: code as `describe_exit` takes it, None when unknown (adopted child)."""
 _TEMP_LOGS: Path | None = None
+SHUTTING_DOWN = "healthd is shutting down"
 
 
 def _temp_log_dir() -> Path:
@@ -52,11 +54,21 @@ def stderr_sink(line: str) -> None:
     sys.stderr.flush()
 
 
+class ShuttingDown(RuntimeError):
+    """A start asked of a child after healthd's shutdown began (`Child.retire`)."""
+
+    def __init__(self) -> None:
+        super().__init__(SHUTTING_DOWN)
+
+
 class Child:
     """One supervised process (one replica of a component).
 
     Invariant: ``_proc`` is the current process (or None before the first start); ``_stopping``
     is True while healthd itself is terminating it, so its exit is not reported as a death.
+    Once ``retired`` (shutdown began) no process is spawned any more: a start raises
+    `ShuttingDown`; one already spawning holds the lock, so the final `stop` (which takes it)
+    comes after it and stops that process too.
     ``served`` is set by the engine once this process passed its checks; it is reset on each
     start (a permanent start-up error is an exit before ever serving).
     """
@@ -92,6 +104,7 @@ class Child:
         self.started_at: float | None = None
         self.restarts = 0
         self.served = False
+        self.retired = False
         self.argv = [sys.executable if arg == PYTHON_PLACEHOLDER else arg for arg in cfg.argv]
 
     @property
@@ -127,7 +140,13 @@ class Child:
         async with self._lock:
             await self._start_locked()
 
+    def retire(self) -> None:
+        """Shutdown began: never spawn again (see the class invariant)."""
+        self.retired = True
+
     async def _start_locked(self) -> None:
+        if self.retired:
+            raise ShuttingDown()
         if self.running:
             return
         env = {**os.environ, **self._cfg.env, **self._env}
@@ -137,26 +156,38 @@ class Child:
         else:
             env.pop(SUPERVISOR_PID_ENV, None)
         self.output.follow(from_end=False)
-        out = self.output.open_for_child()
+        # With records, the child waits behind a gate until its record is written (`healthd._gate`).
+        gate = None
+        if self._records is not None:
+            ensure_executable(self.argv[0], env.get("PATH"), self._cfg.cwd)
+            gate = StartGate()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                cwd=self._cfg.cwd,
-                env=env,
-                start_new_session=True,  # own process group: signals reach grandchildren too
-            )
+            out = self.output.open_for_child()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *(self.argv if gate is None else gate.argv(self.argv)),
+                    stdin=asyncio.subprocess.DEVNULL if gate is None else gate.read_fd,
+                    stdout=out,
+                    stderr=out,
+                    cwd=self._cfg.cwd,
+                    env=env,
+                    start_new_session=True,  # own process group: signals reach grandchildren too
+                )
+            finally:
+                os.close(out)
+            try:
+                self._begin(Proc(proc.pid, proc))  # writes the record
+            except BaseException:
+                close_quietly(gate)  # never released: it exits; make sure of it
+                signal_group(proc.pid, signal.SIGKILL)
+                raise
+            if gate is not None:
+                gate.open()
         finally:
-            os.close(out)
-        self._begin(Proc(proc.pid, proc))
+            close_quietly(gate)
 
     def _begin(self, proc: Proc) -> None:
-        self._proc = proc
-        self.started_at = time.monotonic()
-        self._stopping = False
-        self.served = False
+        # The record first: a process is ours (``_proc``) only once a restarted healthd can find it.
         if self._records is not None and proc.started is not None:
             record = ChildRecord(
                 self.component,
@@ -169,6 +200,10 @@ class Child:
                 self._fingerprint(),
             )
             self._records.write(self.key, record)
+        self._proc = proc
+        self.started_at = time.monotonic()
+        self._stopping = False
+        self.served = False
         self._spawn(self._reap(proc))
 
     def _ports(self) -> dict[str, int]:
@@ -287,6 +322,11 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.records = records
 
+    def retire(self) -> None:
+        """Shutdown began: no child is spawned any more, by anyone (heal, operator, start)."""
+        for child in self.children.values():
+            child.retire()
+
     def add(self, child: Child) -> None:
         """Register a child (start order is registration order)."""
         self.children[child.name] = child
@@ -315,8 +355,9 @@ class Supervisor:
         return adopted
 
     async def stop_all(self) -> None:
-        """Stop children, dependents first (replicas of one component together); each gets its
-        own grace period."""
+        """Retire every child, then stop them, dependents first (replicas of one component
+        together); each gets its own grace period."""
+        self.retire()
         groups: dict[str, list[Child]] = {}
         for child in self.children.values():
             groups.setdefault(child.component, []).append(child)

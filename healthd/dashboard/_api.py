@@ -24,6 +24,7 @@ from aiohttp import web
 
 from healthd._control import Control
 from healthd._service import AdminGate, Operator
+from healthd._text import escape_controls
 from healthd.dashboard._runs import RunsReader
 from services.common import InvalidArgument, VigilError
 from services.security import Principal
@@ -42,7 +43,7 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
-_MAX_REASON = 500
+_MAX_ACTION_SHOWN = 40
 
 
 def error_response(code: grpc.StatusCode, message: str) -> web.Response:
@@ -144,12 +145,13 @@ class DashboardApi:
             body = await _json_body(request)
             action = str(body.get("action", ""))
             component = self._resolve(str(body.get("component", "")))
-            reason = str(body.get("reason", ""))[:_MAX_REASON]
+            reason = str(body.get("reason", ""))  # bounded by the operator (INVALID_ARGUMENT)
             act = ACTIONS.get(action)
             if act is None:
                 known = ", ".join(sorted(ACTIONS))
                 return error_response(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"unknown action '{action}'; known: {known}"
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"unknown action '{escape_controls(action[:_MAX_ACTION_SHOWN])}'; known: {known}",
                 )
             result = await act(self, principal, component, reason)
         except VigilError as exc:

@@ -16,10 +16,11 @@ from typing import Any
 
 import grpc
 
+from services.cli._args import INT32_MAX, int_in
 from services.cli._output import emit_json, enum_name, progress, table
-from services.cli._runs import CALL_TIMEOUT_S, client_options
+from services.cli._runs import CALL_TIMEOUT_S, client_options, tls_flags
 from services.cli._settings import Settings
-from services.common import InvalidArgument, from_rpc_error, rpc_code
+from services.common import InvalidArgument, from_rpc_error, open_blocking_channel, rpc_code
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
 
@@ -27,6 +28,8 @@ __all__ = ["add_ctl_commands", "resolve_component", "run_ctl_command", "short_na
 
 CONTROL_TIMEOUT_S = 300.0
 """Deadline of start/stop/restart: healthd answers once the replicas have stopped and started."""
+MAX_TAIL = 10_000
+"""Largest ``tail -n`` (healthd's TailLog answers at most this many lines)."""
 _GRPC_SERVICE = re.compile(r"^vigil\.(?P<short>[a-z0-9_]+)\.v\d+\.\w+$")
 
 
@@ -77,7 +80,7 @@ class _Ctl:
         self.args = args
         self.address = args.address or settings.address("healthd")
         self._settings = settings
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = open_blocking_channel(self.address, settings.client_tls("healthd", tls_flags(args)))
         self.stub = _pb_grpc.HealthDaemonStub(self.channel)
 
     def metadata(self) -> list[tuple[str, str]]:
@@ -196,10 +199,12 @@ def add_ctl_commands(sub: Any) -> None:
     ):
         p = csub.add_parser(action, parents=[common], help=text)
         p.add_argument("name", help="component name (short names accepted)")
-        p.add_argument("--replica", type=int, default=0, help="one replica (1-based); 0 = all")
+        p.add_argument(
+            "--replica", type=int_in(0, INT32_MAX), default=0, help="one replica (1-based); 0 = all"
+        )
     tail = csub.add_parser("tail", parents=[common], help="last lines of a component's output")
     tail.add_argument("name")
-    tail.add_argument("-n", "--lines", type=int, default=20)
+    tail.add_argument("-n", "--lines", type=int_in(0, MAX_TAIL), default=20, help=f"0..{MAX_TAIL}")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     maint = csub.add_parser(
         "maintenance", parents=[common], help="maintenance on|off NAME (no checks, no healing)"

@@ -13,14 +13,17 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from services.cli._args import INT32_MAX, int_in, seconds
 from services.cli._output import as_dict, emit_json, enum_name, progress, table, when
-from services.cli._settings import Settings
+from services.cli._settings import Settings, TlsFlags
 from services.workflow.client import WorkflowClient, pb
 from vigil.security.v1 import security_pb2 as _sec
 
 __all__ = ["add_runs_commands", "run_runs_command"]
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR = 0, 1, 2
+MAX_PAGE = 1000
+"""Largest ``--limit`` (the workflow service's largest ListRuns page)."""
 _TERMINAL = {pb.RUN_STATE_SUCCEEDED, pb.RUN_STATE_FAILED, pb.RUN_STATE_CANCELLED, pb.RUN_STATE_TIMED_OUT}
 _STATES = [pb.RunState.Name(v).removeprefix("RUN_STATE_") for v in pb.RunState.values() if v]
 
@@ -268,8 +271,10 @@ async def run_runs_command(args: argparse.Namespace, settings: Settings) -> int:
     args.params_object = parse_params(args.params) if command == "start" else {}
     args.labels_object = _labels(getattr(args, "label", []))
     address = args.address or settings.address("workflow")
+    tls = settings.client_tls("workflow", tls_flags(args))
     token = settings.token(args.token, args.token_file)
-    async with WorkflowClient(address, token=token, timeout_s=args.timeout or CALL_TIMEOUT_S) as client:
+    timeout_s = args.timeout or CALL_TIMEOUT_S
+    async with WorkflowClient(address, token=token, timeout_s=timeout_s, tls=tls) as client:
         return await _COMMANDS[command](args, client)
 
 
@@ -282,8 +287,18 @@ CLIENT_DEFAULTS: dict[str, Any] = {
     "token_file": None,
     "timeout": None,
     "json": False,
+    "tls": False,
+    "tls_ca": None,
+    "tls_cert": None,
+    "tls_key": None,
+    "tls_server_name": None,
 }
 """Values of the `client_options` flags when given at no level of the command line."""
+
+
+def tls_flags(args: argparse.Namespace) -> TlsFlags:
+    """The `client_options` TLS flags of a parsed command line."""
+    return TlsFlags(args.tls, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
 
 
 def client_options(parser: argparse.ArgumentParser) -> None:
@@ -297,11 +312,18 @@ def client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", default=S, help="file holding the bearer token")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=S,
         help="deadline of each call in seconds (10; ctl start/stop/restart: 300)",
     )
     parser.add_argument("--json", action="store_true", default=S, help="print JSON")
+    parser.add_argument(
+        "--tls", action="store_true", default=S, help="use TLS (system roots unless --tls-ca)"
+    )
+    parser.add_argument("--tls-ca", default=S, help="CA bundle of the server certificate (implies TLS)")
+    parser.add_argument("--tls-cert", default=S, help="client certificate for mTLS (with --tls-key)")
+    parser.add_argument("--tls-key", default=S, help="private key of --tls-cert")
+    parser.add_argument("--tls-server-name", default=S, help="name checked in the server certificate")
 
 
 def add_runs_commands(sub: Any) -> None:
@@ -319,7 +341,14 @@ def add_runs_commands(sub: Any) -> None:
     lst.add_argument("--workflow", default="")
     lst.add_argument("--state", action="append", default=[], choices=_STATES, type=str.upper)
     lst.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
-    lst.add_argument("--limit", "--page-size", dest="limit", type=int, default=20, help="page size (1-1000)")
+    lst.add_argument(
+        "--limit",
+        "--page-size",
+        dest="limit",
+        type=int_in(1, MAX_PAGE),
+        default=20,
+        help="page size (1-1000)",
+    )
     lst.add_argument("--page-token", default="")
     for name, text in (
         ("get", "one run with its steps (attempts, durations, errors) and trace id"),
@@ -332,7 +361,7 @@ def add_runs_commands(sub: Any) -> None:
     start.add_argument("--params", default="{}", help="params as a JSON object, or @FILE")
     start.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
     start.add_argument("--idempotency-key")
-    start.add_argument("--priority", type=int, default=0)
+    start.add_argument("--priority", type=int_in(-INT32_MAX - 1, INT32_MAX), default=0)
     start.add_argument("--wait", action="store_true", help="show progress until the run ends")
     cancel = rsub.add_parser("cancel", parents=[common], help="cancel a run")
     cancel.add_argument("run_id")

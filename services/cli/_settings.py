@@ -8,6 +8,13 @@ built-in defaults (50050/50051/50052, HTTP 8050).
 
 The token: ``--token``, else ``--token-file``, else ``$VIGIL_TOKEN``, else ``.vigil/dev-token``
 (created by ``make run``). When none is found the error lists every place tried.
+
+TLS to the services (`client_tls`): the flags ``--tls-ca/--tls-cert/--tls-key/--tls-server-name``
+(``--tls`` alone: system roots), over the CLI's own settings in the stack's loader and model
+(`services.common.ClientTLSConfig`, as the workflow service's ``security_tls``/``healthd_tls``):
+``tls:`` in ``cli.yaml`` of the config directory and ``VIGIL_CLI_TLS__CA_FILE``,
+``__CERT_FILE``, ``__KEY_FILE``, ``__SERVER_NAME``. With none of them, TLS is used when the
+target's own config serves TLS (``server.tls``), with the system roots; else plaintext.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common import ConfigModel, load_config
+from pydantic import ValidationError
 
-__all__ = ["DEV_TOKEN_FILE", "Settings", "TokenNotFound", "dial_address"]
+from services.common import ClientTLSConfig, ConfigModel, load_config
+
+__all__ = ["DEV_TOKEN_FILE", "CliConfig", "Settings", "TlsFlags", "TokenNotFound", "dial_address"]
 
 DEV_TOKEN_FILE = Path(".vigil/dev-token")
 _LOCAL_CONFIGS = Path("deploy/local")
@@ -30,6 +39,24 @@ _PROCESSES = {
     "workflow": ("workflow.yaml", "VIGIL_WORKFLOW_"),
     "security": ("security.yaml", "VIGIL_SECURITY_"),
 }
+
+
+class CliConfig(ConfigModel):
+    """The CLI's own settings (``cli.yaml``, ``VIGIL_CLI_*``)."""
+
+    tls: ClientTLSConfig | None = None
+    """TLS/mTLS to the services; None: plaintext (unless a target's config serves TLS)."""
+
+
+@dataclass(frozen=True)
+class TlsFlags:
+    """The TLS flags as given (None: not given)."""
+
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
 
 
 class TokenNotFound(Exception):
@@ -92,6 +119,28 @@ class Settings:
         """gRPC ``host:port`` of process ``name``."""
         server = self.config(name).server
         return dial_address(server.host, server.port)
+
+    def client_tls(self, name: str, flags: TlsFlags) -> ClientTLSConfig | None:
+        """TLS to process ``name`` (see the module docstring for the order).
+
+        Raises:
+            ValueError: one line, e.g. a certificate without its key.
+            ConfigError: a bad ``cli.yaml`` or ``VIGIL_CLI_*`` value.
+        """
+        path = self.config_dir / "cli.yaml" if self.config_dir is not None else None
+        own = load_config(CliConfig, path if path is not None and path.is_file() else None,
+                          env_prefix="VIGIL_CLI_", environ=self.environ).tls  # fmt: skip
+        given = {
+            k: v for k in ("ca_file", "cert_file", "key_file", "server_name") if (v := getattr(flags, k))
+        }
+        if own is None and not given and not flags.tls:
+            return ClientTLSConfig() if self.config(name).server.tls is not None else None
+        merged = {**(own.model_dump(exclude_none=True) if own is not None else {}), **given}
+        try:
+            return ClientTLSConfig.model_validate(merged)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"TLS settings: {problem} (--tls-cert and --tls-key go together)") from None
 
     def dashboard_url(self) -> str:
         http = self.config("healthd").http

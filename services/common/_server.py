@@ -35,6 +35,7 @@ __all__ = [
     "SUPERVISOR_PID_ENV",
     "VigilServer",
     "channel_credentials",
+    "open_blocking_channel",
     "open_client_channel",
     "run_main",
     "server_credentials",
@@ -72,11 +73,24 @@ def open_client_channel(
     """An aio channel to ``address``: plaintext when ``tls`` is None, else TLS/mTLS as it says."""
     if tls is None:
         return grpc.aio.insecure_channel(address, options=list(options), interceptors=interceptors)
-    if tls.server_name:
-        options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
     return grpc.aio.secure_channel(
-        address, channel_credentials(tls), options=list(options), interceptors=interceptors
+        address, channel_credentials(tls), options=_tls_options(tls, options), interceptors=interceptors
     )
+
+
+def open_blocking_channel(
+    address: str, tls: ClientTLSConfig | None, *, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.Channel:
+    """`open_client_channel` for synchronous callers (the command-line clients)."""
+    if tls is None:
+        return grpc.insecure_channel(address, options=list(options))
+    return grpc.secure_channel(address, channel_credentials(tls), options=_tls_options(tls, options))
+
+
+def _tls_options(tls: ClientTLSConfig, options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    if tls.server_name:
+        return [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+    return list(options)
 
 
 def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:

@@ -169,7 +169,10 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
     if cfg.healthd_address:
         app.tasks.append(
             asyncio.create_task(
-                HealthdWatcher(cfg.healthd_address, gate, tls=cfg.healthd_tls).run(), name="healthd-watch"
+                HealthdWatcher(
+                    cfg.healthd_address, gate, tls=cfg.healthd_tls, component=cfg.healthd_component
+                ).run(),
+                name="healthd-watch",
             )
         )
     if cfg.schedules:

@@ -112,6 +112,9 @@ class WorkflowConfig(ConfigModel):
     """host:port of healthd for degradation levels; unset: always NORMAL."""
     healthd_tls: ClientTLSConfig | None = None
     """TLS/mTLS towards healthd (compose: another container); plaintext when unset (a sidecar on loopback)."""
+    healthd_component: str = "vigil.workflow.v1.WorkflowService"
+    """healthd's name for this service's component: the level obeyed leaves out that component's
+    own failure (a restarted replica is up; see healthd's ``SystemHealth.level_without``)."""
     workflows: dict[str, WorkflowEntry] = {}
     """Extra workflows by name (override built-ins and entry points of the same name)."""
     load_entry_points: bool = True

@@ -88,6 +88,8 @@ class HealthdWatcher:
     """Follows healthd's WatchSystemHealth stream into a `DegradationGate`.
 
     Reconnects with capped backoff; while healthd is unreachable the published level is NORMAL.
+    The level obeyed leaves out this process's own component being down (a restarted replica
+    is up, whatever healthd's last check of it said).
     """
 
     def __init__(
@@ -98,8 +100,12 @@ class HealthdWatcher:
         max_backoff_s: float = 10.0,
         on_change: Callable[[DegradationLevel], None] | None = None,
         tls: ClientTLSConfig | None = None,
+        component: str = "",
     ) -> None:
         self._address, self._gate, self._max_backoff = address, gate, max_backoff_s
+        # healthd's name for the component this process is a replica of: its own failure
+        # does not gate it (SystemHealth.level_without).
+        self._component = component
         self._tls = tls
         self._on_change = on_change
         self.connected = asyncio.Event()
@@ -120,9 +126,9 @@ class HealthdWatcher:
                     async for msg in stub.WatchSystemHealth(_hpb.WatchSystemHealthRequest()):
                         self.connected.set()
                         backoff = 0.5
-                        self._publish(
-                            DegradationLevel.from_proto(msg.health.degradation_level)
-                        )  # never raises
+                        health = msg.health
+                        level = health.level_without.get(self._component, health.degradation_level)
+                        self._publish(DegradationLevel.from_proto(level))  # never raises
             except grpc.aio.AioRpcError as exc:
                 _log.debug("healthd watch ended: %s", exc.code().name)
             self.connected.clear()

@@ -34,9 +34,11 @@ from services.common import (
     FAST_RECONNECT,
     TRACE_ID_METADATA,
     Cancelled,
+    ClientTLSConfig,
     RetryAfter,
     Unavailable,
     from_rpc_error,
+    open_client_channel,
 )
 from vigil.workflow.v1 import workflow_pb2 as pb
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
@@ -137,6 +139,7 @@ class WorkflowClient:
         timeout_s: Default deadline of unary calls (of each attempt).
         retry_after: How RESOURCE_EXHAUSTED refusals are waited out (``RetryAfter(max_attempts=1)``: never).
         start_retry: How an UNAVAILABLE StartRun is retried (``StartRetry(max_attempts=1)``: never).
+        tls: TLS/mTLS to the service (None: plaintext), as the services' own clients take it.
     """
 
     def __init__(
@@ -147,13 +150,15 @@ class WorkflowClient:
         timeout_s: float = 10.0,
         retry_after: RetryAfter | None = None,
         start_retry: StartRetry | None = None,
+        tls: ClientTLSConfig | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._retry_after = retry_after or RetryAfter(max_attempts=4, max_wait_s=5.0)
         self._start_retry = start_retry or StartRetry()
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel = grpc.aio.insecure_channel(
+        self._channel = open_client_channel(
             address,
+            tls,
             # Reconnect quickly: a restarted service serves again within seconds.
             options=[
                 ("grpc.enable_retries", 1),

@@ -87,3 +87,48 @@ def test_the_shipped_healthd_configs_audit() -> None:
     local = yaml.safe_load((REPO / "deploy" / "local" / "healthd.yaml").read_text())
     security = yaml.safe_load((REPO / "deploy" / "local" / "security.yaml").read_text())
     assert local["audit"]["db_path"] == security["audit"]["db_path"]  # one chain on one machine
+
+
+async def test_operator_reasons_are_bounded_and_their_control_characters_escaped(
+    start_daemon: Any, tokens: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flag = tmp_path / "db-up"
+    flag.touch()
+    audit = {"db_path": str(tmp_path / "healthd-audit.db")}
+    component = {
+        "name": "db",
+        "checks": [flag_check(flag)],
+        "healing": {"action": "command", "command": ["true"]},
+    }
+    running = await start_daemon(components=[component], audit=audit)
+    await eventually(lambda: running.engine.snapshot().system.status.value == "HEALTHY", 10)
+    admin = _auth(tokens["admin"])
+    for call in (
+        lambda: running.stub.Heal(_pb.HealRequest(component="db", reason="r" * 501), metadata=admin),
+        lambda: running.stub.SetMaintenance(
+            _pb.SetMaintenanceRequest(component="db", enabled=True, reason="m" * 100_000), metadata=admin
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call()  # one after the other: a unary call starts when made
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "reason is" in (refused.value.details() or "") and "longer than 500" in (
+            refused.value.details() or ""
+        )
+    assert running.daemon.audit.list(page_size=10)[0] == []  # refused before the record: nothing done
+    forged = "kick\naudit: root heal everything\x1b[2J\u202egnp.exe\r"
+    with caplog.at_level("INFO", logger="vigil.healthd"):
+        await running.stub.Heal(_pb.HealRequest(component="db", reason=forged), metadata=admin)
+    escaped = "kick\\naudit: root heal everything\\x1b[2J\\u202egnp.exe\\r"
+    record = running.daemon.audit.list(page_size=10)[0][0]
+    assert record.action == "healthd.heal" and record.reason == escaped
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit:")]
+    assert lines == [f"audit: ops heal db ({escaped})"]
+    events = [e.message for e in running.engine.events.since(0, "db", limit=0)]
+    assert any(escaped in m for m in events)
+    assert not any(ch in m for m in events for ch in "\n\r\x1b\u202e")
+    # A typed component name is echoed escaped too.
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await running.stub.CheckNow(_pb.CheckNowRequest(component="d\x1b[1mb\n"), metadata=admin)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "'d\\x1b[1mb\\n'" in (unknown.value.details() or "")

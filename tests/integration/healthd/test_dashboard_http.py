@@ -120,6 +120,11 @@ async def test_controls_need_an_admin_token(daemon: Daemon) -> None:
     assert (status, body["code"]) == (404, "NOT_FOUND")
     status, body = await _control(port, {"component": COMP, "action": "explode"}, ADMIN)
     assert status == 400 and "heal" in body["error"]
+    # The reason is bounded as over gRPC (refused, not cut), and escaped.
+    status, body = await _control(port, {"component": COMP, "action": "heal", "reason": "x" * 501}, ADMIN)
+    assert (status, body["code"]) == (400, "INVALID_ARGUMENT") and "longer than 500" in body["error"]
+    status, body = await _control(port, {"component": COMP, "action": "\x1b[2J" + "a" * 10_000}, ADMIN)
+    assert status == 400 and "\x1b" not in body["error"] and len(body["error"]) < 200
 
 
 async def test_runs_view_off_without_a_workflow_address(daemon: Daemon) -> None:

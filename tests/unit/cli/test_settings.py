@@ -114,3 +114,30 @@ def test_an_env_override_of_one_field_keeps_the_sections_other_defaults() -> Non
         SecurityConfig, None, env_prefix="VIGIL_SECURITY_", environ={"VIGIL_SECURITY_SERVER__HOST": "0.0.0.0"}
     )
     assert (cfg.server.host, cfg.server.port) == ("0.0.0.0", 50052)
+
+
+def test_client_tls_flags_over_env_over_cli_yaml_and_a_tls_server_implies_tls(tmp_path: Path) -> None:
+    from services.cli._settings import TlsFlags
+    from services.common import ClientTLSConfig
+
+    plain = Settings.resolve(str(LOCAL), environ={})
+    assert plain.client_tls("workflow", TlsFlags()) is None
+    assert plain.client_tls("workflow", TlsFlags(tls=True)) == ClientTLSConfig()
+    env = {"VIGIL_CLI_TLS__CA_FILE": "/env/ca.pem", "VIGIL_CLI_TLS__SERVER_NAME": "vigil"}
+    from_env = Settings.resolve(str(LOCAL), environ=env)
+    assert from_env.client_tls("healthd", TlsFlags(ca_file="/flag/ca.pem")) == ClientTLSConfig(
+        ca_file=Path("/flag/ca.pem"), server_name="vigil"
+    )
+    with pytest.raises(ValueError, match="TLS settings: cert_file and key_file must be set together"):
+        from_env.client_tls("healthd", TlsFlags(cert_file="/c.pem"))
+    (tmp_path / "cli.yaml").write_text("tls: {ca_file: /yaml/ca.pem}\n")
+    (tmp_path / "workflow.yaml").write_text("server: {tls: {cert_file: /s.pem, key_file: /s-key.pem}}\n")
+    configured = Settings.resolve(str(tmp_path), environ={})
+    assert configured.client_tls("workflow", TlsFlags()) == ClientTLSConfig(ca_file=Path("/yaml/ca.pem"))
+    (tmp_path / "cli.yaml").unlink()
+    assert configured.client_tls("workflow", TlsFlags()) == ClientTLSConfig()  # the server serves TLS
+    assert configured.client_tls("security", TlsFlags()) is None
+    with pytest.raises(ConfigError, match="VIGIL_CLI_TLS__BOGUS"):
+        Settings.resolve(str(tmp_path), environ={"VIGIL_CLI_TLS__BOGUS": "1"}).client_tls(
+            "workflow", TlsFlags()
+        )

@@ -196,3 +196,20 @@ def test_level_damper_flap_resets_hold() -> None:
     assert d.level is Level.RESTRICTED
     d = d.step(Level.NORMAL, now=10.0, **kw)
     assert d.level is Level.NORMAL
+
+
+def test_level_without_leaves_out_a_components_own_failure_and_what_it_blocks() -> None:
+    # api down by its own failure (OFFLINE), web down because of api: without api, NORMAL.
+    system, _ = _system({"store": S, "api": N, "cache": S, "web": S})
+    assert system.level is Level.OFFLINE
+    assert system.level_without == {"api": Level.NORMAL}
+    # cache down too: api's processes still obey cache's failure.
+    system, _ = _system({"store": S, "api": N, "cache": N, "web": S})
+    assert system.level_without == {"api": Level.DEGRADED}
+    # api blocked by the store is not its own failure: no entry for api; the store's own
+    # processes (were it a service) would not obey their own READ_ONLY.
+    system, _ = _system({"store": N, "api": S, "cache": S, "web": S})
+    assert system.level is Level.OFFLINE and system.level_without == {"store": Level.NORMAL}
+    # a failure that does not make the level worse gets no entry
+    system, _ = _system({"store": S, "api": S, "cache": N, "web": N})
+    assert system.level is Level.DEGRADED and system.level_without == {}

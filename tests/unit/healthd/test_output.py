@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from healthd._output import OutputLog, Tagged
+from healthd._output import KEPT_BYTES, LINE_LIMIT, TRUNCATED, OutputLog, Tagged
 from tests.healthd_util import eventually
 
 
@@ -75,3 +75,37 @@ async def test_a_failing_sink_does_not_stop_the_follower(tmp_path: Path) -> None
     await eventually(lambda: log.tail(1) == ["two"])
     await eventually(lambda: (tmp_path / "svc.log.1").exists())  # rotation goes on too
     await log.stop()
+
+
+async def test_every_log_file_is_0600_even_the_rotated_one_and_files_left_wider(tmp_path: Path) -> None:
+    # Files an older release left world-readable are narrowed too.
+    (tmp_path / "svc.log").write_text("")
+    (tmp_path / "svc.log.1").write_text("old rotation\n")
+    os.chmod(tmp_path / "svc.log", 0o644)
+    os.chmod(tmp_path / "svc.log.1", 0o644)
+    old = os.umask(0o022)
+    try:
+        log = OutputLog(tmp_path / "svc.log", "svc", lambda _line: None, max_bytes=1024)
+        log.follow(from_end=False)
+        _write(log, ("z" * 99 + "\n") * 20)
+        await eventually(lambda: (tmp_path / "svc.log.1").read_text().startswith("z"))
+        await log.stop()
+    finally:
+        os.umask(old)
+    for name in ("svc.log", "svc.log.1"):
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o600", name
+
+
+async def test_kept_lines_are_bounded_by_bytes_not_only_by_count(tmp_path: Path) -> None:
+    # A child writing huge lines (each one MiB) or many long ones must not grow healthd's memory.
+    log = OutputLog(tmp_path / "svc.log", "svc", lambda _line: None, max_bytes=64 << 20)
+    log.follow(from_end=False)
+    _write(log, ("h" * (1 << 20) + "\n") * 12 + ("m" * 8000 + "\n") * 1000 + "last\n")
+    await eventually(lambda: log.tail(1) == ["last"], timeout=20)
+    await log.stop()
+    kept = sum(len(line) for _, line in log.lines)
+    assert kept <= KEPT_BYTES < 12 << 20
+    assert all(len(line) <= LINE_LIMIT + 64 for _, line in log.lines)
+    huge = [line for _, line in log.lines if line.startswith("h")]
+    assert all(line.endswith(TRUNCATED.format((1 << 20) - LINE_LIMIT)) for line in huge)
+    assert log.tail(2) == ["m" * 8000, "last"]  # the newest are kept, the oldest went first

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from healthd import ProcessConfig
+from healthd._output import LINE_LIMIT, TRUNCATED
 from healthd._pidfile import RunDir
-from healthd._supervisor import Child, Supervisor, describe_exit
+from healthd._supervisor import Child, ShuttingDown, Supervisor, describe_exit
 from tests.healthd_util import assert_no_pid, eventually, pid_alive
 
 PY = sys.executable
@@ -127,15 +128,13 @@ def test_describe_exit() -> None:
     assert describe_exit(-9) == "killed by SIGKILL"
 
 
-async def test_overlong_output_line_is_forwarded_in_pieces_and_forwarding_continues() -> None:
+async def test_overlong_output_line_is_truncated_marked_and_forwarding_continues() -> None:
     lines: list[str] = []
     child = _child("svc", "print('x' * (3 << 20)); print('after')", lines)
     await child.start()
     await eventually(lambda: "[svc] after" in lines)
     await child.stop()
-    pieces = [line for line in lines if line.startswith("[svc] x")]
-    assert sum(len(p) - len("[svc] ") for p in pieces) == 3 << 20
-    assert all(len(line) < (1 << 20) + 100 for line in lines)
+    assert lines == [f"[svc] {'x' * LINE_LIMIT}{TRUNCATED.format((3 << 20) - LINE_LIMIT)}", "[svc] after"]
 
 
 async def test_a_child_started_with_other_inherited_settings_is_not_adopted(
@@ -162,3 +161,20 @@ async def test_a_child_started_with_other_inherited_settings_is_not_adopted(
     finally:
         await first.stop()
         await first.close()
+
+
+async def test_a_start_in_flight_when_shutdown_begins_is_stopped_and_none_begins_after() -> None:
+    sup = Supervisor()
+    child = _child("svc", "import time; time.sleep(60)")
+    sup.add(child)
+    starting = asyncio.ensure_future(child.start())
+    await asyncio.sleep(0)  # the start holds the child's lock and is spawning
+    await sup.stop_all()  # retires, then waits for the lock: the spawned process is stopped
+    await starting
+    assert child.pid is not None and not child.running
+    assert_no_pid([child.pid])
+    with pytest.raises(ShuttingDown, match="healthd is shutting down"):
+        await child.start()
+    with pytest.raises(ShuttingDown):
+        await child.restart()
+    assert not child.running

@@ -26,25 +26,27 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evigil/healthd/v1/healthd.proto\x12\x10vigil.healthd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x01\n\x0b\x43heckResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.vigil.healthd.v1.ComponentStatus\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07message\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x05\n\x0f\x43omponentHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.vigil.healthd.v1.ComponentStatus\x12\x10\n\x08\x63ritical\x18\x03 \x01(\x08\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12\x12\n\nblocked_by\x18\x05 \x01(\t\x12\x33\n\x0flast_check_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0clast_latency\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14\x63onsecutive_failures\x18\x08 \x01(\x05\x12\x1d\n\x15\x63onsecutive_successes\x18\t \x01(\x05\x12\x35\n\rhealing_state\x18\n \x01(\x0e\x32\x1e.vigil.healthd.v1.HealingState\x12\x15\n\rheal_attempts\x18\x0b \x01(\x05\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x13\n\x0bmaintenance\x18\r \x01(\x08\x12-\n\x06\x63hecks\x18\x0e \x03(\x0b\x32\x1d.vigil.healthd.v1.CheckResult\x12\x32\n\x0enext_heal_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x10 \x01(\x05\x12\x10\n\x08restarts\x18\x11 \x01(\x05\x12\x13\n\x0blast_output\x18\x12 \x03(\t\x12\x1b\n\x13replicas_configured\x18\x13 \x01(\x05\x12\x18\n\x10replicas_serving\x18\x14 \x01(\x05\x12\x31\n\x08replicas\x18\x15 \x03(\x0b\x32\x1f.vigil.healthd.v1.ReplicaHealth\"\xe4\x01\n\rReplicaHealth\x12\x0f\n\x07replica\x18\x01 \x01(\x05\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.vigil.healthd.v1.ComponentStatus\x12\x35\n\rhealing_state\x18\x04 \x01(\x0e\x32\x1e.vigil.healthd.v1.HealingState\x12\x10\n\x08restarts\x18\x05 \x01(\x05\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x13\n\x0blast_output\x18\x07 \x03(\t\x12\x13\n\x0bhealth_port\x18\x08 \x01(\x05\"\x8a\x02\n\x0cSystemHealth\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x1e.vigil.healthd.v1.SystemStatus\x12=\n\x11\x64\x65gradation_level\x18\x02 \x01(\x0e\x32\".vigil.healthd.v1.DegradationLevel\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x35\n\ncomponents\x18\x04 \x03(\x0b\x32!.vigil.healthd.v1.ComponentHealth\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04live\x18\x06 \x01(\x08\x12\r\n\x05ready\x18\x07 \x01(\x08\"\xb3\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcomponent\x18\x03 \x01(\t\x12)\n\x04type\x18\x04 \x01(\x0e\x32\x1b.vigil.healthd.v1.EventType\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x12\n\nfrom_value\x18\x06 \x01(\t\x12\x10\n\x08to_value\x18\x07 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"I\n\x17GetSystemHealthResponse\x12.\n\x06health\x18\x01 \x01(\x0b\x32\x1e.vigil.healthd.v1.SystemHealth\"\x1a\n\x18WatchSystemHealthRequest\"t\n\x19WatchSystemHealthResponse\x12.\n\x06health\x18\x01 \x01(\x0b\x32\x1e.vigil.healthd.v1.SystemHealth\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.vigil.healthd.v1.Event\"y\n\x11ListEventsRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12*\n\x05types\x18\x02 \x03(\x0e\x32\x1b.vigil.healthd.v1.EventType\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x12ListEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.vigil.healthd.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x0f\x43heckNowRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\"H\n\x10\x43heckNowResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\"0\n\x0bHealRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"f\n\x0cHealResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\x12\x0f\n\x07started\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\"K\n\x15SetMaintenanceRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"N\n\x16SetMaintenanceResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\"n\n\x17\x43ontrolComponentRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12/\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1f.vigil.healthd.v1.ControlAction\x12\x0f\n\x07replica\x18\x03 \x01(\x05\"P\n\x18\x43ontrolComponentResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\"B\n\x0eTailLogRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"m\n\x0fTailLogResponse\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\x05\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x91\x01\n\x0f\x43omponentStatus\x12 \n\x1c\x43OMPONENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OMPONENT_STATUS_SERVING\x10\x01\x12 \n\x1c\x43OMPONENT_STATUS_NOT_SERVING\x10\x02\x12\x1c\n\x18\x43OMPONENT_STATUS_UNKNOWN\x10\x03*\x81\x01\n\x0cSystemStatus\x12\x1d\n\x19SYSTEM_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15SYSTEM_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16SYSTEM_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17SYSTEM_STATUS_UNHEALTHY\x10\x03*\xd5\x01\n\x10\x44\x65gradationLevel\x12!\n\x1d\x44\x45GRADATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45GRADATION_LEVEL_NORMAL\x10\x01\x12\x1e\n\x1a\x44\x45GRADATION_LEVEL_DEGRADED\x10\x02\x12 \n\x1c\x44\x45GRADATION_LEVEL_RESTRICTED\x10\x03\x12\x1f\n\x1b\x44\x45GRADATION_LEVEL_READ_ONLY\x10\x04\x12\x1d\n\x19\x44\x45GRADATION_LEVEL_OFFLINE\x10\x05*\xec\x01\n\x0cHealingState\x12\x1d\n\x19HEALING_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALING_STATE_HEALTHY\x10\x01\x12\x19\n\x15HEALING_STATE_SUSPECT\x10\x02\x12\x19\n\x15HEALING_STATE_HEALING\x10\x03\x12\x19\n\x15HEALING_STATE_BACKOFF\x10\x04\x12\x17\n\x13HEALING_STATE_FATAL\x10\x05\x12\x1d\n\x19HEALING_STATE_MAINTENANCE\x10\x06\x12\x19\n\x15HEALING_STATE_STOPPED\x10\x07*~\n\rControlAction\x12\x1e\n\x1a\x43ONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTROL_ACTION_START\x10\x01\x12\x17\n\x13\x43ONTROL_ACTION_STOP\x10\x02\x12\x1a\n\x16\x43ONTROL_ACTION_RESTART\x10\x03*\xad\x03\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\'\n#EVENT_TYPE_COMPONENT_STATUS_CHANGED\x10\x01\x12$\n EVENT_TYPE_SYSTEM_STATUS_CHANGED\x10\x02\x12$\n EVENT_TYPE_HEALING_STATE_CHANGED\x10\x03\x12\x1b\n\x17\x45VENT_TYPE_HEAL_STARTED\x10\x04\x12\x1d\n\x19\x45VENT_TYPE_HEAL_SUCCEEDED\x10\x05\x12\x1a\n\x16\x45VENT_TYPE_HEAL_FAILED\x10\x06\x12\x18\n\x14\x45VENT_TYPE_ESCALATED\x10\x07\x12\"\n\x1e\x45VENT_TYPE_MAINTENANCE_CHANGED\x10\x08\x12\x1e\n\x1a\x45VENT_TYPE_PROCESS_STARTED\x10\t\x12\x1d\n\x19\x45VENT_TYPE_PROCESS_EXITED\x10\n\x12\x1b\n\x17\x45VENT_TYPE_ALERT_FIRING\x10\x0b\x12\x1d\n\x19\x45VENT_TYPE_ALERT_RESOLVED\x10\x0c\x32\xfb\x05\n\x0cHealthDaemon\x12\x66\n\x0fGetSystemHealth\x12(.vigil.healthd.v1.GetSystemHealthRequest\x1a).vigil.healthd.v1.GetSystemHealthResponse\x12n\n\x11WatchSystemHealth\x12*.vigil.healthd.v1.WatchSystemHealthRequest\x1a+.vigil.healthd.v1.WatchSystemHealthResponse0\x01\x12W\n\nListEvents\x12#.vigil.healthd.v1.ListEventsRequest\x1a$.vigil.healthd.v1.ListEventsResponse\x12Q\n\x08\x43heckNow\x12!.vigil.healthd.v1.CheckNowRequest\x1a\".vigil.healthd.v1.CheckNowResponse\x12\x45\n\x04Heal\x12\x1d.vigil.healthd.v1.HealRequest\x1a\x1e.vigil.healthd.v1.HealResponse\x12\x63\n\x0eSetMaintenance\x12\'.vigil.healthd.v1.SetMaintenanceRequest\x1a(.vigil.healthd.v1.SetMaintenanceResponse\x12i\n\x10\x43ontrolComponent\x12).vigil.healthd.v1.ControlComponentRequest\x1a*.vigil.healthd.v1.ControlComponentResponse\x12P\n\x07TailLog\x12 .vigil.healthd.v1.TailLogRequest\x1a!.vigil.healthd.v1.TailLogResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evigil/healthd/v1/healthd.proto\x12\x10vigil.healthd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x01\n\x0b\x43heckResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.vigil.healthd.v1.ComponentStatus\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07message\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x05\n\x0f\x43omponentHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.vigil.healthd.v1.ComponentStatus\x12\x10\n\x08\x63ritical\x18\x03 \x01(\x08\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12\x12\n\nblocked_by\x18\x05 \x01(\t\x12\x33\n\x0flast_check_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0clast_latency\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14\x63onsecutive_failures\x18\x08 \x01(\x05\x12\x1d\n\x15\x63onsecutive_successes\x18\t \x01(\x05\x12\x35\n\rhealing_state\x18\n \x01(\x0e\x32\x1e.vigil.healthd.v1.HealingState\x12\x15\n\rheal_attempts\x18\x0b \x01(\x05\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x13\n\x0bmaintenance\x18\r \x01(\x08\x12-\n\x06\x63hecks\x18\x0e \x03(\x0b\x32\x1d.vigil.healthd.v1.CheckResult\x12\x32\n\x0enext_heal_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x10 \x01(\x05\x12\x10\n\x08restarts\x18\x11 \x01(\x05\x12\x13\n\x0blast_output\x18\x12 \x03(\t\x12\x1b\n\x13replicas_configured\x18\x13 \x01(\x05\x12\x18\n\x10replicas_serving\x18\x14 \x01(\x05\x12\x31\n\x08replicas\x18\x15 \x03(\x0b\x32\x1f.vigil.healthd.v1.ReplicaHealth\"\xe4\x01\n\rReplicaHealth\x12\x0f\n\x07replica\x18\x01 \x01(\x05\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.vigil.healthd.v1.ComponentStatus\x12\x35\n\rhealing_state\x18\x04 \x01(\x0e\x32\x1e.vigil.healthd.v1.HealingState\x12\x10\n\x08restarts\x18\x05 \x01(\x05\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x13\n\x0blast_output\x18\x07 \x03(\t\x12\x13\n\x0bhealth_port\x18\x08 \x01(\x05\"\xac\x03\n\x0cSystemHealth\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x1e.vigil.healthd.v1.SystemStatus\x12=\n\x11\x64\x65gradation_level\x18\x02 \x01(\x0e\x32\".vigil.healthd.v1.DegradationLevel\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x35\n\ncomponents\x18\x04 \x03(\x0b\x32!.vigil.healthd.v1.ComponentHealth\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04live\x18\x06 \x01(\x08\x12\r\n\x05ready\x18\x07 \x01(\x08\x12G\n\rlevel_without\x18\x08 \x03(\x0b\x32\x30.vigil.healthd.v1.SystemHealth.LevelWithoutEntry\x1aW\n\x11LevelWithoutEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x31\n\x05value\x18\x02 \x01(\x0e\x32\".vigil.healthd.v1.DegradationLevel:\x02\x38\x01\"\xb3\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcomponent\x18\x03 \x01(\t\x12)\n\x04type\x18\x04 \x01(\x0e\x32\x1b.vigil.healthd.v1.EventType\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x12\n\nfrom_value\x18\x06 \x01(\t\x12\x10\n\x08to_value\x18\x07 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"I\n\x17GetSystemHealthResponse\x12.\n\x06health\x18\x01 \x01(\x0b\x32\x1e.vigil.healthd.v1.SystemHealth\"\x1a\n\x18WatchSystemHealthRequest\"t\n\x19WatchSystemHealthResponse\x12.\n\x06health\x18\x01 \x01(\x0b\x32\x1e.vigil.healthd.v1.SystemHealth\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.vigil.healthd.v1.Event\"y\n\x11ListEventsRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12*\n\x05types\x18\x02 \x03(\x0e\x32\x1b.vigil.healthd.v1.EventType\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x12ListEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.vigil.healthd.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x0f\x43heckNowRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\"H\n\x10\x43heckNowResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\"0\n\x0bHealRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"f\n\x0cHealResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\x12\x0f\n\x07started\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\"K\n\x15SetMaintenanceRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"N\n\x16SetMaintenanceResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\"n\n\x17\x43ontrolComponentRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12/\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1f.vigil.healthd.v1.ControlAction\x12\x0f\n\x07replica\x18\x03 \x01(\x05\"P\n\x18\x43ontrolComponentResponse\x12\x34\n\tcomponent\x18\x01 \x01(\x0b\x32!.vigil.healthd.v1.ComponentHealth\"B\n\x0eTailLogRequest\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"m\n\x0fTailLogResponse\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\x05\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x91\x01\n\x0f\x43omponentStatus\x12 \n\x1c\x43OMPONENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OMPONENT_STATUS_SERVING\x10\x01\x12 \n\x1c\x43OMPONENT_STATUS_NOT_SERVING\x10\x02\x12\x1c\n\x18\x43OMPONENT_STATUS_UNKNOWN\x10\x03*\x81\x01\n\x0cSystemStatus\x12\x1d\n\x19SYSTEM_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15SYSTEM_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16SYSTEM_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17SYSTEM_STATUS_UNHEALTHY\x10\x03*\xd5\x01\n\x10\x44\x65gradationLevel\x12!\n\x1d\x44\x45GRADATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45GRADATION_LEVEL_NORMAL\x10\x01\x12\x1e\n\x1a\x44\x45GRADATION_LEVEL_DEGRADED\x10\x02\x12 \n\x1c\x44\x45GRADATION_LEVEL_RESTRICTED\x10\x03\x12\x1f\n\x1b\x44\x45GRADATION_LEVEL_READ_ONLY\x10\x04\x12\x1d\n\x19\x44\x45GRADATION_LEVEL_OFFLINE\x10\x05*\xec\x01\n\x0cHealingState\x12\x1d\n\x19HEALING_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALING_STATE_HEALTHY\x10\x01\x12\x19\n\x15HEALING_STATE_SUSPECT\x10\x02\x12\x19\n\x15HEALING_STATE_HEALING\x10\x03\x12\x19\n\x15HEALING_STATE_BACKOFF\x10\x04\x12\x17\n\x13HEALING_STATE_FATAL\x10\x05\x12\x1d\n\x19HEALING_STATE_MAINTENANCE\x10\x06\x12\x19\n\x15HEALING_STATE_STOPPED\x10\x07*~\n\rControlAction\x12\x1e\n\x1a\x43ONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTROL_ACTION_START\x10\x01\x12\x17\n\x13\x43ONTROL_ACTION_STOP\x10\x02\x12\x1a\n\x16\x43ONTROL_ACTION_RESTART\x10\x03*\xad\x03\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\'\n#EVENT_TYPE_COMPONENT_STATUS_CHANGED\x10\x01\x12$\n EVENT_TYPE_SYSTEM_STATUS_CHANGED\x10\x02\x12$\n EVENT_TYPE_HEALING_STATE_CHANGED\x10\x03\x12\x1b\n\x17\x45VENT_TYPE_HEAL_STARTED\x10\x04\x12\x1d\n\x19\x45VENT_TYPE_HEAL_SUCCEEDED\x10\x05\x12\x1a\n\x16\x45VENT_TYPE_HEAL_FAILED\x10\x06\x12\x18\n\x14\x45VENT_TYPE_ESCALATED\x10\x07\x12\"\n\x1e\x45VENT_TYPE_MAINTENANCE_CHANGED\x10\x08\x12\x1e\n\x1a\x45VENT_TYPE_PROCESS_STARTED\x10\t\x12\x1d\n\x19\x45VENT_TYPE_PROCESS_EXITED\x10\n\x12\x1b\n\x17\x45VENT_TYPE_ALERT_FIRING\x10\x0b\x12\x1d\n\x19\x45VENT_TYPE_ALERT_RESOLVED\x10\x0c\x32\xfb\x05\n\x0cHealthDaemon\x12\x66\n\x0fGetSystemHealth\x12(.vigil.healthd.v1.GetSystemHealthRequest\x1a).vigil.healthd.v1.GetSystemHealthResponse\x12n\n\x11WatchSystemHealth\x12*.vigil.healthd.v1.WatchSystemHealthRequest\x1a+.vigil.healthd.v1.WatchSystemHealthResponse0\x01\x12W\n\nListEvents\x12#.vigil.healthd.v1.ListEventsRequest\x1a$.vigil.healthd.v1.ListEventsResponse\x12Q\n\x08\x43heckNow\x12!.vigil.healthd.v1.CheckNowRequest\x1a\".vigil.healthd.v1.CheckNowResponse\x12\x45\n\x04Heal\x12\x1d.vigil.healthd.v1.HealRequest\x1a\x1e.vigil.healthd.v1.HealResponse\x12\x63\n\x0eSetMaintenance\x12\'.vigil.healthd.v1.SetMaintenanceRequest\x1a(.vigil.healthd.v1.SetMaintenanceResponse\x12i\n\x10\x43ontrolComponent\x12).vigil.healthd.v1.ControlComponentRequest\x1a*.vigil.healthd.v1.ControlComponentResponse\x12P\n\x07TailLog\x12 .vigil.healthd.v1.TailLogRequest\x1a!.vigil.healthd.v1.TailLogResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vigil.healthd.v1.healthd_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMPONENTSTATUS']._serialized_start=2931
-  _globals['_COMPONENTSTATUS']._serialized_end=3076
-  _globals['_SYSTEMSTATUS']._serialized_start=3079
-  _globals['_SYSTEMSTATUS']._serialized_end=3208
-  _globals['_DEGRADATIONLEVEL']._serialized_start=3211
-  _globals['_DEGRADATIONLEVEL']._serialized_end=3424
-  _globals['_HEALINGSTATE']._serialized_start=3427
-  _globals['_HEALINGSTATE']._serialized_end=3663
-  _globals['_CONTROLACTION']._serialized_start=3665
-  _globals['_CONTROLACTION']._serialized_end=3791
-  _globals['_EVENTTYPE']._serialized_start=3794
-  _globals['_EVENTTYPE']._serialized_end=4223
+  _globals['_SYSTEMHEALTH_LEVELWITHOUTENTRY']._loaded_options = None
+  _globals['_SYSTEMHEALTH_LEVELWITHOUTENTRY']._serialized_options = b'8\001'
+  _globals['_COMPONENTSTATUS']._serialized_start=3093
+  _globals['_COMPONENTSTATUS']._serialized_end=3238
+  _globals['_SYSTEMSTATUS']._serialized_start=3241
+  _globals['_SYSTEMSTATUS']._serialized_end=3370
+  _globals['_DEGRADATIONLEVEL']._serialized_start=3373
+  _globals['_DEGRADATIONLEVEL']._serialized_end=3586
+  _globals['_HEALINGSTATE']._serialized_start=3589
+  _globals['_HEALINGSTATE']._serialized_end=3825
+  _globals['_CONTROLACTION']._serialized_start=3827
+  _globals['_CONTROLACTION']._serialized_end=3953
+  _globals['_EVENTTYPE']._serialized_start=3956
+  _globals['_EVENTTYPE']._serialized_end=4385
   _globals['_CHECKRESULT']._serialized_start=118
   _globals['_CHECKRESULT']._serialized_end=313
   _globals['_COMPONENTHEALTH']._serialized_start=316
@@ -52,41 +54,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPLICAHEALTH']._serialized_start=995
   _globals['_REPLICAHEALTH']._serialized_end=1223
   _globals['_SYSTEMHEALTH']._serialized_start=1226
-  _globals['_SYSTEMHEALTH']._serialized_end=1492
-  _globals['_EVENT']._serialized_start=1495
-  _globals['_EVENT']._serialized_end=1674
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=1676
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=1700
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=1702
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=1775
-  _globals['_WATCHSYSTEMHEALTHREQUEST']._serialized_start=1777
-  _globals['_WATCHSYSTEMHEALTHREQUEST']._serialized_end=1803
-  _globals['_WATCHSYSTEMHEALTHRESPONSE']._serialized_start=1805
-  _globals['_WATCHSYSTEMHEALTHRESPONSE']._serialized_end=1921
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1923
-  _globals['_LISTEVENTSREQUEST']._serialized_end=2044
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=2046
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=2132
-  _globals['_CHECKNOWREQUEST']._serialized_start=2134
-  _globals['_CHECKNOWREQUEST']._serialized_end=2170
-  _globals['_CHECKNOWRESPONSE']._serialized_start=2172
-  _globals['_CHECKNOWRESPONSE']._serialized_end=2244
-  _globals['_HEALREQUEST']._serialized_start=2246
-  _globals['_HEALREQUEST']._serialized_end=2294
-  _globals['_HEALRESPONSE']._serialized_start=2296
-  _globals['_HEALRESPONSE']._serialized_end=2398
-  _globals['_SETMAINTENANCEREQUEST']._serialized_start=2400
-  _globals['_SETMAINTENANCEREQUEST']._serialized_end=2475
-  _globals['_SETMAINTENANCERESPONSE']._serialized_start=2477
-  _globals['_SETMAINTENANCERESPONSE']._serialized_end=2555
-  _globals['_CONTROLCOMPONENTREQUEST']._serialized_start=2557
-  _globals['_CONTROLCOMPONENTREQUEST']._serialized_end=2667
-  _globals['_CONTROLCOMPONENTRESPONSE']._serialized_start=2669
-  _globals['_CONTROLCOMPONENTRESPONSE']._serialized_end=2749
-  _globals['_TAILLOGREQUEST']._serialized_start=2751
-  _globals['_TAILLOGREQUEST']._serialized_end=2817
-  _globals['_TAILLOGRESPONSE']._serialized_start=2819
-  _globals['_TAILLOGRESPONSE']._serialized_end=2928
-  _globals['_HEALTHDAEMON']._serialized_start=4226
-  _globals['_HEALTHDAEMON']._serialized_end=4989
+  _globals['_SYSTEMHEALTH']._serialized_end=1654
+  _globals['_SYSTEMHEALTH_LEVELWITHOUTENTRY']._serialized_start=1567
+  _globals['_SYSTEMHEALTH_LEVELWITHOUTENTRY']._serialized_end=1654
+  _globals['_EVENT']._serialized_start=1657
+  _globals['_EVENT']._serialized_end=1836
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=1838
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=1862
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=1864
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=1937
+  _globals['_WATCHSYSTEMHEALTHREQUEST']._serialized_start=1939
+  _globals['_WATCHSYSTEMHEALTHREQUEST']._serialized_end=1965
+  _globals['_WATCHSYSTEMHEALTHRESPONSE']._serialized_start=1967
+  _globals['_WATCHSYSTEMHEALTHRESPONSE']._serialized_end=2083
+  _globals['_LISTEVENTSREQUEST']._serialized_start=2085
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2206
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2208
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2294
+  _globals['_CHECKNOWREQUEST']._serialized_start=2296
+  _globals['_CHECKNOWREQUEST']._serialized_end=2332
+  _globals['_CHECKNOWRESPONSE']._serialized_start=2334
+  _globals['_CHECKNOWRESPONSE']._serialized_end=2406
+  _globals['_HEALREQUEST']._serialized_start=2408
+  _globals['_HEALREQUEST']._serialized_end=2456
+  _globals['_HEALRESPONSE']._serialized_start=2458
+  _globals['_HEALRESPONSE']._serialized_end=2560
+  _globals['_SETMAINTENANCEREQUEST']._serialized_start=2562
+  _globals['_SETMAINTENANCEREQUEST']._serialized_end=2637
+  _globals['_SETMAINTENANCERESPONSE']._serialized_start=2639
+  _globals['_SETMAINTENANCERESPONSE']._serialized_end=2717
+  _globals['_CONTROLCOMPONENTREQUEST']._serialized_start=2719
+  _globals['_CONTROLCOMPONENTREQUEST']._serialized_end=2829
+  _globals['_CONTROLCOMPONENTRESPONSE']._serialized_start=2831
+  _globals['_CONTROLCOMPONENTRESPONSE']._serialized_end=2911
+  _globals['_TAILLOGREQUEST']._serialized_start=2913
+  _globals['_TAILLOGREQUEST']._serialized_end=2979
+  _globals['_TAILLOGRESPONSE']._serialized_start=2981
+  _globals['_TAILLOGRESPONSE']._serialized_end=3090
+  _globals['_HEALTHDAEMON']._serialized_start=4388
+  _globals['_HEALTHDAEMON']._serialized_end=5151
 # @@protoc_insertion_point(module_scope)

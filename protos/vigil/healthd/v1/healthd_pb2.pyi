@@ -190,7 +190,14 @@ class ReplicaHealth(_message.Message):
     def __init__(self, replica: _Optional[int] = ..., pid: _Optional[int] = ..., status: _Optional[_Union[ComponentStatus, str]] = ..., healing_state: _Optional[_Union[HealingState, str]] = ..., restarts: _Optional[int] = ..., message: _Optional[str] = ..., last_output: _Optional[_Iterable[str]] = ..., health_port: _Optional[int] = ...) -> None: ...
 
 class SystemHealth(_message.Message):
-    __slots__ = ("status", "degradation_level", "score", "components", "time", "live", "ready")
+    __slots__ = ("status", "degradation_level", "score", "components", "time", "live", "ready", "level_without")
+    class LevelWithoutEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: DegradationLevel
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[DegradationLevel, str]] = ...) -> None: ...
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DEGRADATION_LEVEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +205,7 @@ class SystemHealth(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     LIVE_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_WITHOUT_FIELD_NUMBER: _ClassVar[int]
     status: SystemStatus
     degradation_level: DegradationLevel
     score: int
@@ -205,7 +213,8 @@ class SystemHealth(_message.Message):
     time: _timestamp_pb2.Timestamp
     live: bool
     ready: bool
-    def __init__(self, status: _Optional[_Union[SystemStatus, str]] = ..., degradation_level: _Optional[_Union[DegradationLevel, str]] = ..., score: _Optional[int] = ..., components: _Optional[_Iterable[_Union[ComponentHealth, _Mapping]]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., live: _Optional[bool] = ..., ready: _Optional[bool] = ...) -> None: ...
+    level_without: _containers.ScalarMap[str, DegradationLevel]
+    def __init__(self, status: _Optional[_Union[SystemStatus, str]] = ..., degradation_level: _Optional[_Union[DegradationLevel, str]] = ..., score: _Optional[int] = ..., components: _Optional[_Iterable[_Union[ComponentHealth, _Mapping]]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., live: _Optional[bool] = ..., ready: _Optional[bool] = ..., level_without: _Optional[_Mapping[str, DegradationLevel]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("seq", "time", "component", "type", "message", "from_value", "to_value")
