@@ -8,7 +8,6 @@ NOT_SERVING, stop checks and children (dependents first), then drain and stop th
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import sys
@@ -33,7 +32,6 @@ from services.common import (
     configure_logging,
     get_logger,
     load_config,
-    metrics_push_wanted,
 )
 from services.security import AuditLog, AuditStoreError, open_audit_log
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
@@ -124,14 +122,10 @@ class Daemon:
 
 
 def grpc_server(config: HealthdConfig) -> tuple[Instrumentation, VigilServer]:
-    """healthd's instrumentation and gRPC server (bench.servers.health_server serves this too).
-
-    RPCs are counted only when the counts go somewhere (``server.metrics_port``, or an OTLP
-    metrics push asked for by OTEL_*): otherwise every grpc.health.v1 Check, the call probes
-    make most, would pay a wrapper, a clock read and three locked updates that nobody reads.
-    """
-    exported = config.server.metrics_port is not None or metrics_push_wanted(os.environ)
-    telemetry = Instrumentation("healthd", config.server, metrics=exported)
+    """healthd's instrumentation and gRPC server (bench.servers.health_server serves this too,
+    so the Check benchmark measures what healthd runs). RPC metrics stay on: healthd's HTTP
+    port always serves ``/metrics``."""
+    telemetry = Instrumentation("healthd", config.server)
     return telemetry, VigilServer(config.server, "healthd", interceptors=telemetry.server_interceptors)
 
 

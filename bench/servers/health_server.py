@@ -3,8 +3,8 @@
     python -m bench.servers.health_server --impl vigil|ours|grpcio [--services N]
 
 ``vigil``: healthd's gRPC server exactly as the daemon builds it (`healthd._daemon.grpc_server`:
-`VigilServer` with healthd's instrumentation, error mapping, reflection; default config, so
-no tracing and no RPC metrics, as a healthd without ``metrics_port``/OTEL_* runs). ``ours``:
+`VigilServer` with healthd's instrumentation: RPC metrics, error mapping, reflection; no
+tracing, as a healthd without OTEL_* runs). ``ours``:
 our `HealthServicer` on a bare ``grpc.aio`` server. ``grpcio``: grpcio-health-checking's
 asyncio `HealthServicer` on the same bare server. The bare servers get the channel options
 `VigilServer` sets (message limits, no SO_REUSEPORT), so only the servicers and what wraps

@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2 as _hpb
-from prometheus_client import REGISTRY
 
 from healthd import HealState
 from tests.healthd_util import eventually, flag_check, pid_alive
@@ -156,23 +155,3 @@ async def test_check_and_list_follow_each_change_a_watcher_sees(start_daemon: An
         listed = (await running.health.List(_hpb.HealthListRequest(), timeout=2)).statuses
         assert listed["a"].status == want
     call.cancel()
-
-
-def _checks_started() -> float:
-    labels = {"grpc_type": "unary_unary", "grpc_service": "grpc.health.v1.Health", "grpc_method": "Check"}
-    return REGISTRY.get_sample_value("grpc_server_started_total", labels) or 0.0
-
-
-async def test_rpcs_are_counted_only_when_metrics_are_exported(start_daemon: Any, tmp_path: Path) -> None:
-    # No /metrics and no OTLP push: nothing reads RPC counts, so Check pays no metrics wrapper.
-    quiet = await start_daemon(components=[_flag_component("a", tmp_path / "x")])
-    before = _checks_started()
-    for _ in range(3):
-        await _check(quiet, "a")
-    assert _checks_started() == before
-    metered = await start_daemon(
-        server={"port": 0, "metrics_port": 0}, components=[_flag_component("a", tmp_path / "x")]
-    )
-    for _ in range(3):
-        await _check(metered, "a")
-    assert _checks_started() == before + 3
