@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from bench import SECURITY, WORKFLOW, ServerProcess, free_port
+from bench._stack import SERVING
 from tests.chaos.conftest import full
 from tests.chaos.drill import Drill
 from tests.chaos.proxy import FaultProxy
@@ -59,10 +60,19 @@ async def signal_then_heal(drill: Drill, service: str, name: str, sig: int) -> N
     pid = await drill.stack.pid(name)
     drill.mark_fault()
     os.kill(pid, sig)
-    # healthd replaces the process: a new pid that serves again.
+    # healthd replaces the process: a new pid that serves again (healthd's Watch says SERVING
+    # after it said down: a new pid alone can still be importing on a loaded box).
     await eventually(lambda: _new_pid(drill, name, pid), timeout=60, interval=0.1)
+    await eventually(lambda: _serving_again(drill), timeout=60, interval=0.1)
     await asyncio.sleep(1.0)  # load continues on the healed service
     await drill.finish()
+
+
+def _serving_again(drill: Drill) -> bool:
+    assert drill.fault_at is not None
+    after = [s for t, s in drill.transitions if t >= drill.fault_at]
+    down = next((i for i, s in enumerate(after) if s != SERVING), None)
+    return down is not None and SERVING in after[down:]
 
 
 async def _new_pid(drill: Drill, name: str, old: int) -> bool:
