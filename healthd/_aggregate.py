@@ -25,7 +25,6 @@ Rules (ARCHITECTURE.md, "Health model"):
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -217,33 +216,44 @@ def target_level(config: HealthdConfig, comps: tuple[ComponentHealth, ...]) -> L
 
 
 def level_without(
-    config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level
+    config: HealthdConfig,
+    comps: tuple[ComponentHealth, ...],
+    level: Level,
 ) -> dict[str, Level]:
     """For each component down by its own failure whose recovery would improve ``level``: the
-    level with it (and the components down only because of it) serving.
+    level were its own checks passing.
 
     Why: a component's processes obey the published level, so a workflow replica restarted
     after a crash would refuse every run (OFFLINE, because *it* was down) until healthd's next
     check saw it SERVING, while its own readiness already said SERVING. A process that is
-    answering is up; its own failure must not gate it. Every other component's failure
-    still does. Never worse than ``level`` (damping applies to the published level alone)."""
+    answering is up; its own failure must not gate it. Every other failure still does, so the
+    health is recomputed, not patched: a dependent reported DEPENDENCY_DOWN naming this
+    component may also be down by its own checks or another dependency; a replicated component
+    is partial (only the answering replica is known up). Never worse than ``level``."""
+    own = {c.name: c.own for c in comps}
+    maintenance = {c.name for c in comps if c.reason is Reason.MAINTENANCE}
+    stopped = frozenset(c.name for c in comps if c.reason is Reason.STOPPED)
+    partial = {c.name for c in comps if c.partial}
     out: dict[str, Level] = {}
     for comp in comps:
         if comp.reason is not Reason.FAILING:
             continue
-        healed = tuple(
-            dataclasses.replace(c, status=Status.SERVING, reason=Reason.OK, cause="")
-            if c is comp or (c.reason is Reason.DEPENDENCY_DOWN and c.cause == comp.name)
-            else c
-            for c in comps
+        replicated = {comp.name} if config.component(comp.name).replicas > 1 else set()
+        healed = component_health(
+            config, {**own, comp.name: Status.SERVING}, maintenance, stopped, frozenset(partial | replicated)
         )
-        better = min(level, target_level(config, healed))
+        target = target_level(config, healed)
+        better = min(level, target)
         if better < level:
             out[comp.name] = better
     return out
 
 
-def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level) -> SystemHealth:
+def system_health(
+    config: HealthdConfig,
+    comps: tuple[ComponentHealth, ...],
+    level: Level,
+) -> SystemHealth:
     """System status and score for component health; ``level`` comes from `LevelDamper`."""
     active = [c for c in comps if c.reason not in PAUSED]
     if any(c.critical and c.status is Status.NOT_SERVING for c in active):
