@@ -25,7 +25,7 @@ Rules (ARCHITECTURE.md, "Health model"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -219,9 +219,11 @@ def level_without(
     config: HealthdConfig,
     comps: tuple[ComponentHealth, ...],
     level: Level,
+    damp: Callable[[Level], Level] | None = None,
 ) -> dict[str, Level]:
     """For each component down by its own failure whose recovery would improve ``level``: the
-    level were its own checks passing.
+    level were its own checks passing, as the damper would publish it (``damp``: target ->
+    published level; undamped when None).
 
     Why: a component's processes obey the published level, so a workflow replica restarted
     after a crash would refuse every run (OFFLINE, because *it* was down) until healthd's next
@@ -229,7 +231,8 @@ def level_without(
     answering is up; its own failure must not gate it. Every other failure still does, so the
     health is recomputed, not patched: a dependent reported DEPENDENCY_DOWN naming this
     component may also be down by its own checks or another dependency; a replicated component
-    is partial (only the answering replica is known up). Never worse than ``level``."""
+    is partial (only the answering replica is known up); and a level the damper holds (the
+    system flapping) is held here too. Never worse than ``level``."""
     own = {c.name: c.own for c in comps}
     maintenance = {c.name for c in comps if c.reason is Reason.MAINTENANCE}
     stopped = frozenset(c.name for c in comps if c.reason is Reason.STOPPED)
@@ -243,7 +246,7 @@ def level_without(
             config, {**own, comp.name: Status.SERVING}, maintenance, stopped, frozenset(partial | replicated)
         )
         target = target_level(config, healed)
-        better = min(level, target)
+        better = min(level, target if damp is None else damp(target))
         if better < level:
             out[comp.name] = better
     return out
@@ -253,8 +256,10 @@ def system_health(
     config: HealthdConfig,
     comps: tuple[ComponentHealth, ...],
     level: Level,
+    damp: Callable[[Level], Level] | None = None,
 ) -> SystemHealth:
-    """System status and score for component health; ``level`` comes from `LevelDamper`."""
+    """System status and score for component health; ``level`` comes from `LevelDamper`, and
+    ``damp`` is what it would publish for another target (see `level_without`)."""
     active = [c for c in comps if c.reason not in PAUSED]
     if any(c.critical and c.status is Status.NOT_SERVING for c in active):
         status = SystemStatus.UNHEALTHY
@@ -263,7 +268,7 @@ def system_health(
         status = SystemStatus.DEGRADED
     else:
         status = SystemStatus.HEALTHY
-    return SystemHealth(status, _score(active), level, comps, level_without(config, comps, level))
+    return SystemHealth(status, _score(active), level, comps, level_without(config, comps, level, damp))
 
 
 @dataclass(frozen=True)
