@@ -92,8 +92,11 @@ class HeadFile:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Exclusive lock shared with every writer of this chain (any process)."""
-        create_private_dirs(self.path.parent)
-        fd = _open_append(self.path)
+        try:
+            fd = _open_append(self.path)
+        except FileNotFoundError:  # its directory is gone (or was never made): make it, once
+            create_private_dirs(self.path.parent)
+            fd = _open_append(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._fd = fd

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import secrets
@@ -76,7 +75,7 @@ class AuditKeys:
 
     def mac(self, key_id: str, payload: bytes) -> str:
         """Hex HMAC-SHA256 of ``payload`` under key ``key_id`` (`KeyError` if unknown)."""
-        return hmac.new(self._keys[key_id], payload, hashlib.sha256).hexdigest()
+        return hmac.digest(self._keys[key_id], payload, "sha256").hex()  # hmac.new(...).hexdigest(), faster
 
     def sign(self, payload: bytes) -> tuple[str, str]:
         """(signing key id, MAC) of ``payload``."""

@@ -78,7 +78,7 @@ class PathValidator:
 
     def validate(self, field: str, value: object) -> list[Finding]:
         """Return findings for ``value`` (empty when it is a safe path inside a root)."""
-        return self.resolve(field, value)[0]
+        return self._resolved(field, value)[0]
 
     def contains(self, path: str) -> bool:
         """True when the canonical ``path`` is one of the roots or below one."""
@@ -86,6 +86,11 @@ class PathValidator:
 
     def resolve(self, field: str, value: object) -> tuple[list[Finding], Path | None]:
         """Return (findings, canonical path). The path is None whenever there is a finding."""
+        findings, real = self._resolved(field, value)
+        return findings, None if real is None else Path(real)
+
+    def _resolved(self, field: str, value: object) -> tuple[list[Finding], str | None]:
+        """`resolve` with the canonical path as a string (`validate` needs no Path object)."""
         if not isinstance(value, str):
             return [
                 Finding("NOT_TEXT", field, -1, f"expected a path string, got {type(value).__name__}")
@@ -141,14 +146,14 @@ class PathValidator:
                 pos += len(seg) + 1
         return list(out.values())
 
-    def _contain(self, field: str, value: str) -> tuple[list[Finding], Path | None]:
+    def _contain(self, field: str, value: str) -> tuple[list[Finding], str | None]:
         cand = value if value.startswith("/") else os.path.join(self._root_strs[0], value)
         try:
             real = _realpath(cand, self._root_strs)
         except (OSError, ValueError):
             return [Finding("PATH_UNRESOLVABLE", field, -1, "path cannot be resolved")], None
         if _inside(real, self._root_strs):
-            return [], Path(real)
+            return [], real
         if _inside(os.path.normpath(cand), self._root_strs):
             msg = "path resolves through a symlink outside the roots"
             return [Finding("PATH_SYMLINK_ESCAPE", field, -1, msg)], None

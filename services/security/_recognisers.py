@@ -40,6 +40,9 @@ class Recogniser:
     """Confirms a candidate match; a refused candidate is kept as written."""
     keep: re.Pattern[str] | None = None
     """Matches the leading part of a match that stays (a parameter's name), if any."""
+    needs: str = ""
+    """A regex of what every match contains (``@`` for an email): text without it cannot hold
+    one, so `Redactor` leaves this recogniser out of the pattern it searches such text with."""
 
 
 def luhn_ok(digits: str) -> bool:
@@ -120,60 +123,88 @@ BUILTIN: tuple[Recogniser, ...] = (
     Recogniser(
         "private_key",
         r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)",
+        needs="-----",
     ),
     # A token has a digit or punctuation in its first 256 characters, or is long: "the bearer
     # instrument" is prose.
     Recogniser(
         "bearer_token",
         r"(?i:\bbearer)\s{1,8}(?:(?=[A-Za-z]{0,256}[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}|[A-Za-z]{20,})",
+        needs="(?i:bearer)",
     ),
     Recogniser(
         "basic_auth",
         r"(?i:\bauthorization[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?basic)[ \t]{1,8}[A-Za-z0-9+/]{4,}={0,2}",
+        needs="(?i:basic)",
     ),
-    Recogniser("api_key", r"\bvgl_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}"),
-    Recogniser("api_key", r"(?<![A-Za-z0-9_-])(?:sk|rk)[-_](?:live_|test_|proj-)?[A-Za-z0-9_-]{20,200}"),
+    Recogniser("api_key", r"\bvgl_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}", needs="vgl_"),
+    Recogniser(
+        "api_key",
+        r"(?<![A-Za-z0-9_-])(?:sk|rk)[-_](?:live_|test_|proj-)?[A-Za-z0-9_-]{20,200}",
+        needs="[sr]k[-_]",
+    ),
     # An access key id with its secret beside it (CSV exports, "aws configure list"): both go.
     Recogniser(
         "aws_credentials",
         r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}[\s,;:|\"'=]{1,8}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+        needs="A[A-Z]{2}A",
     ),
     # AWS access key ids: AKIA (long-term), ASIA (temporary), and the other IAM id prefixes.
     Recogniser(
         "aws_access_key",
         r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|APKA)[0-9A-Z]{16}(?![A-Za-z0-9])",
+        needs="A[A-Z]{2}A",
     ),
-    Recogniser("gcp_api_key", r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"),
-    Recogniser("gcp_token", r"(?<![A-Za-z0-9_.-])ya29\.[0-9A-Za-z_-]{20,1000}"),
+    Recogniser("gcp_api_key", r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])", needs="AIza"),
+    Recogniser("gcp_token", r"(?<![A-Za-z0-9_.-])ya29\.[0-9A-Za-z_-]{20,1000}", needs="ya29"),
     # Azure AD client secrets: three characters, a digit, "Q~", then 31-34 more.
-    Recogniser("azure_secret", r"(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![\w~.-])"),
+    Recogniser(
+        "azure_secret", r"(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![\w~.-])", needs="~"
+    ),
     Recogniser(
         "github_token",
         r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})(?![A-Za-z0-9_])",
+        needs="gh[pousr]_|github_pat_",
     ),
-    Recogniser("slack_token", r"(?<![A-Za-z0-9-])xox[abeoprs]-[A-Za-z0-9-]{10,250}"),
+    Recogniser("slack_token", r"(?<![A-Za-z0-9-])xox[abeoprs]-[A-Za-z0-9-]{10,250}", needs="xox"),
     Recogniser(
-        "slack_webhook", r"(?i:hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]{8,200}"
+        "slack_webhook",
+        r"(?i:hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]{8,200}",
+        needs="(?i:hooks)",
     ),
     # Starts only where a run of token characters starts: with ``\b`` each "eyJ" inside one long
     # dotless run ("eyJ-eyJ-...") was a start that scanned the rest of it (quadratic).
-    Recogniser("jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-    Recogniser("password", _URL_USERINFO, keep=_KEEP_URL),
-    Recogniser("secret", _SECRET_NAME + _ASSIGN + _SECRET_VALUE, keep=_KEEP_ASSIGN),
+    Recogniser(
+        "jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", needs="eyJ"
+    ),
+    Recogniser("password", _URL_USERINFO, keep=_KEEP_URL, needs=":"),
+    Recogniser("secret", _SECRET_NAME + _ASSIGN + _SECRET_VALUE, keep=_KEEP_ASSIGN, needs="[:=]"),
     Recogniser(
         "email",
         r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}\b",
+        needs="@",
     ),
-    Recogniser("card", _CARD, _card),
-    Recogniser("ipv4", r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])", _ip),
+    Recogniser("card", _CARD, _card, needs=r"\d"),
+    Recogniser("ipv4", r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])", _ip, needs=r"\d"),
     Recogniser(
-        "ipv6", r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}(?:%[A-Za-z0-9]+)?(?![\w:])", _ip
+        "ipv6",
+        r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}(?:%[A-Za-z0-9]+)?(?![\w:])",
+        _ip,
+        needs=":",
     ),
-    Recogniser("phone", _PHONE, _phone),
+    Recogniser("phone", _PHONE, _phone, needs=r"\d"),
 )
 
-# Every built-in kind needs one of these somewhere in the text; text without any is returned
-# unchanged without running the full pattern (most parameter values take this path).
+# Text holding none of the built-in recognisers' needs is returned unchanged without running
+# any pattern (most parameter values take this path); every recogniser states one.
+# The one-character needs go first, as one class: this runs on every string redacted.
+_ONE_CHAR = {r"\d": r"\d", "@": "@", ":": ":", "[:=]": ":=", "~": "~"}
+assert all(r.needs for r in BUILTIN)
 MAYBE = re.compile(
-    r"[\d@:=~]|(?i:bearer|basic)|-----|vgl_|[spr]k[-_]|A[A-Z]{2}A|gh[pousr]_|github_pat_|xox|AIza|ya29|eyJ|hooks"
+    "|".join(
+        [
+            "[" + "".join(dict.fromkeys(_ONE_CHAR[r.needs] for r in BUILTIN if r.needs in _ONE_CHAR)) + "]",
+            *dict.fromkeys(r.needs for r in BUILTIN if r.needs not in _ONE_CHAR),
+        ]
+    )
 )

@@ -1,10 +1,13 @@
 """The redaction policy: one `Redactor` for every boundary (params keys and values, labels,
 audit fields, error messages, logs). Returns the cleaned text and counts by kind, never values.
 
-The recognisers (what is a secret, what only looks like one) are in `_recognisers.py`. Their
-alternatives are joined into one regex that scans the text once, window by window, in time
-linear in its length. A confirmed match is replaced by ``[REDACTED:<kind>]``, keeping the
-name of a "name = value" pair (``password=[REDACTED:secret]``). Redaction is idempotent: a
+The recognisers (what is a secret, what only looks like one) are in `_recognisers.py`. Text
+holding none of their needs (``@`` for an email, a digit for a card) is returned at once. A
+long text is scanned once, window by window, by one regex joining every recogniser, in time
+linear in its length; a short one (most parameter values and audit fields) by each recogniser
+whose need occurs in it, on its own (the same matches, a fraction of the time). A confirmed
+match is replaced by ``[REDACTED:<kind>]``, keeping the name of a "name = value" pair
+(``password=[REDACTED:secret]``). Redaction is idempotent: a
 marker is never matched again, so text redacted at one boundary passes the next unchanged.
 Mapping keys are redacted like values (a token used as a params key must not be stored);
 two keys that redact alike stay distinct (``[REDACTED:email]``, ``[REDACTED:email]#2``).
@@ -43,22 +46,75 @@ _OVERLAP = 16 << 10  # matches up to this long are found whole; only a JWT longe
 # that straddles a window's end could be missed (every other built-in kind is short, or also
 # matches truncated and is then searched again whole)
 _MAX_TEXT = 1 << 20  # redact at most this much of one string; the rest is cut (and counted)
+_SHORT_CHARS = 4096  # texts up to this long: each candidate recogniser searched on its own
+_LITERAL = re.compile(r"[A-Za-z0-9_~:@-]+")
+_CASELESS = re.compile(r"\(\?i:(.+)\)")
+
+
+def _need_test(need: str) -> Callable[[str], bool]:
+    """Whether a text holds ``need`` (a regex; a substring test when it is a plain literal,
+    of the lowered text when it is a case-insensitive one)."""
+    if _LITERAL.fullmatch(need):
+        return lambda text: need in text
+    folded = _CASELESS.fullmatch(need)
+    if folded is not None and _LITERAL.fullmatch(folded.group(1)):
+        word = folded.group(1).lower()
+        return lambda text: word in text.lower()
+    pattern = re.compile(need)
+    return lambda text: pattern.search(text) is not None
 
 
 class Redactor:
     """Compiled redaction patterns. Immutable and safe to share."""
 
     def __init__(self, extra: Sequence[RedactionPattern] = ()) -> None:
-        specs = [(r.kind, r.regex, r.keep, r.confirm) for r in BUILTIN]
-        specs += [(p.kind, p.regex, None, None) for p in extra]
+        specs = [(r.kind, r.regex, r.keep, r.confirm, r.needs) for r in BUILTIN]
+        specs += [(p.kind, p.regex, None, None, "") for p in extra]
         self._groups: list[_Spec] = []
-        parts = []
-        for i, (kind, regex, keep, confirm) in enumerate(specs):
+        self._parts: list[str] = []
+        needs: dict[str, list[int]] = {}  # need -> the recognisers (by index) that need it
+        self._always: list[int] = []  # configured patterns: they may need anything
+        for i, (kind, regex, keep, confirm, need) in enumerate(specs):
             re.compile(regex)  # raises re.error naming a bad configured pattern at start-up
-            parts.append(f"(?P<g{i}>{regex})")
+            self._parts.append(f"(?P<g{i}>{regex})")
             self._groups.append((kind, keep, confirm))
-        self._regex = re.compile("|".join(parts))
-        self._prefilter = MAYBE if not extra else None  # configured patterns may need anything
+            if need:
+                needs.setdefault(need, []).append(i)
+            else:
+                self._always.append(i)
+        self._regex = re.compile("|".join(self._parts))
+        self._prefilter = MAYBE if not self._always else None
+        # Short texts: each recogniser searched on its own, only those whose need occurs.
+        self._singles = [re.compile(part) for part in self._parts]
+        self._needs = [(_need_test(need), ids) for need, ids in needs.items()]
+
+    def _candidates(self, text: str) -> list[int]:
+        """The recognisers (by index, in priority order) that may match in ``text``: those whose
+        need occurs in it, and every configured pattern."""
+        ids = [i for test, members in self._needs if test(text) for i in members]
+        return sorted({*ids, *self._always}) if self._always else sorted(ids)
+
+    def _short_matches(self, text: str) -> Iterator[re.Match[str]]:
+        """What `_matches` finds in a short text, from the candidate recognisers searched one by
+        one: a lone pattern keeps re's literal-prefix scan, which their alternation loses (a
+        sixth of the time on a typical prompt). The same matches as the alternation: at each
+        step the leftmost start wins and, at one start, the earliest recogniser (the
+        alternation's order); a recogniser absent from the candidates cannot match at all."""
+        nxt: dict[int, re.Match[str] | None] = {
+            i: self._singles[i].search(text) for i in self._candidates(text)
+        }
+        while True:
+            best: re.Match[str] | None = None
+            for m in nxt.values():  # in priority order: a tie keeps the earlier recogniser
+                if m is not None and (best is None or m.start() < best.start()):
+                    best = m
+            if best is None:
+                return
+            yield best
+            pos = best.end() if best.end() > best.start() else best.end() + 1
+            for i, m in nxt.items():
+                if m is not None and m.start() < pos:
+                    nxt[i] = self._singles[i].search(text, pos) if pos <= len(text) else None
 
     def redact(self, text: str) -> tuple[str, dict[str, int]]:
         """Return (redacted text, {kind: count}). Values are never returned or logged."""
@@ -82,7 +138,7 @@ class Redactor:
 
         out: list[str] = []
         done = 0
-        for m in self._matches(text):
+        for m in self._short_matches(text) if len(text) <= _SHORT_CHARS else self._matches(text):
             out += (text[done : m.start()], replace(m))
             done = m.end()
         out.append(text[done:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from services.common import InvalidArgument, Unavailable
 from services.security import AuditFilter, AuditLog
 from services.security._audit import GENESIS
-from tests.unit.security.audit_util import fill, open_log
+from tests.unit.security.audit_util import KEYS, fill, open_log
 from tests.unit.security.audit_util import tamper as tamper_file
 
 
@@ -152,3 +153,19 @@ def test_chain_head_is_logged_as_an_anchor_when_it_moves(
     log.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "vigil.security.audit"]
     assert lines == [f"audit chain head seq=0 hash={GENESIS}", f"audit chain head seq=1 hash={rec.hash}"]
+
+
+def test_a_head_file_in_a_removed_directory_is_recreated_owner_only(tmp_path: Path) -> None:
+    # The head file's directory is made when opening the file finds it missing (not checked
+    # on every commit): a directory removed while the service runs comes back, 0700.
+    from services.security._audit_anchor import HeadFile
+
+    head = HeadFile(tmp_path / "gone" / "deeper" / "audit.head")
+    with head.locked():
+        head.append(KEYS, 1, "a" * 64)
+    assert head.first_and_last() is not None
+    shutil.rmtree(tmp_path / "gone")
+    with head.locked():
+        head.append(KEYS, 2, "b" * 64)
+    assert (tmp_path / "gone").stat().st_mode & 0o777 == 0o700
+    assert head.first_and_last()[1].seq == 2  # type: ignore[index]

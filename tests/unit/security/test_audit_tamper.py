@@ -292,3 +292,23 @@ def test_a_missing_key_is_refused_where_generation_is_off(tmp_path: Path) -> Non
         AuditKeys.parse("signing: a\nkeys:\n  a: c2hvcnQ=\n", "t")
     with pytest.raises(AuditKeyError, match="not set"):
         AuditKeys.load(AuditKeyConfig(key_env="VIGIL_NO_SUCH_KEY"), environ={})
+
+
+def test_a_record_mac_covers_the_documented_canonical_encoding(tmp_path: Path) -> None:
+    # Records written before stay verifiable: the payload is byte for byte what it was
+    # (json.dumps of [seq, id, repr(ts), ..., prev_hash, key_id], compact, not ASCII-escaped).
+    import hashlib
+    import hmac
+    import json
+
+    log = open_log(tmp_path / "audit.db")
+    try:
+        rec = log.append(action="screen", resource="wf", decision="ALLOW", subject="ü", reason="r")
+    finally:
+        log.close()
+    fields = [rec.seq, rec.id, repr(rec.ts), rec.request_id, rec.subject, rec.action, rec.resource,
+              rec.decision, rec.reason, rec.details, rec.prev_hash, rec.key_id]  # fmt: skip
+    payload = (
+        b"vigil-audit-record-v2\n" + json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert rec.hash == hmac.new(b"1" * 32, payload, hashlib.sha256).hexdigest()

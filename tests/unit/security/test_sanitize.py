@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.security import RedactionPattern, Redactor, luhn_ok, redact
+from services.security._recognisers import BUILTIN
 
 DATA = Path(__file__).parents[2] / "data"
 
@@ -169,3 +171,86 @@ def test_never_raises(text: str) -> None:
 def test_embedded_emails_never_survive(pre: str, email: str, post: str) -> None:
     out, counts = redact(f"x{pre} {email} {post}y")
     assert email not in out and counts["email"] == 1
+
+
+# Short texts are searched recogniser by recogniser, only those whose need occurs in the text
+# (`Redactor._short_matches`); long ones with the alternation of all (`Redactor._matches`).
+# Both must find the same matches: text of the corpus and random text dense in the needs.
+_NEEDY = st.lists(
+    st.sampled_from(
+        [
+            *"aZ09.:@=~-_/+ \"'\n",
+            "eyJ",
+            "Bearer ",
+            "ya29.",
+            "AKIA",
+            "vgl_",
+            "sk-",
+            "ghp_",
+            "xoxb-",
+            "hooks.slack.com/services/",
+            "password",
+            "://",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "4111 1111 ",
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+def _spans(matches: Any) -> list[tuple[int, int, str | None]]:
+    return [(m.start(), m.end(), m.lastgroup) for m in matches]
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=lambda e: str(e.get("text", ""))[:30])
+def test_short_text_search_matches_the_full_alternation_on_the_corpus(entry: dict[str, Any]) -> None:
+    r = Redactor()
+    text = entry["text"]
+    assert _spans(r._short_matches(text)) == _spans(r._matches(text))
+
+
+@given(_NEEDY)
+def test_short_text_search_matches_the_full_alternation(text: str) -> None:
+    r = _REDACTOR
+    assert _spans(r._short_matches(text)) == _spans(r._matches(text))
+
+
+def test_a_recogniser_needs_what_each_of_its_matches_holds() -> None:
+    # A need absent from a text rules its recogniser out: it must occur in every match.
+    for rec in BUILTIN:
+        found = [m for m in (re.search(rec.regex, e) for e in _RECOGNISER_EXAMPLES[rec.kind]) if m]
+        assert found, f"no example for {rec.kind} {rec.regex[:40]}"
+        for m in found:
+            assert re.search(rec.needs, m.group()), (rec.kind, m.group())
+
+
+def test_slack_webhooks_are_found_whatever_their_case() -> None:
+    # The prefilter once required lowercase "hooks" although the recogniser ignores case.
+    out, counts = Redactor().redact("see HOOKS.SLACK.COM/services/TABCD/BABCD/XXXXXXXX")
+    assert counts == {"slack_webhook": 1}, out
+
+
+_REDACTOR = Redactor()
+_RECOGNISER_EXAMPLES = {
+    "private_key": ["-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----"],
+    "bearer_token": ["Authorization: BEARER abc.def-123"],
+    "basic_auth": ["Authorization: Basic dXNlcjpwYXNz"],
+    "api_key": ["vgl_0123456789ab_ABCDEFGHIJKLMNOPQRSTUV", "sk-proj-ABCDEFGHIJKLMNOPQRSTUV"],
+    "aws_credentials": ["AKIAABCDEFGHIJKLMNOP,abcdefghijABCDEFGHIJabcdefghijABCDEFGHIJ"],
+    "aws_access_key": ["ASIAABCDEFGHIJKLMNOP"],
+    "gcp_api_key": ["AIza" + "a" * 35],
+    "gcp_token": ["ya29." + "a" * 30],
+    "azure_secret": ["abc1Q~" + "a" * 32],
+    "github_token": ["ghp_" + "a" * 36, "github_pat_" + "a" * 30],
+    "slack_token": ["xoxb-1234567890-abc"],
+    "slack_webhook": ["Hooks.Slack.com/services/T000/B000/XXXX"],
+    "jwt": ["eyJhbGciOi.eyJzdWIiOi.sig"],
+    "password": ["postgres://user:secretpw@db"],
+    "secret": ["password=hunter2", 'api_key: "abc"'],
+    "email": ["ops@example.com"],
+    "card": ["4111 1111 1111 1111"],
+    "ipv4": ["10.1.2.3"],
+    "ipv6": ["fe80::1:2"],
+    "phone": ["+1 415 555 0100"],
+}
