@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,23 @@ def cmdline(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
 
 
+EXEC_SETTLE_S = 1.0
+"""Longest wait for a process in the middle of an exec to show its new command line."""
+
+
+def settled_cmdline(pid: int) -> list[str] | None:
+    """`cmdline`, waiting out an exec in progress: between the kernel switching a process to its
+    new program and laying out its arguments, ``/proc/<pid>/cmdline`` reads empty (a child
+    just let through the start gate, on a loaded machine, for milliseconds). Only a kernel
+    thread stays empty: never a child of ours, so waiting for it is bounded, not wrong."""
+    deadline = time.monotonic() + EXEC_SETTLE_S
+    argv = cmdline(pid)
+    while argv == [] and time.monotonic() < deadline:
+        time.sleep(0.005)
+        argv = cmdline(pid)
+    return argv
+
+
 class RunDir:
     """The directory of child records (created 0700 on first write)."""
 
@@ -123,9 +141,9 @@ class RunDir:
         # moment; it is ours all the same (it runs the program next, or exits). A script's
         # command line is its interpreter's (or, after a wrapper's exec, another program's):
         # then the token in its environment says it is the child we started.
-        argv = cmdline(record.pid)
         if start_time(record.pid) != record.start_time or (
-            argv not in (record.argv, StartGate.argv(record.argv)) and not has_token(record.pid, record.token)
+            settled_cmdline(record.pid) not in (record.argv, StartGate.argv(record.argv))
+            and not has_token(record.pid, record.token)
         ):
             self.remove(key)  # dead, or the pid now belongs to another process
             return None
