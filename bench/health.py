@@ -1,8 +1,9 @@
 """grpc.health.v1 benchmarks: Check throughput/latency and Watch fan-out.
 
-Ours is `services.common.HealthServicer` as healthd serves it (inside `VigilServer`, with
-its interceptor); the reference is grpcio-health-checking's asyncio `HealthServicer` on a
-bare ``grpc.aio`` server. Both run in their own process; the client is this process.
+Ours is `services.common.HealthServicer` as healthd serves it (`healthd._daemon.grpc_server`:
+`VigilServer` with healthd's instrumentation); the reference is grpcio-health-checking's
+asyncio `HealthServicer` on a bare ``grpc.aio`` server with the same options. Each runs in
+its own process; the client is this process.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from typing import Protocol
 
 import grpc
 
-from healthd._checks import open_channel, run_command
+from healthd._channels import open_channel
+from healthd._checks import run_command
 from healthd._config import AdminRpcConfig, ComponentConfig
 from healthd._supervisor import Child, ShuttingDown
 

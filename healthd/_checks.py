@@ -26,6 +26,7 @@ import grpc
 from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
+from healthd._channels import SharedChannels
 from healthd._config import (
     CheckConfig,
     ClientTLS,
@@ -39,14 +40,7 @@ from healthd._config import (
 from healthd._process import signal_group
 from healthd._store_metrics import STORE_FREE_BYTES, STORE_RESERVE_BYTES, STORE_WAL_BYTES
 from healthd._types import CheckResult, Status
-from services.common import (
-    FAST_RECONNECT,
-    VolumeSpace,
-    client_interceptors,
-    get_logger,
-    open_client_channel,
-    wal_bytes,
-)
+from services.common import VolumeSpace, get_logger, wal_bytes
 
 _log = get_logger("vigil.healthd.checks")
 
@@ -101,30 +95,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
-# gRPC's default reconnect backoff (1 s, growing to 120 s) would make healthd notice a restarted
-# service late: a health checker should retry a dead address quickly and cheaply.
-_RECONNECT = list(FAST_RECONNECT)
-
-
-def open_channel(address: str, tls: ClientTLS | None) -> grpc.aio.Channel:
-    """An aio channel to ``address`` with fast reconnects; TLS when ``tls`` is set."""
-    # Unary calls traced (a probe is a child of its healthd.check span); Watch streams not.
-    return open_client_channel(
-        address, tls, options=_RECONNECT, interceptors=client_interceptors(streams=False)
-    )
-
-
 class GrpcHealthCheck:
     """grpc.health.v1 Check over a cached channel, plus a Watch stream for death events."""
 
-    def __init__(self, cfg: GrpcCheckConfig) -> None:
+    def __init__(self, cfg: GrpcCheckConfig, channels: SharedChannels | None = None) -> None:
         self._cfg = cfg
+        self._channels = channels if channels is not None else SharedChannels()
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> _hpb_grpc.HealthStub:
-        # The channel is created lazily and kept: reconnects are gRPC's job, not ours.
+        # The channel is acquired lazily and kept: reconnects are gRPC's job, not ours.
         if self._channel is None:
-            self._channel = open_channel(self._cfg.address, self._cfg.tls)
+            self._channel = self._channels.acquire(self._cfg.address, self._cfg.tls)
         return _hpb_grpc.HealthStub(self._channel)
 
     async def check(self, timeout_s: float) -> CheckResult:
@@ -164,8 +146,8 @@ class GrpcHealthCheck:
 
     async def close(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
             self._channel = None
+            await self._channels.release(self._cfg.address, self._cfg.tls)
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -340,10 +322,13 @@ class StoreCheck:
         return None
 
 
-def build_check(cfg: CheckConfig, process: ProcessView | None = None) -> Check:
-    """The check object for a check config; ``process`` is the component's supervised child."""
+def build_check(
+    cfg: CheckConfig, process: ProcessView | None = None, channels: SharedChannels | None = None
+) -> Check:
+    """The check object for a check config; ``process`` is the component's supervised child;
+    gRPC checks share the channels of ``channels`` (default: a channel of their own)."""
     if isinstance(cfg, GrpcCheckConfig):
-        return GrpcHealthCheck(cfg)
+        return GrpcHealthCheck(cfg, channels)
     if isinstance(cfg, TcpCheckConfig):
         return TcpCheck(cfg)
     if isinstance(cfg, HttpCheckConfig):

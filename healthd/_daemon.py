@@ -63,8 +63,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.engine = HealthEngine(config, clock=clock, sink=sink)
-        self.telemetry = Instrumentation("healthd", config.server)
-        self.server = VigilServer(config.server, "healthd", interceptors=self.telemetry.server_interceptors)
+        self.telemetry, self.server = grpc_server(config)
         self.telemetry.attach(self.server)
         self.engine.add_listener(observe_snapshot)
         self.alerting = Alerting(config.alerts, self.engine.snapshot)
@@ -120,6 +119,14 @@ class Daemon:
         await self.server.stop()
         if self.audit is not None:
             self.audit.close()
+
+
+def grpc_server(config: HealthdConfig) -> tuple[Instrumentation, VigilServer]:
+    """healthd's instrumentation and gRPC server (bench.servers.health_server serves this too,
+    so the Check benchmark measures what healthd runs). RPC metrics stay on: healthd's HTTP
+    port always serves ``/metrics``."""
+    telemetry = Instrumentation("healthd", config.server)
+    return telemetry, VigilServer(config.server, "healthd", interceptors=telemetry.server_interceptors)
 
 
 def _open_audit(config: HealthdConfig) -> AuditLog | None:

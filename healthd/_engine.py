@@ -25,6 +25,7 @@ from healthd._aggregate import (
     system_health,
     target_level,
 )
+from healthd._channels import SharedChannels
 from healthd._checks import GrpcHealthCheck, build_check
 from healthd._config import HealthdConfig, Level
 from healthd._events import EventKind, EventLog, Subscription
@@ -87,6 +88,7 @@ class HealthEngine(HealDriver, OperatorActions):
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[Snapshot], None]] = []
         self.scheduler = Scheduler(self.clock, self._on_result, paused=self._paused, rng=self._rng)
+        channels = SharedChannels()  # one per target for all gRPC checks (closed with the last)
         for unit in build_units(config, self.supervisor, sink or stderr_sink, self._on_exit):
             comp = config.component(unit.component)
             self.units[unit.name] = unit
@@ -96,7 +98,7 @@ class HealthEngine(HealDriver, OperatorActions):
             self._healers[unit.name] = build_healer(comp, unit.child)
             for index, base_cfg in enumerate(comp.checks):
                 check_cfg = replica_check(base_cfg, unit.health_port)
-                check = build_check(check_cfg, unit.child)
+                check = build_check(check_cfg, unit.child, channels)
                 self.scheduler.add(unit.name, index, check, check_cfg)
                 if isinstance(check, GrpcHealthCheck) and getattr(check_cfg, "watch", False):
                     self.scheduler.add_stream(unit.name, index, check.watch)

@@ -2,10 +2,13 @@
 
     python -m bench.servers.health_server --impl vigil|ours|grpcio [--services N]
 
-``vigil``: our `HealthServicer` served by `VigilServer` (the runtime healthd and both
-services use: error-mapping interceptor, reflection). ``ours``: our `HealthServicer` on a
-bare ``grpc.aio`` server. ``grpcio``: grpcio-health-checking's asyncio `HealthServicer`
-on the same bare server. Registers ``svc-0`` .. ``svc-{N-1}`` SERVING.
+``vigil``: healthd's gRPC server exactly as the daemon builds it (`healthd._daemon.grpc_server`:
+`VigilServer` with healthd's instrumentation: RPC metrics, error mapping, reflection; no
+tracing, as a healthd without OTEL_* runs). ``ours``:
+our `HealthServicer` on a bare ``grpc.aio`` server. ``grpcio``: grpcio-health-checking's
+asyncio `HealthServicer` on the same bare server. The bare servers get the channel options
+`VigilServer` sets (message limits, no SO_REUSEPORT), so only the servicers and what wraps
+them differ. Registers ``svc-0`` .. ``svc-{N-1}`` SERVING.
 
 Announces its port with a JSON "listening on" line on stderr; then reads commands on
 stdin, one per line, answering one line on stdout:
@@ -25,7 +28,10 @@ from grpc_health.v1 import _async as grpc_health_async
 from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
-from services.common import HealthServicer, ServerConfig, VigilServer
+from healthd._config import HealthdConfig, Mode
+from healthd._daemon import grpc_server
+from services.common import HealthServicer, ServerConfig
+from services.common._interceptors import grpc_receive_limit
 
 
 async def _commands(health: HealthServicer | grpc_health_async.HealthServicer) -> None:
@@ -46,9 +52,15 @@ async def _commands(health: HealthServicer | grpc_health_async.HealthServicer) -
 
 
 async def serve(impl: str, services: int) -> None:
-    options = [("grpc.so_reuseport", 0)]
+    defaults = ServerConfig(port=0, grace_period_s=0)
+    # The options VigilServer gives its grpc.aio server (services/common/_server.py).
+    options = [
+        ("grpc.max_receive_message_length", grpc_receive_limit(defaults.max_message_bytes)),
+        ("grpc.max_send_message_length", defaults.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
     if impl == "vigil":
-        vigil = VigilServer(ServerConfig(port=0, grace_period_s=0), "bench-health")
+        _, vigil = grpc_server(HealthdConfig(server=defaults, mode=Mode.SIDECAR))
         health: HealthServicer | grpc_health_async.HealthServicer = vigil.health
         port = await vigil.start()
         server = vigil.grpc_server

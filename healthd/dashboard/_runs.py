@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from healthd._checks import open_channel
+from healthd._channels import open_channel
 from healthd._config import DashboardConfig
 from vigil.workflow.v1 import workflow_pb2 as wpb
 from vigil.workflow.v1 import workflow_pb2_grpc as wpb_grpc

@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     )
     from services.security._audit import AuditFilter, AuditLog, AuditRecord, VerifyResult
     from services.security._audit_anchor import HeadFile
+    from services.security._audit_config import AuditConfig
     from services.security._audit_keys import AuditKeyConfig, AuditKeyError, AuditKeys
     from services.security._audit_open import open_audit_log
     from services.security._audit_pg import AuditPostgresConfig, PostgresAuditStore
     from services.security._audit_store import AuditStoreError, SqliteAuditStore
     from services.security._auth import AuthConfig, Authenticator, load_keys_file
-    from services.security._config import AuditConfig, SecurityConfig
+    from services.security._config import SecurityConfig
     from services.security._devkey import ensure_dev_token
     from services.security._findings import Finding, to_violations
     from services.security._gate import Gate
@@ -58,7 +59,7 @@ _EXPORTS = {
     "ApiKeyVerifier": "services.security._keys",
     "ArtifactResult": "services.security._artifacts",
     "ArtifactVerifier": "services.security._artifacts",
-    "AuditConfig": "services.security._config",
+    "AuditConfig": "services.security._audit_config",
     "AuditFilter": "services.security._audit",
     "AuditKeyConfig": "services.security._audit_keys",
     "AuditKeyError": "services.security._audit_keys",

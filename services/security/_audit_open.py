@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from services.security._audit import AuditLog
 from services.security._audit_anchor import HeadFile
+from services.security._audit_config import AuditConfig
 from services.security._audit_keys import AuditKeys
 from services.security._audit_pg import PostgresAuditStore
 from services.security._audit_store import AuditStore, SqliteAuditStore
-from services.security._config import AuditConfig
 from services.security._sanitize import Redactor
 
 __all__ = ["open_audit_log"]

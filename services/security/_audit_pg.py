@@ -13,14 +13,19 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from pydantic import Field
 
 from services.common import ConfigModel, Migration, check_migrations, schema_too_new
 from services.security._audit_chain import COLUMNS, GENESIS, AuditRecord
 from services.security._audit_store import AuditStoreError, Chain
+
+if TYPE_CHECKING:
+    # Imported where a connection is made, not here: healthd and the security service read
+    # `AuditPostgresConfig` (and import this module) with the sqlite backend too, and psycopg
+    # with libpq is about 8 MB of resident memory a process without PostgreSQL need not pay.
+    import psycopg
 
 __all__ = ["MIGRATIONS", "AuditPostgresConfig", "PostgresAuditStore"]
 
@@ -69,6 +74,8 @@ class AuditPostgresConfig(ConfigModel):
 
 @contextlib.contextmanager
 def _wrapped() -> Iterator[None]:
+    import psycopg
+
     try:
         yield
     except psycopg.Error as exc:
@@ -91,6 +98,8 @@ class PostgresAuditStore:
             migrate(self._connection())
 
     def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         password = None
         if self._config.password_file is not None:
             password = self._config.password_file.read_text(encoding="utf-8").rstrip("\r\n")
@@ -145,6 +154,8 @@ class PostgresAuditStore:
             yield from cur
 
     def probe(self) -> bool:
+        import psycopg
+
         dummy = AuditRecord(-1, "probe", 0.0, "", "", "", "", "", "", "{}", GENESIS, "", "")
         try:
             conn = self._connection()

@@ -24,32 +24,47 @@ __all__ = ["Admission", "Load", "Ticket"]
 
 class Ticket:
     """One accepted run's reservation in a bulkhead (or none: a run scheduled for later
-    reserves when it becomes due). Released at most once; ``with`` releases it on exit."""
+    reserves when it becomes due), and possibly an execution slot taken early
+    (`take_free_slot`). Released at most once; ``with`` releases it on exit."""
 
-    def __init__(self, bulkhead: Bulkhead | None) -> None:
+    def __init__(self, bulkhead: Bulkhead | None, *, slotted: bool = False) -> None:
         self._bulkhead = bulkhead
+        self._slotted = slotted  # holds an execution slot `slot` has not used yet
 
     @property
     def held(self) -> bool:
         return self._bulkhead is not None
 
+    def take_free_slot(self) -> bool:
+        """Take the bulkhead's execution slot now if one is free (nobody queued), so the run
+        can be persisted with its first attempt started: it will not wait in the queue.
+        The slot is given back with the reservation unless `slot` uses it."""
+        if self._bulkhead is not None and not self._slotted:
+            self._slotted = self._bulkhead.try_acquire()
+        return self._slotted
+
     def release(self) -> None:
-        """Give the reservation back (idempotent: the second call does nothing)."""
+        """Give the reservation (and an unused slot) back (idempotent)."""
         bulkhead, self._bulkhead = self._bulkhead, None
         if bulkhead is not None:
+            if self._slotted:
+                self._slotted = False
+                bulkhead.free()
             bulkhead.release()
 
     def hand_over(self) -> Ticket:
-        """A ticket holding this one's reservation; this one holds nothing afterwards."""
-        bulkhead, self._bulkhead = self._bulkhead, None
-        return Ticket(bulkhead)
+        """A ticket holding this one's reservation (and slot); this one holds nothing afterwards."""
+        bulkhead, slotted, self._bulkhead, self._slotted = self._bulkhead, self._slotted, None, False
+        return Ticket(bulkhead, slotted=slotted)
 
     @asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
-        """Wait for and hold an execution slot of the reserved bulkhead."""
+        """Hold an execution slot of the reserved bulkhead: the one taken early, else the next
+        one free (waiting for it by priority)."""
         if self._bulkhead is None:
             raise RuntimeError("a released ticket has no slot")
-        async with self._bulkhead.slot(priority):
+        acquired, self._slotted = self._slotted, False  # the block owns it from here
+        async with self._bulkhead.slot(priority, acquired=acquired):
             yield
 
     def __enter__(self) -> Ticket:

@@ -49,12 +49,23 @@ class Bulkhead:
     def release(self) -> None:
         self.reserved -= 1
 
-    @asynccontextmanager
-    async def slot(self, priority: int = 0) -> AsyncIterator[None]:
-        """Hold one execution slot for the duration of the block."""
+    def try_acquire(self) -> bool:
+        """Take an execution slot now if one is free and nobody waits (no queue jumping);
+        the holder gives it back with `free`, or uses it with ``slot(acquired=True)``."""
         if self.running < self.max_concurrent and not self._waiters:
             self.running += 1
-        else:
+            return True
+        return False
+
+    def free(self) -> None:
+        """Give back a slot taken with `try_acquire` (and never used by `slot`)."""
+        self._hand_over()
+
+    @asynccontextmanager
+    async def slot(self, priority: int = 0, *, acquired: bool = False) -> AsyncIterator[None]:
+        """Hold one execution slot for the duration of the block (``acquired``: the caller
+        took it already with `try_acquire`)."""
+        if not acquired and not self.try_acquire():
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             entry = (-priority, next(self._arrival), fut)
             heapq.heappush(self._waiters, entry)

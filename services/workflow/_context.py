@@ -37,7 +37,7 @@ class StepJournal(Protocol):
 class StoreJournal:
     """The executor's `StepJournal`: steps go to the run store, finished ones to watchers too.
 
-    Every write carries ``lease()`` (the execution's lease as of that write) and goes
+    Every write (begin, finish, fail) carries ``lease()`` (the execution's lease as of that write) and goes
     through ``fenced`` (the executor's: a refused write ends the execution). `begin` is
     committed before the step's body starts, so the step's ``executions`` counts every
     start; ``check_live`` then vouches that the lease is still this replica's as the body
@@ -72,7 +72,8 @@ class StoreJournal:
         self._events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
     async def fail(self, name: str, exc: Exception) -> None:
-        await self._store.fail_step(self._run.run_id, name, RunError(categorize(exc), describe(exc)))
+        error = RunError(categorize(exc), describe(exc))
+        await self._fenced(self._store.fail_step(self._run.run_id, name, error, self._lease()))
 
 
 class RunContext:

@@ -30,9 +30,10 @@ from services.workflow._catalogue import CatalogueEntry
 from services.workflow._context import RunContext, StoreJournal, WorkflowDeps
 from services.workflow._events import EventType, RunEvent, RunEvents, WorkflowStats
 from services.workflow._history import HistoryEvent, HistoryType
+from services.workflow._invocation import checked_result, fallback_change, invoke
 from services.workflow._isolation import ProcessPool
 from services.workflow._leases import LeaseKeeper
-from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
+from services.workflow._model import ErrorCategory, LeaseLost, Run, RunChange, RunError
 from services.workflow._policies import (
     BreakerOpen,
     CircuitBreaker,
@@ -47,7 +48,6 @@ from services.workflow._store import RunStore
 from services.workflow._telemetry import (
     attempt_span,
     breaker_rejected,
-    fallback_span,
     record_transition,
     run_span,
 )
@@ -153,16 +153,24 @@ class Executor:
     def lease(self) -> tuple[str, float]:
         return self.leases.lease_fields()  # for a run this replica creates and executes at once
 
-    def dispatch(self, run: Run, ticket: Ticket | None = None, *, confirmed_at: float | None = None) -> None:
+    def dispatch(
+        self,
+        run: Run,
+        ticket: Ticket | None = None,
+        *,
+        confirmed_at: float | None = None,
+        started: bool = False,
+    ) -> None:
         """Start executing ``run`` under its lease, which this replica got when it created or
         claimed it (``confirmed_at``: monotonic time before that store call; default now),
         taking over ``ticket`` (its bulkhead reservation, from StartRun); without one (a
-        claimed run) the execution reserves once it is due."""
+        claimed run) the execution reserves once it is due. ``started``: created with its
+        first attempt started (`NewRun.started`; the ticket holds its execution slot)."""
         if run.run_id in self._active or run.terminal:
             return  # the caller's ticket, still held, is released by the caller
         self.leases.held.hold(run, at=confirmed_at)
         held = ticket.hand_over() if ticket is not None else Ticket(None)
-        task = asyncio.create_task(self._execute(run, held), name=f"run-{run.run_id}")
+        task = asyncio.create_task(self._execute(run, held, started), name=f"run-{run.run_id}")
         self._active[run.run_id] = task
         # A callback, not a ``finally``: a task cancelled before its first step (fenced off as
         # it was created) never runs its body, yet must leave _active and give back its ticket.
@@ -215,26 +223,36 @@ class Executor:
     def _cancelled(self, reason: str) -> RunChange:
         return RunChange(RunState.CANCELLED, error=RunError(ErrorCategory.CANCELLED, reason or "cancelled"))
 
-    async def _update(self, run_id: str, change: RunChange) -> Run:
+    async def _update(self, known: Run, change: RunChange) -> Run:
+        """Write ``change`` of ``known`` (this execution's run) fenced by the lease held; the new
+        run is derived from ``known`` (the lease keeps everyone else from changing it)."""
         # Shielded: a final state computed must reach the store even if we are cancelled now.
+        run_id = known.run_id
         lease = self.leases.held.lease(run_id)
         run: Run = await self.leases.fenced(
-            run_id, asyncio.shield(self.store.update_run(run_id, change, lease))
+            run_id, asyncio.shield(self.store.update_run(run_id, change, lease, known))
         )
-        record_transition(run.workflow, run.state.value)
-        self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
+        self._published(run)
         return run
 
+    def _published(self, run: Run) -> None:
+        """A state change of ``run`` is durable: count it and tell watchers."""
+        record_transition(run.workflow, run.state.value)
+        self.events.publish(RunEvent(EventType.STATE_CHANGED, run))
+
     async def _history(self, run_id: str, kind: HistoryType, **fields: Any) -> None:
-        """Append an event only the executor sees; shielded like state changes. The history is
-        a record, not the run: a store error here is logged and the run goes on."""
+        """Append an event only the executor sees, fenced by the lease held; shielded like state
+        changes. The history is a record, not the run: a store error here is logged and the run
+        goes on, but a refusal (the lease moved) stops the execution like any fenced write."""
         event = HistoryEvent(kind, at=self._clock(), **fields)
         try:
-            await asyncio.shield(self.store.append_event(run_id, event))
+            await asyncio.shield(self.store.append_event(run_id, event, self.leases.held.lease(run_id)))
+        except LeaseLost as exc:
+            raise self.leases.lost(run_id, exc) from exc
         except Exception:
             _log.warning("run %s: history event %s not recorded", run_id, kind.value, exc_info=True)
 
-    async def _execute(self, run: Run, ticket: Ticket) -> None:
+    async def _execute(self, run: Run, ticket: Ticket, started: bool = False) -> None:
         # ``ticket`` is this task's: released exactly once when it ends (by ``with``).
         try:
             if run.not_before is not None and run.not_before > self._clock():
@@ -250,7 +268,7 @@ class Executor:
             with ticket:
                 async with ticket.slot(run.priority):
                     with run_span(run.run_id, wf.name):
-                        await self._run(run, wf)
+                        await self._run(run, wf, started)
         except asyncio.CancelledError:
             stopped = self.leases.stopped(run)  # fenced off or paused: nothing more written
             if stopped == "lost":
@@ -265,17 +283,7 @@ class Executor:
             ticket.release()  # if the workflow was unknown or the task ended before ``with``
 
     async def _finish(self, run: Run, *, wf_name: str, change: RunChange) -> None:
-        if change.state is RunState.SUCCEEDED:
-            try:
-                size = len(canonical_json(change.result).encode())
-            except (TypeError, ValueError) as exc:  # not JSON: the handler's fault
-                change = RunChange(
-                    RunState.FAILED, error=RunError(ErrorCategory.HANDLER, f"result is not JSON: {exc}")
-                )
-            else:
-                if size > self.max_result_bytes:
-                    problem = f"result of {size} bytes exceeds the limit of {self.max_result_bytes}"
-                    change = RunChange(RunState.FAILED, error=RunError(ErrorCategory.RESOURCE, problem))
+        change = checked_result(change, self.max_result_bytes)
         stats = self.stats_of(wf_name)
         if change.state is RunState.SUCCEEDED:
             stats.succeeded += 1
@@ -285,36 +293,34 @@ class Executor:
                 stats.record_error(change.error.category)
         # Already terminal (cancelled elsewhere): that decision stands.
         with contextlib.suppress(FailedPrecondition):
-            await self._update(run.run_id, change)
+            await self._update(run, change)
 
-    async def _run(self, run: Run, wf: Workflow) -> None:
+    async def _run(self, run: Run, wf: Workflow, started: bool = False) -> None:
+        """Execute ``run``; ``started``: its first attempt was counted as it was created (the
+        run is RUNNING, attempt 1 recorded), so that attempt writes no RUNNING update."""
         self.stats_of(wf.name).started += 1
         finished = {}
-        if run.attempts > 0 or run.resumed:  # resumed or retried before: load the steps it finished
+        if run.attempts > started or run.resumed:  # resumed or retried before: load its finished steps
             finished = {s.name: s.result for s in await self.store.get_steps(run.run_id) if s.completed}
-        retry = self.retry_policy(wf)
+        retry = self.retry_policy(wf).resumed(run.attempts - started)
+        if retry is None:  # attempts interrupted again and again: the handler may end the process
+            error = RunError(ErrorCategory.HANDLER, f"{run.attempts} attempts started, none finished")
+            return await self._finish(run, wf_name=wf.name, change=RunChange(RunState.FAILED, error=error))
         last_attempt = run.attempts
+        counted = started  # the next attempt is counted durably already
 
         async def attempt() -> Any:
-            nonlocal last_attempt
-            current = await self._update(run.run_id, RunChange(RunState.RUNNING, attempt=True))
+            nonlocal last_attempt, counted
+            if counted:
+                counted, current = False, run
+                self._published(run)
+            else:
+                current = await self._update(run, RunChange(RunState.RUNNING, attempt=True))
             last_attempt = current.attempts
-            ctx = RunContext(
-                run_id=run.run_id,
-                workflow=wf.name,
-                principal=run.principal,
-                params=run.params,
-                attempt=current.attempts,
-                deadline=run.deadline,
-                finished_steps=finished,
-                journal=self._journal(current),
-                deps=self._deps,
-                clock=self._clock,
-                fencing_token=current.lease_epoch,
-            )
+            ctx = self._context(current, wf, current.attempts, finished)
             with attempt_span(run.run_id, wf.name, current.attempts):
                 try:
-                    return await self.breaker(wf).call(lambda: self._invoke(wf, ctx))
+                    return await self.breaker(wf).call(lambda: invoke(wf, ctx, self._pool))
                 except Exception as exc:
                     kind = HistoryType.ATTEMPT_FAILED
                     if isinstance(exc, BreakerOpen):
@@ -347,46 +353,12 @@ class Executor:
             await self._finish(run, wf_name=wf.name, change=RunChange(RunState.TIMED_OUT, error=timed_out))
             return
         except Exception as exc:
-            change = await self._fallback(run, wf, exc)
+            change = await fallback_change(
+                run, wf, exc, registry=self.registry, record=self._history, call_other=self._invoke_fallback
+            )
             await self._finish(run, wf_name=wf.name, change=change)
             return
         await self._finish(run, wf_name=wf.name, change=RunChange(RunState.SUCCEEDED, result=result))
-
-    async def _invoke(self, wf: Workflow, ctx: RunContext) -> Any:
-        """One attempt of one handler, bounded by the per-attempt timeout and the run deadline."""
-        budget = wf.policy.timeout_s
-        remaining = ctx.remaining()
-        if remaining is not None:
-            budget = min(budget, remaining)
-        async with asyncio.timeout(budget):
-            if wf.policy.isolation == "process":
-                if self._pool is None or wf.ref is None:
-                    raise FailedPrecondition(f"workflow {wf.name!r} needs a process pool")
-                p = wf.policy
-                return await self._pool.run(
-                    wf.ref, ctx.params, cpu_time_s=p.cpu_time_s, memory_mb=p.memory_mb, wall_time_s=budget
-                )
-            assert wf.handler is not None  # guaranteed by the registry for inline workflows
-            return await wf.handler(ctx)
-
-    async def _fallback(self, run: Run, wf: Workflow, exc: Exception) -> RunChange:
-        """Try the fallback chain after ``exc``; a change to SUCCEEDED (recorded) or FAILED."""
-        error = RunError(categorize(exc), describe(exc))
-        for fb in wf.policy.fallback:
-            if fb.workflow is None:
-                await self._history(run.run_id, HistoryType.FALLBACK_USED, fallback="static")
-                return RunChange(RunState.SUCCEEDED, result=fb.result, fallback="static", error=error)
-            try:
-                with fallback_span(run.run_id, wf.name, fb.workflow):
-                    result = await self._invoke_fallback(run, self.registry.get(fb.workflow))
-            except Exception as fb_exc:  # this fallback failed too: try the next one
-                own = RunError(categorize(fb_exc), describe(fb_exc))
-                await self._history(run.run_id, HistoryType.FALLBACK_FAILED, fallback=fb.workflow, error=own)
-                error = RunError(own.category, f"{error.message}; fallback {fb.workflow}: {own.message}")
-                continue
-            await self._history(run.run_id, HistoryType.FALLBACK_USED, fallback=fb.workflow)
-            return RunChange(RunState.SUCCEEDED, result=result, fallback=fb.workflow, error=error)
-        return RunChange(RunState.FAILED, error=error)
 
     def _journal(self, run: Run) -> StoreJournal:
         """Step writes of ``run`` fenced by the lease this execution holds."""
@@ -402,23 +374,21 @@ class Executor:
 
     async def _invoke_fallback(self, run: Run, other: Workflow) -> Any:
         """One attempt of a fallback workflow through its own breaker (no retries, no fallbacks)."""
-        ctx = RunContext(
+        ctx = self._context(run, other, 1, {})
+        return await self.breaker(other).call(lambda: invoke(other, ctx, self._pool))
+
+    def _context(self, run: Run, wf: Workflow, attempt: int, finished: dict[str, Any]) -> RunContext:
+        """What a handler of ``wf`` sees of ``run`` (as this execution last wrote it)."""
+        return RunContext(
             run_id=run.run_id,
-            workflow=other.name,
+            workflow=wf.name,
             principal=run.principal,
             params=run.params,
-            attempt=1,
+            attempt=attempt,
             deadline=run.deadline,
-            finished_steps={},
+            finished_steps=finished,
             journal=self._journal(run),
             deps=self._deps,
             clock=self._clock,
             fencing_token=run.lease_epoch,
         )
-        return await self.breaker(other).call(lambda: self._invoke(other, ctx))
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """Mark a shielded write's outcome as seen (its caller may have been cancelled)."""
-    if not future.cancelled():
-        future.exception()

@@ -21,6 +21,7 @@ __all__ = [
     "HistoryType",
     "change_event",
     "change_event_type",
+    "creation_events",
     "error_json",
     "event_from_row",
     "event_to_row",
@@ -132,3 +133,12 @@ def change_event(change: RunChange, attempts: int, created_at: float, now: float
             duration_s=max(0.0, now - created_at),
         )
     return None
+
+
+def creation_events(created_at: float, started: bool) -> list[HistoryEvent]:
+    """The events a new run records with its creation: RUN_CREATED, and ATTEMPT_STARTED
+    (attempt 1) when it is created with its first attempt started (`NewRun.started`)."""
+    events = [HistoryEvent(HistoryType.RUN_CREATED, at=created_at)]
+    if started:
+        events.append(HistoryEvent(HistoryType.ATTEMPT_STARTED, at=created_at, attempt=1))
+    return events

@@ -16,8 +16,9 @@ them, so they never overstate a hold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Literal
 
 from services.common import Unavailable
@@ -104,6 +105,9 @@ class LeaseKeeper:
         self._stops: dict[str, tuple[Stop, str]] = {}
         # Runs claimed anew while an older execution of them still ends here: started after it.
         self._redispatch: dict[str, Run] = {}
+        # Runs this replica is creating (leased to it, not dispatched yet): no claim of this
+        # replica's takes them, or a create racing a claim would run twice or lose its lease.
+        self._creating: set[str] = set()
 
     def loops(self, poll_s: float) -> list[asyncio.Task[None]]:
         """Start the claim loop (every ``poll_s``) and the renewal loop (``lease_s / 3``)."""
@@ -116,10 +120,20 @@ class LeaseKeeper:
         """Lease fields for a run this replica creates and will execute right away."""
         return self.owner, self._clock() + self.lease_s
 
+    @contextlib.contextmanager
+    def creating(self, run_id: str) -> Iterator[None]:
+        """While the block creates and dispatches ``run_id``, claims here leave it alone."""
+        self._creating.add(run_id)
+        try:
+            yield
+        finally:
+            self._creating.discard(run_id)
+
     async def claim_due(self) -> None:
         at = self._mono()
+        skip = [*self._active, *self._creating]
         claimed = await self._store.claim_runs(
-            self.owner, self._clock(), self.lease_s, limit=_CLAIM_LIMIT, skip=list(self._active)
+            self.owner, self._clock(), self.lease_s, limit=_CLAIM_LIMIT, skip=skip
         )
         for run in claimed:
             held = self.held.lease(run.run_id)
@@ -177,11 +191,16 @@ class LeaseKeeper:
         try:
             return await write
         except LeaseLost as exc:
-            self._stops.setdefault(run_id, ("lost", str(exc)))
-            raise asyncio.CancelledError from exc
+            raise self.lost(run_id, exc) from exc
         except Unavailable as exc:
             self._stops.setdefault(run_id, ("paused", str(exc)))
             raise asyncio.CancelledError from exc
+
+    def lost(self, run_id: str, exc: LeaseLost) -> asyncio.CancelledError:
+        """Record that a write of ``run_id``'s execution was refused (`LeaseLost`); returns the
+        cancellation that unwinds the execution (raise it)."""
+        self._stops.setdefault(run_id, ("lost", str(exc)))
+        return asyncio.CancelledError()
 
     def check_live(self, run_id: str) -> None:
         """Called between a step's committed begin and its body: a process stopped (SIGSTOP,

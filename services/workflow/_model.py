@@ -127,6 +127,10 @@ class NewRun:
     """The run this one retries (RetryRun)."""
     resume: bool = False
     """Copy ``retry_of``'s finished steps into this run (in the same transaction as its creation)."""
+    started: bool = False
+    """Created with its first attempt started (RUNNING, ``attempts`` 1, its ATTEMPT_STARTED
+    event in the same transaction): the creating replica executes it at once in an execution
+    slot it holds already, so the separate RUNNING write is folded into the create."""
 
 
 @dataclass(frozen=True)

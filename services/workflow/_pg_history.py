@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from services.workflow._history import HistoryType
 
-__all__ = ["ATTEMPT_DATA", "FINISHED_DATA", "STEP_DATA", "STEP_FAILED_DATA", "with_event"]
+__all__ = ["ATTEMPT_DATA", "FINISHED_DATA", "STEP_DATA", "STEP_FAILED_DATA", "with_event", "with_events"]
 
 # Columns of the written row are ``w.*``; ``%s`` placeholders follow the write's own.
 ATTEMPT_DATA = "jsonb_build_object('attempt', w.attempts)::text"
@@ -43,4 +43,20 @@ def with_event(write: str, kind: HistoryType, data_sql: str = "'{}'", extra: str
     return (
         f"WITH w AS ({write}), e AS (INSERT INTO run_events (run_id, at, type, data)"
         f" SELECT w.run_id, %s, '{kind.value}', {data_sql} FROM w){extra} SELECT * FROM w"
+    )
+
+
+def with_events(write: str, count: int, extra: str = "") -> str:
+    """``write`` plus the insert of ``count`` events whose type and data come as parameters,
+    as one statement that returns what ``write`` returned; the events get their ids (their
+    order in the history) in the order given.
+
+    Placeholders, in order: ``write``'s, the events' time, then (type, data JSON) per event,
+    then ``extra``'s (a further ``, name AS (...)`` CTE).
+    """
+    values = ", ".join(f"({i}, %s, %s)" for i in range(count))
+    return (
+        f"WITH w AS ({write}), e AS (INSERT INTO run_events (run_id, at, type, data)"
+        f" SELECT w.run_id, %s, v.type, v.data FROM w, (VALUES {values}) AS v(ord, type, data)"
+        f" ORDER BY v.ord){extra} SELECT * FROM w"
     )

@@ -37,8 +37,10 @@ from services.workflow._history import (
     HistoryEvent,
     HistoryType,
     change_event_type,
+    creation_events,
     error_json,
     event_from_row,
+    event_to_row,
 )
 from services.workflow._model import (
     Lease,
@@ -52,13 +54,22 @@ from services.workflow._model import (
     canonical_json,
 )
 from services.workflow._pg_config import PostgresConfig
-from services.workflow._pg_history import ATTEMPT_DATA, FINISHED_DATA, STEP_DATA, STEP_FAILED_DATA, with_event
+from services.workflow._pg_history import (
+    ATTEMPT_DATA,
+    FINISHED_DATA,
+    STEP_DATA,
+    STEP_FAILED_DATA,
+    with_event,
+    with_events,
+)
 from services.workflow._pg_schema import migrate
 from services.workflow._states import RunState
 from services.workflow._store_rows import (
+    CHANGED_COLUMNS,
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    changed_run,
     event_args,
     event_insert,
     existing_run,
@@ -175,7 +186,9 @@ class PostgresRunStore:
             " ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
             " RETURNING *"
         )
+        events = creation_events(new.created_at, new.started)
         args: list[Any] = [*insert_values(new, Jsonb(new.labels)), new.created_at]
+        args += [v for event in events for v in event_to_row(event)]
         extra = ""
         if new.resume and new.retry_of:  # the finished steps of the run retried, in their order
             extra = (
@@ -198,8 +211,8 @@ class PostgresRunStore:
                     return existing_run(row, new)
             # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit,
             # so of N racing creates exactly one inserts and the others read its run. The run,
-            # its copied steps and its RUN_CREATED event are one statement.
-            row = await _one(conn, with_event(insert, HistoryType.RUN_CREATED, extra=extra), args)
+            # its copied steps and its creation events are one statement.
+            row = await _one(conn, with_events(insert, len(events), extra=extra), args)
             if row is not None:
                 return row_to_run(row), True
             row = await _one(
@@ -230,14 +243,21 @@ class PostgresRunStore:
             runs = [row_to_run(r) for r in await cur.fetchall()]
         return to_page(runs, query.limit)
 
-    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
+    async def update_run(
+        self, run_id: str, change: RunChange, lease: Lease | None = None, current: Run | None = None
+    ) -> Run:
         # The states `transition` lets move to the target: the compare half of compare-and-set.
         sources = source_states(change.state)
         state = change.state
         now = self._clock()
         sets, args = change_sets(change, now, "%s")
         fence, fence_args = fence_sql(lease, "%s")
-        sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s){fence} RETURNING *"
+        # The event CTE reads run_id, state, attempts, created_at and finished_at of the row.
+        returning = "*" if current is None else f"run_id, state, created_at, finished_at, {CHANGED_COLUMNS}"
+        sql = (
+            f"UPDATE runs SET {', '.join(sets)} WHERE run_id = %s AND state = ANY(%s){fence}"
+            f" RETURNING {returning}"
+        )
         args += [run_id, sources, *fence_args]
         kind = change_event_type(change)  # its event is part of the same statement
         if kind is HistoryType.ATTEMPT_STARTED:
@@ -251,7 +271,7 @@ class PostgresRunStore:
             while True:
                 row = await _one(conn, sql, args)
                 if row is not None:
-                    return row_to_run(row)
+                    return row_to_run(row) if current is None else changed_run(current, change, now, row)
                 # NotFound, LeaseLost or InvalidTransition; or allowed now: another writer
                 # moved the run between our two statements. Runs only move forward through
                 # finitely many states, so this loop ends.
@@ -302,21 +322,38 @@ class PostgresRunStore:
             if row is None and lease is not None and (await _select_run(conn, run_id)).lease != lease:
                 raise lease_lost(run_id, lease)
 
-    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+    async def fail_step(self, run_id: str, name: str, error: RunError, lease: Lease | None = None) -> None:
         now = self._clock()
+        fence, fence_args = "", list[Any]()
+        if lease is not None:  # the run's row, locked, while it still has the writer's lease
+            fence = f" AND EXISTS (SELECT 1 {_FENCE} FOR SHARE)"
+            fence_args = [run_id, lease.owner, lease.epoch]
         write = (
             "UPDATE steps SET error_category = %s, error_message = %s,"
             " duration_s = GREATEST(0, %s - COALESCE(started_at, %s))"
-            " WHERE run_id = %s AND name = %s AND NOT completed"
+            f" WHERE run_id = %s AND name = %s AND NOT completed{fence}"
             " RETURNING run_id, name, executions, duration_s"
         )
-        args = (error.category.value, error.message, now, now, run_id, name, now, error_json(error))
+        args = (error.category.value, error.message, now, now, run_id, name, *fence_args)
+        args += (now, error_json(error))
         async with self._conn() as conn:
-            await conn.execute(with_event(write, HistoryType.STEP_FAILED, STEP_FAILED_DATA), args)
+            row = await _one(conn, with_event(write, HistoryType.STEP_FAILED, STEP_FAILED_DATA), args)
+            # Nothing stored: the step finished (kept as it is) or the lease moved (refused).
+            if row is None and lease is not None and (await _select_run(conn, run_id)).lease != lease:
+                raise lease_lost(run_id, lease)
 
-    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
+    async def append_event(self, run_id: str, event: HistoryEvent, lease: Lease | None = None) -> None:
         async with self._conn() as conn:
-            await conn.execute(_EVENT, event_args(run_id, event))
+            if lease is None:
+                await conn.execute(_EVENT, event_args(run_id, event))
+                return
+            cur = await conn.execute(
+                "INSERT INTO run_events (run_id, at, type, data)"
+                f" SELECT run_id, %s, %s, %s {_FENCE} FOR SHARE",
+                (event.at, *event_to_row(event), run_id, lease.owner, lease.epoch),
+            )
+            if cur.rowcount == 0:  # the lease moved: nothing was written
+                raise lease_lost(run_id, lease)
 
     async def get_history(self, run_id: str) -> list[HistoryEvent]:
         async with self._conn() as conn:

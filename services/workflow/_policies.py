@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import enum
 import random
 from collections.abc import Awaitable, Callable
@@ -130,6 +131,10 @@ async def with_deadline(fn: Callable[[], Awaitable[T]], deadline: float | None, 
         return await fn()
 
 
+INTERRUPT_GRACE = 2
+"""Attempts of one run a crash or shutdown may interrupt beyond ``max_attempts``."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter, bounded by attempts and by the deadline.
@@ -143,6 +148,19 @@ class RetryPolicy:
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 5.0
     multiplier: float = 2.0
+
+    def resumed(self, started_before: int) -> RetryPolicy | None:
+        """The policy of an execution resuming a run that started ``started_before`` attempts
+        already, or None when its budget is spent.
+
+        Every attempt is counted durably before it runs, including those a crash or a shutdown
+        then interrupted, so a handler that ends the process is not resumed forever: a resumed
+        run gets what is left of ``max_attempts``, with `INTERRUPT_GRACE` interruptions (a
+        deploy, a lost node) forgiven."""
+        left = min(self.max_attempts, self.max_attempts + INTERRUPT_GRACE - started_before)
+        if left <= 0:
+            return None
+        return self if left == self.max_attempts else dataclasses.replace(self, max_attempts=left)
 
     def backoff_cap(self, attempt: int) -> float:
         """Largest wait after failed attempt number ``attempt`` (1-based)."""

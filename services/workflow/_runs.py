@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import os
 import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from services.common import (
     DegradationLevel,
     FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
     NotFound,
     Unavailable,
 )
@@ -32,11 +29,12 @@ from services.workflow._degradation import DegradationGate
 from services.workflow._events import EventType, RunEvent
 from services.workflow._executor import Executor
 from services.workflow._history import HistoryEvent
-from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, canonical_json, request_hash
+from services.workflow._model import NewRun, Run, RunPage, RunQuery, StepRecord, request_hash
 from services.workflow._paging import decode_page_token, encode_page_token
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._redaction import IdempotencyKeys, redact_labels
 from services.workflow._registry import Workflow
+from services.workflow._requests import StartRequest, check_run_id, check_start, check_text, violation
 from services.workflow._security_client import Caller, Screened
 from services.workflow._telemetry import current_trace_id
 
@@ -61,70 +59,9 @@ class Screener(Authenticates, Protocol):
 
 
 @dataclass(frozen=True)
-class StartRequest:
-    workflow: str
-    params: dict[str, Any] = field(default_factory=dict)
-    idempotency_key: str = ""
-    wait: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    not_before: float | None = None
-    priority: int = 0
-    schedule: str | None = None
-    retry_of: str | None = None
-    """RetryRun: the run retried (its access was checked before)."""
-    resume: bool = False
-    """RetryRun: copy ``retry_of``'s finished steps."""
-
-
-@dataclass(frozen=True)
 class StartResult:
     run: Run
     created: bool
-
-
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of a JSON value, giving up (returning limit + 1) once past ``limit``."""
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        node, d = stack.pop()
-        deepest = max(deepest, d)
-        if deepest > limit:
-            return deepest
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
-    return deepest
-
-
-def _first_non_finite(value: Any) -> str | None:
-    """Path of the first NaN or infinite number in a JSON value, or None.
-
-    JSON has no such numbers: protobuf's Struct carries them, but neither the security
-    service's screening nor the stores can represent them.
-    """
-    stack: list[tuple[Any, str]] = [(value, "params")]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, float) and not math.isfinite(node):
-            return path
-        if isinstance(node, dict):
-            stack.extend((v, f"{path}.{k}") for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
-    return None
-
-
-def check_text(fieldname: str, value: str) -> None:
-    """Refuse a NUL character: PostgreSQL text cannot hold one (SQLite would, so refuse it for
-    both backends alike, at the edge)."""
-    if "\x00" in value:
-        raise _violation(fieldname, "contains a NUL character", "INVALID_CHARACTER")
-
-
-def check_run_id(run_id: str) -> None:
-    if not run_id or len(run_id) > 128:
-        raise _violation("run_id", "must be 1-128 characters", "INVALID")
-    check_text("run_id", run_id)
 
 
 # Run ids must be unique, not secret (reads are checked against the run's principal), so a
@@ -134,10 +71,6 @@ _ids = random.Random(os.urandom(32))
 
 def _new_run_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
-
-
-def _violation(fieldname: str, problem: str, reason: str) -> InvalidArgument:
-    return InvalidArgument(f"{fieldname}: {problem}", [FieldViolation(fieldname, problem, reason)])
 
 
 class Operations:
@@ -167,40 +100,9 @@ class Operations:
         self.idempotency = idempotency or IdempotencyKeys(os.urandom(32))
         self.store, self.registry = executor.store, executor.registry
 
-    def _check_request(self, req: StartRequest) -> None:
-        lim = self.limits
-        if not req.workflow:
-            raise _violation("workflow", "is required", "REQUIRED")
-        if len(req.workflow) > 128:
-            raise _violation("workflow", "longer than 128 characters", "TOO_LONG")
-        if len(req.idempotency_key) > 128:
-            raise _violation("idempotency_key", "longer than 128 characters", "TOO_LONG")
-        check_text("idempotency_key", req.idempotency_key)
-        if len(req.labels) > lim.max_labels:
-            raise _violation("labels", f"more than {lim.max_labels} labels", "TOO_MANY")
-        for k, v in req.labels.items():
-            if not k or len(k) > 128 or len(v) > 128:
-                raise _violation(
-                    f"labels[{k[:32]}]", "keys must be 1-128 and values 0-128 characters", "TOO_LONG"
-                )
-            check_text(f"labels[{k[:32]!r}]", k + v)
-        if not -100 <= req.priority <= 100:
-            raise _violation("priority", "must be between -100 and 100", "OUT_OF_RANGE")
-        if req.not_before is not None and req.not_before > self._clock() + lim.max_schedule_ahead_s:
-            raise _violation("not_before", "too far in the future", "OUT_OF_RANGE")
-        depth = _depth(req.params, lim.max_params_depth)
-        if depth > lim.max_params_depth:
-            raise _violation("params", f"nested deeper than {lim.max_params_depth} levels", "TOO_DEEP")
-        bad_number = _first_non_finite(req.params)
-        if bad_number is not None:
-            raise _violation(bad_number, "NaN and Infinity are not JSON numbers", "NOT_FINITE")
-        size = len(canonical_json(req.params).encode())
-        if size > lim.max_params_bytes:
-            raise _violation("params", f"{size} bytes, more than {lim.max_params_bytes}", "TOO_LARGE")
-
     async def start(self, req: StartRequest, *, token: str, remaining_s: float | None) -> StartResult:
         """Screen, persist and dispatch a run (see the module docstring for the order)."""
-        self._check_request(req)
+        check_start(req, self.limits, self._clock())
         wf = self.registry.get(req.workflow)
         try:
             self.gate.check_writable()
@@ -233,8 +135,14 @@ class Operations:
             raise
         # The ticket is released when this block ends unless the executor took it over with the
         # new run: so on a store failure and on an idempotent replay (the run existed already).
-        with ticket:
-            new = self._new_run(req, wf, run_id, screened, priority, level, now, scheduled, remaining_s)
+        with ticket, self.executor.leases.creating(run_id):
+            # A run due now with a free execution slot is created with its first attempt
+            # started (one commit instead of a create and a RUNNING update); one that would
+            # queue for a slot stays PENDING until it gets one.
+            started = not scheduled and ticket.take_free_slot()
+            new = self._new_run(
+                req, wf, run_id, screened, priority, level, now, scheduled, remaining_s, started
+            )
             try:
                 run, created = await self.store.create_run(new)
             except Unavailable as exc:  # the store is down: nothing was accepted, retry later
@@ -243,7 +151,7 @@ class Operations:
             # Waiting starts before dispatch, so the end cannot be missed and no re-read is needed.
             ended = self.executor.events.ended(run.run_id) if req.wait and not run.terminal else None
             if created:
-                self.executor.dispatch(run, ticket)
+                self.executor.dispatch(run, ticket, started=started)
         if ended is None:
             return StartResult(run, created)
         budget = self.limits.max_wait_s if remaining_s is None else max(0.0, remaining_s - 0.05)
@@ -266,6 +174,7 @@ class Operations:
         now: float,
         scheduled: bool,
         remaining_s: float | None,
+        started: bool,
     ) -> NewRun:
         """The run to persist for an admitted request."""
         start = req.not_before if scheduled and req.not_before is not None else now
@@ -310,6 +219,7 @@ class Operations:
             trace_id=current_trace_id(),
             retry_of=req.retry_of,
             resume=req.resume,
+            started=started,
         )
 
     def catalogue(self) -> list[CatalogueEntry]:
@@ -387,7 +297,7 @@ class Operations:
         """A page of runs; with ``size_of``, cut short so the page stays within ``budget_bytes``
         (the next page token then continues after the last run returned)."""
         if not 1 <= query.limit <= 1000:
-            raise _violation("page_size", "must be between 1 and 1000", "OUT_OF_RANGE")
+            raise violation("page_size", "must be between 1 and 1000", "OUT_OF_RANGE")
         check_text("workflow", query.workflow or "")
         for k, v in query.labels.items():
             check_text(f"labels[{k[:32]!r}]", k + v)

@@ -39,8 +39,13 @@ from services.common import (
     run_each,
     run_in_savepoints,
 )
+from services.workflow import _sqlite_steps as steps
 from services.workflow._config import StoreSpaceConfig
-from services.workflow._history import HistoryEvent, HistoryType, change_event, event_from_row
+from services.workflow._history import (
+    HistoryEvent,
+    change_event,
+    creation_events,
+)
 from services.workflow._model import (
     Lease,
     NewRun,
@@ -55,20 +60,19 @@ from services.workflow._model import (
 from services.workflow._sqlite_schema import MIGRATIONS
 from services.workflow._sqlite_space import housekeep
 from services.workflow._store_rows import (
+    CHANGED_COLUMNS,
     INSERT_COLUMNS,
     INSERT_COUNT,
     change_sets,
+    changed_run,
     event_args,
-    event_insert,
     existing_run,
     explain_refusal,
     fence_sql,
     insert_values,
-    lease_lost,
     page_sql,
     query_filters,
     row_to_run,
-    row_to_step,
     source_states,
     to_page,
 )
@@ -76,7 +80,6 @@ from services.workflow._store_rows import (
 __all__ = ["SQLiteRunStore"]
 
 _MARKS = ", ".join("?" * INSERT_COUNT)
-_EVENT = event_insert("?")
 # RetryRun with resume: the retried run's finished steps, copied into the new run (args: new, old).
 _COPY_FINISHED_STEPS = (
     "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, started_at, duration_s)"
@@ -112,13 +115,6 @@ def _connect(path: str, synchronous: str, wal_limit_bytes: int) -> sqlite3.Conne
     )
     conn.row_factory = sqlite3.Row
     return conn
-
-
-def _events_of(conn: sqlite3.Connection, run_id: str) -> list[HistoryEvent]:
-    rows = conn.execute(
-        "SELECT at, type, data FROM run_events WHERE run_id = ? ORDER BY id", (run_id,)
-    ).fetchall()
-    return [event_from_row(i, r["at"], r["type"], r["data"]) for i, r in enumerate(rows, 1)]
 
 
 def _select_run(conn: sqlite3.Connection, run_id: str) -> Run:
@@ -265,8 +261,8 @@ class SQLiteRunStore:
             ).fetchone()
             if new.resume and new.retry_of:
                 conn.execute(_COPY_FINISHED_STEPS, (new.run_id, new.retry_of))
-            created = HistoryEvent(HistoryType.RUN_CREATED, at=new.created_at)
-            conn.execute(_EVENT, event_args(new.run_id, created))
+            for event in creation_events(new.created_at, new.started):
+                conn.execute(steps.EVENT_SQL, event_args(new.run_id, event))
             return row_to_run(row), True
 
         return await self._write(op)
@@ -294,12 +290,15 @@ class SQLiteRunStore:
 
         return await self._read(op)
 
-    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
+    async def update_run(
+        self, run_id: str, change: RunChange, lease: Lease | None = None, current: Run | None = None
+    ) -> Run:
         state = change.state
         # The lifecycle table decides which current states may move to ``state``; checking it
         # in the UPDATE's WHERE makes the common case one statement.
         sources = source_states(state)
         fence, fence_args = fence_sql(lease, "?")
+        returning = "*" if current is None else CHANGED_COLUMNS
 
         def op(conn: sqlite3.Connection) -> Run:
             now = self._clock()
@@ -307,108 +306,40 @@ class SQLiteRunStore:
             marks = ", ".join("?" * len(sources))
             row = conn.execute(
                 f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ? AND state IN ({marks}){fence}"
-                " RETURNING *",
+                f" RETURNING {returning}",
                 [*args, run_id, *sources, *fence_args],
             ).fetchone()
             if row is None:  # unknown run, lease moved, or an edge the table refuses
                 explain_refusal(_select_run(conn, run_id), state, lease)
                 raise AssertionError("unreachable: the refused update was explained as allowed")
-            run = row_to_run(row)
+            run = row_to_run(row) if current is None else changed_run(current, change, now, row)
             event = change_event(change, run.attempts, run.created_at, now)
             if event is not None:
-                conn.execute(_EVENT, event_args(run_id, event))
+                conn.execute(steps.EVENT_SQL, event_args(run_id, event))
             return run
 
         return await self._write(op)
 
-    def _check_lease(self, conn: sqlite3.Connection, run_id: str, lease: Lease, *, live: bool) -> None:
-        """Raise LeaseLost unless ``lease`` still holds ``run_id`` (``live``: and has not expired).
-
-        Inside the writer's transaction (the file's write lock), so no claim can move the
-        lease between this check and the write that follows it."""
-        sql = "SELECT 1 FROM runs WHERE run_id = ? AND lease_owner = ? AND lease_epoch = ?"
-        args: list[Any] = [run_id, lease.owner, lease.epoch]
-        if live:
-            sql += " AND lease_expires >= ?"
-            args.append(self._clock())
-        if conn.execute(sql, args).fetchone() is None:
-            raise lease_lost(run_id, lease)
-
     async def begin_step(self, run_id: str, name: str, lease: Lease | None = None) -> int:
         now = self._clock()
-
-        def op(conn: sqlite3.Connection) -> int:
-            if lease is not None:
-                self._check_lease(conn, run_id, lease, live=True)
-            row = conn.execute(
-                "INSERT INTO steps (run_id, name, executions, started_at) VALUES (?, ?, 1, ?)"
-                " ON CONFLICT (run_id, name) DO UPDATE SET executions = executions + 1,"
-                " started_at = excluded.started_at RETURNING executions",
-                (run_id, name, now),
-            ).fetchone()
-            executions = int(row[0])
-            started = HistoryEvent(HistoryType.STEP_STARTED, at=now, step=name, attempt=executions)
-            conn.execute(_EVENT, event_args(run_id, started))
-            return executions
-
-        return await self._write(op)
+        return await self._write(lambda conn: steps.begin_step(conn, run_id, name, now, lease, self._clock))
 
     async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
         text, now = canonical_json(result), self._clock()
+        await self._write(lambda conn: steps.record_step(conn, run_id, name, text, now, lease))
 
-        def op(conn: sqlite3.Connection) -> None:
-            if lease is not None:
-                self._check_lease(conn, run_id, lease, live=False)
-            row = conn.execute(
-                "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s)"
-                " VALUES (?, ?, 1, 1, ?, ?, 0) ON CONFLICT (run_id, name) DO UPDATE SET"
-                " completed = 1, result = excluded.result, finished_at = excluded.finished_at,"
-                " duration_s = MAX(0, excluded.finished_at - COALESCE(started_at, excluded.finished_at)),"
-                " error_category = NULL, error_message = NULL"
-                " WHERE completed = 0 RETURNING executions, duration_s",
-                (run_id, name, text, now),
-            ).fetchone()
-            if row is not None:  # first write wins: a repeated finish records nothing
-                finished = HistoryEvent(
-                    HistoryType.STEP_FINISHED, at=now, step=name, attempt=row[0], duration_s=row[1]
-                )
-                conn.execute(_EVENT, event_args(run_id, finished))
-
-        await self._write(op)
-
-    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
+    async def fail_step(self, run_id: str, name: str, error: RunError, lease: Lease | None = None) -> None:
         now = self._clock()
+        await self._write(lambda conn: steps.fail_step(conn, run_id, name, error, now, lease))
 
-        def op(conn: sqlite3.Connection) -> None:
-            row = conn.execute(
-                "UPDATE steps SET error_category = ?, error_message = ?,"
-                " duration_s = MAX(0, ? - COALESCE(started_at, ?))"
-                " WHERE run_id = ? AND name = ? AND completed = 0 RETURNING executions, duration_s",
-                (error.category.value, error.message, now, now, run_id, name),
-            ).fetchone()
-            if row is not None:
-                failed = HistoryEvent(
-                    HistoryType.STEP_FAILED, at=now, step=name, attempt=row[0], duration_s=row[1], error=error
-                )
-                conn.execute(_EVENT, event_args(run_id, failed))
-
-        await self._write(op)
-
-    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(_EVENT, event_args(run_id, event))
-
-        await self._write(op)
+    async def append_event(self, run_id: str, event: HistoryEvent, lease: Lease | None = None) -> None:
+        await self._write(lambda conn: steps.append_event(conn, run_id, event, lease))
 
     async def get_history(self, run_id: str) -> list[HistoryEvent]:
-        return await self._read(lambda conn: _events_of(conn, run_id))
+        return await self._read(lambda conn: steps.events_of(conn, run_id))
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
-        def op(conn: sqlite3.Connection) -> list[StepRecord]:
-            rows = conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
-            return [row_to_step(r) for r in rows]
-
-        return await self._read(op)
+        return await self._read(lambda conn: steps.steps_of(conn, run_id))
 
     async def claim_runs(
         self, owner: str, now: float, lease_s: float, limit: int, skip: Collection[str] = ()

@@ -17,11 +17,11 @@ Invariants every implementation keeps:
   unexpired lease; `claim_runs` hands out unfinished runs whose lease is free, expired,
   or already the caller's (a restarted replica with the same owner id resumes at once).
 - Fencing: every claim increments the run's ``lease_epoch``; a write given a `Lease`
-  (``update_run``, ``begin_step``, ``record_step``) lands only while the run's owner and
-  epoch still equal it, atomically with the check, else raises `LeaseLost` and changes
-  nothing. ``begin_step`` also needs the lease unexpired, so no step body starts on a lease
-  another replica may be taking over. ``lease=None`` writes unfenced (CancelRun of a run no
-  replica here executes, tests).
+  (``update_run``, ``begin_step``, ``record_step``, ``fail_step``, ``append_event``) lands
+  only while the run's owner and epoch still equal it, atomically with the check, else
+  raises `LeaseLost` and changes nothing. ``begin_step`` also needs the lease unexpired, so
+  no step body starts on a lease another replica may be taking over. ``lease=None`` writes
+  unfenced (CancelRun of a run no replica here executes, tests).
 """
 
 from __future__ import annotations
@@ -65,8 +65,13 @@ class RunStore(Protocol):
     async def list_runs(self, query: RunQuery) -> RunPage:
         """Runs matching ``query``, newest first, at most ``query.limit``."""
 
-    async def update_run(self, run_id: str, change: RunChange, lease: Lease | None = None) -> Run:
-        """Apply a transition atomically; raises NotFound, LeaseLost or InvalidTransition."""
+    async def update_run(
+        self, run_id: str, change: RunChange, lease: Lease | None = None, current: Run | None = None
+    ) -> Run:
+        """Apply a transition atomically; raises NotFound, LeaseLost or InvalidTransition.
+
+        ``current``: the run as its lease holder (``lease``) knows it; the returned run is then
+        derived from it and the columns the write computes, not read back whole."""
 
     async def begin_step(self, run_id: str, name: str, lease: Lease | None = None) -> int:
         """Count one more execution of a step about to run (committed before its body starts);
@@ -77,11 +82,15 @@ class RunStore(Protocol):
 
         Raises LeaseLost when ``lease`` moved."""
 
-    async def fail_step(self, run_id: str, name: str, error: RunError) -> None:
-        """Record that an unfinished step's execution raised ``error`` (a finished step is kept)."""
+    async def fail_step(self, run_id: str, name: str, error: RunError, lease: Lease | None = None) -> None:
+        """Record that an unfinished step's execution raised ``error`` (a finished step is kept).
 
-    async def append_event(self, run_id: str, event: HistoryEvent) -> None:
-        """Append one history event the executor observed (failed attempt, retry, fallback...)."""
+        Raises LeaseLost when ``lease`` moved."""
+
+    async def append_event(self, run_id: str, event: HistoryEvent, lease: Lease | None = None) -> None:
+        """Append one history event the executor observed (failed attempt, retry, fallback...).
+
+        Raises LeaseLost when ``lease`` moved."""
 
     async def get_history(self, run_id: str) -> list[HistoryEvent]:
         """The run's history events, oldest first, numbered from 1 (empty for an unknown id)."""

@@ -7,6 +7,7 @@ stored (JSON text in SQLite, JSONB in PostgreSQL) and how it runs statements.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,8 +30,10 @@ from services.workflow._model import (
 from services.workflow._states import RunState, allowed_sources, transition
 
 __all__ = [
+    "CHANGED_COLUMNS",
     "INSERT_COLUMNS",
     "change_sets",
+    "changed_run",
     "event_args",
     "event_insert",
     "existing_run",
@@ -66,7 +69,7 @@ def existing_run(row: Row, new: NewRun) -> tuple[Run, bool]:
 INSERT_COLUMNS = (
     "run_id, workflow, state, params, principal, priority, idempotency_key, request_hash, created_at,"
     " updated_at, not_before, deadline, degradation, labels, schedule, audit_id, redactions,"
-    " lease_owner, lease_expires, trace_id, retry_of, resumed, lease_epoch"
+    " lease_owner, lease_expires, trace_id, retry_of, resumed, lease_epoch, attempts, started_at"
 )
 INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
 
@@ -132,11 +135,12 @@ def row_to_step(row: Row) -> StepRecord:
 
 
 def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
-    """The values of `INSERT_COLUMNS` for ``new`` (PENDING); ``labels`` as the store keeps them."""
+    """The values of `INSERT_COLUMNS` for ``new`` (PENDING, or RUNNING with its first attempt
+    counted when ``new.started``); ``labels`` as the store keeps them."""
     return (
         new.run_id,
         new.workflow,
-        RunState.PENDING.value,
+        (RunState.RUNNING if new.started else RunState.PENDING).value,
         canonical_json(new.params),
         new.principal,
         new.priority,
@@ -157,6 +161,8 @@ def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
         new.retry_of,
         int(new.resume),
         1 if new.lease_owner is not None else 0,  # created leased: the first claim
+        1 if new.started else 0,
+        new.created_at if new.started else None,
     )
 
 
@@ -229,6 +235,36 @@ def change_sets(change: RunChange, now: float, mark: str) -> tuple[list[str], li
         sets += [f"lease_owner = {mark}", f"lease_expires = {mark}"]
         args += [change.lease_owner, change.lease_expires]
     return sets, args
+
+
+# What an update returns when the writer knows the run: the columns it may not know (the
+# statement computes them), so the new `Run` is derived without reading the row back.
+CHANGED_COLUMNS = "attempts, started_at, lease_owner, lease_expires, lease_epoch"
+
+
+def changed_run(current: Run, change: RunChange, now: float, row: Row) -> Run:
+    """``current`` after ``change`` was written at ``now`` (`change_sets`), ``row`` holding the
+    `CHANGED_COLUMNS` the write returned.
+
+    Exact as long as nobody else changed ``current``'s other columns meanwhile, which the
+    caller's lease guarantees: only the lease holder writes a run it executes (a fenced
+    compare-and-set), and the columns set at creation never change.
+    """
+    state = change.state
+    return dataclasses.replace(
+        current,
+        state=state,
+        updated_at=now,
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires=row["lease_expires"],
+        lease_epoch=row["lease_epoch"],
+        result=change.result if change.has_result else current.result,
+        error=change.error if change.error is not None else current.error,
+        fallback=change.fallback if change.fallback is not None else current.fallback,
+        finished_at=now if state.terminal else current.finished_at,
+    )
 
 
 def query_filters(

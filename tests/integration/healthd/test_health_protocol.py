@@ -136,3 +136,22 @@ async def test_list_matches_config(start_daemon: Any, tmp_path: Path) -> None:
     listed = (await running.health.List(_hpb.HealthListRequest(), timeout=2)).statuses
     assert set(listed) == {"", "liveness", "readiness", *names, "vigil.healthd.v1.HealthDaemon"}
     assert listed["liveness"].status == SERVING
+
+
+async def test_check_and_list_follow_each_change_a_watcher_sees(start_daemon: Any, tmp_path: Path) -> None:
+    flag = tmp_path / "up"
+    flag.touch()
+    running = await start_daemon(components=[_flag_component("a", flag)])
+    call = running.health.Watch(_hpb.HealthCheckRequest(service="a"))
+    for want in (SERVING, NOT_SERVING, SERVING):
+        if want == NOT_SERVING:
+            flag.unlink()
+        else:
+            flag.touch()
+        while (await asyncio.wait_for(call.read(), 15)).status != want:
+            pass
+        # The moment a watcher has the change, Check and List answer with it too.
+        assert await _check(running, "a") == want
+        listed = (await running.health.List(_hpb.HealthListRequest(), timeout=2)).statuses
+        assert listed["a"].status == want
+    call.cancel()

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 from prometheus_client import REGISTRY
 
 from healthd import CheckResult, Status
+from healthd._channels import SharedChannels
 from healthd._checks import (
     ExecCheck,
     GrpcHealthCheck,
@@ -219,3 +220,22 @@ def test_split_address() -> None:
     assert split_address("[::1]:80") == ("::1", 80)
     with pytest.raises(ValueError, match="host:port"):
         split_address("nope")
+
+
+async def test_grpc_checks_of_one_target_share_one_channel(health_server) -> None:  # type: ignore[no-untyped-def]
+    addr, health, _ = health_server
+    await health.set("other", NOT_SERVING)
+    channels = SharedChannels()
+    a = GrpcHealthCheck(GrpcCheckConfig(kind="grpc", address=addr, service="svc"), channels)
+    b = GrpcHealthCheck(GrpcCheckConfig(kind="grpc", address=addr, service="other"), channels)
+    elsewhere = GrpcHealthCheck(GrpcCheckConfig(kind="grpc", address="127.0.0.1:1"), channels)
+    assert (await a.check(1.0)).status is Status.SERVING
+    assert (await b.check(1.0)).status is Status.NOT_SERVING  # each asks for its own service
+    await elsewhere.check(0.2)
+    assert len(channels) == 2  # one per target, not one per check
+    await a.close()
+    assert (await b.check(1.0)).status is Status.NOT_SERVING  # b's channel outlives a's close
+    await a.close()  # idempotent: releases nothing twice
+    await b.close()
+    await elsewhere.close()
+    assert len(channels) == 0

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from healthd import CheckResult, Status
 from healthd._config import ExecCheckConfig
-from healthd._scheduler import Scheduler
+from healthd._scheduler import SPREAD_S, Scheduler
 from tests.clock import FakeClock
 
 
@@ -153,3 +153,21 @@ async def test_stalled_reports_a_crashed_job_task() -> None:
     await clock.run_for(0)
     assert "crashed" in (sched.stalled(clock.now, slack_s=10.0) or "")
     await sched.stop()
+
+
+async def test_checks_of_many_components_start_spread_not_in_one_burst() -> None:
+    # 100 probes of one target firing in the same instant: a burst every interval and 100
+    # calls' memory held at once (bench healthd.memory). Spread over SPREAD_S, each on its grid.
+    clock = FakeClock(0.0)
+    probes = [Probe(clock) for _ in range(4)]
+    sched = Scheduler(clock, lambda *_: None)
+    for i, probe in enumerate(probes):
+        sched.add(f"c{i}", 0, probe, _cfg(interval_s=1.0))
+    sched.start()
+    await _run(clock, 2.5, step=0.01)
+    await sched.stop()
+    firsts = [p.starts[0] for p in probes]
+    # (the fake clock advances in 0.01 s steps)
+    assert all(abs(t - i / 4 * SPREAD_S) <= 0.011 for i, t in enumerate(firsts)), firsts
+    assert firsts[-1] > 0.1  # not one burst
+    assert all(abs(p.starts[1] - p.starts[0] - 1.0) <= 0.011 for p in probes)  # then on its own grid

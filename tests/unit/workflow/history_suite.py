@@ -88,3 +88,35 @@ class RunHistorySuite:
 
     async def test_unknown_run_has_no_history(self, store: RunStore) -> None:
         assert await store.get_history("nope") == []
+
+    async def test_a_run_created_started_has_its_first_attempt_counted(self, store: RunStore) -> None:
+        new = new_run(created_at=990.0, lease_owner="r1", lease_expires=1100.0, started=True)
+        run, created = await store.create_run(new)
+        assert created and (run.state, run.attempts, run.started_at) == (RunState.RUNNING, 1, 990.0)
+        assert await store.get_run(run.run_id) == run
+        events = await store.get_history(run.run_id)
+        assert [(e.type, e.attempt, e.event_id) for e in events] == [
+            (HistoryType.RUN_CREATED, 0, 1),
+            (HistoryType.ATTEMPT_STARTED, 1, 2),
+        ]
+        # Taken over after a crash: the next attempt is the second.
+        (taken,) = await store.claim_runs("r2", now=1200.0, lease_s=60.0, limit=10)
+        again = await store.update_run(run.run_id, RunChange(RunState.RUNNING, attempt=True), taken.lease)
+        assert again.attempts == 2 and again.started_at == 990.0
+
+    async def test_an_update_of_a_known_run_answers_what_a_read_returns(self, store: RunStore) -> None:
+        run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=1100.0, labels={"k": "v"}))
+        lease = run.lease
+        running = await store.update_run(run.run_id, RunChange(RunState.RUNNING, attempt=True), lease, run)
+        assert running == await store.get_run(run.run_id)
+        assert (running.attempts, running.started_at) == (1, 1000.0)
+        change = RunChange(
+            RunState.SUCCEEDED,
+            result={"r": [1]},
+            fallback="static",
+            error=RunError(ErrorCategory.HANDLER, "x"),
+        )
+        done = await store.update_run(run.run_id, change, lease, running)
+        assert done == await store.get_run(run.run_id)
+        assert (done.lease, done.finished_at, done.result) == (None, 1000.0, {"r": [1]})
+        assert kinds(await store.get_history(run.run_id))[-1] == "RUN_FINISHED"

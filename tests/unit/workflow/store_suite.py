@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from services.common import AlreadyExists, NotFound
+from services.workflow._history import HistoryEvent, HistoryType
 from services.workflow._model import ErrorCategory, Lease, LeaseLost, NewRun, RunChange, RunError, RunQuery
 from services.workflow._states import InvalidTransition, RunState
 from services.workflow._store import RunStore
@@ -304,6 +305,34 @@ class FencingSuite:
         await store.record_step(run_id, "s", "again", current)  # first write wins, no error
         (step,) = await store.get_steps(run_id)
         assert (step.completed, step.result, step.executions) == (True, "fresh", 1)
+
+    async def test_a_stale_lease_cannot_fail_a_step_or_append_history(self, store: RunStore) -> None:
+        run_id, stale, current = await self._taken_over(store)
+        assert await store.begin_step(run_id, "s", current) == 1
+        before = await store.get_history(run_id)
+        with pytest.raises(LeaseLost):
+            await store.fail_step(run_id, "s", RunError(ErrorCategory.HANDLER, "stale"), stale)
+        with pytest.raises(LeaseLost):
+            await store.append_event(
+                run_id, HistoryEvent(HistoryType.ATTEMPT_FAILED, at=1.0, attempt=1), stale
+            )
+        (step,) = await store.get_steps(run_id)
+        assert step.error is None and await store.get_history(run_id) == before
+        await store.fail_step(run_id, "s", RunError(ErrorCategory.HANDLER, "fresh"), current)
+        await store.append_event(
+            run_id, HistoryEvent(HistoryType.RETRY_SCHEDULED, at=1.0, attempt=2), current
+        )
+        (step,) = await store.get_steps(run_id)
+        assert step.error == RunError(ErrorCategory.HANDLER, "fresh")
+        assert [e.type for e in await store.get_history(run_id)][-2:] == [
+            HistoryType.STEP_FAILED,
+            HistoryType.RETRY_SCHEDULED,
+        ]
+        # A finished step is kept as it is: no refusal for the current lease, nothing written.
+        await store.record_step(run_id, "s", "done", current)
+        await store.fail_step(run_id, "s", RunError(ErrorCategory.HANDLER, "late"), current)
+        (step,) = await store.get_steps(run_id)
+        assert (step.completed, step.error) == (True, None)
 
     async def test_no_step_starts_on_an_expired_lease(self, store: RunStore) -> None:
         run, _ = await store.create_run(new_run(lease_owner="r1", lease_expires=999.0))  # clock: 1000

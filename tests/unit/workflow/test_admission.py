@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,30 +12,12 @@ from services.common import PermissionDenied, ResourceExhausted, Unavailable
 from services.workflow._admission import Admission, Load
 from services.workflow._builtins import register_builtins
 from services.workflow._bulkhead import Bulkhead
-from services.workflow._config import LimitsConfig
-from services.workflow._degradation import DegradationGate
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._registry import WorkflowRegistry
 from services.workflow._runs import Operations, StartRequest
-from services.workflow._security_client import Caller, Screened
 from services.workflow._states import RunState
 from tests.conftest import eventually
-from tests.unit.workflow._harness import Harness
-
-
-class Screening:
-    """The security service's answer to Screen, as the test sets it."""
-
-    def __init__(self) -> None:
-        self.refuse: Exception | None = None
-
-    async def screen(self, *, token: str, params: dict[str, Any], **kw: Any) -> Screened:
-        if self.refuse is not None:
-            raise self.refuse
-        return Screened(subject="alice", level=2, params=params)
-
-    async def authenticate(self, token: str, remaining_s: float | None = None) -> Caller:
-        return Caller("alice", 2)
+from tests.unit.workflow.conftest import Screening
 
 
 class Counted:
@@ -61,22 +42,6 @@ class Counted:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Counted:
     return Counted(monkeypatch)
-
-
-@pytest.fixture
-def screening() -> Screening:
-    return Screening()
-
-
-@pytest.fixture
-async def ops(h: Harness, screening: Screening) -> AsyncIterator[Operations]:
-    yield Operations(
-        executor=h.executor,
-        security=screening,
-        gate=DegradationGate(),
-        limits=LimitsConfig(),
-        clock=time.time,
-    )
 
 
 def load(ops: Operations, workflow: str = "echo") -> Load:
