@@ -25,8 +25,7 @@ Rules (ARCHITECTURE.md, "Health model"):
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -217,34 +216,50 @@ def target_level(config: HealthdConfig, comps: tuple[ComponentHealth, ...]) -> L
 
 
 def level_without(
-    config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level
+    config: HealthdConfig,
+    comps: tuple[ComponentHealth, ...],
+    level: Level,
+    damp: Callable[[Level], Level] | None = None,
 ) -> dict[str, Level]:
     """For each component down by its own failure whose recovery would improve ``level``: the
-    level with it (and the components down only because of it) serving.
+    level were its own checks passing, as the damper would publish it (``damp``: target ->
+    published level; undamped when None).
 
     Why: a component's processes obey the published level, so a workflow replica restarted
     after a crash would refuse every run (OFFLINE, because *it* was down) until healthd's next
     check saw it SERVING, while its own readiness already said SERVING. A process that is
-    answering is up; its own failure must not gate it. Every other component's failure
-    still does. Never worse than ``level`` (damping applies to the published level alone)."""
+    answering is up; its own failure must not gate it. Every other failure still does, so the
+    health is recomputed, not patched: a dependent reported DEPENDENCY_DOWN naming this
+    component may also be down by its own checks or another dependency; a replicated component
+    is partial (only the answering replica is known up); and a level the damper holds (the
+    system flapping) is held here too. Never worse than ``level``."""
+    own = {c.name: c.own for c in comps}
+    maintenance = {c.name for c in comps if c.reason is Reason.MAINTENANCE}
+    stopped = frozenset(c.name for c in comps if c.reason is Reason.STOPPED)
+    partial = {c.name for c in comps if c.partial}
     out: dict[str, Level] = {}
     for comp in comps:
         if comp.reason is not Reason.FAILING:
             continue
-        healed = tuple(
-            dataclasses.replace(c, status=Status.SERVING, reason=Reason.OK, cause="")
-            if c is comp or (c.reason is Reason.DEPENDENCY_DOWN and c.cause == comp.name)
-            else c
-            for c in comps
+        replicated = {comp.name} if config.component(comp.name).replicas > 1 else set()
+        healed = component_health(
+            config, {**own, comp.name: Status.SERVING}, maintenance, stopped, frozenset(partial | replicated)
         )
-        better = min(level, target_level(config, healed))
+        target = target_level(config, healed)
+        better = min(level, target if damp is None else damp(target))
         if better < level:
             out[comp.name] = better
     return out
 
 
-def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], level: Level) -> SystemHealth:
-    """System status and score for component health; ``level`` comes from `LevelDamper`."""
+def system_health(
+    config: HealthdConfig,
+    comps: tuple[ComponentHealth, ...],
+    level: Level,
+    damp: Callable[[Level], Level] | None = None,
+) -> SystemHealth:
+    """System status and score for component health; ``level`` comes from `LevelDamper`, and
+    ``damp`` is what it would publish for another target (see `level_without`)."""
     active = [c for c in comps if c.reason not in PAUSED]
     if any(c.critical and c.status is Status.NOT_SERVING for c in active):
         status = SystemStatus.UNHEALTHY
@@ -253,7 +268,7 @@ def system_health(config: HealthdConfig, comps: tuple[ComponentHealth, ...], lev
         status = SystemStatus.DEGRADED
     else:
         status = SystemStatus.HEALTHY
-    return SystemHealth(status, _score(active), level, comps, level_without(config, comps, level))
+    return SystemHealth(status, _score(active), level, comps, level_without(config, comps, level, damp))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from healthd._aggregate import (
 )
 from healthd._channels import SharedChannels
 from healthd._checks import GrpcHealthCheck, build_check
-from healthd._config import HealthdConfig
+from healthd._config import HealthdConfig, Level
 from healthd._events import EventKind, EventLog, Subscription
 from healthd._heal_driver import HealDriver
 from healthd._healing import HealEvent, HealMachine
@@ -228,15 +228,15 @@ class HealthEngine(HealDriver, OperatorActions):
                 partial.add(name)
         comps = component_health(self.config, own, self._maint, frozenset(stopped), frozenset(partial))
         target = target_level(self.config, comps)
-        cfg = self.config
-        self._damper = self._damper.step(
-            target,
-            self.clock.monotonic(),
-            cfg.level_recovery_s,
-            flap_count=cfg.level_flap_count,
-            flap_window_s=cfg.level_flap_window_s,
-        )
-        system = system_health(self.config, comps, self._damper.level)
+        cfg, before, at = self.config, self._damper, self.clock.monotonic()
+
+        def step(to: Level) -> LevelDamper:
+            count, window = cfg.level_flap_count, cfg.level_flap_window_s
+            return before.step(to, at, cfg.level_recovery_s, flap_count=count, flap_window_s=window)
+
+        self._damper = step(target)
+        # level_without is damped like the level: a hold while flapping holds there too.
+        system = system_health(self.config, comps, self._damper.level, damp=lambda to: step(to).level)
         escalated = sorted({self.units[u].component for u, m in self._heal.items() if m.escalated})
         if escalated:
             liveness, why = Status.NOT_SERVING, f"FATAL: {', '.join(escalated)}"

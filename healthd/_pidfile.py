@@ -5,7 +5,9 @@ pid, the process's start time (``/proc/<pid>/stat`` field 22, clock ticks since 
 the ports it owns, the healthd that started it and a digest of its configured env. A record
 names *our* process only while the pid is alive with the same start time: a reused pid has a
 later start time, so it is never adopted nor signalled; a record whose pid runs another
-command line (a tampered or hand-edited file) is not ours either. Written atomically (temp file +
+command line (a tampered or hand-edited file) is not ours either, unless that process's
+environment carries the record's random token (a script, whose command line is its
+interpreter's, or a wrapper that ``exec``s another program). Written atomically (temp file +
 rename); removed when healthd stops the child on purpose, kept when healthd dies (the point).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +39,13 @@ class ChildRecord:
     healthd_pid: int = 0
     fingerprint: str = ""
     """Digest of the configured env it was started with (a changed config is not adopted)."""
+    token: str = ""
+    """Random per start, in the child's environment as `CHILD_TOKEN_ENV`: identifies it when its
+    command line is not its argv (a script run by its interpreter, a wrapper that ``exec``s)."""
+
+
+CHILD_TOKEN_ENV = "VIGIL_HEALTHD_CHILD_TOKEN"
+"""Environment variable carrying a child's `ChildRecord.token` (inherited across ``exec``)."""
 
 
 def start_time(pid: int) -> int | None:
@@ -51,6 +61,15 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])  # field 22 overall: starttime
 
 
+def has_token(pid: int, token: str) -> bool:
+    """The process's environment (as of its last exec) carries ``token`` (`CHILD_TOKEN_ENV`)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return bool(token) and f"{CHILD_TOKEN_ENV}={token}".encode() in raw.split(b"\0")
+
+
 def cmdline(pid: int) -> list[str] | None:
     """argv of a live process, or None."""
     try:
@@ -58,6 +77,23 @@ def cmdline(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
+EXEC_SETTLE_S = 1.0
+"""Longest wait for a process in the middle of an exec to show its new command line."""
+
+
+def settled_cmdline(pid: int) -> list[str] | None:
+    """`cmdline`, waiting out an exec in progress: between the kernel switching a process to its
+    new program and laying out its arguments, ``/proc/<pid>/cmdline`` reads empty (a child
+    just let through the start gate, on a loaded machine, for milliseconds). Only a kernel
+    thread stays empty: never a child of ours, so waiting for it is bounded, not wrong."""
+    deadline = time.monotonic() + EXEC_SETTLE_S
+    argv = cmdline(pid)
+    while argv == [] and time.monotonic() < deadline:
+        time.sleep(0.005)
+        argv = cmdline(pid)
+    return argv
 
 
 class RunDir:
@@ -102,11 +138,12 @@ class RunDir:
         if record is None:
             return None
         # Behind the start gate (`healthd._gate`) the recorded process is still the shell for a
-        # moment; it is ours all the same (it runs the program next, or exits).
-        argv = cmdline(record.pid)
-        if start_time(record.pid) != record.start_time or argv not in (
-            record.argv,
-            StartGate.argv(record.argv),
+        # moment; it is ours all the same (it runs the program next, or exits). A script's
+        # command line is its interpreter's (or, after a wrapper's exec, another program's):
+        # then the token in its environment says it is the child we started.
+        if start_time(record.pid) != record.start_time or (
+            settled_cmdline(record.pid) not in (record.argv, StartGate.argv(record.argv))
+            and not has_token(record.pid, record.token)
         ):
             self.remove(key)  # dead, or the pid now belongs to another process
             return None

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from pathlib import Path
 from healthd._config import ProcessConfig
 from healthd._gate import StartGate, close_quietly, ensure_executable
 from healthd._output import LineSink, OutputLog
-from healthd._pidfile import ChildRecord, RunDir
+from healthd._pidfile import CHILD_TOKEN_ENV, ChildRecord, RunDir
 from healthd._process import Proc, group_gone, signal_group, terminate_foreign
 from services.common import SUPERVISOR_PID_ENV, get_logger
 
@@ -105,6 +106,7 @@ class Child:
         self.restarts = 0
         self.served = False
         self.retired = False
+        self._token = ""  # of the current process (ChildRecord.token)
         self.argv = [sys.executable if arg == PYTHON_PLACEHOLDER else arg for arg in cfg.argv]
 
     @property
@@ -155,6 +157,8 @@ class Child:
             env[SUPERVISOR_PID_ENV] = str(os.getpid())
         else:
             env.pop(SUPERVISOR_PID_ENV, None)
+        self._token = secrets.token_hex(16)
+        env[CHILD_TOKEN_ENV] = self._token  # how a restarted healthd knows it (ChildRecord.token)
         self.output.follow(from_end=False)
         # With records, the child waits behind a gate until its record is written (`healthd._gate`).
         gate = None
@@ -198,6 +202,7 @@ class Child:
                 self._ports(),
                 os.getpid(),
                 self._fingerprint(),
+                self._token,
             )
             self._records.write(self.key, record)
         self._proc = proc
@@ -232,6 +237,7 @@ class Child:
             if self.running or record.argv != self.argv or record.fingerprint != self._fingerprint():
                 return False
             self.output.follow(from_end=True)
+            self._token = record.token  # what its environment carries
             self._begin(Proc(record.pid))
             # It passed its checks under the previous healthd or not; either way it is no
             # fresh start that could fail permanently.

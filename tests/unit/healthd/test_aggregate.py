@@ -213,3 +213,50 @@ def test_level_without_leaves_out_a_components_own_failure_and_what_it_blocks() 
     # a failure that does not make the level worse gets no entry
     system, _ = _system({"store": S, "api": S, "cache": N, "web": N})
     assert system.level is Level.DEGRADED and system.level_without == {}
+
+
+CHAIN = config(
+    components=[
+        {"name": "api", "checks": [exec_check()], "degrades_to": "OFFLINE"},
+        {"name": "sec", "checks": [exec_check()]},
+        {"name": "cache", "checks": [exec_check()], "critical": False},
+        {
+            "name": "gw",
+            "checks": [exec_check()],
+            "depends_on": ["api", "cache"],
+            "critical": False,
+            "degrades_to": "READ_ONLY",
+        },
+    ]
+)
+
+
+def _without(own: dict[str, Status]) -> dict[str, Level]:
+    comps = component_health(CHAIN, own, set())
+    return dict(system_health(CHAIN, comps, target_level(CHAIN, comps)).level_without)
+
+
+def test_level_without_keeps_what_a_dependent_is_down_for_besides_that_component() -> None:
+    # gw is reported DEPENDENCY_DOWN naming api (its first down dependency), but with api
+    # serving it is still down: because of cache (READ_ONLY, gw's level) ...
+    assert _without({"api": N, "sec": S, "cache": N, "gw": S}) == {"api": Level.READ_ONLY}
+    # ... or by its own checks: api's processes must not read NORMAL while gw is down.
+    assert _without({"api": N, "sec": S, "cache": S, "gw": N}) == {"api": Level.READ_ONLY}
+
+
+def test_level_without_counts_a_replicated_component_partial() -> None:
+    # Every replica down, one restarted: it alone serves, so the level is at least DEGRADED.
+    cfg = config(
+        components=[
+            {
+                "name": "api",
+                "checks": [exec_check()],
+                "degrades_to": "OFFLINE",
+                "replicas": 2,
+                "process": {"argv": ["true"], "health_port": 1, "env_prefix": "X_"},
+            },
+            {"name": "sec", "checks": [exec_check()]},
+        ]
+    )
+    comps = component_health(cfg, {"api": N, "sec": S}, set())
+    assert system_health(cfg, comps, target_level(cfg, comps)).level_without == {"api": Level.DEGRADED}

@@ -220,3 +220,57 @@ async def test_a_check_target_speaking_garbage_is_down_not_a_dead_scheduler(
         assert EventKind.LIVENESS not in [e.kind for e in engine.events.since()]
     finally:
         server.close()
+
+
+async def test_level_without_is_held_while_the_level_flaps(tmp_path: Path) -> None:
+    """A component's own failure is left out of ``level_without``, damping is not: a replica
+    crashing over and over (or one down while another component's recovery is held) must not
+    read a level the system itself would hold back."""
+    clock = FakeClock(0.0)
+    wf, db, sec = tmp_path / "wf", tmp_path / "db", tmp_path / "sec"
+    for flag in (wf, db, sec):
+        flag.touch()
+    engine = HealthEngine(
+        config(
+            level_recovery_s=3,
+            level_flap_count=1,
+            components=[
+                {"name": "wf", "checks": [slow_flag_check(wf)], "degrades_to": "RESTRICTED"},
+                {"name": "db", "checks": [slow_flag_check(db)], "degrades_to": "READ_ONLY"},
+                {"name": "sec", "checks": [slow_flag_check(sec)]},
+            ],
+        ),
+        clock=clock,
+    )
+    await engine.start()
+    system = lambda: engine.snapshot().system  # noqa: E731 - read often below
+
+    async def tick_until(cond: Any) -> None:
+        async def step() -> bool:
+            await clock.run_for(0.1)
+            return bool(cond())
+
+        await eventually(step, 10)
+
+    try:
+        await tick_until(lambda: system().status is SystemStatus.HEALTHY)
+        wf.unlink()  # a single crash: its own entry reopens at once
+        await tick_until(lambda: system().level is Level.RESTRICTED)
+        assert system().level_without == {"wf": Level.NORMAL}
+        wf.touch()
+        await tick_until(lambda: system().level is Level.NORMAL)  # first recovery: not held
+        wf.unlink()  # crashed again within the flap window: a recovery would be held now
+        await tick_until(lambda: system().level is Level.RESTRICTED)
+        assert system().level_without == {}
+        wf.touch()
+        await tick_until(lambda: system().level is Level.NORMAL)  # held 3 s, then NORMAL
+        # db flaps while wf is down: db's recovery is held at READ_ONLY, and so is wf's entry.
+        db.unlink()
+        await tick_until(lambda: system().level is Level.READ_ONLY)
+        wf.unlink()
+        await tick_until(lambda: engine.statuses()["wf"] is Status.NOT_SERVING)
+        db.touch()
+        await tick_until(lambda: engine.statuses()["db"] is Status.SERVING)
+        assert system().level is Level.READ_ONLY and system().level_without == {}
+    finally:
+        await engine.stop()

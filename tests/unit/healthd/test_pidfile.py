@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from healthd._pidfile import ChildRecord, RunDir, cmdline, start_time
@@ -57,3 +58,32 @@ def test_a_record_naming_another_program_is_not_ours(tmp_path: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+async def test_a_child_in_the_middle_of_its_exec_keeps_its_record(tmp_path: Path) -> None:
+    """Just through the start gate, a child's command line reads empty while the kernel lays
+    out its new program's arguments (milliseconds, longer on a loaded box): its record must
+    not be dropped as "another process" then, or a restarted healthd duplicates it. Starting
+    children back to back (each start loads the machine with the previous interpreters)."""
+    from healthd import ProcessConfig
+    from healthd._supervisor import Child
+
+    runs = RunDir(tmp_path / "run")
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    cfg = ProcessConfig(argv=argv)
+    children = [Child(f"svc{i}", cfg, records=runs, sink=lambda _l: None) for i in range(16)]
+    lost: list[str] = []
+    try:
+        for child in children:
+            await child.start()
+            # Asked over and over until the exec is done, so the empty moment is seen.
+            deadline = time.monotonic() + 10
+            while cmdline(child.pid or 0) != argv and time.monotonic() < deadline:
+                if runs.live(child.key) is None:
+                    lost.append(child.key)
+                    break
+        assert lost == []
+    finally:
+        for child in children:
+            await child.stop()
+            await child.close()

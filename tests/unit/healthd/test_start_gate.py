@@ -100,3 +100,36 @@ async def test_a_missing_program_fails_the_start_itself_behind_the_gate(tmp_path
             await child.start()
         assert not child.running and runs.records() == {}
         await child.close()
+
+
+@pytest.mark.parametrize("script", ["#!/bin/sh\nexec sleep 60\n", "#!/bin/sh\nsleep 60\n"])
+async def test_a_child_that_is_a_script_is_adopted_not_duplicated(tmp_path: Path, script: str) -> None:
+    """A script's command line is its interpreter's (``/bin/sh ./svc``, or ``sleep 60`` after
+    its exec), never its argv: a restarted healthd must still know it as the child it recorded,
+    not leave it running unsupervised and start a second one on its port."""
+    program = tmp_path / "svc"
+    program.write_text(script)
+    program.chmod(0o755)
+    cfg = ProcessConfig(argv=[str(program)])
+    first = Supervisor(RunDir(tmp_path / "run"))
+    child = Child("svc", cfg, records=first.records, sink=lambda _l: None)
+    first.add(child)
+    pids: list[int] = []
+    try:
+        assert await first.start_all() == []
+        pid = child.pid or 0
+        pids.append(pid)
+        await eventually(lambda: cmdline(pid) in (["/bin/sh", str(program)], ["sleep", "60"]), 5)
+        # healthd dies (its Child objects are simply dropped); the next one starts over the run_dir.
+        second = Supervisor(RunDir(tmp_path / "run"))
+        again = Child("svc", cfg, records=second.records, sink=lambda _l: None)
+        second.add(again)
+        adopted = await second.start_all()
+        pids.append(again.pid or 0)
+        assert adopted == [again] and again.pid == pid, "adopted, not started twice"
+        await second.stop_all()
+        assert_no_pid(pids)
+    finally:
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p, signal.SIGKILL)
