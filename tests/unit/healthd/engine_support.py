@@ -22,6 +22,17 @@ def restart_healing(**kw: Any) -> dict[str, Any]:
     return {"action": "restart", "backoff_base_s": 0.1, "backoff_cap_s": 0.4, "backoff_jitter": 0, **kw}
 
 
+def healed_sleeper(name: str = "svc", **extra: Any) -> dict[str, Any]:
+    """A component whose child sleeps, with a process check and restart healing."""
+    return {
+        "name": name,
+        "process": {"argv": SLEEPER},
+        "checks": [proc_check()],
+        "healing": restart_healing(),
+        **extra,
+    }
+
+
 def crashy(**healing: Any) -> dict[str, Any]:
     """A component whose child always exits at once."""
     return {

@@ -25,7 +25,7 @@ from tests.healthd_util import (
 )
 from tests.unit.healthd.engine_support import (
     SLEEPER,
-    restart_healing,
+    healed_sleeper,
     slow_flag_check,
     start_engine,
 )
@@ -34,14 +34,7 @@ from tests.unit.healthd.engine_support import (
 async def test_maintenance_pauses_checks_and_healing(engines: list[HealthEngine]) -> None:
     engine = await start_engine(
         engines,
-        components=[
-            {
-                "name": "svc",
-                "process": {"argv": SLEEPER},
-                "checks": [proc_check()],
-                "healing": restart_healing(),
-            }
-        ],
+        components=[healed_sleeper()],
     )
     await eventually(lambda: engine.statuses()["svc"] is Status.SERVING)
     engine.set_maintenance("svc", True, "upgrading")

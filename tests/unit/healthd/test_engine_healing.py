@@ -12,13 +12,13 @@ from healthd import EventKind, HealState, HealthEngine, Level, Reason, Status, S
 from tests.healthd_util import (
     eventually,
     pid_alive,
-    proc_check,
 )
 from tests.unit.healthd.engine_support import (
     PY,
     SLEEPER,
     crashy,
     event_kinds,
+    healed_sleeper,
     restart_healing,
     slow_flag_check,
     start_engine,
@@ -28,14 +28,7 @@ from tests.unit.healthd.engine_support import (
 async def test_kill_9_is_noticed_at_once_healed_and_recorded(engines: list[HealthEngine]) -> None:
     engine = await start_engine(
         engines,
-        components=[
-            {
-                "name": "svc",
-                "process": {"argv": SLEEPER},
-                "checks": [proc_check()],
-                "healing": restart_healing(),
-            }
-        ],
+        components=[healed_sleeper()],
     )
     await eventually(lambda: engine.statuses()["svc"] is Status.SERVING)
     child = engine.supervisor.children["svc"]
@@ -89,13 +82,7 @@ async def test_dependency_down_is_not_healed_and_reported(
         level_recovery_s=0,
         components=[
             {"name": "db", "checks": [slow_flag_check(flag)], "degrades_to": "READ_ONLY"},
-            {
-                "name": "api",
-                "depends_on": ["db"],
-                "process": {"argv": SLEEPER},
-                "checks": [proc_check()],
-                "healing": restart_healing(),
-            },
+            healed_sleeper("api", depends_on=["db"]),
         ],
     )
     await eventually(lambda: engine.snapshot().system.status is SystemStatus.HEALTHY)
@@ -201,14 +188,7 @@ async def test_a_healed_component_counts_as_started_only_after_passing_its_check
 ) -> None:
     engine = await start_engine(
         engines,
-        components=[
-            {
-                "name": "svc",
-                "process": {"argv": SLEEPER},
-                "checks": [proc_check()],
-                "healing": restart_healing(),
-            }
-        ],
+        components=[healed_sleeper()],
     )
     await eventually(lambda: engine.snapshot().components[0].heal_state is HealState.HEALTHY)
     job = engine.scheduler.jobs[0]
