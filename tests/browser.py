@@ -10,7 +10,9 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -73,7 +75,7 @@ class Browser:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
-        self._dir = tempfile.TemporaryDirectory(prefix="vigil-chromium-")
+        self._dir = Path(tempfile.mkdtemp(prefix="vigil-chromium-"))
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
 
@@ -81,11 +83,14 @@ class Browser:
         exe = chromium_path()
         assert exe is not None, "chromium is not installed"
         self._proc = subprocess.Popen(
-            [exe, *FLAGS, f"--user-data-dir={self._dir.name}", "--remote-debugging-port=0", "about:blank"],
+            [exe, *FLAGS, f"--user-data-dir={self._dir}", "--remote-debugging-port=0", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # its own process group: Chromium's helpers (zygote, renderers, crashpad) outlive the
+            # main process and keep writing into the profile unless the whole group is stopped
+            start_new_session=True,
         )
-        port_file = Path(self._dir.name) / "DevToolsActivePort"
+        port_file = self._dir / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
             if time.monotonic() > deadline or self._proc.poll() is not None:
@@ -107,11 +112,42 @@ class Browser:
             await self._ws.close()
         if self._session is not None:
             await self._session.close()
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                await asyncio.to_thread(self._proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                await asyncio.to_thread(self._proc.wait, 10)
-        self._dir.cleanup()
+        if self._proc is not None:
+            await asyncio.to_thread(_stop_group, self._proc)
+        await asyncio.to_thread(_remove_profile, self._dir)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM Chromium's process group, SIGKILL what is left after 10 s, wait until none remain."""
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_alive(pgid):
+                return
+            time.sleep(0.05)
+    proc.wait(10)
+
+
+def _remove_profile(path: Path) -> None:
+    """Remove the profile; a helper that was still exiting may add a file while rmtree runs."""
+    for _ in range(20):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.1)
+    shutil.rmtree(path)  # still there after 2 s: fail with the real error
