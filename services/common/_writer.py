@@ -12,7 +12,7 @@ Invariants:
   two), so what was queued before ``close`` is handled before the thread ends.
 - ``handle(batch)`` returns one outcome per item in order; an outcome that is an exception
   is raised to that item's caller alone (per-item isolation is the handler's business,
-  e.g. `services.common.run_isolated`). If ``handle`` raises, every caller in the batch gets
+  e.g. `services.common.run_in_savepoints`). If ``handle`` raises, every caller in the batch gets
   that exception: nothing of the batch was committed.
 - A caller that was cancelled meanwhile is skipped; its item was handled all the same.
 - The items of one `submit_all` are handled in the same batch (one transaction), even when
