@@ -46,6 +46,9 @@ class Instrumentation:
             environment, read here once at start-up and handed to the pusher. Tracing is
             left to the OpenTelemetry SDK, which reads the process environment itself
             (endpoint, headers, TLS), so its on/off decision reads the same place.
+        untraced: Streaming methods whose messages carry their calls' own trace context,
+            traced per call by the handler instead of one span per stream
+            (`server_interceptors`).
     """
 
     def __init__(
@@ -55,12 +58,13 @@ class Instrumentation:
         *,
         metrics: bool = True,
         environ: Mapping[str, str] | None = None,
+        untraced: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.config = config
         self.tracing = setup_tracing(name)
         install_log_hooks()
-        interceptors: list[grpc.aio.ServerInterceptor] = [*server_interceptors()]
+        interceptors: list[grpc.aio.ServerInterceptor] = [*server_interceptors(untraced)]
         if metrics:
             interceptors.append(MetricsInterceptor())
         self.server_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = tuple(interceptors)

@@ -29,10 +29,9 @@ from typing import Any
 import grpc
 
 from services.common._interceptors import WrappingInterceptor, wrap_handler
+from services.common._status import status_code
 
 __all__ = ["Observation", "ObservingInterceptor", "final_code", "split_method"]
-
-_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def split_method(full: str) -> tuple[str, str]:
@@ -49,7 +48,7 @@ def final_code(context: grpc.aio.ServicerContext, error: BaseException | None) -
     if isinstance(code, grpc.StatusCode):
         return code
     if isinstance(code, int):
-        return _BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
+        return status_code(code)
     # No code recorded: a clean return is OK; an exception that escaped every handler is UNKNOWN.
     if error is None:
         return grpc.StatusCode.OK

@@ -26,6 +26,7 @@ __all__ = [
     "retry_delay_s",
     "rpc_code",
     "rpc_error_from_status",
+    "status_code",
     "status_proto",
     "to_grpc_status",
 ]
@@ -74,6 +75,11 @@ _CODES = {c.value[0]: c for c in grpc.StatusCode}
 _DETAILS_KEY = "grpc-status-details-bin"
 
 
+def status_code(value: int) -> grpc.StatusCode:
+    """The gRPC status code numbered ``value`` (google.rpc.Code numbering); UNKNOWN if none is."""
+    return _CODES.get(value, grpc.StatusCode.UNKNOWN)
+
+
 def rpc_error_from_status(status: status_pb2.Status) -> grpc.aio.AioRpcError:
     """The failed call a google.rpc.Status received in a message stands for (client side).
 
@@ -81,7 +87,7 @@ def rpc_error_from_status(status: status_pb2.Status) -> grpc.aio.AioRpcError:
     would have raised, details in its trailer, so `from_rpc_error` and every classification of
     failed calls apply unchanged. An unknown code is UNKNOWN.
     """
-    code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    code = status_code(status.code)
     trailer = grpc.aio.Metadata((_DETAILS_KEY, status.SerializeToString())) if status.details else None
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailer or grpc.aio.Metadata(), status.message)
 

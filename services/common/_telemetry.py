@@ -14,8 +14,11 @@ exported by a BatchSpanProcessor: a request only appends to an in-memory queue.
 One exception: without ``OTEL_TRACES_SAMPLER`` the sampler is ``parentbased_traceidratio``
 at `DEFAULT_SAMPLE_RATIO` (or ``OTEL_TRACES_SAMPLER_ARG``), not the SDK's always-on: a
 caller's sampling decision is always followed, and of the traces that start here one in
-ten is recorded. Recording every request costs about a third of a StartRun's throughput
+ten is recorded. Recording every request costs about a quarter of a StartRun's throughput
 (bench ``obs.tracing``); ``OTEL_TRACES_SAMPLER=always_on`` asks for that explicitly.
+
+Calls carried inside stream messages (a Screen on ScreenStream) carry their own context in
+the message: `CarriedCall` on the client, `carried_server_call` on the server.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from services.common._observe import Observation, ObservingInterceptor, split_me
 __all__ = [
     "DEFAULT_SAMPLE_RATIO",
     "TRACE_ID_METADATA",
+    "CarriedCall",
     "TracingInterceptor",
+    "carried_server_call",
     "client_interceptors",
     "metrics_push_wanted",
     "server_interceptors",
@@ -245,6 +250,11 @@ class _SpanObservation(Observation):
         self._span = span
         self._ctx = ctx
 
+    @property
+    def trace_id(self) -> int:
+        """The span's trace id (0 for an invalid span)."""
+        return self._span.get_span_context().trace_id
+
     def activate(self) -> contextlib.AbstractContextManager[Any]:
         return _Activation(self._ctx)
 
@@ -289,32 +299,109 @@ class TracingInterceptor(ObservingInterceptor):
         return not method.startswith(self._exclude)
 
     def begin(self, method: str, kind: str, context: grpc.aio.ServicerContext) -> Observation:
-        getter = _Getter(context.invocation_metadata())
-        parent = propagate.extract(None, getter=getter)  # type: ignore[arg-type]
-        caller = trace.get_current_span(parent).get_span_context()
-        if caller.is_valid and not caller.trace_flags.sampled:
-            return _Unsampled(parent)  # the parent-based sampler's answer, without asking it
-        service, name = split_method(method)
-        span = _state.tracer.start_span(
-            method.lstrip("/"),
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes={
-                "rpc.system": "grpc",
-                "rpc.service": service,
-                "rpc.method": name,
-                "rpc.grpc.kind": kind,
-                "network.peer.address": context.peer() or "",
-            },
-        )
-        trace_id = span.get_span_context().trace_id
-        if trace_id:
-            # The caller learns the trace of its call (a link to it in a trace UI); errors
-            # keep it too (`_interceptors` merges it into a rich status's trailers).
-            context.set_trailing_metadata(((TRACE_ID_METADATA, trace.format_trace_id(trace_id)),))
-        return _SpanObservation(span, trace.set_span_in_context(span, parent))
+        parent = propagate.extract(None, getter=_Getter(context.invocation_metadata()))  # type: ignore[arg-type]
+        obs = _server_observation(method, kind, parent, context.peer() or "")
+        if isinstance(obs, _SpanObservation):
+            trace_id = obs.trace_id
+            if trace_id:
+                # The caller learns the trace of its call (a link to it in a trace UI); errors
+                # keep it too (`_interceptors` merges it into a rich status's trailers).
+                context.set_trailing_metadata(((TRACE_ID_METADATA, trace.format_trace_id(trace_id)),))
+        return obs
 
 
-def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    """The tracing server interceptor, or nothing while tracing is off."""
-    return [TracingInterceptor()] if _state.provider is not None else []
+def _server_observation(method: str, kind: str, parent: otel_context.Context, peer: str) -> Observation:
+    """The SERVER side of one call of ``method`` whose caller's context is ``parent``."""
+    caller = trace.get_current_span(parent).get_span_context()
+    if caller.is_valid and not caller.trace_flags.sampled:
+        return _Unsampled(parent)  # the parent-based sampler's answer, without asking it
+    service, name = split_method(method)
+    span = _state.tracer.start_span(
+        method.lstrip("/"),
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={
+            "rpc.system": "grpc",
+            "rpc.service": service,
+            "rpc.method": name,
+            "rpc.grpc.kind": kind,
+            "network.peer.address": peer,
+        },
+    )
+    return _SpanObservation(span, trace.set_span_in_context(span, parent))
+
+
+class _Untraced(Observation):
+    """Tracing is off: nothing made current, nothing to finish."""
+
+    __slots__ = ()
+
+    def finish(self, code: grpc.StatusCode, error: BaseException | None) -> None:
+        return None
+
+
+_UNTRACED = _Untraced()
+
+
+def carried_server_call(method: str, carrier: Mapping[str, str], peer: str) -> Observation:
+    """The SERVER side of one call carried inside a stream message (e.g. a Screen on
+    ScreenStream), whose caller sent its trace context in the message (`CarriedCall`).
+
+    Like the interceptor's span for a unary call: a child of the caller's span when the caller
+    recorded it, nothing but the caller's context made current when it did not (its sampling
+    decision is followed), a new trace when the caller sent none. A no-op while tracing is off.
+    """
+    if _state.provider is None:
+        return _UNTRACED
+    parent = propagate.extract(carrier) if carrier else otel_context.Context()
+    return _server_observation(method, "unary_unary", parent, peer)
+
+
+class CarriedCall:
+    """The CLIENT side of one call carried inside a stream message, where no per-call metadata
+    travels: ``carrier`` is the W3C trace context to send in the message (empty while tracing
+    is off), and the call's CLIENT span when the current trace is recorded.
+
+    ``finish(code)`` ends the span (once) with the call's final status code.
+    """
+
+    __slots__ = ("_span", "carrier")
+
+    def __init__(self, method: str) -> None:
+        self._span: trace.Span | None = None
+        self.carrier: dict[str, str] = {}
+        if _state.provider is None:
+            return
+        current = trace.get_current_span().get_span_context()
+        ctx = None
+        if not current.is_valid or current.trace_flags.sampled:
+            service, name = split_method(method)
+            self._span = _state.tracer.start_span(
+                method,  # contrib's client interceptor names CLIENT spans with the leading slash
+                kind=SpanKind.CLIENT,
+                attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+            )
+            ctx = trace.set_span_in_context(self._span)
+        # An unsampled trace sends its context too: the server must follow that decision.
+        propagate.inject(self.carrier, context=ctx)
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:  # a client sees every non-OK answer as a failed call
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
+
+
+def server_interceptors(untraced: tuple[str, ...] = ()) -> list[grpc.aio.ServerInterceptor]:
+    """The tracing server interceptor, or nothing while tracing is off.
+
+    ``untraced``: full method names given no span for the whole call, because each message
+    carries its own calls' trace context (the handler traces those: `carried_server_call`);
+    a span for a stream that lives as long as the process would never be useful.
+    """
+    if _state.provider is None:
+        return []
+    return [TracingInterceptor(exclude=("/grpc.reflection.", *untraced))]

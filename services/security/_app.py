@@ -18,6 +18,7 @@ from services.security._config import SecurityConfig
 from services.security._core import SecurityCore
 from services.security._operations import SecurityOperations
 from services.security._service import SecurityServicer
+from services.security._stream import METHOD as STREAM_METHOD
 from vigil.security.v1 import security_pb2_grpc as _pb_grpc
 
 __all__ = ["SERVICE_NAME", "build"]
@@ -48,7 +49,8 @@ def _audit_health(server: VigilServer, core: SecurityCore) -> Callable[[], Await
 async def build(config: SecurityConfig) -> VigilServer:
     """Build the security server: domain core, servicer, policy reload (SIGHUP + file watch)."""
     core = SecurityCore.from_config(config)
-    telemetry = Instrumentation("security", config.server)
+    # Each screening on a ScreenStream is traced on its own, from the context it carries.
+    telemetry = Instrumentation("security", config.server, untraced=(STREAM_METHOD,))
     server = VigilServer(config.server, "security", interceptors=telemetry.server_interceptors)
     servicer = SecurityServicer(
         SecurityOperations(core), stream_max_in_flight=config.screen_stream_max_in_flight

@@ -13,6 +13,8 @@ Invariants:
   the caller instead of the server queueing without bound.
 - When the caller half-closes, the screenings in flight are still answered, then the stream
   ends; when the stream is cancelled, they are cancelled (nobody is left to answer).
+- Tracing: each screening is a SERVER span of ``Screen`` under the context its `ScreenCall`
+  carries (what the unary call's metadata carries); the stream itself gets none.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from services.common import error_for, status_proto
+from services.common import carried_server_call, error_for, status_code, status_proto
 from services.security._auditgroup import audit_group
 from vigil.security.v1 import security_pb2 as _pb
 
 __all__ = ["METHOD", "serve_screen_stream"]
 
 METHOD = "/vigil.security.v1.SecurityService/ScreenStream"
+SCREEN = "/vigil.security.v1.SecurityService/Screen"
+"""The call each screening on the stream stands for (its span's name)."""
 
 ScreenOne = Callable[[_pb.ScreenRequest], Awaitable[_pb.ScreenResponse]]
 
@@ -52,14 +56,22 @@ async def serve_screen_stream(
     ready = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
     closing = False
+    peer = context.peer() or ""
 
     async def one(call: _pb.ScreenCall) -> None:
+        obs = carried_server_call(SCREEN, call.trace_context, peer)
+        error: BaseException | None = None
         try:
-            result = _pb.ScreenResult(id=call.id, response=await screen(call.request))
+            with obs.activate():
+                result = _pb.ScreenResult(id=call.id, response=await screen(call.request))
         except Exception as exc:  # this screening's outcome, not the stream's
-            result = _failed(call.id, exc)
+            error, result = exc, _failed(call.id, exc)
+        except BaseException as exc:  # cancelled with the stream: nobody to answer
+            obs.finish(grpc.StatusCode.CANCELLED, exc)
+            raise
         finally:
             slots.release()
+        obs.finish(status_code(result.status.code) if error else grpc.StatusCode.OK, error)
         done.append(result)
         ready.set()
 

@@ -93,8 +93,8 @@ class WorkflowConfig(ConfigModel):
     """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
     security_stream: bool = True
     """Screen over one long-lived ScreenStream per connection (batched, cheaper per call) instead
-    of one unary Screen per run; a security service without ScreenStream is screened unary, and
-    so is every run while tracing is on (the stream carries no per-call trace context yet)."""
+    of one unary Screen per run; a security service without ScreenStream is screened unary. Each
+    screening carries its own trace context, so traces cross into security either way."""
     auth: AuthConfig | None = None
     """The security service's key material (API key hashes, keys file, JWT settings). When set,
     callers of reads (GetRun, ListRuns, WatchRun, ListWorkflows) are verified here with it, so

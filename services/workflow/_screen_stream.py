@@ -18,6 +18,9 @@ modes, so `SecurityClient` treats both paths alike (breaker, error classificatio
 Concurrent calls are multiplexed on a stream by a correlation id (a future each); calls
 queued while the stream's writer is busy go out together in one message, which the server
 processes as one batch.
+
+Tracing: each attempt is a CLIENT span (`CarriedCall`) whose W3C context travels in its
+`ScreenCall`, so a run's trace crosses into security as it does over the unary call.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from typing import Any
 
 import grpc
 
-from services.common import get_logger, rpc_error_from_status
+from services.common import CarriedCall, get_logger, rpc_error_from_status
 from vigil.security.v1 import security_pb2 as _spb
 from vigil.security.v1 import security_pb2_grpc as _spb_grpc
 
 __all__ = ["RETRY_STREAM_S", "ScreenStreams"]
 
+SCREEN_METHOD = "/vigil.security.v1.SecurityService/Screen"
+"""The call a screening on the stream stands for (its CLIENT span's name, as for the unary call)."""
 RETRY_STREAM_S = 60.0
 """After UNIMPLEMENTED, how long Screen stays unary before trying the stream again."""
 MAX_BATCH = 256
@@ -72,12 +77,17 @@ class _Stream:
     def in_flight(self) -> int:
         return len(self._pending)
 
-    async def screen(self, request: _spb.ScreenRequest, timeout: float | None) -> _spb.ScreenResponse:  # noqa: ASYNC109
+    async def screen(
+        self,
+        request: _spb.ScreenRequest,
+        timeout: float | None,  # noqa: ASYNC109
+        trace_context: dict[str, str],
+    ) -> _spb.ScreenResponse:
         loop = asyncio.get_running_loop()
         call_id = next(self._ids)
         future: asyncio.Future[_spb.ScreenResponse] = loop.create_future()
         self._pending[call_id] = future
-        self._outbox.append(_spb.ScreenCall(id=call_id, request=request))
+        self._outbox.append(_spb.ScreenCall(id=call_id, request=request, trace_context=trace_context))
         self._wake.set()
         timer = None if timeout is None else loop.call_later(timeout, self._expire, call_id)
         try:
@@ -237,7 +247,7 @@ class ScreenStreams:
             assert index is not None
             left = None if deadline is None else max(0.001, deadline - self._mono())
             try:
-                return await self._stream(index).screen(request, left)
+                return await self._attempt(index, request, left)
             except _Unimplemented:
                 if self.streaming:
                     _log.warning("security service has no ScreenStream: using unary Screen")
@@ -252,6 +262,31 @@ class ScreenStreams:
                 index = self._pick(tried)
                 if index is None:
                     raise
+
+    async def _attempt(
+        self,
+        index: int,
+        request: _spb.ScreenRequest,
+        timeout: float | None,  # noqa: ASYNC109
+    ) -> _spb.ScreenResponse:
+        """One screening on stream ``index``, traced as a CLIENT call."""
+        call = CarriedCall(SCREEN_METHOD)
+        code = grpc.StatusCode.UNKNOWN
+        try:
+            response = await self._stream(index).screen(request, timeout, call.carrier)
+            code = grpc.StatusCode.OK
+            return response
+        except grpc.aio.AioRpcError as err:
+            code = err.code()
+            raise
+        except _Unimplemented:
+            code = grpc.StatusCode.UNIMPLEMENTED
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            call.finish(code)
 
     async def close(self) -> None:
         streams = [s for s in self._streams if s is not None]

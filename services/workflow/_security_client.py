@@ -35,7 +35,6 @@ from services.common import (
     from_rpc_error,
     pooled_channels,
     struct_to_dict,
-    tracing_enabled,
 )
 from services.workflow._policies import CircuitBreaker
 from services.workflow._policy_config import WorkflowPolicy
@@ -216,13 +215,10 @@ class SecurityClient:
             ],
         )
         self._stub = PooledStub(_spb_grpc.SecurityServiceStub, channels)
-        # Screen on one long-lived stream per connection (unary when off or unsupported). With
-        # tracing on, unary: a stream carries no per-call trace context yet, and each run's trace
-        # must cross into security.
+        # Screen on one long-lived stream per connection (unary when off or unsupported); each
+        # screening carries its own trace context, so a run's trace crosses into security either way.
         self._screens: ScreenStreams | None = (
-            ScreenStreams(channels, self._stub.Screen, monotonic=monotonic)
-            if stream and not tracing_enabled()
-            else None
+            ScreenStreams(channels, self._stub.Screen, monotonic=monotonic) if stream else None
         )
         # Each policy's input schema as a Struct, built once: policies are frozen and few.
         self._schemas: dict[int, tuple[WorkflowPolicy, Struct]] = {}

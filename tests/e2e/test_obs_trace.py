@@ -87,8 +87,12 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
         assert wf_metrics[key("grpc_server_handled_total", **start)] == 1
         succeeded = {"workflow": "example.pipeline", "state": "SUCCEEDED"}
         assert wf_metrics[key("vigil_workflow_run_transitions_total", **succeeded)] == 1
-        screen = {"grpc_type": "unary_unary", "grpc_service": SEC, "grpc_method": "Screen", "grpc_code": "OK"}
-        assert sec_metrics[key("grpc_server_handled_total", **screen)] == 1
+        # Traced, the run still screens on the long-lived stream (its trace context in the
+        # message): one stream opened, no unary Screen.
+        stream = {"grpc_type": "stream_stream", "grpc_service": SEC, "grpc_method": "ScreenStream"}
+        assert sec_metrics[key("grpc_server_started_total", **stream)] == 1
+        unary = {"grpc_type": "unary_unary", "grpc_service": SEC, "grpc_method": "Screen"}
+        assert key("grpc_server_started_total", **unary) not in sec_metrics
         allowed = {"action": "screen", "decision": "ALLOW"}
         assert sec_metrics[key("vigil_security_audit_events_total", **allowed)] == 1
 
@@ -104,6 +108,7 @@ async def test_start_run_is_one_trace_across_workflow_and_security(spawn, tmp_pa
     start_span = by_name[f"{WF}/StartRun"]
     screen_client = next(s for s in rx.spans if s.name == f"/{SEC}/Screen" and s.kind == CLIENT)
     screen_server = by_name[f"{SEC}/Screen"]
+    assert f"{SEC}/ScreenStream" not in by_name  # the stream gets no span, each screening does
     run_span = by_name["workflow.run"]
     attempt = by_name["workflow.attempt"]
     steps = [s for s in rx.spans if s.name.startswith("workflow.step ")]

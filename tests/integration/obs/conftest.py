@@ -1,4 +1,5 @@
-"""Shared by the observability tests: a real webhook receiver on port 0."""
+"""Shared by the observability tests: a real webhook receiver on port 0, and tracing on in this
+process, exported to a real OTLP receiver."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
+from services.common import shutdown_tracing
+from tests.obs_support import OtlpReceiver
 
 
 class Receiver:
@@ -55,4 +59,18 @@ async def receiver() -> AsyncIterator[Receiver]:
     rx = Receiver()
     await rx.start()
     yield rx
+    await rx.stop()
+
+
+@pytest.fixture
+async def otlp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OtlpReceiver]:
+    """A real OTLP receiver; servers and channels built after this export every span to it."""
+    rx = OtlpReceiver()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", await rx.start())
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # every call traced, not one in ten
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    yield rx
+    await shutdown_tracing()
     await rx.stop()

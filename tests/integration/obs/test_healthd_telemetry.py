@@ -10,11 +10,9 @@ import signal
 from typing import Any
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from healthd._daemon import Daemon
-from services.common import shutdown_tracing
 from tests.conftest import eventually
 from tests.healthd_util import config
 from tests.integration.healthd.conftest import free_port, grpc_service
@@ -22,18 +20,6 @@ from tests.obs_support import OtlpReceiver
 
 NAME = "vigil.workflow.v1.WorkflowService"
 CLIENT = 3
-
-
-@pytest.fixture
-async def receiver(monkeypatch):
-    rx = OtlpReceiver()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", await rx.start())
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # every check traced, not one in ten
-    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
-    yield rx
-    await shutdown_tracing()
-    await rx.stop()
 
 
 async def _get(url: str) -> str:
@@ -50,7 +36,7 @@ def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-async def test_checks_and_heals_are_traced_and_metered(receiver: OtlpReceiver) -> None:
+async def test_checks_and_heals_are_traced_and_metered(otlp: OtlpReceiver) -> None:
     cfg = config(server={"port": 0}, http={"port": 0}, components=[grpc_service(NAME, free_port())])
     daemon = Daemon(cfg, sink=lambda _line: None)
     await daemon.start()
@@ -87,18 +73,18 @@ async def test_checks_and_heals_are_traced_and_metered(receiver: OtlpReceiver) -
         await daemon.stop()
 
     def traced() -> bool:
-        names = {s.name for s in receiver.spans}
+        names = {s.name for s in otlp.spans}
         return {"healthd.check", "healthd.heal"} <= names
 
     await eventually(traced, timeout=10)
-    heal = next(s for s in receiver.spans if s.name == "healthd.heal")
+    heal = next(s for s in otlp.spans if s.name == "healthd.heal")
     assert heal.attributes["vigil.component"] == NAME and heal.attributes["vigil.heal.action"] == "restart"
     assert heal.service == "healthd" and heal.status_code != 2
-    checks_spans = [s for s in receiver.spans if s.name == "healthd.check"]
+    checks_spans = [s for s in otlp.spans if s.name == "healthd.check"]
     assert {s.attributes["vigil.check.kind"] for s in checks_spans} >= {"grpc"}
     failed = [s for s in checks_spans if s.attributes.get("vigil.check.status") == "NOT_SERVING"]
     assert all(s.status_code == 2 for s in failed)
     # a grpc probe's CLIENT span is a child of its check span
-    by_id = {s.span_id: s for s in receiver.spans}
-    probe = next(s for s in receiver.spans if s.kind == CLIENT and "Health/Check" in s.name)
+    by_id = {s.span_id: s for s in otlp.spans}
+    probe = next(s for s in otlp.spans if s.kind == CLIENT and "Health/Check" in s.name)
     assert by_id[probe.parent_id].name == "healthd.check"

@@ -10,24 +10,25 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
+from opentelemetry import context as otel_context
 
 from services.common import (
+    CarriedCall,
     Instrumentation,
     NotFound,
     ServerConfig,
     VigilServer,
+    carried_server_call,
     client_interceptors,
     configure_logging,
     get_logger,
     log_fields,
     set_log_redactor,
-    shutdown_tracing,
     tracer,
     tracing_enabled,
 )
 from services.security import install_log_redaction
 from tests.conftest import eventually
-from tests.obs_support import OtlpReceiver
 from vigil.workflow.v1 import workflow_pb2 as wf
 from vigil.workflow.v1 import workflow_pb2_grpc as wf_grpc
 
@@ -56,20 +57,6 @@ class Relay(wf_grpc.WorkflowServiceServicer):
         return wf.GetRunResponse()
 
 
-@pytest.fixture
-async def receiver(monkeypatch):
-    rx = OtlpReceiver()
-    endpoint = await rx.start()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # every call traced, not one in ten
-    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
-    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
-    yield rx
-    await shutdown_tracing()
-    await rx.stop()
-
-
 async def _server(name: str, servicer: wf_grpc.WorkflowServiceServicer | None = None) -> VigilServer:
     cfg = ServerConfig(port=0, grace_period_s=0.5)
     obs = Instrumentation(name, cfg)
@@ -88,7 +75,7 @@ def log_policy() -> Iterator[None]:
     set_log_redactor(None)
 
 
-async def test_one_trace_across_two_servers_with_parent_links(receiver, capsys, log_policy) -> None:
+async def test_one_trace_across_two_servers_with_parent_links(otlp, capsys, log_policy) -> None:
     configure_logging("INFO")
     down = await _server("downstream")
     up = await _server("upstream", Relay(down.address))
@@ -99,9 +86,9 @@ async def test_one_trace_across_two_servers_with_parent_links(receiver, capsys, 
     finally:
         await up.stop()  # graceful shutdown flushes the queued spans
         await down.stop()
-    spans = await eventually(lambda: len(receiver.spans) >= 4 and receiver.spans, timeout=5)
-    server = receiver.named(f"{WF}/GetRun")[0]
-    step = receiver.named("relay.step")[0]
+    spans = await eventually(lambda: len(otlp.spans) >= 4 and otlp.spans, timeout=5)
+    server = otlp.named(f"{WF}/GetRun")[0]
+    step = otlp.named("relay.step")[0]
     # contrib's client interceptor names its span with the leading slash of the gRPC path
     client = next(s for s in spans if s.name == "/grpc.health.v1.Health/Check" and s.kind == CLIENT)
     remote = next(s for s in spans if s.name == "grpc.health.v1.Health/Check" and s.kind == SERVER)
@@ -121,7 +108,7 @@ async def test_one_trace_across_two_servers_with_parent_links(receiver, capsys, 
     assert relayed["run_id"] == "r-42"
 
 
-async def test_error_mapping_and_abort_record_final_status(receiver) -> None:
+async def test_error_mapping_and_abort_record_final_status(otlp) -> None:
     srv = await _server("solo")
     try:
         async with grpc.aio.insecure_channel(srv.address) as ch:
@@ -138,7 +125,7 @@ async def test_error_mapping_and_abort_record_final_status(receiver) -> None:
             assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         await srv.stop()
-    spans = await eventually(lambda: len(receiver.named(f"{WF}/GetRun")) == 2 and receiver.spans)
+    spans = await eventually(lambda: len(otlp.named(f"{WF}/GetRun")) == 2 and otlp.spans)
     by_code = {s.attributes["rpc.grpc.status_code"]: s for s in spans if s.kind == SERVER}
     # NOT_FOUND (raised -> abort_with_status by ErrorMapping): a client error, status left unset
     assert by_code[5].status_code == 0
@@ -147,7 +134,7 @@ async def test_error_mapping_and_abort_record_final_status(receiver) -> None:
     assert by_code[12].status_code == 2 and by_code[12].name == f"{WF}/CancelRun"
 
 
-async def test_health_watch_streams_with_tracing_on(receiver) -> None:
+async def test_health_watch_streams_with_tracing_on(otlp) -> None:
     srv = await _server("watched")
     try:
         async with grpc.aio.insecure_channel(srv.address) as ch:
@@ -165,7 +152,7 @@ async def test_health_watch_streams_with_tracing_on(receiver) -> None:
             call2.cancel()
     finally:
         await srv.stop()
-    watches = await eventually(lambda: receiver.named("grpc.health.v1.Health/Watch"))
+    watches = await eventually(lambda: otlp.named("grpc.health.v1.Health/Watch"))
     assert watches[0].kind == SERVER
     assert watches[0].attributes["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
 
@@ -175,3 +162,11 @@ async def test_tracing_off_installs_nothing(monkeypatch) -> None:
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     obs = Instrumentation("off", ServerConfig(port=0), metrics=False)
     assert obs.server_interceptors == () and client_interceptors() == [] and not tracing_enabled()
+    # A call carried in a stream message sends no context and makes none current.
+    call = CarriedCall("/vigil.security.v1.SecurityService/Screen")
+    assert call.carrier == {}
+    call.finish(grpc.StatusCode.OK)
+    carried = carried_server_call("/vigil.security.v1.SecurityService/Screen", {"traceparent": "x"}, "")
+    before = otel_context.get_current()
+    with carried.activate():
+        assert otel_context.get_current() == before

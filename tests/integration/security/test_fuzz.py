@@ -69,9 +69,26 @@ def rand_json(rnd: random.Random, depth: int = 0) -> Any:
     return [rand_json(rnd, depth + 1) for _ in range(rnd.randint(0, 4))]
 
 
+# Map keys that mean something to a server (trace context), and values shaped like them.
+MAP_KEYS = ["traceparent", "tracestate"]
+MAP_VALUES = ["00-" + "ab" * 16 + "-" + "cd" * 8 + "-01", "00-" + "0" * 32 + "-" + "0" * 16 + "-00", "k=v,=,"]
+
+
+def fill_map(entries: Any, value_field: FieldDescriptor, rnd: random.Random) -> None:
+    for _ in range(rnd.randint(0, 3)):
+        key = rnd.choice(MAP_KEYS) if rnd.random() < 0.5 else rand_text(rnd)[:20]
+        if value_field.type == FieldDescriptor.TYPE_STRING:
+            entries[key] = rnd.choice(MAP_VALUES) if rnd.random() < 0.5 else rand_text(rnd)
+        else:
+            entries[key] = rnd.choice([0, 1, -1, 2**31 - 1])
+
+
 def fill(msg: Any, rnd: random.Random, stack: Stack, depth: int = 0) -> Any:
     for field in msg.DESCRIPTOR.fields:
         if rnd.random() < 0.3:
+            continue
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            fill_map(getattr(msg, field.name), field.message_type.fields_by_name["value"], rnd)
             continue
         repeated = field.is_repeated
         count = rnd.randint(0, 4) if repeated else 1

@@ -213,12 +213,21 @@ class ScreenResponse(_message.Message):
     def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., sanitized_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., redactions: _Optional[_Mapping[str, int]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., audit_id: _Optional[str] = ...) -> None: ...
 
 class ScreenCall(_message.Message):
-    __slots__ = ("id", "request")
+    __slots__ = ("id", "request", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     id: int
     request: ScreenRequest
-    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[ScreenRequest, _Mapping]] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[ScreenRequest, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScreenStreamRequest(_message.Message):
     __slots__ = ("calls",)
