@@ -5,6 +5,10 @@ grpc_health_probe (single dash; double dash accepted too). Without ``-addr`` the
 the stack's own config and ``VIGIL_HEALTHD_*`` variables put it (`services.cli.Settings`). Exit
 codes: 0 serving, 1 bad arguments, 2 connection failure, 3 RPC failure (or the daemon went away
 during ``watch``), 4 not serving (``status``: system UNHEALTHY).
+
+TLS: ``probe`` speaks TLS when its ``-tls`` flags say so, as grpc_health_probe does; ``status``
+and ``watch`` dial healthd as every ``vigil`` command does (the flags, ``VIGIL_CLI_TLS__*``,
+``cli.yaml``, and TLS whenever healthd's own config serves it).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from grpc_health.v1 import health_pb2 as _hpb
 from grpc_health.v1 import health_pb2_grpc as _hpb_grpc
 
 from services.cli._args import check_seconds
-from services.cli._settings import Settings
+from services.cli._settings import Settings, TlsFlags
 from services.common import ClientTLSConfig, ConfigError, open_blocking_channel
 from vigil.healthd.v1 import healthd_pb2 as _pb
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
@@ -78,20 +82,30 @@ def _client_flags(parser: argparse.ArgumentParser, addr_required: bool) -> None:
     )
 
 
-def _channel(args: argparse.Namespace) -> grpc.Channel:
+def _channel(args: argparse.Namespace, settings: Settings | None) -> grpc.Channel:
+    """``settings``: the stack's, for status and watch: TLS as every other ``vigil`` command
+    dials healthd (`Settings.client_tls`: the flags over ``VIGIL_CLI_TLS__*`` over ``cli.yaml``,
+    and TLS when healthd's own config serves it). None for probe: its flags alone decide,
+    as grpc_health_probe's do."""
     tls_files = (args.tls_ca_cert, args.tls_client_cert, args.tls_client_key)
     if not args.tls and any(tls_files):
         raise ValueError("-tls-* flags need -tls")
     if bool(args.tls_client_cert) != bool(args.tls_client_key):
         raise ValueError("-tls-client-cert and -tls-client-key go together")
-    if not args.tls:
+    tls: ClientTLSConfig | None = None
+    if settings is not None:
+        ca, cert, key = (None if p is None else str(p) for p in tls_files)
+        flags = TlsFlags(args.tls, ca, cert, key, args.tls_server_name or None)
+        tls = settings.client_tls("healthd", flags)
+    elif args.tls:
+        tls = ClientTLSConfig(
+            ca_file=args.tls_ca_cert,
+            cert_file=args.tls_client_cert,
+            key_file=args.tls_client_key,
+            server_name=args.tls_server_name or None,
+        )
+    if tls is None:
         return grpc.insecure_channel(args.addr)
-    tls = ClientTLSConfig(
-        ca_file=args.tls_ca_cert,
-        cert_file=args.tls_client_cert,
-        key_file=args.tls_client_key,
-        server_name=args.tls_server_name or None,
-    )
     return open_blocking_channel(args.addr, tls)  # an unreadable file: ConfigError naming it
 
 
@@ -105,12 +119,14 @@ def _metadata(args: argparse.Namespace) -> list[tuple[str, str]]:
     return out
 
 
-def _connect(args: argparse.Namespace) -> grpc.Channel | int:
-    """A ready channel, or an exit code after printing why not."""
+def _connect(args: argparse.Namespace, stack: bool) -> grpc.Channel | int:
+    """A ready channel, or an exit code after printing why not; ``stack``: the address and TLS
+    may come from the stack's settings (status, watch)."""
     try:
-        if not args.addr:
-            args.addr = Settings.resolve(args.config_dir).address("healthd")
-        channel = _channel(args)
+        settings = Settings.resolve(args.config_dir) if stack else None
+        if not args.addr and settings is not None:
+            args.addr = settings.address("healthd")
+        channel = _channel(args, settings)
         _metadata(args)
     except (ValueError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -144,7 +160,7 @@ def _open(command: str, argv: Sequence[str], prog: str) -> tuple[argparse.Namesp
     else:
         parser.add_argument("-json", "--json", action="store_true", help="print messages as JSON")
     args = parser.parse_args(argv)
-    return args, _connect(args)
+    return args, _connect(args, stack=command != "probe")
 
 
 def probe(argv: Sequence[str], prog: str = "healthd") -> int:

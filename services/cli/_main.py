@@ -53,10 +53,27 @@ def _describe(exc: VigilError) -> str:
     return message if message.startswith(code) else f"{code}: {message}"
 
 
+def _health_argv(argv: list[str]) -> tuple[str, list[str]] | None:
+    """(health command, its own argv) when ``argv`` names one, after ``--config-dir`` if given.
+
+    Dispatched before argparse: a subparser's REMAINDER does not take a first argument that
+    starts with a dash, so ``vigil --config-dir D status -json`` failed as "unrecognized".
+    """
+    own: list[str] = []
+    if argv[:1] == ["--config-dir"] and len(argv) >= 2:
+        own, argv = ["-config-dir", argv[1]], argv[2:]
+    elif argv and argv[0].startswith("--config-dir="):
+        own, argv = ["-config-dir", argv[0].partition("=")[2]], argv[1:]
+    if argv and argv[0] in _HEALTH:
+        return argv[0], [*own, *argv[1:]]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in _HEALTH:  # flags of their own, exit codes of grpc_health_probe
-        return _HEALTH[args_list[0]](args_list[1:], prog="vigil")
+    health_cmd = _health_argv(args_list)
+    if health_cmd is not None:  # flags of their own, exit codes of grpc_health_probe
+        return _HEALTH[health_cmd[0]](health_cmd[1], prog="vigil")
     args = parser().parse_args(args_list)
     if args.command in _HEALTH:
         return _HEALTH[args.command](

@@ -111,13 +111,21 @@ def test_ctl_over_mtls_with_flags(servers: dict[str, Any], pki: dict[str, CertFi
     assert "clock" in done.stdout
 
 
-@pytest.mark.parametrize("target", ["workflow", "healthd"])
+def _settings_argv(command: str, servers: dict[str, Any]) -> list[str]:
+    if command == "status":  # the health command: grpc_health_probe-style flags, no token
+        return ["status", "-addr", servers["healthd"], "-json", "-connect-timeout", "5s"]
+    words, target = (["runs", "list"], "workflow") if command == "runs" else (["ctl", "status"], "healthd")
+    return [*words, "--address", servers[target], "--token", servers["admin"]]
+
+
+# `vigil status` used to read only its own -tls flags: with the CLI's TLS settings in
+# VIGIL_CLI_TLS__* or cli.yaml (which `vigil ctl` follows) it dialled plaintext and timed out.
+@pytest.mark.parametrize("command", ["runs", "ctl", "status"])
 def test_the_same_settings_come_from_env_and_cli_yaml(
-    servers: dict[str, Any], pki: dict[str, CertFiles], target: str, tmp_path: Path
+    servers: dict[str, Any], pki: dict[str, CertFiles], command: str, tmp_path: Path
 ) -> None:
     client = pki["client"]
-    command = ["runs", "list"] if target == "workflow" else ["ctl", "status"]
-    argv = [*command, "--address", servers[target], "--token", servers["admin"]]
+    argv = _settings_argv(command, servers)
     env = python_env(
         VIGIL_CLI_TLS__CA_FILE=str(pki["server"].ca),
         VIGIL_CLI_TLS__CERT_FILE=str(client.cert),
@@ -146,3 +154,16 @@ def test_without_a_client_certificate_or_in_plaintext_a_clean_error(
     )
     assert "--tls-key" in line
     assert "cannot read" in _one_line_error(_vigil(*base, "--tls-ca", str(tmp_path / "missing.pem")))
+
+
+def test_probe_speaks_tls_only_when_its_own_flags_ask(
+    servers: dict[str, Any], pki: dict[str, CertFiles], tmp_path: Path
+) -> None:
+    # grpc_health_probe's rule, whatever the CLI's settings say.
+    client = pki["client"]
+    (tmp_path / "cli.yaml").write_text(yaml.safe_dump({"tls": {"ca_file": str(pki["server"].ca)}}))
+    probe = ["probe", "-addr", servers["healthd"], "-connect-timeout", "2s"]
+    assert _vigil("--config-dir", str(tmp_path), *probe).returncode == 2  # plaintext: no connection
+    flags = ["-tls", "-tls-ca-cert", str(pki["server"].ca), "-tls-client-cert", str(client.cert)]
+    done = _vigil(*probe, *flags, "-tls-client-key", str(client.key))
+    assert done.returncode == 0, done.stderr
