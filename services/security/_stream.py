@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from services.common import carried_server_call, error_for, status_code, status_proto
+from services.common import VigilError, carried_server_call, error_for, status_code, status_proto
 from services.security._auditgroup import audit_group
 from vigil.security.v1 import security_pb2 as _pb
 
@@ -65,13 +65,17 @@ async def serve_screen_stream(
             with obs.activate():
                 result = _pb.ScreenResult(id=call.id, response=await screen(call.request))
         except Exception as exc:  # this screening's outcome, not the stream's
-            error, result = exc, _failed(call.id, exc)
+            result = _failed(call.id, exc)
+            # A domain error is an answer (its code tells), as the unary call's abort is; only
+            # an unexpected exception (a bug) is recorded on the span as one.
+            error = None if isinstance(exc, VigilError) else exc
         except BaseException as exc:  # cancelled with the stream: nobody to answer
             obs.finish(grpc.StatusCode.CANCELLED, exc)
             raise
         finally:
             slots.release()
-        obs.finish(status_code(result.status.code) if error else grpc.StatusCode.OK, error)
+        failed = result.HasField("status")
+        obs.finish(status_code(result.status.code) if failed else grpc.StatusCode.OK, error)
         done.append(result)
         ready.set()
 

@@ -70,6 +70,7 @@ async def test_each_screening_on_the_stream_is_a_client_span_and_its_server_span
     assert set(by_parent) == {c.span_id for c in clients}  # each server span under its own call
     codes = sorted((s.attributes["rpc.grpc.status_code"], s.status_code) for s in servers)
     assert codes == [(0, 0), (7, 0)]  # PERMISSION_DENIED is the caller's mistake: status unset
+    assert all(s.events == [] for s in servers)  # a refusal is an answer, not an exception
     client_codes = sorted((c.attributes["rpc.grpc.status_code"], c.status_code) for c in clients)
     assert client_codes == [(0, 0), (7, 2)]  # the caller sees a failed call
     assert not any(s.name == STREAM for s in otlp.spans)  # the stream itself gets no span
