@@ -1,5 +1,5 @@
 """healthd: detection and heal time after kill -9 beside the service's bare start-up time,
-and healthd's resident memory with 100 components beside one.
+and healthd's resident memory and CPU with 100 components beside one.
 
 Detection is measured as a client sees it: a grpc.health.v1 Watch on healthd for the
 workflow component, from the SIGKILL to NOT_SERVING, then to SERVING again (heal). The
@@ -21,7 +21,7 @@ import yaml
 from grpc_health.v1 import health_pb2 as hpb
 from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
-from bench._procs import ServerProcess, running
+from bench._procs import ServerProcess, cpu_s, running
 from bench._registry import Context, benchmark
 from bench._report import Figure, Target
 from bench._stack import WORKFLOW, LocalStack, free_port, wait_serving
@@ -129,7 +129,8 @@ def _components(address: str, n: int) -> list[dict]:
     ]
 
 
-async def _healthd_rss(root: Path, target: str, n: int, settle_s: float) -> float:
+async def _healthd_rss(root: Path, target: str, n: int, settle_s: float) -> tuple[float, float]:
+    """(resident MB, CPU as % of one core over 3 s) of a healthd with ``n`` components, settled."""
     cfg = {
         "server": {"port": 0},
         "http": {"port": 0},
@@ -143,25 +144,43 @@ async def _healthd_rss(root: Path, target: str, n: int, settle_s: float) -> floa
         await wait_serving(proc.address, f"svc-{n - 1}", 60)
         await asyncio.sleep(settle_s)  # every check has run a few times
         samples = []
-        for _ in range(5):
+        cpu0, t0 = cpu_s(proc.pid), time.monotonic()
+        for _ in range(15):
             samples.append(proc.rss_mb())
             await asyncio.sleep(0.2)
-    return statistics.median(samples)
+        cpu = 100 * (cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0)
+    return statistics.median(samples), cpu
 
 
-@benchmark("healthd.memory", "healthd resident memory with 100 components (gRPC checks, 1 s) vs 1")
+@benchmark("healthd.memory", "healthd resident memory and CPU with 100 components (gRPC checks, 1 s) vs 1")
 async def memory(ctx: Context) -> list[Figure]:
     settle = 2.0 if ctx.quick else 5.0
     reps = 1 if ctx.quick else 3
     big: list[float] = []
     small: list[float] = []
+    big_cpu: list[float] = []
+    small_cpu: list[float] = []
     with scratch() as root, running(health_server("ours", services=100)) as (target,):
         for _ in range(reps):
-            big.append(await _healthd_rss(root, target.address, 100, settle))
-            small.append(await _healthd_rss(root, target.address, 1, settle))
+            rss, cpu = await _healthd_rss(root, target.address, 100, settle)
+            big.append(rss)
+            big_cpu.append(cpu)
+            rss, cpu = await _healthd_rss(root, target.address, 1, settle)
+            small.append(rss)
+            small_cpu.append(cpu)
     big_mb, small_mb = statistics.median(big), statistics.median(small)
     ctx.log(f"healthd RSS: 100 components {big_mb:.1f} MB, 1 component {small_mb:.1f} MB")
     return [
+        Figure(
+            "CPU with 100 components",
+            "% core",
+            big_cpu,
+            [],
+            "",
+            None,
+            "CPU of one core, median of repeats (1 component: "
+            f"{statistics.median(small_cpu):.1f}%); every check result re-evaluates the whole system",
+        ),
         Figure(
             "RSS with 100 components",
             "MB",
@@ -170,5 +189,5 @@ async def memory(ctx: Context) -> list[Figure]:
             "the same healthd with 1 component",
             Target.at_most(80),
             "sidecar mode, 100 gRPC checks (each also holds a Watch stream) every 1 s against one server",
-        )
+        ),
     ]

@@ -80,6 +80,7 @@ class HealthEngine(HealDriver, OperatorActions):
         self._units_of: dict[str, list[str]] = {}
         self._checks: dict[str, list[CheckState]] = {}
         self._heal: dict[str, HealMachine] = {}
+        self._heal_changes = 0  # bumped by every change healing makes that a snapshot shows
         self._healers: dict[str, Healer | None] = {}
         self._damper = LevelDamper()
         self._last_check: dict[str, tuple[float, float]] = {}  # unit -> (wall time, latency)
@@ -265,8 +266,10 @@ class HealthEngine(HealDriver, OperatorActions):
     def _reevaluate(self) -> None:
         """Recompute, feed healing, publish what changed. Never awaits (state stays consistent)."""
         snap = self._compute()
+        changes = self._heal_changes
         self._feed_healing(snap.system.components)
-        snap = self._compute()  # healing may have reset checks or escalated
+        if self._heal_changes != changes:  # healing moved a machine or reset checks: show it
+            snap = self._compute()
         old = self._last
         self._last = snap
         self._publish_changes(old, snap)

@@ -39,6 +39,8 @@ class HealDriver:
     _units_of: dict[str, list[str]]
     _checks: dict[str, list[CheckState]]
     _heal: dict[str, HealMachine]
+    _heal_changes: int
+    """Counts changes to ``_heal`` and check resets: `_reevaluate` recomputes only after one."""
     _healers: dict[str, Healer | None]
     _maint: set[str]
     _stopped: set[str]
@@ -62,6 +64,8 @@ class HealDriver:
         now = self.clock.monotonic()
         new, actions = transition(old, event, now=now, policy=policy, rng=self._rng, reason=reason)
         self._heal[unit] = new
+        if new is not old and new != old:
+            self._heal_changes += 1
         if new.state is not old.state:
             self._publish(EventKind.HEAL_STATE, unit, new.reason, old.state.value, new.state.value)
             if new.state is HealState.BACKOFF:
@@ -78,6 +82,7 @@ class HealDriver:
             # Keep each check's status (no UNKNOWN flicker on Watch) but restart its streaks,
             # so the fresh start must prove itself with success_threshold successes.
             self._checks[unit] = [CheckState(status=c.status) for c in self._checks[unit]]
+            self._heal_changes += 1
         elif action is Action.ESCALATE:
             self._publish(EventKind.ESCALATION, unit, f"FATAL: {machine.reason}", new="escalated")
         elif action is Action.CLEAR_ESCALATION:
