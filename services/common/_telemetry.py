@@ -33,6 +33,7 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.common._logging import get_logger
 from services.common._observe import Observation, ObservingInterceptor, split_method
@@ -331,6 +332,12 @@ def _server_observation(method: str, kind: str, parent: otel_context.Context, pe
     return _SpanObservation(span, trace.set_span_in_context(span, parent))
 
 
+_W3C = TraceContextTextMapPropagator()
+"""What a carried call's context travels as: traceparent and tracestate (no baggage)."""
+_CARRIED = {"traceparent": 512, "tracestate": 8192}
+"""The keys a carried call's context is read from, and the longest value taken of each."""
+
+
 class _Untraced(Observation):
     """Tracing is off: nothing made current, nothing to finish."""
 
@@ -353,8 +360,17 @@ def carried_server_call(method: str, carrier: Mapping[str, str], peer: str) -> O
     """
     if _state.provider is None:
         return _UNTRACED
-    parent = propagate.extract(carrier) if carrier else otel_context.Context()
-    return _server_observation(method, "unary_unary", parent, peer)
+    try:
+        # W3C trace context only, bounded (a stream message may carry thousands of calls, each
+        # parsed before the caller is authenticated): no baggage, nothing oversized.
+        kept = {
+            k: v for k, limit in _CARRIED.items() if (v := carrier.get(k)) is not None and len(v) <= limit
+        }
+        parent = _W3C.extract(kept) if kept else otel_context.Context()
+        return _server_observation(method, "unary_unary", parent, peer)
+    except Exception:  # tracing must never cost a call its answer
+        _log.exception("tracing a carried %s call failed; served untraced", method)
+        return _UNTRACED
 
 
 class CarriedCall:
@@ -372,27 +388,34 @@ class CarriedCall:
         self.carrier: dict[str, str] = {}
         if _state.provider is None:
             return
-        current = trace.get_current_span().get_span_context()
-        ctx = None
-        if not current.is_valid or current.trace_flags.sampled:
-            service, name = split_method(method)
-            self._span = _state.tracer.start_span(
-                method,  # contrib's client interceptor names CLIENT spans with the leading slash
-                kind=SpanKind.CLIENT,
-                attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
-            )
-            ctx = trace.set_span_in_context(self._span)
-        # An unsampled trace sends its context too: the server must follow that decision.
-        propagate.inject(self.carrier, context=ctx)
+        try:  # tracing must never cost the call itself
+            current = trace.get_current_span().get_span_context()
+            ctx = None
+            if not current.is_valid or current.trace_flags.sampled:
+                service, name = split_method(method)
+                self._span = _state.tracer.start_span(
+                    method,  # contrib's client interceptor names CLIENT spans with the leading slash
+                    kind=SpanKind.CLIENT,
+                    attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+                )
+                ctx = trace.set_span_in_context(self._span)
+            # An unsampled trace sends its context too: the server must follow that decision.
+            _W3C.inject(self.carrier, context=ctx)
+        except Exception:
+            _log.exception("tracing a carried %s call failed; sent untraced", method)
+            self._span, self.carrier = None, {}
 
     def finish(self, code: grpc.StatusCode) -> None:
         span, self._span = self._span, None
         if span is None:
             return
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code is not grpc.StatusCode.OK:  # a client sees every non-OK answer as a failed call
-            span.set_status(Status(StatusCode.ERROR, code.name))
-        span.end()
+        try:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code is not grpc.StatusCode.OK:  # a client sees every non-OK answer as a failed call
+                span.set_status(Status(StatusCode.ERROR, code.name))
+            span.end()
+        except Exception:
+            _log.exception("ending a carried call's span failed")
 
 
 def server_interceptors(untraced: tuple[str, ...] = ()) -> list[grpc.aio.ServerInterceptor]:

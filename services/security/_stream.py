@@ -24,7 +24,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from services.common import VigilError, carried_server_call, error_for, status_code, status_proto
+from services.common import (
+    Observation,
+    VigilError,
+    carried_server_call,
+    error_for,
+    get_logger,
+    status_code,
+    status_proto,
+)
 from services.security._auditgroup import audit_group
 from vigil.security.v1 import security_pb2 as _pb
 
@@ -32,6 +40,7 @@ __all__ = ["METHOD", "serve_screen_stream"]
 
 METHOD = "/vigil.security.v1.SecurityService/ScreenStream"
 SCREEN = "/vigil.security.v1.SecurityService/Screen"
+_log = get_logger("vigil.security.stream")
 """The call each screening on the stream stands for (its span's name)."""
 
 ScreenOne = Callable[[_pb.ScreenRequest], Awaitable[_pb.ScreenResponse]]
@@ -42,6 +51,14 @@ def _failed(call_id: int, exc: BaseException) -> _pb.ScreenResult:
     return _pb.ScreenResult(
         id=call_id, status=_pb.Status(code=status.code, message=status.message, details=status.details)
     )
+
+
+def _finish(obs: Observation, code: grpc.StatusCode, error: BaseException | None) -> None:
+    """End a screening's span; a tracing failure is logged, never the screening's problem."""
+    try:
+        obs.finish(code, error)
+    except Exception:
+        _log.exception("ending a screening's span failed")
 
 
 async def serve_screen_stream(
@@ -59,7 +76,7 @@ async def serve_screen_stream(
     peer = context.peer() or ""
 
     async def one(call: _pb.ScreenCall) -> None:
-        obs = carried_server_call(SCREEN, call.trace_context, peer)
+        obs = carried_server_call(SCREEN, call.trace_context, peer)  # never raises
         error: BaseException | None = None
         try:
             with obs.activate():
@@ -70,14 +87,14 @@ async def serve_screen_stream(
             # an unexpected exception (a bug) is recorded on the span as one.
             error = None if isinstance(exc, VigilError) else exc
         except BaseException as exc:  # cancelled with the stream: nobody to answer
-            obs.finish(grpc.StatusCode.CANCELLED, exc)
+            _finish(obs, grpc.StatusCode.CANCELLED, exc)
             raise
         finally:
             slots.release()
-        failed = result.HasField("status")
-        obs.finish(status_code(result.status.code) if failed else grpc.StatusCode.OK, error)
         done.append(result)
         ready.set()
+        failed = result.HasField("status")
+        _finish(obs, status_code(result.status.code) if failed else grpc.StatusCode.OK, error)
 
     async def write() -> None:
         while True:

@@ -5,14 +5,19 @@ the unary Screen is, and a caller's sampling decision is followed on the far sid
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
+from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from services.common import PermissionDenied, tracer
+from services.common import PermissionDenied, _telemetry, carried_server_call, tracer
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._security_client import SecurityClient
 from tests.conftest import eventually
@@ -99,3 +104,38 @@ async def test_an_unsampled_trace_stays_unsampled_across_the_stream(
     # Neither side recorded it: no span of its trace, nor a new trace started by security.
     assert _of(otlp.spans, f"{unsampled.trace_id:032x}") == []
     assert {s.trace_id for s in otlp.spans if s.name in (SCREEN, f"/{SCREEN}")} == {after_id}
+
+
+class _BrokenPropagator(TraceContextTextMapPropagator):
+    """A propagator that fails on the server side (a bug or a hostile value it chokes on)."""
+
+    def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+        raise ValueError("propagator bug")
+
+
+async def test_a_tracing_failure_never_costs_a_screening_its_answer(
+    traced: tuple[SecurityEnv, SecurityClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    security, client = traced
+    await _screen(client, security.alice)  # the stream is open
+    monkeypatch.setattr(_telemetry, "_W3C", _BrokenPropagator())
+    with tracer().start_as_current_span("caller"):
+        # More than one stream's in-flight bound would stall the stream if failures leaked slots.
+        results = await asyncio.gather(*(_screen(client, security.alice) for _ in range(300)))
+    assert len(results) == 300
+
+
+async def test_only_a_bounded_w3c_context_is_read_from_a_screening(
+    traced: tuple[SecurityEnv, SecurityClient],
+) -> None:
+    # Parsed before the caller is authenticated: baggage and oversized values are not read.
+    context = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    obs = carried_server_call(f"/{SCREEN}", {"traceparent": context, "baggage": "k=v"}, "")
+    with obs.activate():
+        assert f"{trace.get_current_span().get_span_context().trace_id:032x}" == "ab" * 16
+        assert otel_baggage.get_all() == {}
+    obs.finish(grpc.StatusCode.OK, None)
+    huge = carried_server_call(f"/{SCREEN}", {"traceparent": context, "tracestate": "k=" + "v" * 9000}, "")
+    with huge.activate():  # the traceparent is kept, the oversized tracestate dropped
+        assert trace.get_current_span().get_span_context().trace_state.to_header() == ""
+    huge.finish(grpc.StatusCode.OK, None)
