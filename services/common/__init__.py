@@ -1,6 +1,7 @@
 """Shared server runtime for every Vigil process: config, errors, health, bootstrap."""
 
 from services.common._batching import next_batch
+from services.common._carried import CarriedCall, carried_server_call
 from services.common._channels import FAST_RECONNECT
 from services.common._clock import SYSTEM_CLOCK, Clock, Now, Sleep, SystemClock
 from services.common._config import (
@@ -93,9 +94,7 @@ from services.common._status import (
 from services.common._structs import list_to_py, set_value, struct_to_dict, value_to_py
 from services.common._telemetry import (
     TRACE_ID_METADATA,
-    CarriedCall,
     TracingInterceptor,
-    carried_server_call,
     client_interceptors,
     setup_tracing,
     shutdown_tracing,

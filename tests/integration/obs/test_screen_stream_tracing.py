@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from services.common import PermissionDenied, _telemetry, carried_server_call, tracer
+from services.common import PermissionDenied, _carried, carried_server_call, tracer
 from services.workflow._policy_config import WorkflowPolicy
 from services.workflow._security_client import SecurityClient
 from tests.conftest import eventually
@@ -118,7 +118,7 @@ async def test_a_tracing_failure_never_costs_a_screening_its_answer(
 ) -> None:
     security, client = traced
     await _screen(client, security.alice)  # the stream is open
-    monkeypatch.setattr(_telemetry, "_W3C", _BrokenPropagator())
+    monkeypatch.setattr(_carried, "_W3C", _BrokenPropagator())
     with tracer().start_as_current_span("caller"):
         # More than one stream's in-flight bound would stall the stream if failures leaked slots.
         results = await asyncio.gather(*(_screen(client, security.alice) for _ in range(300)))
