@@ -138,7 +138,7 @@ class HeadFile:
         key_id = keys.signing_id
         unsigned = Anchor(seq, mac, key_id, "", legacy_until, high, rollback)
         anchor = dataclasses.replace(unsigned, sig=keys.mac(key_id, unsigned.signed_text()))
-        line = {k: v for k, v in dataclasses.asdict(anchor).items() if v is not None}
+        line = {k: v for k, v in vars(anchor).items() if v is not None}  # all scalars: no asdict copy
         data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
         written = os.write(fd, data)
         if self.fsync:

@@ -143,6 +143,13 @@ class ApiKeyVerifier:
             if entry.id in self._entries:
                 raise ValueError(f"duplicate API key id {entry.id}")
             self._entries[entry.id] = entry
+        # Principals are immutable: each key's is built once, not per request.
+        self._principals = {
+            e.id: Principal(
+                e.subject, e.level, frozenset(e.roles), via="api_key", credential_id=e.id, rate=e.rate_limit
+            )
+            for e in self._entries.values()
+        }
         # key id -> SHA-256 of a token that passed scrypt verification. Only ever holds
         # tokens of configured ids, so it is bounded by the number of entries.
         self._verified: dict[str, bytes] = {}
@@ -172,14 +179,7 @@ class ApiKeyVerifier:
             raise Unauthenticated("invalid API key")
         if slow:
             self._verified[entry.id] = quick
-        return Principal(
-            entry.subject,
-            entry.level,
-            frozenset(entry.roles),
-            via="api_key",
-            credential_id=entry.id,
-            rate=entry.rate_limit,
-        )
+        return self._principals[entry.id]
 
     def verify(self, token: str) -> Principal:
         """Return the key's principal, or raise `Unauthenticated` (never saying which part failed)."""

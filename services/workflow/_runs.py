@@ -187,15 +187,7 @@ class Operations:
         for kind, n in label_redactions.items():
             redactions[kind] = redactions.get(kind, 0) + n
         key = req.idempotency_key
-        asked: dict[str, Any] = {
-            "workflow": wf.name,
-            "params": req.params,
-            "labels": req.labels,
-            "not_before": req.not_before,
-            "priority": req.priority,
-        }
-        if req.retry_of is not None:  # only then, so the hashes of plain starts stay as they were
-            asked.update(retry_of=req.retry_of, resume=req.resume)
+        hashed, legacy_hash = self._request_hashes(req, wf) if key else ("", "")
         return NewRun(
             run_id=run_id,
             workflow=wf.name,
@@ -203,8 +195,8 @@ class Operations:
             principal=screened.subject,
             priority=priority,
             created_at=now,
-            request_hash=self.idempotency.fingerprint(asked),
-            legacy_request_hash=request_hash(asked) if key else "",
+            request_hash=hashed,
+            legacy_request_hash=legacy_hash,
             idempotency_key=self.idempotency.stored(key) if key else None,
             legacy_idempotency_key=key or None,
             not_before=req.not_before,
@@ -221,6 +213,21 @@ class Operations:
             resume=req.resume,
             started=started,
         )
+
+    def _request_hashes(self, req: StartRequest, wf: Workflow) -> tuple[str, str]:
+        """(keyed, legacy unkeyed) fingerprints of what a keyed StartRun asked for. Only a run
+        with an idempotency key is ever compared with a later request, so runs without one
+        store no hash and cost no canonical JSON or HMAC."""
+        asked: dict[str, Any] = {
+            "workflow": wf.name,
+            "params": req.params,
+            "labels": req.labels,
+            "not_before": req.not_before,
+            "priority": req.priority,
+        }
+        if req.retry_of is not None:  # only then, so the hashes of plain starts stay as they were
+            asked.update(retry_of=req.retry_of, resume=req.resume)
+        return self.idempotency.fingerprint(asked), request_hash(asked)
 
     def catalogue(self) -> list[CatalogueEntry]:
         """Every workflow: its declaration and its state on this replica (ListWorkflows)."""
