@@ -114,6 +114,13 @@ def _run_in_worker(ref: str, params: Any, cpu_time_s: int, memory_mb: int, wall_
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard, cpu_hard))
 
 
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL every live worker of ``pool`` (no public terminate before Python 3.14)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.exitcode is None:
+            proc.kill()
+
+
 class ProcessPool:
     """A lazily started pool of worker processes (forkserver: never fork the gRPC parent)."""
 
@@ -144,6 +151,10 @@ class ProcessPool:
             if self._pool is pool:
                 self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
+                # On Python 3.11 a pool that breaks while another attempt is being submitted
+                # may spawn a worker after terminating the others; its manager thread then
+                # joins that idle worker forever, and the process cannot exit. Kill what is left.
+                _kill_workers(pool)
             raise ResourceLimitExceeded("worker process died while running the handler") from None
 
     def shutdown(self) -> None:
@@ -155,9 +166,7 @@ class ProcessPool:
         """
         pool, self._pool = self._pool, None
         if pool is not None:
-            # ProcessPoolExecutor has no public terminate before Python 3.14.
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.kill()
+            _kill_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
 
     async def close(self) -> None:
