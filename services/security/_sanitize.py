@@ -47,6 +47,8 @@ _OVERLAP = 16 << 10  # matches up to this long are found whole; only a JWT longe
 # matches truncated and is then searched again whole)
 _MAX_TEXT = 1 << 20  # redact at most this much of one string; the rest is cut (and counted)
 _SHORT_CHARS = 4096  # texts up to this long: each candidate recogniser searched on its own
+_CLEAN_CHARS = 256  # texts up to this long found to hold nothing are remembered (`_clean`)
+_CLEAN_ENTRIES = 4096
 _LITERAL = re.compile(r"[A-Za-z0-9_~:@-]+")
 _CASELESS = re.compile(r"\(\?i:(.+)\)")
 
@@ -65,7 +67,10 @@ def _need_test(need: str) -> Callable[[str], bool]:
 
 
 class Redactor:
-    """Compiled redaction patterns. Immutable and safe to share."""
+    """Compiled redaction patterns, safe to share across threads. Its only mutable state is a
+    bounded memo of short texts found to hold nothing (audit fields, credential ids, level
+    names and recurring parameter values repeat on every request): a text that had something
+    redacted is never remembered, so the memo holds no secret."""
 
     def __init__(self, extra: Sequence[RedactionPattern] = ()) -> None:
         specs = [(r.kind, r.regex, r.keep, r.confirm, r.needs) for r in BUILTIN]
@@ -87,6 +92,9 @@ class Redactor:
         # Short texts: each recogniser searched on its own, only those whose need occurs.
         self._singles = [re.compile(part) for part in self._parts]
         self._needs = [(_need_test(need), ids) for need, ids in needs.items()]
+        # Short clean texts -> None. Emptied when full (a flood of distinct texts costs only
+        # misses); plain dict operations are atomic under the GIL, so threads may share it.
+        self._clean: dict[str, None] = {}
 
     def _candidates(self, text: str) -> list[int]:
         """The recognisers (by index, in priority order) that may match in ``text``: those whose
@@ -118,7 +126,12 @@ class Redactor:
 
     def redact(self, text: str) -> tuple[str, dict[str, int]]:
         """Return (redacted text, {kind: count}). Values are never returned or logged."""
+        short = len(text) <= _CLEAN_CHARS
+        if short and text in self._clean:
+            return text, {}
         if self._prefilter is not None and self._prefilter.search(text) is None:
+            if short:
+                self._remember_clean(text)
             return text, {}
         counts: Counter[str] = Counter()
         if len(text) > _MAX_TEXT:
@@ -142,7 +155,14 @@ class Redactor:
             out += (text[done : m.start()], replace(m))
             done = m.end()
         out.append(text[done:])
+        if not counts and short:
+            self._remember_clean(text)
         return "".join(out), dict(counts)
+
+    def _remember_clean(self, text: str) -> None:
+        if len(self._clean) >= _CLEAN_ENTRIES:
+            self._clean.clear()
+        self._clean[text] = None
 
     def _matches(self, text: str) -> Iterator[re.Match[str]]:
         """The matches ``self._regex.sub`` would replace, found one window at a time.

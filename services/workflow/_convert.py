@@ -56,12 +56,10 @@ _RETRYABLE_CATEGORIES = {
 }
 
 
-def _ts(seconds: float | None) -> Timestamp | None:
-    if seconds is None:
-        return None
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+def _set_ts(field: Timestamp, seconds: float | None) -> None:
+    """Set a message's Timestamp field in place (None leaves it unset)."""
+    if seconds is not None:
+        field.FromNanoseconds(int(seconds * 1e9))
 
 
 def _dur(seconds: float) -> Duration:
@@ -90,10 +88,8 @@ def _step_to_proto(step: StepRecord) -> _pb.StepRecord:
     msg = _pb.StepRecord(name=step.name, completed=step.completed, executions=step.executions)
     if step.completed:
         set_value(msg.result, step.result)
-    if step.finished_at is not None:
-        msg.finished_at.CopyFrom(_ts(step.finished_at))
-    if step.started_at is not None:
-        msg.started_at.CopyFrom(_ts(step.started_at))
+    _set_ts(msg.finished_at, step.finished_at)
+    _set_ts(msg.started_at, step.started_at)
     if step.duration_s is not None:
         msg.duration.CopyFrom(_dur(step.duration_s))
     if step.error is not None:
@@ -109,7 +105,7 @@ def history_to_proto(event: HistoryEvent) -> _pb.HistoryEvent:
         step=event.step,
         fallback=event.fallback,
     )
-    msg.time.CopyFrom(_ts(event.at))
+    _set_ts(msg.time, event.at)
     if event.duration_s is not None:
         msg.duration.CopyFrom(_dur(event.duration_s))
     if event.retry_delay_s is not None:
@@ -152,16 +148,11 @@ def run_to_proto(run: Run, steps: list[StepRecord] | None = None) -> _pb.Run:
         set_value(msg.result, run.result)
     if run.error is not None:
         msg.error.CopyFrom(error_to_proto(run.error))
-    for name, when in (
-        ("created_at", run.created_at),
-        ("updated_at", run.updated_at),
-        ("started_at", run.started_at),
-        ("finished_at", run.finished_at),
-        ("not_before", run.not_before),
-    ):
-        ts = _ts(when)
-        if ts is not None:
-            getattr(msg, name).CopyFrom(ts)
+    _set_ts(msg.created_at, run.created_at)
+    _set_ts(msg.updated_at, run.updated_at)
+    _set_ts(msg.started_at, run.started_at)
+    _set_ts(msg.finished_at, run.finished_at)
+    _set_ts(msg.not_before, run.not_before)
     return msg
 
 

@@ -254,3 +254,26 @@ _RECOGNISER_EXAMPLES = {
     "ipv6": ["fe80::1:2"],
     "phone": ["+1 415 555 0100"],
 }
+
+
+def test_remembered_clean_texts_answer_alike_and_the_memo_holds_no_secret() -> None:
+    # Short clean texts are remembered (audit fields repeat on every request); a text that had
+    # something redacted is redacted afresh every time and never kept.
+    r = Redactor()
+    secret = "password=hunter2hunter2"
+    for _ in range(3):
+        assert r.redact("svc-backend") == ("svc-backend", {})
+        assert r.redact("0123456789ab") == ("0123456789ab", {})
+        out, counts = r.redact(secret)
+        assert "hunter2" not in out and counts == {"secret": 1}
+    assert secret not in r._clean and "0123456789ab" in r._clean
+
+
+def test_the_clean_memo_is_bounded_and_skips_long_texts() -> None:
+    r = Redactor()
+    for i in range(10_000):
+        r.redact(f"value-{i}")
+    assert 0 < len(r._clean) <= 4096
+    long_text = "x" * 1000
+    assert r.redact(long_text) == (long_text, {})
+    assert long_text not in r._clean
