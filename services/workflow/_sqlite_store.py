@@ -63,8 +63,10 @@ from services.workflow._store_rows import (
     CHANGED_COLUMNS,
     INSERT_COLUMNS,
     INSERT_COUNT,
+    INSERT_PARAMS,
     change_sets,
     changed_run,
+    created_run,
     event_args,
     existing_run,
     explain_refusal,
@@ -255,15 +257,15 @@ class SQLiteRunStore:
                 if row is not None:
                     return existing_run(row, new)
             self._refuse_if_low()  # an idempotent repeat above is answered even when space is low
-            row = conn.execute(
-                f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS}) RETURNING *",
-                insert_values(new, canonical_json(new.labels)),
+            values = insert_values(new, canonical_json(new.labels))
+            (seq,) = conn.execute(
+                f"INSERT INTO runs ({INSERT_COLUMNS}) VALUES ({_MARKS}) RETURNING seq", values
             ).fetchone()
             if new.resume and new.retry_of:
                 conn.execute(_COPY_FINISHED_STEPS, (new.run_id, new.retry_of))
             for event in creation_events(new.created_at, new.started):
                 conn.execute(steps.EVENT_SQL, event_args(new.run_id, event))
-            return row_to_run(row), True
+            return created_run(new, seq, values[INSERT_PARAMS]), True
 
         return await self._write(op)
 

@@ -32,8 +32,10 @@ from services.workflow._states import RunState, allowed_sources, transition
 __all__ = [
     "CHANGED_COLUMNS",
     "INSERT_COLUMNS",
+    "INSERT_PARAMS",
     "change_sets",
     "changed_run",
+    "created_run",
     "event_args",
     "event_insert",
     "existing_run",
@@ -72,6 +74,8 @@ INSERT_COLUMNS = (
     " lease_owner, lease_expires, trace_id, retry_of, resumed, lease_epoch, attempts, started_at"
 )
 INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
+INSERT_PARAMS = [c.strip() for c in INSERT_COLUMNS.split(",")].index("params")
+"""Where `insert_values` puts the stored params text."""
 
 
 def _json(value: Any) -> Any:
@@ -163,6 +167,42 @@ def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
         1 if new.lease_owner is not None else 0,  # created leased: the first claim
         1 if new.started else 0,
         new.created_at if new.started else None,
+    )
+
+
+def created_run(new: NewRun, seq: int, params_text: str) -> Run:
+    """The run `insert_values` stored for ``new`` (store-assigned ``seq``), equal to what
+    `row_to_run` reads back from its row, built without reading the row: the writer knows
+    every column. ``params_text`` is the stored params (decoded, so the run holds the stored
+    form, as a read does); labels and redactions are flat, their stored form is sorted."""
+    started = new.started
+    return Run(
+        run_id=new.run_id,
+        workflow=new.workflow,
+        state=RunState.RUNNING if started else RunState.PENDING,
+        params=json.loads(params_text),
+        principal=new.principal,
+        priority=new.priority,
+        created_at=new.created_at,
+        updated_at=new.created_at,
+        seq=seq,
+        idempotency_key=new.idempotency_key,
+        request_hash=new.request_hash,
+        not_before=new.not_before,
+        deadline=new.deadline,
+        attempts=1 if started else 0,
+        degradation=new.degradation,
+        labels=dict(sorted(new.labels.items())) if new.labels else {},
+        schedule=new.schedule,
+        audit_id=new.audit_id,
+        redactions=dict(sorted(new.redactions.items())) if new.redactions else {},
+        started_at=new.created_at if started else None,
+        lease_owner=new.lease_owner,
+        lease_expires=new.lease_expires,
+        trace_id=new.trace_id,
+        retry_of=new.retry_of,
+        resumed=new.resume,
+        lease_epoch=1 if new.lease_owner is not None else 0,
     )
 
 

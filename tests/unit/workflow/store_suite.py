@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
@@ -58,6 +59,25 @@ class RunStoreSuite:
             "k1",
         )
         assert (got.not_before, got.deadline, got.attempts) == (5.0, 9.5, 0)
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {},
+            {"started": True, "lease_owner": "r1", "lease_expires": 2000.0, "trace_id": "a" * 32},
+            {"labels": {"team": "b", "app": "a"}, "redactions": {"email": 2, "card": 1}},
+            {"params": {"z": [1.5, {"y": None}], "a": "ü"}, "degradation": "REDUCED", "audit_id": "x"},
+            {"not_before": 1500.0, "schedule": "*/5 * * * *", "priority": 7, "retry_of": None},
+        ],
+    )
+    async def test_the_created_run_is_the_run_read_back(
+        self, store: RunStore, fields: dict[str, Any]
+    ) -> None:
+        # The writer builds the created run from what it inserted instead of decoding the row:
+        # it must equal, field by field, what any later read returns.
+        new = new_run(**fields)
+        run, created = await store.create_run(new)
+        assert created and run == await store.get_run(new.run_id)
 
     async def test_unknown_run_is_not_found(self, store: RunStore) -> None:
         with pytest.raises(NotFound):
