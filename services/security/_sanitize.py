@@ -69,8 +69,9 @@ def _need_test(need: str) -> Callable[[str], bool]:
 class Redactor:
     """Compiled redaction patterns, safe to share across threads. Its only mutable state is a
     bounded memo of short texts found to hold nothing (audit fields, credential ids, level
-    names and recurring parameter values repeat on every request): a text that had something
-    redacted is never remembered, so the memo holds no secret."""
+    names and recurring parameter values repeat on every request). A text that had something
+    redacted is never remembered; what the recognisers miss (a bare value under a ``password``
+    key, say) may stay in it until it is emptied, as it stays in the stored params."""
 
     def __init__(self, extra: Sequence[RedactionPattern] = ()) -> None:
         specs = [(r.kind, r.regex, r.keep, r.confirm, r.needs) for r in BUILTIN]

@@ -115,8 +115,9 @@ def _run_in_worker(ref: str, params: Any, cpu_time_s: int, memory_mb: int, wall_
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGKILL every live worker of ``pool`` (no public terminate before Python 3.14)."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    """SIGKILL every live worker of ``pool`` (no public terminate before Python 3.14); call it
+    before ``shutdown``, which drops the pool's record of its workers."""
+    for proc in list((pool._processes or {}).values()):  # None once shut down
         if proc.exitcode is None:
             proc.kill()
 
@@ -150,11 +151,12 @@ class ProcessPool:
         except BrokenProcessPool:
             if self._pool is pool:
                 self._pool = None
-                pool.shutdown(wait=False, cancel_futures=True)
                 # On Python 3.11 a pool that breaks while another attempt is being submitted
                 # may spawn a worker after terminating the others; its manager thread then
-                # joins that idle worker forever, and the process cannot exit. Kill what is left.
+                # joins that idle worker forever, and the process cannot exit. Kill what is
+                # left first: shutdown forgets the workers (``_processes`` becomes None).
                 _kill_workers(pool)
+                pool.shutdown(wait=False, cancel_futures=True)
             raise ResourceLimitExceeded("worker process died while running the handler") from None
 
     def shutdown(self) -> None:
