@@ -63,7 +63,6 @@ from services.workflow._store_rows import (
     CHANGED_COLUMNS,
     INSERT_COLUMNS,
     INSERT_COUNT,
-    INSERT_PARAMS,
     change_sets,
     changed_run,
     created_run,
@@ -265,7 +264,7 @@ class SQLiteRunStore:
                 conn.execute(_COPY_FINISHED_STEPS, (new.run_id, new.retry_of))
             for event in creation_events(new.created_at, new.started):
                 conn.execute(steps.EVENT_SQL, event_args(new.run_id, event))
-            return created_run(new, seq, values[INSERT_PARAMS]), True
+            return created_run(values, seq), True
 
         return await self._write(op)
 

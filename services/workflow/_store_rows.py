@@ -32,7 +32,6 @@ from services.workflow._states import RunState, allowed_sources, transition
 __all__ = [
     "CHANGED_COLUMNS",
     "INSERT_COLUMNS",
-    "INSERT_PARAMS",
     "change_sets",
     "changed_run",
     "created_run",
@@ -74,8 +73,9 @@ INSERT_COLUMNS = (
     " lease_owner, lease_expires, trace_id, retry_of, resumed, lease_epoch, attempts, started_at"
 )
 INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
-INSERT_PARAMS = [c.strip() for c in INSERT_COLUMNS.split(",")].index("params")
-"""Where `insert_values` puts the stored params text."""
+_INSERTED = tuple(c.strip() for c in INSERT_COLUMNS.split(","))
+# What `row_to_run` reads that a create does not insert (NULL in a new row) besides ``seq``.
+_NOT_INSERTED = dict.fromkeys(("result", "error_category", "error_message", "fallback", "finished_at"))
 
 
 def _json(value: Any) -> Any:
@@ -170,40 +170,11 @@ def insert_values(new: NewRun, labels: Any) -> tuple[Any, ...]:
     )
 
 
-def created_run(new: NewRun, seq: int, params_text: str) -> Run:
-    """The run `insert_values` stored for ``new`` (store-assigned ``seq``), equal to what
-    `row_to_run` reads back from its row, built without reading the row: the writer knows
-    every column. ``params_text`` is the stored params (decoded, so the run holds the stored
-    form, as a read does); labels and redactions are flat, their stored form is sorted."""
-    started = new.started
-    return Run(
-        run_id=new.run_id,
-        workflow=new.workflow,
-        state=RunState.RUNNING if started else RunState.PENDING,
-        params=json.loads(params_text),
-        principal=new.principal,
-        priority=new.priority,
-        created_at=new.created_at,
-        updated_at=new.created_at,
-        seq=seq,
-        idempotency_key=new.idempotency_key,
-        request_hash=new.request_hash,
-        not_before=new.not_before,
-        deadline=new.deadline,
-        attempts=1 if started else 0,
-        degradation=new.degradation,
-        labels=dict(sorted(new.labels.items())) if new.labels else {},
-        schedule=new.schedule,
-        audit_id=new.audit_id,
-        redactions=dict(sorted(new.redactions.items())) if new.redactions else {},
-        started_at=new.created_at if started else None,
-        lease_owner=new.lease_owner,
-        lease_expires=new.lease_expires,
-        trace_id=new.trace_id,
-        retry_of=new.retry_of,
-        resumed=new.resume,
-        lease_epoch=1 if new.lease_owner is not None else 0,
-    )
+def created_run(values: tuple[Any, ...], seq: int) -> Run:
+    """The run a create stored with ``values`` (`insert_values`) under ``seq``, read by
+    `row_to_run` from the row it wrote instead of from the database: the writer knows every
+    column (those it does not insert are NULL in a new row)."""
+    return row_to_run({**_NOT_INSERTED, **dict(zip(_INSERTED, values, strict=True)), "seq": seq})
 
 
 def event_insert(mark: str) -> str:
