@@ -6,10 +6,10 @@ match it matches (the name, the URL up to the password) stays, only the value is
 Order is priority: at one position the earlier recogniser wins, so a PEM block or a
 bearer token is taken whole before its pieces look like anything else.
 
-Linear time (every alternative is joined into one Python regex and searched once, window
-by window, by `Redactor`): an alternative either has bounded repetition (each start costs
-a constant) or may start only where a run of its own characters starts (a look-behind
-excluding them), so no run is rescanned from each of its positions. The classic trap is
+Linear time (`Redactor` searches the text for each recogniser, window by window): a
+recogniser either has bounded repetition (each start costs a constant) or may start only
+where a run of its own characters starts (a look-behind excluding them), so no run is
+rescanned from each of its positions. The classic trap is
 ``\\b`` before a prefix that can recur inside the run (``"eyJ-" * 80000``: each ``-e`` is a
 word boundary); tests/unit/security/test_linear_time.py checks n vs 4n for every piece.
 
@@ -42,7 +42,13 @@ class Recogniser:
     """Matches the leading part of a match that stays (a parameter's name), if any."""
     needs: str = ""
     """A regex of what every match contains (``@`` for an email): text without it cannot hold
-    one, so `Redactor` leaves this recogniser out of the pattern it searches such text with."""
+    one, so `Redactor` does not search such text for this recogniser."""
+    reach: int = 1 << 10
+    """Invariant: wherever this recogniser matches, it also matches there (perhaps shorter) in
+    the text cut ``reach`` characters after that start. `Redactor` searches a long text in
+    windows that look this far past their end, so it holds for every built-in kind whose
+    matches are bounded (the longest, an email, is 729 characters) or match when cut (a
+    bearer token, a private key up to ``\\Z``); only a JWT needs its header and payload whole."""
 
 
 def luhn_ok(digits: str) -> bool:
@@ -175,7 +181,10 @@ BUILTIN: tuple[Recogniser, ...] = (
     # Starts only where a run of token characters starts: with ``\b`` each "eyJ" inside one long
     # dotless run ("eyJ-eyJ-...") was a start that scanned the rest of it (quadratic).
     Recogniser(
-        "jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", needs="eyJ"
+        "jwt",
+        r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+        needs="eyJ",
+        reach=16 << 10,  # a token whose header and payload are longer may be missed across a cut
     ),
     Recogniser("password", _URL_USERINFO, keep=_KEEP_URL, needs=":"),
     Recogniser("secret", _SECRET_NAME + _ASSIGN + _SECRET_VALUE, keep=_KEEP_ASSIGN, needs="[:=]"),

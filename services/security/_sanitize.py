@@ -2,13 +2,15 @@
 audit fields, error messages, logs). Returns the cleaned text and counts by kind, never values.
 
 The recognisers (what is a secret, what only looks like one) are in `_recognisers.py`. Text
-holding none of their needs (``@`` for an email, a digit for a card) is returned at once. A
-long text is scanned once, window by window, by one regex joining every recogniser, in time
-linear in its length; a short one (most parameter values and audit fields) by each recogniser
-whose need occurs in it, on its own (the same matches, a fraction of the time). A confirmed
-match is replaced by ``[REDACTED:<kind>]``, keeping the name of a "name = value" pair
-(``password=[REDACTED:secret]``). Redaction is idempotent: a
-marker is never matched again, so text redacted at one boundary passes the next unchanged.
+holding none of their needs (``@`` for an email, a digit for a card) is returned at once.
+Otherwise each recogniser whose need occurs in it searches it on its own, a long text window
+by window (see `_find`: no single search holds the interpreter lock for long), and the
+matches are taken leftmost first, as one regex joining every recogniser in priority order
+would take them (the same matches in a fraction of the time: a lone pattern keeps re's
+literal-prefix scan, which the alternation loses). A confirmed match is replaced by
+``[REDACTED:<kind>]``, keeping the name of a "name = value" pair
+(``password=[REDACTED:secret]``). Redaction is idempotent: a marker is never matched
+again, so text redacted at one boundary passes the next unchanged.
 Mapping keys are redacted like values (a token used as a params key must not be stored);
 two keys that redact alike stay distinct (``[REDACTED:email]``, ``[REDACTED:email]#2``).
 """
@@ -41,12 +43,10 @@ class RedactionPattern(ConfigModel):
 _Spec = tuple[str, re.Pattern[str] | None, Callable[[str], bool] | None]
 
 
-_WINDOW = 32 << 10  # characters searched per call (see `Redactor._matches`)
-_OVERLAP = 16 << 10  # matches up to this long are found whole; only a JWT longer than this
-# that straddles a window's end could be missed (every other built-in kind is short, or also
-# matches truncated and is then searched again whole)
+_WINDOW = 2 << 10  # least characters a search may start a match in (see `_find`)
+_SLACK = 16  # a match ending this near a cut may go on (or a look-ahead fail) past it
+_CONFIGURED_REACH = 16 << 10  # the `Recogniser.reach` assumed of a configured pattern
 _MAX_TEXT = 1 << 20  # redact at most this much of one string; the rest is cut (and counted)
-_SHORT_CHARS = 4096  # texts up to this long: each candidate recogniser searched on its own
 _CLEAN_CHARS = 256  # texts up to this long found to hold nothing are remembered (`_clean`)
 _CLEAN_ENTRIES = 4096
 _LITERAL = re.compile(r"[A-Za-z0-9_~:@-]+")
@@ -74,23 +74,23 @@ class Redactor:
     key, say) may stay in it until it is emptied, as it stays in the stored params."""
 
     def __init__(self, extra: Sequence[RedactionPattern] = ()) -> None:
-        specs = [(r.kind, r.regex, r.keep, r.confirm, r.needs) for r in BUILTIN]
-        specs += [(p.kind, p.regex, None, None, "") for p in extra]
+        specs = [(r.kind, r.regex, r.keep, r.confirm, r.needs, r.reach) for r in BUILTIN]
+        specs += [(p.kind, p.regex, None, None, "", _CONFIGURED_REACH) for p in extra]
         self._groups: list[_Spec] = []
-        self._parts: list[str] = []
+        self._parts: list[str] = []  # "(?P<g{index}>regex)": a match's lastgroup names its spec
+        self._reach: list[int] = []
         needs: dict[str, list[int]] = {}  # need -> the recognisers (by index) that need it
         self._always: list[int] = []  # configured patterns: they may need anything
-        for i, (kind, regex, keep, confirm, need) in enumerate(specs):
+        for i, (kind, regex, keep, confirm, need, reach) in enumerate(specs):
             re.compile(regex)  # raises re.error naming a bad configured pattern at start-up
             self._parts.append(f"(?P<g{i}>{regex})")
             self._groups.append((kind, keep, confirm))
+            self._reach.append(reach)
             if need:
                 needs.setdefault(need, []).append(i)
             else:
                 self._always.append(i)
-        self._regex = re.compile("|".join(self._parts))
         self._prefilter = MAYBE if not self._always else None
-        # Short texts: each recogniser searched on its own, only those whose need occurs.
         self._singles = [re.compile(part) for part in self._parts]
         self._needs = [(_need_test(need), ids) for need, ids in needs.items()]
         # Short clean texts -> None. Emptied when full (a flood of distinct texts costs only
@@ -103,15 +103,16 @@ class Redactor:
         ids = [i for test, members in self._needs if test(text) for i in members]
         return sorted({*ids, *self._always}) if self._always else sorted(ids)
 
-    def _short_matches(self, text: str) -> Iterator[re.Match[str]]:
-        """What `_matches` finds in a short text, from the candidate recognisers searched one by
-        one: a lone pattern keeps re's literal-prefix scan, which their alternation loses (a
-        sixth of the time on a typical prompt). The same matches as the alternation: at each
-        step the leftmost start wins and, at one start, the earliest recogniser (the
-        alternation's order); a recogniser absent from the candidates cannot match at all."""
-        nxt: dict[int, re.Match[str] | None] = {
-            i: self._singles[i].search(text) for i in self._candidates(text)
-        }
+    def _matches(self, text: str) -> Iterator[re.Match[str]]:
+        """The matches one regex joining every recogniser in priority order would replace in
+        ``text``, from the candidate recognisers searched one by one: at each step the leftmost
+        start wins and, at one start, the earliest recogniser (the alternation's order); a
+        recogniser absent from the candidates cannot match at all."""
+
+        def find(i: int, pos: int) -> re.Match[str] | None:
+            return _find(self._singles[i], text, pos, self._reach[i]) if pos <= len(text) else None
+
+        nxt: dict[int, re.Match[str] | None] = {i: find(i, 0) for i in self._candidates(text)}
         while True:
             best: re.Match[str] | None = None
             for m in nxt.values():  # in priority order: a tie keeps the earlier recogniser
@@ -123,14 +124,15 @@ class Redactor:
             pos = best.end() if best.end() > best.start() else best.end() + 1
             for i, m in nxt.items():
                 if m is not None and m.start() < pos:
-                    nxt[i] = self._singles[i].search(text, pos) if pos <= len(text) else None
+                    nxt[i] = find(i, pos)
 
     def redact(self, text: str) -> tuple[str, dict[str, int]]:
         """Return (redacted text, {kind: count}). Values are never returned or logged."""
         short = len(text) <= _CLEAN_CHARS
         if short and text in self._clean:
             return text, {}
-        if self._prefilter is not None and self._prefilter.search(text) is None:
+        # The prefilter is one search of the whole text: only for texts one window long.
+        if self._prefilter is not None and len(text) <= _WINDOW and self._prefilter.search(text) is None:
             if short:
                 self._remember_clean(text)
             return text, {}
@@ -152,7 +154,7 @@ class Redactor:
 
         out: list[str] = []
         done = 0
-        for m in self._short_matches(text) if len(text) <= _SHORT_CHARS else self._matches(text):
+        for m in self._matches(text):
             out += (text[done : m.start()], replace(m))
             done = m.end()
         out.append(text[done:])
@@ -164,30 +166,6 @@ class Redactor:
         if len(self._clean) >= _CLEAN_ENTRIES:
             self._clean.clear()
         self._clean[text] = None
-
-    def _matches(self, text: str) -> Iterator[re.Match[str]]:
-        """The matches ``self._regex.sub`` would replace, found one window at a time.
-
-        Python's ``re`` keeps the interpreter lock for a whole search, so one search over a
-        megabyte would freeze every other thread (the event loop included) for a second.
-        Searching windows of `_WINDOW` (+ `_OVERLAP`) characters bounds each search; ``pos``
-        and ``endpos`` keep look-behind and ``\\b`` seeing the real text before the window. A
-        match that reaches the window's end may continue past it: it is searched again
-        without an end.
-        """
-        n = len(text)
-        pos = 0
-        while pos < n:
-            stop = pos + _WINDOW
-            end = min(stop + _OVERLAP, n)
-            m = self._regex.search(text, pos, end)
-            if m is not None and m.end() == end < n:
-                m = self._regex.search(text, m.start())  # possibly longer than the window
-            if m is None or m.start() >= stop:
-                pos = stop  # nothing starts in this window (a later match is found again)
-                continue
-            yield m
-            pos = m.end() if m.end() > m.start() else m.end() + 1
 
     def redact_value(self, value: Any, counts: Counter[str] | None = None) -> tuple[Any, dict[str, int]]:
         """Redact every string inside nested dicts/lists, mapping keys included; other values
@@ -226,6 +204,38 @@ class Redactor:
                 key = f"{key}#{n}"
             out[key] = value(x)
         return out
+
+
+def _find(pattern: re.Pattern[str], text: str, pos: int, reach: int) -> re.Match[str] | None:
+    """``pattern.search(text, pos)``, in searches of at most ``window + reach`` characters.
+
+    Python's ``re`` keeps the interpreter lock for a whole search, and a recogniser costs up to
+    about a microsecond per character of text it passes: one search of a megabyte would freeze
+    the event loop, and every thread, for a second. So a long text is searched a window at a
+    time (``window`` = max(`_WINDOW`, 2 * reach): each character is searched about 1.5
+    times), each search seeing ``reach`` characters past the window's end (``pos`` and
+    ``endpos`` keep look-behind and ``\\b`` seeing the real text before it). By
+    `Recogniser.reach`, a match starting in the window matches in that view too; one that
+    ends near the view's end may go on past it, so the pattern is matched again at its start
+    with the rest of the text in view (one attempt at one place, as long as the match). A
+    match that starts beyond the window is found again by the next one.
+    """
+    n = len(text)
+    window = max(_WINDOW, 2 * reach)
+    while n - pos > window + reach:
+        stop = pos + window
+        end = stop + reach
+        m = pattern.search(text, pos, end)
+        if m is None or m.start() >= stop:
+            pos = stop
+        elif m.end() <= end - _SLACK:
+            return m
+        else:
+            whole = pattern.match(text, m.start())
+            if whole is not None:
+                return whole
+            pos = m.start() + 1  # it matched only because the view was cut
+    return pattern.search(text, pos)
 
 
 def _keep_name(found: str, keep: re.Pattern[str], marker: str) -> str:
