@@ -1,4 +1,6 @@
 """Where CPU-heavy input checks run: small inputs inline, large ones on a bounded thread pool.
+Conversions of large message parts (a Struct to Python and back) run here too
+(`SecurityOperations.convert`).
 
 Every check is linear in its input and every input has a size limit, so one check is
 bounded; what remains is that a large one (a 1 MiB Sanitize text, a 4 MiB params value)

@@ -12,7 +12,7 @@ import asyncio
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from services.common import FailedPrecondition, FieldViolation, InvalidArgument, VigilError
 from services.security._artifacts import ArtifactResult
@@ -38,6 +38,9 @@ __all__ = [
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _RESOURCE = re.compile(r"^[^\x00-\x1f\x7f]{0,256}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,12 @@ class SecurityOperations:
 
     def __init__(self, core: SecurityCore) -> None:
         self.core = core
+
+    async def convert(self, size: int, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)``, a conversion of a ``size``-byte message part, where a check of that
+        size runs (`CheckPool`): a 4 MiB Struct of small entries takes about a second to
+        convert each way, which must not be spent on the event loop."""
+        return await self.core.inspector.run(size, fn, *args)
 
     async def _caller(
         self, call: Call, level: Level, action: str, *, audit_allowed: bool = False

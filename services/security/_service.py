@@ -64,7 +64,12 @@ def _trajectory_points(traj: _pb.TrajectoryInput) -> list[dict[str, Any]]:
     return [{"t": p.t, "values": list(p.values)} for p in traj.points]
 
 
+def _params_input(params: _pb.ParamsInput) -> ParamsInput:
+    return ParamsInput(struct_to_py(params.schema), struct_to_py(params.params), params.ByteSize())
+
+
 def _validation_input(request: _pb.ValidateInputRequest) -> ValidationInput | None:
+    """The input to check; params inputs are converted by the caller (see `SecurityOperations.convert`)."""
     kind = request.WhichOneof("input")
     if kind == "prompt":
         return PromptInput(request.prompt.text)
@@ -75,9 +80,6 @@ def _validation_input(request: _pb.ValidateInputRequest) -> ValidationInput | No
         # Converted where the check runs: off the loop when the input is large.
         points = functools.partial(_trajectory_points, traj)
         return TrajectoryInput(points, traj.require_monotonic_time, traj.ByteSize())
-    if kind == "params":
-        params = request.params
-        return ParamsInput(struct_to_py(params.schema), struct_to_py(params.params), params.ByteSize())
     return None
 
 
@@ -106,7 +108,12 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
     async def ValidateInput(
         self, request: _pb.ValidateInputRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        result = await self.ops.validate(_call(context), _validation_input(request))
+        if request.WhichOneof("input") == "params":
+            size = request.params.ByteSize()
+            item: ValidationInput | None = await self.ops.convert(size, _params_input, request.params)
+        else:
+            item = _validation_input(request)
+        result = await self.ops.validate(_call(context), item)
         return _pb.ValidateInputResponse(
             findings=[finding_pb(f) for f in result.findings], canonical_path=result.canonical_path
         )
@@ -127,12 +134,15 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         schema_key = request.params_schema.SerializeToString(deterministic=True) if has_schema else None
         schema = None
         if schema_key is not None:  # a workflow sends the same schema every time: convert it once
-            schema = self.ops.cached_schema(schema_key) or struct_to_py(request.params_schema)
+            schema = self.ops.cached_schema(schema_key) or await self.ops.convert(
+                len(schema_key), struct_to_py, request.params_schema
+            )
+        size = request.params.ByteSize()
         outcome = await self.ops.screen(
             ScreenInput(
                 token=request.token,
                 workflow=request.workflow,
-                params=struct_to_py(request.params),
+                params=await self.ops.convert(size, struct_to_py, request.params),
                 params_schema=schema,
                 required_level=SecurityLevel.from_proto(request.required_level),
                 prompt_fields=list(request.prompt_fields),
@@ -140,24 +150,25 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 trajectory_fields=list(request.trajectory_fields),
                 request_id=_request_id(context, request.request_id),
                 peer=context.peer(),
-                params_bytes=request.params.ByteSize(),
+                params_bytes=size,
                 schema_key=schema_key,
             )
         )
         return _pb.ScreenResponse(
             decision=_pb.DECISION_ALLOW,
             principal=principal_pb(outcome.principal),
-            sanitized_params=struct_from_py(outcome.sanitized_params),
+            sanitized_params=await self.ops.convert(size, struct_from_py, outcome.sanitized_params),
             redactions=outcome.redactions,
             findings=[finding_pb(f) for f in outcome.warnings],
             audit_id=outcome.audit_id,
         )
 
     async def Sanitize(self, request: _pb.SanitizeRequest, context: grpc.aio.ServicerContext) -> Any:
-        text, data, counts = await self.ops.sanitize(
-            _call(context), request.text, struct_to_py(request.data), request.ByteSize()
-        )
-        return _pb.SanitizeResponse(text=text, data=struct_from_py(data), redactions=counts)
+        size = request.data.ByteSize()
+        data = await self.ops.convert(size, struct_to_py, request.data)
+        text, data, counts = await self.ops.sanitize(_call(context), request.text, data, request.ByteSize())
+        data_pb = await self.ops.convert(size, struct_from_py, data)
+        return _pb.SanitizeResponse(text=text, data=data_pb, redactions=counts)
 
     async def VerifyArtifact(
         self, request: _pb.VerifyArtifactRequest, context: grpc.aio.ServicerContext

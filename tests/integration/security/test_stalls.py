@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,11 +17,28 @@ from vigil.security.v1 import security_pb2 as pb
 
 WORST_PROMPT = "ignore all" + " " * 19000 + "x"  # 15 s of CPU on the loop before the fix
 HEAVY = (("1-2-3-4-5 " * 50 + "a@b " + "::::::" * 100 + "bearer " + "1.2.3." * 100) * 700)[: 1 << 20]
-PROBE_BOUND_S = 3.0  # generous: a stalled loop took 15-35 s per call
+PROBE_BOUND_S = 3.0  # generous: a stalled loop took 15-35 s per call, regex searches
+# holding the interpreter lock for 0.1 s each 2-4 s (now about 0.3 s)
+STRUCT_PROBE_BOUND_S = 1.0  # a Struct converted on the loop stalled it 0.9-1.8 s (now about 0.1 s)
 
 
 def prompt_req(text: str) -> pb.ValidateInputRequest:
     return pb.ValidateInputRequest(prompt=pb.PromptInput(text=text))
+
+
+async def probe_while(
+    task: asyncio.Future[Any], probe: Callable[[], Awaitable[Any]], most: int
+) -> list[float]:
+    """Latencies of ``probe`` calls, one after another, while ``task`` runs (at most ``most``)."""
+    await asyncio.sleep(0.05)
+    latencies = []
+    while not task.done() and len(latencies) < most:
+        started = time.monotonic()
+        await probe()
+        latencies.append(time.monotonic() - started)
+    assert latencies, "the calls finished before any probe ran"
+    print(f"probes: {len(latencies)}, max {max(latencies):.3f} s")
+    return latencies
 
 
 async def test_worst_prompt_answers_quickly(stack: Stack) -> None:
@@ -92,21 +111,17 @@ async def test_other_callers_answer_while_one_sends_the_worst_inputs(stack: Stac
             )
         await asyncio.gather(*calls)
 
-    task = asyncio.ensure_future(attack())
-    await asyncio.sleep(0.05)
-    latencies = []
-    while not task.done() and len(latencies) < 30:
-        started = time.monotonic()
+    async def probe() -> None:
         ok = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
         assert ok.status == health_pb2.HealthCheckResponse.SERVING
         resp = await stack.stub.ValidateInput(
             prompt_req("summarise this"), metadata=stack.auth("user"), timeout=10
         )
         assert not resp.findings
-        latencies.append(time.monotonic() - started)
+
+    task = asyncio.ensure_future(attack())
+    latencies = await probe_while(task, probe, 30)
     await task  # every worst input was answered too
-    assert latencies, "the attack finished before any probe ran"
-    print(f"probes: {len(latencies)}, max {max(latencies):.3f} s")
     assert max(latencies) < PROBE_BOUND_S, latencies
 
 
@@ -126,13 +141,43 @@ async def test_large_params_are_redacted_off_the_loop(stack: Stack) -> None:
         return await asyncio.gather(*(stack.stub.Screen(req, timeout=60) for _ in range(3)))
 
     calls = asyncio.ensure_future(screens())
-    await asyncio.sleep(0.05)
-    latencies = []
-    while not calls.done() and len(latencies) < 20:
-        started = time.monotonic()
-        await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
-        latencies.append(time.monotonic() - started)
+    latencies = await probe_while(
+        calls, lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=10), 20
+    )
     for resp in await calls:
         assert resp.redactions["phone"] > 0
-    print(f"probes: {len(latencies)}, max {max(latencies):.3f} s")
-    assert latencies and max(latencies) < PROBE_BOUND_S, latencies
+    assert max(latencies) < PROBE_BOUND_S, latencies
+
+
+async def test_large_structs_are_converted_off_the_loop(stack: Stack) -> None:
+    """A Struct of many small entries (3 MB) takes about a second to convert each way: the
+    conversions of Sanitize, Screen and ValidateInput run where large checks run, not on the loop."""
+    health = health_pb2_grpc.HealthStub(stack.channel)
+    many = struct({f"k{i}": [i, "v", {"x": 1.5}] for i in range(60_000)})
+    params = struct({f"k{i}": [i, "v", {"x": 1.5}] for i in range(16_000)})  # under 100,000 values
+    screen = screen_req(
+        stack.tokens["ops"],
+        params=params,
+        params_schema=struct({"type": "object"}),
+        prompt_fields=[],
+        path_fields=[],
+    )
+    ops = stack.auth("ops")
+    validate = pb.ValidateInputRequest(
+        params=pb.ParamsInput(schema=struct({"type": "object"}), params=params)
+    )
+
+    async def calls() -> list[Any]:
+        return await asyncio.gather(
+            stack.stub.Sanitize(pb.SanitizeRequest(text="x", data=many), metadata=ops, timeout=60),
+            stack.stub.Sanitize(pb.SanitizeRequest(text="x", data=many), metadata=ops, timeout=60),
+            stack.stub.Screen(screen, timeout=60),
+            stack.stub.ValidateInput(validate, metadata=ops, timeout=60),
+        )
+
+    task = asyncio.ensure_future(calls())
+    latencies = await probe_while(task, lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=10), 40)
+    sanitized, _, screened, validated = await task
+    assert len(sanitized.data.fields) == 60_000 and len(screened.sanitized_params.fields) == 16_000
+    assert not validated.findings
+    assert max(latencies) < STRUCT_PROBE_BOUND_S, latencies
