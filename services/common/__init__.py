@@ -54,6 +54,7 @@ from services.common._migrations import (
     schema_too_new,
 )
 from services.common._observe import Observation, ObservingInterceptor
+from services.common._offload import Offload
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
 from services.common._retry import RetryAfter
@@ -137,6 +138,7 @@ __all__ = [
     "Now",
     "Observation",
     "ObservingInterceptor",
+    "Offload",
     "PermissionDenied",
     "PooledStub",
     "ResourceExhausted",

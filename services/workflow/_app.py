@@ -13,6 +13,7 @@ from services.common import (
     Clock,
     ConfigError,
     Instrumentation,
+    Offload,
     VigilServer,
     every,
     publish_serving,
@@ -79,6 +80,7 @@ class WorkflowApp:
     security: SecurityClient
     gate: DegradationGate
     pool: ProcessPool
+    offload: Offload
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics_port: int | None = None
 
@@ -90,6 +92,7 @@ class WorkflowApp:
         await self.executor.stop()
         await self.pool.close()
         await self.security.close()
+        self.offload.close()
         await self.store.close()
 
 
@@ -125,6 +128,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
     telemetry = Instrumentation("workflow", cfg.server)
     store = make_store(cfg, clock.time)
     await store.open()
+    offload = Offload(name="vigil-convert")  # large params: converted and checked off the loop
     security = SecurityClient(
         cfg.security_address,
         timeout_s=cfg.security_timeout_s,
@@ -132,6 +136,7 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
         stream=cfg.security_stream,
         monotonic=clock.monotonic,
         tls=cfg.security_tls,
+        offload=offload,
     )
     pool = ProcessPool(cfg.limits.process_workers)
     executor = Executor(
@@ -157,14 +162,15 @@ async def build_app(cfg: WorkflowConfig, *, clock: Clock = SYSTEM_CLOCK) -> Work
         clock=clock.time,
         readers=readers,
         idempotency=IdempotencyKeys.from_config(cfg),
+        offload=offload,
     )
     server = VigilServer(cfg.server, "workflow", interceptors=telemetry.server_interceptors)
     server.add_servicer(
         _pb_grpc.add_WorkflowServiceServicer_to_server,
-        WorkflowServicer(ops, cfg.server.max_message_bytes),
+        WorkflowServicer(ops, cfg.server.max_message_bytes, offload),
         SERVICE_NAME,
     )
-    app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool)
+    app = WorkflowApp(cfg, server, store, registry, executor, ops, security, gate, pool, offload)
     await executor.start()
     if cfg.healthd_address:
         app.tasks.append(

@@ -208,6 +208,7 @@ def start_from_proto(req: _pb.StartRunRequest) -> StartRequest:
     return StartRequest(
         workflow=req.workflow,
         params=struct_to_dict(req.params),  # NaN/Infinity survive here; _check_request refuses them
+        params_message=req.params,
         idempotency_key=req.idempotency_key,
         wait=req.wait,
         labels=dict(req.labels),

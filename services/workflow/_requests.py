@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.struct_pb2 import Struct
+
 from services.common import FieldViolation, InvalidArgument
 from services.workflow._config import LimitsConfig
 from services.workflow._model import canonical_json
@@ -29,6 +31,15 @@ class StartRequest:
     """RetryRun: the run retried (its access was checked before)."""
     resume: bool = False
     """RetryRun: copy ``retry_of``'s finished steps."""
+    params_message: Struct | None = None
+    """``params`` as the caller sent them (StartRun over gRPC): screening forwards this message
+    instead of converting ``params`` back, and its size decides where the checks of ``params``
+    run (`services.common.Offload`)."""
+
+    @property
+    def params_bytes(self) -> int:
+        """The encoded size of the params as sent (0 when they did not come as a message)."""
+        return self.params_message.ByteSize() if self.params_message is not None else 0
 
 
 def violation(fieldname: str, problem: str, reason: str) -> InvalidArgument:

@@ -17,10 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from google.protobuf.struct_pb2 import Struct
+
 from services.common import (
     DegradationLevel,
     FailedPrecondition,
     NotFound,
+    Offload,
     Unavailable,
 )
 from services.workflow._catalogue import CatalogueEntry
@@ -55,6 +58,7 @@ class Screener(Authenticates, Protocol):
         policy: WorkflowPolicy,
         request_id: str,
         remaining_s: float | None = None,
+        params_message: Struct | None = None,
     ) -> Screened: ...
 
 
@@ -86,6 +90,7 @@ class Operations:
         clock: Callable[[], float],
         readers: Authenticates | None = None,
         idempotency: IdempotencyKeys | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.executor, self.security, self.gate, self.limits, self._clock = (
             executor,
@@ -99,10 +104,12 @@ class Operations:
         # Tests without a deployment secret get a per-instance random one.
         self.idempotency = idempotency or IdempotencyKeys(os.urandom(32))
         self.store, self.registry = executor.store, executor.registry
+        # Where the checks of large params run (inline only when not given: tests, tools).
+        self._offload = offload or Offload(inline_bytes=1 << 62)
 
     async def start(self, req: StartRequest, *, token: str, remaining_s: float | None) -> StartResult:
         """Screen, persist and dispatch a run (see the module docstring for the order)."""
-        check_start(req, self.limits, self._clock())
+        await self._offload.run(req.params_bytes, check_start, req, self.limits, self._clock())
         wf = self.registry.get(req.workflow)
         try:
             self.gate.check_writable()
@@ -115,6 +122,7 @@ class Operations:
                     policy=wf.policy,
                     request_id=run_id,
                     remaining_s=remaining_s,
+                    params_message=req.params_message,
                 )
             except Unavailable:
                 # Our own dependency view: without security no run can start (fail closed).

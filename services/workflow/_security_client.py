@@ -25,6 +25,7 @@ from google.protobuf.struct_pb2 import Struct
 from services.common import (
     FAST_RECONNECT,
     ClientTLSConfig,
+    Offload,
     PooledStub,
     RetryAfter,
     SecurityLevel,
@@ -184,8 +185,11 @@ class SecurityClient:
         breaker: CircuitBreaker | None = None,
         tls: ClientTLSConfig | None = None,
         retry_after: RetryAfter | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self._timeout_s = timeout_s
+        # Where large screened params are converted back (inline only when not given).
+        self._offload = offload or Offload(inline_bytes=1 << 62)
         self._retry_after = retry_after or RetryAfter(max_attempts=3, max_wait_s=1.0)
         self._service_token = service_token or (lambda: None)
         # Successful authentications of read/cancel callers, by token digest (never the token):
@@ -268,12 +272,14 @@ class SecurityClient:
         policy: WorkflowPolicy,
         request_id: str,
         remaining_s: float | None = None,
+        params_message: Struct | None = None,
     ) -> Screened:
-        """Authorize, validate and sanitize a start; raises the security service's decision."""
+        """Authorize, validate and sanitize a start; raises the security service's decision.
+        ``params_message``: ``params`` as the caller sent them, forwarded as they are."""
         request = _spb.ScreenRequest(
             token=token,
             workflow=workflow,
-            params=_struct(params),
+            params=params_message if params_message is not None else _struct(params),
             params_schema=self._schema_struct(policy),
             required_level=SecurityLevel.parse(policy.required_level).to_proto(),
             prompt_fields=policy.prompt_fields,
@@ -285,10 +291,11 @@ class SecurityClient:
         # each metadata entry costs both ends ~20 us per call.
         method = self._stub.Screen if self._screens is None else self._screens.Screen
         resp = await self._call(method, request, self._timeout(remaining_s), None, "Screen")
+        sanitized = resp.sanitized_params
         return Screened(
             subject=resp.principal.subject,
             level=_level(resp.principal),
-            params=struct_to_dict(resp.sanitized_params),
+            params=await self._offload.run(sanitized.ByteSize(), struct_to_dict, sanitized),
             audit_id=resp.audit_id,
             redactions=dict(resp.redactions),
         )

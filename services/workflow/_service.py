@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from services.common import optional_bearer_token
+from services.common import Offload, optional_bearer_token
 from services.workflow._convert import (
     event_to_proto,
     history_to_proto,
@@ -34,8 +34,12 @@ def _token(context: grpc.aio.ServicerContext) -> str:
 
 
 class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
-    def __init__(self, ops: Operations, max_message_bytes: int = 4 << 20) -> None:
+    def __init__(
+        self, ops: Operations, max_message_bytes: int = 4 << 20, offload: Offload | None = None
+    ) -> None:
         self._ops = ops
+        # Converting a large params Struct takes tenths of a second: not on the loop.
+        self._offload = offload or Offload(inline_bytes=1 << 62)
         # Room left for framing and the page token; a page is cut short before exceeding it.
         self._page_budget = int(max_message_bytes * 0.9)
 
@@ -50,11 +54,12 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     async def StartRun(
         self, request: _pb.StartRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.StartRunResponse:
-        result = await self._ops.start(
-            start_from_proto(request), token=_token(context), remaining_s=context.time_remaining()
-        )
+        size = request.params.ByteSize()
+        start = await self._offload.run(size, start_from_proto, request)
+        result = await self._ops.start(start, token=_token(context), remaining_s=context.time_remaining())
         annotate_rpc(result.run.run_id, result.run.workflow)
-        return _pb.StartRunResponse(run=run_to_proto(result.run), created=result.created)
+        run = await self._offload.run(size, run_to_proto, result.run)  # params, and a result like them
+        return _pb.StartRunResponse(run=run, created=result.created)
 
     async def GetRun(
         self, request: _pb.GetRunRequest, context: grpc.aio.ServicerContext
