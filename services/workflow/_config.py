@@ -90,7 +90,8 @@ class WorkflowConfig(ConfigModel):
     security_tls: ClientTLSConfig | None = None
     """TLS/mTLS towards the security service (CA, client certificate, server name); plaintext when unset."""
     security_timeout_s: float = Field(default=2.0, gt=0, le=60)
-    """Per-call deadline towards the security service (the caller's deadline may be sooner)."""
+    """Per-call deadline towards the security service (the caller's deadline may be sooner); a
+    Screen gets 1 s more per 64 KiB of params, since screening is linear in their size."""
     security_stream: bool = True
     """Screen over one long-lived ScreenStream per connection (batched, cheaper per call) instead
     of one unary Screen per run; a security service without ScreenStream is screened unary. Each

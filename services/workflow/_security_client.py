@@ -170,6 +170,12 @@ def _struct(value: dict[str, Any] | None) -> Struct:
     return s
 
 
+# Screening params of many small entries near the 256 KiB default limit takes the security
+# service about a second of CPU on one check thread, so four at once queue for about four:
+# a fixed 2 s deadline failed them (and counted against the breaker) though nothing was down.
+_SCREEN_S_PER_BYTE = 1.0 / (64 << 10)
+
+
 class SecurityClient:
     """Async client of ``vigil.security.v1.SecurityService`` over one channel."""
 
@@ -260,8 +266,11 @@ class SecurityClient:
 
         return await self._retry_after.call(lambda: self.breaker.call(attempt), budget_s=deadline_s)
 
-    def _timeout(self, remaining_s: float | None) -> float:
-        return self._timeout_s if remaining_s is None else max(0.001, min(self._timeout_s, remaining_s))
+    def _timeout(self, remaining_s: float | None, params_bytes: int = 0) -> float:
+        """``security_timeout_s``, plus `_SCREEN_S_PER_BYTE` for each byte of params screened
+        (the screening is linear in their size), never past the caller's own deadline."""
+        timeout = self._timeout_s + params_bytes * _SCREEN_S_PER_BYTE
+        return timeout if remaining_s is None else max(0.001, min(timeout, remaining_s))
 
     async def screen(
         self,
@@ -290,7 +299,8 @@ class SecurityClient:
         # The token travels in the request (Screen reads it there), not also as metadata:
         # each metadata entry costs both ends ~20 us per call.
         method = self._stub.Screen if self._screens is None else self._screens.Screen
-        resp = await self._call(method, request, self._timeout(remaining_s), None, "Screen")
+        timeout = self._timeout(remaining_s, request.params.ByteSize())
+        resp = await self._call(method, request, timeout, None, "Screen")
         sanitized = resp.sanitized_params
         return Screened(
             subject=resp.principal.subject,
