@@ -154,10 +154,17 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 schema_key=schema_key,
             )
         )
+        # Nothing redacted means nothing changed (every replacement is counted): the params
+        # go back as they came, without a conversion.
+        sanitized = (
+            request.params
+            if not outcome.redactions
+            else await self.ops.convert(size, struct_from_py, outcome.sanitized_params)
+        )
         return _pb.ScreenResponse(
             decision=_pb.DECISION_ALLOW,
             principal=principal_pb(outcome.principal),
-            sanitized_params=await self.ops.convert(size, struct_from_py, outcome.sanitized_params),
+            sanitized_params=sanitized,
             redactions=outcome.redactions,
             findings=[finding_pb(f) for f in outcome.warnings],
             audit_id=outcome.audit_id,

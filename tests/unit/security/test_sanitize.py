@@ -369,3 +369,21 @@ def test_the_clean_memo_is_bounded_and_skips_long_texts() -> None:
     long_text = "x" * 1000
     assert r.redact(long_text) == (long_text, {})
     assert long_text not in r._clean
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=40) | _NEEDY,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10) | _NEEDY, inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_a_value_with_nothing_counted_comes_back_unchanged(value: Any) -> None:
+    # Screen answers with the request's own params when nothing was counted (no conversion).
+    out, counts = _REDACTOR.redact_value(value)
+    if not counts:
+        assert out == value
