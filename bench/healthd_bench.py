@@ -179,7 +179,7 @@ async def memory(ctx: Context) -> list[Figure]:
             "",
             None,
             "CPU of one core, median of repeats (1 component: "
-            f"{statistics.median(small_cpu):.1f}%); every check result re-evaluates the whole system",
+            f"{statistics.median(small_cpu):.1f}%); a result that changes no status rebuilds one view",
         ),
         Figure(
             "RSS with 100 components",
