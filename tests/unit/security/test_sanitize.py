@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.security import RedactionPattern, Redactor, luhn_ok, redact
-from services.security._recognisers import BUILTIN
+from services.security._recognisers import _SECRET_WORDS, BUILTIN, by_first_letter
 
 DATA = Path(__file__).parents[2] / "data"
 
@@ -387,3 +387,19 @@ def test_a_value_with_nothing_counted_comes_back_unchanged(value: Any) -> None:
     out, counts = _REDACTOR.redact_value(value)
     if not counts:
         assert out == value
+
+
+_WORDY = st.lists(
+    st.sampled_from(
+        [*"aZ09.:=_- \"'\n", "pass", "word", "secret", "_key", "token", "api", "sig", "Sig", "PWD"]
+    ),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_WORDY)
+def test_secret_words_grouped_by_first_letter_match_as_listed(text: str) -> None:
+    plain = rf"(?i:(?:[A-Za-z0-9]{{1,24}}[_.-]){{0,3}}(?:{_SECRET_WORDS}))[:=]\w*"
+    grouped = rf"(?i:(?:[A-Za-z0-9]{{1,24}}[_.-]){{0,3}}(?:{by_first_letter(_SECRET_WORDS)}))[:=]\w*"
+    assert _spans(re.finditer(grouped, text)) == _spans(re.finditer(plain, text))
