@@ -54,7 +54,7 @@ from services.common._migrations import (
     schema_too_new,
 )
 from services.common._observe import Observation, ObservingInterceptor
-from services.common._offload import Offload
+from services.common._offload import INLINE_ONLY, Offload
 from services.common._periodic import every, publish_serving
 from services.common._pool import PooledStub, pooled_channels
 from services.common._retry import RetryAfter
@@ -108,6 +108,7 @@ from services.common._writer import BatchWriter
 __all__ = [
     "FAST_RECONNECT",
     "HEALTH_SERVICE_NAME",
+    "INLINE_ONLY",
     "LATENCY_BUCKETS",
     "SUPERVISOR_PID_ENV",
     "SYNCHRONOUS_MODES",

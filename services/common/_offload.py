@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from services.common._errors import ResourceExhausted
 
-__all__ = ["Offload"]
+__all__ = ["INLINE_ONLY", "Offload"]
 
 T = TypeVar("T")
 
@@ -64,3 +65,8 @@ class Offload:
     def close(self) -> None:
         """Stop the workers (work still queued is dropped; its callers are gone at shutdown)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+INLINE_ONLY = Offload(inline_bytes=sys.maxsize, name="vigil-inline")
+"""Runs everything inline (its pool never starts a thread): the default of components built
+without the service's own `Offload` (tests, tools)."""

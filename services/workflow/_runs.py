@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
+    INLINE_ONLY,
     DegradationLevel,
     FailedPrecondition,
     NotFound,
@@ -104,8 +105,7 @@ class Operations:
         # Tests without a deployment secret get a per-instance random one.
         self.idempotency = idempotency or IdempotencyKeys(os.urandom(32))
         self.store, self.registry = executor.store, executor.registry
-        # Where the checks of large params run (inline only when not given: tests, tools).
-        self._offload = offload or Offload(inline_bytes=1 << 62)
+        self._offload = offload or INLINE_ONLY  # where the checks of large params run
 
     async def start(self, req: StartRequest, *, token: str, remaining_s: float | None) -> StartResult:
         """Screen, persist and dispatch a run (see the module docstring for the order)."""

@@ -24,6 +24,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from services.common import (
     FAST_RECONNECT,
+    INLINE_ONLY,
     ClientTLSConfig,
     Offload,
     PooledStub,
@@ -194,8 +195,7 @@ class SecurityClient:
         offload: Offload | None = None,
     ) -> None:
         self._timeout_s = timeout_s
-        # Where large screened params are converted back (inline only when not given).
-        self._offload = offload or Offload(inline_bytes=1 << 62)
+        self._offload = offload or INLINE_ONLY  # where large screened params are converted back
         self._retry_after = retry_after or RetryAfter(max_attempts=3, max_wait_s=1.0)
         self._service_token = service_token or (lambda: None)
         # Successful authentications of read/cancel callers, by token digest (never the token):

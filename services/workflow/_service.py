@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from services.common import Offload, optional_bearer_token
+from services.common import INLINE_ONLY, Offload, optional_bearer_token
 from services.workflow._convert import (
     event_to_proto,
     history_to_proto,
@@ -39,7 +39,7 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     ) -> None:
         self._ops = ops
         # Converting a large params Struct takes tenths of a second: not on the loop.
-        self._offload = offload or Offload(inline_bytes=1 << 62)
+        self._offload = offload or INLINE_ONLY
         # Room left for framing and the page token; a page is cut short before exceeding it.
         self._page_budget = int(max_message_bytes * 0.9)
 
