@@ -9,11 +9,12 @@ details) in one place.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 
 from services.common import SecurityLevel, bearer_token, optional_timestamp, security_level_pb
 from services.security._audit import AuditFilter
@@ -154,17 +155,12 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
                 schema_key=schema_key,
             )
         )
-        # Nothing redacted means nothing changed (every replacement is counted): the params
-        # go back as they came, without a conversion.
-        sanitized = (
-            request.params
-            if not outcome.redactions
-            else await self.ops.convert(size, struct_from_py, outcome.sanitized_params)
-        )
         return _pb.ScreenResponse(
             decision=_pb.DECISION_ALLOW,
             principal=principal_pb(outcome.principal),
-            sanitized_params=sanitized,
+            sanitized_params=await self._redacted_struct(
+                request.params, outcome.sanitized_params, outcome.redactions, size
+            ),
             redactions=outcome.redactions,
             findings=[finding_pb(f) for f in outcome.warnings],
             audit_id=outcome.audit_id,
@@ -174,8 +170,16 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         size = request.data.ByteSize()
         data = await self.ops.convert(size, struct_to_py, request.data)
         text, data, counts = await self.ops.sanitize(_call(context), request.text, data, request.ByteSize())
-        data_pb = await self.ops.convert(size, struct_from_py, data)
+        data_pb = await self._redacted_struct(request.data, data, counts, size)
         return _pb.SanitizeResponse(text=text, data=data_pb, redactions=counts)
+
+    async def _redacted_struct(
+        self, sent: struct_pb2.Struct, redacted: Mapping[str, Any], counts: Mapping[str, int], size: int
+    ) -> struct_pb2.Struct:
+        """The reply's Struct of ``redacted`` (the redaction of ``sent``, ``size`` bytes). Every
+        replacement is counted, so with no counts nothing changed and ``sent`` goes back as it
+        came, without a conversion."""
+        return sent if not counts else await self.ops.convert(size, struct_from_py, redacted)
 
     async def VerifyArtifact(
         self, request: _pb.VerifyArtifactRequest, context: grpc.aio.ServicerContext
