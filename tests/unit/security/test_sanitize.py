@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.security import RedactionPattern, Redactor, luhn_ok, redact
-from services.security._recognisers import _SECRET_WORDS, BUILTIN, by_first_letter
+from services.security._recognisers import BUILTIN
+from tests.unit.security._redaction_support import CORPUS, NEEDY, RECOGNISER_EXAMPLES, REDACTOR
 
 DATA = Path(__file__).parents[2] / "data"
 
@@ -81,7 +80,6 @@ def test_counts_never_carry_values() -> None:
         assert secret not in out and secret not in repr(counts)
 
 
-CORPUS = [json.loads(line) for line in (DATA / "redaction_corpus.jsonl").read_text().splitlines()]
 POSITIVES = [c for c in CORPUS if "kind" in c]
 NEGATIVES = [c["text"] for c in CORPUS if "kind" not in c]
 
@@ -174,144 +172,10 @@ def test_embedded_emails_never_survive(pre: str, email: str, post: str) -> None:
     assert email not in out and counts["email"] == 1
 
 
-# Each recogniser searches the text on its own, window by window (`Redactor._matches`,
-# `_find`); the matches must be those of one regex joining every recogniser in priority order,
-# searched over the whole text: text of the corpus, random text dense in the needs, and long
-# text with matches placed across the windows' ends.
-_NEEDY = st.lists(
-    st.sampled_from(
-        [
-            *"aZ09.:@=~-_/+ \"'\n",
-            "eyJ",
-            "Bearer ",
-            "ya29.",
-            "AKIA",
-            "vgl_",
-            "sk-",
-            "ghp_",
-            "xoxb-",
-            "hooks.slack.com/services/",
-            "password",
-            "://",
-            "-----BEGIN RSA PRIVATE KEY-----",
-            "4111 1111 ",
-        ]
-    ),
-    max_size=40,
-).map("".join)
-
-
-def _spans(matches: Any) -> list[tuple[int, int, str | None]]:
-    return [(m.start(), m.end(), m.lastgroup) for m in matches]
-
-
-def _joined(r: Redactor, text: str) -> list[tuple[int, int, str | None]]:
-    """The reference: what ``re.sub`` of every recogniser joined would replace in ``text``."""
-    return _spans(re.compile("|".join(r._parts)).finditer(text))
-
-
-@pytest.mark.parametrize("entry", CORPUS, ids=lambda e: str(e.get("text", ""))[:30])
-def test_the_recognisers_find_what_their_alternation_finds_on_the_corpus(entry: dict[str, Any]) -> None:
-    r = Redactor()
-    text = entry["text"]
-    assert _spans(r._matches(text)) == _joined(r, text)
-
-
-@given(_NEEDY)
-def test_the_recognisers_find_what_their_alternation_finds(text: str) -> None:
-    assert _spans(_REDACTOR._matches(text)) == _joined(_REDACTOR, text)
-
-
-_FILLER = st.sampled_from(["a", " ", "1", "-", ".", "eyJ-", "a:", "x="])
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(_FILLER, st.integers(0, 2500), _NEEDY), min_size=1, max_size=12))
-def test_windows_find_in_long_text_what_one_search_finds(pieces: list[tuple[str, int, str]]) -> None:
-    # Fillers of random length move the needy fragments across the windows' ends.
-    text = "".join(fill * (n // len(fill)) + needy for fill, n, needy in pieces)
-    assert _spans(_REDACTOR._matches(text)) == _joined(_REDACTOR, text)
-
-
-@pytest.mark.parametrize("offset", [-20_000, -5000, -300, -17, -1, 0, 1, 200, 3000])
-def test_a_long_jwt_across_a_window_end_is_found_whole(offset: int) -> None:
-    jwt = "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOi" + "x" * 12_000 + ".c2lnbmF0dXJl"
-    text = "prefix " * 5000 + " " * (offset + 20_000) + jwt + " tail"
-    out, counts = Redactor().redact(text)
-    assert counts == {"jwt": 1} and "xxxx" not in out
-
-
-def _placed(r: Redactor, piece: str, at: int) -> None:
-    """``piece`` at offset ``at`` in filler holding no need: found as one search finds it."""
-    alone = _joined(r, "#" + piece + "#" * 10)  # "#" has no need: the filler changes nothing
-    want = [(start + at - 1, end + at - 1, g) for start, end, g in alone]
-    assert _spans(r._matches("#" * at + piece + "#" * 10)) == want, (piece[:40], at)
-
-
-def test_matches_across_a_window_end_are_taken_as_one_search_takes_them() -> None:
-    # In filler without any need, windows start every 2048 characters and a search with a
-    # reach of 1024 sees up to 3072. A short match starting by 2048 ends before that view does;
-    # a long one (a private key to the end of the text, a long bearer token, a gcp token of
-    # 1000 characters) is cut there and taken again whole, whatever follows it.
-    r = _REDACTOR
-    for examples in _RECOGNISER_EXAMPLES.values():
-        for example in examples:
-            for d in (-40, -20, -5, -1, 0, 1):
-                _placed(r, example + "A", 2048 + d - len(example) // 2)
-    longs = [
-        "-----BEGIN RSA PRIVATE KEY-----\n" + "ab\n" * 700,
-        "Authorization: Bearer " + "t0k" * 600,
-        "ya29." + "g" * 1000,
-        "eyJhbGciOi.eyJzdWIiOi." + "s" * 20_000,
-    ]
-    for piece in longs:
-        for suffix in ("", "A", "7", ".5", "x@", ' "', "-----END RSA PRIVATE KEY-----"):
-            for d in (-1100, -30, -17, -16, -15, -1, 0, 1):
-                _placed(r, piece + suffix, 2048 + d)
-
-
-def test_a_match_only_the_cut_made_is_not_taken() -> None:
-    # A configured pattern whose look-ahead passes at a window's cut but fails on the text.
-    r = Redactor([RedactionPattern(kind="ticket", regex=r"T[0-9]{1,40000}(?![0-9A-Z])")])
-    text = "# " * 16_000 + "T" + "1" * 20_000 + "A tail T123 end"
-    out, counts = r.redact(text)
-    assert counts == {"ticket": 1} and out.endswith("A tail [REDACTED:ticket] end")
-
-
-class _Spy:
-    """A compiled pattern that records how much text each of its searches sees."""
-
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.pattern, self.seen = pattern, [0]
-
-    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        self.seen.append(min(endpos, len(text)) - pos)
-        return self.pattern.search(text, pos, endpos)
-
-    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
-        return self.pattern.match(text, pos)
-
-
-@pytest.mark.parametrize("unit", ["eyJ-", "a.1", "1-2-3 ", "a@b:c=d~e ", "Bearer x:"])
-def test_no_search_of_a_long_text_sees_more_than_its_window(unit: str) -> None:
-    # re holds the interpreter lock for a whole search: one over a megabyte froze the event
-    # loop for up to a second (the CI's stall test saw a 3.9 s probe).
-    r = Redactor()
-    spies = [_Spy(p) for p in r._singles]
-    r._singles = spies  # type: ignore[assignment]
-    text = (unit * (1 << 20))[: 1 << 20]
-    r.redact(text)
-    assert any(len(spy.seen) > 1 for spy in spies), "the unit holds no recogniser's need"
-    for spy, reach in zip(spies, r._reach, strict=True):
-        window = max(2048, 2 * reach) + reach
-        assert max(spy.seen) <= window, (spy.pattern.pattern[:40], max(spy.seen))
-        assert sum(spy.seen) <= 2 * len(text), spy.pattern.pattern[:40]
-
-
 def test_a_recogniser_needs_what_each_of_its_matches_holds() -> None:
     # A need absent from a text rules its recogniser out: it must occur in every match.
     for rec in BUILTIN:
-        found = [m for m in (re.search(rec.regex, e) for e in _RECOGNISER_EXAMPLES[rec.kind]) if m]
+        found = [m for m in (re.search(rec.regex, e) for e in RECOGNISER_EXAMPLES[rec.kind]) if m]
         assert found, f"no example for {rec.kind} {rec.regex[:40]}"
         for m in found:
             assert re.search(rec.needs, m.group()), (rec.kind, m.group())
@@ -321,31 +185,6 @@ def test_slack_webhooks_are_found_whatever_their_case() -> None:
     # The prefilter once required lowercase "hooks" although the recogniser ignores case.
     out, counts = Redactor().redact("see HOOKS.SLACK.COM/services/TABCD/BABCD/XXXXXXXX")
     assert counts == {"slack_webhook": 1}, out
-
-
-_REDACTOR = Redactor()
-_RECOGNISER_EXAMPLES = {
-    "private_key": ["-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----"],
-    "bearer_token": ["Authorization: BEARER abc.def-123"],
-    "basic_auth": ["Authorization: Basic dXNlcjpwYXNz"],
-    "api_key": ["vgl_0123456789ab_ABCDEFGHIJKLMNOPQRSTUV", "sk-proj-ABCDEFGHIJKLMNOPQRSTUV"],
-    "aws_credentials": ["AKIAABCDEFGHIJKLMNOP,abcdefghijABCDEFGHIJabcdefghijABCDEFGHIJ"],
-    "aws_access_key": ["ASIAABCDEFGHIJKLMNOP"],
-    "gcp_api_key": ["AIza" + "a" * 35],
-    "gcp_token": ["ya29." + "a" * 30],
-    "azure_secret": ["abc1Q~" + "a" * 32],
-    "github_token": ["ghp_" + "a" * 36, "github_pat_" + "a" * 30],
-    "slack_token": ["xoxb-1234567890-abc"],
-    "slack_webhook": ["Hooks.Slack.com/services/T000/B000/XXXX"],
-    "jwt": ["eyJhbGciOi.eyJzdWIiOi.sig"],
-    "password": ["postgres://user:secretpw@db"],
-    "secret": ["password=hunter2", 'api_key: "abc"'],
-    "email": ["ops@example.com"],
-    "card": ["4111 1111 1111 1111"],
-    "ipv4": ["10.1.2.3"],
-    "ipv6": ["fe80::1:2"],
-    "phone": ["+1 415 555 0100"],
-}
 
 
 def test_remembered_clean_texts_answer_alike_and_the_memo_holds_no_secret() -> None:
@@ -372,9 +211,9 @@ def test_the_clean_memo_is_bounded_and_skips_long_texts() -> None:
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=40) | _NEEDY,
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=40) | NEEDY,
     lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10) | _NEEDY, inner, max_size=5)
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10) | NEEDY, inner, max_size=5)
     ),
     max_leaves=30,
 )
@@ -384,25 +223,9 @@ _JSON = st.recursive(
 @given(_JSON)
 def test_a_value_with_nothing_counted_comes_back_unchanged(value: Any) -> None:
     # Screen answers with the request's own params when nothing was counted (no conversion).
-    out, counts = _REDACTOR.redact_value(value)
+    out, counts = REDACTOR.redact_value(value)
     if not counts:
         assert out == value
-
-
-_WORDY = st.lists(
-    st.sampled_from(
-        [*"aZ09.:=_- \"'\n", "pass", "word", "secret", "_key", "token", "api", "sig", "Sig", "PWD"]
-    ),
-    max_size=30,
-).map("".join)
-
-
-@settings(max_examples=400, deadline=None)
-@given(_WORDY)
-def test_secret_words_grouped_by_first_letter_match_as_listed(text: str) -> None:
-    plain = rf"(?i:(?:[A-Za-z0-9]{{1,24}}[_.-]){{0,3}}(?:{_SECRET_WORDS}))[:=]\w*"
-    grouped = rf"(?i:(?:[A-Za-z0-9]{{1,24}}[_.-]){{0,3}}(?:{by_first_letter(_SECRET_WORDS)}))[:=]\w*"
-    assert _spans(re.finditer(grouped, text)) == _spans(re.finditer(plain, text))
 
 
 def test_an_ipv6_zone_is_bounded() -> None:
