@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from services.common import ConfigModel
+from services.common import ConfigModel, secret_value
 
-__all__ = ["PostgresConfig"]
+__all__ = ["PostgresConfig", "read_password"]
 
 
 class PostgresConfig(ConfigModel):
@@ -35,3 +35,12 @@ class PostgresConfig(ConfigModel):
     """Most connections this replica holds open."""
     connect_timeout_s: float = Field(default=30.0, gt=0, le=600)
     """How long start-up waits for the database before failing (the orchestrator restarts it)."""
+
+
+def read_password(config: PostgresConfig) -> str | None:
+    """The password from ``password_file`` (a trailing newline is not part of it) or ``password``.
+
+    Raises:
+        ConfigError: the file cannot be read or is empty.
+    """
+    return secret_value(config.password, config.password_file, "postgres.password")

@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from services.common import InvalidArgument, NotFound, Unavailable, secret_value
+from services.common import InvalidArgument, NotFound, Unavailable
 from services.workflow._history import (
     HistoryEvent,
     HistoryType,
@@ -53,7 +53,7 @@ from services.workflow._model import (
     StepRecord,
     canonical_json,
 )
-from services.workflow._pg_config import PostgresConfig
+from services.workflow._pg_config import PostgresConfig, read_password
 from services.workflow._pg_history import (
     ATTEMPT_DATA,
     FINISHED_DATA,
@@ -106,15 +106,6 @@ async def _select_run(conn: psycopg.AsyncConnection[Row], run_id: str) -> Run:
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
     return row_to_run(row)
-
-
-def read_password(config: PostgresConfig) -> str | None:
-    """The password from ``password_file`` (a trailing newline is not part of it) or ``password``.
-
-    Raises:
-        ConfigError: the file cannot be read or is empty.
-    """
-    return secret_value(config.password, config.password_file, "postgres.password")
 
 
 class PostgresRunStore:

@@ -11,7 +11,7 @@ import pytest
 from services.common import ConfigError, ensure_secret_file, load_config, read_secret_file
 from services.security._jwt import JWTConfig, JWTVerifier
 from services.workflow._config import WorkflowConfig
-from services.workflow._pg_store import read_password
+from services.workflow._pg_config import read_password
 
 PW = "pg-Pa55word-value"
 
