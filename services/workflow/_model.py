@@ -228,6 +228,9 @@ class RunQuery:
     before_seq: int | None = None
     """Keyset cursor: only runs with ``seq`` below this (the last one of the previous page)."""
     limit: int = 50
+    max_chars: int | None = None
+    """Stop short of ``limit`` once the runs read hold more params and result than this
+    (JSON text as stored; at least one run): what the caller's message can carry."""
 
 
 @dataclass(frozen=True)
@@ -252,3 +255,5 @@ class RunPage:
     runs: list[Run] = field(default_factory=list)
     next_seq: int | None = None
     """Cursor for the next page, None on the last page."""
+    stored_chars: int = 0
+    """The params and results of ``runs`` as stored (JSON text): what converting them costs."""

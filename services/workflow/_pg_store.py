@@ -70,6 +70,7 @@ from services.workflow._store_rows import (
     INSERT_COUNT,
     change_sets,
     changed_run,
+    cut_page,
     event_args,
     event_insert,
     existing_run,
@@ -77,7 +78,8 @@ from services.workflow._store_rows import (
     fence_sql,
     insert_values,
     lease_lost,
-    page_sql,
+    page_rows_sql,
+    page_sizes_sql,
     query_filters,
     row_to_run,
     row_to_step,
@@ -227,12 +229,14 @@ class PostgresRunStore:
             return "state = ANY(%s)", [names]
 
         where, args = query_filters(query, "%s", labels, states)
-        sql = page_sql(where, "%s")
-        args.append(query.limit + 1)
         async with self._conn() as conn:
-            cur = await conn.execute(sql, args)
+            sizes = await conn.execute(page_sizes_sql(where, "%s"), [*args, query.limit + 1])
+            cut = cut_page([(r["seq"], r["stored_chars"]) for r in await sizes.fetchall()], query)
+            if cut is None:
+                return RunPage()
+            cur = await conn.execute(page_rows_sql(where, "%s"), [*args, cut.first_seq, cut.last_seq])
             runs = [row_to_run(r) for r in await cur.fetchall()]
-        return to_page(runs, query.limit)
+        return to_page(runs, cut)
 
     async def update_run(
         self, run_id: str, change: RunChange, lease: Lease | None = None, current: Run | None = None

@@ -78,6 +78,17 @@ def _new_run_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
 
 
+def _within_budget(page: RunPage, size_of: Callable[[Run], int], budget_bytes: int) -> RunPage:
+    """``page`` cut short before the run whose ``size_of`` takes it past ``budget_bytes``
+    (at least one run); the next page then continues after the last run kept."""
+    total = 0
+    for i, run in enumerate(page.runs):
+        total += size_of(run)
+        if total > budget_bytes and i > 0:
+            return RunPage(runs=page.runs[:i], next_seq=page.runs[i - 1].seq)
+    return page
+
+
 class Operations:
     """Start, read, watch and cancel runs; the workflow catalogue."""
 
@@ -322,14 +333,11 @@ class Operations:
             query = dataclasses.replace(query, principal=caller.subject)
         if page_token:
             query = dataclasses.replace(query, before_seq=decode_page_token(page_token, query))
+        if size_of is not None:  # the store reads no more than the message can hold
+            query = dataclasses.replace(query, max_chars=budget_bytes)
         page = await self.store.list_runs(query)
-        if size_of is not None:
-            total = 0
-            for i, run in enumerate(page.runs):
-                total += size_of(run)
-                if total > budget_bytes and i > 0:
-                    page = RunPage(runs=page.runs[:i], next_seq=page.runs[i - 1].seq)
-                    break
+        if size_of is not None:  # sizing converts each run: a page of large params is not for the loop
+            page = await self._offload.run(page.stored_chars, _within_budget, page, size_of, budget_bytes)
         token = encode_page_token(page.next_seq, query) if page.next_seq is not None else ""
         return page, token
 

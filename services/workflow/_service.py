@@ -33,6 +33,10 @@ def _token(context: grpc.aio.ServicerContext) -> str:
     return optional_bearer_token(context.invocation_metadata()) or ""
 
 
+def _page_response(runs: list[_pb.Run], token: str) -> _pb.ListRunsResponse:
+    return _pb.ListRunsResponse(runs=runs, next_page_token=token)
+
+
 class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     def __init__(
         self, ops: Operations, max_message_bytes: int = 4 << 20, offload: Offload | None = None
@@ -82,7 +86,9 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         page, token = await self._ops.list(
             query, request.page_token, caller, size_of=size_of, budget_bytes=self._page_budget
         )
-        return _pb.ListRunsResponse(runs=[converted[r.run_id] for r in page.runs], next_page_token=token)
+        # Building the response copies every run: off the loop too when they are large.
+        runs = [converted[r.run_id] for r in page.runs]
+        return await self._offload.run(page.stored_chars, _page_response, runs, token)
 
     async def WatchRun(
         self, request: _pb.WatchRunRequest, context: grpc.aio.ServicerContext

@@ -66,12 +66,14 @@ from services.workflow._store_rows import (
     change_sets,
     changed_run,
     created_run,
+    cut_page,
     event_args,
     existing_run,
     explain_refusal,
     fence_sql,
     insert_values,
-    page_sql,
+    page_rows_sql,
+    page_sizes_sql,
     query_filters,
     row_to_run,
     source_states,
@@ -283,11 +285,14 @@ class SQLiteRunStore:
             return f"state IN ({', '.join('?' * len(names))})", list(names)
 
         where, args = query_filters(query, "?", labels, states)
-        sql = page_sql(where, "?")
-        args.append(query.limit + 1)
 
         def op(conn: sqlite3.Connection) -> RunPage:
-            return to_page([row_to_run(r) for r in conn.execute(sql, args).fetchall()], query.limit)
+            sizes = conn.execute(page_sizes_sql(where, "?"), [*args, query.limit + 1]).fetchall()
+            cut = cut_page(sizes, query)
+            if cut is None:
+                return RunPage()
+            rows = conn.execute(page_rows_sql(where, "?"), [*args, cut.first_seq, cut.last_seq]).fetchall()
+            return to_page([row_to_run(r) for r in rows], cut)
 
         return await self._read(op)
 

@@ -63,7 +63,9 @@ class RunStore(Protocol):
         """Raises NotFound for an unknown id."""
 
     async def list_runs(self, query: RunQuery) -> RunPage:
-        """Runs matching ``query``, newest first, at most ``query.limit``."""
+        """Runs matching ``query``, newest first, at most ``query.limit``, and fewer once they
+        hold more than ``query.max_chars`` of stored params and results (at least one run).
+        Only the runs returned are read and parsed (`cut_page`)."""
 
     async def update_run(
         self, run_id: str, change: RunChange, lease: Lease | None = None, current: Run | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.common import AlreadyExists
@@ -32,9 +32,11 @@ from services.workflow._states import RunState, allowed_sources, transition
 __all__ = [
     "CHANGED_COLUMNS",
     "INSERT_COLUMNS",
+    "PageCut",
     "change_sets",
     "changed_run",
     "created_run",
+    "cut_page",
     "event_args",
     "event_insert",
     "existing_run",
@@ -42,7 +44,8 @@ __all__ = [
     "fence_sql",
     "insert_values",
     "lease_lost",
-    "page_sql",
+    "page_rows_sql",
+    "page_sizes_sql",
     "query_filters",
     "row_to_run",
     "row_to_step",
@@ -319,16 +322,59 @@ def query_filters(
     return where, args
 
 
-def page_sql(where: list[str], mark: str) -> str:
-    """SELECT of one page, newest first; one extra row tells whether another page exists."""
-    sql = "SELECT * FROM runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql + f" ORDER BY seq DESC LIMIT {mark}"
+# What reading a run costs, before it is read: its params and result as stored (JSON text).
+_STORED_CHARS = "length(params) + coalesce(length(result), 0)"
 
 
-def to_page(runs: list[Run], limit: int) -> RunPage:
-    """The page of at most ``limit`` runs from a `page_sql` result (fetched with ``limit + 1``)."""
-    more = len(runs) > limit
-    runs = runs[:limit]
-    return RunPage(runs=runs, next_seq=runs[-1].seq if more else None)
+def _where(where: list[str]) -> str:
+    return " WHERE " + " AND ".join(where) if where else ""
+
+
+def page_sizes_sql(where: list[str], mark: str) -> str:
+    """First read of a page: the ``seq`` and stored size of each candidate run, newest first,
+    up to a limit (``limit + 1``: one extra row tells whether another page exists). Only
+    these two columns leave the database, so a page of huge runs costs nothing to size."""
+    sizes = f"SELECT seq, {_STORED_CHARS} AS stored_chars FROM runs{_where(where)}"
+    return f"{sizes} ORDER BY seq DESC LIMIT {mark}"
+
+
+def page_rows_sql(where: list[str], mark: str) -> str:
+    """Second read of a page: the runs ``where`` selects between two ``seq`` (newest, oldest)."""
+    return f"SELECT * FROM runs{_where([*where, f'seq <= {mark}', f'seq >= {mark}'])} ORDER BY seq DESC"
+
+
+@dataclasses.dataclass(frozen=True)
+class PageCut:
+    """Which candidates of `page_sizes_sql` a page reads: the newest ``count``, between
+    ``first_seq`` and ``last_seq``; ``next_seq`` continues after them when more match."""
+
+    count: int
+    first_seq: int
+    last_seq: int
+    next_seq: int | None
+    stored_chars: int
+
+
+def cut_page(sizes: Sequence[tuple[int, int]], query: RunQuery) -> PageCut | None:
+    """The runs to read of the candidates ``sizes`` ((seq, stored size), newest first, at most
+    ``query.limit + 1``): the newest ``query.limit``, fewer when their stored size passes
+    ``query.max_chars`` (always at least one). None when nothing matches.
+
+    Invariant: a page never reads runs that it cannot return, so a page of 1,000 runs
+    with 256 KiB of params each costs what its message can hold, not 256 MB of parsing.
+    """
+    if not sizes:
+        return None
+    count, total = 0, 0
+    for _, size in sizes[: query.limit]:
+        if count and query.max_chars is not None and total + size > query.max_chars:
+            break
+        count, total = count + 1, total + size
+    more = count < len(sizes)
+    last = sizes[count - 1][0]
+    return PageCut(count, sizes[0][0], last, last if more else None, total)
+
+
+def to_page(runs: list[Run], cut: PageCut) -> RunPage:
+    """The page of the runs read for ``cut`` (`page_rows_sql`)."""
+    return RunPage(runs=runs, next_seq=cut.next_seq, stored_chars=cut.stored_chars)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import VigilServer
 from services.workflow._app import WorkflowApp, build_app
@@ -57,6 +61,18 @@ TEST_WORKFLOWS: dict[str, Any] = {
         "policy": {"max_concurrency": 1, "max_queue": 0, "retry": {"max_attempts": 1}, "timeout_s": 600},
     },
 }
+
+
+async def check_latencies(channel: grpc.aio.Channel, busy: asyncio.Future[Any]) -> list[float]:
+    """grpc.health.v1 Check latencies on ``channel``, one probe after another until ``busy``
+    is done: what another caller of the server waits while ``busy`` runs."""
+    health = health_pb2_grpc.HealthStub(channel)
+    latencies = []
+    while not busy.done():
+        started = time.monotonic()
+        await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        latencies.append(time.monotonic() - started)
+    return latencies
 
 
 def free_port() -> int:

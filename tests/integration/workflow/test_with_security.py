@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.struct_pb2 import Struct
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import (
     AlreadyExists,
@@ -25,7 +23,7 @@ from services.workflow._degradation import Level
 from services.workflow._model import RunQuery
 from services.workflow.client import pb
 from tests.integration.workflow import plugins
-from tests.integration.workflow.conftest import SecurityEnv, StartWorkflow, client
+from tests.integration.workflow.conftest import SecurityEnv, StartWorkflow, check_latencies, client
 from vigil.workflow.v1 import workflow_pb2_grpc as pb_grpc
 
 
@@ -313,16 +311,11 @@ async def test_large_params_are_screened_in_time_and_off_the_loop(
     request = pb.StartRunRequest(workflow="echo", params=params, wait=True)
     auth = (("authorization", f"Bearer {security.alice}"),)
     async with grpc.aio.insecure_channel(app.server.address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
         stub = pb_grpc.WorkflowServiceStub(channel)
         starts = asyncio.gather(*(stub.StartRun(request, metadata=auth, timeout=60) for _ in range(3)))
         task = asyncio.ensure_future(starts)
         await asyncio.sleep(0.05)
-        latencies = []
-        while not task.done():
-            started = time.monotonic()
-            await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
-            latencies.append(time.monotonic() - started)
+        latencies = await check_latencies(channel, task)
         for resp in await task:
             assert resp.run.state == pb.RUN_STATE_SUCCEEDED and len(resp.run.params.fields) == 8000
     print(f"probes: {len(latencies)}, max {max(latencies):.3f} s")

@@ -205,6 +205,27 @@ class RunStoreSuite:
             seen += [r.run_id for r in page.runs]
         assert seen == ids[::-1]
 
+    async def test_list_reads_no_more_runs_than_max_chars_holds(self, store: RunStore) -> None:
+        params, result = {"b": "y" * 1000}, {"r": "z" * 1000}  # 1,008 characters each, as stored
+        ids = [(await store.create_run(new_run(params=params)))[0].run_id for _ in range(5)]
+        await store.update_run(ids[3], RunChange(RunState.RUNNING, attempt=True))
+        await store.update_run(ids[3], RunChange(RunState.SUCCEEDED, result=result))  # its result counts too
+        pages: list[list[str]] = []
+        before: int | None = None
+        while True:
+            page = await store.list_runs(RunQuery(limit=100, max_chars=2500, before_seq=before))
+            pages.append([r.run_id for r in page.runs])
+            assert page.stored_chars == 1008 * len(page.runs) + (1008 if ids[3] in pages[-1] else 0)
+            if page.next_seq is None:
+                break
+            before = page.next_seq
+        # Newest first; a page stops before the run that would take it past 2,500.
+        assert pages == [[ids[4]], [ids[3]], [ids[2], ids[1]], [ids[0]]]
+        # A run larger than max_chars is still listed, alone: no page is empty while runs match.
+        alone = await store.list_runs(RunQuery(limit=100, max_chars=10))
+        assert [r.run_id for r in alone.runs] == [ids[4]] and alone.next_seq is not None
+        assert len((await store.list_runs(RunQuery(limit=100))).runs) == 5  # no max_chars: the limit only
+
     async def test_list_filters_labels_and_time(self, store: RunStore) -> None:
         a, _ = await store.create_run(new_run(labels={"team": "x", "env": "prod"}, created_at=10.0))
         await store.create_run(new_run(labels={"team": "y"}, created_at=20.0))
