@@ -17,7 +17,7 @@ from services.common import FailedPrecondition
 from services.workflow._context import RunContext
 from services.workflow._history import HistoryType
 from services.workflow._isolation import ProcessPool
-from services.workflow._model import ErrorCategory, Run, RunChange, RunError, canonical_json
+from services.workflow._model import ErrorCategory, Run, RunChange, RunError
 from services.workflow._policies import categorize, describe
 from services.workflow._registry import Workflow, WorkflowRegistry
 from services.workflow._states import RunState
@@ -83,7 +83,7 @@ def checked_result(change: RunChange, max_result_bytes: int) -> RunChange:
     if change.state is not RunState.SUCCEEDED:
         return change
     try:
-        size = len(canonical_json(change.result).encode())
+        size = len(change.result_json.encode())
     except (TypeError, ValueError) as exc:  # not JSON: the handler's fault
         return RunChange(RunState.FAILED, error=RunError(ErrorCategory.HANDLER, f"result is not JSON: {exc}"))
     if size > max_result_bytes:

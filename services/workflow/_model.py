@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -172,6 +173,9 @@ class Run:
     """Created by RetryRun with resume: it starts with ``retry_of``'s finished steps."""
     lease_epoch: int = 0
     """Claims of the run so far: 1 once created leased, +1 per claim or takeover (see `Lease`)."""
+    stored_chars: int = 0
+    """Its params and result as stored (JSON text): what converting it costs, so that a large
+    run is converted off the event loop (0 for a run the store did not write or read)."""
 
     @property
     def lease(self) -> Lease | None:
@@ -210,6 +214,12 @@ class RunChange:
     @property
     def has_result(self) -> bool:
         return self.result is not _UNSET
+
+    @functools.cached_property
+    def result_json(self) -> str:
+        """The result as stored (`canonical_json`), encoded once: checked for its size, written
+        and counted in `Run.stored_chars` from the same text."""
+        return canonical_json(self.result)
 
     def replace(self, **kw: Any) -> RunChange:
         return dataclasses.replace(self, **kw)

@@ -6,7 +6,8 @@ as they are and mapped to status codes by the shared server runtime.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -19,13 +20,15 @@ from services.workflow._convert import (
     start_from_proto,
     workflow_to_proto,
 )
-from services.workflow._model import Run
+from services.workflow._model import Run, StepRecord
 from services.workflow._runs import Operations
 from services.workflow._telemetry import annotate_rpc
 from vigil.workflow.v1 import workflow_pb2 as _pb
 from vigil.workflow.v1 import workflow_pb2_grpc as _pb_grpc
 
 __all__ = ["WorkflowServicer"]
+
+R = TypeVar("R")
 
 
 def _token(context: grpc.aio.ServicerContext) -> str:
@@ -47,6 +50,13 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         # Room left for framing and the page token; a page is cut short before exceeding it.
         self._page_budget = int(max_message_bytes * 0.9)
 
+    async def _reply(
+        self, run: Run, build: Callable[[_pb.Run], R], steps: list[StepRecord] | None = None
+    ) -> R:
+        """``build(run_to_proto(run, steps))``: the conversion and the copy into the reply run
+        off the loop when the run's params and result are large (`Run.stored_chars`)."""
+        return await self._offload.run(run.stored_chars, lambda: build(run_to_proto(run, steps)))
+
     async def ListWorkflows(
         self, request: _pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> _pb.ListWorkflowsResponse:
@@ -62,15 +72,15 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         start = await self._offload.run(size, start_from_proto, request)
         result = await self._ops.start(start, token=_token(context), remaining_s=context.time_remaining())
         annotate_rpc(result.run.run_id, result.run.workflow)
-        run = await self._offload.run(size, run_to_proto, result.run)  # params, and a result like them
-        return _pb.StartRunResponse(run=run, created=result.created)
+        created = result.created
+        return await self._reply(result.run, lambda run: _pb.StartRunResponse(run=run, created=created))
 
     async def GetRun(
         self, request: _pb.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.GetRunResponse:
         caller = await self._ops.authenticate_reader(_token(context), context.time_remaining())
         run, steps = await self._ops.get(request.run_id, caller)
-        return _pb.GetRunResponse(run=run_to_proto(run, steps))
+        return await self._reply(run, lambda msg: _pb.GetRunResponse(run=msg), steps)
 
     async def ListRuns(
         self, request: _pb.ListRunsRequest, context: grpc.aio.ServicerContext
@@ -95,21 +105,22 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
     ) -> AsyncIterator[_pb.WatchRunResponse]:
         caller = await self._ops.authenticate_reader(_token(context), context.time_remaining())
         async for event in self._ops.watch(request.run_id, caller):
-            yield event_to_proto(event)
+            yield await self._offload.run(event.run.stored_chars, event_to_proto, event)
 
     async def CancelRun(
         self, request: _pb.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> _pb.CancelRunResponse:
         caller = await self._ops.authenticate(_token(context), context.time_remaining())
         run = await self._ops.cancel(request.run_id, request.reason, caller)
-        return _pb.CancelRunResponse(run=run_to_proto(run))
+        return await self._reply(run, lambda msg: _pb.CancelRunResponse(run=msg))
 
     async def GetRunHistory(
         self, request: _pb.GetRunHistoryRequest, context: grpc.aio.ServicerContext
     ) -> _pb.GetRunHistoryResponse:
         caller = await self._ops.authenticate_reader(_token(context), context.time_remaining())
         run, events = await self._ops.history(request.run_id, caller)
-        return _pb.GetRunHistoryResponse(run=run_to_proto(run), events=[history_to_proto(e) for e in events])
+        history = [history_to_proto(e) for e in events]
+        return await self._reply(run, lambda msg: _pb.GetRunHistoryResponse(run=msg, events=history))
 
     async def RetryRun(
         self, request: _pb.RetryRunRequest, context: grpc.aio.ServicerContext
@@ -122,4 +133,5 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
             token=_token(context),
             remaining_s=context.time_remaining(),
         )
-        return _pb.RetryRunResponse(run=run_to_proto(result.run), created=result.created)
+        created = result.created
+        return await self._reply(result.run, lambda run: _pb.RetryRunResponse(run=run, created=created))

@@ -107,6 +107,7 @@ def row_to_run(row: Row) -> Run:
         deadline=row["deadline"],
         attempts=row["attempts"],
         result=json.loads(row["result"]) if row["result"] is not None else None,
+        stored_chars=len(row["params"]) + len(row["result"] or ""),
         error=error,
         fallback=row["fallback"],
         degradation=row["degradation"],
@@ -233,7 +234,7 @@ def change_sets(change: RunChange, now: float, mark: str) -> tuple[list[str], li
         args.append(now)
     if change.has_result:
         sets.append(f"result = {mark}")
-        args.append(canonical_json(change.result))
+        args.append(change.result_json)
     if change.error is not None:
         sets += [f"error_category = {mark}", f"error_message = {mark}"]
         args += [change.error.category.value, change.error.message]
@@ -278,6 +279,7 @@ def changed_run(current: Run, change: RunChange, now: float, row: Row) -> Run:
         error=change.error if change.error is not None else current.error,
         fallback=change.fallback if change.fallback is not None else current.fallback,
         finished_at=now if state.terminal else current.finished_at,
+        stored_chars=current.stored_chars + (len(change.result_json) if change.has_result else 0),
     )
 
 

@@ -45,3 +45,31 @@ async def test_a_page_of_large_runs_is_read_within_its_message_and_converted_off
     # Converting and building run on the offload thread, which hands the GIL back every few
     # milliseconds; the loop only serializes the reply (tens of milliseconds for 4 MiB).
     assert latencies and max(latencies) < 1.0, latencies
+
+
+async def test_reads_of_one_large_run_convert_it_off_the_loop(
+    start_workflow: StartWorkflow, security: SecurityEnv
+) -> None:
+    # GetRun, WatchRun and the others converted the whole run (params and result) on the loop:
+    # a caller reading one such run a few times at once held everyone else that long.
+    app = await start_workflow(security.address)
+    async with client(app, security.alice) as c:
+        small, _ = await c.start_run("echo", {"x": 1}, wait=True)
+    new = NewRun(
+        uuid.uuid4().hex, "echo", BIG_PARAMS, small.principal, 0, time.time(), not_before=time.time() + 3600
+    )
+    big, _ = await app.store.create_run(new)
+    auth = (("authorization", f"Bearer {security.alice}"),)
+    async with grpc.aio.insecure_channel(app.server.address) as ch:
+        stub = pb_grpc.WorkflowServiceStub(ch)
+        get = pb.GetRunRequest(run_id=big.run_id)
+        watch = stub.WatchRun(pb.WatchRunRequest(run_id=big.run_id), metadata=auth, timeout=60)
+        reads = asyncio.gather(*(stub.GetRun(get, metadata=auth, timeout=60) for _ in range(8)), watch.read())
+        busy = asyncio.ensure_future(reads)
+        await asyncio.sleep(0.02)
+        latencies = await check_latencies(ch, busy)
+        *got, snapshot = await busy
+        watch.cancel()
+    assert all(len(r.run.params.fields) == 8000 for r in got) and len(snapshot.run.params.fields) == 8000
+    print(f"probes: {len(latencies)}, max {max(latencies):.3f} s")
+    assert latencies and max(latencies) < 0.5, latencies

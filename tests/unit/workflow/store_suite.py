@@ -208,8 +208,10 @@ class RunStoreSuite:
     async def test_list_reads_no_more_runs_than_max_chars_holds(self, store: RunStore) -> None:
         params, result = {"b": "y" * 1000}, {"r": "z" * 1000}  # 1,008 characters each, as stored
         ids = [(await store.create_run(new_run(params=params)))[0].run_id for _ in range(5)]
-        await store.update_run(ids[3], RunChange(RunState.RUNNING, attempt=True))
-        await store.update_run(ids[3], RunChange(RunState.SUCCEEDED, result=result))  # its result counts too
+        running = await store.update_run(ids[3], RunChange(RunState.RUNNING, attempt=True))
+        done = RunChange(RunState.SUCCEEDED, result=result)  # its result counts too
+        assert (await store.update_run(ids[3], done, current=running)).stored_chars == 2016  # as derived
+        assert (await store.get_run(ids[3])).stored_chars == 2016  # as read
         pages: list[list[str]] = []
         before: int | None = None
         while True:
