@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from services.common import FailedPrecondition, FieldViolation, InvalidArgument, VigilError
 from services.security._artifacts import ArtifactResult
@@ -41,6 +41,9 @@ _REQUEST_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
 
 
 T = TypeVar("T")
+Converter: TypeAlias = Callable[[], Awaitable[T]]
+"""Gives an input from its wire form, awaited only once the caller is authenticated: converting
+a large Struct takes about a second, which no unauthenticated caller gets to spend."""
 
 
 @dataclass(frozen=True)
@@ -171,10 +174,15 @@ class SecurityOperations:
         decision, record = await gate.authorize(principal, action, resource, request_id=rid)
         return principal, decision, record
 
-    async def validate(self, call: Call, item: ValidationInput | None) -> Validated:
-        """Run the validator of the input's kind; blocking findings are audited and refused."""
+    async def validate(
+        self, call: Call, item: ValidationInput | None, convert: Converter[ValidationInput] | None = None
+    ) -> Validated:
+        """Run the validator of the input's kind; blocking findings are audited and refused.
+        ``convert`` gives the input from its wire form once the caller is authenticated."""
         rid = check_request_id(call.request_id)
         principal = await self._caller(call, Level.AUTHENTICATED, "validate")
+        if convert is not None:
+            item = await convert()
         ins = self.core.inspector
         canonical = ""
         # Limits first, then linear-time checks, inline or on the check pool by input size.
@@ -216,12 +224,15 @@ class SecurityOperations:
         return self.core.inspector.cached_schema(key)
 
     async def sanitize(
-        self, call: Call, text: str, data: Any, size: int = 0
+        self, call: Call, text: str, data: Any, size: int = 0, convert: Converter[Any] | None = None
     ) -> tuple[str, Any, dict[str, int]]:
         """Redact ``text`` and every string in ``data`` (``size``: their serialized bytes); counts
-        by kind across both. InvalidArgument when ``text`` is over `validation.sanitize_max_chars`."""
+        by kind across both. InvalidArgument when ``text`` is over `validation.sanitize_max_chars`.
+        ``convert`` gives ``data`` from its wire form once the caller is authenticated."""
         check_request_id(call.request_id)
         await self._caller(call, Level.AUTHENTICATED, "sanitize")
+        if convert is not None:
+            data = await convert()
         return await self.core.inspector.sanitize(text, data, size)
 
     async def verify_artifact(self, call: Call, path: str, sha256: str, manifest_path: str) -> ArtifactResult:

@@ -9,8 +9,9 @@ audit failure refuses the request (`Unavailable`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +48,13 @@ class ScreenInput:
     schema_key: bytes | None = None
     """Canonical bytes of ``params_schema`` (e.g. deterministic proto encoding) for the schema cache."""
     peer: str = ""
+    """Network address of the caller (bounds audit records of failed authentications per peer)."""
     params_bytes: int = 0
     """Serialized size of ``params``; large ones are checked on a worker thread, off the event loop."""
-    """Network address of the caller (bounds audit records of failed authentications per peer)."""
+    convert: Callable[[], Awaitable[tuple[Mapping[str, Any], Mapping[str, Any] | None]]] | None = None
+    """Gives ``params`` and ``params_schema`` from their wire form (then left empty), awaited
+    only once the caller is authenticated and allowed: converting large params takes about a
+    second, which no unauthenticated or refused caller gets to spend."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,9 @@ class Screener:
         if not decision.allowed:
             await record(False, decision.reason)
             raise PermissionDenied(decision.reason)
+        if req.convert is not None:
+            params, schema = await req.convert()
+            req = dataclasses.replace(req, params=params, params_schema=schema, convert=None)
         try:
             ins = self.inspector
             validator = (

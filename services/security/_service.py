@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import grpc
@@ -110,11 +111,10 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
         self, request: _pb.ValidateInputRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         if request.WhichOneof("input") == "params":
-            size = request.params.ByteSize()
-            item: ValidationInput | None = await self.ops.convert(size, _params_input, request.params)
+            convert = partial(self.ops.convert, request.params.ByteSize(), _params_input, request.params)
+            result = await self.ops.validate(_call(context), None, convert)  # converted once authenticated
         else:
-            item = _validation_input(request)
-        result = await self.ops.validate(_call(context), item)
+            result = await self.ops.validate(_call(context), _validation_input(request))
         return _pb.ValidateInputResponse(
             findings=[finding_pb(f) for f in result.findings], canonical_path=result.canonical_path
         )
@@ -133,18 +133,22 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
     async def _screen(self, request: _pb.ScreenRequest, context: grpc.aio.ServicerContext) -> Any:
         has_schema = request.HasField("params_schema") and len(request.params_schema.fields) > 0
         schema_key = request.params_schema.SerializeToString(deterministic=True) if has_schema else None
-        schema = None
-        if schema_key is not None:  # a workflow sends the same schema every time: convert it once
-            schema = self.ops.cached_schema(schema_key) or await self.ops.convert(
-                len(schema_key), struct_to_py, request.params_schema
-            )
         size = request.params.ByteSize()
+
+        async def convert() -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
+            schema = None
+            if schema_key is not None:  # a workflow sends the same schema every time: convert it once
+                schema = self.ops.cached_schema(schema_key) or await self.ops.convert(
+                    len(schema_key), struct_to_py, request.params_schema
+                )
+            return await self.ops.convert(size, struct_to_py, request.params), schema
+
         outcome = await self.ops.screen(
             ScreenInput(
                 token=request.token,
                 workflow=request.workflow,
-                params=await self.ops.convert(size, struct_to_py, request.params),
-                params_schema=schema,
+                params={},
+                convert=convert,  # once the caller is authenticated and allowed
                 required_level=SecurityLevel.from_proto(request.required_level),
                 prompt_fields=list(request.prompt_fields),
                 path_fields=list(request.path_fields),
@@ -168,8 +172,10 @@ class SecurityServicer(_pb_grpc.SecurityServiceServicer):
 
     async def Sanitize(self, request: _pb.SanitizeRequest, context: grpc.aio.ServicerContext) -> Any:
         size = request.data.ByteSize()
-        data = await self.ops.convert(size, struct_to_py, request.data)
-        text, data, counts = await self.ops.sanitize(_call(context), request.text, data, request.ByteSize())
+        convert = partial(self.ops.convert, size, struct_to_py, request.data)  # once authenticated
+        text, data, counts = await self.ops.sanitize(
+            _call(context), request.text, None, request.ByteSize(), convert
+        )
         data_pb = await self._redacted_struct(request.data, data, counts, size)
         return _pb.SanitizeResponse(text=text, data=data_pb, redactions=counts)
 

@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.security import _service
 from tests.integration.security.conftest import Stack
 from tests.integration.security.test_rpcs import fails, screen_req, struct, violations
 from vigil.security.v1 import security_pb2 as pb
@@ -181,3 +183,35 @@ async def test_large_structs_are_converted_off_the_loop(stack: Stack) -> None:
     assert len(sanitized.data.fields) == 60_000 and len(screened.sanitized_params.fields) == 16_000
     assert not validated.findings
     assert max(latencies) < STRUCT_PROBE_BOUND_S, latencies
+
+
+async def test_refused_callers_get_no_struct_converted(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Converting a large Struct costs about a second of the check pool: it happens only once
+    the caller is authenticated (and, for Screen, allowed), so a stranger sending 4 MiB
+    messages spends nothing of what large inputs of real callers wait for."""
+    converted: list[str] = []
+
+    def spy(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any) -> Any:
+            converted.append(fn.__name__)
+            return fn(*args)
+
+        return wrapped
+
+    for name in ("struct_to_py", "_params_input"):
+        monkeypatch.setattr(_service, name, spy(getattr(_service, name)))
+    params = struct({"prompt": "hello", "n": 1})
+    schema = struct({"type": "object"})
+    validate = pb.ValidateInputRequest(params=pb.ParamsInput(schema=schema, params=params))
+    stranger = (("authorization", "Bearer vgl_not-a-key"),)
+    refused = grpc.StatusCode.UNAUTHENTICATED
+    await fails(stack.stub.Sanitize(pb.SanitizeRequest(data=params), metadata=stranger), refused)
+    await fails(stack.stub.ValidateInput(validate, metadata=stranger), refused)
+    await fails(stack.stub.Screen(screen_req("vgl_not-a-key", params=params)), refused)
+    denied = screen_req(stack.tokens["user"], workflow="admin-reset", params=params)
+    await fails(stack.stub.Screen(denied), grpc.StatusCode.PERMISSION_DENIED)
+    assert converted == []
+    await stack.stub.Sanitize(pb.SanitizeRequest(data=params), metadata=stack.auth("user"))
+    await stack.stub.ValidateInput(validate, metadata=stack.auth("user"))
+    await stack.stub.Screen(screen_req(stack.tokens["user"], params=params))
+    assert {"struct_to_py", "_params_input"} <= set(converted)  # the spies see real conversions
