@@ -9,7 +9,6 @@ audit failure refuses the request (`Unavailable`).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,17 +104,19 @@ class Screener:
             ]
         return bad
 
-    def _findings(self, req: ScreenInput, validator: ParamsValidator | None) -> list[Finding]:
-        """Every finding about ``req``'s params. Thread-safe (reads only), so large params can be
+    def _findings(
+        self, req: ScreenInput, params: Mapping[str, Any], validator: ParamsValidator | None
+    ) -> list[Finding]:
+        """Every finding about ``params``, ``req``'s. Thread-safe (reads only), so large params can be
         checked on a worker thread; ``validator`` is compiled beforehand, on the loop."""
         ins = self.inspector
-        out = check_shape("params", req.params)
+        out = check_shape("params", params)
         if out:
             return out
         if validator is not None:
-            out += validator.validate("params", req.params, shape_checked=True)
+            out += validator.validate("params", params, shape_checked=True)
         budget = ins.prompt.limits.max_chars * _PROMPT_BUDGET_FIELDS
-        for path, value in _selected(req.params, req.prompt_fields):
+        for path, value in _selected(params, req.prompt_fields):
             budget -= len(value) if isinstance(value, str) else 0
             if budget < 0:  # many fields naming large prompts: bound the whole request, not each
                 msg = f"prompt fields hold more than {_PROMPT_BUDGET_FIELDS} x prompt.max_chars characters"
@@ -123,9 +124,9 @@ class Screener:
             out += ins.prompt.validate(path, value)
         if req.path_fields:
             paths = ins.path_validator()
-            for path, value in _selected(req.params, req.path_fields):
+            for path, value in _selected(params, req.path_fields):
                 out += paths.validate(path, value)
-        for path, value in _selected(req.params, req.trajectory_fields):
+        for path, value in _selected(params, req.trajectory_fields):
             out += ins.trajectory.validate(path, value)
         return out
 
@@ -164,18 +165,16 @@ class Screener:
         if not decision.allowed:
             await record(False, decision.reason)
             raise PermissionDenied(decision.reason)
-        if req.convert is not None:
-            params, schema = await req.convert()
-            req = dataclasses.replace(req, params=params, params_schema=schema, convert=None)
+        params, schema = (req.params, req.params_schema) if req.convert is None else await req.convert()
         try:
             ins = self.inspector
             validator = (
-                await ins.params_validator_async(req.params_schema, key=req.schema_key, size=req.params_bytes)
-                if req.params_schema
+                await ins.params_validator_async(schema, key=req.schema_key, size=req.params_bytes)
+                if schema
                 else None
             )
             # Every check is linear with bounded input; large params are checked on the pool.
-            findings = await ins.run(req.params_bytes, self._findings, req, validator)
+            findings = await ins.run(req.params_bytes, self._findings, req, params, validator)
         except InvalidArgument as exc:  # a bad schema or root name is a refusal too: audit it
             await record(False, f"invalid request: {exc.message}")
             raise
@@ -195,9 +194,7 @@ class Screener:
             ]
             raise InvalidArgument(f"workflow '{req.workflow}' parameters failed validation", violations)
         # Redaction is linear but long for large params: on the check pool like the validation.
-        sanitized, redactions = await self.inspector.run(
-            req.params_bytes, self.redactor.redact_value, req.params
-        )
+        sanitized, redactions = await self.inspector.run(req.params_bytes, self.redactor.redact_value, params)
         warnings = [f for f in findings if not f.blocking]
         audit_id = await record(
             True, f"rule {decision.rule}", redactions=redactions, warnings=sorted({f.code for f in warnings})
