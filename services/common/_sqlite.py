@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,9 @@ def open_sqlite(
     # isolation_level=None: no implicit transactions; the stores batch statements themselves.
     conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _enable_wal(conn, busy_timeout_ms / 1000)
+        conn.execute(f"PRAGMA synchronous={synchronous}")
         if wal_limit_bytes is not None:
             page = int(conn.execute("PRAGMA page_size").fetchone()[0])
             conn.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
@@ -55,6 +56,25 @@ def open_sqlite(
         conn.close()
         raise
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode (a no-op once it is), retrying while another connection holds it.
+
+    Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy handler, to a connection that would deadlock waiting for
+    it (two processes opening a new file together both hold a shared lock). Replicas started
+    at once on one new store file did that; the loser retries until ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def create_private_dirs(directory: Path) -> None:
