@@ -258,6 +258,8 @@ class StepRecord:
     """How long its finishing (or last failed) execution took."""
     error: RunError | None = None
     """Error of its last execution, when that one failed."""
+    stored_chars: int = 0
+    """Its result as stored (JSON text), like `Run.stored_chars`."""
 
 
 @dataclass(frozen=True)

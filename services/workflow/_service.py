@@ -54,8 +54,9 @@ class WorkflowServicer(_pb_grpc.WorkflowServiceServicer):
         self, run: Run, build: Callable[[_pb.Run], R], steps: list[StepRecord] | None = None
     ) -> R:
         """``build(run_to_proto(run, steps))``: the conversion and the copy into the reply run
-        off the loop when the run's params and result are large (`Run.stored_chars`)."""
-        return await self._offload.run(run.stored_chars, lambda: build(run_to_proto(run, steps)))
+        off the loop when the run's params and results are large (`Run.stored_chars`)."""
+        size = run.stored_chars + sum(s.stored_chars for s in steps or ())
+        return await self._offload.run(size, lambda: build(run_to_proto(run, steps)))
 
     async def ListWorkflows(
         self, request: _pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext

@@ -132,6 +132,7 @@ def row_to_step(row: Row) -> StepRecord:
         name=row["name"],
         completed=bool(row["completed"]),
         result=json.loads(row["result"]) if row["result"] is not None else None,
+        stored_chars=len(row["result"] or ""),
         finished_at=row["finished_at"],
         executions=row["executions"],
         started_at=row["started_at"],

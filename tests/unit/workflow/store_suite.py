@@ -175,6 +175,7 @@ class RunStoreSuite:
             ("b", True, [1, 2]),
         ]
         assert steps[0].finished_at == 1000.0
+        assert [s.stored_chars for s in steps] == [len('{"v":1}'), len("[1,2]")]  # what reading GetRun costs
         assert await store.get_steps("other") == []
 
     async def test_step_executions_count_restarts(self, store: RunStore) -> None:
