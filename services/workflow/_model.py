@@ -267,5 +267,8 @@ class RunPage:
     runs: list[Run] = field(default_factory=list)
     next_seq: int | None = None
     """Cursor for the next page, None on the last page."""
-    stored_chars: int = 0
-    """The params and results of ``runs`` as stored (JSON text): what converting them costs."""
+
+    @property
+    def stored_chars(self) -> int:
+        """The params and results of ``runs`` as stored (JSON text): what converting them costs."""
+        return sum(run.stored_chars for run in self.runs)

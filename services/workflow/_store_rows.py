@@ -355,7 +355,6 @@ class PageCut:
     first_seq: int
     last_seq: int
     next_seq: int | None
-    stored_chars: int
 
 
 def cut_page(sizes: Sequence[tuple[int, int]], query: RunQuery) -> PageCut | None:
@@ -375,9 +374,9 @@ def cut_page(sizes: Sequence[tuple[int, int]], query: RunQuery) -> PageCut | Non
         count, total = count + 1, total + size
     more = count < len(sizes)
     last = sizes[count - 1][0]
-    return PageCut(count, sizes[0][0], last, last if more else None, total)
+    return PageCut(count, sizes[0][0], last, last if more else None)
 
 
 def to_page(runs: list[Run], cut: PageCut) -> RunPage:
     """The page of the runs read for ``cut`` (`page_rows_sql`)."""
-    return RunPage(runs=runs, next_seq=cut.next_seq, stored_chars=cut.stored_chars)
+    return RunPage(runs=runs, next_seq=cut.next_seq)

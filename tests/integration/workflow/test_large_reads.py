@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
+from typing import Any
 
 import grpc
+import pytest
 
+from services.workflow import _service
 from services.workflow._model import NewRun
 from tests.integration.workflow.conftest import SecurityEnv, StartWorkflow, check_latencies, client
 from vigil.workflow.v1 import workflow_pb2 as pb
@@ -19,8 +23,16 @@ BIG_PARAMS = {f"k{i}": [i, "v", {"x": 1.5}] for i in range(8000)}
 
 
 async def test_a_page_of_large_runs_is_read_within_its_message_and_converted_off_the_loop(
-    start_workflow: StartWorkflow, security: SecurityEnv
+    start_workflow: StartWorkflow, security: SecurityEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    built_on: list[str] = []
+
+    def page_response(*args: Any) -> Any:
+        built_on.append(threading.current_thread().name)
+        return build(*args)
+
+    build = _service._page_response
+    monkeypatch.setattr(_service, "_page_response", page_response)
     # The default 4 MiB message holds about 9 of these runs: converted on the loop, that page
     # held every other caller for over a second; and the store parsed all 60 runs (page_size
     # 1000) to return 9 of them.
@@ -41,6 +53,7 @@ async def test_a_page_of_large_runs_is_read_within_its_message_and_converted_off
         page = await listing
     assert 2 < len(page.runs) < 60 and page.next_page_token  # cut to the message, not to the limit
     assert len(page.runs[0].params.fields) == 8000
+    assert built_on and threading.main_thread().name not in built_on  # the reply's copies, too
     print(f"{len(page.runs)} runs in the page; probes: {len(latencies)}, max {max(latencies):.3f} s")
     # Converting and building run on the offload thread, which hands the GIL back every few
     # milliseconds; the loop only serializes the reply (tens of milliseconds for 4 MiB).
