@@ -78,6 +78,10 @@ class ObservingInterceptor(WrappingInterceptor, ABC):
     def begin(self, method: str, kind: str, context: grpc.aio.ServicerContext) -> Observation:
         """Start observing one call of the full ``method`` name (runs inside the call's task)."""
 
+    activates = True
+    """Whether observations make something current around the servicer's code
+    (`Observation.activate`); False saves unary calls the context manager (metrics)."""
+
     def wants(self, method: str) -> bool:
         """Whether to observe calls to ``method``; all by default."""
         return True
@@ -91,6 +95,19 @@ class ObservingInterceptor(WrappingInterceptor, ABC):
         if inspect.isasyncgenfunction(behavior):
             return self._wrap_generator(kind, behavior, method)
         begin = self.begin
+        if not self.activates:
+
+            async def plain(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                obs = begin(method, kind, context)
+                try:
+                    reply = await behavior(request, context)
+                except BaseException as exc:
+                    obs.finish(final_code(context, exc), exc)
+                    raise
+                obs.finish(final_code(context, None), None)
+                return reply
+
+            return plain
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             obs = begin(method, kind, context)
