@@ -16,6 +16,7 @@ of times (`RetryAfter`): every unary call here is safe to repeat, StartRun becau
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import random
@@ -85,7 +86,8 @@ class StartRetry:
 
     The wait before attempt n+1 is the server's RetryInfo delay (plus up to 10% jitter) when
     it names one, else uniform in [0, min(max_backoff_s, initial_backoff_s * 2**(n-1))] (full
-    jitter); no attempt starts once ``max_total_s`` would be exceeded.
+    jitter); no attempt starts once ``max_total_s`` would be exceeded. `WorkflowClient` ends
+    a wait early when its channel had lost the connection and connects again.
     """
 
     max_attempts: int = 10
@@ -227,8 +229,23 @@ class WorkflowClient:
             request.params.CopyFrom(s)
         if not_before is not None:
             request.not_before.FromDatetime(not_before.astimezone(dt.UTC))
-        resp = await self._start_retry.call(lambda: self._call(self._stub.StartRun, request, timeout_s))
+        resp = await self._start_retry.call(
+            lambda: self._call(self._stub.StartRun, request, timeout_s), sleep=self._until_retry
+        )
         return resp.run, resp.created
+
+    async def _until_retry(self, seconds: float) -> None:
+        """The wait before a StartRun retry: ``seconds``, or less while the channel has no
+        connection (the server is down or restarting): until it connects again, which
+        `FAST_RECONNECT` tries every ~100 ms. So a restarted service is called again as soon as
+        it serves instead of after a blind backoff; refusals from a reachable server (READY:
+        RetryInfo or not) are waited out in full."""
+        if self._channel.get_state() is grpc.ChannelConnectivity.READY:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._channel.channel_ready()
 
     async def get_run(self, run_id: str, *, timeout_s: float | None = None) -> pb.Run:
         return (await self._call(self._stub.GetRun, pb.GetRunRequest(run_id=run_id), timeout_s)).run

@@ -53,6 +53,38 @@ async def test_start_run_survives_a_server_restart_without_duplicates(
     assert set(per_call.values()) == {1}  # a retry never created a second run
 
 
+class _Cap(random.Random):
+    """Full jitter that always draws its cap: each blind backoff is as long as configured."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+async def test_a_retry_goes_out_once_the_restarted_server_serves_not_after_its_backoff(
+    start_workflow: StartWorkflow, security: SecurityEnv, tmp_path
+) -> None:
+    port = free_port()
+    overrides = {"server": {"port": port}, "store_path": str(tmp_path / "back.db")}
+    app = await start_workflow(security.address, **overrides)
+    # A blind wait after the refused first attempt would be 8 s.
+    retry = StartRetry(initial_backoff_s=8.0, max_backoff_s=8.0, max_total_s=30.0, rng=_Cap())
+    loop = asyncio.get_running_loop()
+    async with WorkflowClient(f"127.0.0.1:{port}", token=security.alice, timeout_s=5, start_retry=retry) as c:
+        await c.start_run("echo", {"before": True})  # connected
+        await app.server.stop(0)
+        call = asyncio.ensure_future(c.start_run("echo", {"after": "restart"}, wait=True))
+        # Past the channel's own retries (service config: 4 attempts within ~0.7 s): refused,
+        # the call waits for its next attempt.
+        await asyncio.sleep(2.0)
+        assert not call.done()
+        app = await start_workflow(security.address, **overrides)
+        back = loop.time()
+        run, created = await asyncio.wait_for(call, 20)
+        late_s = loop.time() - back
+    assert created and run.state == pb.RUN_STATE_SUCCEEDED
+    assert late_s < 4.0, f"the retry went out {late_s:.2f} s after the server was back"
+
+
 async def test_refusals_that_outlast_the_bounds_are_raised(
     start_workflow: StartWorkflow, security: SecurityEnv
 ) -> None:
