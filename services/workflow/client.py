@@ -58,6 +58,10 @@ def _trace_id(trailers: Any) -> str:
 
 SERVICE_CONFIG = {
     "methodConfig": [
+        # StartRun is retried by `StartRetry` only (under its idempotency key, and at once when
+        # a lost connection comes back): the channel's own retries, with their blind random
+        # backoffs, would delay the first attempt that reaches a restarted service.
+        {"name": [{"service": "vigil.workflow.v1.WorkflowService", "method": "StartRun"}]},
         {
             "name": [{"service": "vigil.workflow.v1.WorkflowService"}],
             "retryPolicy": {
@@ -67,7 +71,7 @@ SERVICE_CONFIG = {
                 "backoffMultiplier": 2,
                 "retryableStatusCodes": ["UNAVAILABLE"],
             },
-        }
+        },
     ]
 }
 
