@@ -15,8 +15,9 @@ from services.workflow._pg_config import PostgresConfig
 from services.workflow._pg_schema import MIGRATIONS, Migration, applied_versions, migrate
 from services.workflow._pg_store import PostgresRunStore
 from services.workflow._states import InvalidTransition, RunState
+from tests.unit.workflow.fencing_suite import FencingSuite
 from tests.unit.workflow.history_suite import RunHistorySuite
-from tests.unit.workflow.store_suite import V1_LEASED_RUN, FencingSuite, RunStoreSuite, new_run
+from tests.unit.workflow.store_suite import V1_LEASED_RUN, RunStoreSuite, new_run
 
 
 async def _open(dsn: str, **kw: object) -> PostgresRunStore:

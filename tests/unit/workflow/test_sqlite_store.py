@@ -10,8 +10,9 @@ import pytest
 from services.common import Unavailable
 from services.workflow._model import RunQuery
 from services.workflow._sqlite_store import SQLiteRunStore
+from tests.unit.workflow.fencing_suite import FencingSuite
 from tests.unit.workflow.history_suite import RunHistorySuite
-from tests.unit.workflow.store_suite import FencingSuite, RunStoreSuite, new_run
+from tests.unit.workflow.store_suite import RunStoreSuite, new_run
 
 
 @pytest.fixture
