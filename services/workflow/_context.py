@@ -29,7 +29,8 @@ class StepJournal(Protocol):
 
     async def begin(self, name: str) -> None: ...
 
-    async def finish(self, name: str, result: Any) -> None: ...
+    async def finish(self, name: str, result: Any, result_json: str) -> None:
+        """Persist ``result`` of step ``name``; ``result_json`` is its `canonical_json` text."""
 
     async def fail(self, name: str, exc: Exception) -> None: ...
 
@@ -64,11 +65,11 @@ class StoreJournal:
         await self._fenced(self._store.begin_step(self._run.run_id, name, self._lease()))
         self._check_live()  # the body starts right after this, without another await
 
-    async def finish(self, name: str, result: Any) -> None:
-        size = len(canonical_json(result).encode())
+    async def finish(self, name: str, result: Any, result_json: str) -> None:
+        size = len(result_json.encode())
         if size > self._max:  # GetRun returns steps: keep them bounded like results
             raise ResourceExhausted(f"step {name!r} result of {size} bytes exceeds the limit of {self._max}")
-        await self._fenced(self._store.record_step(self._run.run_id, name, result, self._lease()))
+        await self._fenced(self._store.record_step(self._run.run_id, name, result_json, self._lease()))
         self._events.publish(RunEvent(EventType.STEP_FINISHED, self._run, step=name))
 
     async def fail(self, name: str, exc: Exception) -> None:
@@ -135,8 +136,8 @@ class RunContext:
         except Exception as exc:  # recorded in the run's history, then the attempt fails as before
             await asyncio.shield(self._journal.fail(name, exc))
             raise
-        canonical_json(value)  # fail here, in the step, when the result is not JSON
+        text = canonical_json(value)  # fail here, in the step, when the result is not JSON
         # Shielded: a cancellation arriving now must not lose a result already computed.
-        await asyncio.shield(self._journal.finish(name, value))
+        await asyncio.shield(self._journal.finish(name, value, text))
         self._finished[name] = value
         return value

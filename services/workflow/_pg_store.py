@@ -51,7 +51,6 @@ from services.workflow._model import (
     RunPage,
     RunQuery,
     StepRecord,
-    canonical_json,
 )
 from services.workflow._pg_config import PostgresConfig, read_password
 from services.workflow._pg_history import (
@@ -293,12 +292,12 @@ class PostgresRunStore:
             raise lease_lost(run_id, lease)
         return int(row["executions"])
 
-    async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
-        text, now = canonical_json(result), self._clock()
-        source, args = "VALUES (%s, %s, 1, TRUE, %s, %s, 0)", [run_id, name, text, now]
+    async def record_step(self, run_id: str, name: str, result_json: str, lease: Lease | None = None) -> None:
+        now = self._clock()
+        source, args = "VALUES (%s, %s, 1, TRUE, %s, %s, 0)", [run_id, name, result_json, now]
         if lease is not None:  # the run's row, locked, while it still has the writer's lease
             source = f"(SELECT run_id, %s, 1, TRUE, %s::text, %s::float8, 0 {_FENCE} FOR SHARE)"
-            args = [name, text, now, run_id, lease.owner, lease.epoch]
+            args = [name, result_json, now, run_id, lease.owner, lease.epoch]
         # First write wins (WHERE NOT completed): a repeated finish changes and records nothing.
         write = (
             "INSERT INTO steps (run_id, name, executions, completed, result, finished_at, duration_s) "

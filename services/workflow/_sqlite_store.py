@@ -330,9 +330,9 @@ class SQLiteRunStore:
         now = self._clock()
         return await self._write(lambda conn: steps.begin_step(conn, run_id, name, now, lease, self._clock))
 
-    async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
-        text, now = canonical_json(result), self._clock()
-        await self._write(lambda conn: steps.record_step(conn, run_id, name, text, now, lease))
+    async def record_step(self, run_id: str, name: str, result_json: str, lease: Lease | None = None) -> None:
+        now = self._clock()
+        await self._write(lambda conn: steps.record_step(conn, run_id, name, result_json, now, lease))
 
     async def fail_step(self, run_id: str, name: str, error: RunError, lease: Lease | None = None) -> None:
         now = self._clock()

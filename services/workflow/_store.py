@@ -27,7 +27,7 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from services.workflow._history import HistoryEvent
 from services.workflow._model import Lease, NewRun, Run, RunChange, RunError, RunPage, RunQuery, StepRecord
@@ -79,8 +79,10 @@ class RunStore(Protocol):
         """Count one more execution of a step about to run (committed before its body starts);
         returns the count. Raises LeaseLost when ``lease`` moved or expired."""
 
-    async def record_step(self, run_id: str, name: str, result: Any, lease: Lease | None = None) -> None:
-        """Persist a finished step's JSON result (first write wins: finished steps never change).
+    async def record_step(self, run_id: str, name: str, result_json: str, lease: Lease | None = None) -> None:
+        """Persist a finished step's result, already encoded by `canonical_json` (the step encodes
+        it once, for its own check, the size limit and this write); first write wins: finished
+        steps never change.
 
         Raises LeaseLost when ``lease`` moved."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from services.workflow._history import HistoryEvent, HistoryType
-from services.workflow._model import ErrorCategory, Lease, LeaseLost, RunChange, RunError
+from services.workflow._model import ErrorCategory, Lease, LeaseLost, RunChange, RunError, canonical_json
 from services.workflow._states import RunState
 from services.workflow._store import RunStore
 from tests.unit.workflow.store_suite import new_run
@@ -54,9 +54,9 @@ class FencingSuite:
         assert await store.get_steps(run_id) == []  # nothing counted for a refused start
         assert await store.begin_step(run_id, "s", current) == 1
         with pytest.raises(LeaseLost):
-            await store.record_step(run_id, "s", "stale", stale)
-        await store.record_step(run_id, "s", "fresh", current)
-        await store.record_step(run_id, "s", "again", current)  # first write wins, no error
+            await store.record_step(run_id, "s", canonical_json("stale"), stale)
+        await store.record_step(run_id, "s", canonical_json("fresh"), current)
+        await store.record_step(run_id, "s", canonical_json("again"), current)  # first write wins, no error
         (step,) = await store.get_steps(run_id)
         assert (step.completed, step.result, step.executions) == (True, "fresh", 1)
 
@@ -83,7 +83,7 @@ class FencingSuite:
             HistoryType.RETRY_SCHEDULED,
         ]
         # A finished step is kept as it is: no refusal for the current lease, nothing written.
-        await store.record_step(run_id, "s", "done", current)
+        await store.record_step(run_id, "s", canonical_json("done"), current)
         await store.fail_step(run_id, "s", RunError(ErrorCategory.HANDLER, "late"), current)
         (step,) = await store.get_steps(run_id)
         assert (step.completed, step.error) == (True, None)

@@ -6,7 +6,7 @@ Same fixture contract as `store_suite`: an opened, empty store whose clock retur
 from __future__ import annotations
 
 from services.workflow._history import HistoryEvent, HistoryType
-from services.workflow._model import ErrorCategory, RunChange, RunError
+from services.workflow._model import ErrorCategory, RunChange, RunError, canonical_json
 from services.workflow._states import RunState
 from services.workflow._store import RunStore
 from tests.unit.workflow.store_suite import new_run
@@ -33,8 +33,9 @@ class RunHistorySuite:
         )
         await store.update_run(run.run_id, RunChange(RunState.RUNNING, attempt=True))
         assert await store.begin_step(run.run_id, "fetch") == 2
-        await store.record_step(run.run_id, "fetch", {"ok": True})
-        await store.record_step(run.run_id, "fetch", {"ok": "again"})  # first write wins, no event
+        await store.record_step(run.run_id, "fetch", canonical_json({"ok": True}))
+        # First write wins, no event:
+        await store.record_step(run.run_id, "fetch", canonical_json({"ok": "again"}))
         await store.update_run(run.run_id, RunChange(RunState.SUCCEEDED, result=1))
         events = await store.get_history(run.run_id)
         assert kinds(events) == [
@@ -61,7 +62,7 @@ class RunHistorySuite:
         await store.begin_step(run.run_id, "a")
         await store.fail_step(run.run_id, "a", RunError(ErrorCategory.TIMEOUT, "slow"))
         await store.begin_step(run.run_id, "b")
-        await store.record_step(run.run_id, "b", [1])
+        await store.record_step(run.run_id, "b", canonical_json([1]))
         a, b = await store.get_steps(run.run_id)
         assert (a.completed, a.error, a.started_at, a.duration_s) == (
             False,
@@ -70,14 +71,15 @@ class RunHistorySuite:
             0.0,
         )
         assert (b.completed, b.error, b.executions, b.duration_s) == (True, None, 1, 0.0)
-        await store.record_step(run.run_id, "a", "late")  # a later execution finishes: error cleared
+        # A later execution finishes: error cleared.
+        await store.record_step(run.run_id, "a", canonical_json("late"))
         a, _ = await store.get_steps(run.run_id)
         assert (a.completed, a.error, a.result) == (True, None, "late")
 
     async def test_a_resumed_retry_starts_with_the_finished_steps(self, store: RunStore) -> None:
         old, _ = await store.create_run(new_run())
         await store.begin_step(old.run_id, "done")
-        await store.record_step(old.run_id, "done", {"v": 1})
+        await store.record_step(old.run_id, "done", canonical_json({"v": 1}))
         await store.begin_step(old.run_id, "broken")
         retry, _ = await store.create_run(new_run(retry_of=old.run_id, resume=True))
         assert (retry.retry_of, retry.resumed) == (old.run_id, True)

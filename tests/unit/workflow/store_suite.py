@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from services.common import AlreadyExists, NotFound
-from services.workflow._model import ErrorCategory, NewRun, RunChange, RunError, RunQuery
+from services.workflow._model import ErrorCategory, NewRun, RunChange, RunError, RunQuery, canonical_json
 from services.workflow._states import InvalidTransition, RunState
 from services.workflow._store import RunStore
 
@@ -165,9 +165,9 @@ class RunStoreSuite:
 
     async def test_steps_first_write_wins(self, store: RunStore) -> None:
         run, _ = await store.create_run(new_run())
-        await store.record_step(run.run_id, "a", {"v": 1})
-        await store.record_step(run.run_id, "a", {"v": 2})
-        await store.record_step(run.run_id, "b", [1, 2])
+        await store.record_step(run.run_id, "a", canonical_json({"v": 1}))
+        await store.record_step(run.run_id, "a", canonical_json({"v": 2}))
+        await store.record_step(run.run_id, "b", canonical_json([1, 2]))
         steps = await store.get_steps(run.run_id)
         assert [(s.name, s.completed, s.result) for s in steps] == [
             ("a", True, {"v": 1}),
@@ -182,7 +182,7 @@ class RunStoreSuite:
         assert await store.begin_step(run.run_id, "s") == 1
         assert [s.completed for s in await store.get_steps(run.run_id)] == [False]
         assert await store.begin_step(run.run_id, "s") == 2  # re-executed after a crash
-        await store.record_step(run.run_id, "s", "done")
+        await store.record_step(run.run_id, "s", canonical_json("done"))
         (step,) = await store.get_steps(run.run_id)
         assert (step.completed, step.result, step.executions) == (True, "done", 2)
 

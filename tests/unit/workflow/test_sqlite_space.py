@@ -12,7 +12,7 @@ import pytest
 
 from services.common import ConfigError, ResourceExhausted, load_config
 from services.workflow._config import StoreSpaceConfig, WorkflowConfig
-from services.workflow._model import RunChange
+from services.workflow._model import RunChange, canonical_json
 from services.workflow._sqlite_store import SQLiteRunStore
 from services.workflow._states import RunState
 from tests.conftest import eventually
@@ -45,7 +45,7 @@ async def test_below_the_reserve_new_runs_are_refused_and_accepted_ones_finish(t
         # ...and the accepted run still writes its steps and its end.
         lease = accepted.lease
         assert await low.begin_step(accepted.run_id, "s", lease) == 1
-        await low.record_step(accepted.run_id, "s", {"ok": True}, lease)
+        await low.record_step(accepted.run_id, "s", canonical_json({"ok": True}), lease)
         await low.update_run(accepted.run_id, RunChange(RunState.RUNNING, attempt=True), lease)
         done = await low.update_run(accepted.run_id, RunChange(RunState.SUCCEEDED, result=1), lease)
         assert done.state is RunState.SUCCEEDED
