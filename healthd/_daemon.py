@@ -32,6 +32,7 @@ from services.common import (
     configure_logging,
     get_logger,
     load_config,
+    settle_heap,
 )
 from services.security import AuditLog, AuditStoreError, open_audit_log
 from vigil.healthd.v1 import healthd_pb2_grpc as _pb_grpc
@@ -163,6 +164,7 @@ def serve(config_path: Path | None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        settle_heap()  # start-up's objects out of every later full collection (services/common/_heap.py)
         try:
             await daemon.start()
         except (OSError, RuntimeError) as exc:  # grpc reports a port it cannot bind as RuntimeError

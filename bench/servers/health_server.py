@@ -4,7 +4,7 @@
 
 ``vigil``: healthd's gRPC server exactly as the daemon builds it (`healthd._daemon.grpc_server`:
 `VigilServer` with healthd's instrumentation: RPC metrics, error mapping, reflection; no
-tracing, as a healthd without OTEL_* runs). ``ours``:
+tracing, as a healthd without OTEL_* runs; the heap settled as `healthd._daemon.serve` does). ``ours``:
 our `HealthServicer` on a bare ``grpc.aio`` server. ``grpcio``: grpcio-health-checking's
 asyncio `HealthServicer` on the same bare server. The bare servers get the channel options
 `VigilServer` sets (message limits, no SO_REUSEPORT), so only the servicers and what wraps
@@ -30,7 +30,7 @@ from grpc_health.v1 import health_pb2_grpc as hpb_grpc
 
 from healthd._config import HealthdConfig, Mode
 from healthd._daemon import grpc_server
-from services.common import HealthServicer, ServerConfig
+from services.common import HealthServicer, ServerConfig, settle_heap
 from services.common._interceptors import grpc_receive_limit
 
 
@@ -62,6 +62,7 @@ async def serve(impl: str, services: int) -> None:
     if impl == "vigil":
         _, vigil = grpc_server(HealthdConfig(server=defaults, mode=Mode.SIDECAR))
         health: HealthServicer | grpc_health_async.HealthServicer = vigil.health
+        settle_heap()  # as healthd's serve() does before it starts
         port = await vigil.start()
         server = vigil.grpc_server
     else:

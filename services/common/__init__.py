@@ -32,6 +32,7 @@ from services.common._errors import (
     VigilError,
 )
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer, ServingStatus
+from services.common._heap import settle_heap
 from services.common._instrument import Instrumentation
 from services.common._interceptors import ErrorMapping, error_for, wrap_handler
 from services.common._levels import (
@@ -206,6 +207,7 @@ __all__ = [
     "server_credentials",
     "set_log_redactor",
     "set_value",
+    "settle_heap",
     "setup_tracing",
     "shutdown_tracing",
     "status_code",

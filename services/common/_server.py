@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from services.common._config import ClientTLSConfig, ConfigError, ServerConfig, TLSConfig, load_config
 from services.common._health import HEALTH_SERVICE_NAME, HealthServicer
+from services.common._heap import settle_heap
 from services.common._interceptors import ErrorMapping, MethodWrapper, Registrar, chain, grpc_receive_limit
 from services.common._logging import configure_logging, get_logger
 
@@ -299,6 +300,7 @@ def run_main(
     async def _serve() -> int:
         try:
             server = await build(config)
+            settle_heap()  # start-up's objects out of every later full collection (_heap)
             await server.start()
         except ConfigError as exc:
             print(f"{prog}: config error: {exc}", file=sys.stderr)
