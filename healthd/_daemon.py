@@ -164,7 +164,8 @@ def serve(config_path: Path | None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        settle_heap()  # start-up's objects out of every later full collection (services/common/_heap.py)
+        # Constructed, nothing started yet: its objects out of every later full collection (_heap).
+        settle_heap()
         try:
             await daemon.start()
         except (OSError, RuntimeError) as exc:  # grpc reports a port it cannot bind as RuntimeError

@@ -299,8 +299,8 @@ def run_main(
 
     async def _serve() -> int:
         try:
+            settle_heap()  # the imports' objects out of every later full collection (_heap)
             server = await build(config)
-            settle_heap()  # start-up's objects out of every later full collection (_heap)
             await server.start()
         except ConfigError as exc:
             print(f"{prog}: config error: {exc}", file=sys.stderr)

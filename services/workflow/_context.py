@@ -29,8 +29,8 @@ class StepJournal(Protocol):
 
     async def begin(self, name: str) -> None: ...
 
-    async def finish(self, name: str, result: Any, result_json: str) -> None:
-        """Persist ``result`` of step ``name``; ``result_json`` is its `canonical_json` text."""
+    async def finish(self, name: str, result_json: str) -> None:
+        """Persist the result of step ``name``, given as its `canonical_json` text."""
 
     async def fail(self, name: str, exc: Exception) -> None: ...
 
@@ -65,7 +65,7 @@ class StoreJournal:
         await self._fenced(self._store.begin_step(self._run.run_id, name, self._lease()))
         self._check_live()  # the body starts right after this, without another await
 
-    async def finish(self, name: str, result: Any, result_json: str) -> None:
+    async def finish(self, name: str, result_json: str) -> None:
         size = len(result_json.encode())
         if size > self._max:  # GetRun returns steps: keep them bounded like results
             raise ResourceExhausted(f"step {name!r} result of {size} bytes exceeds the limit of {self._max}")
@@ -138,6 +138,6 @@ class RunContext:
             raise
         text = canonical_json(value)  # fail here, in the step, when the result is not JSON
         # Shielded: a cancellation arriving now must not lose a result already computed.
-        await asyncio.shield(self._journal.finish(name, value, text))
+        await asyncio.shield(self._journal.finish(name, text))
         self._finished[name] = value
         return value
